@@ -1,0 +1,236 @@
+import type { Secret } from "./secret.js";
+import type {
+  Classification,
+  Connection,
+  CredentialKind,
+  CredentialRef,
+  NewConnection,
+  NewEvent,
+  ProviderState,
+  Reason,
+  Status,
+  StoredCredential,
+  StoredEvent,
+  TokenSet,
+} from "./types.js";
+
+/** The only source of time: epoch milliseconds. Tests pass a fake one. */
+export interface Clock {
+  now(): number;
+}
+
+/** The only source of randomness for jitter, owner ids and OAuth state, so a failing test can replay. */
+export interface Random {
+  /** A float in [0, 1). */
+  next(): number;
+  /** `bytes` random bytes, base64url. */
+  token(bytes: number): string;
+}
+
+/** Minimal structural logger: pino fits it. Never pass a raw token; `Secret`s redact themselves. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * Authenticated encryption of secrets at rest. `aad` binds a value to its row
+ * (connection id, credential kind, field), so a value copied elsewhere fails to open.
+ */
+export interface Sealer {
+  seal(plaintext: string, aad: string): string;
+  /** Throws if the value was tampered with, moved, or sealed with an unknown key. */
+  open(sealed: string, aad: string): string;
+  /** True when the value was sealed with a key other than the current (first) one. */
+  needsReseal(sealed: string): boolean;
+}
+
+/** The right to spend one credential's refresh token, held by one process. */
+export interface RefreshClaim {
+  ref: CredentialRef;
+  owner: string;
+  /** Unique per claim: every write made under it is fenced on this id. */
+  claimId: string;
+}
+
+export type ClaimResult =
+  | {
+      kind: "claimed";
+      claim: RefreshClaim;
+      credential: StoredCredential;
+      /**
+       * An earlier refresh of this credential was started and its outcome never
+       * recorded (the process died or the reply was lost). The old refresh token
+       * is tried once more; if refused, the reason is `refresh_response_lost`.
+       */
+      previousAttemptLost: boolean;
+    }
+  /** Another process refreshed meanwhile; its token is valid until at least `freshUntilMs`. */
+  | { kind: "already_fresh"; credential: StoredCredential }
+  /** A live claim by another owner; wait for it and re-read, never spend the token yourself. */
+  | { kind: "held_by_other"; untilMs: number }
+  /** Dead (`needs_reauth`) or has no refresh token: nothing to spend. */
+  | { kind: "not_refreshable"; credential: StoredCredential }
+  | { kind: "not_found" };
+
+export interface ClaimOptions {
+  owner: string;
+  nowMs: number;
+  leaseMs: number;
+  /** If the stored access token is valid until at least this instant, answer `already_fresh`. */
+  freshUntilMs: number;
+}
+
+export interface FailureRecord {
+  status: Status;
+  reason: Reason;
+  lastError: string;
+  /** When the refresher may try again; null for dead credentials. */
+  nextAttemptAtMs: number | null;
+  /** The request may have reached the provider, so its outcome is unknown (keeps the journal entry open). */
+  inDoubt: boolean;
+}
+
+export interface StatusChange {
+  /** Connection status before and after, for `needs_reauth` / `recovered` episodes. */
+  before: Status | null;
+  after: Status | null;
+}
+
+export interface ListFilter {
+  provider?: string;
+  status?: Status;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+  limit: number;
+}
+
+/**
+ * Where connections, credentials and events live. One transaction per method:
+ * each either commits whole or changes nothing. Instants are epoch ms passed
+ * in by the caller; no adapter reads the clock itself.
+ */
+export interface Store {
+  /** Applies pending migrations; safe when several processes start at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** Throws `store_unavailable` when the database cannot answer. */
+  ping(): Promise<void>;
+
+  /**
+   * Creates or replaces a connection with its credentials (status back to
+   * `active`, claims and backoff cleared), appending `event` per credential.
+   */
+  putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange>;
+  getConnection(id: string): Promise<Connection | null>;
+  listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }>;
+  /** Removes the connection, its credentials and events. False when it did not exist. */
+  deleteConnection(id: string): Promise<boolean>;
+  /** Merges `patch` into the connection's metadata. */
+  updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean>;
+
+  getCredential(ref: CredentialRef): Promise<StoredCredential | null>;
+  listCredentials(connectionId: string): Promise<StoredCredential[]>;
+
+  /** Takes the right to spend ref's refresh token until nowMs + leaseMs, recording that a refresh started. */
+  claimRefresh(ref: CredentialRef, options: ClaimOptions): Promise<ClaimResult>;
+  /** Extends a live claim. False when the claim is no longer ours. */
+  renewClaim(claim: RefreshClaim, nowMs: number, leaseMs: number): Promise<boolean>;
+  /**
+   * Persists the new tokens (keeping the old refresh token when `tokens.refreshToken`
+   * is null), sets the credential `active`, clears the claim and appends `event`,
+   * in one transaction, iff the claim is still ours. Returns false when it was not.
+   */
+  completeRefresh(claim: RefreshClaim, tokens: TokenSet, nowMs: number, event: NewEvent): Promise<boolean>;
+  /** Records a failed attempt and releases the claim (fenced like completeRefresh). */
+  failRefresh(
+    claim: RefreshClaim,
+    failure: FailureRecord,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<StatusChange | null>;
+  /** Releases a claim without recording an outcome (e.g. the attempt never left this process). */
+  releaseClaim(claim: RefreshClaim): Promise<void>;
+
+  /**
+   * Sets the status of some or all credentials of a connection (uninstall,
+   * revocation, a health check's verdict), appending `events`.
+   */
+  setCredentialStatus(
+    connectionId: string,
+    kinds: CredentialKind[] | "all",
+    status: { status: Status; reason: Reason | null; lastError: string | null },
+    nowMs: number,
+    events: NewEvent[],
+  ): Promise<StatusChange | null>;
+
+  /**
+   * Claims up to `limit` credentials that are due: `active` or `refresh_failing`,
+   * with a refresh token, expiring before `dueBeforeMs` (per credential: see
+   * refresh policy), not in backoff, not claimed. Found through an index, so the
+   * cost grows with the due work only; on PostgreSQL, rows other instances are
+   * claiming are skipped (FOR UPDATE SKIP LOCKED).
+   */
+  claimDue(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<
+    RefreshClaim[]
+  >;
+
+  appendEvents(events: NewEvent[]): Promise<void>;
+  /** Newest first. */
+  listEvents(connectionId: string, options: { limit: number; beforeId?: number }): Promise<StoredEvent[]>;
+
+  getProviderState(provider: string): Promise<ProviderState | null>;
+  /** Upserts; returns whether the status changed. */
+  setProviderState(state: ProviderState): Promise<boolean>;
+
+  /**
+   * Re-seals up to `limit` secrets that use an old key, in one transaction.
+   * Returns how many were re-sealed; 0 means none are left.
+   */
+  resealBatch(limit: number): Promise<number>;
+
+  /**
+   * A number that changes whenever another process may have changed `ref`.
+   * Synchronous and cheap: the token hot path compares it to skip the database.
+   */
+  changeStamp(ref: CredentialRef): number;
+}
+
+export interface RefreshInput {
+  ref: CredentialRef;
+  refreshToken: Secret;
+  tokenType: string;
+  scopes: string[];
+  providerData: Record<string, unknown>;
+}
+
+export type RefreshOutcome =
+  | { kind: "refreshed"; tokens: TokenSet; providerData: Record<string, unknown> }
+  | {
+      kind: "failed";
+      classification: Classification;
+      /** True when the request may have reached the provider (timeout, reset after send). */
+      mayHaveReachedProvider: boolean;
+    };
+
+export type CheckOutcome =
+  | { kind: "ok"; providerData: Record<string, unknown> }
+  | { kind: "failed"; classification: Classification };
+
+/**
+ * An authorization server plus its API. Adapters translate wire formats and
+ * errors once; the engine sees only domain types.
+ */
+export interface Provider {
+  readonly id: string;
+  /** Spends the refresh token once. Never throws for a provider answer or network failure. */
+  refresh(input: RefreshInput, signal: AbortSignal): Promise<RefreshOutcome>;
+  /** A health check with the access token (Slack: auth.test). */
+  check(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome>;
+  /** Revokes the token at the provider; best effort. */
+  revoke(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome>;
+  /** Classifies an API error string seen by a caller (withToken, the proxy). */
+  classifyApiError(error: string, httpStatus: number, retryAfterMs?: number): Classification;
+}

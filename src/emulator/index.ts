@@ -1,0 +1,2 @@
+// The Slack emulator's public entry point (`tokenwarden/emulator`).
+export {};
