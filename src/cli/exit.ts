@@ -8,7 +8,10 @@ export function reportFailure(error: unknown, verbose: boolean): number {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`tokenwarden: ${message}\n`);
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-  if (error instanceof TokenwardenError && (error.code === "invalid_input" || error.code === "config_invalid")) {
+  if (
+    error instanceof TokenwardenError &&
+    (error.code === "invalid_input" || error.code === "config_invalid")
+  ) {
     return EXIT.usage;
   }
   return EXIT.failed;

@@ -40,6 +40,8 @@ export interface Logger {
  * (connection id, credential kind, field), so a value copied elsewhere fails to open.
  */
 export interface Sealer {
+  /** Id of the key new values are sealed with; sealed values start with `v1.<keyId>.`. */
+  readonly currentKeyId: string;
   seal(plaintext: string, aad: string): string;
   /** Throws if the value was tampered with, moved, or sealed with an unknown key. */
   open(sealed: string, aad: string): string;
@@ -81,6 +83,14 @@ export interface ClaimOptions {
   leaseMs: number;
   /** If the stored access token is valid until at least this instant, answer `already_fresh`. */
   freshUntilMs: number;
+}
+
+export interface RefreshResult {
+  tokens: TokenSet;
+  /** Merged into the stored provider data (Slack: bot_user_id, user_id). */
+  providerData: Record<string, unknown>;
+  /** When the refresher should next refresh this credential (core/refresh-policy); null: never. */
+  refreshDueAtMs: number | null;
 }
 
 export interface FailureRecord {
@@ -143,7 +153,12 @@ export interface Store {
    * is null), sets the credential `active`, clears the claim and appends `event`,
    * in one transaction, iff the claim is still ours. Returns false when it was not.
    */
-  completeRefresh(claim: RefreshClaim, tokens: TokenSet, nowMs: number, event: NewEvent): Promise<boolean>;
+  completeRefresh(
+    claim: RefreshClaim,
+    result: RefreshResult,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<boolean>;
   /** Records a failed attempt and releases the claim (fenced like completeRefresh). */
   failRefresh(
     claim: RefreshClaim,
@@ -173,9 +188,12 @@ export interface Store {
    * cost grows with the due work only; on PostgreSQL, rows other instances are
    * claiming are skipped (FOR UPDATE SKIP LOCKED).
    */
-  claimDue(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<
-    RefreshClaim[]
-  >;
+  claimDue(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<RefreshClaim[]>;
 
   appendEvents(events: NewEvent[]): Promise<void>;
   /** Newest first. */

@@ -101,7 +101,9 @@ export interface Connection {
 export interface NewCredential {
   kind: CredentialKind;
   tokens: TokenSet;
-  providerData?: Record<string, unknown>;
+  providerData: Record<string, unknown>;
+  /** When the refresher should refresh it (core/refresh-policy); null: never (no expiry or no refresh token). */
+  refreshDueAtMs: number | null;
 }
 
 export interface NewConnection {

@@ -15,7 +15,9 @@ function sourceFiles(dir: string): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, "utf8");
   const specifiers: string[] = [];
-  for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+  for (const m of text.matchAll(
+    /(?:import|export)\s[^'"]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
+  )) {
     specifiers.push((m[1] ?? m[2]) as string);
   }
   return specifiers;
@@ -37,7 +39,10 @@ describe("architecture", () => {
   });
 
   it("keeps src/core free of I/O and of outer folders", () => {
-    const bad = violations("core", (s) => IO_MODULES.test(s) || (s.startsWith("..") && !s.startsWith("../core")));
+    const bad = violations(
+      "core",
+      (s) => IO_MODULES.test(s) || (s.startsWith("..") && !s.startsWith("../core")),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -55,7 +60,9 @@ describe("architecture", () => {
 
   it("points adapters inward: store, crypto and providers never import the engine or surfaces", () => {
     const outer = /(\/|^)(engine|server|cli)\//;
-    const bad = ["store", "crypto", "providers"].flatMap((folder) => violations(folder, (s) => outer.test(s)));
+    const bad = ["store", "crypto", "providers"].flatMap((folder) =>
+      violations(folder, (s) => outer.test(s)),
+    );
     expect(bad).toEqual([]);
   });
 
