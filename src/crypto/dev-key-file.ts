@@ -1,0 +1,106 @@
+import { randomBytes } from "node:crypto";
+import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { TokenwardenError } from "../core/errors.js";
+import { ENCRYPTION_KEY_VARIABLE, type EncryptionKey, generateKey, parseKeyRing } from "./key-ring.js";
+
+export interface DevKey {
+  /** The key ring text, as `TOKENWARDEN_ENCRYPTION_KEY` would hold it. */
+  value: string;
+  /** True when this call generated the file: the caller should warn that it is for development only. */
+  created: boolean;
+}
+
+/**
+ * Development only: reads the key file at `path`, or creates it (mode 0600)
+ * with a fresh key. Safe when several processes start at once: the file
+ * appears whole, via `link`, or not at all. Refuses a file others can read.
+ *
+ * @example
+ * const { value, created } = await loadOrCreateDevKey(".tokenwarden/dev-encryption-key");
+ * if (created) log.warn({}, "generated a development encryption key");
+ */
+export async function loadOrCreateDevKey(path: string): Promise<DevKey> {
+  const existing = await readKeyFile(path);
+  if (existing !== null) return { value: existing, created: false };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // Write a private temp file, then link it into place: link fails with EEXIST
+  // if another process won, and a reader never sees a half-written key.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(tmp, `${generateKey()}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    await link(tmp, path);
+    return { value: (await readKeyFile(path)) ?? "", created: true };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST")
+      throw keyFileError(path, "cannot be created", error);
+    const winner = await readKeyFile(path);
+    if (winner === null) throw keyFileError(path, "vanished while being created", error);
+    return { value: winner, created: false };
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+export interface ResolvedKey {
+  keys: EncryptionKey[];
+  source: "environment" | "dev_key_file";
+  /** True when a development key file was generated just now: warn loudly. */
+  devKeyCreated: boolean;
+  devKeyPath: string | null;
+}
+
+/**
+ * Where the encryption key comes from: the environment if set; in production
+ * nowhere else (encryption is never optional, and a generated key on one
+ * server's disk would strand every other server); otherwise a development key file.
+ *
+ * @example
+ * const key = await resolveEncryptionKey({ envValue: env.TOKENWARDEN_ENCRYPTION_KEY, nodeEnv: env.NODE_ENV, devKeyPath });
+ * const sealer = new AesGcmSealer(key.keys);
+ */
+export async function resolveEncryptionKey(options: {
+  envValue: string | undefined;
+  nodeEnv: string | undefined;
+  devKeyPath: string;
+}): Promise<ResolvedKey> {
+  const { envValue, nodeEnv, devKeyPath } = options;
+  if (envValue !== undefined && envValue.trim() !== "") {
+    return { keys: parseKeyRing(envValue), source: "environment", devKeyCreated: false, devKeyPath: null };
+  }
+  if (nodeEnv === "production") {
+    throw new TokenwardenError(
+      "config_invalid",
+      `${ENCRYPTION_KEY_VARIABLE} is required when NODE_ENV=production (generate one with \`tokenwarden keys generate\`)`,
+    );
+  }
+  const dev = await loadOrCreateDevKey(devKeyPath);
+  return {
+    keys: parseKeyRing(dev.value, `the development key file ${devKeyPath}`),
+    source: "dev_key_file",
+    devKeyCreated: dev.created,
+    devKeyPath,
+  };
+}
+
+async function readKeyFile(path: string): Promise<string | null> {
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw keyFileError(path, "cannot be read", error);
+  }
+  // POSIX modes mean nothing on Windows; there the file inherits the directory's ACL.
+  if (process.platform !== "win32" && (mode & 0o077) !== 0) {
+    throw keyFileError(
+      path,
+      `is readable by others (mode ${(mode & 0o777).toString(8)}); run chmod 600 on it`,
+    );
+  }
+  return (await readFile(path, "utf8")).trim();
+}
+
+function keyFileError(path: string, problem: string, cause?: unknown): TokenwardenError {
+  return new TokenwardenError("config_invalid", `encryption key file ${path} ${problem}`, { cause });
+}
