@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { episodeTransition, reasonOf, statusAfterFailure, worstStatus } from "../../src/core/status.js";
+import { STATUSES } from "../../src/core/types.js";
+
+describe("status", () => {
+  it("a connection is as bad as its worst credential", () => {
+    expect(worstStatus([])).toBe("active");
+    expect(worstStatus(["active", "refresh_failing"])).toBe("refresh_failing");
+    expect(worstStatus(["refresh_failing", "needs_reauth", "active"])).toBe("needs_reauth");
+  });
+
+  it("emits needs_reauth once per episode: only when entering it", () => {
+    expect(episodeTransition("active", "needs_reauth")).toBe("needs_reauth");
+    expect(episodeTransition("refresh_failing", "needs_reauth")).toBe("needs_reauth");
+    expect(episodeTransition(null, "needs_reauth")).toBe("needs_reauth");
+    expect(episodeTransition("needs_reauth", "needs_reauth")).toBeNull();
+  });
+
+  it("emits recovered when leaving needs_reauth or refresh_failing for active", () => {
+    expect(episodeTransition("needs_reauth", "active")).toBe("recovered");
+    expect(episodeTransition("refresh_failing", "active")).toBe("recovered");
+    expect(episodeTransition("active", "active")).toBeNull();
+    expect(episodeTransition("active", "refresh_failing")).toBeNull();
+    expect(episodeTransition("needs_reauth", "refresh_failing")).toBeNull();
+    expect(episodeTransition(null, "active")).toBeNull();
+    for (const s of STATUSES) expect(episodeTransition(s, null)).toBeNull();
+  });
+
+  it("only a dead classification needs a person", () => {
+    expect(statusAfterFailure({ kind: "dead", reason: "invalid_grant", error: "invalid_grant" })).toBe(
+      "needs_reauth",
+    );
+    expect(statusAfterFailure({ kind: "transient", reason: "rate_limited", error: "ratelimited" })).toBe(
+      "refresh_failing",
+    );
+    expect(
+      statusAfterFailure({
+        kind: "misconfigured",
+        reason: "provider_misconfigured",
+        error: "bad_client_secret",
+      }),
+    ).toBe("refresh_failing");
+    expect(reasonOf({ kind: "refreshable", error: "token_expired" })).toBe("provider_unavailable");
+    expect(reasonOf({ kind: "forbidden", reason: "missing_scope", error: "no_permission" })).toBe(
+      "missing_scope",
+    );
+  });
+});
