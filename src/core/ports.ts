@@ -57,6 +57,12 @@ export interface RefreshClaim {
   claimId: string;
 }
 
+/** A claim taken by the refresher (`Store.claimDue`); carries what `claimRefresh` would have said of a lost attempt. */
+export interface DueClaim extends RefreshClaim {
+  /** As in `ClaimResult`: an earlier refresh was started and its outcome never recorded. */
+  previousAttemptLost: boolean;
+}
+
 export type ClaimResult =
   | {
       kind: "claimed";
@@ -188,12 +194,7 @@ export interface Store {
    * cost grows with the due work only; on PostgreSQL, rows other instances are
    * claiming are skipped (FOR UPDATE SKIP LOCKED).
    */
-  claimDue(options: {
-    owner: string;
-    nowMs: number;
-    leaseMs: number;
-    limit: number;
-  }): Promise<RefreshClaim[]>;
+  claimDue(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<DueClaim[]>;
 
   appendEvents(events: NewEvent[]): Promise<void>;
   /** Newest first. */

@@ -1,0 +1,58 @@
+import type { Sealer } from "../core/ports.js";
+import type { CredentialRef, TokenSet } from "../core/types.js";
+
+type TokenField = "access" | "refresh";
+
+/**
+ * Associated data binding a sealed token to its row and field: a value copied
+ * to another connection, kind or field fails to open. NUL cannot occur in ids.
+ */
+export function tokenAad(ref: CredentialRef, field: TokenField): string {
+  return `${ref.connectionId}\u0000${ref.kind}\u0000${field}`;
+}
+
+export interface SealedTokens {
+  accessTokenSealed: string;
+  /** null when the token set carried no refresh token. */
+  refreshTokenSealed: string | null;
+}
+
+export function sealTokens(sealer: Sealer, ref: CredentialRef, tokens: TokenSet): SealedTokens {
+  return {
+    accessTokenSealed: sealer.seal(tokens.accessToken.reveal(), tokenAad(ref, "access")),
+    refreshTokenSealed:
+      tokens.refreshToken === null
+        ? null
+        : sealer.seal(tokens.refreshToken.reveal(), tokenAad(ref, "refresh")),
+  };
+}
+
+export function openTokens(
+  sealer: Sealer,
+  row: CredentialRef & SealedTokens,
+): { accessToken: string; refreshToken: string | null } {
+  return {
+    accessToken: sealer.open(row.accessTokenSealed, tokenAad(row, "access")),
+    refreshToken:
+      row.refreshTokenSealed === null ? null : sealer.open(row.refreshTokenSealed, tokenAad(row, "refresh")),
+  };
+}
+
+/** Re-seals what an old key sealed; null when nothing in the row needs it. */
+export function resealTokens(
+  sealer: Sealer,
+  row: CredentialRef & SealedTokens,
+): Partial<SealedTokens> | null {
+  const patch: Partial<SealedTokens> = {};
+  if (sealer.needsReseal(row.accessTokenSealed)) {
+    patch.accessTokenSealed = sealer.seal(
+      sealer.open(row.accessTokenSealed, tokenAad(row, "access")),
+      tokenAad(row, "access"),
+    );
+  }
+  if (row.refreshTokenSealed !== null && sealer.needsReseal(row.refreshTokenSealed)) {
+    const aad = tokenAad(row, "refresh");
+    patch.refreshTokenSealed = sealer.seal(sealer.open(row.refreshTokenSealed, aad), aad);
+  }
+  return Object.keys(patch).length === 0 ? null : patch;
+}

@@ -1,0 +1,248 @@
+/**
+ * Every change a credential row goes through, as pure functions from the
+ * locked row to a patch. Both adapters lock the row (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: SELECT … FOR UPDATE), call one of these, and write the patch in
+ * the same transaction, so the semantics below exist once.
+ *
+ * `next_run_at_ms` is the scheduler's single indexed column (DESIGN.md
+ * "Storage and scale"): the policy's due time, a backoff's end, or a claim's
+ * expiry — so a claim whose holder crashed becomes due by itself. It is NULL
+ * when there is nothing to do: no refresh token, or `needs_reauth`.
+ */
+import type { ClaimOptions, ClaimResult, FailureRecord, RefreshClaim, RefreshResult } from "../core/ports.js";
+import type { NewConnection, NewCredential, Reason, Status, StoredCredential } from "../core/types.js";
+import type { SealedTokens } from "./credential-sealing.js";
+import type { CredentialPatch, CredentialRecord } from "./row-mapping.js";
+
+export type ClaimDecision =
+  | { kind: "not_found" }
+  | { kind: "not_refreshable" }
+  | { kind: "held_by_other"; untilMs: number }
+  | { kind: "already_fresh" }
+  | { kind: "claim" };
+
+export function decideClaim(record: CredentialRecord | null, options: ClaimOptions): ClaimDecision {
+  if (record === null) return { kind: "not_found" };
+  if (record.status === "needs_reauth" || record.refreshTokenSealed === null)
+    return { kind: "not_refreshable" };
+  if (hasLiveClaim(record, options.nowMs))
+    return { kind: "held_by_other", untilMs: record.claimUntilMs ?? 0 };
+  // Another process refreshed while this one waited for the lock: spend nothing.
+  if (record.expiresAtMs !== null && record.expiresAtMs >= options.freshUntilMs)
+    return { kind: "already_fresh" };
+  return { kind: "claim" };
+}
+
+export function hasLiveClaim(record: CredentialRecord, nowMs: number): boolean {
+  return record.claimId !== null && record.claimUntilMs !== null && record.claimUntilMs > nowMs;
+}
+
+/** True when `claimDue` may take the row (the SQL WHERE clause of both adapters says the same). */
+export function isDue(record: CredentialRecord, nowMs: number): boolean {
+  return (
+    record.nextRunAtMs !== null &&
+    record.nextRunAtMs <= nowMs &&
+    record.status !== "needs_reauth" &&
+    record.refreshTokenSealed !== null &&
+    !hasLiveClaim(record, nowMs)
+  );
+}
+
+/**
+ * Takes the claim and opens the refresh journal (`refresh_in_doubt`), committed
+ * before the refresh token leaves the process (invariant 6). The previous
+ * journal value and run time are kept so `releaseClaim` can undo exactly this.
+ */
+export function claimPatch(
+  record: CredentialRecord,
+  claim: { owner: string; claimId: string },
+  nowMs: number,
+  leaseMs: number,
+): CredentialPatch {
+  const untilMs = nowMs + leaseMs;
+  return {
+    claimId: claim.claimId,
+    claimOwner: claim.owner,
+    claimUntilMs: untilMs,
+    claimPrevInDoubt: record.refreshInDoubt,
+    claimPrevRunAtMs: record.nextRunAtMs,
+    refreshInDoubt: true,
+    nextRunAtMs: untilMs,
+  };
+}
+
+/** Writes made under a claim are fenced on its id: a lapsed-and-retaken or cleared claim writes nothing. */
+export function holdsClaim(record: CredentialRecord | null, claim: RefreshClaim): record is CredentialRecord {
+  return record !== null && record.claimId === claim.claimId;
+}
+
+export function renewPatch(nowMs: number, leaseMs: number): CredentialPatch {
+  return { claimUntilMs: nowMs + leaseMs, nextRunAtMs: nowMs + leaseMs };
+}
+
+const CLEARED_CLAIM = {
+  claimId: null,
+  claimOwner: null,
+  claimUntilMs: null,
+  claimPrevInDoubt: null,
+  claimPrevRunAtMs: null,
+} as const satisfies CredentialPatch;
+
+/** Invariant 2: the new tokens, and the old refresh token when the reply carried none. */
+export function completionPatch(
+  record: CredentialRecord,
+  sealed: SealedTokens,
+  result: RefreshResult,
+  nowMs: number,
+): CredentialPatch {
+  return {
+    ...CLEARED_CLAIM,
+    accessTokenSealed: sealed.accessTokenSealed,
+    refreshTokenSealed: sealed.refreshTokenSealed ?? record.refreshTokenSealed,
+    tokenType: result.tokens.tokenType,
+    scopes: result.tokens.scopes,
+    expiresAtMs: result.tokens.expiresAtMs,
+    issuedAtMs: nowMs,
+    refreshedAtMs: nowMs,
+    version: record.version + 1,
+    status: "active",
+    reason: null,
+    lastError: null,
+    failureCount: 0,
+    nextAttemptAtMs: null,
+    refreshInDoubt: false,
+    providerData: { ...record.providerData, ...result.providerData },
+    refreshDueAtMs: result.refreshDueAtMs,
+    nextRunAtMs: result.refreshDueAtMs,
+  };
+}
+
+/**
+ * Records a failed attempt. A dead credential leaves the schedule; a live one
+ * runs again when its backoff ends (or, with no backoff given, when it is due,
+ * so a live credential is never orphaned). `inDoubt` keeps the journal open.
+ */
+export function failurePatch(record: CredentialRecord, failure: FailureRecord): CredentialPatch {
+  const dead = failure.status === "needs_reauth";
+  return {
+    ...CLEARED_CLAIM,
+    status: failure.status,
+    reason: failure.reason,
+    lastError: failure.lastError,
+    failureCount: record.failureCount + 1,
+    nextAttemptAtMs: dead ? null : failure.nextAttemptAtMs,
+    refreshInDoubt: failure.inDoubt,
+    nextRunAtMs: dead ? null : (failure.nextAttemptAtMs ?? record.refreshDueAtMs),
+  };
+}
+
+/**
+ * Undoes a claim whose request provably never left the process: the journal
+ * and the schedule go back to what they were before it, so an earlier lost
+ * attempt is still reported to the next claimer.
+ */
+export function releasePatch(record: CredentialRecord): CredentialPatch {
+  return {
+    ...CLEARED_CLAIM,
+    refreshInDoubt: record.claimPrevInDoubt ?? false,
+    nextRunAtMs: record.status === "needs_reauth" ? null : record.claimPrevRunAtMs,
+  };
+}
+
+/**
+ * A verdict from outside the refresh path (uninstall, revocation, a health
+ * check). Any claim is cleared so an in-flight refresh is fenced out; the
+ * journal stays as it is, so if that refresh had left, its loss is still named.
+ * A cleared claim leaves `next_run_at_ms` at the claim's expiry: the lost
+ * attempt is retried when its lease would have lapsed anyway.
+ */
+export function statusPatch(
+  record: CredentialRecord,
+  status: { status: Status; reason: Reason | null; lastError: string | null },
+): CredentialPatch {
+  const schedulable = status.status !== "needs_reauth" && record.refreshTokenSealed !== null;
+  return {
+    ...CLEARED_CLAIM,
+    status: status.status,
+    reason: status.reason,
+    lastError: status.lastError,
+    nextRunAtMs: schedulable ? (record.nextRunAtMs ?? record.nextAttemptAtMs ?? record.refreshDueAtMs) : null,
+  };
+}
+
+/**
+ * A credential as `putConnection` writes it: active, no claim, no backoff, a
+ * closed journal. Its version continues from the row it replaces so caches
+ * holding the old tokens see a change.
+ */
+export function newCredentialRecord(
+  connection: Pick<NewConnection, "id" | "provider">,
+  credential: NewCredential,
+  sealed: SealedTokens,
+  previousVersion: number | null,
+  nowMs: number,
+): CredentialRecord {
+  const due = sealed.refreshTokenSealed === null ? null : credential.refreshDueAtMs;
+  return {
+    connectionId: connection.id,
+    kind: credential.kind,
+    provider: connection.provider,
+    ...sealed,
+    tokenType: credential.tokens.tokenType,
+    scopes: credential.tokens.scopes,
+    expiresAtMs: credential.tokens.expiresAtMs,
+    issuedAtMs: nowMs,
+    refreshedAtMs: null,
+    status: "active",
+    reason: null,
+    lastError: null,
+    version: (previousVersion ?? 0) + 1,
+    failureCount: 0,
+    nextAttemptAtMs: null,
+    refreshInDoubt: false,
+    providerData: credential.providerData,
+    refreshDueAtMs: due,
+    claimId: null,
+    claimOwner: null,
+    claimUntilMs: null,
+    claimPrevInDoubt: null,
+    claimPrevRunAtMs: null,
+    nextRunAtMs: due,
+  };
+}
+
+const SEVERITY: Record<Status, number> = { active: 0, refresh_failing: 1, needs_reauth: 2 };
+
+/**
+ * A connection's status is its worst credential's, with that credential's
+ * reason; ties go to the first in `rows` (callers pass them in kind order).
+ */
+export function rollUpStatus(rows: ReadonlyArray<{ status: Status; reason: Reason | null }>): {
+  status: Status;
+  reason: Reason | null;
+} {
+  let worst: { status: Status; reason: Reason | null } = { status: "active", reason: null };
+  for (const row of rows) {
+    if (SEVERITY[row.status] > SEVERITY[worst.status]) worst = { status: row.status, reason: row.reason };
+  }
+  return worst;
+}
+
+/** Turns a decision taken under the row lock into the port's answer; opens tokens only when returned. */
+export function claimResultOf(
+  decision: ClaimDecision,
+  open: () => StoredCredential,
+  taken: { claim: RefreshClaim; previousAttemptLost: boolean } | null,
+): ClaimResult {
+  switch (decision.kind) {
+    case "not_found":
+    case "held_by_other":
+      return decision;
+    case "already_fresh":
+    case "not_refreshable":
+      return { kind: decision.kind, credential: open() };
+    case "claim":
+      if (taken === null) throw new Error("a claim decision needs the claim it took");
+      return { kind: "claimed", credential: open(), ...taken };
+  }
+}

@@ -1,0 +1,25 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/**
+ * The numbered, forward-only SQL files of one dialect. Read relative to this
+ * module, so the same code finds them in `src/` (vitest, tsx) and in `dist/`
+ * (the build copies them; scripts/copy-assets.mjs).
+ */
+export function loadMigrations(dialect: "sqlite" | "postgres"): Migration[] {
+  const dir = new URL(`./migrations/${dialect}/`, import.meta.url);
+  return readdirSync(dir)
+    .flatMap((file) => {
+      const match = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
+      if (match === null) return [];
+      return [
+        { version: Number(match[1]), name: match[2] ?? file, sql: readFileSync(new URL(file, dir), "utf8") },
+      ];
+    })
+    .sort((a, b) => a.version - b.version);
+}

@@ -1,0 +1,527 @@
+import { randomUUID } from "node:crypto";
+import Database from "better-sqlite3";
+import type {
+  ClaimOptions,
+  ClaimResult,
+  DueClaim,
+  FailureRecord,
+  ListFilter,
+  RefreshClaim,
+  RefreshResult,
+  Sealer,
+  StatusChange,
+  Store,
+} from "../../core/ports.js";
+import type {
+  Connection,
+  CredentialKind,
+  CredentialRef,
+  NewConnection,
+  NewEvent,
+  ProviderState,
+  Reason,
+  Status,
+  StoredCredential,
+  StoredEvent,
+} from "../../core/types.js";
+import { sealedPrefix } from "../../crypto/seal.js";
+import { resealTokens, sealTokens } from "../credential-sealing.js";
+import {
+  claimPatch,
+  claimResultOf,
+  completionPatch,
+  decideClaim,
+  failurePatch,
+  holdsClaim,
+  newCredentialRecord,
+  releasePatch,
+  renewPatch,
+  rollUpStatus,
+  statusPatch,
+} from "../credential-transitions.js";
+import { loadMigrations } from "../migration-files.js";
+import {
+  byKind,
+  type CredentialPatch,
+  type CredentialRecord,
+  connectionFromRow,
+  credentialColumns,
+  credentialFromRecord,
+  eventFromRow,
+  providerStateFromRow,
+  recordFromRow,
+} from "../row-mapping.js";
+import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
+import { translateSqliteError } from "./sqlite-errors.js";
+
+export interface SqliteStoreOptions {
+  /** A file path; several processes on one machine may share it. `:memory:` works but shares nothing. */
+  path: string;
+  sealer: Sealer;
+  /** How long a writer waits for another process's write transaction before `store_unavailable`. */
+  busyTimeoutMs?: number;
+}
+
+type Row = Record<string, unknown>;
+type StatusRow = { status: Status };
+type ConnectionRow = Row & { id: string };
+
+/**
+ * The embedded store: one SQLite file in WAL mode, shared by the processes of
+ * one machine. better-sqlite3 is synchronous, so each method runs whole on the
+ * event loop; every write is a `BEGIN IMMEDIATE` transaction, which takes the
+ * database's write lock up front, so the read-decide-write of a claim cannot
+ * interleave with another process's (DESIGN.md invariant 1).
+ *
+ * @example
+ * const store = await SqliteStore.open({ path: "./tokenwarden.db", sealer });
+ * await store.migrate();
+ */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #sealer: Sealer;
+  readonly #statements = new Map<string, Database.Statement>();
+  readonly #dataVersion: Database.Statement;
+  #lastDataVersion = -1;
+  #changes = 0;
+
+  private constructor(db: Database.Database, sealer: Sealer) {
+    this.#db = db;
+    this.#sealer = sealer;
+    this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
+  }
+
+  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    try {
+      const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5_000 });
+      // WAL: readers never block the writer, and processes share the file safely.
+      db.pragma("journal_mode = WAL");
+      // FULL: a committed rotation survives a power cut; a lost rotated refresh token kills a connection.
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      return new SqliteStore(db, options.sealer);
+    } catch (error) {
+      throw translateSqliteError(`open ${options.path}`, error);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    this.#write("migrate", () => {
+      this.#db.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT",
+      );
+      // Under BEGIN IMMEDIATE: a second process waits here, then sees every version applied.
+      const applied = new Set(this.#db.prepare("SELECT version FROM schema_migrations").pluck().all());
+      for (const migration of loadMigrations("sqlite")) {
+        if (applied.has(migration.version)) continue;
+        this.#db.exec(migration.sql);
+        this.#db
+          .prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
+          .run(migration.version, migration.name);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.#run("ping", () => this.#db.prepare("SELECT 1").get());
+  }
+
+  async putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange> {
+    checkNewConnection(input);
+    const sealed = input.credentials.map((c) =>
+      sealTokens(this.#sealer, { connectionId: input.id, kind: c.kind }, c.tokens),
+    );
+    return this.#write("putConnection", () => {
+      const old = this.#get<StatusRow>("SELECT status FROM connections WHERE id = ?", input.id);
+      const versions = new Map(
+        this.#all<{ kind: CredentialKind; version: number }>(
+          "SELECT kind, version FROM credentials WHERE connection_id = ?",
+          input.id,
+        ).map((r) => [r.kind, r.version]),
+      );
+      this.#stmt(
+        `INSERT INTO connections (id, provider, status, reason, metadata, created_at_ms, updated_at_ms)
+         VALUES (?, ?, 'active', NULL, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, metadata = excluded.metadata,
+           updated_at_ms = excluded.updated_at_ms`,
+      ).run(input.id, input.provider, JSON.stringify(input.metadata), nowMs, nowMs);
+      this.#stmt("DELETE FROM credentials WHERE connection_id = ?").run(input.id);
+      input.credentials.forEach((credential, i) => {
+        const record = newCredentialRecord(
+          input,
+          credential,
+          sealed[i] as (typeof sealed)[number],
+          versions.get(credential.kind) ?? null,
+          nowMs,
+        );
+        this.#insertCredential(record);
+      });
+      const change = this.#rollUp(input.id, nowMs);
+      this.#insertEvents(events);
+      return { before: old?.status ?? null, after: change?.after ?? "active" };
+    });
+  }
+
+  async getConnection(id: string): Promise<Connection | null> {
+    return this.#read("getConnection", () => {
+      const row = this.#get("SELECT * FROM connections WHERE id = ?", id);
+      if (row === undefined) return null;
+      return connectionFromRow(row, this.#records("WHERE connection_id = ?", id));
+    });
+  }
+
+  async listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }> {
+    const limit = checkLimit(filter.limit, "limit");
+    const after = decodeCursor(filter.cursor);
+    return this.#read("listConnections", () => {
+      // NULL parameters switch a filter off, so one cached statement serves every combination.
+      const rows = this.#all<ConnectionRow>(
+        `SELECT * FROM connections
+         WHERE (@provider IS NULL OR provider = @provider) AND (@status IS NULL OR status = @status)
+           AND (@after IS NULL OR id > @after)
+         ORDER BY id LIMIT @limit`,
+        { provider: filter.provider ?? null, status: filter.status ?? null, after, limit: limit + 1 },
+      );
+      const page = rows.slice(0, limit);
+      // One query for all credentials of the page, not one per connection.
+      const ids = page.map((r) => r.id);
+      const byConnection = groupByConnection(
+        this.#records("WHERE connection_id IN (SELECT value FROM json_each(?))", JSON.stringify(ids)),
+      );
+      const last = page.at(-1);
+      return {
+        items: page.map((r) => connectionFromRow(r, byConnection.get(r.id) ?? [])),
+        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
+      };
+    });
+  }
+
+  async deleteConnection(id: string): Promise<boolean> {
+    return this.#write("deleteConnection", () => {
+      this.#stmt("DELETE FROM events WHERE connection_id = ?").run(id);
+      this.#stmt("DELETE FROM credentials WHERE connection_id = ?").run(id);
+      return this.#stmt("DELETE FROM connections WHERE id = ?").run(id).changes > 0;
+    });
+  }
+
+  async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+    return this.#write("updateMetadata", () => {
+      const row = this.#get<{ metadata: string }>("SELECT metadata FROM connections WHERE id = ?", id);
+      if (row === undefined) return false;
+      const merged = { ...(JSON.parse(row.metadata) as object), ...patch };
+      this.#stmt("UPDATE connections SET metadata = ?, updated_at_ms = ? WHERE id = ?").run(
+        JSON.stringify(merged),
+        nowMs,
+        id,
+      );
+      return true;
+    });
+  }
+
+  async getCredential(ref: CredentialRef): Promise<StoredCredential | null> {
+    const record = this.#read("getCredential", () => this.#record(ref));
+    return record === null ? null : credentialFromRecord(record, this.#sealer);
+  }
+
+  async listCredentials(connectionId: string): Promise<StoredCredential[]> {
+    const records = this.#read("listCredentials", () =>
+      this.#records("WHERE connection_id = ?", connectionId),
+    );
+    return records.sort(byKind).map((r) => credentialFromRecord(r, this.#sealer));
+  }
+
+  async claimRefresh(ref: CredentialRef, options: ClaimOptions): Promise<ClaimResult> {
+    return this.#write("claimRefresh", () => {
+      const record = this.#record(ref);
+      const decision = decideClaim(record, options);
+      // Opened before the claim is written: a key problem must not leave a claim (and a journal entry) behind.
+      const credential = record === null ? null : credentialFromRecord(record, this.#sealer);
+      const open = () => credential as StoredCredential;
+      if (decision.kind !== "claim" || record === null) return claimResultOf(decision, open, null);
+      const claim: RefreshClaim = {
+        ref: { connectionId: ref.connectionId, kind: ref.kind },
+        owner: options.owner,
+        claimId: randomUUID(),
+      };
+      this.#update(ref, claimPatch(record, claim, options.nowMs, options.leaseMs));
+      return claimResultOf(decision, open, { claim, previousAttemptLost: record.refreshInDoubt });
+    });
+  }
+
+  async renewClaim(claim: RefreshClaim, nowMs: number, leaseMs: number): Promise<boolean> {
+    return this.#write("renewClaim", () => {
+      if (!holdsClaim(this.#record(claim.ref), claim)) return false;
+      this.#update(claim.ref, renewPatch(nowMs, leaseMs));
+      return true;
+    });
+  }
+
+  async completeRefresh(
+    claim: RefreshClaim,
+    result: RefreshResult,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<boolean> {
+    const sealed = sealTokens(this.#sealer, claim.ref, result.tokens);
+    return this.#write("completeRefresh", () => {
+      const record = this.#record(claim.ref);
+      if (!holdsClaim(record, claim)) return false;
+      this.#update(claim.ref, completionPatch(record, sealed, result, nowMs));
+      this.#rollUp(claim.ref.connectionId, nowMs);
+      this.#insertEvents([event]);
+      return true;
+    });
+  }
+
+  async failRefresh(
+    claim: RefreshClaim,
+    failure: FailureRecord,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<StatusChange | null> {
+    return this.#write("failRefresh", () => {
+      const record = this.#record(claim.ref);
+      if (!holdsClaim(record, claim)) return null;
+      this.#update(claim.ref, failurePatch(record, failure));
+      const change = this.#rollUp(claim.ref.connectionId, nowMs);
+      this.#insertEvents([event]);
+      return change;
+    });
+  }
+
+  async releaseClaim(claim: RefreshClaim): Promise<void> {
+    this.#write("releaseClaim", () => {
+      const record = this.#record(claim.ref);
+      if (holdsClaim(record, claim)) this.#update(claim.ref, releasePatch(record));
+    });
+  }
+
+  async setCredentialStatus(
+    connectionId: string,
+    kinds: CredentialKind[] | "all",
+    status: { status: Status; reason: Reason | null; lastError: string | null },
+    nowMs: number,
+    events: NewEvent[],
+  ): Promise<StatusChange | null> {
+    return this.#write("setCredentialStatus", () => {
+      if (this.#get("SELECT 1 FROM connections WHERE id = ?", connectionId) === undefined) return null;
+      for (const record of this.#records("WHERE connection_id = ?", connectionId)) {
+        if (kinds === "all" || kinds.includes(record.kind)) this.#update(record, statusPatch(record, status));
+      }
+      const change = this.#rollUp(connectionId, nowMs);
+      this.#insertEvents(events);
+      return change;
+    });
+  }
+
+  async claimDue(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<DueClaim[]> {
+    const limit = checkLimit(options.limit, "limit");
+    return this.#write("claimDue", () => {
+      // The same condition as isDue(), through the partial index on next_run_at_ms.
+      const due = this.#records(
+        `WHERE next_run_at_ms <= ? AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
+           AND (claim_until_ms IS NULL OR claim_until_ms <= ?)
+         ORDER BY next_run_at_ms LIMIT ?`,
+        options.nowMs,
+        options.nowMs,
+        limit,
+      );
+      return due.map((record) => {
+        const claim = {
+          ref: { connectionId: record.connectionId, kind: record.kind },
+          owner: options.owner,
+          claimId: randomUUID(),
+        };
+        this.#update(record, claimPatch(record, claim, options.nowMs, options.leaseMs));
+        return { ...claim, previousAttemptLost: record.refreshInDoubt };
+      });
+    });
+  }
+
+  async appendEvents(events: NewEvent[]): Promise<void> {
+    if (events.length > 0) this.#write("appendEvents", () => this.#insertEvents(events));
+  }
+
+  async listEvents(
+    connectionId: string,
+    options: { limit: number; beforeId?: number },
+  ): Promise<StoredEvent[]> {
+    const limit = checkLimit(options.limit, "limit");
+    return this.#read("listEvents", () =>
+      this.#all(
+        "SELECT * FROM events WHERE connection_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        connectionId,
+        options.beforeId ?? Number.MAX_SAFE_INTEGER,
+        limit,
+      ).map(eventFromRow),
+    );
+  }
+
+  async getProviderState(provider: string): Promise<ProviderState | null> {
+    const row = this.#read("getProviderState", () =>
+      this.#get("SELECT * FROM provider_states WHERE provider = ?", provider),
+    );
+    return row === undefined ? null : providerStateFromRow(row);
+  }
+
+  async setProviderState(state: ProviderState): Promise<boolean> {
+    return this.#write("setProviderState", () => {
+      const old = this.#get<{ status: string }>(
+        "SELECT status FROM provider_states WHERE provider = ?",
+        state.provider,
+      );
+      // since_ms is when the current status began: an unchanged status keeps it.
+      this.#stmt(
+        `INSERT INTO provider_states (provider, status, reason, last_error, since_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
+           since_ms = CASE WHEN provider_states.status = excluded.status THEN provider_states.since_ms ELSE excluded.since_ms END,
+           status = excluded.status`,
+      ).run(state.provider, state.status, state.reason, state.lastError, state.sinceMs);
+      // A provider never seen is implicitly ok.
+      return (old?.status ?? "ok") !== state.status;
+    });
+  }
+
+  async resealBatch(limit: number): Promise<number> {
+    checkLimit(limit, "limit");
+    const prefix = sealedPrefix(this.#sealer.currentKeyId);
+    return this.#write("resealBatch", () => {
+      // substr, not LIKE: `_` in a key id is a LIKE wildcard.
+      const stale = this.#records(
+        `WHERE substr(access_token_sealed, 1, ?) <> ?
+            OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, ?) <> ?)
+         LIMIT ?`,
+        prefix.length,
+        prefix,
+        prefix.length,
+        prefix,
+        limit,
+      );
+      let count = 0;
+      for (const record of stale) {
+        const patch = resealTokens(this.#sealer, record);
+        if (patch === null) continue;
+        // Same plaintext, so the version stays: caches need not notice a re-seal.
+        this.#update(record, patch);
+        count++;
+      }
+      return count;
+    });
+  }
+
+  changeStamp(_ref: CredentialRef): number {
+    // data_version changes when ANOTHER connection commits; our own writes bump #changes in #write.
+    const version = this.#dataVersion.get() as number;
+    if (version !== this.#lastDataVersion) {
+      this.#lastDataVersion = version;
+      this.#changes++;
+    }
+    return this.#changes;
+  }
+
+  #record(ref: CredentialRef): CredentialRecord | null {
+    const row = this.#get(
+      "SELECT * FROM credentials WHERE connection_id = ? AND kind = ?",
+      ref.connectionId,
+      ref.kind,
+    );
+    return row === undefined ? null : recordFromRow(row);
+  }
+
+  #records(clause: string, ...params: unknown[]): CredentialRecord[] {
+    return this.#all(`SELECT * FROM credentials ${clause}`, ...params).map(recordFromRow);
+  }
+
+  #update(ref: CredentialRef, patch: CredentialPatch): void {
+    const columns = credentialColumns(patch, sqliteBoolean);
+    this.#stmt(
+      `UPDATE credentials SET ${columns.map(([c]) => `${c} = ?`).join(", ")} WHERE connection_id = ? AND kind = ?`,
+    ).run(...columns.map(([, v]) => v), ref.connectionId, ref.kind);
+  }
+
+  #insertCredential(record: CredentialRecord): void {
+    const columns = credentialColumns(record, sqliteBoolean);
+    this.#stmt(
+      `INSERT INTO credentials (${columns.map(([c]) => c).join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+    ).run(...columns.map(([, v]) => v));
+  }
+
+  /** Rewrites the connection's status as the worst of its credentials' (same transaction). */
+  #rollUp(connectionId: string, nowMs: number): StatusChange | null {
+    const row = this.#get<StatusRow>("SELECT status FROM connections WHERE id = ?", connectionId);
+    if (row === undefined) return null;
+    const worst = rollUpStatus(this.#records("WHERE connection_id = ?", connectionId).sort(byKind));
+    this.#stmt("UPDATE connections SET status = ?, reason = ?, updated_at_ms = ? WHERE id = ?").run(
+      worst.status,
+      worst.reason,
+      nowMs,
+      connectionId,
+    );
+    return { before: row.status, after: worst.status };
+  }
+
+  #insertEvents(events: NewEvent[]): void {
+    const insert = this.#stmt(
+      "INSERT INTO events (connection_id, kind, type, reason, at_ms, data) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    for (const e of events) {
+      insert.run(e.connectionId, e.kind, e.type, e.reason ?? null, e.atMs, JSON.stringify(e.data ?? {}));
+    }
+  }
+
+  #get<T = Row>(sql: string, ...params: unknown[]): T | undefined {
+    return this.#stmt(sql).get(...params) as T | undefined;
+  }
+
+  #all<T = Row>(sql: string, ...params: unknown[]): T[] {
+    return this.#stmt(sql).all(...params) as T[];
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** A write transaction holding the database's write lock from its first statement. */
+  #write<T>(operation: string, fn: () => T): T {
+    const result = this.#run(operation, () => this.#db.transaction(fn).immediate());
+    this.#changes++;
+    return result;
+  }
+
+  /** A read snapshot, so a connection and its credentials are read as of one instant. */
+  #read<T>(operation: string, fn: () => T): T {
+    return this.#run(operation, () => this.#db.transaction(fn).deferred());
+  }
+
+  #run<T>(operation: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw translateSqliteError(operation, error);
+    }
+  }
+}
+
+function sqliteBoolean(value: boolean): number {
+  return value ? 1 : 0;
+}
+
+function groupByConnection(records: CredentialRecord[]): Map<string, CredentialRecord[]> {
+  const groups = new Map<string, CredentialRecord[]>();
+  for (const r of records) groups.set(r.connectionId, [...(groups.get(r.connectionId) ?? []), r]);
+  return groups;
+}

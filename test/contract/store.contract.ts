@@ -1,0 +1,952 @@
+/**
+ * One behavioural suite for every Store adapter (DESIGN.md invariants 1, 2, 5
+ * and 6). An adapter's test file calls `storeContract(name, open)`; `open`
+ * gives a fresh, migrated database per test.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TokenwardenError } from "../../src/core/errors.js";
+import type { ClaimResult, RefreshClaim, Sealer, Store } from "../../src/core/ports.js";
+import { Secret } from "../../src/core/secret.js";
+import type { CredentialRef } from "../../src/core/types.js";
+import { eventually } from "../helpers/eventually.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import {
+  connection,
+  credential,
+  event,
+  newKeyOnlySealer,
+  rotatedSealer,
+  testSealer,
+  tokens,
+} from "../helpers/store-fixtures.js";
+
+export interface StoreHarness {
+  /** Migrated, sealing with `sealer`. */
+  store: Store;
+  /** Another store on the same database, as another process would open it. */
+  openPeer(sealer: Sealer): Promise<Store>;
+  /** Everything the database holds at rest (SQLite: file + WAL bytes; PostgreSQL: every row as text). */
+  textAtRest(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const LEASE = 30_000;
+const FORCE = Number.MAX_SAFE_INTEGER;
+const BOT: CredentialRef = { connectionId: "T1", kind: "bot" };
+const USER: CredentialRef = { connectionId: "T1", kind: "user" };
+
+function claimOf(result: ClaimResult): RefreshClaim & { previousAttemptLost: boolean } {
+  if (result.kind !== "claimed") throw new Error(`expected claimed, got ${result.kind}`);
+  return { ...result.claim, previousAttemptLost: result.previousAttemptLost };
+}
+
+export function storeContract(name: string, open: (sealer: Sealer) => Promise<StoreHarness>): void {
+  describe(`${name}: Store contract`, () => {
+    let h: StoreHarness;
+    let store: Store;
+    let clock: FakeClock;
+    const peers: Store[] = [];
+
+    beforeEach(async () => {
+      h = await open(testSealer());
+      store = h.store;
+      clock = new FakeClock(1_000);
+    });
+    afterEach(async () => {
+      for (const peer of peers.splice(0)) await peer.close();
+      await h.close();
+    });
+
+    async function peer(sealer: Sealer = testSealer()): Promise<Store> {
+      const p = await h.openPeer(sealer);
+      peers.push(p);
+      return p;
+    }
+
+    /** T1 with a bot (due at 8s, expires 10s) and a user credential (due 18s, expires 20s). */
+    async function seedT1(): Promise<void> {
+      await store.putConnection(
+        connection("T1", [
+          credential("bot", "t1-bot"),
+          credential("user", "t1-user", { expiresAtMs: 20_000, refreshDueAtMs: 18_000 }),
+        ]),
+        clock.now(),
+        [event("T1", "imported", clock.now())],
+      );
+    }
+
+    const claim = (ref: CredentialRef, owner: string, nowMs: number, freshUntilMs = FORCE) =>
+      store.claimRefresh(ref, { owner, nowMs, leaseMs: LEASE, freshUntilMs });
+
+    const refreshed = (
+      label: string,
+      options: { refresh?: boolean; expiresAtMs?: number; due?: number } = {},
+    ) => ({
+      tokens: tokens(label, {
+        refresh: options.refresh ?? true,
+        expiresAtMs: options.expiresAtMs ?? 50_000,
+        scopes: ["chat:write", "users:read"],
+      }),
+      providerData: { user_id: "U-refreshed" },
+      refreshDueAtMs: options.due ?? 45_000,
+    });
+
+    describe("migrations and health", () => {
+      it("migrates idempotently and answers ping", async () => {
+        await store.migrate();
+        await store.migrate();
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+    });
+
+    describe("connections", () => {
+      it("creates a connection, reporting it as new, with events", async () => {
+        const change = await store.putConnection(connection("T1", [credential("bot", "t1-bot")]), 1_000, [
+          event("T1", "imported", 1_000),
+        ]);
+        expect(change).toEqual({ before: null, after: "active" });
+        const c = await store.getConnection("T1");
+        expect(c).toMatchObject({
+          id: "T1",
+          provider: "slack",
+          status: "active",
+          reason: null,
+          metadata: { teamName: "team T1" },
+          createdAtMs: 1_000,
+          updatedAtMs: 1_000,
+        });
+        expect(c?.credentials).toEqual([
+          {
+            kind: "bot",
+            status: "active",
+            reason: null,
+            lastError: null,
+            tokenType: "bot",
+            scopes: ["chat:write"],
+            expiresAtMs: 10_000,
+            issuedAtMs: 1_000,
+            refreshedAtMs: null,
+            hasRefreshToken: true,
+            failureCount: 0,
+            nextAttemptAtMs: null,
+            version: 1,
+            providerData: { bot_user_id: "U-t1-bot" },
+          },
+        ]);
+        expect(JSON.stringify(c)).not.toContain("PLAINTEXT");
+        expect((await store.listEvents("T1", { limit: 10 })).map((e) => e.type)).toEqual(["imported"]);
+      });
+
+      it("opens the stored tokens of a credential", async () => {
+        await seedT1();
+        const bot = await store.getCredential(BOT);
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-t1-bot-PLAINTEXT");
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+        expect(bot).toMatchObject({ connectionId: "T1", kind: "bot", provider: "slack", version: 1 });
+        expect(bot?.refreshInDoubt).toBe(false);
+        expect((await store.listCredentials("T1")).map((c) => c.kind)).toEqual(["bot", "user"]);
+        expect(await store.getCredential({ connectionId: "T1", kind: "default" })).toBeNull();
+        expect(await store.getCredential({ connectionId: "nope", kind: "bot" })).toBeNull();
+        expect(await store.getConnection("nope")).toBeNull();
+        expect(await store.listCredentials("nope")).toEqual([]);
+      });
+
+      it("replaces a connection: exactly the listed credentials, metadata replaced, versions continue", async () => {
+        await seedT1();
+        await store.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
+          2_000,
+          [],
+        );
+        const change = await store.putConnection(
+          {
+            id: "T1",
+            provider: "slack",
+            metadata: { other: 1 },
+            credentials: [credential("bot", "t1-bot-v2")],
+          },
+          3_000,
+          [event("T1", "reauthorized", 3_000)],
+        );
+        expect(change).toEqual({ before: "needs_reauth", after: "active" });
+        const c = await store.getConnection("T1");
+        expect(c?.metadata).toEqual({ other: 1 });
+        expect(c?.createdAtMs).toBe(1_000);
+        expect(c?.updatedAtMs).toBe(3_000);
+        expect(c?.credentials.map((x) => [x.kind, x.version, x.status])).toEqual([["bot", 2, "active"]]);
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe(
+          "xoxb-access-t1-bot-v2-PLAINTEXT",
+        );
+        expect(await store.getCredential(USER)).toBeNull();
+      });
+
+      it("rejects a connection that lists a kind twice, changing nothing", async () => {
+        const bad = connection("T1", [credential("bot", "a"), credential("bot", "b")]);
+        await expect(store.putConnection(bad, 1_000, [])).rejects.toMatchObject({ code: "invalid_input" });
+        expect(await store.getConnection("T1")).toBeNull();
+      });
+
+      it("fences out a refresh in flight when the connection is replaced", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 2_000));
+        await store.putConnection(connection("T1", [credential("bot", "reinstalled")]), 3_000, []);
+        expect(
+          await store.completeRefresh(c, refreshed("late"), 4_000, event("T1", "refreshed", 4_000)),
+        ).toBe(false);
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe(
+          "xoxb-access-reinstalled-PLAINTEXT",
+        );
+      });
+
+      it("merges metadata", async () => {
+        await seedT1();
+        expect(await store.updateMetadata("T1", { plan: "pro" }, 5_000)).toBe(true);
+        expect((await store.getConnection("T1"))?.metadata).toEqual({ teamName: "team T1", plan: "pro" });
+        expect((await store.getConnection("T1"))?.updatedAtMs).toBe(5_000);
+        expect(await store.updateMetadata("nope", { plan: "pro" }, 5_000)).toBe(false);
+      });
+
+      it("deletes a connection with its credentials and events", async () => {
+        await seedT1();
+        await store.putConnection(connection("T2", [credential("bot", "t2")]), 1_000, [
+          event("T2", "imported", 1_000),
+        ]);
+        expect(await store.deleteConnection("T1")).toBe(true);
+        expect(await store.getConnection("T1")).toBeNull();
+        expect(await store.getCredential(BOT)).toBeNull();
+        expect(await store.listEvents("T1", { limit: 10 })).toEqual([]);
+        expect(await store.listEvents("T2", { limit: 10 })).toHaveLength(1);
+        expect(await store.claimDue({ owner: "r", nowMs: 100_000, leaseMs: LEASE, limit: 10 })).toHaveLength(
+          1,
+        );
+        expect(await store.deleteConnection("T1")).toBe(false);
+      });
+
+      it("lists with filters and stable cursor paging, credentials attached, no secrets", async () => {
+        for (const id of ["C5", "C1", "C4", "C2", "C3"]) {
+          await store.putConnection(
+            connection(
+              id,
+              [credential("bot", id), credential("user", `${id}u`)],
+              id === "C4" ? "github" : "slack",
+            ),
+            1_000,
+            [],
+          );
+        }
+        await store.setCredentialStatus(
+          "C2",
+          ["user"],
+          { status: "refresh_failing", reason: "rate_limited", lastError: "ratelimited" },
+          2_000,
+          [],
+        );
+
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page: Awaited<ReturnType<Store["listConnections"]>> = await store.listConnections({
+            limit: 2,
+            ...(cursor === null ? {} : { cursor }),
+          });
+          expect(page.items.length).toBeLessThanOrEqual(2);
+          for (const item of page.items) {
+            expect(item.credentials.map((x) => x.kind)).toEqual(["bot", "user"]);
+            seen.push(item.id);
+          }
+          cursor = page.nextCursor;
+        } while (cursor !== null);
+        expect(seen).toEqual(["C1", "C2", "C3", "C4", "C5"]);
+
+        const slack = await store.listConnections({ provider: "slack", limit: 10 });
+        expect(slack.items.map((c) => c.id)).toEqual(["C1", "C2", "C3", "C5"]);
+        expect(slack.nextCursor).toBeNull();
+        const failing = await store.listConnections({ status: "refresh_failing", limit: 10 });
+        expect(failing.items.map((c) => [c.id, c.reason])).toEqual([["C2", "rate_limited"]]);
+        const both = await store.listConnections({ provider: "github", status: "active", limit: 10 });
+        expect(both.items.map((c) => c.id)).toEqual(["C4"]);
+        expect(JSON.stringify(slack)).not.toMatch(/PLAINTEXT|v1\./);
+
+        await expect(store.listConnections({ limit: 0 })).rejects.toMatchObject({ code: "invalid_input" });
+        await expect(store.listConnections({ limit: 2, cursor: "%%%" })).rejects.toMatchObject({
+          code: "invalid_input",
+        });
+      });
+    });
+
+    describe("claimRefresh", () => {
+      it("grants a claim once until it completes or its lease lapses", async () => {
+        await seedT1();
+        const first = await claim(BOT, "a", 1_000);
+        expect(first.kind).toBe("claimed");
+        const c = claimOf(first);
+        expect(c.owner).toBe("a");
+        expect(c.ref).toEqual(BOT);
+        expect(c.previousAttemptLost).toBe(false);
+        if (first.kind === "claimed")
+          expect(first.credential.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+
+        expect(await claim(BOT, "b", 1_001)).toEqual({ kind: "held_by_other", untilMs: 1_000 + LEASE });
+        // The other credential of the same connection is claimable on its own.
+        expect((await claim(USER, "b", 1_001)).kind).toBe("claimed");
+        // At the exact lapse instant the lease has run out.
+        const retaken = claimOf(await claim(BOT, "b", 1_000 + LEASE));
+        expect(retaken.owner).toBe("b");
+        expect(retaken.claimId).not.toBe(c.claimId);
+      });
+
+      it("records the refresh as started, so a lapsed claim reports a lost attempt", async () => {
+        await seedT1();
+        claimOf(await claim(BOT, "crashed", 1_000));
+        // Committed before the claim returned: another process sees the journal entry.
+        expect((await (await peer()).getCredential(BOT))?.refreshInDoubt).toBe(true);
+        const next = claimOf(await claim(BOT, "b", 1_000 + LEASE + 1));
+        expect(next.previousAttemptLost).toBe(true);
+      });
+
+      it("answers already_fresh when another process refreshed meanwhile; MAX_SAFE_INTEGER forces", async () => {
+        await seedT1();
+        const fresh = await claim(BOT, "a", 1_000, 10_000);
+        expect(fresh.kind).toBe("already_fresh");
+        if (fresh.kind === "already_fresh")
+          expect(fresh.credential.accessToken.reveal()).toBe("xoxb-access-t1-bot-PLAINTEXT");
+        expect((await claim(BOT, "a", 1_000, 10_001)).kind).toBe("claimed");
+        await store.releaseClaim(claimOf(await claim(USER, "a", 1_000, FORCE)));
+        expect((await claim(USER, "a", 1_000, FORCE)).kind).toBe("claimed");
+        // A token without expiry is never reported already_fresh.
+        await store.putConnection(
+          connection("T9", [credential("default", "t9", { expiresAtMs: null })]),
+          1_000,
+          [],
+        );
+        expect((await claim({ connectionId: "T9", kind: "default" }, "a", 1_000, 0)).kind).toBe("claimed");
+      });
+
+      it("answers not_refreshable without a refresh token or when dead, and not_found", async () => {
+        await store.putConnection(
+          connection("T1", [credential("bot", "t1", { refresh: false }), credential("user", "t1u")]),
+          1_000,
+          [],
+        );
+        const none = await claim(BOT, "a", 1_000);
+        expect(none.kind).toBe("not_refreshable");
+        if (none.kind === "not_refreshable") expect(none.credential.refreshToken).toBeNull();
+        await store.setCredentialStatus(
+          "T1",
+          ["user"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: null },
+          1_000,
+          [],
+        );
+        expect((await claim(USER, "a", 1_000)).kind).toBe("not_refreshable");
+        expect(await claim({ connectionId: "nope", kind: "bot" }, "a", 1_000)).toEqual({ kind: "not_found" });
+      });
+
+      it("renews only its own claim", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        expect(await store.renewClaim(c, 20_000, LEASE)).toBe(true);
+        expect(await claim(BOT, "b", 1_000 + LEASE)).toEqual({
+          kind: "held_by_other",
+          untilMs: 20_000 + LEASE,
+        });
+        const stale = { ...c, claimId: "not-mine" };
+        expect(await store.renewClaim(stale, 21_000, LEASE)).toBe(false);
+        // A renewed claim moves its run time too: it is not due before the new lease ends.
+        expect(
+          await store.claimDue({ owner: "r", nowMs: 20_000 + LEASE - 1, leaseMs: LEASE, limit: 10 }),
+        ).toEqual([expect.objectContaining({ ref: USER })]);
+      });
+
+      it("releases a claim: claimable at once, nothing reported lost, schedule restored", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.releaseClaim(c);
+        const again = claimOf(await claim(BOT, "b", 1_001));
+        expect(again.previousAttemptLost).toBe(false);
+        await store.releaseClaim(again);
+        expect((await store.getCredential(BOT))?.refreshInDoubt).toBe(false);
+        expect(await store.claimDue({ owner: "r", nowMs: 7_999, leaseMs: LEASE, limit: 10 })).toEqual([]);
+        expect(
+          (await store.claimDue({ owner: "r", nowMs: 8_000, leaseMs: LEASE, limit: 10 })).map((d) => d.ref),
+        ).toEqual([BOT]);
+      });
+
+      it("keeps an earlier lost attempt on record across a release", async () => {
+        await seedT1();
+        claimOf(await claim(BOT, "crashed", 1_000));
+        const recovering = claimOf(await claim(BOT, "b", 1_000 + LEASE));
+        expect(recovering.previousAttemptLost).toBe(true);
+        await store.releaseClaim(recovering);
+        expect(claimOf(await claim(BOT, "c", 1_000 + LEASE + 1)).previousAttemptLost).toBe(true);
+        // A stale release changes nothing.
+        await store.releaseClaim(recovering);
+        expect((await claim(BOT, "d", 1_000 + LEASE + 2)).kind).toBe("held_by_other");
+      });
+    });
+
+    describe("completeRefresh", () => {
+      it("persists the new tokens, clears claim, journal and failures, bumps version, appends the event", async () => {
+        await seedT1();
+        const failed = claimOf(await claim(BOT, "a", 1_000));
+        await store.failRefresh(
+          failed,
+          {
+            status: "refresh_failing",
+            reason: "provider_unavailable",
+            lastError: "503",
+            nextAttemptAtMs: 2_000,
+            inDoubt: false,
+          },
+          1_500,
+          event("T1", "refresh_failed", 1_500),
+        );
+        const c = claimOf(await claim(BOT, "a", 2_000));
+        expect(await store.completeRefresh(c, refreshed("r1"), 2_500, event("T1", "refreshed", 2_500))).toBe(
+          true,
+        );
+
+        const bot = await store.getCredential(BOT);
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-r1-PLAINTEXT");
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-r1-PLAINTEXT");
+        expect(bot).toMatchObject({
+          status: "active",
+          reason: null,
+          lastError: null,
+          version: 2,
+          failureCount: 0,
+          nextAttemptAtMs: null,
+          refreshInDoubt: false,
+          expiresAtMs: 50_000,
+          issuedAtMs: 2_500,
+          refreshedAtMs: 2_500,
+          scopes: ["chat:write", "users:read"],
+          providerData: { bot_user_id: "U-t1-bot", user_id: "U-refreshed" },
+        });
+        expect((await store.getConnection("T1"))?.status).toBe("active");
+        expect((await store.listEvents("T1", { limit: 1 }))[0]?.type).toBe("refreshed");
+        // Claim cleared: the next claimer gets it at once, with nothing lost.
+        expect(claimOf(await claim(BOT, "b", 2_600)).previousAttemptLost).toBe(false);
+      });
+
+      it("keeps the previous refresh token when the reply carried none (invariant 2)", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        expect(
+          await store.completeRefresh(
+            c,
+            refreshed("r1", { refresh: false }),
+            1_100,
+            event("T1", "refreshed", 1_100),
+          ),
+        ).toBe(true);
+        const bot = await store.getCredential(BOT);
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-r1-PLAINTEXT");
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+      });
+
+      it("schedules the next refresh at refreshDueAtMs", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.completeRefresh(
+          c,
+          refreshed("r1", { due: 45_000 }),
+          1_100,
+          event("T1", "refreshed", 1_100),
+        );
+        const before = await store.claimDue({ owner: "r", nowMs: 44_999, leaseMs: LEASE, limit: 10 });
+        expect(before.map((d) => d.ref)).toEqual([USER]);
+        expect(
+          (await store.claimDue({ owner: "r", nowMs: 45_000, leaseMs: LEASE, limit: 10 })).map((d) => d.ref),
+        ).toEqual([BOT]);
+      });
+
+      it("is fenced out after the claim lapsed and was taken over: false, nothing changed", async () => {
+        await seedT1();
+        const slow = claimOf(await claim(BOT, "slow", 1_000));
+        const winner = claimOf(await claim(BOT, "fast", 1_000 + LEASE));
+        expect(
+          await store.completeRefresh(slow, refreshed("slow"), 40_000, event("T1", "refreshed", 40_000)),
+        ).toBe(false);
+        const bot = await store.getCredential(BOT);
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-t1-bot-PLAINTEXT");
+        expect(bot?.version).toBe(1);
+        expect(await store.listEvents("T1", { limit: 10 })).toHaveLength(1);
+        expect(
+          await store.completeRefresh(winner, refreshed("fast"), 40_001, event("T1", "refreshed", 40_001)),
+        ).toBe(true);
+        // A second completion under the same (now cleared) claim is fenced too.
+        expect(
+          await store.completeRefresh(winner, refreshed("again"), 40_002, event("T1", "refreshed", 40_002)),
+        ).toBe(false);
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe("xoxb-access-fast-PLAINTEXT");
+      });
+
+      it("is fenced out after setCredentialStatus: the dead credential stays dead", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "app_uninstalled", lastError: null },
+          1_500,
+          [event("T1", "uninstalled", 1_500, null)],
+        );
+        expect(
+          await store.completeRefresh(c, refreshed("late"), 2_000, event("T1", "refreshed", 2_000)),
+        ).toBe(false);
+        expect(
+          await store.failRefresh(
+            c,
+            {
+              status: "refresh_failing",
+              reason: "provider_unavailable",
+              lastError: "x",
+              nextAttemptAtMs: 3_000,
+              inDoubt: false,
+            },
+            2_000,
+            event("T1", "refresh_failed", 2_000),
+          ),
+        ).toBeNull();
+        const bot = await store.getCredential(BOT);
+        expect(bot).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled", version: 1 });
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-t1-bot-PLAINTEXT");
+      });
+    });
+
+    describe("failRefresh and status", () => {
+      it("records a transient failure with backoff and reports the status change", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        const change = await store.failRefresh(
+          c,
+          {
+            status: "refresh_failing",
+            reason: "rate_limited",
+            lastError: "ratelimited",
+            nextAttemptAtMs: 61_000,
+            inDoubt: false,
+          },
+          1_100,
+          event("T1", "refresh_failed", 1_100),
+        );
+        expect(change).toEqual({ before: "active", after: "refresh_failing" });
+        expect(await store.getCredential(BOT)).toMatchObject({
+          status: "refresh_failing",
+          reason: "rate_limited",
+          lastError: "ratelimited",
+          failureCount: 1,
+          nextAttemptAtMs: 61_000,
+          refreshInDoubt: false,
+          version: 1,
+        });
+        expect(await store.getConnection("T1")).toMatchObject({
+          status: "refresh_failing",
+          reason: "rate_limited",
+        });
+        // In backoff: not due before nextAttemptAtMs, even though the due time (8s) has passed.
+        const user = await store.claimDue({ owner: "r", nowMs: 60_999, leaseMs: LEASE, limit: 10 });
+        expect(user.map((d) => d.ref)).toEqual([USER]);
+        const bot = await store.claimDue({ owner: "r", nowMs: 61_000, leaseMs: LEASE, limit: 10 });
+        expect(bot.map((d) => d.ref)).toEqual([BOT]);
+        // The journal was closed: the failed attempt's outcome is known, nothing was lost.
+        expect(bot[0]?.previousAttemptLost).toBe(false);
+        const again = user[0] as RefreshClaim;
+        expect(
+          await store.failRefresh(
+            again,
+            {
+              status: "refresh_failing",
+              reason: "rate_limited",
+              lastError: "x",
+              nextAttemptAtMs: 80_000,
+              inDoubt: false,
+            },
+            61_001,
+            event("T1", "refresh_failed", 61_001),
+          ),
+        ).toEqual({ before: "refresh_failing", after: "refresh_failing" });
+        expect((await store.getCredential(USER))?.failureCount).toBe(1);
+      });
+
+      it("keeps the journal open when the outcome is in doubt", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.failRefresh(
+          c,
+          {
+            status: "refresh_failing",
+            reason: "provider_unavailable",
+            lastError: "ETIMEDOUT",
+            nextAttemptAtMs: 2_000,
+            inDoubt: true,
+          },
+          1_500,
+          event("T1", "refresh_failed", 1_500),
+        );
+        expect((await store.getCredential(BOT))?.refreshInDoubt).toBe(true);
+        expect(claimOf(await claim(BOT, "b", 2_000)).previousAttemptLost).toBe(true);
+      });
+
+      it("takes a dead credential off the schedule", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        const change = await store.failRefresh(
+          c,
+          {
+            status: "needs_reauth",
+            reason: "invalid_refresh_token",
+            lastError: "invalid_refresh_token",
+            nextAttemptAtMs: 5_000,
+            inDoubt: false,
+          },
+          1_100,
+          event("T1", "needs_reauth", 1_100),
+        );
+        expect(change).toEqual({ before: "active", after: "needs_reauth" });
+        expect((await store.getCredential(BOT))?.nextAttemptAtMs).toBeNull();
+        expect(
+          (await store.claimDue({ owner: "r", nowMs: 10_000_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+        ).toEqual([USER]);
+        expect((await claim(BOT, "b", 2_000)).kind).toBe("not_refreshable");
+      });
+
+      it("rolls the connection up to its worst credential, with that credential's reason", async () => {
+        await seedT1();
+        const status = (
+          s: "active" | "refresh_failing" | "needs_reauth",
+          reason: "token_revoked" | "rate_limited" | null,
+        ) => ({ status: s, reason, lastError: null });
+        expect(
+          await store.setCredentialStatus(
+            "T1",
+            ["user"],
+            status("refresh_failing", "rate_limited"),
+            2_000,
+            [],
+          ),
+        ).toEqual({ before: "active", after: "refresh_failing" });
+        expect(
+          await store.setCredentialStatus("T1", ["bot"], status("needs_reauth", "token_revoked"), 2_100, [
+            event("T1", "revoked", 2_100),
+          ]),
+        ).toEqual({ before: "refresh_failing", after: "needs_reauth" });
+        expect(await store.getConnection("T1")).toMatchObject({
+          status: "needs_reauth",
+          reason: "token_revoked",
+          updatedAtMs: 2_100,
+        });
+        expect(await store.setCredentialStatus("T1", ["bot"], status("active", null), 2_200, [])).toEqual({
+          before: "needs_reauth",
+          after: "refresh_failing",
+        });
+        expect(await store.getConnection("T1")).toMatchObject({
+          status: "refresh_failing",
+          reason: "rate_limited",
+        });
+        expect(await store.setCredentialStatus("T1", "all", status("active", null), 2_300, [])).toEqual({
+          before: "refresh_failing",
+          after: "active",
+        });
+        expect((await store.getConnection("T1"))?.reason).toBeNull();
+        expect(await store.setCredentialStatus("nope", "all", status("active", null), 2_300, [])).toBeNull();
+        expect((await store.listEvents("T1", { limit: 10 })).map((e) => e.type)).toEqual([
+          "revoked",
+          "imported",
+        ]);
+      });
+
+      it("puts a revived credential back on the schedule", async () => {
+        await seedT1();
+        await store.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: null },
+          2_000,
+          [],
+        );
+        expect(
+          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+        ).toEqual([]);
+        await store.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "active", reason: null, lastError: null },
+          2_100,
+          [],
+        );
+        expect(
+          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+        ).toEqual([BOT]);
+      });
+    });
+
+    describe("claimDue", () => {
+      it("claims due rows only, oldest first, up to the limit, skipping live claims", async () => {
+        for (const [id, due] of [
+          ["A", 5_000],
+          ["B", 3_000],
+          ["C", 4_000],
+          ["D", 9_000],
+        ] as const) {
+          await store.putConnection(
+            connection(id, [credential("bot", id, { refreshDueAtMs: due })]),
+            1_000,
+            [],
+          );
+        }
+        await store.putConnection(
+          connection("E", [credential("bot", "E", { refresh: false, refreshDueAtMs: 1_000 })]),
+          1_000,
+          [],
+        );
+        await store.putConnection(
+          connection("F", [credential("bot", "F", { refreshDueAtMs: null })]),
+          1_000,
+          [],
+        );
+        claimOf(await claim({ connectionId: "C", kind: "bot" }, "busy", 1_000));
+
+        const first = await store.claimDue({ owner: "r1", nowMs: 6_000, leaseMs: LEASE, limit: 1 });
+        expect(first.map((d) => d.ref.connectionId)).toEqual(["B"]);
+        expect(first[0]).toMatchObject({ owner: "r1", previousAttemptLost: false });
+        const rest = await store.claimDue({ owner: "r2", nowMs: 6_000, leaseMs: LEASE, limit: 10 });
+        expect(rest.map((d) => d.ref.connectionId)).toEqual(["A"]);
+        expect(await store.claimDue({ owner: "r3", nowMs: 6_000, leaseMs: LEASE, limit: 10 })).toEqual([]);
+        // Claims from claimDue are real claims: fenced, journaled, completable.
+        expect((await claim({ connectionId: "A", kind: "bot" }, "x", 6_001)).kind).toBe("held_by_other");
+        const a = rest[0] as RefreshClaim;
+        expect(
+          await store.completeRefresh(
+            a,
+            refreshed("A2", { due: 100_000 }),
+            6_100,
+            event("A", "refreshed", 6_100),
+          ),
+        ).toBe(true);
+        expect((await store.getCredential({ connectionId: "A", kind: "bot" }))?.accessToken.reveal()).toBe(
+          "xoxb-access-A2-PLAINTEXT",
+        );
+        await expect(store.claimDue({ owner: "r", nowMs: 1, leaseMs: 1, limit: 0 })).rejects.toBeInstanceOf(
+          TokenwardenError,
+        );
+      });
+
+      it("finds a lapsed claim due again, reporting the lost attempt", async () => {
+        await seedT1();
+        const crashed = await store.claimDue({ owner: "crashed", nowMs: 8_000, leaseMs: LEASE, limit: 10 });
+        expect(crashed.map((d) => d.ref)).toEqual([BOT]);
+        expect(
+          await store.claimDue({ owner: "r", nowMs: 8_000 + LEASE - 1, leaseMs: LEASE, limit: 10 }),
+        ).toEqual([expect.objectContaining({ ref: USER, previousAttemptLost: false })]);
+        const recovered = await store.claimDue({
+          owner: "r",
+          nowMs: 8_000 + LEASE,
+          leaseMs: LEASE,
+          limit: 10,
+        });
+        expect(recovered).toEqual([
+          expect.objectContaining({ ref: BOT, owner: "r", previousAttemptLost: true }),
+        ]);
+        // The crashed holder's late write is fenced out.
+        expect(
+          await store.completeRefresh(
+            crashed[0] as RefreshClaim,
+            refreshed("zombie"),
+            50_000,
+            event("T1", "refreshed", 50_000),
+          ),
+        ).toBe(false);
+      });
+    });
+
+    describe("events", () => {
+      it("lists newest first with beforeId paging; data and reason round-trip", async () => {
+        await store.appendEvents([]);
+        await store.appendEvents(
+          Array.from({ length: 5 }, (_, i) => ({
+            connectionId: "T1",
+            kind: i % 2 === 0 ? ("bot" as const) : null,
+            type: "checked" as const,
+            atMs: 1_000 + i,
+            reason: i === 4 ? ("invalid_auth" as const) : null,
+            data: { i, nested: { ok: true } },
+          })),
+        );
+        await store.appendEvents([event("T2", "imported", 1)]);
+        const page1 = await store.listEvents("T1", { limit: 2 });
+        expect(page1.map((e) => e.atMs)).toEqual([1_004, 1_003]);
+        expect(page1[0]).toMatchObject({
+          connectionId: "T1",
+          kind: "bot",
+          type: "checked",
+          reason: "invalid_auth",
+          data: { i: 4, nested: { ok: true } },
+        });
+        expect(page1[1]).toMatchObject({ kind: null, reason: null });
+        const page2 = await store.listEvents("T1", { limit: 2, beforeId: page1[1]?.id ?? 0 });
+        expect(page2.map((e) => e.atMs)).toEqual([1_002, 1_001]);
+        const page3 = await store.listEvents("T1", { limit: 2, beforeId: page2[1]?.id ?? 0 });
+        expect(page3.map((e) => e.atMs)).toEqual([1_000]);
+        expect(typeof page3[0]?.id).toBe("number");
+      });
+    });
+
+    describe("provider state", () => {
+      it("upserts and says whether the status changed", async () => {
+        expect(await store.getProviderState("slack")).toBeNull();
+        expect(
+          await store.setProviderState({
+            provider: "slack",
+            status: "ok",
+            reason: null,
+            lastError: null,
+            sinceMs: 1,
+          }),
+        ).toBe(false);
+        expect(
+          await store.setProviderState({
+            provider: "slack",
+            status: "misconfigured",
+            reason: "provider_misconfigured",
+            lastError: "bad_client_secret",
+            sinceMs: 2,
+          }),
+        ).toBe(true);
+        expect(
+          await store.setProviderState({
+            provider: "slack",
+            status: "misconfigured",
+            reason: "provider_misconfigured",
+            lastError: "invalid_client_id",
+            sinceMs: 3,
+          }),
+        ).toBe(false);
+        expect(await store.getProviderState("slack")).toEqual({
+          provider: "slack",
+          status: "misconfigured",
+          reason: "provider_misconfigured",
+          lastError: "invalid_client_id",
+          sinceMs: 2,
+        });
+        expect(
+          await store.setProviderState({
+            provider: "slack",
+            status: "ok",
+            reason: null,
+            lastError: null,
+            sinceMs: 4,
+          }),
+        ).toBe(true);
+        expect((await store.getProviderState("slack"))?.sinceMs).toBe(4);
+      });
+    });
+
+    describe("secrets at rest (invariant 5)", () => {
+      it("never stores a token in plaintext", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.completeRefresh(c, refreshed("rotated"), 1_100, event("T1", "refreshed", 1_100));
+        const text = await h.textAtRest();
+        expect(text).toContain("v1.old."); // the sealed values are there…
+        expect(text).toContain("team T1");
+        for (const label of ["t1-bot", "t1-user", "rotated"]) {
+          expect(text).not.toContain(`access-${label}-PLAINTEXT`); // …and no token
+          expect(text).not.toContain(`refresh-${label}-PLAINTEXT`);
+        }
+      });
+
+      it("fails loudly without the key, naming no secret", async () => {
+        await seedT1();
+        // Another store with the same key reads fine; a store without the key fails loudly, naming no secret.
+        expect((await (await peer()).getCredential(BOT))?.accessToken).toBeInstanceOf(Secret);
+        const error = await (await peer(newKeyOnlySealer())).getCredential(BOT).catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: "config_invalid" });
+        expect(String((error as Error).message)).not.toContain("PLAINTEXT");
+      });
+
+      it("re-seals every secret with the new key in batches, keeping versions", async () => {
+        await seedT1();
+        await store.putConnection(connection("T2", [credential("bot", "t2", { refresh: false })]), 1_000, []);
+        const rotated = await peer(rotatedSealer());
+        expect(await rotated.resealBatch(2)).toBe(2);
+        expect(await rotated.resealBatch(2)).toBe(1);
+        expect(await rotated.resealBatch(2)).toBe(0);
+        const newOnly = await peer(newKeyOnlySealer());
+        expect((await newOnly.getCredential(BOT))?.refreshToken?.reveal()).toBe(
+          "xoxe-refresh-t1-bot-PLAINTEXT",
+        );
+        expect((await newOnly.getCredential(USER))?.accessToken.reveal()).toBe(
+          "xoxb-access-t1-user-PLAINTEXT",
+        );
+        expect((await newOnly.getCredential({ connectionId: "T2", kind: "bot" }))?.accessToken.reveal()).toBe(
+          "xoxb-access-t2-PLAINTEXT",
+        );
+        expect((await newOnly.getCredential(BOT))?.version).toBe(1);
+      });
+
+      it("re-seals safely alongside a refresh in flight", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        const rotated = await peer(rotatedSealer());
+        expect(await rotated.resealBatch(100)).toBe(2);
+        expect(
+          await store.completeRefresh(
+            c,
+            refreshed("during-reseal", { refresh: false }),
+            1_100,
+            event("T1", "refreshed", 1_100),
+          ),
+        ).toBe(true);
+        // The old refresh token, re-sealed under the new key, survived the completion.
+        const bot = await rotated.getCredential(BOT);
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-during-reseal-PLAINTEXT");
+        // The completing store still sealed with the old key: one more batch finishes the rotation.
+        expect(await rotated.resealBatch(100)).toBe(1);
+        expect(await rotated.resealBatch(100)).toBe(0);
+      });
+    });
+
+    describe("changeStamp", () => {
+      it("changes after its own writes and after another process's", async () => {
+        await seedT1();
+        const s0 = store.changeStamp(BOT);
+        expect(store.changeStamp(BOT)).toBe(s0);
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.completeRefresh(c, refreshed("own"), 1_100, event("T1", "refreshed", 1_100));
+        const s1 = store.changeStamp(BOT);
+        expect(s1).not.toBe(s0);
+
+        const other = await peer();
+        const theirs = claimOf(
+          await other.claimRefresh(BOT, { owner: "b", nowMs: 1_200, leaseMs: LEASE, freshUntilMs: FORCE }),
+        );
+        await other.completeRefresh(theirs, refreshed("theirs"), 1_300, event("T1", "refreshed", 1_300));
+        await eventually(
+          () => store.changeStamp(BOT),
+          (s) => s !== s1,
+          { what: "the stamp to change after a peer's write" },
+        );
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe("xoxb-access-theirs-PLAINTEXT");
+
+        const s2 = store.changeStamp(BOT);
+        await other.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: null },
+          1_400,
+          [],
+        );
+        await eventually(
+          () => store.changeStamp(BOT),
+          (s) => s !== s2,
+          { what: "the stamp to change after a status change" },
+        );
+      });
+    });
+  });
+}
