@@ -1,0 +1,136 @@
+import { TokenwardenError } from "../core/errors.js";
+import type { Classification, CredentialKind, Reason, Status } from "../core/types.js";
+import type { EngineContext } from "./context.js";
+import { announce, providerFor, refreshCredential } from "./refresh.js";
+
+export interface CredentialCheck {
+  kind: CredentialKind;
+  ok: boolean;
+  /** The provider's error string when not ok. */
+  error: string | null;
+  status: Status;
+  reason: Reason | null;
+}
+
+export interface CheckResult {
+  connectionId: string;
+  status: Status;
+  credentials: CredentialCheck[];
+}
+
+/**
+ * Asks the provider whether each credential still works (Slack: `auth.test`)
+ * and acts on the answer as invariant 4 says: an expired token is refreshed
+ * and checked again, a dead one marks the credential `needs_reauth`, a
+ * transient failure changes nothing.
+ */
+export async function checkConnection(ctx: EngineContext, connectionId: string): Promise<CheckResult> {
+  const connection = await ctx.store.getConnection(connectionId);
+  if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
+  const provider = providerFor(ctx, connection.provider);
+  const results: CredentialCheck[] = [];
+  for (const credential of await ctx.store.listCredentials(connectionId)) {
+    const ref = { connectionId, kind: credential.kind };
+    let token = credential.accessToken;
+    let outcome = await provider.check(token, AbortSignal.timeout(ctx.timings.providerTimeoutMs));
+    if (
+      outcome.kind === "failed" &&
+      outcome.classification.kind === "refreshable" &&
+      credential.refreshToken
+    ) {
+      try {
+        const fresh = await refreshCredential(ctx, ref, {
+          freshUntilMs: Number.MAX_SAFE_INTEGER,
+          staleAccessToken: token.reveal(),
+          ignoreBackoff: true,
+        });
+        token = fresh.tokens.accessToken;
+        outcome = await provider.check(token, AbortSignal.timeout(ctx.timings.providerTimeoutMs));
+      } catch (error) {
+        ctx.logger.debug({ err: error, connectionId }, "refresh during a health check failed");
+      }
+    }
+    const now = ctx.clock.now();
+    const classification: Classification | null = outcome.kind === "failed" ? outcome.classification : null;
+    if (classification?.kind === "dead") {
+      const change = await ctx.store.setCredentialStatus(
+        connectionId,
+        [credential.kind],
+        { status: "needs_reauth", reason: classification.reason, lastError: classification.error },
+        now,
+        [
+          {
+            connectionId,
+            kind: credential.kind,
+            type: "checked",
+            atMs: now,
+            reason: classification.reason,
+            data: { ok: false, error: classification.error },
+          },
+        ],
+      );
+      ctx.cache.delete(ref);
+      await announce(
+        ctx,
+        connectionId,
+        connection.provider,
+        credential.kind,
+        change,
+        classification.reason,
+        now,
+      );
+    } else {
+      await ctx.store.appendEvents([
+        {
+          connectionId,
+          kind: credential.kind,
+          type: "checked",
+          atMs: now,
+          data: classification === null ? { ok: true } : { ok: false, error: classification.error },
+        },
+      ]);
+    }
+    const after = await ctx.store.getCredential(ref);
+    results.push({
+      kind: credential.kind,
+      ok: classification === null,
+      error: classification?.error ?? null,
+      status: after?.status ?? credential.status,
+      reason: after?.reason ?? credential.reason,
+    });
+  }
+  const after = await ctx.store.getConnection(connectionId);
+  return { connectionId, status: after?.status ?? connection.status, credentials: results };
+}
+
+/** Marks credentials dead after an outside signal (an uninstall event, a revocation seen by a caller). */
+export async function markDead(
+  ctx: EngineContext,
+  connectionId: string,
+  kinds: CredentialKind[] | "all",
+  reason: Reason,
+  error: string,
+  eventType: "revoked" | "uninstalled" | "checked",
+): Promise<void> {
+  const connection = await ctx.store.getConnection(connectionId);
+  if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
+  const now = ctx.clock.now();
+  const affected = kinds === "all" ? connection.credentials.map((c) => c.kind) : kinds;
+  const change = await ctx.store.setCredentialStatus(
+    connectionId,
+    kinds,
+    { status: "needs_reauth", reason, lastError: error },
+    now,
+    affected.map((kind) => ({ connectionId, kind, type: eventType, atMs: now, reason, data: { error } })),
+  );
+  for (const kind of affected) ctx.cache.delete({ connectionId, kind });
+  await announce(
+    ctx,
+    connectionId,
+    connection.provider,
+    kinds === "all" || affected.length !== 1 ? null : (affected[0] ?? null),
+    change,
+    reason,
+    now,
+  );
+}

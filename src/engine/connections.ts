@@ -1,0 +1,149 @@
+import { TokenwardenError } from "../core/errors.js";
+import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
+import { Secret } from "../core/secret.js";
+import type {
+  Connection,
+  CredentialKind,
+  NewCredential,
+  NewEvent,
+  Status,
+  StoredEvent,
+} from "../core/types.js";
+import type { EngineContext } from "./context.js";
+import {
+  defaultTokenType,
+  expiresAtMsOf,
+  type ImportInput,
+  parseImportInput,
+  scopesOf,
+} from "./import-input.js";
+import { announce, providerFor } from "./refresh.js";
+
+export interface ListOptions {
+  provider?: string;
+  status?: Status;
+  cursor?: string;
+  /** 1–500; default 50. */
+  limit?: number;
+}
+
+/** Connection management: import, read, list, delete, event log. No method returns a token. */
+export function makeConnections(ctx: EngineContext, forget: (connectionId: string) => void) {
+  return {
+    /**
+     * Imports existing tokens as a connection, or replaces its tokens (a
+     * reconnect: a dead connection becomes `active` and `recovered` is emitted).
+     *
+     * @example
+     * await warden.connections.import({ id: "T123", provider: "slack",
+     *   credentials: { bot: { accessToken, refreshToken, expiresIn: 43200 } } });
+     */
+    async import(input: ImportInput): Promise<Connection> {
+      const parsed = parseImportInput(input);
+      providerFor(ctx, parsed.provider);
+      const now = ctx.clock.now();
+      const id = parsed.id ?? `conn_${ctx.random.token(12)}`;
+      const credentials: NewCredential[] = [];
+      for (const kind of ["bot", "user", "default"] as const) {
+        const c = parsed.credentials[kind];
+        if (c === undefined) continue;
+        const expiresAtMs = expiresAtMsOf(c, now);
+        const refreshToken = c.refreshToken ? new Secret(c.refreshToken) : null;
+        credentials.push({
+          kind,
+          tokens: {
+            accessToken: new Secret(c.accessToken),
+            refreshToken,
+            tokenType: c.tokenType ?? defaultTokenType(parsed.provider, kind),
+            expiresAtMs,
+            scopes: scopesOf(c.scopes),
+          },
+          providerData: c.providerData ?? {},
+          // The issue time of an imported token is unknown: its remaining life counts as its lifetime.
+          refreshDueAtMs: jitteredRefreshDueAt(
+            { expiresAtMs, issuedAtMs: now, hasRefreshToken: refreshToken !== null },
+            ctx.random.next(),
+            ctx.policy,
+            ctx.timings.jitterFraction,
+          ),
+        });
+      }
+      const existing = await ctx.store.getConnection(id);
+      const type = existing === null ? "imported" : "reauthorized";
+      const events: NewEvent[] = credentials.map((c) => ({
+        connectionId: id,
+        kind: c.kind,
+        type,
+        atMs: now,
+        data: { expiresAtMs: c.tokens.expiresAtMs, rotating: c.tokens.refreshToken !== null },
+      }));
+      const change = await ctx.store.putConnection(
+        { id, provider: parsed.provider, metadata: parsed.metadata ?? {}, credentials },
+        now,
+        events,
+      );
+      forget(id);
+      await announce(ctx, id, parsed.provider, null, change, null, now);
+      const saved = await ctx.store.getConnection(id);
+      if (saved === null)
+        throw new TokenwardenError("conflict", `connection ${id} was deleted while importing`);
+      return saved;
+    },
+
+    async get(id: string): Promise<Connection> {
+      const connection = await ctx.store.getConnection(id);
+      if (connection === null) throw new TokenwardenError("not_found", `no connection ${id}`);
+      return connection;
+    },
+
+    async list(options: ListOptions = {}): Promise<{ items: Connection[]; nextCursor: string | null }> {
+      const limit = options.limit ?? 50;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+        throw new TokenwardenError("invalid_input", "limit must be an integer from 1 to 500");
+      }
+      return ctx.store.listConnections({
+        limit,
+        ...(options.provider === undefined ? {} : { provider: options.provider }),
+        ...(options.status === undefined ? {} : { status: options.status }),
+        ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+      });
+    },
+
+    async events(id: string, options: { limit?: number; beforeId?: number } = {}): Promise<StoredEvent[]> {
+      await this.get(id);
+      return ctx.store.listEvents(id, {
+        limit: options.limit ?? 100,
+        ...(options.beforeId === undefined ? {} : { beforeId: options.beforeId }),
+      });
+    },
+
+    /**
+     * Forgets a connection; with `revoke`, first revokes its tokens at the
+     * provider (best effort: a failure there is reported, the delete still happens).
+     */
+    async delete(
+      id: string,
+      options: { revoke?: boolean } = {},
+    ): Promise<{ deleted: true; revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> }> {
+      const connection = await this.get(id);
+      const revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> = [];
+      if (options.revoke) {
+        const provider = providerFor(ctx, connection.provider);
+        for (const credential of await ctx.store.listCredentials(id)) {
+          const outcome = await provider.revoke(
+            credential.accessToken,
+            AbortSignal.timeout(ctx.timings.providerTimeoutMs),
+          );
+          revoked.push(
+            outcome.kind === "ok"
+              ? { kind: credential.kind, ok: true }
+              : { kind: credential.kind, ok: false, error: outcome.classification.error },
+          );
+        }
+      }
+      await ctx.store.deleteConnection(id);
+      forget(id);
+      return { deleted: true, revoked };
+    },
+  };
+}

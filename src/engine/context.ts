@@ -1,0 +1,50 @@
+import { DEFAULT_BACKOFF } from "../core/backoff.js";
+import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
+import { DEFAULT_JITTER_FRACTION, type RefreshPolicy } from "../core/refresh-policy.js";
+import type { TokenCache } from "./token-cache.js";
+import type { WardenEvents } from "./warden-events.js";
+
+/** Tunables of the refresh machinery; all durations in ms. */
+export interface EngineTimings {
+  /** How long a refresh claim holds before another process may take it over; renewed while alive. */
+  leaseMs: number;
+  /** Abort a provider call after this long (its outcome is then unknown: invariant 1's exception). */
+  providerTimeoutMs: number;
+  /** How long a caller waits for another process's refresh before giving up (never spending the token itself). */
+  waitTimeoutMs: number;
+  /** How often a waiter re-reads the store. */
+  pollMs: number;
+  /** Spread of the background refresh time, earlier only, as a fraction of the refresh margin. */
+  jitterFraction: number;
+  /** Transient failure backoff. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_TIMINGS: EngineTimings = {
+  leaseMs: 15_000,
+  providerTimeoutMs: 20_000,
+  waitTimeoutMs: 45_000,
+  pollMs: 25,
+  jitterFraction: DEFAULT_JITTER_FRACTION,
+  backoffBaseMs: DEFAULT_BACKOFF.baseMs,
+  backoffMaxMs: DEFAULT_BACKOFF.maxMs,
+};
+
+/** Everything the engine's functions need, passed explicitly (no module singletons). */
+export interface EngineContext {
+  store: Store;
+  providers: ReadonlyMap<string, Provider>;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  policy: RefreshPolicy;
+  timings: EngineTimings;
+  /** Identifies this process in refresh claims. */
+  owner: string;
+  events: WardenEvents;
+  cache: TokenCache;
+  /** Providers known to reject our client credentials (mirrors the store's provider states). */
+  flaggedProviders: Set<string>;
+  reconnectUrl(connectionId: string, provider: string): string | null;
+}

@@ -1,0 +1,154 @@
+import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
+import {
+  type CredentialTiming,
+  DEFAULT_MIN_TTL_SECONDS,
+  needsToken,
+  refreshMarginMs,
+} from "../core/refresh-policy.js";
+import { SingleFlight } from "../core/single-flight.js";
+import type { CredentialKind, CredentialRef, StoredCredential } from "../core/types.js";
+import type { EngineContext } from "./context.js";
+import { type CurrentToken, refreshCredential } from "./refresh.js";
+import { TokenCache } from "./token-cache.js";
+
+export interface GetTokenOptions {
+  /** Which credential: `bot` or `user` for Slack, `default` elsewhere. Defaults to the connection's first. */
+  kind?: CredentialKind;
+  /** The token must stay valid at least this long; refreshed first if it would not. */
+  minTtlSeconds?: number;
+}
+
+export interface AccessToken {
+  accessToken: string;
+  tokenType: string;
+  kind: CredentialKind;
+  expiresAt: Date | null;
+}
+
+/** Order in which a connection's credentials are picked when the caller names no kind. */
+const KIND_PREFERENCE: readonly CredentialKind[] = ["bot", "default", "user"];
+
+function toAccessToken(
+  t: { accessToken: { reveal(): string }; tokenType: string; expiresAtMs: number | null },
+  kind: CredentialKind,
+): AccessToken {
+  return {
+    accessToken: t.accessToken.reveal(),
+    tokenType: t.tokenType,
+    kind,
+    expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs),
+  };
+}
+
+/**
+ * getToken: memory first (no database round trip while the store's change
+ * stamp is unchanged), then the store, then one refresh per credential per
+ * process (coalesced), and one across processes (claimed in the store).
+ */
+export function makeGetToken(ctx: EngineContext) {
+  const flights = new SingleFlight<CurrentToken>();
+  const defaultKinds = new Map<string, CredentialKind>();
+
+  function fromCache(ref: CredentialRef, minTtlSeconds: number | undefined): AccessToken | null {
+    const entry = ctx.cache.get(ref);
+    if (entry === undefined || entry.stamp !== ctx.store.changeStamp(ref)) return null;
+    if (needsToken(entry, ctx.clock.now(), satisfiableTtlSeconds(entry, minTtlSeconds), ctx.policy))
+      return null;
+    return toAccessToken(entry, entry.kind);
+  }
+
+  async function load(ref: CredentialRef, minTtlSeconds: number | undefined): Promise<AccessToken> {
+    const stamp = ctx.store.changeStamp(ref);
+    const credential = await ctx.store.getCredential(ref);
+    if (credential === null) {
+      throw new TokenwardenError("not_found", `no ${ref.kind} credential on connection ${ref.connectionId}`);
+    }
+    if (credential.status === "needs_reauth") {
+      throw new NeedsReauthError(
+        ref.connectionId,
+        credential.reason ?? "invalid_auth",
+        ctx.reconnectUrl(ref.connectionId, credential.provider),
+      );
+    }
+    const now = ctx.clock.now();
+    const timing = timingOf(credential);
+    const ttlSeconds = satisfiableTtlSeconds(timing, minTtlSeconds);
+    if (!needsToken(timing, now, ttlSeconds, ctx.policy)) {
+      remember(ref, credential, stamp);
+      return toAccessToken(credential, ref.kind);
+    }
+    // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
+    const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
+    const fresh = await flights.run(TokenCache.key(ref), () => refreshCredential(ctx, ref, { freshUntilMs }));
+    if (
+      fresh.failure &&
+      fresh.tokens.expiresAtMs !== null &&
+      fresh.tokens.expiresAtMs - ctx.clock.now() < 1000
+    ) {
+      throw new ProviderUnavailableError(
+        `could not refresh ${ref.kind} credential of ${ref.connectionId} (${fresh.failure.error})`,
+        "provider_unavailable",
+        null,
+      );
+    }
+    return toAccessToken(fresh.tokens, ref.kind);
+  }
+
+  function remember(ref: CredentialRef, credential: StoredCredential, stamp: number): void {
+    ctx.cache.set(ref, {
+      accessToken: credential.accessToken,
+      tokenType: credential.tokenType,
+      kind: credential.kind,
+      expiresAtMs: credential.expiresAtMs,
+      issuedAtMs: credential.issuedAtMs,
+      hasRefreshToken: credential.refreshToken !== null,
+      stamp,
+    });
+  }
+
+  async function resolveKind(connectionId: string): Promise<CredentialKind> {
+    const known = defaultKinds.get(connectionId);
+    if (known) return known;
+    const connection = await ctx.store.getConnection(connectionId);
+    if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
+    const kinds = new Set(connection.credentials.map((c) => c.kind));
+    const kind = KIND_PREFERENCE.find((k) => kinds.has(k));
+    if (kind === undefined)
+      throw new TokenwardenError("not_found", `connection ${connectionId} has no credentials`);
+    defaultKinds.set(connectionId, kind);
+    return kind;
+  }
+
+  return {
+    async getToken(connectionId: string, options: GetTokenOptions = {}): Promise<AccessToken> {
+      const kind = options.kind ?? defaultKinds.get(connectionId) ?? (await resolveKind(connectionId));
+      const ref = { connectionId, kind };
+      const hit = fromCache(ref, options.minTtlSeconds);
+      if (hit) {
+        ctx.cache.recordHit();
+        return hit;
+      }
+      ctx.cache.recordMiss();
+      return load(ref, options.minTtlSeconds);
+    },
+    forget(connectionId: string): void {
+      defaultKinds.delete(connectionId);
+      ctx.cache.deleteConnection(connectionId);
+    },
+  };
+}
+
+function timingOf(c: StoredCredential): CredentialTiming {
+  return { expiresAtMs: c.expiresAtMs, issuedAtMs: c.issuedAtMs, hasRefreshToken: c.refreshToken !== null };
+}
+
+/**
+ * A caller may ask for more TTL than the provider ever grants (min_ttl=3600 on
+ * 10-minute tokens); capping it at half the lifetime keeps every call from
+ * refreshing again.
+ */
+function satisfiableTtlSeconds(c: CredentialTiming, minTtlSeconds: number | undefined): number {
+  const wanted = minTtlSeconds ?? DEFAULT_MIN_TTL_SECONDS;
+  if (c.expiresAtMs === null || c.expiresAtMs <= c.issuedAtMs) return wanted;
+  return Math.min(wanted, (c.expiresAtMs - c.issuedAtMs) / 2000);
+}

@@ -1,0 +1,447 @@
+import { nextAttemptAt } from "../core/backoff.js";
+import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
+import type { ClaimResult, Provider, RefreshClaim, StatusChange } from "../core/ports.js";
+import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
+import { episodeTransition } from "../core/status.js";
+import type { Classification, CredentialRef, DeadReason, StoredCredential, TokenSet } from "../core/types.js";
+import type { EngineContext } from "./context.js";
+
+type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
+
+/** A token a caller may use, as the store now holds it. */
+export interface CurrentToken {
+  ref: CredentialRef;
+  provider: string;
+  tokens: TokenSet;
+  /** Set when a refresh was attempted and failed transiently while the stored token is still valid. */
+  failure?: Classification;
+}
+
+export interface RefreshRequest {
+  /** Succeed without spending if the stored token is valid until at least then (another process won). */
+  freshUntilMs: number;
+  /** The refresh is wanted because this token failed; if the store already holds another, use that. */
+  staleAccessToken?: string;
+  /** Ignore the backoff schedule (an explicit "refresh now"). */
+  ignoreBackoff?: boolean;
+}
+
+export function providerFor(ctx: EngineContext, name: string): Provider {
+  const provider = ctx.providers.get(name);
+  if (!provider) {
+    throw new TokenwardenError(
+      "provider_misconfigured",
+      `provider "${name}" is not configured in this warden`,
+    );
+  }
+  return provider;
+}
+
+function current(credential: StoredCredential): CurrentToken {
+  return {
+    ref: { connectionId: credential.connectionId, kind: credential.kind },
+    provider: credential.provider,
+    tokens: {
+      accessToken: credential.accessToken,
+      refreshToken: credential.refreshToken,
+      tokenType: credential.tokenType,
+      expiresAtMs: credential.expiresAtMs,
+      scopes: credential.scopes,
+    },
+  };
+}
+
+function deadError(ctx: EngineContext, credential: StoredCredential): NeedsReauthError {
+  return new NeedsReauthError(
+    credential.connectionId,
+    credential.reason ?? "invalid_auth",
+    ctx.reconnectUrl(credential.connectionId, credential.provider),
+  );
+}
+
+/** What a version-independent re-read must differ in for a waiter to look again. */
+function fingerprint(c: StoredCredential | null): string {
+  return c === null ? "gone" : `${c.version}:${c.status}:${c.failureCount}:${c.nextAttemptAtMs}`;
+}
+
+/**
+ * Refreshes one credential at most once across every process sharing the
+ * store (invariant 1). Claims the right to spend the refresh token; if another
+ * process holds it, waits and re-reads instead of spending it too.
+ */
+export async function refreshCredential(
+  ctx: EngineContext,
+  ref: CredentialRef,
+  request: RefreshRequest,
+): Promise<CurrentToken> {
+  const deadline = Date.now() + ctx.timings.waitTimeoutMs;
+  for (;;) {
+    const claim = await ctx.store.claimRefresh(ref, {
+      owner: ctx.owner,
+      nowMs: ctx.clock.now(),
+      leaseMs: ctx.timings.leaseMs,
+      freshUntilMs: request.freshUntilMs,
+    });
+    switch (claim.kind) {
+      case "not_found":
+        throw new TokenwardenError(
+          "not_found",
+          `no ${ref.kind} credential on connection ${ref.connectionId}`,
+        );
+      case "already_fresh":
+        return current(claim.credential);
+      case "not_refreshable":
+        return usableOrThrow(ctx, claim.credential);
+      case "held_by_other":
+        await waitForHolder(ctx, ref, deadline);
+        continue;
+      case "claimed": {
+        const early = await settleWithoutSpending(ctx, claim, request);
+        if (early) return early;
+        return runClaim(ctx, claim);
+      }
+    }
+  }
+}
+
+/** Without a refresh token (or dead), the stored token is all there is. */
+function usableOrThrow(ctx: EngineContext, credential: StoredCredential): CurrentToken {
+  if (credential.status === "needs_reauth") throw deadError(ctx, credential);
+  if (credential.expiresAtMs !== null && credential.expiresAtMs <= ctx.clock.now()) {
+    throw new NeedsReauthError(
+      credential.connectionId,
+      "invalid_auth",
+      ctx.reconnectUrl(credential.connectionId, credential.provider),
+    );
+  }
+  return current(credential);
+}
+
+/**
+ * A claim was won, but spending may still be wrong: the token that failed was
+ * already replaced by another process, or the credential is in backoff.
+ * Releases the claim in those cases.
+ */
+async function settleWithoutSpending(
+  ctx: EngineContext,
+  claimed: Claimed,
+  request: RefreshRequest,
+): Promise<CurrentToken | null> {
+  const c = claimed.credential;
+  if (request.staleAccessToken !== undefined && c.accessToken.reveal() !== request.staleAccessToken) {
+    await ctx.store.releaseClaim(claimed.claim);
+    return current(c);
+  }
+  const now = ctx.clock.now();
+  if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
+    await ctx.store.releaseClaim(claimed.claim);
+    if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
+    throw new ProviderUnavailableError(
+      `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"}); next attempt in ${Math.ceil((c.nextAttemptAtMs - now) / 1000)} s`,
+      c.reason ?? "provider_unavailable",
+      c.nextAttemptAtMs - now,
+    );
+  }
+  return null;
+}
+
+async function waitForHolder(ctx: EngineContext, ref: CredentialRef, deadline: number): Promise<void> {
+  const before = fingerprint(await ctx.store.getCredential(ref));
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, ctx.timings.pollMs));
+    if (fingerprint(await ctx.store.getCredential(ref)) !== before) return;
+    // A holder that died leaves a lapsed lease; claimRefresh takes it over.
+    const probe = await ctx.store.claimRefresh(ref, {
+      owner: ctx.owner,
+      nowMs: ctx.clock.now(),
+      leaseMs: ctx.timings.leaseMs,
+      freshUntilMs: Number.MAX_SAFE_INTEGER,
+    });
+    if (probe.kind === "claimed") {
+      // Not ours to spend from here: hand it back and let the caller's loop decide with its own request.
+      await ctx.store.releaseClaim(probe.claim);
+      return;
+    }
+    if (probe.kind !== "held_by_other") return;
+  }
+  throw new ProviderUnavailableError(
+    `a refresh of ${ref.kind} credential of ${ref.connectionId} is still in progress in another process`,
+    "provider_unavailable",
+    null,
+  );
+}
+
+/**
+ * Spends a claimed refresh token once and records the outcome. Persist before
+ * use (invariant 2): the new tokens are committed before anyone sees them.
+ * The claim is renewed while the provider is slow, so a slow provider never
+ * lets another process spend the same token.
+ */
+export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<CurrentToken> {
+  const { claim, credential, previousAttemptLost } = claimed;
+  const provider = providerFor(ctx, credential.provider);
+  if (credential.refreshToken === null) {
+    await ctx.store.releaseClaim(claim);
+    return usableOrThrow(ctx, credential);
+  }
+  const heartbeat = setInterval(
+    () => {
+      ctx.store.renewClaim(claim, ctx.clock.now(), ctx.timings.leaseMs).catch((error: unknown) => {
+        ctx.logger.warn(
+          { err: error, connectionId: claim.ref.connectionId },
+          "could not renew a refresh claim",
+        );
+      });
+    },
+    Math.max(10, Math.floor(ctx.timings.leaseMs / 3)),
+  );
+  heartbeat.unref();
+  let outcome: Awaited<ReturnType<Provider["refresh"]>>;
+  try {
+    outcome = await provider.refresh(
+      {
+        ref: claim.ref,
+        refreshToken: credential.refreshToken,
+        tokenType: credential.tokenType,
+        scopes: credential.scopes,
+        providerData: credential.providerData,
+      },
+      AbortSignal.timeout(ctx.timings.providerTimeoutMs),
+    );
+  } finally {
+    clearInterval(heartbeat);
+  }
+  if (outcome.kind === "refreshed")
+    return completeClaim(ctx, claim, credential, outcome, previousAttemptLost);
+  return failClaim(ctx, claim, credential, outcome.classification, {
+    inDoubt: outcome.mayHaveReachedProvider,
+    previousAttemptLost,
+  });
+}
+
+async function completeClaim(
+  ctx: EngineContext,
+  claim: RefreshClaim,
+  credential: StoredCredential,
+  outcome: Extract<Awaited<ReturnType<Provider["refresh"]>>, { kind: "refreshed" }>,
+  previousAttemptLost: boolean,
+): Promise<CurrentToken> {
+  const now = ctx.clock.now();
+  const tokens = outcome.tokens;
+  const hasRefreshToken = tokens.refreshToken !== null || credential.refreshToken !== null;
+  const refreshDueAtMs = jitteredRefreshDueAt(
+    { expiresAtMs: tokens.expiresAtMs, issuedAtMs: now, hasRefreshToken },
+    ctx.random.next(),
+    ctx.policy,
+    ctx.timings.jitterFraction,
+  );
+  const saved = await ctx.store.completeRefresh(
+    claim,
+    { tokens, providerData: outcome.providerData, refreshDueAtMs },
+    now,
+    {
+      connectionId: claim.ref.connectionId,
+      kind: claim.ref.kind,
+      type: "refreshed",
+      atMs: now,
+      data: {
+        expiresAtMs: tokens.expiresAtMs,
+        refreshTokenRotated: tokens.refreshToken !== null,
+        ...(previousAttemptLost ? { recoveredLostResponse: true } : {}),
+      },
+    },
+  );
+  if (!saved) {
+    // Our claim was cleared (uninstalled or revoked meanwhile): the new tokens belong to a dead install.
+    ctx.logger.warn(
+      { connectionId: claim.ref.connectionId, kind: claim.ref.kind },
+      "a refresh completed after its claim was taken away; its tokens were not stored",
+    );
+    const now2 = await ctx.store.getCredential(claim.ref);
+    if (!now2) throw new TokenwardenError("not_found", `connection ${claim.ref.connectionId} was deleted`);
+    return usableOrThrow(ctx, now2);
+  }
+  ctx.cache.delete(claim.ref);
+  ctx.events.emit("refreshed", {
+    connectionId: claim.ref.connectionId,
+    provider: credential.provider,
+    kind: claim.ref.kind,
+    expiresAt: tokens.expiresAtMs === null ? null : new Date(tokens.expiresAtMs),
+    atMs: now,
+  });
+  if (credential.status !== "active") {
+    const connection = await ctx.store.getConnection(claim.ref.connectionId);
+    if (connection && connection.status === "active") {
+      await announce(
+        ctx,
+        claim.ref.connectionId,
+        credential.provider,
+        claim.ref.kind,
+        { before: credential.status, after: "active" },
+        null,
+        now,
+      );
+    }
+  }
+  await markProviderHealthy(ctx, credential.provider, now);
+  return {
+    ref: claim.ref,
+    provider: credential.provider,
+    tokens: { ...tokens, refreshToken: tokens.refreshToken ?? credential.refreshToken },
+  };
+}
+
+async function failClaim(
+  ctx: EngineContext,
+  claim: RefreshClaim,
+  credential: StoredCredential,
+  classification: Classification,
+  attempt: { inDoubt: boolean; previousAttemptLost: boolean },
+): Promise<CurrentToken> {
+  const now = ctx.clock.now();
+  const base = { connectionId: claim.ref.connectionId, kind: claim.ref.kind, atMs: now };
+  if (classification.kind === "misconfigured") {
+    // Our client credentials are wrong: the refresh token was not spent, so the connection is untouched.
+    await ctx.store.releaseClaim(claim);
+    await flagProvider(ctx, credential.provider, classification.error, now);
+    throw new TokenwardenError(
+      "provider_misconfigured",
+      `provider "${credential.provider}" rejected our client credentials (${classification.error}); fix its client id/secret`,
+    );
+  }
+  if (classification.kind === "dead") {
+    const reason: DeadReason =
+      attempt.previousAttemptLost && classification.reason === "invalid_refresh_token"
+        ? "refresh_response_lost"
+        : classification.reason;
+    const change = await ctx.store.failRefresh(
+      claim,
+      {
+        status: "needs_reauth",
+        reason,
+        lastError: classification.error,
+        nextAttemptAtMs: null,
+        inDoubt: false,
+      },
+      now,
+      { ...base, type: "refresh_failed", reason, data: { error: classification.error } },
+    );
+    ctx.cache.delete(claim.ref);
+    ctx.events.emit("refresh_failed", {
+      ...base,
+      kind: claim.ref.kind,
+      provider: credential.provider,
+      reason,
+      error: classification.error,
+      retryAt: null,
+    });
+    await announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, reason, now);
+    throw new NeedsReauthError(
+      claim.ref.connectionId,
+      reason,
+      ctx.reconnectUrl(claim.ref.connectionId, credential.provider),
+    );
+  }
+  // Transient (and anything unexpected): back off, never declare the connection dead (invariant 4).
+  const reason = classification.kind === "transient" ? classification.reason : "provider_unavailable";
+  const retryAfterMs = classification.kind === "transient" ? classification.retryAfterMs : undefined;
+  const nextAttemptAtMs = nextAttemptAt({
+    failureCount: credential.failureCount + 1,
+    nowMs: now,
+    random01: ctx.random.next(),
+    baseMs: ctx.timings.backoffBaseMs,
+    maxMs: ctx.timings.backoffMaxMs,
+    expiresAtMs: credential.expiresAtMs,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+  const change = await ctx.store.failRefresh(
+    claim,
+    {
+      status: "refresh_failing",
+      reason,
+      lastError: classification.error,
+      nextAttemptAtMs,
+      // The old refresh token's fate stays unknown until a definite answer about it arrives.
+      inDoubt: attempt.inDoubt || attempt.previousAttemptLost,
+    },
+    now,
+    { ...base, type: "refresh_failed", reason, data: { error: classification.error, nextAttemptAtMs } },
+  );
+  ctx.events.emit("refresh_failed", {
+    ...base,
+    kind: claim.ref.kind,
+    provider: credential.provider,
+    reason,
+    error: classification.error,
+    retryAt: new Date(nextAttemptAtMs),
+  });
+  await announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, reason, now);
+  if (credential.expiresAtMs === null || credential.expiresAtMs > now) {
+    // The current access token still works: a refresh-ahead blip must not fail the caller.
+    return { ...current(credential), failure: classification };
+  }
+  throw new ProviderUnavailableError(
+    `refreshing ${claim.ref.kind} credential of ${claim.ref.connectionId} failed (${classification.error}); will retry`,
+    reason,
+    nextAttemptAtMs - now,
+  );
+}
+
+/** Emits `needs_reauth` / `recovered` once per episode, and records it in the event log. */
+export async function announce(
+  ctx: EngineContext,
+  connectionId: string,
+  provider: string,
+  kind: StoredCredential["kind"] | null,
+  change: StatusChange | null,
+  reason: StoredCredential["reason"],
+  atMs: number,
+): Promise<void> {
+  if (change === null) return;
+  const transition = episodeTransition(change.before, change.after);
+  if (transition === "needs_reauth") {
+    const why = reason ?? "invalid_auth";
+    await ctx.store.appendEvents([{ connectionId, kind, type: "needs_reauth", atMs, reason: why }]);
+    ctx.events.emit("needs_reauth", {
+      connectionId,
+      provider,
+      kind,
+      reason: why,
+      reconnectUrl: ctx.reconnectUrl(connectionId, provider),
+      atMs,
+    });
+  } else if (transition === "recovered") {
+    await ctx.store.appendEvents([{ connectionId, kind, type: "recovered", atMs }]);
+    ctx.events.emit("recovered", { connectionId, provider, kind, atMs });
+  }
+}
+
+async function flagProvider(
+  ctx: EngineContext,
+  provider: string,
+  error: string,
+  atMs: number,
+): Promise<void> {
+  const changed = await ctx.store.setProviderState({
+    provider,
+    status: "misconfigured",
+    reason: "provider_misconfigured",
+    lastError: error,
+    sinceMs: atMs,
+  });
+  ctx.flaggedProviders.add(provider);
+  if (changed) {
+    ctx.logger.error(
+      { provider, error },
+      "provider rejected our client credentials; connections left untouched",
+    );
+    ctx.events.emit("provider_misconfigured", { provider, error, atMs });
+  }
+}
+
+async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
+  // Checked in memory: a store read per refresh would tax every refresh for a rare state.
+  if (!ctx.flaggedProviders.has(provider)) return;
+  ctx.flaggedProviders.delete(provider);
+  await ctx.store.setProviderState({ provider, status: "ok", reason: null, lastError: null, sinceMs: atMs });
+}

@@ -1,0 +1,158 @@
+import type { RefreshClaim } from "../core/ports.js";
+import type { EngineContext } from "./context.js";
+import { runClaim } from "./refresh.js";
+
+const MISCONFIGURED_PROBE_MS = 60_000;
+
+export interface RefresherOptions {
+  /** How often to look for due credentials when the last look found none. */
+  intervalMs?: number;
+  /** Refreshes in flight at once, per provider (Slack allows 600 oauth.v2.access per minute per app). */
+  concurrencyPerProvider?: number;
+}
+
+/**
+ * The background refresher (invariant 3): claims due credentials in batches
+ * (the store finds them through an index and spreads them over instances),
+ * refreshes them with bounded concurrency per provider, and pauses a provider
+ * that is rate limiting or rejecting our client credentials.
+ */
+export class Refresher {
+  readonly #ctx: EngineContext;
+  readonly #intervalMs: number;
+  readonly #concurrency: number;
+  readonly #inFlight = new Map<string, number>();
+  readonly #pausedUntil = new Map<string, number>();
+  readonly #probeAt = new Map<string, number>();
+  readonly #running = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = true;
+  #ticking: Promise<void> | null = null;
+
+  constructor(ctx: EngineContext, options: RefresherOptions = {}) {
+    this.#ctx = ctx;
+    this.#intervalMs = options.intervalMs ?? 1_000;
+    this.#concurrency = options.concurrencyPerProvider ?? 16;
+  }
+
+  get running(): boolean {
+    return !this.#stopped;
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  /** Stops looking for work and waits (bounded) for refreshes in flight to finish and persist. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const pending = Promise.all([this.#ticking, ...this.#running]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pending, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** One pass: claims and starts every due refresh there is room for. Returns how many it started. */
+  async tick(): Promise<number> {
+    const ctx = this.#ctx;
+    await this.#syncProviderStates();
+    const now = ctx.clock.now();
+    const capacity = this.#capacity(now);
+    if (capacity <= 0) return 0;
+    const claims = await ctx.store.claimDue({
+      owner: ctx.owner,
+      nowMs: now,
+      leaseMs: ctx.timings.leaseMs,
+      limit: capacity,
+    });
+    let started = 0;
+    for (const claim of claims) {
+      if (this.#start(claim)) started++;
+    }
+    return started;
+  }
+
+  /** Waits until no refresh started by this refresher is in flight. */
+  async idle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all([...this.#running]);
+  }
+
+  #capacity(now: number): number {
+    let free = 0;
+    for (const name of this.#ctx.providers.keys()) {
+      if ((this.#pausedUntil.get(name) ?? 0) > now) continue;
+      if (this.#ctx.flaggedProviders.has(name)) {
+        // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
+        if (now >= (this.#probeAt.get(name) ?? 0)) {
+          this.#probeAt.set(name, now + MISCONFIGURED_PROBE_MS);
+          free += 1;
+        }
+        continue;
+      }
+      free += this.#concurrency - (this.#inFlight.get(name) ?? 0);
+    }
+    return free;
+  }
+
+  #start(claim: RefreshClaim & { previousAttemptLost: boolean }): boolean {
+    const ctx = this.#ctx;
+    const job = (async () => {
+      const credential = await ctx.store.getCredential(claim.ref);
+      if (credential === null) return;
+      const provider = credential.provider;
+      const now = ctx.clock.now();
+      if ((this.#pausedUntil.get(provider) ?? 0) > now || !ctx.providers.has(provider)) {
+        await ctx.store.releaseClaim(claim);
+        return;
+      }
+      this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 0) + 1);
+      try {
+        const result = await runClaim(ctx, {
+          kind: "claimed",
+          claim,
+          credential,
+          previousAttemptLost: claim.previousAttemptLost,
+        });
+        if (result.failure?.kind === "transient" && result.failure.reason === "rate_limited") {
+          this.#pausedUntil.set(provider, ctx.clock.now() + (result.failure.retryAfterMs ?? 1_000));
+        }
+      } finally {
+        this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
+      }
+    })().catch((error: unknown) => {
+      // Failures are already recorded on the credential and announced; this is the trace for operators.
+      ctx.logger.debug(
+        { err: error, connectionId: claim.ref.connectionId, kind: claim.ref.kind },
+        "background refresh failed",
+      );
+    });
+    this.#running.add(job);
+    void job.finally(() => this.#running.delete(job));
+    return true;
+  }
+
+  async #syncProviderStates(): Promise<void> {
+    for (const name of this.#ctx.providers.keys()) {
+      const state = await this.#ctx.store.getProviderState(name);
+      if (state?.status === "misconfigured") this.#ctx.flaggedProviders.add(name);
+      else this.#ctx.flaggedProviders.delete(name);
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#ticking = this.tick()
+        .then((started) => this.#schedule(started > 0 ? 0 : this.#intervalMs))
+        .catch((error: unknown) => {
+          this.#ctx.logger.warn({ err: error }, "refresher pass failed; retrying");
+          this.#schedule(this.#intervalMs);
+        });
+    }, delayMs);
+    this.#timer.unref();
+  }
+}

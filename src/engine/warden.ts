@@ -1,0 +1,270 @@
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import pino from "pino";
+import { TokenwardenError } from "../core/errors.js";
+import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
+import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
+import type { CredentialKind, ProviderState } from "../core/types.js";
+import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { AesGcmSealer } from "../crypto/seal.js";
+import { createSlackProvider } from "../providers/slack/slack-provider.js";
+import { openStore } from "../store/open-store.js";
+import { checkConnection, markDead } from "./check.js";
+import { makeConnections } from "./connections.js";
+import { DEFAULT_TIMINGS, type EngineContext, type EngineTimings } from "./context.js";
+import { cryptoRandom } from "./crypto-random.js";
+import { makeGetToken } from "./get-token.js";
+import { refreshCredential } from "./refresh.js";
+import { Refresher, type RefresherOptions } from "./refresher.js";
+import { systemClock } from "./system-clock.js";
+import { TokenCache } from "./token-cache.js";
+import { WardenEvents } from "./warden-events.js";
+import { makeWithToken } from "./with-token.js";
+
+export interface SlackProviderOptions {
+  clientId: string;
+  clientSecret: string;
+  signingSecret?: string;
+  /** Slack's origin; `/api/*` and `/oauth/v2/authorize` live below it. Point it at the emulator in tests. */
+  baseUrl?: string;
+}
+
+export interface WardenOptions {
+  /** `sqlite:PATH` or `postgres://…`; default `TOKENWARDEN_DATABASE_URL`, else `sqlite:./tokenwarden.db`. */
+  database?: string;
+  /** Base64 of 32 bytes, or `id1:key1,id2:key2` (first encrypts); default `TOKENWARDEN_ENCRYPTION_KEY`. */
+  encryptionKey?: string;
+  providers?: { slack?: SlackProviderOptions };
+  /** Where this warden's server is reachable; reconnect links are built on it. */
+  publicUrl?: string;
+  /** Where a development key is kept when no key is configured outside production. */
+  devKeyPath?: string;
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+  fetch?: typeof globalThis.fetch;
+  /** Use this store instead of opening `database` (it is closed with the warden). */
+  store?: Store;
+  /** Extra providers by id (a custom Provider implementation). */
+  extraProviders?: Provider[];
+  policy?: Partial<RefreshPolicy>;
+  timings?: Partial<EngineTimings>;
+  /** Environment to read defaults from; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function defaultLogger(env: NodeJS.ProcessEnv): Logger {
+  return pino(
+    {
+      name: "tokenwarden",
+      level: env["TOKENWARDEN_LOG_LEVEL"] ?? "warn",
+      // A second belt: Secrets already redact themselves.
+      redact: ["*.accessToken", "*.refreshToken", "*.access_token", "*.refresh_token", "*.client_secret"],
+    },
+    pino.destination(2),
+  );
+}
+
+function devKeyPathFor(database: string, explicit: string | undefined): string {
+  if (explicit) return explicit;
+  if (database.startsWith("sqlite:")) {
+    const file = database.slice("sqlite:".length);
+    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
+  }
+  return resolve(".tokenwarden-dev-key");
+}
+
+/**
+ * Creates a warden: opens (and migrates) the store, sets up encryption and
+ * providers. Call `close()` when done.
+ *
+ * @example
+ * const warden = await createWarden({
+ *   database: "sqlite:./tokenwarden.db",
+ *   encryptionKey: process.env.TOKENWARDEN_ENCRYPTION_KEY,
+ *   providers: { slack: { clientId, clientSecret } },
+ * });
+ * const { accessToken } = await warden.getToken("T123", { kind: "bot", minTtlSeconds: 60 });
+ */
+export async function createWarden(options: WardenOptions = {}) {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? defaultLogger(env);
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const database = options.database ?? env["TOKENWARDEN_DATABASE_URL"] ?? "sqlite:./tokenwarden.db";
+
+  const providers = new Map<string, Provider>();
+  const slack = options.providers?.slack ?? slackFromEnv(env);
+  if (slack) {
+    providers.set(
+      "slack",
+      createSlackProvider({
+        clientId: slack.clientId,
+        clientSecret: slack.clientSecret,
+        baseUrl: slack.baseUrl ?? env["SLACK_BASE_URL"] ?? "https://slack.com",
+        clock,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+      }),
+    );
+  }
+  for (const provider of options.extraProviders ?? []) providers.set(provider.id, provider);
+
+  let store = options.store;
+  if (store === undefined) {
+    const key = await resolveEncryptionKey({
+      envValue: options.encryptionKey ?? env["TOKENWARDEN_ENCRYPTION_KEY"],
+      nodeEnv: env["NODE_ENV"],
+      devKeyPath: devKeyPathFor(database, options.devKeyPath),
+    });
+    if (key.devKeyCreated) {
+      logger.warn(
+        { path: key.devKeyPath },
+        "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
+      );
+    }
+    store = await openStore(database, new AesGcmSealer(key.keys));
+  }
+  await store.migrate();
+
+  const events = new WardenEvents(logger);
+  const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
+  const ctx: EngineContext = {
+    store,
+    providers,
+    clock,
+    random,
+    logger,
+    policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
+    timings: { ...DEFAULT_TIMINGS, ...options.timings },
+    owner: `${hostname()}:${process.pid}:${random.token(6)}`,
+    events,
+    cache: new TokenCache(),
+    flaggedProviders: new Set(),
+    reconnectUrl: (connectionId, provider) =>
+      publicUrl
+        ? `${publicUrl.replace(/\/$/, "")}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(connectionId)}`
+        : null,
+  };
+  for (const name of providers.keys()) {
+    if ((await store.getProviderState(name))?.status === "misconfigured") ctx.flaggedProviders.add(name);
+  }
+
+  const tokens = makeGetToken(ctx);
+  const base = makeConnections(ctx, tokens.forget);
+  let refresher: Refresher | null = null;
+  const openStoreRef = store;
+
+  const connections = {
+    ...base,
+    /** Forces a refresh now of one credential (or all of the connection's), ignoring backoff. */
+    async refresh(connectionId: string, options: { kind?: CredentialKind } = {}) {
+      const connection = await base.get(connectionId);
+      const kinds = options.kind
+        ? [options.kind]
+        : connection.credentials.filter((c) => c.hasRefreshToken).map((c) => c.kind);
+      const results = [];
+      for (const kind of kinds) {
+        const r = await refreshCredential(
+          ctx,
+          { connectionId, kind },
+          { freshUntilMs: Number.MAX_SAFE_INTEGER, ignoreBackoff: true },
+        );
+        results.push({
+          kind,
+          refreshed: r.failure === undefined,
+          error: r.failure?.error ?? null,
+          expiresAt: r.tokens.expiresAtMs === null ? null : new Date(r.tokens.expiresAtMs),
+        });
+      }
+      return results;
+    },
+    /** Health check now (Slack: `auth.test`), acting on the answer. */
+    check: (connectionId: string) => checkConnection(ctx, connectionId),
+  };
+
+  return {
+    getToken: tokens.getToken,
+    withToken: makeWithToken(ctx, tokens.getToken),
+    connections,
+    on: events.on.bind(events),
+    off: events.off.bind(events),
+    /** Starts the background refresher in this process (idempotent). */
+    startRefresher(refresherOptions: RefresherOptions = {}): void {
+      refresher ??= new Refresher(ctx, refresherOptions);
+      refresher.start();
+    },
+    async stopRefresher(): Promise<void> {
+      await refresher?.stop();
+    },
+    /** One refresher pass now, waiting for the refreshes it started: handy in tests and cron jobs. */
+    async refreshDue(): Promise<number> {
+      const r = new Refresher(ctx);
+      const started = await r.tick();
+      await r.idle();
+      return started;
+    },
+    /** Marks credentials dead after an outside signal (Slack `app_uninstalled` / `tokens_revoked`). */
+    markNeedsReauth(
+      connectionId: string,
+      kinds: CredentialKind[] | "all",
+      reason: "app_uninstalled" | "token_revoked" | "account_inactive" | "invalid_auth",
+    ): Promise<void> {
+      return markDead(
+        ctx,
+        connectionId,
+        kinds,
+        reason,
+        reason,
+        reason === "app_uninstalled" ? "uninstalled" : "revoked",
+      );
+    },
+    /** Re-encrypts every secret under the first key, in batches, while the warden keeps serving. */
+    async rotateKeys(
+      options: { batchSize?: number; onProgress?: (done: number) => void } = {},
+    ): Promise<number> {
+      let total = 0;
+      for (;;) {
+        const n = await openStoreRef.resealBatch(options.batchSize ?? 200);
+        if (n === 0) return total;
+        total += n;
+        options.onProgress?.(total);
+      }
+    },
+    async providerState(provider: string): Promise<ProviderState> {
+      if (!providers.has(provider))
+        throw new TokenwardenError("not_found", `provider "${provider}" is not configured`);
+      return (
+        (await openStoreRef.getProviderState(provider)) ?? {
+          provider,
+          status: "ok",
+          reason: null,
+          lastError: null,
+          sinceMs: 0,
+        }
+      );
+    },
+    /** Cache counters of the token hot path. */
+    stats: () => ctx.cache.stats(),
+    /** Stops the refresher (letting in-flight refreshes persist) and closes the store. */
+    async close(): Promise<void> {
+      await refresher?.stop();
+      await openStoreRef.close();
+    },
+  };
+}
+
+export type Warden = Awaited<ReturnType<typeof createWarden>>;
+
+function slackFromEnv(env: NodeJS.ProcessEnv): SlackProviderOptions | undefined {
+  const clientId = env["SLACK_CLIENT_ID"];
+  const clientSecret = env["SLACK_CLIENT_SECRET"];
+  if (!clientId || !clientSecret) return undefined;
+  const signingSecret = env["SLACK_SIGNING_SECRET"];
+  const baseUrl = env["SLACK_BASE_URL"];
+  return {
+    clientId,
+    clientSecret,
+    ...(signingSecret ? { signingSecret } : {}),
+    ...(baseUrl ? { baseUrl } : {}),
+  };
+}

@@ -1,0 +1,87 @@
+import type { Classification } from "../core/types.js";
+import { markDead } from "./check.js";
+import type { EngineContext } from "./context.js";
+import type { AccessToken, GetTokenOptions } from "./get-token.js";
+import { providerFor, refreshCredential } from "./refresh.js";
+
+export interface WithTokenOptions extends GetTokenOptions {
+  /**
+   * Reads the provider's error string from what `fn` threw or returned; the
+   * default understands `@slack/web-api` errors (`err.data.error`), Slack
+   * response bodies (`{ ok: false, error }`) and errors with a string `code`.
+   */
+  errorOf?: (thrownOrReturned: unknown) => string | null;
+}
+
+/** Finds Slack's error string in a WebClient error or a raw `{ ok: false, error }` body. */
+export function defaultErrorOf(value: unknown): string | null {
+  if (typeof value !== "object" || value === null) return null;
+  const v = value as { ok?: unknown; error?: unknown; data?: { error?: unknown }; code?: unknown };
+  if (typeof v.data?.error === "string") return v.data.error;
+  if (v.ok === false && typeof v.error === "string") return v.error;
+  if (typeof v.error === "string") return v.error;
+  return null;
+}
+
+/**
+ * Runs `fn` with a fresh token. On `token_expired` it refreshes once (unless
+ * another process already did) and retries once; on a dead-credential error it
+ * marks the connection `needs_reauth` before passing the error on.
+ */
+export function makeWithToken(
+  ctx: EngineContext,
+  getToken: (id: string, options?: GetTokenOptions) => Promise<AccessToken>,
+) {
+  return async function withToken<T>(
+    connectionId: string,
+    fn: (accessToken: string, token: AccessToken) => Promise<T>,
+    options: WithTokenOptions = {},
+  ): Promise<T> {
+    const errorOf = options.errorOf ?? defaultErrorOf;
+    type Attempt =
+      | { kind: "returned"; value: T; error: string | null }
+      | { kind: "threw"; thrown: unknown; error: string | null };
+    const attempt = async (token: AccessToken): Promise<Attempt> => {
+      try {
+        const value = await fn(token.accessToken, token);
+        return { kind: "returned", value, error: errorOf(value) };
+      } catch (thrown) {
+        return { kind: "threw", thrown, error: errorOf(thrown) };
+      }
+    };
+    const classify = async (error: string): Promise<Classification> => {
+      const connection = await ctx.store.getConnection(connectionId);
+      return providerFor(ctx, connection?.provider ?? "slack").classifyApiError(error, 200);
+    };
+    const first = await getToken(connectionId, options);
+    let result = await attempt(first);
+    if (result.error !== null && (await classify(result.error)).kind === "refreshable") {
+      const fresh = await refreshCredential(
+        ctx,
+        { connectionId, kind: first.kind },
+        { freshUntilMs: Number.MAX_SAFE_INTEGER, staleAccessToken: first.accessToken, ignoreBackoff: true },
+      );
+      result = await attempt({
+        accessToken: fresh.tokens.accessToken.reveal(),
+        tokenType: fresh.tokens.tokenType,
+        kind: first.kind,
+        expiresAt: fresh.tokens.expiresAtMs === null ? null : new Date(fresh.tokens.expiresAtMs),
+      });
+    }
+    if (result.error !== null) {
+      const classification = await classify(result.error);
+      if (classification.kind === "dead") {
+        await markDead(
+          ctx,
+          connectionId,
+          [first.kind],
+          classification.reason,
+          classification.error,
+          "checked",
+        );
+      }
+    }
+    if (result.kind === "threw") throw result.thrown;
+    return result.value;
+  };
+}
