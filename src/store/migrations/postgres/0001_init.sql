@@ -3,7 +3,7 @@
 -- Tokens are only ever stored sealed (AES-256-GCM, `v1.<keyId>.…`), bound to their row and field.
 
 CREATE TABLE connections (
-  id            TEXT PRIMARY KEY,
+  id            TEXT COLLATE "C" PRIMARY KEY, -- byte order, as SQLite sorts: cursor paging agrees across dialects
   provider      TEXT NOT NULL,
   -- the worst status of its credentials, rewritten in every transaction that changes one
   status        TEXT NOT NULL CHECK (status IN ('active', 'refresh_failing', 'needs_reauth')),
@@ -16,7 +16,7 @@ CREATE INDEX connections_provider_id ON connections (provider, id);
 CREATE INDEX connections_status_id ON connections (status, id);
 
 CREATE TABLE credentials (
-  connection_id        TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+  connection_id        TEXT COLLATE "C" NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
   kind                 TEXT NOT NULL CHECK (kind IN ('bot', 'user', 'default')),
   provider             TEXT NOT NULL,
   access_token_sealed  TEXT NOT NULL,
@@ -51,7 +51,7 @@ CREATE INDEX credentials_next_run_at ON credentials (next_run_at_ms) WHERE next_
 
 CREATE TABLE events (
   id            BIGSERIAL PRIMARY KEY,
-  connection_id TEXT NOT NULL,
+  connection_id TEXT COLLATE "C" NOT NULL,
   kind          TEXT,
   type          TEXT NOT NULL,
   reason        TEXT,

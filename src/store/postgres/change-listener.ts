@@ -1,0 +1,98 @@
+import pg from "pg";
+
+const MAX_RETRY_MS = 5_000;
+
+/**
+ * Turns `NOTIFY` from other processes into cheap, synchronous change stamps.
+ * Every transaction that changes a credential notifies `channel` with the
+ * credential's key; a dedicated connection LISTENs and bumps that key's
+ * counter. While the listener is down, or after it reconnects, notifications
+ * may have been missed, so every key counts as changed (the epoch moves).
+ *
+ * NOTE: a stamp moves when the notification arrives, a moment after the
+ * commit; in that window a cache may serve the previous token, which is
+ * still valid (refreshes happen ahead of expiry) and whose writes are fenced.
+ */
+export class ChangeListener {
+  readonly #config: pg.ClientConfig;
+  readonly #channel: string;
+  readonly #perKey = new Map<string, number>();
+  #epoch = 0;
+  #client: pg.Client | null = null;
+  #closed = false;
+  #retryMs = 100;
+  #timer: NodeJS.Timeout | null = null;
+
+  private constructor(config: pg.ClientConfig, channel: string) {
+    this.#config = config;
+    this.#channel = channel;
+  }
+
+  /** Connects and LISTENs before resolving, so no change after `open()` goes unseen. */
+  static async start(config: pg.ClientConfig, channel: string): Promise<ChangeListener> {
+    const listener = new ChangeListener(config, channel);
+    await listener.#connect();
+    return listener;
+  }
+
+  stamp(key: string): number {
+    if (this.#client === null) this.#epoch++; // deaf: assume everything changed
+    return this.#epoch + (this.#perKey.get(key) ?? 0);
+  }
+
+  /** Also called for this process's own commits, which need not wait for the echo. */
+  bump(key: string): void {
+    this.#perKey.set(key, (this.#perKey.get(key) ?? 0) + 1);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    const client = this.#client;
+    this.#client = null;
+    await client?.end().catch(() => {});
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client(this.#config);
+    client.on("notification", (message) => {
+      if (message.channel === this.#channel && message.payload !== undefined) this.bump(message.payload);
+    });
+    client.on("error", () => this.#lost(client));
+    client.on("end", () => this.#lost(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.#channel}"`);
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.#client = client;
+    this.#epoch++; // whatever happened while deaf counts as a change
+    this.#retryMs = 100;
+  }
+
+  #lost(client: pg.Client): void {
+    if (client !== this.#client) return;
+    this.#client = null;
+    this.#epoch++;
+    client.end().catch(() => {});
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#connect().catch(() => {
+        this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+        this.#scheduleReconnect();
+      });
+    }, this.#retryMs);
+    // A listener waiting to reconnect must not keep the process alive.
+    this.#timer.unref();
+  }
+}

@@ -1,0 +1,657 @@
+import { createHash, randomUUID } from "node:crypto";
+import pg from "pg";
+import { TokenwardenError } from "../../core/errors.js";
+import type {
+  ClaimOptions,
+  ClaimResult,
+  DueClaim,
+  FailureRecord,
+  ListFilter,
+  RefreshClaim,
+  RefreshResult,
+  Sealer,
+  StatusChange,
+  Store,
+} from "../../core/ports.js";
+import type {
+  Connection,
+  CredentialKind,
+  CredentialRef,
+  NewConnection,
+  NewEvent,
+  ProviderState,
+  Reason,
+  Status,
+  StoredCredential,
+  StoredEvent,
+} from "../../core/types.js";
+import { sealedPrefix } from "../../crypto/seal.js";
+import { resealTokens, sealTokens } from "../credential-sealing.js";
+import {
+  claimPatch,
+  claimResultOf,
+  completionPatch,
+  decideClaim,
+  failurePatch,
+  holdsClaim,
+  newCredentialRecord,
+  releasePatch,
+  renewPatch,
+  rollUpStatus,
+  statusPatch,
+} from "../credential-transitions.js";
+import { loadMigrations } from "../migration-files.js";
+import {
+  byKind,
+  type CredentialPatch,
+  type CredentialRecord,
+  connectionFromRow,
+  credentialColumns,
+  credentialFromRecord,
+  eventFromRow,
+  providerStateFromRow,
+  recordFromRow,
+} from "../row-mapping.js";
+import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
+import { ChangeListener } from "./change-listener.js";
+import { translatePgError } from "./postgres-errors.js";
+
+export interface PostgresStoreOptions {
+  /** `postgres://…`; or pass `pool`. */
+  connectionString?: string;
+  /** An existing pool; the store will not end it on close. */
+  pool?: pg.Pool;
+  /** Where the tables live (created by migrate()); default `tokenwarden`. */
+  schema?: string;
+  sealer: Sealer;
+  /** Size of the pool the store creates (ignored with `pool`); one more connection LISTENs. */
+  poolMax?: number;
+}
+
+type Row = Record<string, unknown>;
+type Client = pg.PoolClient;
+
+/** Lowercase, so the quoted identifier equals the unquoted one users type in psql; short enough for a channel name. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
+
+/**
+ * The shared store: any number of tokenwarden instances on one PostgreSQL
+ * database. Row locks (`SELECT … FOR UPDATE`) make claims single-flight,
+ * `FOR UPDATE SKIP LOCKED` spreads due refreshes over instances, and NOTIFY
+ * keeps every instance's change stamps current.
+ *
+ * Lock order, to rule out deadlocks: a transaction that changes a status
+ * locks the connection row first, then credential rows; claims lock one
+ * credential row only.
+ *
+ * @example
+ * const store = await PostgresStore.open({ connectionString: "postgres://…", sealer });
+ * await store.migrate();
+ */
+export class PostgresStore implements Store {
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  readonly #schema: string;
+  readonly #sealer: Sealer;
+  readonly #listener: ChangeListener;
+  readonly #channel: string;
+  readonly #t: { connections: string; credentials: string; events: string; providerStates: string };
+
+  private constructor(options: {
+    pool: pg.Pool;
+    ownsPool: boolean;
+    schema: string;
+    sealer: Sealer;
+    listener: ChangeListener;
+    channel: string;
+  }) {
+    this.#pool = options.pool;
+    this.#ownsPool = options.ownsPool;
+    this.#schema = options.schema;
+    this.#sealer = options.sealer;
+    this.#listener = options.listener;
+    this.#channel = options.channel;
+    const q = `"${options.schema}"`;
+    this.#t = {
+      connections: `${q}.connections`,
+      credentials: `${q}.credentials`,
+      events: `${q}.events`,
+      providerStates: `${q}.provider_states`,
+    };
+  }
+
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = options.schema ?? "tokenwarden";
+    if (!SCHEMA_NAME.test(schema)) {
+      throw new TokenwardenError(
+        "config_invalid",
+        "PostgreSQL schema must be 1-50 of a-z, 0-9 and _, not starting with a digit",
+      );
+    }
+    const clientConfig: pg.ClientConfig | undefined =
+      options.connectionString !== undefined
+        ? { connectionString: options.connectionString }
+        : options.pool?.options;
+    if (clientConfig === undefined) {
+      throw new TokenwardenError("config_invalid", "PostgresStore needs a connectionString or a pool");
+    }
+    const ownsPool = options.pool === undefined;
+    const pool = options.pool ?? new pg.Pool({ ...clientConfig, max: options.poolMax ?? 10 });
+    // An idle client's socket error is emitted on the pool; unhandled it would crash the process.
+    // The pool drops that client, and the next query reports any lasting trouble.
+    if (ownsPool) pool.on("error", () => {});
+    // Schema-qualified, so tests (and tenants) in other schemas never cross-talk.
+    const channel = `${schema}.credentials`;
+    try {
+      const listener = await ChangeListener.start(clientConfig, channel);
+      return new PostgresStore({ pool, ownsPool, schema, sealer: options.sealer, listener, channel });
+    } catch (error) {
+      if (ownsPool) await pool.end().catch(() => {});
+      throw translatePgError("open", error);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.#tx("migrate", async (c) => {
+      // Held to the end of this transaction: concurrent migrators run one after another, and
+      // the later ones find every version applied. The key is per schema.
+      await c.query("SELECT pg_advisory_xact_lock($1::bigint)", [
+        advisoryKey(`tokenwarden.migrate.${this.#schema}`),
+      ]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
+      await c.query(`SET LOCAL search_path TO "${this.#schema}"`);
+      await c.query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+      );
+      const { rows } = await c.query<{ version: number }>("SELECT version FROM schema_migrations");
+      const applied = new Set(rows.map((r) => r.version));
+      for (const migration of loadMigrations("postgres")) {
+        if (applied.has(migration.version)) continue;
+        await c.query(migration.sql);
+        await c.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+          migration.version,
+          migration.name,
+        ]);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#listener.close();
+    if (this.#ownsPool) await this.#pool.end();
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#pool.query("SELECT 1");
+    } catch (error) {
+      throw translatePgError("ping", error);
+    }
+  }
+
+  async putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange> {
+    checkNewConnection(input);
+    const sealed = input.credentials.map((c) =>
+      sealTokens(this.#sealer, { connectionId: input.id, kind: c.kind }, c.tokens),
+    );
+    const t = this.#t;
+    const kinds = new Set<CredentialKind>(input.credentials.map((c) => c.kind));
+    const result = await this.#tx("putConnection", async (c) => {
+      const old = await this.#lockConnection(c, input.id);
+      const previous = await this.#records(c, "WHERE connection_id = $1", [input.id]);
+      for (const p of previous) kinds.add(p.kind);
+      const versions = new Map(previous.map((r) => [r.kind, r.version]));
+      await c.query(
+        `INSERT INTO ${t.connections} (id, provider, status, reason, metadata, created_at_ms, updated_at_ms)
+         VALUES ($1, $2, 'active', NULL, $3, $4, $4)
+         ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, metadata = excluded.metadata,
+           updated_at_ms = excluded.updated_at_ms`,
+        [input.id, input.provider, JSON.stringify(input.metadata), nowMs],
+      );
+      await c.query(`DELETE FROM ${t.credentials} WHERE connection_id = $1`, [input.id]);
+      for (const [i, credential] of input.credentials.entries()) {
+        const seal = sealed[i] as (typeof sealed)[number];
+        await this.#insertCredential(
+          c,
+          newCredentialRecord(input, credential, seal, versions.get(credential.kind) ?? null, nowMs),
+        );
+      }
+      const change = await this.#rollUp(c, input.id, "active", nowMs);
+      await this.#insertEvents(c, events);
+      await this.#notify(
+        c,
+        [...kinds].map((kind) => ({ connectionId: input.id, kind })),
+      );
+      return { before: old, after: change.after };
+    });
+    this.#bumpLocal([...kinds].map((kind) => ({ connectionId: input.id, kind })));
+    return result;
+  }
+
+  async getConnection(id: string): Promise<Connection | null> {
+    return this.#tx("getConnection", async (c) => {
+      const { rows } = await c.query(`SELECT * FROM ${this.#t.connections} WHERE id = $1`, [id]);
+      const row = rows[0] as Row | undefined;
+      if (row === undefined) return null;
+      return connectionFromRow(row, await this.#records(c, "WHERE connection_id = $1", [id]));
+    });
+  }
+
+  async listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }> {
+    const limit = checkLimit(filter.limit, "limit");
+    const after = decodeCursor(filter.cursor);
+    return this.#tx("listConnections", async (c) => {
+      const { rows } = await c.query<Row & { id: string }>(
+        `SELECT * FROM ${this.#t.connections}
+         WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id > $3)
+         ORDER BY id LIMIT $4`,
+        [filter.provider ?? null, filter.status ?? null, after, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      // One query for all credentials of the page, not one per connection.
+      const records = await this.#records(c, "WHERE connection_id = ANY($1::text[])", [
+        page.map((r) => r.id),
+      ]);
+      const byConnection = new Map<string, CredentialRecord[]>();
+      for (const r of records)
+        byConnection.set(r.connectionId, [...(byConnection.get(r.connectionId) ?? []), r]);
+      const last = page.at(-1);
+      return {
+        items: page.map((r) => connectionFromRow(r, byConnection.get(r.id) ?? [])),
+        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
+      };
+    });
+  }
+
+  async deleteConnection(id: string): Promise<boolean> {
+    const t = this.#t;
+    let refs: CredentialRef[] = [];
+    const deleted = await this.#tx("deleteConnection", async (c) => {
+      await this.#lockConnection(c, id);
+      refs = (await this.#records(c, "WHERE connection_id = $1", [id])).map(refOf);
+      await c.query(`DELETE FROM ${t.events} WHERE connection_id = $1`, [id]);
+      await c.query(`DELETE FROM ${t.credentials} WHERE connection_id = $1`, [id]);
+      const { rowCount } = await c.query(`DELETE FROM ${t.connections} WHERE id = $1`, [id]);
+      await this.#notify(c, refs);
+      return (rowCount ?? 0) > 0;
+    });
+    this.#bumpLocal(refs);
+    return deleted;
+  }
+
+  async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+    return this.#tx("updateMetadata", async (c) => {
+      const { rows } = await c.query<{ metadata: Record<string, unknown> }>(
+        `SELECT metadata FROM ${this.#t.connections} WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
+      const row = rows[0];
+      if (row === undefined) return false;
+      // Merged here, not with jsonb ||, so both adapters merge exactly alike (shallow).
+      await c.query(`UPDATE ${this.#t.connections} SET metadata = $2, updated_at_ms = $3 WHERE id = $1`, [
+        id,
+        JSON.stringify({ ...row.metadata, ...patch }),
+        nowMs,
+      ]);
+      return true;
+    });
+  }
+
+  async getCredential(ref: CredentialRef): Promise<StoredCredential | null> {
+    const record = await this.#query("getCredential", (c) => this.#record(c, ref, false));
+    return record === null ? null : credentialFromRecord(record, this.#sealer);
+  }
+
+  async listCredentials(connectionId: string): Promise<StoredCredential[]> {
+    const records = await this.#query("listCredentials", (c) =>
+      this.#records(c, "WHERE connection_id = $1", [connectionId]),
+    );
+    return records.sort(byKind).map((r) => credentialFromRecord(r, this.#sealer));
+  }
+
+  async claimRefresh(ref: CredentialRef, options: ClaimOptions): Promise<ClaimResult> {
+    return this.#tx("claimRefresh", async (c) => {
+      // The row lock serialises claimers across every instance (invariant 1).
+      const record = await this.#record(c, ref, true);
+      const decision = decideClaim(record, options);
+      // Opened before the claim is written: a key problem must not leave a claim (and a journal entry) behind.
+      const credential = record === null ? null : credentialFromRecord(record, this.#sealer);
+      const open = () => credential as StoredCredential;
+      if (decision.kind !== "claim" || record === null) return claimResultOf(decision, open, null);
+      const claim: RefreshClaim = {
+        ref: { connectionId: ref.connectionId, kind: ref.kind },
+        owner: options.owner,
+        claimId: randomUUID(),
+      };
+      await this.#update(c, ref, claimPatch(record, claim, options.nowMs, options.leaseMs));
+      return claimResultOf(decision, open, { claim, previousAttemptLost: record.refreshInDoubt });
+    });
+  }
+
+  async renewClaim(claim: RefreshClaim, nowMs: number, leaseMs: number): Promise<boolean> {
+    return this.#tx("renewClaim", async (c) => {
+      if (!holdsClaim(await this.#record(c, claim.ref, true), claim)) return false;
+      await this.#update(c, claim.ref, renewPatch(nowMs, leaseMs));
+      return true;
+    });
+  }
+
+  async completeRefresh(
+    claim: RefreshClaim,
+    result: RefreshResult,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<boolean> {
+    const sealed = sealTokens(this.#sealer, claim.ref, result.tokens);
+    const done = await this.#tx("completeRefresh", async (c) => {
+      const before = await this.#lockConnection(c, claim.ref.connectionId);
+      const record = await this.#record(c, claim.ref, true);
+      if (before === null || !holdsClaim(record, claim)) return false;
+      await this.#update(c, claim.ref, completionPatch(record, sealed, result, nowMs));
+      await this.#rollUp(c, claim.ref.connectionId, before, nowMs);
+      await this.#insertEvents(c, [event]);
+      await this.#notify(c, [claim.ref]);
+      return true;
+    });
+    if (done) this.#bumpLocal([claim.ref]);
+    return done;
+  }
+
+  async failRefresh(
+    claim: RefreshClaim,
+    failure: FailureRecord,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<StatusChange | null> {
+    const change = await this.#tx("failRefresh", async (c) => {
+      const before = await this.#lockConnection(c, claim.ref.connectionId);
+      const record = await this.#record(c, claim.ref, true);
+      if (before === null || !holdsClaim(record, claim)) return null;
+      await this.#update(c, claim.ref, failurePatch(record, failure));
+      const rolled = await this.#rollUp(c, claim.ref.connectionId, before, nowMs);
+      await this.#insertEvents(c, [event]);
+      await this.#notify(c, [claim.ref]);
+      return rolled;
+    });
+    if (change !== null) this.#bumpLocal([claim.ref]);
+    return change;
+  }
+
+  async releaseClaim(claim: RefreshClaim): Promise<void> {
+    await this.#tx("releaseClaim", async (c) => {
+      const record = await this.#record(c, claim.ref, true);
+      if (holdsClaim(record, claim)) await this.#update(c, claim.ref, releasePatch(record));
+    });
+  }
+
+  async setCredentialStatus(
+    connectionId: string,
+    kinds: CredentialKind[] | "all",
+    status: { status: Status; reason: Reason | null; lastError: string | null },
+    nowMs: number,
+    events: NewEvent[],
+  ): Promise<StatusChange | null> {
+    let changed: CredentialRef[] = [];
+    const change = await this.#tx("setCredentialStatus", async (c) => {
+      const before = await this.#lockConnection(c, connectionId);
+      if (before === null) return null;
+      const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
+        connectionId,
+      ]);
+      changed = records.filter((r) => kinds === "all" || kinds.includes(r.kind)).map(refOf);
+      for (const record of records) {
+        if (kinds === "all" || kinds.includes(record.kind))
+          await this.#update(c, record, statusPatch(record, status));
+      }
+      const rolled = await this.#rollUp(c, connectionId, before, nowMs);
+      await this.#insertEvents(c, events);
+      await this.#notify(c, changed);
+      return rolled;
+    });
+    this.#bumpLocal(changed);
+    return change;
+  }
+
+  async claimDue(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<DueClaim[]> {
+    const limit = checkLimit(options.limit, "limit");
+    const t = this.#t;
+    // One statement: the due rows come through the partial index on next_run_at_ms, rows other
+    // instances are claiming right now are skipped, not waited for. The SET list is claimPatch()
+    // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim).
+    const { rows } = await this.#query("claimDue", (c) =>
+      c.query<{
+        connection_id: string;
+        kind: CredentialKind;
+        claim_id: string;
+        claim_prev_in_doubt: boolean;
+        claim_prev_run_at_ms: string;
+      }>(
+        `WITH due AS (
+           SELECT connection_id, kind FROM ${t.credentials}
+           WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
+             AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
+           ORDER BY next_run_at_ms
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED
+         )
+         UPDATE ${t.credentials} AS c
+         SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $1::bigint + $4::bigint,
+             claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
+             refresh_in_doubt = true, next_run_at_ms = $1::bigint + $4::bigint
+         FROM due WHERE c.connection_id = due.connection_id AND c.kind = due.kind
+         RETURNING c.connection_id, c.kind, c.claim_id, c.claim_prev_in_doubt, c.claim_prev_run_at_ms`,
+        [options.nowMs, limit, options.owner, options.leaseMs],
+      ),
+    );
+    // RETURNING has no order; hand them out most overdue first, as the scheduler asked.
+    rows.sort((a, b) => Number(a.claim_prev_run_at_ms) - Number(b.claim_prev_run_at_ms));
+    return rows.map((r) => ({
+      ref: { connectionId: r.connection_id, kind: r.kind },
+      owner: options.owner,
+      claimId: r.claim_id,
+      previousAttemptLost: r.claim_prev_in_doubt,
+    }));
+  }
+
+  async appendEvents(events: NewEvent[]): Promise<void> {
+    if (events.length > 0) await this.#query("appendEvents", (c) => this.#insertEvents(c, events));
+  }
+
+  async listEvents(
+    connectionId: string,
+    options: { limit: number; beforeId?: number },
+  ): Promise<StoredEvent[]> {
+    const limit = checkLimit(options.limit, "limit");
+    const { rows } = await this.#query("listEvents", (c) =>
+      c.query(
+        `SELECT * FROM ${this.#t.events} WHERE connection_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
+        [connectionId, options.beforeId ?? Number.MAX_SAFE_INTEGER, limit],
+      ),
+    );
+    return rows.map(eventFromRow);
+  }
+
+  async getProviderState(provider: string): Promise<ProviderState | null> {
+    const { rows } = await this.#query("getProviderState", (c) =>
+      c.query(`SELECT * FROM ${this.#t.providerStates} WHERE provider = $1`, [provider]),
+    );
+    return rows[0] === undefined ? null : providerStateFromRow(rows[0]);
+  }
+
+  async setProviderState(state: ProviderState): Promise<boolean> {
+    const t = this.#t.providerStates;
+    return this.#tx("setProviderState", async (c) => {
+      const { rows } = await c.query<{ status: string }>(
+        `SELECT status FROM ${t} WHERE provider = $1 FOR UPDATE`,
+        [state.provider],
+      );
+      // since_ms is when the current status began: an unchanged status keeps it.
+      await c.query(
+        `INSERT INTO ${t} AS p (provider, status, reason, last_error, since_ms) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
+           since_ms = CASE WHEN p.status = excluded.status THEN p.since_ms ELSE excluded.since_ms END,
+           status = excluded.status`,
+        [state.provider, state.status, state.reason, state.lastError, state.sinceMs],
+      );
+      // A provider never seen is implicitly ok.
+      return (rows[0]?.status ?? "ok") !== state.status;
+    });
+  }
+
+  async resealBatch(limit: number): Promise<number> {
+    checkLimit(limit, "limit");
+    const prefix = sealedPrefix(this.#sealer.currentKeyId);
+    return this.#tx("resealBatch", async (c) => {
+      // Row locks (in key order) keep a concurrent refresh from interleaving; substr, not LIKE,
+      // because `_` in a key id is a LIKE wildcard.
+      const stale = await this.#records(
+        c,
+        `WHERE substr(access_token_sealed, 1, $1::int) <> $2
+            OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, $1::int) <> $2)
+         ORDER BY connection_id, kind LIMIT $3 FOR UPDATE`,
+        [prefix.length, prefix, limit],
+      );
+      let count = 0;
+      for (const record of stale) {
+        const patch = resealTokens(this.#sealer, record);
+        if (patch === null) continue;
+        // Same plaintext, so the version stays and no cache needs to notice.
+        await this.#update(c, record, patch);
+        count++;
+      }
+      return count;
+    });
+  }
+
+  changeStamp(ref: CredentialRef): number {
+    return this.#listener.stamp(refKey(ref));
+  }
+
+  /** Locks the connection row first (see the lock order above); its status, or null when absent. */
+  async #lockConnection(c: Client, id: string): Promise<Status | null> {
+    const { rows } = await c.query<{ status: Status }>(
+      `SELECT status FROM ${this.#t.connections} WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    return rows[0]?.status ?? null;
+  }
+
+  async #record(c: Client, ref: CredentialRef, lock: boolean): Promise<CredentialRecord | null> {
+    const records = await this.#records(
+      c,
+      `WHERE connection_id = $1 AND kind = $2${lock ? " FOR UPDATE" : ""}`,
+      [ref.connectionId, ref.kind],
+    );
+    return records[0] ?? null;
+  }
+
+  async #records(c: Client, clause: string, params: unknown[]): Promise<CredentialRecord[]> {
+    const { rows } = await c.query(`SELECT * FROM ${this.#t.credentials} ${clause}`, params);
+    return rows.map(recordFromRow);
+  }
+
+  async #update(c: Client, ref: CredentialRef, patch: CredentialPatch): Promise<void> {
+    const columns = credentialColumns(patch, (b) => b);
+    await c.query(
+      `UPDATE ${this.#t.credentials} SET ${columns.map(([col], i) => `${col} = $${i + 3}`).join(", ")}
+       WHERE connection_id = $1 AND kind = $2`,
+      [ref.connectionId, ref.kind, ...columns.map(([, v]) => v)],
+    );
+  }
+
+  async #insertCredential(c: Client, record: CredentialRecord): Promise<void> {
+    const columns = credentialColumns(record, (b) => b);
+    await c.query(
+      `INSERT INTO ${this.#t.credentials} (${columns.map(([col]) => col).join(", ")})
+       VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
+      columns.map(([, v]) => v),
+    );
+  }
+
+  /** Rewrites the connection's status as the worst of its credentials' (same transaction, row already locked). */
+  async #rollUp(c: Client, connectionId: string, before: Status, nowMs: number): Promise<StatusChange> {
+    const records = await this.#records(c, "WHERE connection_id = $1", [connectionId]);
+    const worst = rollUpStatus(records.sort(byKind));
+    await c.query(
+      `UPDATE ${this.#t.connections} SET status = $2, reason = $3, updated_at_ms = $4 WHERE id = $1`,
+      [connectionId, worst.status, worst.reason, nowMs],
+    );
+    return { before, after: worst.status };
+  }
+
+  async #insertEvents(c: Client, events: NewEvent[]): Promise<void> {
+    for (const e of events) {
+      await c.query(
+        `INSERT INTO ${this.#t.events} (connection_id, kind, type, reason, at_ms, data) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [e.connectionId, e.kind, e.type, e.reason ?? null, e.atMs, JSON.stringify(e.data ?? {})],
+      );
+    }
+  }
+
+  /** Delivered to every listener when (and only if) the transaction commits. */
+  async #notify(c: Client, refs: CredentialRef[]): Promise<void> {
+    for (const ref of refs) await c.query("SELECT pg_notify($1, $2)", [this.#channel, refKey(ref)]);
+  }
+
+  /** Our own commits move our stamps at once, without waiting for the notification's echo. */
+  #bumpLocal(refs: CredentialRef[]): void {
+    for (const ref of refs) this.#listener.bump(refKey(ref));
+  }
+
+  async #tx<T>(operation: string, fn: (c: Client) => Promise<T>): Promise<T> {
+    return this.#query(operation, async (c) => {
+      await c.query("BEGIN");
+      try {
+        const result = await fn(c);
+        await c.query("COMMIT");
+        return result;
+      } catch (error) {
+        await c.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  async #query<T>(operation: string, fn: (c: Client) => Promise<T>): Promise<T> {
+    let client: Client;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw translatePgError(operation, error);
+    }
+    let broken: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (error) {
+      // A connection-level failure leaves the client unusable: destroy it rather than return it to the pool.
+      if (
+        !(error instanceof pg.DatabaseError) &&
+        !(error instanceof TokenwardenError) &&
+        error instanceof Error
+      ) {
+        broken = error;
+      }
+      throw translatePgError(operation, error);
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+function refKey(ref: CredentialRef): string {
+  return `${ref.kind}:${ref.connectionId}`;
+}
+
+function refOf(record: CredentialRecord): CredentialRef {
+  return { connectionId: record.connectionId, kind: record.kind };
+}
+
+/** A signed 64-bit advisory lock key derived from a name. */
+function advisoryKey(name: string): string {
+  return createHash("sha256").update(name).digest().readBigInt64BE(0).toString();
+}

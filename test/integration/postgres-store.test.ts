@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { Sealer } from "../../src/core/ports.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { type StoreHarness, storeContract } from "../contract/store.contract.js";
+import { createPgSchema, type PgSchema } from "../helpers/pg-schema.js";
+import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
+
+let counter = 0;
+
+async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
+  const db = await createPgSchema(`postgres-store.test.ts#${++counter}`);
+  const open = (s: Sealer) =>
+    PostgresStore.open({ connectionString: db.url, schema: db.schema, sealer: s, poolMax: 3 });
+  const store = await open(sealer);
+  await store.migrate();
+  return {
+    store,
+    openPeer: open,
+    textAtRest: async () => {
+      const tables = ["connections", "credentials", "events", "provider_states"];
+      const texts = await Promise.all(
+        tables.map(async (t) => {
+          const { rows } = await db.admin.query(`SELECT t::text AS row FROM "${db.schema}".${t} t`);
+          return rows.map((r: { row: string }) => r.row).join("\n");
+        }),
+      );
+      return texts.join("\n");
+    },
+    close: async () => {
+      await store.close();
+      await db.drop();
+    },
+  };
+}
+
+storeContract("postgres", openPostgresHarness);
+
+describe("postgres: migrations and setup", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("lets 4 migrators race on one fresh schema; all succeed, each version applied once", async () => {
+    db = await createPgSchema("postgres-store.test.ts#migrators");
+    const { url, schema } = db;
+    const stores = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        PostgresStore.open({ connectionString: url, schema, sealer: testSealer(), poolMax: 1 }),
+      ),
+    );
+    try {
+      await Promise.all(stores.map((s) => s.migrate()));
+      const { rows } = await db.admin.query(
+        `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
+      );
+      expect(rows.map((r: { version: number }) => r.version)).toEqual([1]);
+      await stores[0]?.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+      expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("reports an unmigrated schema as store_unavailable with a hint", async () => {
+    db = await createPgSchema("postgres-store.test.ts#unmigrated");
+    const store = await PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: testSealer(),
+      poolMax: 1,
+    });
+    try {
+      const error = await store.getConnection("T1").catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "store_unavailable" });
+      expect((error as Error).message).toMatch(/42P01.*tokenwarden migrate/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("fails to open with store_unavailable when PostgreSQL is unreachable", async () => {
+    const error = await PostgresStore.open({
+      connectionString: "postgres://postgres@127.0.0.1:1/none",
+      sealer: testSealer(),
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "store_unavailable" });
+    expect((error as Error).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it("rejects a schema name that is not a plain identifier", async () => {
+    await expect(
+      PostgresStore.open({
+        connectionString: "postgres://x@127.0.0.1:1/x",
+        schema: 'a"; drop',
+        sealer: testSealer(),
+      }),
+    ).rejects.toMatchObject({ code: "config_invalid" });
+  });
+});
