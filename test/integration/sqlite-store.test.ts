@@ -1,7 +1,13 @@
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
+import { openStore } from "../../src/store/open-store.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
-import { createTmpSqlite } from "../helpers/tmp-sqlite.js";
+import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
+import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
   const file = await createTmpSqlite();
@@ -19,3 +25,67 @@ async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
 }
 
 storeContract("sqlite", openSqliteHarness);
+
+describe("sqlite: setup and errors", () => {
+  let file: TmpSqlite;
+  beforeEach(async () => {
+    file = await createTmpSqlite();
+  });
+  afterEach(async () => {
+    await file.remove();
+  });
+
+  it("opens by URL: sqlite:PATH, postgres://; refuses anything else without echoing it", async () => {
+    const store = await openStore(`sqlite:${file.path}`, testSealer());
+    await store.migrate();
+    expect(store).toBeInstanceOf(SqliteStore);
+    await store.close();
+    const pg = await openStore(TEST_POSTGRES_URL, testSealer(), { poolMax: 1 });
+    expect(pg).toBeInstanceOf(PostgresStore);
+    await pg.close();
+    for (const url of ["mysql://root:hunter2@db/x", "sqlite:", "./tokenwarden.db"]) {
+      const error = await openStore(url, testSealer()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "config_invalid" });
+      expect((error as Error).message).toContain("TOKENWARDEN_DATABASE_URL");
+      expect((error as Error).message).not.toContain("hunter2");
+    }
+  });
+
+  it("runs in WAL mode and applies each migration once however often migrate() runs", async () => {
+    const stores = await Promise.all(
+      Array.from({ length: 4 }, () => SqliteStore.open({ path: file.path, sealer: testSealer() })),
+    );
+    await Promise.all(stores.map((s) => s.migrate()));
+    await Promise.all(stores.map((s) => s.close()));
+    const db = new Database(file.path, { readonly: true });
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1]);
+    db.close();
+  });
+
+  it("reports a database locked by another process past busy_timeout as store_unavailable", async () => {
+    const store = await SqliteStore.open({ path: file.path, sealer: testSealer(), busyTimeoutMs: 20 });
+    await store.migrate();
+    const other = new Database(file.path);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      const error = await store
+        .putConnection(connection("T1", [credential("bot", "x")]), 1, [])
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "store_unavailable" });
+      expect((error as Error).message).toMatch(/SQLITE_BUSY/);
+      expect((error as Error).cause).toBeDefined();
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+      await store.close();
+    }
+  });
+
+  it("reports an unmigrated file and a closed store as store_unavailable", async () => {
+    const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+    await expect(store.getConnection("T1")).rejects.toThrow(/no such table.*tokenwarden migrate/);
+    await store.close();
+    await expect(store.ping()).rejects.toMatchObject({ code: "store_unavailable" });
+  });
+});

@@ -1,0 +1,48 @@
+import { TokenwardenError } from "../core/errors.js";
+import type { Sealer, Store } from "../core/ports.js";
+import { PostgresStore } from "./postgres/postgres-store.js";
+import { SqliteStore } from "./sqlite/sqlite-store.js";
+
+export interface OpenStoreOptions {
+  /** PostgreSQL only: the schema holding the tables (default `tokenwarden`). */
+  schema?: string;
+  /** PostgreSQL only: pool size. */
+  poolMax?: number;
+}
+
+/**
+ * Opens the store `TOKENWARDEN_DATABASE_URL` names: `sqlite:PATH` or
+ * `postgres://…` / `postgresql://…`. Does not migrate; call `store.migrate()`.
+ *
+ * @example
+ * const store = await openStore(process.env.TOKENWARDEN_DATABASE_URL ?? "sqlite:./tokenwarden.db", sealer);
+ * await store.migrate();
+ */
+export async function openStore(
+  databaseUrl: string,
+  sealer: Sealer,
+  options: OpenStoreOptions = {},
+): Promise<Store> {
+  if (databaseUrl.startsWith("sqlite:")) {
+    const path = databaseUrl.slice("sqlite:".length);
+    if (path === "")
+      throw new TokenwardenError(
+        "config_invalid",
+        "TOKENWARDEN_DATABASE_URL sqlite: needs a path, e.g. sqlite:./tokenwarden.db",
+      );
+    return SqliteStore.open({ path, sealer });
+  }
+  if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    return PostgresStore.open({
+      connectionString: databaseUrl,
+      sealer,
+      ...(options.schema === undefined ? {} : { schema: options.schema }),
+      ...(options.poolMax === undefined ? {} : { poolMax: options.poolMax }),
+    });
+  }
+  // The URL may hold a password: name the variable and the accepted forms, never the value.
+  throw new TokenwardenError(
+    "config_invalid",
+    "TOKENWARDEN_DATABASE_URL must start with sqlite: (e.g. sqlite:./tokenwarden.db), postgres:// or postgresql://",
+  );
+}
