@@ -71,6 +71,8 @@ export interface PostgresStoreOptions {
 type Row = Record<string, unknown>;
 type Client = pg.PoolClient;
 
+const SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /** Lowercase, so the quoted identifier equals the unquoted one users type in psql; short enough for a channel name. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
 
@@ -229,38 +231,46 @@ export class PostgresStore implements Store {
   }
 
   async getConnection(id: string): Promise<Connection | null> {
-    return this.#tx("getConnection", async (c) => {
-      const { rows } = await c.query(`SELECT * FROM ${this.#t.connections} WHERE id = $1`, [id]);
-      const row = rows[0] as Row | undefined;
-      if (row === undefined) return null;
-      return connectionFromRow(row, await this.#records(c, "WHERE connection_id = $1", [id]));
-    });
+    return this.#tx(
+      "getConnection",
+      async (c) => {
+        const { rows } = await c.query(`SELECT * FROM ${this.#t.connections} WHERE id = $1`, [id]);
+        const row = rows[0] as Row | undefined;
+        if (row === undefined) return null;
+        return connectionFromRow(row, await this.#records(c, "WHERE connection_id = $1", [id]));
+      },
+      SNAPSHOT,
+    );
   }
 
   async listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }> {
     const limit = checkLimit(filter.limit, "limit");
     const after = decodeCursor(filter.cursor);
-    return this.#tx("listConnections", async (c) => {
-      const { rows } = await c.query<Row & { id: string }>(
-        `SELECT * FROM ${this.#t.connections}
+    return this.#tx(
+      "listConnections",
+      async (c) => {
+        const { rows } = await c.query<Row & { id: string }>(
+          `SELECT * FROM ${this.#t.connections}
          WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id > $3)
          ORDER BY id LIMIT $4`,
-        [filter.provider ?? null, filter.status ?? null, after, limit + 1],
-      );
-      const page = rows.slice(0, limit);
-      // One query for all credentials of the page, not one per connection.
-      const records = await this.#records(c, "WHERE connection_id = ANY($1::text[])", [
-        page.map((r) => r.id),
-      ]);
-      const byConnection = new Map<string, CredentialRecord[]>();
-      for (const r of records)
-        byConnection.set(r.connectionId, [...(byConnection.get(r.connectionId) ?? []), r]);
-      const last = page.at(-1);
-      return {
-        items: page.map((r) => connectionFromRow(r, byConnection.get(r.id) ?? [])),
-        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
-      };
-    });
+          [filter.provider ?? null, filter.status ?? null, after, limit + 1],
+        );
+        const page = rows.slice(0, limit);
+        // One query for all credentials of the page, not one per connection.
+        const records = await this.#records(c, "WHERE connection_id = ANY($1::text[])", [
+          page.map((r) => r.id),
+        ]);
+        const byConnection = new Map<string, CredentialRecord[]>();
+        for (const r of records)
+          byConnection.set(r.connectionId, [...(byConnection.get(r.connectionId) ?? []), r]);
+        const last = page.at(-1);
+        return {
+          items: page.map((r) => connectionFromRow(r, byConnection.get(r.id) ?? [])),
+          nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
+        };
+      },
+      SNAPSHOT,
+    );
   }
 
   async deleteConnection(id: string): Promise<boolean> {
@@ -603,9 +613,13 @@ export class PostgresStore implements Store {
     for (const ref of refs) this.#listener.bump(refKey(ref));
   }
 
-  async #tx<T>(operation: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  /**
+   * `begin` defaults to READ COMMITTED, right for writes that lock what they read; reads of
+   * several tables use a REPEATABLE READ snapshot so a connection and its credentials agree.
+   */
+  async #tx<T>(operation: string, fn: (c: Client) => Promise<T>, begin = "BEGIN"): Promise<T> {
     return this.#query(operation, async (c) => {
-      await c.query("BEGIN");
+      await c.query(begin);
       try {
         const result = await fn(c);
         await c.query("COMMIT");
