@@ -8,4 +8,10 @@ export { signSlackRequest } from "./slack/events.js";
 export type { FaultKind, FaultSpec } from "./slack/faults.js";
 export type { SlackEmulator, SlackEmulatorOptions } from "./slack/server.js";
 export { startSlackEmulator } from "./slack/server.js";
-export type { CreateAppOptions, InstallOptions, TokenInfo, TokenState } from "./slack/state.js";
+export type {
+  CreateAppOptions,
+  InstallOptions,
+  InstallResponse,
+  TokenInfo,
+  TokenState,
+} from "./slack/state.js";

@@ -5,7 +5,7 @@ import type { EmulatorCounters } from "./counters.js";
 import type { Delivery } from "./events.js";
 import type { FaultKind, FaultSpec } from "./faults.js";
 import type { AppRecord } from "./model.js";
-import type { CreateAppOptions, InstallOptions, TokenInfo } from "./state.js";
+import type { CreateAppOptions, InstallOptions, InstallResponse, TokenInfo } from "./state.js";
 
 /** The secrets a client of the app needs. */
 export interface AppCredentials {
@@ -32,9 +32,9 @@ export interface SlackEmulatorControl {
   createTeam(options?: { name?: string; enterpriseId?: string; enterpriseName?: string }): TeamInfo;
   createUser(teamId: string, options?: { name?: string }): { userId: string };
   /** Installs without a browser and returns the exact `oauth.v2.access` install body. */
-  install(options: InstallOptions): Record<string, unknown>;
+  install(options: InstallOptions): InstallResponse;
   /** The same as `install`; after `uninstall` it starts a new generation (old tokens → `invalid_auth`). */
-  reinstall(options: InstallOptions): Record<string, unknown>;
+  reinstall(options: InstallOptions): InstallResponse;
   /** Uninstalls the app from a workspace (or org: pass the enterprise id): all tokens die, events follow. */
   uninstall(options: { clientId: string; teamId: string }): void;
   advance(seconds: number): number;

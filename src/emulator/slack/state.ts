@@ -72,6 +72,32 @@ export interface InstallOptions {
   userScopes?: string[];
 }
 
+/**
+ * The `oauth.v2.access` install body (§2.3.3): top-level bot token fields only when bot scopes were
+ * granted, `authed_user` token fields only when user scopes were; `expires_in`/`refresh_token` with rotation.
+ */
+export type InstallResponse = {
+  ok: true;
+  access_token?: string;
+  token_type?: "bot";
+  scope?: string;
+  bot_user_id?: string;
+  app_id: string;
+  expires_in?: number;
+  refresh_token?: string;
+  team: { id: string; name: string } | null;
+  enterprise: { id: string; name: string } | null;
+  is_enterprise_install: boolean;
+  authed_user: {
+    id: string;
+    scope?: string;
+    access_token?: string;
+    token_type?: "user";
+    expires_in?: number;
+    refresh_token?: string;
+  };
+};
+
 /** The result of authenticating a Web API token (§4.6 steps 4–5). */
 export type Authenticated = {
   token: AccessTokenRecord;
@@ -235,7 +261,7 @@ export class SlackState {
   // ---- installs (§2.3.3, §9 transitions 2 and 7) ------------------------------------------------
 
   /** Installs (or reinstalls) and returns the `oauth.v2.access` install body (§2.3.3, §2.3.4). */
-  install(options: InstallOptions): Record<string, unknown> {
+  install(options: InstallOptions): InstallResponse {
     const app = this.requireApp(options.clientId);
     const team = this.#resolveTeam(options.teamId);
     const userId = options.userId ?? this.#firstUserOf(team.teamId);
@@ -283,7 +309,7 @@ export class SlackState {
       }
     }
     body["authed_user"] = authedUser;
-    return body;
+    return body as InstallResponse; // built key by key to keep Slack's field order
   }
 
   #resolveTeam(teamId: string | undefined): TeamRecord {
