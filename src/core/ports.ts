@@ -188,11 +188,12 @@ export interface Store {
   ): Promise<StatusChange | null>;
 
   /**
-   * Claims up to `limit` credentials that are due: `active` or `refresh_failing`,
-   * with a refresh token, expiring before `dueBeforeMs` (per credential: see
-   * refresh policy), not in backoff, not claimed. Found through an index, so the
-   * cost grows with the due work only; on PostgreSQL, rows other instances are
-   * claiming are skipped (FOR UPDATE SKIP LOCKED).
+   * Claims up to `limit` credentials that are due — `next_run_at <= nowMs`
+   * (the refresh policy's due time, a backoff's end, or a lapsed claim's
+   * expiry), not `needs_reauth`, with a refresh token, not under a live claim —
+   * most overdue first, exactly as `claimRefresh` would claim each. Found
+   * through an index, so the cost grows with the due work only; on PostgreSQL,
+   * rows other instances are claiming are skipped (FOR UPDATE SKIP LOCKED).
    */
   claimDue(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<DueClaim[]>;
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
+import { eventually } from "../helpers/eventually.js";
 import { createPgSchema, type PgSchema } from "../helpers/pg-schema.js";
 import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
 
@@ -60,6 +61,62 @@ describe("postgres: migrations and setup", () => {
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("counts everything as changed while its listener is down, and hears peers again after reconnecting", async () => {
+    db = await createPgSchema("postgres-store.test.ts#listener");
+    const open = () =>
+      PostgresStore.open({
+        connectionString: db?.url ?? "",
+        schema: db?.schema ?? "",
+        sealer: testSealer(),
+        poolMax: 1,
+      });
+    const store = await open();
+    const peer = await open();
+    const ref = { connectionId: "T1", kind: "bot" as const };
+    try {
+      await store.migrate();
+      await peer.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+      // epoch 1 (connected) + 1 (the peer's notification)
+      const s0 = await eventually(
+        () => store.changeStamp(ref),
+        (s) => s >= 2,
+        { what: "the first notification" },
+      );
+      const killed = await db.admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tokenwarden-listener' AND query = $1",
+        [`LISTEN "${db.schema}.credentials"`],
+      );
+      // Both stores' listeners (this one's and the peer's).
+      expect(killed.rows).toEqual([{ pg_terminate_backend: true }, { pg_terminate_backend: true }]);
+      await eventually(
+        () => store.changeStamp(ref),
+        (s) => s !== s0,
+        { what: "the stamp to move when the listener dropped" },
+      );
+      // Reconnected: stamps hold still again until a peer changes the credential.
+      const settled = await eventually(
+        () => [store.changeStamp(ref), store.changeStamp(ref)],
+        ([a, b]) => a === b,
+        { what: "the listener to reconnect" },
+      );
+      await peer.setCredentialStatus(
+        "T1",
+        ["bot"],
+        { status: "needs_reauth", reason: "token_revoked", lastError: null },
+        2,
+        [],
+      );
+      await eventually(
+        () => store.changeStamp(ref),
+        (s) => s !== settled[0],
+        { what: "a notification after reconnecting" },
+      );
+    } finally {
+      await store.close();
+      await peer.close();
     }
   });
 

@@ -54,7 +54,8 @@ export class ChangeListener {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client(this.#config);
+    // Named, so an operator (or a test) can find it in pg_stat_activity.
+    const client = new pg.Client({ ...this.#config, application_name: "tokenwarden-listener" });
     client.on("notification", (message) => {
       if (message.channel === this.#channel && message.payload !== undefined) this.bump(message.payload);
     });
