@@ -47,7 +47,7 @@ describe("signing (§6.4)", () => {
 describe("uninstall events", () => {
   it("sends tokens_revoked and app_uninstalled, signed so that Bolt's verifySlackRequest accepts them", async () => {
     const endpoint = await appEndpoint((_n, _b, res) => res.writeHead(200).end());
-    const emu = await emulator();
+    const emu = await emulator({ now: () => 1_800_000_000_500 }); // frozen: timestamps compare exactly
     const app = emu.control.createApp({ eventsUrl: endpoint.url });
     const install = emu.control.install({
       clientId: app.clientId,
