@@ -78,7 +78,11 @@ export type ClaimResult =
   /** Another process refreshed meanwhile; its token is valid until at least `freshUntilMs`. */
   | { kind: "already_fresh"; credential: StoredCredential }
   /** A live claim by another owner; wait for it and re-read, never spend the token yourself. */
-  | { kind: "held_by_other"; untilMs: number }
+  /**
+   * `version` and `failureCount` as the holder found them: when either moves, the
+   * holder has finished (refreshed or failed) and the waiter looks again.
+   */
+  | { kind: "held_by_other"; untilMs: number; version: number; failureCount: number }
   /** Dead (`needs_reauth`) or has no refresh token: nothing to spend. */
   | { kind: "not_refreshable"; credential: StoredCredential }
   | { kind: "not_found" };

@@ -63,6 +63,8 @@ export interface StoredCredential {
   nextAttemptAtMs: number | null;
   /** A refresh was started and its outcome never recorded (crash or lost reply). */
   refreshInDoubt: boolean;
+  /** Until when a process holds the right to refresh it; null when nobody does. */
+  claimUntilMs: number | null;
   refreshedAtMs: number | null;
   /** Provider facts that are not secret (Slack: bot_user_id, user_id). */
   providerData: Record<string, unknown>;

@@ -19,7 +19,7 @@ export interface EncryptionKey {
 /**
  * Parses `TOKENWARDEN_ENCRYPTION_KEY`: either one base64 key of 32 bytes (its
  * id is derived from its hash), or `id1:key1,id2:key2` where the first key
- * seals and every key opens. Errors say which entry is wrong, never its value.
+ * seals and every key opens; an entry without `id:` keeps its derived id. Errors say which entry is wrong, never its value.
  *
  * @example
  * const keys = parseKeyRing(process.env.TOKENWARDEN_ENCRYPTION_KEY ?? "");
@@ -36,7 +36,14 @@ export function parseKeyRing(value: string, variable = ENCRYPTION_KEY_VARIABLE):
   trimmed.split(",").forEach((entry, index) => {
     const where = `entry ${index + 1}`;
     const colon = entry.indexOf(":");
-    if (colon < 0) throw invalid(variable, `${where} is not of the form id:base64key`);
+    if (colon < 0) {
+      // A bare key keeps its derived id, so `new:KEY,OLDKEY` rotates away from a single-key setup.
+      const key = decodeKey(entry.trim(), variable, where);
+      const id = deriveKeyId(key);
+      if (keys.some((k) => k.id === id)) throw invalid(variable, `key id "${id}" appears twice`);
+      keys.push({ id, key });
+      return;
+    }
     const id = entry.slice(0, colon).trim();
     // An id that fails the pattern may be a pasted key: say what is wrong, not what it was.
     if (!KEY_ID.test(id)) throw invalid(variable, `${where} has an invalid key id (1-32 of A-Z a-z 0-9 _ -)`);

@@ -59,11 +59,6 @@ function deadError(ctx: EngineContext, credential: StoredCredential): NeedsReaut
   );
 }
 
-/** What a version-independent re-read must differ in for a waiter to look again. */
-function fingerprint(c: StoredCredential | null): string {
-  return c === null ? "gone" : `${c.version}:${c.status}:${c.failureCount}:${c.nextAttemptAtMs}`;
-}
-
 /**
  * Refreshes one credential at most once across every process sharing the
  * store (invariant 1). Claims the right to spend the refresh token; if another
@@ -93,7 +88,7 @@ export async function refreshCredential(
       case "not_refreshable":
         return usableOrThrow(ctx, claim.credential);
       case "held_by_other":
-        await waitForHolder(ctx, ref, deadline);
+        await waitForHolder(ctx, ref, claim, deadline);
         continue;
       case "claimed": {
         const early = await settleWithoutSpending(ctx, claim, request);
@@ -145,24 +140,24 @@ async function settleWithoutSpending(
   return null;
 }
 
-async function waitForHolder(ctx: EngineContext, ref: CredentialRef, deadline: number): Promise<void> {
-  const before = fingerprint(await ctx.store.getCredential(ref));
+async function waitForHolder(
+  ctx: EngineContext,
+  ref: CredentialRef,
+  held: { untilMs: number; version: number; failureCount: number },
+  deadline: number,
+): Promise<void> {
+  // Polls back off (×1.5 up to 250 ms): a slow provider should not turn waiters into a load on the store.
+  let delayMs = ctx.timings.pollMs;
   while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, ctx.timings.pollMs));
-    if (fingerprint(await ctx.store.getCredential(ref)) !== before) return;
-    // A holder that died leaves a lapsed lease; claimRefresh takes it over.
-    const probe = await ctx.store.claimRefresh(ref, {
-      owner: ctx.owner,
-      nowMs: ctx.clock.now(),
-      leaseMs: ctx.timings.leaseMs,
-      freshUntilMs: Number.MAX_SAFE_INTEGER,
-    });
-    if (probe.kind === "claimed") {
-      // Not ours to spend from here: hand it back and let the caller's loop decide with its own request.
-      await ctx.store.releaseClaim(probe.claim);
-      return;
-    }
-    if (probe.kind !== "held_by_other") return;
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    delayMs = Math.min(250, Math.ceil(delayMs * 1.5));
+    const c = await ctx.store.getCredential(ref);
+    // The holder finished (a new version, a recorded failure, a status change): look again.
+    if (c === null || c.version !== held.version || c.failureCount !== held.failureCount) return;
+    if (c.status === "needs_reauth" || c.claimUntilMs === null) return; // released
+    // A live holder keeps renewing its lease; only one that stopped (it died) lets it lapse, and then
+    // the caller's loop takes the claim over with `previousAttemptLost`. Until then, reads only.
+    if (ctx.clock.now() >= held.untilMs) return;
   }
   throw new ProviderUnavailableError(
     `a refresh of ${ref.kind} credential of ${ref.connectionId} is still in progress in another process`,
@@ -327,6 +322,10 @@ async function failClaim(
       { ...base, type: "refresh_failed", reason, data: { error: classification.error } },
     );
     ctx.cache.delete(claim.ref);
+    ctx.logger.error(
+      { connectionId: claim.ref.connectionId, kind: claim.ref.kind, reason, error: classification.error },
+      "refresh refused: the credential is dead until someone reconnects",
+    );
     ctx.events.emit("refresh_failed", {
       ...base,
       kind: claim.ref.kind,
@@ -366,6 +365,16 @@ async function failClaim(
     },
     now,
     { ...base, type: "refresh_failed", reason, data: { error: classification.error, nextAttemptAtMs } },
+  );
+  ctx.logger.warn(
+    {
+      connectionId: claim.ref.connectionId,
+      kind: claim.ref.kind,
+      reason,
+      error: classification.error,
+      nextAttemptAtMs,
+    },
+    "refresh failed; will retry",
   );
   ctx.events.emit("refresh_failed", {
     ...base,

@@ -17,7 +17,7 @@ import type { CredentialPatch, CredentialRecord } from "./row-mapping.js";
 export type ClaimDecision =
   | { kind: "not_found" }
   | { kind: "not_refreshable" }
-  | { kind: "held_by_other"; untilMs: number }
+  | { kind: "held_by_other"; untilMs: number; version: number; failureCount: number }
   | { kind: "already_fresh" }
   | { kind: "claim" };
 
@@ -26,7 +26,12 @@ export function decideClaim(record: CredentialRecord | null, options: ClaimOptio
   if (record.status === "needs_reauth" || record.refreshTokenSealed === null)
     return { kind: "not_refreshable" };
   if (hasLiveClaim(record, options.nowMs))
-    return { kind: "held_by_other", untilMs: record.claimUntilMs ?? 0 };
+    return {
+      kind: "held_by_other",
+      untilMs: record.claimUntilMs ?? 0,
+      version: record.version,
+      failureCount: record.failureCount,
+    };
   // Another process refreshed while this one waited for the lock: spend nothing.
   if (record.expiresAtMs !== null && record.expiresAtMs >= options.freshUntilMs)
     return { kind: "already_fresh" };

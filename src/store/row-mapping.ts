@@ -151,6 +151,7 @@ export function credentialFromRecord(r: CredentialRecord, sealer: Sealer): Store
     failureCount: r.failureCount,
     nextAttemptAtMs: r.nextAttemptAtMs,
     refreshInDoubt: r.refreshInDoubt,
+    claimUntilMs: r.claimId === null ? null : r.claimUntilMs,
     refreshedAtMs: r.refreshedAtMs,
     providerData: r.providerData,
   };

@@ -10,7 +10,15 @@ const calls = Number(env["TW_CALLS"] ?? "50");
 const mode = env["TW_MODE"] ?? "get";
 
 try {
-  const clock = new FakeClock(Number(env["TW_NOW_MS"]));
+  // "frozen": every process at one fake instant. "running": the fake instant moves on in real time, so
+  // leases really lapse unless their holder renews them.
+  const startMs = Number(env["TW_NOW_MS"]);
+  // All processes count from the parent's instant, so their clocks agree (no skew between them).
+  const startedAt = Number(env["TW_REAL_START_MS"] ?? Date.now());
+  const clock =
+    env["TW_CLOCK"] === "running"
+      ? { now: () => startMs + (Date.now() - startedAt) }
+      : new FakeClock(startMs);
   const store = await openSealedStore(
     env["TW_STORE"] as "sqlite" | "postgres",
     env["TW_STORE_LOCATION"] as string,

@@ -95,7 +95,7 @@ async function race(
       { connectionId: id, kind: "bot" },
       { owner: "check", nowMs: NOW_MS, leaseMs: 1, freshUntilMs: Number.MAX_SAFE_INTEGER },
     );
-    expect(claim).toEqual({ kind: "held_by_other", untilMs: NOW_MS + 30_000 });
+    expect(claim).toMatchObject({ kind: "held_by_other", untilMs: NOW_MS + 30_000 });
   }
 }
 

@@ -95,6 +95,12 @@ describe("parseKeyRing", () => {
     expect(parseKeyRing(raw.toString("base64url"))[0]?.key.equals(raw)).toBe(true);
   });
 
+  it("keeps the derived id of a bare key listed after a new one, so a single-key setup can rotate", () => {
+    const single = parseKeyRing(K2);
+    const ring = parseKeyRing(`new:${K1},${K2}`);
+    expect(ring.map((k) => k.id)).toEqual(["new", single[0]?.id]);
+  });
+
   it("generates 32-byte keys", () => {
     expect(Buffer.from(generateKey(), "base64")).toHaveLength(32);
   });
@@ -104,7 +110,7 @@ describe("parseKeyRing", () => {
     ["short key", randomBytes(16).toString("base64"), /not base64 of exactly 32 bytes/],
     ["long key", randomBytes(48).toString("base64"), /not base64 of exactly 32 bytes/],
     ["not base64", `${"!".repeat(43)}=`, /not base64/],
-    ["entry without id", `a:${K1},${K2}`, /entry 2 is not of the form id:base64key/],
+    ["bad entry without id", `a:${K1},${K2.slice(0, 20)}`, /entry 2 is not base64/],
     ["bad id", `a.b:${K1}`, /entry 1 has an invalid key id/],
     ["key pasted as id", `${K1}:${K2}`, /entry 1 has an invalid key id/],
     ["duplicate id", `a:${K1},a:${K2}`, /key id "a" appears twice/],

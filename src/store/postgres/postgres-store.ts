@@ -92,6 +92,8 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
  */
 export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
+  /** A lane of its own for claim renewals, so a busy pool never lets a live holder's lease lapse. */
+  readonly #heartbeats: pg.Pool;
   readonly #ownsPool: boolean;
   readonly #schema: string;
   readonly #sealer: Sealer;
@@ -106,8 +108,10 @@ export class PostgresStore implements Store {
     sealer: Sealer;
     listener: ChangeListener;
     channel: string;
+    heartbeats: pg.Pool;
   }) {
     this.#pool = options.pool;
+    this.#heartbeats = options.heartbeats;
     this.#ownsPool = options.ownsPool;
     this.#schema = options.schema;
     this.#sealer = options.sealer;
@@ -144,10 +148,21 @@ export class PostgresStore implements Store {
     if (ownsPool) pool.on("error", () => {});
     // Schema-qualified, so tests (and tenants) in other schemas never cross-talk.
     const channel = `${schema}.credentials`;
+    const heartbeats = new pg.Pool({ ...clientConfig, max: 1, idleTimeoutMillis: 30_000 });
+    heartbeats.on("error", () => {});
     try {
       const listener = await ChangeListener.start(clientConfig, channel);
-      return new PostgresStore({ pool, ownsPool, schema, sealer: options.sealer, listener, channel });
+      return new PostgresStore({
+        pool,
+        ownsPool,
+        schema,
+        sealer: options.sealer,
+        listener,
+        channel,
+        heartbeats,
+      });
     } catch (error) {
+      await heartbeats.end().catch(() => {});
       if (ownsPool) await pool.end().catch(() => {});
       throw translatePgError("open", error);
     }
@@ -180,6 +195,7 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     await this.#listener.close();
+    await this.#heartbeats.end();
     if (this.#ownsPool) await this.#pool.end();
   }
 
@@ -339,11 +355,26 @@ export class PostgresStore implements Store {
   }
 
   async renewClaim(claim: RefreshClaim, nowMs: number, leaseMs: number): Promise<boolean> {
-    return this.#tx("renewClaim", async (c) => {
-      if (!holdsClaim(await this.#record(c, claim.ref, true), claim)) return false;
-      await this.#update(c, claim.ref, renewPatch(nowMs, leaseMs));
-      return true;
-    });
+    // One fenced statement, no transaction: a heartbeat must get through even when the pool is busy
+    // with waiters, or the lease lapses under a live holder.
+    const patch = renewPatch(nowMs, leaseMs);
+    try {
+      const r = await this.#heartbeats.query(
+        `UPDATE ${this.#t.credentials} SET claim_until_ms = $1, next_run_at_ms = $2
+         WHERE connection_id = $3 AND kind = $4 AND claim_id = $5 AND claim_owner = $6`,
+        [
+          patch.claimUntilMs,
+          patch.nextRunAtMs,
+          claim.ref.connectionId,
+          claim.ref.kind,
+          claim.claimId,
+          claim.owner,
+        ],
+      );
+      return r.rowCount === 1;
+    } catch (error) {
+      throw translatePgError("renewClaim", error);
+    }
   }
 
   async completeRefresh(

@@ -1,0 +1,365 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { NeedsReauthError, type TokenwardenError } from "../../src/core/errors.js";
+import type { WardenEventMap } from "../../src/engine/warden-events.js";
+import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { STORE_KINDS } from "../helpers/store-under-test.js";
+
+const HOUR = 3_600_000;
+
+/** Moves our clock and the emulator's together (they share it). */
+function advance(h: EngineHarness, ms: number): void {
+  h.clock.advance(ms);
+}
+
+async function authTest(h: EngineHarness, token: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${h.emu.url}/api/auth.test`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+function collect<E extends keyof WardenEventMap>(h: EngineHarness, name: E): WardenEventMap[E][] {
+  const seen: WardenEventMap[E][] = [];
+  h.warden.on(name, (e) => seen.push(e));
+  return seen;
+}
+
+describe.each(STORE_KINDS)("engine on %s", (kind) => {
+  let h: EngineHarness;
+  beforeEach(async () => {
+    h = await openEngineHarness(kind);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it("serves a valid token from memory after the first read", async () => {
+    const { id, install } = await h.installAndImport();
+    const first = await h.warden.getToken(id);
+    const second = await h.warden.getToken(id, { kind: "bot" });
+    expect(first.accessToken).toBe(install["access_token"]);
+    expect(second.accessToken).toBe(first.accessToken);
+    expect(first.kind).toBe("bot");
+    expect(first.expiresAt?.getTime()).toBe(h.clock.now() + 43_200_000);
+    expect(h.warden.stats().hits).toBeGreaterThanOrEqual(1);
+    expect(h.emu.control.counters().refreshes).toBe(0);
+  });
+
+  it("refreshes ahead of expiry, once, and persists the rotated refresh token", async () => {
+    const { id, install } = await h.installAndImport();
+    advance(h, 11 * HOUR); // inside the 2 h margin of a 12 h token
+    const fresh = await h.warden.getToken(id);
+    expect(fresh.accessToken).not.toBe(install["access_token"]);
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+    advance(h, 11 * HOUR); // the second rotation uses the refresh token the first one stored
+    const again = await h.warden.getToken(id);
+    expect(again.accessToken).not.toBe(fresh.accessToken);
+    const counters = h.emu.control.counters();
+    expect(counters.refreshes).toBe(2);
+    expect(counters.maxPresentations).toBe(1);
+    expect(counters.invalidRefreshTokenAnswers).toBe(0);
+    const types = (await h.warden.connections.events(id)).map((e) => e.type);
+    expect(types.filter((t) => t === "refreshed")).toHaveLength(2);
+  });
+
+  it("coalesces concurrent callers in one process into one refresh", async () => {
+    const { id } = await h.installAndImport();
+    advance(h, 12 * HOUR + 1);
+    const tokens = await Promise.all(Array.from({ length: 50 }, () => h.warden.getToken(id)));
+    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
+  it("a second process re-reads the winner's token instead of spending the refresh token again", async () => {
+    const { id } = await h.installAndImport();
+    const peer = await h.peer();
+    await peer.getToken(id); // warm its cache with the old token
+    advance(h, 11 * HOUR);
+    const a = await h.warden.getToken(id);
+    const b = await peer.getToken(id);
+    expect(b.accessToken).toBe(a.accessToken);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
+  it("withToken refreshes once on token_expired and retries once", async () => {
+    const { id, install } = await h.installAndImport();
+    // Our record says 24 h, Slack says 12 h: the first call meets token_expired.
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: install["access_token"] as string,
+          refreshToken: install["refresh_token"] as string,
+          expiresIn: 86_400,
+        },
+      },
+    });
+    advance(h, 12 * HOUR + 1);
+    const seen: string[] = [];
+    const body = await h.warden.withToken(id, async (token) => {
+      seen.push(token);
+      return authTest(h, token);
+    });
+    expect(body["ok"]).toBe(true);
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toBe(install["access_token"]);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
+  it("a dead refresh token means needs_reauth once, with its reason; reconnecting recovers", async () => {
+    const { id } = await h.installAndImport();
+    const needs = collect(h, "needs_reauth");
+    const recovered = collect(h, "recovered");
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    advance(h, 11 * HOUR);
+    const err = await h.warden.getToken(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NeedsReauthError);
+    expect((err as NeedsReauthError).reason).toBe("invalid_refresh_token");
+    expect((err as NeedsReauthError).reconnectUrl).toContain(`connection_id=${id}`);
+    const calls = h.emu.control.counters().calls["oauth.v2.access"];
+    await expect(h.warden.getToken(id)).rejects.toBeInstanceOf(NeedsReauthError);
+    expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(calls); // no retry loop
+    expect(needs).toHaveLength(1);
+    expect((await h.warden.connections.get(id)).status).toBe("needs_reauth");
+
+    const again = h.emu.control.reinstall({
+      clientId: h.emu.demoApp.clientId,
+      teamId: id,
+      botScopes: ["chat:write"],
+    });
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: again["access_token"] as string,
+          refreshToken: again["refresh_token"] as string,
+          expiresIn: 43_200,
+        },
+      },
+    });
+    expect(recovered).toHaveLength(1);
+    expect((await h.warden.getToken(id)).accessToken).toBe(again["access_token"]);
+    const types = (await h.warden.connections.events(id)).map((e) => e.type);
+    expect(types.filter((t) => t === "needs_reauth")).toHaveLength(1);
+    expect(types).toContain("recovered");
+  });
+
+  it("a health check finds an uninstalled bot (account_inactive) and marks it", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    const result = await h.warden.connections.check(id);
+    expect(result.status).toBe("needs_reauth");
+    expect(result.credentials[0]).toMatchObject({
+      kind: "bot",
+      ok: false,
+      error: "account_inactive",
+      reason: "account_inactive",
+    });
+  });
+
+  it("a healthy check records an event and changes nothing", async () => {
+    const { id } = await h.installAndImport();
+    const result = await h.warden.connections.check(id);
+    expect(result).toMatchObject({ status: "active", credentials: [{ kind: "bot", ok: true }] });
+    expect((await h.warden.connections.events(id))[0]?.type).toBe("checked");
+  });
+
+  it("a wrong client secret flags the provider and leaves every connection untouched", async () => {
+    const { id } = await h.installAndImport();
+    const wrong = await h.peer({
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "0".repeat(32), baseUrl: h.emu.url },
+      },
+    });
+    const flagged: unknown[] = [];
+    wrong.on("provider_misconfigured", (e) => flagged.push(e));
+    advance(h, 11 * HOUR);
+    const err = await wrong.getToken(id).catch((e: unknown) => e);
+    expect((err as TokenwardenError).code).toBe("provider_misconfigured");
+    await expect(wrong.getToken(id)).rejects.toMatchObject({ code: "provider_misconfigured" });
+    expect(flagged).toHaveLength(1);
+    expect((await wrong.providerState("slack")).status).toBe("misconfigured");
+    const connection = await h.warden.connections.get(id);
+    expect(connection.status).toBe("active");
+    expect(connection.credentials[0]?.failureCount).toBe(0);
+    // The right credentials still work: the refresh token was never spent.
+    expect((await h.warden.getToken(id)).accessToken).toBeTruthy();
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
+  for (const fault of [
+    { kind: "http_500" as const },
+    { kind: "internal_error" as const },
+    { kind: "ratelimited" as const, retryAfterSeconds: 30 },
+  ]) {
+    it(`a ${fault.kind} during refresh-ahead keeps the connection alive and backs off`, async () => {
+      const { id, install } = await h.installAndImport();
+      const needs = collect(h, "needs_reauth");
+      h.emu.control.fault("oauth.v2.access", { ...fault, times: 1 });
+      advance(h, 11 * HOUR);
+      const token = await h.warden.getToken(id);
+      expect(token.accessToken).toBe(install["access_token"]); // still valid for an hour
+      const credential = (await h.warden.connections.get(id)).credentials[0];
+      expect(credential?.status).toBe("refresh_failing");
+      expect(credential?.nextAttemptAtMs).toBeGreaterThan(h.clock.now());
+      if (fault.kind === "ratelimited")
+        expect(credential?.nextAttemptAtMs).toBeGreaterThanOrEqual(h.clock.now() + 30_000);
+      // In backoff: no new attempt, the old token is served.
+      await h.warden.getToken(id);
+      expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(1);
+      advance(h, 11 * 60_000);
+      const fresh = await h.warden.getToken(id);
+      expect(fresh.accessToken).not.toBe(install["access_token"]);
+      expect((await h.warden.connections.get(id)).status).toBe("active");
+      expect(needs).toHaveLength(0);
+    });
+  }
+
+  it("a refresh that hangs past the timeout is retried with the same token and recovers", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "hang", times: 1, hangMs: 4_000 });
+    advance(h, 12 * HOUR + 1); // expired: the caller has to wait for the refresh
+    await expect(h.warden.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    expect((await h.warden.connections.get(id)).status).toBe("refresh_failing");
+    advance(h, 11 * 60_000);
+    const fresh = await h.warden.getToken(id);
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+    expect((await h.warden.connections.get(id)).status).toBe("active");
+  });
+
+  it("a lost refresh response inside the grace window is recovered with the old refresh token", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 1 });
+    advance(h, 12 * HOUR + 1);
+    await expect(h.warden.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    advance(h, 20_000); // past backoff, inside Slack's grace period
+    const fresh = await h.warden.getToken(id);
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+    const lastRefresh = (await h.warden.connections.events(id)).find((e) => e.type === "refreshed");
+    expect(lastRefresh?.data).toMatchObject({ recoveredLostResponse: true });
+  });
+
+  it("a lost refresh response past the grace window is named refresh_response_lost", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 1 });
+    advance(h, 12 * HOUR + 1);
+    await expect(h.warden.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    advance(h, 10 * 60_000); // past the 120 s grace
+    const err = await h.warden.getToken(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NeedsReauthError);
+    expect((err as NeedsReauthError).reason).toBe("refresh_response_lost");
+  });
+
+  it("user and bot credentials rotate independently, and a user failure shows on the connection", async () => {
+    const { id } = await h.installAndImport({ withUser: true });
+    advance(h, 11 * HOUR);
+    const bot = await h.warden.getToken(id, { kind: "bot" });
+    const user = await h.warden.getToken(id, { kind: "user" });
+    expect(bot.tokenType).toBe("bot");
+    expect(user.tokenType).toBe("user");
+    expect(h.emu.control.counters().refreshes).toBe(2);
+    h.emu.control.revokeToken(user.accessToken);
+    const check = await h.warden.connections.check(id);
+    expect(check.credentials.find((c) => c.kind === "user")).toMatchObject({
+      ok: false,
+      reason: "token_revoked",
+    });
+    expect(check.status).toBe("needs_reauth");
+    expect((await h.warden.getToken(id, { kind: "bot" })).accessToken).toBe(bot.accessToken);
+  });
+
+  it("the background refresher refreshes due credentials without any caller", async () => {
+    const ids = [(await h.installAndImport()).id, (await h.installAndImport()).id];
+    advance(h, 11 * HOUR);
+    expect(await h.warden.refreshDue()).toBe(2);
+    expect(h.emu.control.counters().refreshes).toBe(2);
+    expect(await h.warden.refreshDue()).toBe(0);
+    for (const id of ids)
+      expect((await h.warden.connections.get(id)).credentials[0]?.refreshedAtMs).toBe(h.clock.now());
+  });
+
+  it("keeps every token out of the store's bytes and the event log", async () => {
+    const { id, install } = await h.installAndImport({ withUser: true });
+    advance(h, 11 * HOUR);
+    const bot = await h.warden.getToken(id, { kind: "bot" });
+    const user = await h.warden.getToken(id, { kind: "user" });
+    const secrets = [
+      install["access_token"],
+      install["refresh_token"],
+      bot.accessToken,
+      user.accessToken,
+      (install["authed_user"] as Record<string, unknown>)["refresh_token"],
+    ] as string[];
+    const atRest = await h.textAtRest();
+    const events = JSON.stringify(await h.warden.connections.events(id));
+    const listed = JSON.stringify(await h.warden.connections.list());
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    await h.warden.connections.refresh(id); // a failure gets logged and recorded too
+    const logs = h.logs.join("\n");
+    expect(logs.length).toBeGreaterThan(0);
+    for (const s of secrets) {
+      expect(logs).not.toContain(s);
+      expect(atRest).not.toContain(s);
+      expect(events).not.toContain(s);
+      expect(listed).not.toContain(s);
+    }
+  });
+
+  it("rotates encryption keys under concurrent reads, losing nothing", { timeout: 20_000 }, async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.installAndImport()).id);
+    const newKey = randomBytes(32).toString("base64");
+    const ring = `new:${newKey},${h.key}`; // the old key keeps its derived id
+    const rotator = await h.peer({}, ring);
+    const reader = await h.peer({}, ring);
+    let reading = true;
+    let reads = 0;
+    const failures: unknown[] = [];
+    const readLoop = (async () => {
+      while (reading) {
+        for (const id of ids) {
+          // A fresh reader each pass, so every read goes to the store, not a cache.
+          await reader.connections.get(id);
+          await reader.getToken(id).catch((e: unknown) => failures.push(e));
+          reads++;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const resealed = await rotator.rotateKeys({ batchSize: 2 }).finally(() => {
+      reading = false;
+    });
+    await readLoop;
+    expect(resealed).toBe(5);
+    expect(reads).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+    const onlyNew = await h.peer({}, `new:${newKey}`);
+    for (const id of ids) expect((await onlyNew.getToken(id)).accessToken).toMatch(/^xoxe\.xoxb-/);
+    expect(await rotator.rotateKeys()).toBe(0);
+  });
+
+  it("rejects bad import input with a clear error and changes nothing", async () => {
+    await expect(
+      h.warden.connections.import({ provider: "slack", credentials: {} } as never),
+    ).rejects.toMatchObject({ code: "invalid_input" });
+    await expect(
+      h.warden.connections.import({
+        id: "bad id!",
+        provider: "slack",
+        credentials: { bot: { accessToken: "xoxb-secret-value" } },
+      }),
+    ).rejects.toThrow(/id/);
+    const err = await h.warden.connections
+      .import({
+        provider: "slack",
+        credentials: { bot: { accessToken: "xoxb-secret-value", expiresIn: -1 } },
+      })
+      .catch((e: unknown) => e as Error);
+    expect((err as Error).message).not.toContain("xoxb-secret-value");
+    expect((await h.warden.connections.list()).items).toHaveLength(0);
+  });
+});
