@@ -117,6 +117,8 @@ export interface StatusChange {
   /** Connection status before and after, for `needs_reauth` / `recovered` episodes. */
   before: Status | null;
   after: Status | null;
+  /** The connection's reason after the change. */
+  reason: Reason | null;
 }
 
 export interface ListFilter {

@@ -70,15 +70,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
         ],
       );
       ctx.cache.delete(ref);
-      await announce(
-        ctx,
-        connectionId,
-        connection.provider,
-        credential.kind,
-        change,
-        classification.reason,
-        now,
-      );
+      announce(ctx, connectionId, connection.provider, credential.kind, change, now);
     } else {
       await ctx.store.appendEvents([
         {
@@ -124,13 +116,12 @@ export async function markDead(
     affected.map((kind) => ({ connectionId, kind, type: eventType, atMs: now, reason, data: { error } })),
   );
   for (const kind of affected) ctx.cache.delete({ connectionId, kind });
-  await announce(
+  announce(
     ctx,
     connectionId,
     connection.provider,
     kinds === "all" || affected.length !== 1 ? null : (affected[0] ?? null),
     change,
-    reason,
     now,
   );
 }

@@ -83,7 +83,7 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         events,
       );
       forget(id);
-      await announce(ctx, id, parsed.provider, null, change, null, now);
+      announce(ctx, id, parsed.provider, null, change, now);
       const saved = await ctx.store.getConnection(id);
       if (saved === null)
         throw new TokenwardenError("conflict", `connection ${id} was deleted while importing`);

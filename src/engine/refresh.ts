@@ -267,13 +267,12 @@ async function completeClaim(
   if (credential.status !== "active") {
     const connection = await ctx.store.getConnection(claim.ref.connectionId);
     if (connection && connection.status === "active") {
-      await announce(
+      announce(
         ctx,
         claim.ref.connectionId,
         credential.provider,
         claim.ref.kind,
-        { before: credential.status, after: "active" },
-        null,
+        { before: credential.status, after: "active", reason: null },
         now,
       );
     }
@@ -334,7 +333,7 @@ async function failClaim(
       error: classification.error,
       retryAt: null,
     });
-    await announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, reason, now);
+    announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, now);
     throw new NeedsReauthError(
       claim.ref.connectionId,
       reason,
@@ -384,7 +383,7 @@ async function failClaim(
     error: classification.error,
     retryAt: new Date(nextAttemptAtMs),
   });
-  await announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, reason, now);
+  announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, now);
   if (credential.expiresAtMs === null || credential.expiresAtMs > now) {
     // The current access token still works: a refresh-ahead blip must not fail the caller.
     return { ...current(credential), failure: classification };
@@ -396,31 +395,31 @@ async function failClaim(
   );
 }
 
-/** Emits `needs_reauth` / `recovered` once per episode, and records it in the event log. */
-export async function announce(
+/**
+ * Emits `needs_reauth` / `recovered` in this process, once per episode. The
+ * store already recorded the episode's event in the transaction that changed
+ * the status, so the event log and webhooks never depend on this process surviving.
+ */
+export function announce(
   ctx: EngineContext,
   connectionId: string,
   provider: string,
   kind: StoredCredential["kind"] | null,
   change: StatusChange | null,
-  reason: StoredCredential["reason"],
   atMs: number,
-): Promise<void> {
+): void {
   if (change === null) return;
   const transition = episodeTransition(change.before, change.after);
   if (transition === "needs_reauth") {
-    const why = reason ?? "invalid_auth";
-    await ctx.store.appendEvents([{ connectionId, kind, type: "needs_reauth", atMs, reason: why }]);
     ctx.events.emit("needs_reauth", {
       connectionId,
       provider,
       kind,
-      reason: why,
+      reason: change.reason ?? "invalid_auth",
       reconnectUrl: ctx.reconnectUrl(connectionId, provider),
       atMs,
     });
   } else if (transition === "recovered") {
-    await ctx.store.appendEvents([{ connectionId, kind, type: "recovered", atMs }]);
     ctx.events.emit("recovered", { connectionId, provider, kind, atMs });
   }
 }

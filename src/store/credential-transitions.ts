@@ -9,8 +9,23 @@
  * expiry — so a claim whose holder crashed becomes due by itself. It is NULL
  * when there is nothing to do: no refresh token, or `needs_reauth`.
  */
-import type { ClaimOptions, ClaimResult, FailureRecord, RefreshClaim, RefreshResult } from "../core/ports.js";
-import type { NewConnection, NewCredential, Reason, Status, StoredCredential } from "../core/types.js";
+import type {
+  ClaimOptions,
+  ClaimResult,
+  FailureRecord,
+  RefreshClaim,
+  RefreshResult,
+  StatusChange,
+} from "../core/ports.js";
+import { episodeTransition } from "../core/status.js";
+import type {
+  NewConnection,
+  NewCredential,
+  NewEvent,
+  Reason,
+  Status,
+  StoredCredential,
+} from "../core/types.js";
 import type { SealedTokens } from "./credential-sealing.js";
 import type { CredentialPatch, CredentialRecord } from "./row-mapping.js";
 
@@ -250,4 +265,19 @@ export function claimResultOf(
       if (taken === null) throw new Error("a claim decision needs the claim it took");
       return { kind: "claimed", credential: open(), ...taken };
   }
+}
+
+/** The `needs_reauth` / `recovered` event of an episode that this change starts or ends, if any. */
+export function episodeEvents(connectionId: string, change: StatusChange, atMs: number): NewEvent[] {
+  const transition = episodeTransition(change.before, change.after);
+  if (transition === null) return [];
+  return [
+    {
+      connectionId,
+      kind: null,
+      type: transition,
+      atMs,
+      reason: transition === "needs_reauth" ? change.reason : null,
+    },
+  ];
 }

@@ -104,7 +104,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const change = await store.putConnection(connection("T1", [credential("bot", "t1-bot")]), 1_000, [
           event("T1", "imported", 1_000),
         ]);
-        expect(change).toEqual({ before: null, after: "active" });
+        expect(change).toMatchObject({ before: null, after: "active" });
         const c = await store.getConnection("T1");
         expect(c).toMatchObject({
           id: "T1",
@@ -170,7 +170,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           3_000,
           [event("T1", "reauthorized", 3_000)],
         );
-        expect(change).toEqual({ before: "needs_reauth", after: "active" });
+        expect(change).toMatchObject({ before: "needs_reauth", after: "active" });
         const c = await store.getConnection("T1");
         expect(c?.metadata).toEqual({ other: 1 });
         expect(c?.createdAtMs).toBe(1_000);
@@ -426,7 +426,11 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           providerData: { bot_user_id: "U-t1-bot", user_id: "U-refreshed" },
         });
         expect((await store.getConnection("T1"))?.status).toBe("active");
-        expect((await store.listEvents("T1", { limit: 1 }))[0]?.type).toBe("refreshed");
+        // The failing episode ends in the same transaction: its `recovered` follows the refresh.
+        expect((await store.listEvents("T1", { limit: 2 })).map((e) => e.type)).toEqual([
+          "recovered",
+          "refreshed",
+        ]);
         // Claim cleared: the next claimer gets it at once, with nothing lost.
         expect(claimOf(await claim(BOT, "b", 2_600)).previousAttemptLost).toBe(false);
       });
@@ -533,7 +537,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           1_100,
           event("T1", "refresh_failed", 1_100),
         );
-        expect(change).toEqual({ before: "active", after: "refresh_failing" });
+        expect(change).toMatchObject({ before: "active", after: "refresh_failing" });
         expect(await store.getCredential(BOT)).toMatchObject({
           status: "refresh_failing",
           reason: "rate_limited",
@@ -568,7 +572,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
             61_001,
             event("T1", "refresh_failed", 61_001),
           ),
-        ).toEqual({ before: "refresh_failing", after: "refresh_failing" });
+        ).toMatchObject({ before: "refresh_failing", after: "refresh_failing" });
         expect((await store.getCredential(USER))?.failureCount).toBe(1);
       });
 
@@ -606,7 +610,17 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           1_100,
           event("T1", "needs_reauth", 1_100),
         );
-        expect(change).toEqual({ before: "active", after: "needs_reauth" });
+        expect(change).toMatchObject({
+          before: "active",
+          after: "needs_reauth",
+          reason: "invalid_refresh_token",
+        });
+        // The episode's own event is recorded with the change, in one transaction.
+        expect((await store.listEvents("T1", { limit: 1 }))[0]).toMatchObject({
+          type: "needs_reauth",
+          kind: null,
+          reason: "invalid_refresh_token",
+        });
         expect((await store.getCredential(BOT))?.nextAttemptAtMs).toBeNull();
         expect(
           (await store.claimDue({ owner: "r", nowMs: 10_000_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
@@ -628,18 +642,20 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
             2_000,
             [],
           ),
-        ).toEqual({ before: "active", after: "refresh_failing" });
+        ).toMatchObject({ before: "active", after: "refresh_failing" });
         expect(
           await store.setCredentialStatus("T1", ["bot"], status("needs_reauth", "token_revoked"), 2_100, [
             event("T1", "revoked", 2_100),
           ]),
-        ).toEqual({ before: "refresh_failing", after: "needs_reauth" });
+        ).toMatchObject({ before: "refresh_failing", after: "needs_reauth" });
         expect(await store.getConnection("T1")).toMatchObject({
           status: "needs_reauth",
           reason: "token_revoked",
           updatedAtMs: 2_100,
         });
-        expect(await store.setCredentialStatus("T1", ["bot"], status("active", null), 2_200, [])).toEqual({
+        expect(
+          await store.setCredentialStatus("T1", ["bot"], status("active", null), 2_200, []),
+        ).toMatchObject({
           before: "needs_reauth",
           after: "refresh_failing",
         });
@@ -647,13 +663,18 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           status: "refresh_failing",
           reason: "rate_limited",
         });
-        expect(await store.setCredentialStatus("T1", "all", status("active", null), 2_300, [])).toEqual({
-          before: "refresh_failing",
-          after: "active",
-        });
+        expect(await store.setCredentialStatus("T1", "all", status("active", null), 2_300, [])).toMatchObject(
+          {
+            before: "refresh_failing",
+            after: "active",
+          },
+        );
         expect((await store.getConnection("T1"))?.reason).toBeNull();
         expect(await store.setCredentialStatus("nope", "all", status("active", null), 2_300, [])).toBeNull();
+        // Each episode's start and end is recorded beside the change that caused it.
         expect((await store.listEvents("T1", { limit: 10 })).map((e) => e.type)).toEqual([
+          "recovered",
+          "needs_reauth",
           "revoked",
           "imported",
         ]);

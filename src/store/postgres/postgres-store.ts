@@ -32,6 +32,7 @@ import {
   claimResultOf,
   completionPatch,
   decideClaim,
+  episodeEvents,
   failurePatch,
   holdsClaim,
   newCredentialRecord,
@@ -234,13 +235,13 @@ export class PostgresStore implements Store {
           newCredentialRecord(input, credential, seal, versions.get(credential.kind) ?? null, nowMs),
         );
       }
-      const change = await this.#rollUp(c, input.id, "active", nowMs);
-      await this.#insertEvents(c, events);
+      // A new connection starts active; a replaced one starts from its old status (a reconnect recovers).
+      const change = await this.#rollUp(c, input.id, old ?? "active", nowMs, events);
       await this.#notify(
         c,
         [...kinds].map((kind) => ({ connectionId: input.id, kind })),
       );
-      return { before: old, after: change.after };
+      return { before: old, after: change.after, reason: change.reason };
     });
     this.#bumpLocal([...kinds].map((kind) => ({ connectionId: input.id, kind })));
     return result;
@@ -389,8 +390,7 @@ export class PostgresStore implements Store {
       const record = await this.#record(c, claim.ref, true);
       if (before === null || !holdsClaim(record, claim)) return false;
       await this.#update(c, claim.ref, completionPatch(record, sealed, result, nowMs));
-      await this.#rollUp(c, claim.ref.connectionId, before, nowMs);
-      await this.#insertEvents(c, [event]);
+      await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
       await this.#notify(c, [claim.ref]);
       return true;
     });
@@ -409,8 +409,7 @@ export class PostgresStore implements Store {
       const record = await this.#record(c, claim.ref, true);
       if (before === null || !holdsClaim(record, claim)) return null;
       await this.#update(c, claim.ref, failurePatch(record, failure));
-      const rolled = await this.#rollUp(c, claim.ref.connectionId, before, nowMs);
-      await this.#insertEvents(c, [event]);
+      const rolled = await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
       await this.#notify(c, [claim.ref]);
       return rolled;
     });
@@ -444,8 +443,7 @@ export class PostgresStore implements Store {
         if (kinds === "all" || kinds.includes(record.kind))
           await this.#update(c, record, statusPatch(record, status));
       }
-      const rolled = await this.#rollUp(c, connectionId, before, nowMs);
-      await this.#insertEvents(c, events);
+      const rolled = await this.#rollUp(c, connectionId, before, nowMs, events);
       await this.#notify(c, changed);
       return rolled;
     });
@@ -615,14 +613,23 @@ export class PostgresStore implements Store {
   }
 
   /** Rewrites the connection's status as the worst of its credentials' (same transaction, row already locked). */
-  async #rollUp(c: Client, connectionId: string, before: Status, nowMs: number): Promise<StatusChange> {
+  async #rollUp(
+    c: Client,
+    connectionId: string,
+    before: Status,
+    nowMs: number,
+    events: NewEvent[],
+  ): Promise<StatusChange> {
     const records = await this.#records(c, "WHERE connection_id = $1", [connectionId]);
     const worst = rollUpStatus(records.sort(byKind));
     await c.query(
       `UPDATE ${this.#t.connections} SET status = $2, reason = $3, updated_at_ms = $4 WHERE id = $1`,
       [connectionId, worst.status, worst.reason, nowMs],
     );
-    return { before, after: worst.status };
+    // Recorded here, in the caller's transaction, with the episode's own event (see the SQLite twin).
+    const change = { before, after: worst.status, reason: worst.reason };
+    await this.#insertEvents(c, [...events, ...episodeEvents(connectionId, change, nowMs)]);
+    return change;
   }
 
   async #insertEvents(c: Client, events: NewEvent[]): Promise<void> {

@@ -31,6 +31,7 @@ import {
   claimResultOf,
   completionPatch,
   decideClaim,
+  episodeEvents,
   failurePatch,
   holdsClaim,
   newCredentialRecord,
@@ -160,9 +161,12 @@ export class SqliteStore implements Store {
         );
         this.#insertCredential(record);
       });
-      const change = this.#rollUp(input.id, nowMs);
-      this.#insertEvents(events);
-      return { before: old?.status ?? null, after: change?.after ?? "active" };
+      const change = this.#rollUp(input.id, nowMs, events);
+      return {
+        before: old?.status ?? null,
+        after: change?.after ?? "active",
+        reason: change?.reason ?? null,
+      };
     });
   }
 
@@ -271,8 +275,7 @@ export class SqliteStore implements Store {
       const record = this.#record(claim.ref);
       if (!holdsClaim(record, claim)) return false;
       this.#update(claim.ref, completionPatch(record, sealed, result, nowMs));
-      this.#rollUp(claim.ref.connectionId, nowMs);
-      this.#insertEvents([event]);
+      this.#rollUp(claim.ref.connectionId, nowMs, [event]);
       return true;
     });
   }
@@ -287,8 +290,7 @@ export class SqliteStore implements Store {
       const record = this.#record(claim.ref);
       if (!holdsClaim(record, claim)) return null;
       this.#update(claim.ref, failurePatch(record, failure));
-      const change = this.#rollUp(claim.ref.connectionId, nowMs);
-      this.#insertEvents([event]);
+      const change = this.#rollUp(claim.ref.connectionId, nowMs, [event]);
       return change;
     });
   }
@@ -312,8 +314,7 @@ export class SqliteStore implements Store {
       for (const record of this.#records("WHERE connection_id = ?", connectionId)) {
         if (kinds === "all" || kinds.includes(record.kind)) this.#update(record, statusPatch(record, status));
       }
-      const change = this.#rollUp(connectionId, nowMs);
-      this.#insertEvents(events);
+      const change = this.#rollUp(connectionId, nowMs, events);
       return change;
     });
   }
@@ -455,10 +456,17 @@ export class SqliteStore implements Store {
     ).run(...columns.map(([, v]) => v));
   }
 
-  /** Rewrites the connection's status as the worst of its credentials' (same transaction). */
-  #rollUp(connectionId: string, nowMs: number): StatusChange | null {
+  /**
+   * Rewrites the connection's status as the worst of its credentials', then records `events` and,
+   * when an episode starts or ends, its `needs_reauth` / `recovered` event — all in the caller's
+   * transaction, so the event log (and the webhooks fed from it) never misses an episode.
+   */
+  #rollUp(connectionId: string, nowMs: number, events: NewEvent[]): StatusChange | null {
     const row = this.#get<StatusRow>("SELECT status FROM connections WHERE id = ?", connectionId);
-    if (row === undefined) return null;
+    if (row === undefined) {
+      this.#insertEvents(events);
+      return null;
+    }
     const worst = rollUpStatus(this.#records("WHERE connection_id = ?", connectionId).sort(byKind));
     this.#stmt("UPDATE connections SET status = ?, reason = ?, updated_at_ms = ? WHERE id = ?").run(
       worst.status,
@@ -466,7 +474,9 @@ export class SqliteStore implements Store {
       nowMs,
       connectionId,
     );
-    return { before: row.status, after: worst.status };
+    const change = { before: row.status, after: worst.status, reason: worst.reason };
+    this.#insertEvents([...events, ...episodeEvents(connectionId, change, nowMs)]);
+    return change;
   }
 
   #insertEvents(events: NewEvent[]): void {
