@@ -33,10 +33,14 @@ export async function openStore(
     return SqliteStore.open({ path, sealer });
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    // `?schema=name` picks the schema in the URL itself (one variable configures everything);
+    // it is ours, not libpq's, so it is taken off before pg sees the URL.
+    const { connectionString, schema } = splitSchema(databaseUrl);
+    const chosen = options.schema ?? schema;
     return PostgresStore.open({
-      connectionString: databaseUrl,
+      connectionString,
       sealer,
-      ...(options.schema === undefined ? {} : { schema: options.schema }),
+      ...(chosen === undefined ? {} : { schema: chosen }),
       ...(options.poolMax === undefined ? {} : { poolMax: options.poolMax }),
     });
   }
@@ -45,4 +49,17 @@ export async function openStore(
     "config_invalid",
     "TOKENWARDEN_DATABASE_URL must start with sqlite: (e.g. sqlite:./tokenwarden.db), postgres:// or postgresql://",
   );
+}
+
+function splitSchema(databaseUrl: string): { connectionString: string; schema: string | undefined } {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    return { connectionString: databaseUrl, schema: undefined };
+  }
+  const schema = url.searchParams.get("schema") ?? undefined;
+  if (schema === undefined) return { connectionString: databaseUrl, schema };
+  url.searchParams.delete("schema");
+  return { connectionString: url.toString(), schema };
 }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
+import { openStore } from "../../src/store/open-store.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
@@ -61,6 +62,23 @@ describe("postgres: migrations and setup", () => {
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("takes the schema from ?schema= in the database URL", async () => {
+    db = await createPgSchema("postgres-store.test.ts#url-schema");
+    const url = new URL(db.url);
+    url.searchParams.set("schema", db.schema);
+    const store = await openStore(url.toString(), testSealer(), { poolMax: 1 });
+    try {
+      await store.migrate();
+      const { rows } = await db.admin.query(
+        "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'credentials'",
+        [db.schema],
+      );
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      await store.close();
     }
   });
 

@@ -1,0 +1,252 @@
+// The engine's two numbers that matter in production:
+//  1. getToken on a warm, valid token, beside an `async` Map lookup of the same value (the floor);
+//  2. a refresh storm — N connections due at once, refreshed by the background refresher against the
+//     Slack emulator in another process — beside the emulator's raw refresh throughput, same run.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { Pool } from "undici";
+import { createWarden } from "../src/engine/warden.js";
+import type { BenchReport } from "./report.js";
+
+const STORM = Number(process.env["BENCH_STORM_CONNECTIONS"] ?? 10_000);
+const CONCURRENCY = 64;
+const HOUR = 3_600_000;
+const PG_URL = process.env["TOKENWARDEN_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+async function warmGetToken(): Promise<BenchReport> {
+  const dir = await mkdtemp(join(tmpdir(), "tw-bench-"));
+  const warden = await createWarden({
+    database: `sqlite:${join(dir, "bench.db")}`,
+    encryptionKey: randomBytes(32).toString("base64"),
+    providers: { slack: { clientId: "1.2", clientSecret: "x", baseUrl: "http://127.0.0.1:9" } },
+    env: {},
+    logger: silent,
+  });
+  await warden.connections.import({
+    id: "T1",
+    provider: "slack",
+    credentials: {
+      bot: { accessToken: "xoxe.xoxb-1-bench", refreshToken: "xoxe-1-bench", expiresIn: 43_200 },
+    },
+  });
+  const map = new Map([
+    ["T1", { accessToken: "xoxe.xoxb-1-bench", tokenType: "bot", kind: "bot", expiresAt: null }],
+  ]);
+  const lookup = async (id: string) => {
+    const v = map.get(id);
+    if (!v) throw new Error("missing");
+    return { ...v };
+  };
+  const N = 300_000;
+  const measure = async (fn: () => Promise<unknown>) => {
+    for (let i = 0; i < 20_000; i++) await fn(); // warm-up (and the first store read)
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) await fn();
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const subject = await measure(() => warden.getToken("T1", { kind: "bot", minTtlSeconds: 60 }));
+  const baseline = await measure(() => lookup("T1"));
+  const stats = warden.stats();
+  await warden.close();
+  await rm(dir, { recursive: true, force: true });
+  return {
+    name: "getToken on a warm, valid token (SQLite store, change stamp checked on every call)",
+    unit: "ops/s",
+    subject: {
+      label: "warden.getToken",
+      value: subject,
+      extra: `cache hits ${stats.hits}, misses ${stats.misses}`,
+    },
+    baseline: { label: "async Map lookup of the same value", value: baseline },
+    aim: "within 3× of the baseline (ratio ≥ 0.33)",
+  };
+}
+
+interface Emulator {
+  url: string;
+  clientId: string;
+  clientSecret: string;
+  pool: Pool;
+  stop(): Promise<void>;
+}
+
+async function startEmulator(): Promise<Emulator> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"],
+    {
+      cwd: join(import.meta.dirname, ".."),
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      if (/SLACK_SIGNING_SECRET=\S+/.test(out)) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`emulator exited ${code}: ${out}`)));
+  });
+  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? "";
+  return {
+    url,
+    clientId: /SLACK_CLIENT_ID=(\S+)/.exec(out)?.[1] ?? "",
+    clientSecret: /SLACK_CLIENT_SECRET=(\S+)/.exec(out)?.[1] ?? "",
+    pool: new Pool(url, { connections: CONCURRENCY }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.removeAllListeners("exit");
+        child.on("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+async function call(
+  emu: Emulator,
+  path: string,
+  body: string,
+  type: string,
+): Promise<Record<string, unknown>> {
+  const res = await emu.pool.request({ path, method: "POST", headers: { "content-type": type }, body });
+  return (await res.body.json()) as Record<string, unknown>;
+}
+const control = (emu: Emulator, name: string, body: unknown) =>
+  call(emu, `/_emulator/${name}`, JSON.stringify(body), "application/json");
+
+async function inParallel<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** N fresh installs, each in its own workspace. */
+async function installMany(emu: Emulator, n: number): Promise<Array<Record<string, unknown>>> {
+  const installs: Array<Record<string, unknown>> = [];
+  await inParallel(
+    Array.from({ length: n }, (_, i) => i),
+    async () => {
+      const team = await control(emu, "createTeam", {});
+      installs.push(
+        await control(emu, "install", {
+          clientId: emu.clientId,
+          teamId: team["teamId"],
+          botScopes: ["chat:write"],
+        }),
+      );
+    },
+  );
+  return installs;
+}
+
+/** The ceiling: the emulator spending N distinct refresh tokens, driven directly. */
+async function rawRefreshRate(emu: Emulator): Promise<number> {
+  const installs = await installMany(emu, STORM);
+  const t0 = performance.now();
+  await inParallel(installs, async (install) => {
+    const body = new URLSearchParams({
+      client_id: emu.clientId,
+      client_secret: emu.clientSecret,
+      grant_type: "refresh_token",
+      refresh_token: String(install["refresh_token"]),
+    }).toString();
+    const r = await call(emu, "/api/oauth.v2.access", body, "application/x-www-form-urlencoded");
+    if (r["ok"] !== true) throw new Error(`raw refresh failed: ${String(r["error"])}`);
+  });
+  return STORM / ((performance.now() - t0) / 1000);
+}
+
+async function storm(
+  emu: Emulator,
+  database: string,
+  cleanup: () => Promise<void>,
+): Promise<{ rate: number; extra: string }> {
+  const installs = await installMany(emu, STORM);
+  let offsetMs = 0;
+  const warden = await createWarden({
+    database,
+    encryptionKey: randomBytes(32).toString("base64"),
+    providers: { slack: { clientId: emu.clientId, clientSecret: emu.clientSecret, baseUrl: emu.url } },
+    clock: { now: () => Date.now() + offsetMs },
+    env: {},
+    logger: silent,
+  });
+  await inParallel(installs, async (install) => {
+    await warden.connections.import({
+      id: String((install["team"] as { id: string }).id),
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: String(install["access_token"]),
+          refreshToken: String(install["refresh_token"]),
+          expiresIn: Number(install["expires_in"]),
+        },
+      },
+    });
+  });
+  // Eleven hours on, on both sides: every token is inside its refresh margin at once.
+  offsetMs = 11 * HOUR;
+  await control(emu, "advance", { seconds: 11 * 3600 });
+  await control(emu, "resetCounters", {});
+  const t0 = performance.now();
+  warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
+  for (;;) {
+    const counters = await control(emu, "counters", {});
+    if (Number(counters["refreshes"]) >= STORM) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const rate = STORM / ((performance.now() - t0) / 1000);
+  const counters = await control(emu, "counters", {});
+  await warden.close();
+  await cleanup();
+  return {
+    rate,
+    extra: `${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}`,
+  };
+}
+
+export async function run(): Promise<BenchReport[]> {
+  const reports = [await warmGetToken()];
+  const emu = await startEmulator();
+  try {
+    const raw = await rawRefreshRate(emu);
+    const dir = await mkdtemp(join(tmpdir(), "tw-bench-"));
+    const sqlite = await storm(emu, `sqlite:${join(dir, "storm.db")}`, () =>
+      rm(dir, { recursive: true, force: true }),
+    );
+    reports.push({
+      name: `refresh storm: ${STORM} connections due at once, background refresher, SQLite, emulator in another process`,
+      unit: "refreshes/s",
+      subject: { label: "tokenwarden on SQLite", value: sqlite.rate, extra: sqlite.extra },
+      baseline: { label: "emulator raw refresh throughput, same concurrency", value: raw },
+    });
+    const schema = `tw_bench_${process.pid}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const url = new URL(PG_URL);
+    url.searchParams.set("schema", schema);
+    const pgStorm = await storm(emu, url.toString(), async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    });
+    reports.push({
+      name: `refresh storm: ${STORM} connections due at once, background refresher, PostgreSQL, emulator in another process`,
+      unit: "refreshes/s",
+      subject: { label: "tokenwarden on PostgreSQL", value: pgStorm.rate, extra: pgStorm.extra },
+      baseline: { label: "emulator raw refresh throughput, same concurrency", value: raw },
+      aim: "≥ 0.5× on PostgreSQL",
+    });
+  } finally {
+    await emu.pool.close();
+    await emu.stop();
+  }
+  return reports;
+}
