@@ -9,7 +9,7 @@ import { SingleFlight } from "../core/single-flight.js";
 import type { CredentialKind, CredentialRef, StoredCredential } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { type CurrentToken, refreshCredential } from "./refresh.js";
-import { TokenCache } from "./token-cache.js";
+import { refKey } from "./token-cache.js";
 
 export interface GetTokenOptions {
   /** Which credential: `bot` or `user` for Slack, `default` elsewhere. Defaults to the connection's first. */
@@ -50,10 +50,16 @@ export function makeGetToken(ctx: EngineContext) {
   const defaultKinds = new Map<string, CredentialKind>();
 
   function fromCache(ref: CredentialRef, minTtlSeconds: number | undefined): AccessToken | null {
-    const entry = ctx.cache.get(ref);
+    const entry = ctx.cache.get(ref.connectionId, ref.kind);
     if (entry === undefined || entry.stamp !== ctx.store.changeStamp(ref)) return null;
-    if (needsToken(entry, ctx.clock.now(), satisfiableTtlSeconds(entry, minTtlSeconds), ctx.policy))
-      return null;
+    if (entry.expiresAtMs !== null) {
+      // needsToken() with the policy's margin precomputed at fill: this runs on every call.
+      const wantedMs = Math.min(
+        Math.max(0, minTtlSeconds ?? DEFAULT_MIN_TTL_SECONDS) * 1000,
+        entry.halfLifetimeMs,
+      );
+      if (ctx.clock.now() + Math.max(wantedMs, entry.marginMs) >= entry.expiresAtMs) return null;
+    }
     return toAccessToken(entry, entry.kind);
   }
 
@@ -79,7 +85,7 @@ export function makeGetToken(ctx: EngineContext) {
     }
     // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
     const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
-    const fresh = await flights.run(TokenCache.key(ref), () => refreshCredential(ctx, ref, { freshUntilMs }));
+    const fresh = await flights.run(refKey(ref), () => refreshCredential(ctx, ref, { freshUntilMs }));
     if (
       fresh.failure &&
       fresh.tokens.expiresAtMs !== null &&
@@ -95,13 +101,15 @@ export function makeGetToken(ctx: EngineContext) {
   }
 
   function remember(ref: CredentialRef, credential: StoredCredential, stamp: number): void {
+    const timing = timingOf(credential);
+    const lifetimeMs = credential.expiresAtMs === null ? 0 : credential.expiresAtMs - credential.issuedAtMs;
     ctx.cache.set(ref, {
       accessToken: credential.accessToken,
       tokenType: credential.tokenType,
       kind: credential.kind,
       expiresAtMs: credential.expiresAtMs,
-      issuedAtMs: credential.issuedAtMs,
-      hasRefreshToken: credential.refreshToken !== null,
+      marginMs: timing.hasRefreshToken ? refreshMarginMs(timing, ctx.policy) : 0,
+      halfLifetimeMs: lifetimeMs > 0 ? lifetimeMs / 2 : Number.POSITIVE_INFINITY,
       stamp,
     });
   }

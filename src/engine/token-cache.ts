@@ -6,8 +6,9 @@ export interface CachedToken {
   tokenType: string;
   kind: CredentialKind;
   expiresAtMs: number | null;
-  issuedAtMs: number;
-  hasRefreshToken: boolean;
+  /** The refresh margin (0 without a refresh token) and half the lifetime, computed once at fill. */
+  marginMs: number;
+  halfLifetimeMs: number;
   /** The store's change stamp read *before* the token was read: any later change makes it differ. */
   stamp: number;
 }
@@ -18,26 +19,27 @@ export interface CachedToken {
  * out a token older than the store's.
  */
 export class TokenCache {
-  readonly #entries = new Map<string, CachedToken>();
+  // Nested by connection, so the hot path builds no key string.
+  readonly #entries = new Map<string, Map<CredentialKind, CachedToken>>();
   #hits = 0;
   #misses = 0;
 
-  static key(ref: CredentialRef): string {
-    return `${ref.connectionId}\u0000${ref.kind}`;
-  }
-  get(ref: CredentialRef): CachedToken | undefined {
-    return this.#entries.get(TokenCache.key(ref));
+  get(connectionId: string, kind: CredentialKind): CachedToken | undefined {
+    return this.#entries.get(connectionId)?.get(kind);
   }
   set(ref: CredentialRef, entry: CachedToken): void {
-    this.#entries.set(TokenCache.key(ref), entry);
+    let kinds = this.#entries.get(ref.connectionId);
+    if (kinds === undefined) {
+      kinds = new Map();
+      this.#entries.set(ref.connectionId, kinds);
+    }
+    kinds.set(ref.kind, entry);
   }
   delete(ref: CredentialRef): void {
-    this.#entries.delete(TokenCache.key(ref));
+    this.#entries.get(ref.connectionId)?.delete(ref.kind);
   }
   deleteConnection(connectionId: string): void {
-    for (const key of this.#entries.keys()) {
-      if (key.startsWith(`${connectionId}\u0000`)) this.#entries.delete(key);
-    }
+    this.#entries.delete(connectionId);
   }
   recordHit(): void {
     this.#hits++;
@@ -48,4 +50,9 @@ export class TokenCache {
   stats(): { hits: number; misses: number } {
     return { hits: this.#hits, misses: this.#misses };
   }
+}
+
+/** Single-flight key of a credential. */
+export function refKey(ref: CredentialRef): string {
+  return `${ref.connectionId}\u0000${ref.kind}`;
 }
