@@ -1,15 +1,33 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerConnectionsCommand } from "./commands/connections.js";
+import { registerDiagnoseCommand } from "./commands/diagnose.js";
 import { registerEmulatorCommand } from "./commands/emulator.js";
+import { registerKeysCommand } from "./commands/keys.js";
+import { registerMigrateCommand } from "./commands/migrate.js";
 import { reportFailure } from "./exit.js";
 
 const program = new Command()
   .name("tokenwarden")
   .description("Keeps OAuth connections alive: encrypted tokens, single-flight refresh, re-auth signals.")
   .option("--verbose", "print stack traces on errors")
-  .showHelpAfterError()
-  .exitOverride();
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride()
+  .addHelpText(
+    "after",
+    `
+Exit codes: 0 ok, 1 a problem was found or an operation failed, 2 bad usage or configuration.
+Configuration comes from TOKENWARDEN_DATABASE_URL, TOKENWARDEN_ENCRYPTION_KEY, SLACK_CLIENT_ID,
+SLACK_CLIENT_SECRET and SLACK_BASE_URL; flags override them. No command prints a full token.
 
+Example:
+  $ tokenwarden diagnose token --token-env SLACK_BOT_TOKEN`,
+  );
+
+registerDiagnoseCommand(program);
+registerConnectionsCommand(program);
+registerKeysCommand(program);
+registerMigrateCommand(program);
 registerEmulatorCommand(program);
 
 try {

@@ -113,7 +113,7 @@ interface ExtraHeaders {
 }
 
 type CallResult =
-  | { kind: "ok"; body: JsonObject; sentAtMs: number }
+  | { kind: "ok"; body: JsonObject; sentAtMs: number; scopesHeader: string | null }
   | { kind: "failed"; classification: Classification; mayHaveReachedProvider: boolean };
 
 const SYSTEM_CLOCK: Clock = { now: () => Date.now() };
@@ -278,6 +278,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
     const sentAtMs = clock.now();
     let status: number;
     let retryAfterHeader: string | null;
+    let scopesHeader: string | null;
     let text: string;
     try {
       const res = await doFetch(`${baseUrl}/api/${method}`, {
@@ -294,6 +295,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       });
       status = res.status;
       retryAfterHeader = res.headers.get("retry-after");
+      scopesHeader = res.headers.get("x-oauth-scopes");
       text = await res.text();
     } catch (error) {
       return { kind: "failed", ...classifyTransportError(error, signal.aborted) };
@@ -305,7 +307,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
     } catch {
       body = null; // HTML error pages ("Server Error | Slack", §4.5), proxies, truncation
     }
-    if (status >= 200 && status < 300 && body?.ok === true) return { kind: "ok", body, sentAtMs };
+    if (status >= 200 && status < 300 && body?.ok === true) return { kind: "ok", body, sentAtMs, scopesHeader };
     if (body === null && status < 500 && status !== 429) {
       const error = status >= 200 && status < 300 ? "invalid_response" : `http_${status}`;
       return {
@@ -362,6 +364,10 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
         url: "url",
         is_enterprise_install: "is_enterprise_install",
       });
+      // `x-oauth-scopes` comes with every authenticated answer (§4.1): what the token may do,
+      // read here so `diagnose` can name a missing scope without calling a scoped method.
+      const scopes = splitScopes(r.scopesHeader);
+      if (scopes !== null) providerData["scopes"] = scopes;
       return { kind: "ok", providerData };
     },
 

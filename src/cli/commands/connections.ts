@@ -1,0 +1,465 @@
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { TokenwardenError } from "../../core/errors.js";
+import { type Connection, type CredentialKind, STATUSES, type Status } from "../../core/types.js";
+import { describeEvent, iso } from "../../diagnose/explain-connection.js";
+import { EXIT } from "../exit.js";
+import { parseImportFile } from "../import-file.js";
+import {
+  type CliWarden,
+  isVerbose,
+  openCliWarden,
+  type SlackFlags,
+  type StoreFlags,
+  withSlackOptions,
+  withStoreOption,
+} from "../open-warden.js";
+import { formatTable, printJson, relativeTime } from "../output.js";
+import { startProgress } from "../progress-bar.js";
+import { readPathOrStdin } from "../read-input.js";
+
+type Flags = StoreFlags & SlackFlags & { json?: boolean };
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer ≥ 1`);
+    return n;
+  };
+}
+
+function kindOption(value: string): CredentialKind {
+  if (value !== "bot" && value !== "user" && value !== "default") {
+    throw new InvalidArgumentError("--kind must be bot, user or default");
+  }
+  return value;
+}
+
+function statusOption(value: string): Status {
+  if (!(STATUSES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`--status must be one of ${STATUSES.join(", ")}`);
+  }
+  return value as Status;
+}
+
+function credentialsCell(c: Connection, nowMs: number): string {
+  return c.credentials
+    .map(
+      (k) =>
+        `${k.kind}${k.expiresAtMs === null ? "" : ` ${relativeTime(k.expiresAtMs, nowMs)}`}${k.hasRefreshToken ? "" : " (no refresh)"}`,
+    )
+    .join(", ");
+}
+
+/** Connections as JSON never hold a token: the engine's summaries have none. */
+function connectionJson(c: Connection) {
+  return {
+    id: c.id,
+    provider: c.provider,
+    status: c.status,
+    reason: c.reason,
+    metadata: c.metadata,
+    createdAt: iso(c.createdAtMs),
+    updatedAt: iso(c.updatedAtMs),
+    credentials: c.credentials.map((k) => ({
+      kind: k.kind,
+      status: k.status,
+      reason: k.reason,
+      lastError: k.lastError,
+      scopes: k.scopes,
+      expiresAt: k.expiresAtMs === null ? null : iso(k.expiresAtMs),
+      refreshedAt: k.refreshedAtMs === null ? null : iso(k.refreshedAtMs),
+      hasRefreshToken: k.hasRefreshToken,
+      failureCount: k.failureCount,
+      nextAttemptAt: k.nextAttemptAtMs === null ? null : iso(k.nextAttemptAtMs),
+    })),
+  };
+}
+
+async function withWarden<T>(flags: Flags, cmd: Command, fn: (cli: CliWarden) => Promise<T>): Promise<T> {
+  const cli = await openCliWarden(flags, isVerbose(cmd));
+  try {
+    return await fn(cli);
+  } finally {
+    await cli.close();
+  }
+}
+
+function requireSlack(cli: CliWarden, what: string): void {
+  if (!cli.slackConfigured) {
+    throw new TokenwardenError(
+      "config_invalid",
+      `${what} needs the Slack app: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (or --client-id / --client-secret)`,
+    );
+  }
+}
+
+async function allConnections(
+  cli: CliWarden,
+  filter: { provider?: string; status?: Status },
+  max = Number.MAX_SAFE_INTEGER,
+) {
+  const out: Connection[] = [];
+  let cursor: string | undefined;
+  while (out.length < max) {
+    const page = await cli.warden.connections.list({
+      ...filter,
+      limit: Math.min(500, max - out.length),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    out.push(...page.items);
+    if (page.nextCursor === null) break;
+    cursor = page.nextCursor;
+  }
+  return out;
+}
+
+/** The ids an --all or <id> command works on; exactly one of the two. */
+async function targets(cli: CliWarden, id: string | undefined, all: boolean | undefined): Promise<string[]> {
+  if ((id === undefined) === (all !== true)) {
+    throw new TokenwardenError("invalid_input", "give a connection id or --all (not both)");
+  }
+  if (id !== undefined) return [id];
+  return (await allConnections(cli, {})).filter((c) => c.status !== "needs_reauth").map((c) => c.id);
+}
+
+export function registerConnectionsCommand(program: Command): void {
+  const connections = program
+    .command("connections")
+    .description("list, inspect, import, refresh, check and delete stored connections")
+    .addHelpText("after", "\nExample:\n  $ tokenwarden connections list --status needs_reauth");
+
+  withStoreOption(
+    connections
+      .command("list")
+      .description("list connections (never a token)")
+      .option("--provider <name>", "only this provider")
+      .option("--status <status>", `only this status (${STATUSES.join(", ")})`, statusOption)
+      .option("--limit <n>", "at most this many", positiveInt("--limit"))
+      .option("--json", "print JSON"),
+  )
+    .addHelpText("after", "\nExample:\n  $ tokenwarden connections list --status needs_reauth --json")
+    .action(async (flags: Flags & { provider?: string; status?: Status; limit?: number }, cmd: Command) => {
+      await withWarden(flags, cmd, async (cli) => {
+        const items = await allConnections(
+          cli,
+          {
+            ...(flags.provider === undefined ? {} : { provider: flags.provider }),
+            ...(flags.status === undefined ? {} : { status: flags.status }),
+          },
+          flags.limit,
+        );
+        if (flags.json === true) {
+          printJson(items.map(connectionJson));
+          return;
+        }
+        if (items.length === 0) {
+          process.stdout.write("no connections\n");
+          return;
+        }
+        const now = Date.now();
+        process.stdout.write(
+          formatTable(
+            ["ID", "PROVIDER", "STATUS", "REASON", "CREDENTIALS (access token expiry)", "UPDATED"],
+            items.map((c) => [
+              c.id,
+              c.provider,
+              c.status,
+              c.reason ?? "-",
+              credentialsCell(c, now),
+              relativeTime(c.updatedAtMs, now),
+            ]),
+          ),
+        );
+      });
+    });
+
+  withStoreOption(
+    connections
+      .command("show")
+      .description("one connection: status, credentials, recent events (never a token)")
+      .argument("<id>", "connection id")
+      .option("--events <n>", "how many recent events to show", positiveInt("--events"), 20)
+      .option("--json", "print JSON"),
+  )
+    .addHelpText("after", "\nExample:\n  $ tokenwarden connections show T0123ABCD --events 50")
+    .action(async (id: string, flags: Flags & { events: number }, cmd: Command) => {
+      await withWarden(flags, cmd, async (cli) => {
+        const c = await cli.warden.connections.get(id);
+        const events = await cli.warden.connections.events(id, { limit: flags.events });
+        if (flags.json === true) {
+          printJson({
+            ...connectionJson(c),
+            events: events.map((e) => ({
+              at: iso(e.atMs),
+              kind: e.kind,
+              type: e.type,
+              reason: e.reason,
+              data: e.data,
+            })),
+          });
+          return;
+        }
+        const now = Date.now();
+        const out = process.stdout;
+        out.write(`${c.id}  ${c.provider}  ${c.status}${c.reason ? ` (${c.reason})` : ""}\n`);
+        if (Object.keys(c.metadata).length > 0) out.write(`metadata: ${JSON.stringify(c.metadata)}\n`);
+        out.write("\n");
+        out.write(
+          formatTable(
+            ["KIND", "STATUS", "REASON", "EXPIRES", "REFRESH TOKEN", "FAILURES", "SCOPES"],
+            c.credentials.map((k) => [
+              k.kind,
+              k.status,
+              k.reason ?? "-",
+              k.expiresAtMs === null
+                ? "never"
+                : `${iso(k.expiresAtMs)} (${relativeTime(k.expiresAtMs, now)})`,
+              k.hasRefreshToken ? "yes" : "no",
+              String(k.failureCount),
+              k.scopes.join(",") || "-",
+            ]),
+          ),
+        );
+        out.write("\nRecent events (newest first):\n");
+        out.write(
+          formatTable(
+            ["AT", "KIND", "EVENT"],
+            events.map((e) => [iso(e.atMs), e.kind ?? "-", describeEvent(e)]),
+          ),
+        );
+      });
+    });
+
+  withStoreOption(
+    withSlackOptions(
+      connections
+        .command("import")
+        .description("import tokens from our JSON format or an @slack/oauth installation export")
+        .argument("<file>", "a JSON file, or - for stdin")
+        .option("--dry-run", "validate only; import nothing")
+        .option("--json", "print JSON"),
+    ),
+  )
+    .addHelpText(
+      "after",
+      `
+Accepted: one object or an array of
+  - our format: { "id"?, "provider": "slack", "credentials": { "bot": { "accessToken", "refreshToken"?, "expiresAt"? (epoch ms) | "expiresIn"? (s), "scopes"? } , "user"?: … }, "metadata"? }
+  - the same in snake_case, as the HTTP API takes it: access_token, refresh_token, expires_at (epoch ms or ISO 8601) | expires_in
+  - an @slack/oauth Installation: { team: { id, name }, enterprise?, isEnterpriseInstall?, bot: { token, refreshToken, expiresAt (epoch SECONDS), scopes, id, userId }, user: { token, … , id } }
+Everything is validated first: one bad entry imports nothing (exit 2, the field named, no value echoed).
+An existing id is replaced (a reconnect).
+
+Example:
+  $ tokenwarden connections import installations.json
+  $ cat export.json | tokenwarden connections import - --dry-run`,
+    )
+    .action(async (file: string, flags: Flags & { dryRun?: boolean }, cmd: Command) => {
+      const inputs = parseImportFile(await readPathOrStdin(file));
+      if (flags.dryRun === true) {
+        if (flags.json === true) printJson({ valid: inputs.length, imported: 0 });
+        else process.stdout.write(`${inputs.length} connection(s) valid; nothing imported (--dry-run)\n`);
+        return;
+      }
+      await withWarden(flags, cmd, async (cli) => {
+        if (inputs.some((i) => i.provider === "slack")) requireSlack(cli, "importing Slack connections");
+        const bar = startProgress("importing", inputs.length);
+        const imported: Connection[] = [];
+        for (const input of inputs) {
+          imported.push(await cli.warden.connections.import(input));
+          bar.tick();
+        }
+        bar.done();
+        if (flags.json === true) printJson(imported.map(connectionJson));
+        else {
+          const now = Date.now();
+          process.stdout.write(
+            formatTable(
+              ["ID", "PROVIDER", "STATUS", "CREDENTIALS"],
+              imported.map((c) => [c.id, c.provider, c.status, credentialsCell(c, now)]),
+            ),
+          );
+          process.stdout.write(`imported ${imported.length} connection(s)\n`);
+        }
+      });
+    });
+
+  withStoreOption(
+    withSlackOptions(
+      connections
+        .command("refresh")
+        .description(
+          "refresh now (ignoring backoff); the rotated refresh token is stored before anything else",
+        )
+        .argument("[id]", "connection id")
+        .option("--all", "every connection that is not needs_reauth")
+        .option("--kind <kind>", "only this credential (bot, user, default)", kindOption)
+        .option("--json", "print JSON"),
+    ),
+  )
+    .addHelpText(
+      "after",
+      "\nExit code 1 when any refresh failed.\n\nExample:\n  $ tokenwarden connections refresh T0123ABCD\n  $ tokenwarden connections refresh --all --json",
+    )
+    .action(
+      async (
+        id: string | undefined,
+        flags: Flags & { all?: boolean; kind?: CredentialKind },
+        cmd: Command,
+      ) => {
+        await withWarden(flags, cmd, async (cli) => {
+          const ids = await targets(cli, id, flags.all);
+          requireSlack(cli, "refreshing");
+          const bar = startProgress("refreshing", ids.length);
+          const rows: Array<{
+            id: string;
+            kind: string;
+            refreshed: boolean;
+            error: string | null;
+            expiresAt: string | null;
+          }> = [];
+          for (const cid of ids) {
+            try {
+              const results = await cli.warden.connections.refresh(
+                cid,
+                flags.kind === undefined ? {} : { kind: flags.kind },
+              );
+              for (const r of results) {
+                rows.push({
+                  id: cid,
+                  kind: r.kind,
+                  refreshed: r.refreshed,
+                  error: r.error,
+                  expiresAt: r.expiresAt?.toISOString() ?? null,
+                });
+              }
+              if (results.length === 0)
+                rows.push({
+                  id: cid,
+                  kind: "-",
+                  refreshed: false,
+                  error: "no refresh token",
+                  expiresAt: null,
+                });
+            } catch (error) {
+              const code = error instanceof TokenwardenError ? error.code : "error";
+              const reason = (error as { reason?: unknown }).reason;
+              rows.push({
+                id: cid,
+                kind: flags.kind ?? "-",
+                refreshed: false,
+                error: typeof reason === "string" ? reason : code,
+                expiresAt: null,
+              });
+            }
+            bar.tick();
+          }
+          bar.done();
+          if (flags.json === true) printJson(rows);
+          else
+            process.stdout.write(
+              formatTable(
+                ["ID", "KIND", "RESULT", "EXPIRES"],
+                rows.map((r) => [
+                  r.id,
+                  r.kind,
+                  r.refreshed ? "refreshed" : `failed: ${r.error ?? "unknown"}`,
+                  r.expiresAt ?? "-",
+                ]),
+              ),
+            );
+          process.exitCode = rows.every((r) => r.refreshed) ? EXIT.ok : EXIT.failed;
+        });
+      },
+    );
+
+  withStoreOption(
+    withSlackOptions(
+      connections
+        .command("check")
+        .description("health check now (Slack: auth.test) and act on the answer")
+        .argument("[id]", "connection id")
+        .option("--all", "every connection that is not needs_reauth")
+        .option("--json", "print JSON"),
+    ),
+  )
+    .addHelpText(
+      "after",
+      "\nExit code 1 when any check failed.\n\nExample:\n  $ tokenwarden connections check --all",
+    )
+    .action(async (id: string | undefined, flags: Flags & { all?: boolean }, cmd: Command) => {
+      await withWarden(flags, cmd, async (cli) => {
+        const ids = await targets(cli, id, flags.all);
+        requireSlack(cli, "checking");
+        const bar = startProgress("checking", ids.length);
+        const rows: Array<{
+          id: string;
+          kind: string;
+          ok: boolean;
+          error: string | null;
+          status: string;
+          reason: string | null;
+        }> = [];
+        for (const cid of ids) {
+          const r = await cli.warden.connections.check(cid);
+          for (const c of r.credentials)
+            rows.push({
+              id: cid,
+              kind: c.kind,
+              ok: c.ok,
+              error: c.error,
+              status: c.status,
+              reason: c.reason,
+            });
+          bar.tick();
+        }
+        bar.done();
+        if (flags.json === true) printJson(rows);
+        else
+          process.stdout.write(
+            formatTable(
+              ["ID", "KIND", "CHECK", "STATUS", "REASON"],
+              rows.map((r) => [
+                r.id,
+                r.kind,
+                r.ok ? "ok" : `failed: ${r.error ?? "unknown"}`,
+                r.status,
+                r.reason ?? "-",
+              ]),
+            ),
+          );
+        process.exitCode = rows.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
+      });
+    });
+
+  withStoreOption(
+    withSlackOptions(
+      connections
+        .command("delete")
+        .description("forget a connection, optionally revoking its tokens at Slack first")
+        .argument("<id>", "connection id")
+        .option("--revoke", "revoke the tokens at the provider first (best effort)")
+        .option("--yes", "confirm: deleting cannot be undone")
+        .option("--json", "print JSON"),
+    ),
+  )
+    .addHelpText("after", "\nExample:\n  $ tokenwarden connections delete T0123ABCD --revoke --yes")
+    .action(async (id: string, flags: Flags & { revoke?: boolean; yes?: boolean }, cmd: Command) => {
+      if (flags.yes !== true)
+        throw new TokenwardenError("invalid_input", `deleting ${id} cannot be undone: add --yes`);
+      await withWarden(flags, cmd, async (cli) => {
+        if (flags.revoke === true) requireSlack(cli, "--revoke");
+        const r = await cli.warden.connections.delete(id, { revoke: flags.revoke === true });
+        if (flags.json === true) printJson({ id, ...r });
+        else {
+          process.stdout.write(`deleted ${id}\n`);
+          for (const v of r.revoked)
+            process.stdout.write(
+              `  ${v.kind}: ${v.ok ? "revoked" : `revoke failed (${v.error ?? "unknown"})`}\n`,
+            );
+        }
+        process.exitCode = r.revoked.every((v) => v.ok) ? EXIT.ok : EXIT.failed;
+      });
+    });
+}

@@ -1,0 +1,148 @@
+/**
+ * The I/O half of `diagnose token`: recognise the token (no network), ask
+ * Slack (`auth.test`, or with `--refresh` a refresh), then hand the answers to
+ * the pure `explainToken`. A refresh token is spent only when asked, and then
+ * through the engine if it belongs to a stored connection (persist before use).
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { Store } from "../../core/ports.js";
+import { Secret } from "../../core/secret.js";
+import type { Classification, CredentialKind, TokenSet } from "../../core/types.js";
+import type { Diagnosis } from "../../diagnose/diagnosis.js";
+import { explainToken, type RefreshObservation } from "../../diagnose/explain-token.js";
+import { recognizeToken, type TokenShape } from "../../diagnose/token-shape.js";
+import type { Warden } from "../../engine/warden.js";
+import { classifySlackError } from "../../providers/slack/slack-errors.js";
+import { createSlackProvider, type FetchLike } from "../../providers/slack/slack-provider.js";
+
+export interface DiagnoseTokenOptions {
+  token: string;
+  baseUrl: string;
+  requiredScopes?: string[];
+  /** Spend a refresh token with these client credentials (`--refresh`). */
+  refreshWith?: { clientId: string; clientSecret: string } | null;
+  /** Where to look for a connection holding this refresh token, and the warden to refresh it with. */
+  stored?: { store: Store; warden: Warden } | null;
+  fetch?: FetchLike;
+  timeoutMs?: number;
+}
+
+export interface TokenDiagnosisResult {
+  diagnosis: Diagnosis;
+  shape: TokenShape;
+  /** Only when a refresh token was spent outside any stored connection: the pair to keep. */
+  newTokens: TokenSet | null;
+}
+
+// auth.test authenticates with the bearer token only; the provider wants client credentials
+// for its other methods, so it gets placeholders that never leave this process for auth.test.
+const NO_CLIENT = { clientId: "diagnose", clientSecret: "unused-by-auth.test" };
+
+/**
+ * @example
+ * const { diagnosis } = await diagnoseToken({ token, baseUrl: "https://slack.com" });
+ */
+export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagnosisResult> {
+  const shape = recognizeToken(o.token);
+  const context = { baseUrl: o.baseUrl };
+  const signal = () => AbortSignal.timeout(o.timeoutMs ?? 10_000);
+  const client = o.refreshWith ?? NO_CLIENT;
+  const provider = createSlackProvider({
+    ...client,
+    baseUrl: o.baseUrl,
+    ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
+  });
+  if (shape.kind === "refresh") {
+    if (!o.refreshWith) return { diagnosis: explainToken({ shape, context }), shape, newTokens: null };
+    const stored = o.stored ? await findByRefreshToken(o.stored.store, o.token) : null;
+    if (stored !== null && o.stored) {
+      const refresh = await refreshStored(o.stored.store, o.stored.warden, stored);
+      return { diagnosis: explainToken({ shape, refresh, context }), shape, newTokens: null };
+    }
+    const outcome = await provider.refresh(
+      {
+        ref: { connectionId: "diagnose", kind: "bot" },
+        refreshToken: new Secret(o.token),
+        tokenType: "bot",
+        scopes: [],
+        providerData: {},
+      },
+      signal(),
+    );
+    const refresh: RefreshObservation =
+      outcome.kind === "refreshed"
+        ? { kind: "refreshed", savedToConnection: null }
+        : { kind: "failed", classification: outcome.classification };
+    return {
+      diagnosis: explainToken({ shape, refresh, context }),
+      shape,
+      newTokens: outcome.kind === "refreshed" ? outcome.tokens : null,
+    };
+  }
+  const answer = await provider.check(new Secret(o.token), signal());
+  const scopes = answer.kind === "ok" ? answer.providerData["scopes"] : undefined;
+  const diagnosis = explainToken({
+    shape,
+    authTest:
+      answer.kind === "ok"
+        ? { kind: "ok", scopes: Array.isArray(scopes) ? scopes.filter((s) => typeof s === "string") : null }
+        : { kind: "failed", classification: answer.classification },
+    ...(o.requiredScopes === undefined ? {} : { requiredScopes: o.requiredScopes }),
+    context,
+  });
+  return { diagnosis, shape, newTokens: null };
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Scans stored Slack credentials for this refresh token (decrypting each; fine for a CLI run). */
+async function findByRefreshToken(
+  store: Store,
+  token: string,
+): Promise<{ connectionId: string; kind: CredentialKind } | null> {
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await store.listConnections({
+      provider: "slack",
+      limit: 200,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    for (const connection of page.items) {
+      for (const c of await store.listCredentials(connection.id)) {
+        if (c.refreshToken !== null && sameSecret(c.refreshToken.reveal(), token)) {
+          return { connectionId: connection.id, kind: c.kind };
+        }
+      }
+    }
+    if (page.nextCursor === null) return null;
+    cursor = page.nextCursor;
+  }
+}
+
+/** Refreshes through the engine, so the new pair is committed before anyone sees it (invariant 2). */
+async function refreshStored(
+  store: Store,
+  warden: Warden,
+  ref: { connectionId: string; kind: CredentialKind },
+): Promise<RefreshObservation> {
+  const before = await store.getCredential(ref);
+  let thrown: unknown = null;
+  try {
+    await warden.connections.refresh(ref.connectionId, { kind: ref.kind });
+  } catch (error) {
+    thrown = error;
+  }
+  const after = await store.getCredential(ref);
+  if (before !== null && after !== null && after.version > before.version && after.lastError === null) {
+    return { kind: "refreshed", savedToConnection: ref.connectionId };
+  }
+  const error =
+    after?.lastError ??
+    (typeof thrown === "object" && thrown !== null && "code" in thrown ? String(thrown.code) : "unknown");
+  const classification: Classification = classifySlackError(error, 200);
+  return { kind: "failed", classification };
+}

@@ -1,0 +1,216 @@
+/**
+ * What `connections import` accepts, turned into the library's import shape:
+ * our JSON (camelCase as `connections.import` takes it, or snake_case as the
+ * HTTP API takes it) and `@slack/oauth` `Installation` exports (slack-api.md
+ * §7.1; expiries there are epoch SECONDS). One object or an array. Everything
+ * is validated before anything is imported; errors name the field, never a value.
+ */
+import { z } from "zod";
+import { TokenwardenError } from "../core/errors.js";
+import { type ImportInput, parseImportInput } from "../engine/import-input.js";
+
+const SnakeCredential = z
+  .object({
+    access_token: z.string().min(1),
+    refresh_token: z.string().min(1).nullish(),
+    /** Epoch ms, or an ISO 8601 date. */
+    expires_at: z.union([z.number().int().positive(), z.iso.datetime({ offset: true })]).optional(),
+    expires_in: z.number().int().positive().optional(),
+    scopes: z.union([z.array(z.string()), z.string()]).optional(),
+    scope: z.string().optional(),
+    token_type: z.string().min(1).optional(),
+    provider_data: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+const SnakeConnection = z
+  .object({
+    id: z.string().optional(),
+    provider: z.string(),
+    credentials: z.record(z.string(), SnakeCredential),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+/** Epoch seconds, as @slack/oauth stores them (`expiresAt = now + expires_in`). */
+const EpochSeconds = z
+  .number()
+  .int()
+  .positive()
+  .max(99_999_999_999, "must be epoch SECONDS (as @slack/oauth stores it), not milliseconds");
+
+const SlackInstallation = z
+  .object({
+    team: z
+      .object({ id: z.string().min(1), name: z.string().optional() })
+      .loose()
+      .nullish(),
+    enterprise: z
+      .object({ id: z.string().min(1), name: z.string().optional() })
+      .loose()
+      .nullish(),
+    isEnterpriseInstall: z.boolean().optional(),
+    appId: z.string().optional(),
+    bot: z
+      .object({
+        token: z.string().min(1),
+        refreshToken: z.string().min(1).optional(),
+        expiresAt: EpochSeconds.optional(),
+        scopes: z.array(z.string()).optional(),
+        id: z.string().optional(),
+        userId: z.string().optional(),
+      })
+      .loose()
+      .optional(),
+    user: z
+      .object({
+        token: z.string().min(1).optional(),
+        refreshToken: z.string().min(1).optional(),
+        expiresAt: EpochSeconds.optional(),
+        scopes: z.array(z.string()).nullish(),
+        id: z.string().optional(),
+      })
+      .loose()
+      .optional(),
+  })
+  .loose();
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function fail(where: string, issues: readonly z.core.$ZodIssue[]): never {
+  const detail = issues
+    .map((i) => `${[where, ...i.path.map(String)].filter((s) => s !== "").join(".")}: ${i.message}`)
+    .join("; ");
+  throw new TokenwardenError("invalid_input", detail);
+}
+
+function fromInstallation(raw: Obj, where: string): ImportInput {
+  const r = SlackInstallation.safeParse(raw);
+  if (!r.success) fail(where, r.error.issues);
+  const i = r.data;
+  const org = i.isEnterpriseInstall === true;
+  const id = org ? i.enterprise?.id : (i.team?.id ?? i.enterprise?.id);
+  if (id === undefined) {
+    throw new TokenwardenError(
+      "invalid_input",
+      `${where}: team.id (or enterprise.id for an org install) is required`,
+    );
+  }
+  const credentials: ImportInput["credentials"] = {};
+  if (i.bot !== undefined) {
+    credentials.bot = {
+      accessToken: i.bot.token,
+      ...(i.bot.refreshToken === undefined ? {} : { refreshToken: i.bot.refreshToken }),
+      ...(i.bot.expiresAt === undefined ? {} : { expiresAt: i.bot.expiresAt * 1000 }),
+      ...(i.bot.scopes === undefined ? {} : { scopes: i.bot.scopes }),
+      providerData: {
+        ...(i.bot.userId === undefined ? {} : { bot_user_id: i.bot.userId }),
+        ...(i.bot.id === undefined ? {} : { bot_id: i.bot.id }),
+      },
+    };
+  }
+  if (i.user?.token !== undefined) {
+    credentials.user = {
+      accessToken: i.user.token,
+      ...(i.user.refreshToken === undefined ? {} : { refreshToken: i.user.refreshToken }),
+      ...(i.user.expiresAt === undefined ? {} : { expiresAt: i.user.expiresAt * 1000 }),
+      ...(i.user.scopes ? { scopes: i.user.scopes } : {}),
+      providerData: i.user.id === undefined ? {} : { user_id: i.user.id },
+    };
+  }
+  if (credentials.bot === undefined && credentials.user === undefined) {
+    throw new TokenwardenError("invalid_input", `${where}: an installation needs bot.token or user.token`);
+  }
+  const metadata: Obj = {};
+  if (i.team?.name !== undefined) metadata["teamName"] = i.team.name;
+  if (i.enterprise?.id !== undefined) metadata["enterpriseId"] = i.enterprise.id;
+  if (i.enterprise?.name !== undefined) metadata["enterpriseName"] = i.enterprise.name;
+  if (i.appId !== undefined) metadata["appId"] = i.appId;
+  if (org) metadata["isEnterpriseInstall"] = true;
+  return { id, provider: "slack", credentials, metadata };
+}
+
+function fromSnake(raw: Obj, where: string): ImportInput {
+  const r = SnakeConnection.safeParse(raw);
+  if (!r.success) fail(where, r.error.issues);
+  const credentials: Obj = {};
+  for (const [kind, c] of Object.entries(r.data.credentials)) {
+    const scopes = c.scopes ?? c.scope;
+    credentials[kind] = {
+      accessToken: c.access_token,
+      ...(c.refresh_token == null ? {} : { refreshToken: c.refresh_token }),
+      ...(c.expires_at === undefined
+        ? {}
+        : { expiresAt: typeof c.expires_at === "number" ? c.expires_at : Date.parse(c.expires_at) }),
+      ...(c.expires_in === undefined ? {} : { expiresIn: c.expires_in }),
+      ...(scopes === undefined ? {} : { scopes }),
+      ...(c.token_type === undefined ? {} : { tokenType: c.token_type }),
+      ...(c.provider_data === undefined ? {} : { providerData: c.provider_data }),
+    };
+  }
+  return {
+    ...(r.data.id === undefined ? {} : { id: r.data.id }),
+    provider: r.data.provider,
+    credentials: credentials as ImportInput["credentials"],
+    ...(r.data.metadata === undefined ? {} : { metadata: r.data.metadata }),
+  };
+}
+
+/** Which format one entry is in: an installation has `bot`/`user` with `token`; ours has `credentials`. */
+export function detectFormat(raw: Obj): "installation" | "snake_case" | "library" {
+  if (!("credentials" in raw) && ("bot" in raw || "user" in raw || "team" in raw || "enterprise" in raw)) {
+    return "installation";
+  }
+  const creds = raw["credentials"];
+  if (isObj(creds) && Object.values(creds).some((c) => isObj(c) && "access_token" in c)) return "snake_case";
+  return "library";
+}
+
+/**
+ * Parses an import file's text into validated import inputs, all or nothing.
+ *
+ * @example
+ * parseImportFile('[{"team":{"id":"T1"},"bot":{"token":"xoxb-…","scopes":[]}}]'); // [{ id: "T1", provider: "slack", … }]
+ */
+export function parseImportFile(text: string): ImportInput[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    // JSON.parse messages quote the input near the error, which may be a token: say where, not what.
+    const at = /position (\d+)/.exec(String(error))?.[1];
+    throw new TokenwardenError(
+      "invalid_input",
+      `the input is not valid JSON${at === undefined ? "" : ` (at character ${at})`}`,
+    );
+  }
+  const list = Array.isArray(data) ? data : [data];
+  if (list.length === 0) throw new TokenwardenError("invalid_input", "the input is an empty array");
+  const seen = new Set<string>();
+  return list.map((raw, index) => {
+    const where = Array.isArray(data) ? `[${index}]` : "";
+    if (!isObj(raw)) throw new TokenwardenError("invalid_input", `${where || "(input)"}: must be an object`);
+    const format = detectFormat(raw);
+    const input =
+      format === "installation"
+        ? fromInstallation(raw, where)
+        : format === "snake_case"
+          ? fromSnake(raw, where)
+          : raw;
+    let parsed: ImportInput;
+    try {
+      parsed = parseImportInput(input);
+    } catch (error) {
+      const message =
+        error instanceof Error ? error.message.replace(/^invalid connection import: /, "") : String(error);
+      throw new TokenwardenError("invalid_input", `${where ? `${where}: ` : ""}${message}`);
+    }
+    if (parsed.id !== undefined) {
+      if (seen.has(parsed.id))
+        throw new TokenwardenError("invalid_input", `${where}: id ${parsed.id} appears twice`);
+      seen.add(parsed.id);
+    }
+    return parsed;
+  });
+}

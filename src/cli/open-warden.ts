@@ -1,0 +1,147 @@
+/**
+ * How CLI commands reach storage and Slack: flags first, then the environment
+ * of DESIGN.md's Contract. The store is opened here (not inside createWarden)
+ * so commands that need it directly — `diagnose`, `migrate` — share one handle.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import { TokenwardenError } from "../core/errors.js";
+import type { Logger, Store } from "../core/ports.js";
+import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { AesGcmSealer } from "../crypto/seal.js";
+import { createWarden, type Warden } from "../engine/warden.js";
+import { openStore } from "../store/open-store.js";
+
+export const DEFAULT_DATABASE = "sqlite:./tokenwarden.db";
+
+export interface StoreFlags {
+  database?: string;
+}
+
+export interface SlackFlags {
+  clientId?: string;
+  clientSecret?: string;
+  slackBaseUrl?: string;
+}
+
+/** Adds `--database` to a command that reads or writes connections. */
+export function withStoreOption(cmd: Command): Command {
+  return cmd.option(
+    "--database <url>",
+    "sqlite:PATH or postgres://… (default: TOKENWARDEN_DATABASE_URL, else sqlite:./tokenwarden.db)",
+  );
+}
+
+/** Adds the Slack app flags; each falls back to its environment variable. */
+export function withSlackOptions(cmd: Command): Command {
+  return cmd
+    .option("--client-id <id>", "Slack app client id (default: SLACK_CLIENT_ID)")
+    .option("--client-secret <secret>", "Slack app client secret (default: SLACK_CLIENT_SECRET)")
+    .option(
+      "--slack-base-url <url>",
+      "Slack's origin, e.g. the emulator (default: SLACK_BASE_URL, else https://slack.com)",
+    );
+}
+
+export function databaseUrl(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): string {
+  return flags.database ?? (env["TOKENWARDEN_DATABASE_URL"] || DEFAULT_DATABASE);
+}
+
+/** True when a store is configured or the default SQLite file exists: worth looking into without creating one. */
+export function storeConfigured(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (flags.database !== undefined || (env["TOKENWARDEN_DATABASE_URL"] ?? "") !== "") return true;
+  return existsSync(resolve("tokenwarden.db"));
+}
+
+export function slackBaseUrl(flags: SlackFlags, env: NodeJS.ProcessEnv = process.env): string {
+  const url = flags.slackBaseUrl ?? (env["SLACK_BASE_URL"] || "https://slack.com");
+  if (!/^https?:\/\/[^\s]+$/.test(url)) {
+    throw new TokenwardenError("invalid_input", "--slack-base-url / SLACK_BASE_URL must be an http(s) URL");
+  }
+  return url.replace(/\/+$/, "");
+}
+
+export function slackCredentials(
+  flags: SlackFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): { clientId: string; clientSecret: string } | null {
+  const clientId = flags.clientId ?? env["SLACK_CLIENT_ID"] ?? "";
+  const clientSecret = flags.clientSecret ?? env["SLACK_CLIENT_SECRET"] ?? "";
+  if (clientId === "" && clientSecret === "") return null;
+  if (clientId === "")
+    throw new TokenwardenError("invalid_input", "--client-id (or SLACK_CLIENT_ID) is missing");
+  if (clientSecret === "") {
+    throw new TokenwardenError("invalid_input", "--client-secret (or SLACK_CLIENT_SECRET) is missing");
+  }
+  return { clientId, clientSecret };
+}
+
+/** Engine log lines go to stderr as one readable line each, and only with --verbose. */
+export function cliLogger(verbose: boolean): Logger {
+  const write =
+    (level: string) =>
+    (obj: object, msg?: string): void => {
+      if (!verbose) return;
+      // Secrets are `Secret`s and print as [redacted]; the engine never logs a raw token.
+      process.stderr.write(`tokenwarden: ${level}: ${msg ?? ""} ${JSON.stringify(obj)}\n`);
+    };
+  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
+}
+
+function devKeyPathFor(database: string): string {
+  if (database.startsWith("sqlite:")) {
+    const file = database.slice("sqlite:".length);
+    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
+  }
+  return resolve(".tokenwarden-dev-key");
+}
+
+/** Opens (and migrates) the store with the configured key; warns once when a development key was generated. */
+export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
+  const database = databaseUrl(flags, env);
+  const key = await resolveEncryptionKey({
+    envValue: env["TOKENWARDEN_ENCRYPTION_KEY"],
+    nodeEnv: env["NODE_ENV"],
+    devKeyPath: devKeyPathFor(database),
+  });
+  if (key.devKeyCreated) {
+    process.stderr.write(
+      `tokenwarden: warning: no TOKENWARDEN_ENCRYPTION_KEY; generated a development key in ${key.devKeyPath} (set the variable in production)\n`,
+    );
+  }
+  const store = await openStore(database, new AesGcmSealer(key.keys));
+  await store.migrate();
+  return store;
+}
+
+export interface CliWarden {
+  warden: Warden;
+  store: Store;
+  slackConfigured: boolean;
+  close(): Promise<void>;
+}
+
+/** A warden for one command: the store from flags/env, Slack from flags/env when given. */
+export async function openCliWarden(
+  flags: StoreFlags & SlackFlags,
+  verbose: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CliWarden> {
+  const slack = slackCredentials(flags, env);
+  const baseUrl = slackBaseUrl(flags, env);
+  const store = await openCliStore(flags, env);
+  const warden = await createWarden({
+    store,
+    logger: cliLogger(verbose),
+    env: {},
+    ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
+    ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
+  });
+  return { warden, store, slackConfigured: slack !== null, close: () => warden.close() };
+}
+
+/** The global `--verbose` flag, from any subcommand. */
+export function isVerbose(cmd: Command): boolean {
+  return cmd.optsWithGlobals<{ verbose?: boolean }>().verbose === true;
+}

@@ -1,0 +1,383 @@
+/**
+ * `diagnose connection <id>`: what happened to a stored connection and when,
+ * read from its status and event log (no network call), as a Diagnosis plus a
+ * timeline a person can follow. Pure: the caller reads the store.
+ */
+import type {
+  Connection,
+  CredentialKind,
+  CredentialSummary,
+  ProviderState,
+  StoredEvent,
+} from "../core/types.js";
+import { type Cause, type Diagnosis, rankCauses } from "./diagnosis.js";
+import { causesOfAuthError } from "./explain-token.js";
+import { FIX, type FixContext } from "./fix-steps.js";
+
+export interface ConnectionObservation {
+  connection: Connection;
+  /** Any order; the explanation sorts them. */
+  events: StoredEvent[];
+  /** Kinds whose last refresh was started and never got an outcome (the journal's open entry). */
+  refreshInDoubt: CredentialKind[];
+  providerState: ProviderState | null;
+  nowMs: number;
+  context: FixContext;
+}
+
+export interface TimelineEntry {
+  atMs: number;
+  kind: CredentialKind | null;
+  text: string;
+}
+
+export interface ConnectionExplanation {
+  diagnosis: Diagnosis;
+  /** Oldest first. */
+  timeline: TimelineEntry[];
+  /** The credential the diagnosis is about (the worst one). */
+  credential: CredentialKind | null;
+}
+
+const SEVERITY = { needs_reauth: 2, refresh_failing: 1, active: 0 } as const;
+
+export const iso = (ms: number): string => new Date(ms).toISOString().replace(".000Z", "Z");
+
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+
+/** One line per event, never holding a secret (events never do). */
+export function describeEvent(e: StoredEvent): string {
+  const d = e.data;
+  const error = str(d["error"]);
+  switch (e.type) {
+    case "imported":
+    case "reauthorized": {
+      const exp = num(d["expiresAtMs"]);
+      return `${e.type === "imported" ? "imported" : "reconnected (tokens replaced)"}${d["rotating"] === true ? ", rotating" : ", no refresh token"}${exp === null ? "" : `, access token expires ${iso(exp)}`}`;
+    }
+    case "refreshed": {
+      const exp = num(d["expiresAtMs"]);
+      return `refreshed${d["refreshTokenRotated"] === true ? " (new refresh token stored)" : ""}${d["recoveredLostResponse"] === true ? " after a lost reply: the old refresh token still worked" : ""}${exp === null ? "" : `, valid until ${iso(exp)}`}`;
+    }
+    case "refresh_failed": {
+      const next = num(d["nextAttemptAtMs"]);
+      return `refresh failed: ${error ?? e.reason ?? "unknown"}${next === null ? " (no retry: dead)" : `, retry at ${iso(next)}`}`;
+    }
+    case "refresh_started":
+      return "refresh started";
+    case "needs_reauth":
+      return `marked needs_reauth (${e.reason ?? "unknown"})`;
+    case "recovered":
+      return "recovered: usable again";
+    case "checked":
+      return d["ok"] === true ? "health check ok (auth.test)" : `health check failed: ${error ?? "unknown"}`;
+    case "revoked":
+      return `revoked (Slack reported ${error ?? e.reason ?? "a revocation"})`;
+    case "uninstalled":
+      return "app uninstalled (Slack sent app_uninstalled)";
+    case "deleted":
+      return "deleted";
+    case "provider_misconfigured":
+      return `provider refused our client credentials (${error ?? "unknown"})`;
+  }
+}
+
+function pickCredential(c: Connection): CredentialSummary | null {
+  const order = (k: CredentialKind) => (k === "bot" ? 0 : k === "user" ? 1 : 2);
+  return (
+    [...c.credentials].sort(
+      (a, b) => SEVERITY[b.status] - SEVERITY[a.status] || order(a.kind) - order(b.kind),
+    )[0] ?? null
+  );
+}
+
+const cause = (code: Cause["code"], likelihood: Cause["likelihood"], explanation: string): Cause => ({
+  code,
+  likelihood,
+  explanation,
+});
+
+/**
+ * @example
+ * const { diagnosis, timeline } = explainConnection({ connection, events, refreshInDoubt: [], providerState: null, nowMs, context });
+ */
+export function explainConnection(o: ConnectionObservation): ConnectionExplanation {
+  const events = [...o.events].sort((a, b) => a.atMs - b.atMs || a.id - b.id);
+  const timeline = events.map((e) => ({ atMs: e.atMs, kind: e.kind, text: describeEvent(e) }));
+  const credential = pickCredential(o.connection);
+  const context: FixContext = { ...o.context, connectionId: o.connection.id };
+  const token = {
+    kind:
+      credential?.kind === "user"
+        ? ("user" as const)
+        : credential?.kind === "bot"
+          ? ("bot" as const)
+          : ("unknown" as const),
+    rotating: credential?.hasRefreshToken ?? false,
+  };
+  const done = (diagnosis: Omit<Diagnosis, "token">): ConnectionExplanation => ({
+    diagnosis: { ...diagnosis, token, causes: rankCauses(diagnosis.causes) },
+    timeline,
+    credential: credential?.kind ?? null,
+  });
+
+  if (o.providerState?.status === "misconfigured") {
+    return done({
+      verdict: "misconfigured",
+      refreshable: false,
+      error: o.providerState.lastError,
+      causes: [
+        cause(
+          "client_credentials_mismatch",
+          "high",
+          `Since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}). Refreshes are held back; the connection's refresh tokens were not spent and will work once the credentials are fixed.`,
+        ),
+      ],
+      fix: [FIX.fixClientCredentials(), FIX.checkApp(context), FIX.refreshAndPersist(context)],
+    });
+  }
+  if (credential === null) {
+    return done({
+      verdict: "invalid",
+      refreshable: false,
+      error: null,
+      causes: [],
+      fix: [FIX.reinstall(context)],
+    });
+  }
+  const mine = events.filter((e) => e.kind === credential.kind || e.kind === null);
+  const shape = { kind: token.kind, rotating: token.rotating };
+
+  if (credential.status === "needs_reauth") {
+    const reason = credential.reason ?? "invalid_auth";
+    const failure = [...mine].reverse().find((e) => e.type !== "needs_reauth" && e.reason === reason);
+    const at = failure === undefined ? "" : ` at ${iso(failure.atMs)}`;
+    const deadFix = [FIX.reinstall(context), FIX.importNew(context), FIX.verify(context)];
+    const verdict =
+      reason === "account_inactive"
+        ? "inactive"
+        : reason === "token_revoked" || reason === "app_uninstalled"
+          ? "revoked"
+          : "invalid";
+    const error = credential.lastError ?? reason;
+    const uninstalled = mine.find((e) => e.type === "uninstalled");
+    if (uninstalled !== undefined || reason === "app_uninstalled") {
+      return done({
+        verdict: "revoked",
+        refreshable: false,
+        error,
+        causes: [
+          cause(
+            "app_uninstalled",
+            "high",
+            `The app was uninstalled from the workspace${uninstalled === undefined ? at : ` at ${iso(uninstalled.atMs)} (Slack sent app_uninstalled)`}: every token of the installation, refresh tokens included, died at once.`,
+          ),
+        ],
+        fix: deadFix,
+      });
+    }
+    if (reason === "refresh_response_lost") {
+      return done({
+        verdict: "invalid",
+        refreshable: false,
+        error,
+        causes: lostResponseCauses(mine, failure),
+        fix: deadFix,
+      });
+    }
+    if (reason === "invalid_refresh_token" || reason === "invalid_grant") {
+      return done({
+        verdict,
+        refreshable: false,
+        error,
+        causes: refusedRefreshCauses(mine, failure),
+        fix: deadFix,
+      });
+    }
+    if (reason === "token_revoked") {
+      const revokedEvent = mine.find((e) => e.type === "revoked");
+      if (revokedEvent !== undefined) {
+        return done({
+          verdict,
+          refreshable: false,
+          error,
+          causes: [
+            cause(
+              "admin_revoked",
+              "high",
+              `Slack reported the revocation itself at ${iso(revokedEvent.atMs)} (a tokens_revoked event): the token's owner or a workspace admin revoked it.`,
+            ),
+            cause("leaked_and_auto_revoked", "low", "Unless it was revoked because it was found published."),
+          ],
+          fix: deadFix,
+        });
+      }
+      const quiet = shape.rotating
+        ? causesOfAuthError("token_revoked", shape)
+        : [
+            cause(
+              "leaked_and_auto_revoked",
+              "high",
+              `Slack answered token_revoked${at}, and no tokens_revoked event was recorded. When an owner or admin revokes a long-lived token Slack sends that event (tokenwarden serve records it), so a quiet revocation points to Slack's leak scanner: the token was found published somewhere. Slack emails the app's collaborators when it does this.`,
+            ),
+            ...causesOfAuthError("token_revoked", shape).filter((c) => c.code !== "leaked_and_auto_revoked"),
+          ];
+      return done({
+        verdict,
+        refreshable: false,
+        error,
+        causes: quiet,
+        fix: [...deadFix, FIX.updateSecretStore()],
+      });
+    }
+    return done({
+      verdict,
+      refreshable: false,
+      error,
+      causes: causesOfAuthError(error, shape).map((c, i) =>
+        i === 0 ? { ...c, explanation: `Slack answered ${error}${at}. ${c.explanation}` } : c,
+      ),
+      fix: deadFix,
+    });
+  }
+
+  if (credential.status === "refresh_failing") {
+    const limited = credential.reason === "rate_limited";
+    const causes: Cause[] = [
+      cause(
+        limited ? "rate_limited" : "provider_unreachable",
+        "high",
+        `${credential.failureCount} refresh attempt${credential.failureCount === 1 ? "" : "s"} failed (${credential.lastError ?? "unknown"}); tokenwarden backs off${credential.nextAttemptAtMs === null ? "" : ` and tries again at ${iso(credential.nextAttemptAtMs)}`}. Transient: the connection is not dead.`,
+      ),
+    ];
+    if (o.refreshInDoubt.includes(credential.kind)) {
+      causes.push(
+        cause(
+          "refresh_response_lost",
+          "medium",
+          "The outcome of the last refresh is unknown (its reply never arrived). The next attempt presents the old refresh token once more; inside Slack's grace window that recovers the connection, outside it the connection dies as refresh_response_lost.",
+        ),
+      );
+    }
+    return done({
+      verdict: limited ? "rate_limited" : "unreachable",
+      refreshable: true,
+      error: credential.lastError,
+      causes,
+      fix: [limited ? FIX.waitAndRetry(null) : FIX.checkNetwork(context), FIX.refreshAndPersist(context)],
+    });
+  }
+
+  if (credential.expiresAtMs !== null && credential.expiresAtMs <= o.nowMs) {
+    if (credential.hasRefreshToken) {
+      return done({
+        verdict: "expired",
+        refreshable: true,
+        error: "token_expired",
+        causes: [
+          cause(
+            "refresher_not_running",
+            "high",
+            `The access token expired at ${iso(credential.expiresAtMs)} and nothing refreshed it, though the connection is healthy: no tokenwarden refresher (serve, startRefresher) is running against this store, and no caller asked for a token.`,
+          ),
+          cause(
+            "access_token_expired",
+            "medium",
+            "Rotating access tokens live 12 hours; its refresh token gets a new one.",
+          ),
+        ],
+        fix: [FIX.refreshAndPersist(context), FIX.keepRefreshing(context)],
+      });
+    }
+    return done({
+      verdict: "expired",
+      refreshable: false,
+      error: "token_expired",
+      causes: [
+        cause(
+          "access_token_expired",
+          "high",
+          `The access token expired at ${iso(credential.expiresAtMs)} and was imported without a refresh token, so it cannot be renewed.`,
+        ),
+        cause(
+          "refresh_token_not_persisted",
+          "medium",
+          "The system it was imported from did not hand over (or never saved) the refresh token.",
+        ),
+      ],
+      fix: [FIX.reinstall(context), FIX.importNew(context)],
+    });
+  }
+  return done({
+    verdict: "healthy",
+    refreshable: credential.hasRefreshToken,
+    error: null,
+    causes: [],
+    fix: [],
+  });
+}
+
+function lostResponseCauses(mine: StoredEvent[], failure: StoredEvent | undefined): Cause[] {
+  const refusedAt = failure?.atMs ?? null;
+  const before = mine.filter((e) => refusedAt === null || e.atMs <= refusedAt);
+  const lost = [...before]
+    .reverse()
+    .find((e) => e.type === "refresh_failed" && e !== failure && num(e.data["nextAttemptAtMs"]) !== null);
+  const lastGood = [...before].reverse().find((e) => e.type === "refreshed");
+  const story = [
+    lastGood === undefined ? null : `The last completed refresh was at ${iso(lastGood.atMs)}.`,
+    lost === undefined
+      ? "A later refresh was started and its outcome never recorded (the process stopped, or the reply was lost after Slack had acted on it)."
+      : `At ${iso(lost.atMs)} a refresh was sent and its reply never arrived (${str(lost.data["error"]) ?? "no answer"}); Slack had most likely already rotated the token, and the new pair was lost with the reply.`,
+    refusedAt === null
+      ? "The old refresh token was then tried once more and refused."
+      : `At ${iso(refusedAt)} the old refresh token was tried once more, as a recovery, and Slack refused it: its grace period was over.`,
+  ]
+    .filter((s) => s !== null)
+    .join(" ");
+  return [
+    cause("refresh_response_lost", "high", story),
+    cause(
+      "refresh_token_reused",
+      "low",
+      "Or another system holding a copy of this installation's refresh token spent it first.",
+    ),
+  ];
+}
+
+function refusedRefreshCauses(mine: StoredEvent[], failure: StoredEvent | undefined): Cause[] {
+  const refusedAt = failure?.atMs ?? Number.MAX_SAFE_INTEGER;
+  const before = mine.filter((e) => e.atMs <= refusedAt);
+  const lastRefresh = [...before].reverse().find((e) => e.type === "refreshed");
+  const lastImport = [...before].reverse().find((e) => e.type === "imported" || e.type === "reauthorized");
+  const when = failure === undefined ? "" : ` at ${iso(failure.atMs)}`;
+  if (lastRefresh !== undefined && (lastImport === undefined || lastRefresh.atMs >= lastImport.atMs)) {
+    return [
+      cause(
+        "refresh_token_reused",
+        "high",
+        `tokenwarden refreshed at ${iso(lastRefresh.atMs)} and stored the new refresh token; Slack refused that token${when}. tokenwarden spends each refresh token once, so someone else spent it: another system holding a copy of this installation's tokens (the integration you migrated from, a second deployment) is still refreshing, and only one chain survives.`,
+      ),
+      cause(
+        "app_uninstalled",
+        "low",
+        "Or the installation's tokens were revoked (uninstall, auth.revoke) without an event reaching tokenwarden.",
+      ),
+    ];
+  }
+  const imported = lastImport === undefined ? "" : ` imported at ${iso(lastImport.atMs)}`;
+  return [
+    cause(
+      "refresh_token_reused",
+      "high",
+      `The refresh token${imported} was refused the first time tokenwarden used it${when}: it had already been spent elsewhere. The system it came from refreshed after the export (or is still running and refreshing).`,
+    ),
+    cause(
+      "refresh_token_not_persisted",
+      "medium",
+      "Or the exported refresh token was already stale: the system it came from refreshed earlier and saved only the access token, not the rotated refresh token.",
+    ),
+    cause("app_uninstalled", "low", "Or the installation was uninstalled or its tokens revoked."),
+  ];
+}

@@ -1,0 +1,49 @@
+/**
+ * The exact steps `diagnose` prints, shared by every explanation so the same
+ * situation always gets the same words (issue 5: refresh and persist both
+ * tokens; reinstall or re-run OAuth; update the secret store; verify with auth.test).
+ */
+
+export interface FixContext {
+  /** Slack's origin (or the emulator's), for the curl lines. */
+  baseUrl: string;
+  /** The stored connection, when the diagnosis is about one. */
+  connectionId?: string;
+}
+
+export const FIX = {
+  refreshAndPersist: (c: FixContext): string =>
+    c.connectionId === undefined
+      ? `Refresh now and persist BOTH returned tokens (the new access token and the rotated refresh token) before using either: tokenwarden diagnose token --token-env SLACK_REFRESH_TOKEN --refresh (or curl -s -X POST ${c.baseUrl}/api/oauth.v2.access -d client_id=… -d client_secret=… -d grant_type=refresh_token -d refresh_token=…)`
+      : `Refresh now; tokenwarden stores the new access token and the rotated refresh token in one transaction: tokenwarden connections refresh ${c.connectionId}`,
+  keepRefreshing: (c: FixContext): string =>
+    c.connectionId === undefined
+      ? "Refresh ahead of expiry (Slack's SDKs start 2 h before the 12 h run out), from one place at a time, and save the rotated refresh token every time — or let tokenwarden do it (tokenwarden serve, or warden.startRefresher())."
+      : "Keep a refresher running so tokens are renewed ahead of expiry: tokenwarden serve (or warden.startRefresher() in your app).",
+  reinstall: (c: FixContext): string =>
+    `Reinstall the app or re-run OAuth: a person with access to the workspace opens the install link (Slack app settings → Install App, or your OAuth install flow${c.connectionId === undefined ? "" : `; with tokenwarden serve: ${"/oauth/slack/install?connection_id="}${c.connectionId}`}) and approves it; no API call can revive this credential.`,
+  importNew: (c: FixContext): string =>
+    c.connectionId === undefined
+      ? "Store the new tokens where your app reads them: tokenwarden connections import new-install.json (our JSON or an @slack/oauth installation), or update your secret store."
+      : `Store the new tokens under the same id: tokenwarden connections import new-install.json (with "id": "${c.connectionId}") — the server's OAuth callback does this for you.`,
+  updateSecretStore: (): string =>
+    "Update the secret store: replace the old value everywhere it is kept (secret manager, environment variables, CI settings), and remove the old one.",
+  verify: (c: FixContext): string =>
+    `Verify with auth.test: tokenwarden diagnose token --token-env SLACK_BOT_TOKEN --slack-base-url ${c.baseUrl} (or curl -s -X POST ${c.baseUrl}/api/auth.test -H "Authorization: Bearer $SLACK_BOT_TOKEN")`,
+  fixClientCredentials: (): string =>
+    "Copy the Client ID and Client Secret again from the app's Basic Information page (api.slack.com/apps → your app) into SLACK_CLIENT_ID / SLACK_CLIENT_SECRET (or your secret manager); check that they belong to the app that issued these tokens, then restart whatever reads them.",
+  checkApp: (c: FixContext): string =>
+    `Check the app credentials without side effects: tokenwarden diagnose app --client-id "$SLACK_CLIENT_ID" --client-secret "$SLACK_CLIENT_SECRET" --slack-base-url ${c.baseUrl}`,
+  addScope: (missing: string[]): string =>
+    `Add the missing scope${missing.length === 1 ? "" : "s"} (${missing.join(", ")}) under OAuth & Permissions, then reinstall the app so a person grants ${missing.length === 1 ? "it" : "them"}; the new install returns a new token.`,
+  waitAndRetry: (retryAfterSeconds: number | null): string =>
+    retryAfterSeconds === null
+      ? "Wait and retry with exponential backoff; nothing is wrong with the token. tokenwarden already backs off and keeps serving the still-valid token."
+      : `Wait ${retryAfterSeconds} s (Slack's Retry-After) and retry; nothing is wrong with the token. tokenwarden honours Retry-After on its own.`,
+  checkNetwork: (c: FixContext): string =>
+    `Check that ${c.baseUrl} is reachable from this machine (DNS, proxy, firewall, or is the emulator running?), then run the diagnosis again.`,
+  enableRotation: (): string =>
+    "If you want expiring tokens with refresh tokens: app settings → OAuth & Permissions → Advanced token security via token rotation → Opt in (irreversible), then exchange each long-lived token once with oauth.v2.exchange or reinstall.",
+  spendRefreshToken: (): string =>
+    "A refresh token can only be tested by spending it. To do that safely, run again with --refresh --client-id … --client-secret …: the new pair is printed (and saved if the token belongs to a stored connection). Without saving the new pair, the app that holds this token loses its connection.",
+} as const;

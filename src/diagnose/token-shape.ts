@@ -1,0 +1,57 @@
+/**
+ * What a Slack token is, from its prefix alone (slack-api.md §1.1), and how to
+ * name it without printing it. No network call: this is the step `diagnose`
+ * takes before it asks Slack anything.
+ */
+import { createHash } from "node:crypto";
+import type { TokenKind } from "./diagnosis.js";
+
+export interface TokenShape {
+  kind: TokenKind;
+  /** `xoxe.` access tokens and `xoxe-` refresh tokens come from an app with token rotation on. */
+  rotating: boolean;
+  /** The recognised prefix (`xoxe.xoxb-`, `xoxb-`, …), or null. */
+  prefix: string | null;
+  /** A human label: "rotating bot access token", "app-level token", … */
+  label: string;
+}
+
+const SHAPES: ReadonlyArray<{ prefix: string; shape: Omit<TokenShape, "prefix"> }> = [
+  // Longest prefixes first: `xoxe.xoxb-` must not be read as `xoxe-`.
+  { prefix: "xoxe.xoxb-", shape: { kind: "bot", rotating: true, label: "rotating bot access token" } },
+  { prefix: "xoxe.xoxp-", shape: { kind: "user", rotating: true, label: "rotating user access token" } },
+  { prefix: "xoxe-", shape: { kind: "refresh", rotating: true, label: "refresh token" } },
+  { prefix: "xoxb-", shape: { kind: "bot", rotating: false, label: "long-lived bot token" } },
+  { prefix: "xoxp-", shape: { kind: "user", rotating: false, label: "long-lived user token" } },
+  { prefix: "xapp-", shape: { kind: "unknown", rotating: false, label: "app-level token" } },
+  { prefix: "xwfp-", shape: { kind: "unknown", rotating: false, label: "workflow token" } },
+  { prefix: "xoxa-", shape: { kind: "unknown", rotating: false, label: "legacy workspace-app token" } },
+];
+
+/**
+ * Recognises a token by its prefix. Slack says to treat tokens as opaque
+ * (§1.1), so this only labels; every verdict still comes from Slack's answer.
+ *
+ * @example
+ * recognizeToken("xoxe.xoxb-1-abc"); // { kind: "bot", rotating: true, prefix: "xoxe.xoxb-", label: "rotating bot access token" }
+ */
+export function recognizeToken(token: string): TokenShape {
+  for (const { prefix, shape } of SHAPES) if (token.startsWith(prefix)) return { ...shape, prefix };
+  return { kind: "unknown", rotating: false, prefix: null, label: "unrecognised token" };
+}
+
+/**
+ * A short, safe name for a token: its prefix, the last 4 characters and the
+ * first 8 hex of its SHA-256, e.g. `xoxe.xoxb-…9f3a (sha256:1c2d3e4f)`. Never
+ * enough to use it; enough to match it against a secret store.
+ *
+ * @example
+ * fingerprint("xoxb-123-456-abcdefgh"); // "xoxb-…efgh (sha256:…)"
+ */
+export function fingerprint(token: string): string {
+  const hash = createHash("sha256").update(token).digest("hex").slice(0, 8);
+  const { prefix } = recognizeToken(token);
+  // A short token would be mostly shown by its tail: then the hash alone names it.
+  const tail = token.length >= 24 ? token.slice(-4) : "";
+  return `${prefix ?? ""}…${tail} (sha256:${hash})`;
+}
