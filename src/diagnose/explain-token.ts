@@ -312,7 +312,8 @@ function explainRefreshToken(o: TokenObservation, token: Diagnosis["token"]): Di
   const c = r.classification;
   if (c.kind === "dead") {
     return {
-      verdict: c.reason === "invalid_auth" ? "invalid" : "revoked",
+      verdict:
+        c.reason === "token_revoked" ? "revoked" : c.reason === "account_inactive" ? "inactive" : "invalid",
       refreshable: false,
       error: c.error,
       token,
