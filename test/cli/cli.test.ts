@@ -1,0 +1,285 @@
+// The CLI as a user runs it: the built binary in a child process, against the emulator and a
+// real SQLite file (and PostgreSQL for migrate / list). Few processes: each costs ~0.3 s.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
+import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import { ensureBuilt, runCli } from "./built-cli.js";
+
+let emu: SlackEmulator;
+let dir: string;
+let env: Record<string, string>;
+const key = randomBytes(32).toString("base64");
+
+beforeAll(async () => {
+  ensureBuilt();
+  emu = await startSlackEmulator();
+  dir = await mkdtemp(join(tmpdir(), "tokenwarden-cli-"));
+  env = {
+    TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "tw.db")}`,
+    TOKENWARDEN_ENCRYPTION_KEY: key,
+    SLACK_CLIENT_ID: emu.demoApp.clientId,
+    SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+    SLACK_BASE_URL: emu.url,
+  };
+}, 120_000);
+afterAll(async () => {
+  await emu?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function install(botScopes = ["chat:write"]) {
+  const team = emu.control.createTeam({ name: "Acme" });
+  const { userId } = emu.control.createUser(team.teamId);
+  const body = emu.control.install({
+    clientId: emu.demoApp.clientId,
+    teamId: team.teamId,
+    userId,
+    botScopes,
+  });
+  return {
+    teamId: team.teamId,
+    userId,
+    bot: body["access_token"] as string,
+    refresh: body["refresh_token"] as string,
+    body,
+  };
+}
+
+const oneLine = (s: string) => s.trim().split("\n").length === 1;
+
+describe("tokenwarden CLI (built binary)", () => {
+  it("--help lists every command with exit codes and an example", async () => {
+    const r = await runCli(["--help"]);
+    expect(r.code).toBe(0);
+    for (const c of ["diagnose", "connections", "keys", "migrate", "emulator"]) expect(r.stdout).toContain(c);
+    expect(r.stdout).toMatch(/Exit codes: 0 ok, 1 .*, 2 bad usage/);
+    const sub = await runCli(["connections", "import", "--help"]);
+    expect(sub.code).toBe(0);
+    expect(sub.stdout).toMatch(/Example:\n\s+\$ tokenwarden connections import/);
+    expect(sub.stdout).toContain("epoch SECONDS");
+  });
+
+  it("bad usage exits 2 with one line and no stack trace", async () => {
+    const noToken = await runCli(["diagnose", "token"], { env });
+    expect(noToken.code).toBe(2);
+    expect(oneLine(noToken.stderr)).toBe(true);
+    expect(noToken.stderr).toMatch(/^tokenwarden: no token/);
+    expect(noToken.stderr).not.toMatch(/\bat .*\.js:\d+/);
+
+    const unknown = await runCli(["connections", "list", "--colour"], { env });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown option '--colour'/);
+
+    const badStatus = await runCli(["connections", "list", "--status", "dead"], { env });
+    expect(badStatus.code).toBe(2);
+    expect(badStatus.stderr).toContain("--status must be one of active, refresh_failing, needs_reauth");
+  });
+
+  it("diagnose token --json via stdin: the exact schema, exit 1, the token never printed", async () => {
+    const t = install();
+    emu.control.revokeToken(t.bot);
+    const r = await runCli(["diagnose", "token", "-", "--json"], { env, input: `${t.bot}\n` });
+    expect(r.code).toBe(1);
+    const d = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(Object.keys(d).sort()).toEqual(["causes", "error", "fix", "refreshable", "token", "verdict"]);
+    expect(d).toMatchObject({
+      verdict: "revoked",
+      refreshable: false,
+      error: "token_revoked",
+      token: { kind: "bot", rotating: true },
+    });
+    expect((d["causes"] as Array<{ code: string }>)[0]?.code).toBe("admin_revoked");
+    expect(r.stdout + r.stderr).not.toContain(t.bot);
+  });
+
+  it("diagnose token --token-env: healthy in sentences with a fingerprint, exit 0", async () => {
+    const t = install();
+    const r = await runCli(["diagnose", "token", "--token-env", "MY_TOKEN", "--slack-base-url", emu.url], {
+      env: { MY_TOKEN: t.bot },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Diagnosis of token xoxe\.xoxb-…\w{4} \(sha256:[0-9a-f]{8}\)/);
+    expect(r.stdout).toContain("Verdict: HEALTHY");
+    expect(r.stdout).not.toContain(t.bot);
+  });
+
+  it("diagnose token with a refresh token: unchecked without --refresh; --refresh prints the new pair", async () => {
+    const t = install();
+    const before = emu.control.counters().maxPresentations;
+    const unchecked = await runCli(["diagnose", "token", "--token-env", "RT", "--json"], {
+      env: { ...env, RT: t.refresh },
+    });
+    expect(unchecked.code).toBe(0);
+    expect(JSON.parse(unchecked.stdout)).toMatchObject({ verdict: "unchecked", token: { kind: "refresh" } });
+    expect(emu.control.counters().refreshTokenPresentations[t.refresh] ?? 0).toBe(0);
+    expect(emu.control.counters().maxPresentations).toBe(before);
+
+    const spent = await runCli(["diagnose", "token", "--token-env", "RT", "--refresh"], {
+      env: {
+        RT: t.refresh,
+        SLACK_BASE_URL: emu.url,
+        SLACK_CLIENT_ID: emu.demoApp.clientId,
+        SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+      },
+    });
+    expect(spent.code).toBe(0);
+    expect(spent.stderr).toMatch(/WARNING: the refresh token was spent/);
+    expect(spent.stdout).toMatch(/NEW TOKENS[\s\S]*access token: {2}xoxe\.xoxb-\S+\nrefresh token: xoxe-\S+/);
+    expect(emu.control.counters().refreshTokenPresentations[t.refresh]).toBe(1);
+  });
+
+  it("diagnose app: wrong secret → exit 1, misconfigured", async () => {
+    const r = await runCli(
+      ["diagnose", "app", "--client-id", emu.demoApp.clientId, "--client-secret", "0".repeat(32), "--json"],
+      {
+        env: { SLACK_BASE_URL: emu.url },
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ verdict: "misconfigured", error: "bad_client_secret" });
+  });
+
+  it("connections import of @slack/oauth installations, then list, show, refresh, diagnose, delete (SQLite)", async () => {
+    const a = install();
+    const b = install();
+    const installation = (t: ReturnType<typeof install>) => ({
+      team: { id: t.teamId, name: "Acme" },
+      enterprise: undefined,
+      bot: {
+        token: t.bot,
+        refreshToken: t.refresh,
+        expiresAt: Math.floor(Date.now() / 1000) + 43_200, // epoch SECONDS, as @slack/oauth stores it
+        scopes: ["chat:write"],
+        id: "B1",
+        userId: "U1",
+      },
+      user: { token: undefined, scopes: undefined, id: t.userId },
+      isEnterpriseInstall: false,
+      authVersion: "v2",
+    });
+    const file = join(dir, "installations.json");
+    await writeFile(file, JSON.stringify([installation(a), installation(b)]));
+    const imported = await runCli(["connections", "import", file], { env });
+    expect(imported.stderr).toBe("");
+    expect(imported.code).toBe(0);
+    expect(imported.stdout).toContain("imported 2 connection(s)");
+
+    const list = await runCli(["connections", "list", "--json"], { env });
+    expect(list.code).toBe(0);
+    const rows = JSON.parse(list.stdout) as Array<{
+      id: string;
+      status: string;
+      credentials: Array<{ expiresAt: string }>;
+    }>;
+    expect(rows.map((r) => r.id).sort()).toEqual([a.teamId, b.teamId].sort());
+    const expiresMs = Date.parse(rows[0]?.credentials[0]?.expiresAt ?? "");
+    expect(Math.abs(expiresMs - (Date.now() + 43_200_000))).toBeLessThan(120_000);
+
+    const show = await runCli(["connections", "show", a.teamId], { env });
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/KIND\s+STATUS/);
+    expect(show.stdout).toContain("imported, rotating");
+
+    const refreshed = await runCli(["connections", "refresh", "--all", "--json"], { env });
+    expect(refreshed.code).toBe(0);
+    expect((JSON.parse(refreshed.stdout) as Array<{ refreshed: boolean }>).every((r) => r.refreshed)).toBe(
+      true,
+    );
+
+    emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: a.teamId });
+    const check = await runCli(["connections", "check", a.teamId], { env });
+    expect(check.code).toBe(1);
+    const diag = await runCli(["diagnose", "connection", a.teamId], { env });
+    expect(diag.code).toBe(1);
+    expect(diag.stdout).toContain("Verdict: INACTIVE");
+    expect(diag.stdout).toMatch(
+      /What happened \(oldest first\):[\s\S]*health check failed: account_inactive/,
+    );
+    expect(diag.stdout).toMatch(/1\. \[high\] app_uninstalled/);
+
+    const all = `${list.stdout}${show.stdout}${refreshed.stdout}${diag.stdout}`;
+    for (const secret of [a.bot, a.refresh, b.bot, b.refresh]) expect(all).not.toContain(secret);
+
+    expect((await runCli(["connections", "delete", b.teamId], { env })).code).toBe(2);
+    const del = await runCli(["connections", "delete", b.teamId, "--yes"], { env });
+    expect(del.code).toBe(0);
+    expect((await runCli(["connections", "show", b.teamId], { env })).code).toBe(1);
+  });
+
+  it("connections import with one bad entry: exit 2, the field named, no token echoed, nothing imported", async () => {
+    const t = install();
+    const input = JSON.stringify([
+      {
+        id: "good-one",
+        provider: "slack",
+        credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43200 } },
+      },
+      {
+        id: "bad-one",
+        provider: "slack",
+        credentials: { bot: { access_token: 42, refresh_token: t.refresh } },
+      },
+    ]);
+    const r = await runCli(["connections", "import", "-"], { env, input });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^tokenwarden: \[1\]\.credentials\.bot\.access_token: /);
+    expect(oneLine(r.stderr)).toBe(true);
+    expect(r.stderr).not.toContain(t.refresh);
+    expect((await runCli(["connections", "show", "good-one"], { env })).code).toBe(1);
+  });
+
+  it("keys generate, then keys rotate re-encrypts under the new first key", async () => {
+    const gen = await runCli(["keys", "generate", "--id", "k2"]);
+    expect(gen.code).toBe(0);
+    expect(gen.stdout.trim()).toMatch(/^k2:[A-Za-z0-9+/]{43}=$/);
+    const rotated = await runCli(["keys", "rotate", "--json"], {
+      env: { ...env, TOKENWARDEN_ENCRYPTION_KEY: `${gen.stdout.trim()},${key}` },
+    });
+    expect(rotated.stderr).toBe("");
+    expect(rotated.code).toBe(0);
+    expect((JSON.parse(rotated.stdout) as { resealed: number }).resealed).toBeGreaterThan(0);
+    // The old key alone can no longer read them; the new one can.
+    expect(
+      (
+        await runCli(["connections", "list"], {
+          env: { ...env, TOKENWARDEN_ENCRYPTION_KEY: gen.stdout.trim() },
+        })
+      ).code,
+    ).toBe(0);
+  });
+
+  it("migrate and connections list on PostgreSQL", async () => {
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    const db = `tw_cli_${randomBytes(6).toString("hex")}`;
+    await admin.query(`CREATE DATABASE ${db}`);
+    try {
+      const url = new URL(TEST_POSTGRES_URL);
+      url.pathname = `/${db}`;
+      const pgEnv = { ...env, TOKENWARDEN_DATABASE_URL: url.toString() };
+      const migrated = await runCli(["migrate"], { env: pgEnv });
+      expect(migrated.stderr).toBe("");
+      expect(migrated.code).toBe(0);
+      expect(migrated.stdout).toContain("schema up to date: postgres://");
+      const t = install();
+      const input = JSON.stringify({
+        id: "pg-1",
+        provider: "slack",
+        credentials: { bot: { accessToken: t.bot, refreshToken: t.refresh, expiresIn: 43200 } },
+      });
+      expect((await runCli(["connections", "import", "-"], { env: pgEnv, input })).code).toBe(0);
+      const list = await runCli(["connections", "list"], { env: pgEnv });
+      expect(list.code).toBe(0);
+      expect(list.stdout).toMatch(/^ID\s+PROVIDER\s+STATUS/);
+      expect(list.stdout).toMatch(/pg-1\s+slack\s+active/);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
