@@ -6,6 +6,7 @@ import type {
   CredentialRef,
   NewConnection,
   NewEvent,
+  OutboxMessage,
   ProviderState,
   Reason,
   Status,
@@ -216,6 +217,34 @@ export interface Store {
    * Returns how many were re-sealed; 0 means none are left.
    */
   resealBatch(limit: number): Promise<number>;
+
+  /**
+   * Takes up to `limit` undelivered webhooks whose next attempt is due and that no live
+   * lease holds, oldest due first, leasing them to `owner` until nowMs + leaseMs (on
+   * PostgreSQL, rows another instance is claiming are skipped: FOR UPDATE SKIP LOCKED).
+   * Only stores opened with `outbox: true` ever hold rows.
+   */
+  claimOutbox(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<OutboxMessage[]>;
+  /** Marks a leased webhook delivered; false when the lease was no longer `owner`'s. */
+  completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean>;
+  /** Releases a leased webhook for another attempt at `nextAttemptAtMs`; false when the lease was lost. */
+  retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean>;
+
+  /**
+   * Records that `key` happened in `scope` (a consumed OAuth state, a seen Slack event id) until
+   * `expiresAtMs`. True for the first caller across every process; false while an unexpired mark exists.
+   */
+  markOnce(scope: string, key: string, nowMs: number, expiresAtMs: number): Promise<boolean>;
+  /** Removes a mark (its processing failed and may be retried). */
+  unmarkOnce(scope: string, key: string): Promise<void>;
+
+  /** Stores `value` unless `key` has one; returns the value that is now stored and whether it was ours. */
+  putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }>;
+  /** Replaces a setting. */
+  putSetting(key: string, value: string): Promise<void>;
+
+  /** How many connections have each status, in one query (metrics). */
+  countConnectionsByStatus(): Promise<Record<Status, number>>;
 
   /**
    * A number that changes whenever another process may have changed `ref`.

@@ -163,3 +163,21 @@ export type Classification =
   | { kind: "misconfigured"; reason: "provider_misconfigured"; error: string }
   /** The token is fine but lacks a scope or permission: the caller's problem, not the lifecycle's. */
   | { kind: "forbidden"; reason: "missing_scope"; error: string };
+
+/** Outgoing webhook types (README "Webhooks"); each is written to the outbox with the change it reports. */
+export type WebhookType =
+  | "connection.needs_reauth"
+  | "connection.recovered"
+  | "connection.refresh_failed"
+  | "provider.misconfigured";
+
+/** A webhook waiting for delivery; `payload` is the `data` object of the body, snake_case, never a secret. */
+export interface OutboxMessage {
+  /** Stable across retries: the receiver's idempotency key. */
+  id: string;
+  type: WebhookType;
+  payload: Record<string, unknown>;
+  createdAtMs: number;
+  /** Deliveries tried before this one. */
+  attempts: number;
+}

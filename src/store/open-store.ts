@@ -8,6 +8,8 @@ export interface OpenStoreOptions {
   schema?: string;
   /** PostgreSQL only: pool size. */
   poolMax?: number;
+  /** Write webhook rows to the outbox with the changes that cause them. */
+  outbox?: boolean;
 }
 
 /**
@@ -30,7 +32,7 @@ export async function openStore(
         "config_invalid",
         "TOKENWARDEN_DATABASE_URL sqlite: needs a path, e.g. sqlite:./tokenwarden.db",
       );
-    return SqliteStore.open({ path, sealer });
+    return SqliteStore.open({ path, sealer, outbox: options.outbox === true });
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
     // `?schema=name` picks the schema in the URL itself (one variable configures everything);
@@ -40,6 +42,7 @@ export async function openStore(
     return PostgresStore.open({
       connectionString,
       sealer,
+      outbox: options.outbox === true,
       ...(chosen === undefined ? {} : { schema: chosen }),
       ...(options.poolMax === undefined ? {} : { poolMax: options.poolMax }),
     });

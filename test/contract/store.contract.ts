@@ -24,7 +24,7 @@ export interface StoreHarness {
   /** Migrated, sealing with `sealer`. */
   store: Store;
   /** Another store on the same database, as another process would open it. */
-  openPeer(sealer: Sealer): Promise<Store>;
+  openPeer(sealer: Sealer, options?: { outbox?: boolean }): Promise<Store>;
   /** Everything the database holds at rest (SQLite: file + WAL bytes; PostgreSQL: every row as text). */
   textAtRest(): Promise<string>;
   close(): Promise<void>;
@@ -57,8 +57,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       await h.close();
     });
 
-    async function peer(sealer: Sealer = testSealer()): Promise<Store> {
-      const p = await h.openPeer(sealer);
+    async function peer(sealer: Sealer = testSealer(), options: { outbox?: boolean } = {}): Promise<Store> {
+      const p = await h.openPeer(sealer, options);
       peers.push(p);
       return p;
     }
@@ -863,6 +863,195 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           }),
         ).toBe(true);
         expect((await store.getProviderState("slack"))?.sinceMs).toBe(4);
+      });
+    });
+
+    describe("outbox, single-use marks, settings (the server's state)", () => {
+      const webhooksOf = async (s: Store, nowMs = 10_000_000) =>
+        s.claimOutbox({ owner: "probe", nowMs, leaseMs: 1, limit: 100 });
+
+      it("writes no webhook unless opened with outbox: true", async () => {
+        await seedT1();
+        await store.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "app_uninstalled", lastError: "app_uninstalled" },
+          2_000,
+          [],
+        );
+        expect(await webhooksOf(store)).toEqual([]);
+      });
+
+      it("writes each webhook in the transaction of its change: needs_reauth, recovered, refresh_failed, provider.misconfigured", async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        await seedT1();
+        const c = claimOf(
+          await ob.claimRefresh(BOT, { owner: "a", nowMs: 1_000, leaseMs: LEASE, freshUntilMs: FORCE }),
+        );
+        await ob.failRefresh(
+          c,
+          {
+            status: "refresh_failing",
+            reason: "rate_limited",
+            lastError: "ratelimited",
+            nextAttemptAtMs: 61_000,
+            inDoubt: false,
+          },
+          1_100,
+          {
+            ...event("T1", "refresh_failed", 1_100),
+            reason: "rate_limited",
+            data: { error: "ratelimited", nextAttemptAtMs: 61_000 },
+          },
+        );
+        await ob.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "app_uninstalled", lastError: "app_uninstalled" },
+          2_000,
+          [],
+        );
+        // Already dead: no second episode, no second webhook.
+        await ob.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
+          2_100,
+          [],
+        );
+        await ob.putConnection(connection("T1", [credential("bot", "t1-bot-2")]), 3_000, []);
+        await ob.setProviderState({
+          provider: "slack",
+          status: "misconfigured",
+          reason: "provider_misconfigured",
+          lastError: "bad_client_secret",
+          sinceMs: 4_000,
+        });
+        await ob.setProviderState({
+          provider: "slack",
+          status: "misconfigured",
+          reason: "provider_misconfigured",
+          lastError: "bad_client_secret",
+          sinceMs: 4_100,
+        });
+        const sent = await webhooksOf(store);
+        expect(sent.map((m) => m.type)).toEqual([
+          "connection.refresh_failed",
+          "connection.needs_reauth",
+          "connection.recovered",
+          "provider.misconfigured",
+        ]);
+        expect(sent[0]?.payload).toEqual({
+          connection_id: "T1",
+          provider: "slack",
+          kind: "bot",
+          reason: "rate_limited",
+          error: "ratelimited",
+          retry_at: new Date(61_000).toISOString(),
+          at: new Date(1_100).toISOString(),
+        });
+        expect(sent[1]?.payload).toMatchObject({
+          connection_id: "T1",
+          kind: null,
+          reason: "app_uninstalled",
+        });
+        expect(sent[3]?.payload).toMatchObject({ provider: "slack", error: "bad_client_secret" });
+        expect(new Set(sent.map((m) => m.id)).size).toBe(4);
+        expect(sent.every((m) => m.attempts === 0)).toBe(true);
+      });
+
+      it("leases webhooks to one owner at a time; completes and retries are fenced on the lease", async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        await seedT1();
+        await ob.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+          2_000,
+          [],
+        );
+        const [m] = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 10 });
+        if (m === undefined) throw new Error("expected a webhook");
+        expect(await store.claimOutbox({ owner: "b", nowMs: 2_999, leaseMs: 1_000, limit: 10 })).toEqual([]);
+        // a's lease lapsed (it died): b takes over; a's late answer changes nothing.
+        const again = await store.claimOutbox({ owner: "b", nowMs: 3_000, leaseMs: 1_000, limit: 10 });
+        expect(again.map((x) => x.id)).toEqual([m.id]);
+        expect(await ob.completeOutbox(m.id, "a", 3_001)).toBe(false);
+        expect(await store.retryOutbox(m.id, "b", 10_000, "http_503")).toBe(true);
+        expect(await store.claimOutbox({ owner: "c", nowMs: 9_999, leaseMs: 1_000, limit: 10 })).toEqual([]);
+        const third = await store.claimOutbox({ owner: "c", nowMs: 10_000, leaseMs: 1_000, limit: 10 });
+        expect(third).toMatchObject([{ id: m.id, attempts: 1 }]);
+        expect(await store.completeOutbox(m.id, "c", 10_001)).toBe(true);
+        expect(await store.completeOutbox(m.id, "c", 10_002)).toBe(false);
+        expect(await webhooksOf(store, Number.MAX_SAFE_INTEGER)).toEqual([]);
+      });
+
+      it("hands each due webhook to one of several concurrent claimers", async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        for (let i = 0; i < 12; i++) {
+          await ob.putConnection(connection(`C${i}`, [credential("bot", `c${i}`)]), 1_000, []);
+          await ob.setCredentialStatus(
+            `C${i}`,
+            "all",
+            { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+            2_000,
+            [],
+          );
+        }
+        const others = [store, await peer(), await peer()];
+        const batches = await Promise.all(
+          others.map((s, i) => s.claimOutbox({ owner: `o${i}`, nowMs: 2_000, leaseMs: 60_000, limit: 5 })),
+        );
+        const ids = batches.flat().map((m) => m.id);
+        expect(ids.length).toBe(12);
+        expect(new Set(ids).size).toBe(12);
+      });
+
+      it("marks a key once across processes until it expires; unmark frees it", async () => {
+        const other = await peer();
+        expect(await store.markOnce("oauth_state", "s1", 1_000, 5_000)).toBe(true);
+        expect(await other.markOnce("oauth_state", "s1", 1_001, 5_000)).toBe(false);
+        expect(await other.markOnce("slack_event", "s1", 1_001, 5_000)).toBe(true);
+        expect(await other.markOnce("oauth_state", "s1", 5_000, 9_000)).toBe(true);
+        await store.unmarkOnce("oauth_state", "s1");
+        expect(await store.markOnce("oauth_state", "s1", 5_001, 9_000)).toBe(true);
+        const races = await Promise.all([store, other, await peer()].map((s) => s.markOnce("x", "k", 1, 2)));
+        expect(races.filter(Boolean)).toHaveLength(1);
+        await expect(store.markOnce("", "k", 1, 2)).rejects.toMatchObject({ code: "invalid_input" });
+      });
+
+      it("keeps the first of concurrent settings; putSetting replaces", async () => {
+        const others = [store, await peer(), await peer()];
+        const results = await Promise.all(others.map((s, i) => s.putSettingIfAbsent("api_key", `v${i}`)));
+        expect(results.filter((r) => r.inserted)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.value)).size).toBe(1);
+        await store.putSetting("api_key", "replaced");
+        expect(await store.putSettingIfAbsent("api_key", "z")).toEqual({
+          value: "replaced",
+          inserted: false,
+        });
+      });
+
+      it("counts connections by status in one query", async () => {
+        expect(await store.countConnectionsByStatus()).toEqual({
+          active: 0,
+          refresh_failing: 0,
+          needs_reauth: 0,
+        });
+        await seedT1();
+        await store.putConnection(connection("T2", [credential("bot", "t2")]), 1_000, []);
+        await store.setCredentialStatus(
+          "T2",
+          "all",
+          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+          2_000,
+          [],
+        );
+        expect(await store.countConnectionsByStatus()).toEqual({
+          active: 1,
+          refresh_failing: 0,
+          needs_reauth: 1,
+        });
       });
     });
 

@@ -11,8 +11,14 @@ let counter = 0;
 
 async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
   const db = await createPgSchema(`postgres-store.test.ts#${++counter}`);
-  const open = (s: Sealer) =>
-    PostgresStore.open({ connectionString: db.url, schema: db.schema, sealer: s, poolMax: 3 });
+  const open = (s: Sealer, options?: { outbox?: boolean }) =>
+    PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: s,
+      poolMax: 3,
+      outbox: options?.outbox === true,
+    });
   const store = await open(sealer);
   await store.migrate();
   return {
@@ -57,7 +63,7 @@ describe("postgres: migrations and setup", () => {
       const { rows } = await db.admin.query(
         `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
       );
-      expect(rows.map((r: { version: number }) => r.version)).toEqual([1]);
+      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2]);
       await stores[0]?.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {

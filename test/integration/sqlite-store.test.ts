@@ -15,7 +15,8 @@ async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
   await store.migrate();
   return {
     store,
-    openPeer: (peerSealer) => SqliteStore.open({ path: file.path, sealer: peerSealer }),
+    openPeer: (peerSealer, options) =>
+      SqliteStore.open({ path: file.path, sealer: peerSealer, outbox: options?.outbox === true }),
     textAtRest: async () => file.bytesAtRest().toString("latin1"),
     close: async () => {
       await store.close();
@@ -59,7 +60,7 @@ describe("sqlite: setup and errors", () => {
     await Promise.all(stores.map((s) => s.close()));
     const db = new Database(file.path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1]);
+    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1, 2]);
     db.close();
   });
 

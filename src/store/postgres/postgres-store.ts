@@ -19,6 +19,7 @@ import type {
   CredentialRef,
   NewConnection,
   NewEvent,
+  OutboxMessage,
   ProviderState,
   Reason,
   Status,
@@ -42,6 +43,13 @@ import {
   statusPatch,
 } from "../credential-transitions.js";
 import { loadMigrations } from "../migration-files.js";
+import {
+  checkMark,
+  type NewOutboxRow,
+  outboxMessageFromRow,
+  outboxRowOfEvent,
+  outboxRowOfProviderState,
+} from "../outbox-records.js";
 import {
   byKind,
   type CredentialPatch,
@@ -67,6 +75,8 @@ export interface PostgresStoreOptions {
   sealer: Sealer;
   /** Size of the pool the store creates (ignored with `pool`); one more connection LISTENs. */
   poolMax?: number;
+  /** Write webhook rows to the outbox with the changes that cause them (the server sets it when webhooks are on). */
+  outbox?: boolean;
 }
 
 type Row = Record<string, unknown>;
@@ -100,7 +110,16 @@ export class PostgresStore implements Store {
   readonly #sealer: Sealer;
   readonly #listener: ChangeListener;
   readonly #channel: string;
-  readonly #t: { connections: string; credentials: string; events: string; providerStates: string };
+  readonly #outbox: boolean;
+  readonly #t: {
+    connections: string;
+    credentials: string;
+    events: string;
+    providerStates: string;
+    outbox: string;
+    onceMarks: string;
+    settings: string;
+  };
 
   private constructor(options: {
     pool: pg.Pool;
@@ -110,7 +129,9 @@ export class PostgresStore implements Store {
     listener: ChangeListener;
     channel: string;
     heartbeats: pg.Pool;
+    outbox: boolean;
   }) {
+    this.#outbox = options.outbox;
     this.#pool = options.pool;
     this.#heartbeats = options.heartbeats;
     this.#ownsPool = options.ownsPool;
@@ -124,6 +145,9 @@ export class PostgresStore implements Store {
       credentials: `${q}.credentials`,
       events: `${q}.events`,
       providerStates: `${q}.provider_states`,
+      outbox: `${q}.outbox`,
+      onceMarks: `${q}.once_marks`,
+      settings: `${q}.settings`,
     };
   }
 
@@ -161,6 +185,7 @@ export class PostgresStore implements Store {
         listener,
         channel,
         heartbeats,
+        outbox: options.outbox === true,
       });
     } catch (error) {
       await heartbeats.end().catch(() => {});
@@ -538,7 +563,9 @@ export class PostgresStore implements Store {
         [state.provider, state.status, state.reason, state.lastError, state.sinceMs],
       );
       // A provider never seen is implicitly ok.
-      return (rows[0]?.status ?? "ok") !== state.status;
+      const changed = (rows[0]?.status ?? "ok") !== state.status;
+      if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, changed, randomUUID()));
+      return changed;
     });
   }
 
@@ -565,6 +592,116 @@ export class PostgresStore implements Store {
       }
       return count;
     });
+  }
+
+  async claimOutbox(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<OutboxMessage[]> {
+    const limit = checkLimit(options.limit, "limit");
+    const t = this.#t.outbox;
+    // One statement, as claimDue: due rows through the partial index; rows another instance is
+    // leasing right now are skipped, not waited for.
+    const { rows } = await this.#query("claimOutbox", (c) =>
+      c.query(
+        `WITH due AS (
+           SELECT id FROM ${t}
+           WHERE next_attempt_at_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms <= $1)
+           ORDER BY next_attempt_at_ms, created_at_ms
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED
+         )
+         UPDATE ${t} AS o SET lease_owner = $3, lease_until_ms = $1::bigint + $4::bigint
+         FROM due WHERE o.id = due.id
+         RETURNING o.*`,
+        [options.nowMs, limit, options.owner, options.leaseMs],
+      ),
+    );
+    rows.sort(
+      (a, b) =>
+        Number(a["next_attempt_at_ms"]) - Number(b["next_attempt_at_ms"]) ||
+        Number(a["created_at_ms"]) - Number(b["created_at_ms"]),
+    );
+    return rows.map(outboxMessageFromRow);
+  }
+
+  async completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean> {
+    const r = await this.#query("completeOutbox", (c) =>
+      c.query(
+        `UPDATE ${this.#t.outbox} SET delivered_at_ms = $1, next_attempt_at_ms = NULL, attempts = attempts + 1,
+           lease_owner = NULL, lease_until_ms = NULL, last_error = NULL
+         WHERE id = $2 AND lease_owner = $3 AND delivered_at_ms IS NULL`,
+        [nowMs, id, owner],
+      ),
+    );
+    return r.rowCount === 1;
+  }
+
+  async retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean> {
+    const r = await this.#query("retryOutbox", (c) =>
+      c.query(
+        `UPDATE ${this.#t.outbox} SET next_attempt_at_ms = $1, attempts = attempts + 1, last_error = $2,
+           lease_owner = NULL, lease_until_ms = NULL
+         WHERE id = $3 AND lease_owner = $4 AND delivered_at_ms IS NULL`,
+        [nextAttemptAtMs, lastError.slice(0, 500), id, owner],
+      ),
+    );
+    return r.rowCount === 1;
+  }
+
+  async markOnce(scope: string, key: string, nowMs: number, expiresAtMs: number): Promise<boolean> {
+    checkMark(scope, key);
+    const t = this.#t.onceMarks;
+    return this.#tx("markOnce", async (c) => {
+      // Expired marks go first (through their index), so a lapsed mark never blocks and the table stays small.
+      await c.query(`DELETE FROM ${t} WHERE expires_at_ms <= $1`, [nowMs]);
+      const r = await c.query(
+        `INSERT INTO ${t} (scope, key, expires_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+        [scope, key, expiresAtMs],
+      );
+      return r.rowCount === 1;
+    });
+  }
+
+  async unmarkOnce(scope: string, key: string): Promise<void> {
+    await this.#query("unmarkOnce", (c) =>
+      c.query(`DELETE FROM ${this.#t.onceMarks} WHERE scope = $1 AND key = $2`, [scope, key]),
+    );
+  }
+
+  async putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }> {
+    const t = this.#t.settings;
+    return this.#query("putSettingIfAbsent", async (c) => {
+      const r = await c.query(`INSERT INTO ${t} (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+        key,
+        value,
+      ]);
+      const { rows } = await c.query<{ value: string }>(`SELECT value FROM ${t} WHERE key = $1`, [key]);
+      return { value: rows[0]?.value ?? value, inserted: r.rowCount === 1 };
+    });
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.#query("putSetting", (c) =>
+      c.query(
+        `INSERT INTO ${this.#t.settings} (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [key, value],
+      ),
+    );
+  }
+
+  async countConnectionsByStatus(): Promise<Record<Status, number>> {
+    const { rows } = await this.#query("countConnectionsByStatus", (c) =>
+      c.query<{ status: Status; n: string }>(
+        `SELECT status, count(*) AS n FROM ${this.#t.connections} GROUP BY status`,
+      ),
+    );
+    const counts: Record<Status, number> = { active: 0, refresh_failing: 0, needs_reauth: 0 };
+    for (const r of rows) counts[r.status] = Number(r.n);
+    return counts;
   }
 
   changeStamp(ref: CredentialRef): number {
@@ -638,7 +775,25 @@ export class PostgresStore implements Store {
         `INSERT INTO ${this.#t.events} (connection_id, kind, type, reason, at_ms, data) VALUES ($1, $2, $3, $4, $5, $6)`,
         [e.connectionId, e.kind, e.type, e.reason ?? null, e.atMs, JSON.stringify(e.data ?? {})],
       );
+      if (this.#outbox) {
+        const { rows } = await c.query<{ provider: string }>(
+          `SELECT provider FROM ${this.#t.connections} WHERE id = $1`,
+          [e.connectionId],
+        );
+        const provider = rows[0]?.provider;
+        if (provider !== undefined) await this.#insertOutbox(c, outboxRowOfEvent(e, provider, randomUUID()));
+      }
     }
+  }
+
+  async #insertOutbox(c: Client, row: NewOutboxRow | null): Promise<void> {
+    if (row === null) return;
+    const m = row.message;
+    await c.query(
+      `INSERT INTO ${this.#t.outbox} (id, type, payload, created_at_ms, attempts, next_attempt_at_ms)
+       VALUES ($1, $2, $3, $4, 0, $5)`,
+      [m.id, m.type, JSON.stringify(m.payload), m.createdAtMs, row.nextAttemptAtMs],
+    );
   }
 
   /** Delivered to every listener when (and only if) the transaction commits. */

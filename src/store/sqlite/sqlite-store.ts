@@ -18,6 +18,7 @@ import type {
   CredentialRef,
   NewConnection,
   NewEvent,
+  OutboxMessage,
   ProviderState,
   Reason,
   Status,
@@ -42,6 +43,13 @@ import {
 } from "../credential-transitions.js";
 import { loadMigrations } from "../migration-files.js";
 import {
+  checkMark,
+  type NewOutboxRow,
+  outboxMessageFromRow,
+  outboxRowOfEvent,
+  outboxRowOfProviderState,
+} from "../outbox-records.js";
+import {
   byKind,
   type CredentialPatch,
   type CredentialRecord,
@@ -61,6 +69,8 @@ export interface SqliteStoreOptions {
   sealer: Sealer;
   /** How long a writer waits for another process's write transaction before `store_unavailable`. */
   busyTimeoutMs?: number;
+  /** Write webhook rows to the outbox with the changes that cause them (the server sets it when webhooks are on). */
+  outbox?: boolean;
 }
 
 type Row = Record<string, unknown>;
@@ -83,12 +93,14 @@ export class SqliteStore implements Store {
   readonly #sealer: Sealer;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #dataVersion: Database.Statement;
+  readonly #outbox: boolean;
   #lastDataVersion = -1;
   #changes = 0;
 
-  private constructor(db: Database.Database, sealer: Sealer) {
+  private constructor(db: Database.Database, sealer: Sealer, outbox: boolean) {
     this.#db = db;
     this.#sealer = sealer;
+    this.#outbox = outbox;
     this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
   }
 
@@ -100,7 +112,7 @@ export class SqliteStore implements Store {
       // FULL: a committed rotation survives a power cut; a lost rotated refresh token kills a connection.
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
-      return new SqliteStore(db, options.sealer);
+      return new SqliteStore(db, options.sealer, options.outbox === true);
     } catch (error) {
       throw translateSqliteError(`open ${options.path}`, error);
     }
@@ -388,7 +400,9 @@ export class SqliteStore implements Store {
            status = excluded.status`,
       ).run(state.provider, state.status, state.reason, state.lastError, state.sinceMs);
       // A provider never seen is implicitly ok.
-      return (old?.status ?? "ok") !== state.status;
+      const changed = (old?.status ?? "ok") !== state.status;
+      if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, changed, randomUUID()));
+      return changed;
     });
   }
 
@@ -417,6 +431,100 @@ export class SqliteStore implements Store {
       }
       return count;
     });
+  }
+
+  async claimOutbox(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<OutboxMessage[]> {
+    const limit = checkLimit(options.limit, "limit");
+    return this.#write("claimOutbox", () => {
+      const rows = this.#all(
+        `SELECT * FROM outbox
+         WHERE next_attempt_at_ms <= ? AND (lease_until_ms IS NULL OR lease_until_ms <= ?)
+         ORDER BY next_attempt_at_ms, created_at_ms LIMIT ?`,
+        options.nowMs,
+        options.nowMs,
+        limit,
+      );
+      const lease = this.#stmt("UPDATE outbox SET lease_owner = ?, lease_until_ms = ? WHERE id = ?");
+      for (const row of rows) lease.run(options.owner, options.nowMs + options.leaseMs, row["id"]);
+      return rows.map(outboxMessageFromRow);
+    });
+  }
+
+  async completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean> {
+    return this.#write(
+      "completeOutbox",
+      () =>
+        this.#stmt(
+          `UPDATE outbox SET delivered_at_ms = ?, next_attempt_at_ms = NULL, attempts = attempts + 1,
+             lease_owner = NULL, lease_until_ms = NULL, last_error = NULL
+           WHERE id = ? AND lease_owner = ? AND delivered_at_ms IS NULL`,
+        ).run(nowMs, id, owner).changes === 1,
+    );
+  }
+
+  async retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean> {
+    return this.#write(
+      "retryOutbox",
+      () =>
+        this.#stmt(
+          `UPDATE outbox SET next_attempt_at_ms = ?, attempts = attempts + 1, last_error = ?,
+             lease_owner = NULL, lease_until_ms = NULL
+           WHERE id = ? AND lease_owner = ? AND delivered_at_ms IS NULL`,
+        ).run(nextAttemptAtMs, lastError.slice(0, 500), id, owner).changes === 1,
+    );
+  }
+
+  async markOnce(scope: string, key: string, nowMs: number, expiresAtMs: number): Promise<boolean> {
+    checkMark(scope, key);
+    return this.#write("markOnce", () => {
+      // Expired marks go first (through their index), so a lapsed mark never blocks and the table stays small.
+      this.#stmt("DELETE FROM once_marks WHERE expires_at_ms <= ?").run(nowMs);
+      return (
+        this.#stmt(
+          "INSERT INTO once_marks (scope, key, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        ).run(scope, key, expiresAtMs).changes === 1
+      );
+    });
+  }
+
+  async unmarkOnce(scope: string, key: string): Promise<void> {
+    this.#write("unmarkOnce", () =>
+      this.#stmt("DELETE FROM once_marks WHERE scope = ? AND key = ?").run(scope, key),
+    );
+  }
+
+  async putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }> {
+    return this.#write("putSettingIfAbsent", () => {
+      const inserted =
+        this.#stmt("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING").run(key, value)
+          .changes === 1;
+      const row = this.#get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key);
+      return { value: row?.value ?? value, inserted };
+    });
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    this.#write("putSetting", () =>
+      this.#stmt(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ).run(key, value),
+    );
+  }
+
+  async countConnectionsByStatus(): Promise<Record<Status, number>> {
+    const rows = this.#read("countConnectionsByStatus", () =>
+      this.#all<{ status: Status; n: number }>(
+        "SELECT status, count(*) AS n FROM connections GROUP BY status",
+      ),
+    );
+    const counts: Record<Status, number> = { active: 0, refresh_failing: 0, needs_reauth: 0 };
+    for (const r of rows) counts[r.status] = Number(r.n);
+    return counts;
   }
 
   changeStamp(_ref: CredentialRef): number {
@@ -485,7 +593,23 @@ export class SqliteStore implements Store {
     );
     for (const e of events) {
       insert.run(e.connectionId, e.kind, e.type, e.reason ?? null, e.atMs, JSON.stringify(e.data ?? {}));
+      if (this.#outbox) {
+        const provider = this.#get<{ provider: string }>(
+          "SELECT provider FROM connections WHERE id = ?",
+          e.connectionId,
+        );
+        if (provider !== undefined) this.#insertOutbox(outboxRowOfEvent(e, provider.provider, randomUUID()));
+      }
     }
+  }
+
+  #insertOutbox(row: NewOutboxRow | null): void {
+    if (row === null) return;
+    const m = row.message;
+    this.#stmt(
+      `INSERT INTO outbox (id, type, payload, created_at_ms, attempts, next_attempt_at_ms)
+       VALUES (?, ?, ?, ?, 0, ?)`,
+    ).run(m.id, m.type, JSON.stringify(m.payload), m.createdAtMs, row.nextAttemptAtMs);
   }
 
   #get<T = Row>(sql: string, ...params: unknown[]): T | undefined {
