@@ -102,3 +102,15 @@ export function rankCauses(causes: Cause[]): Cause[] {
     .sort((a, b) => RANK[a.c.likelihood] - RANK[b.c.likelihood] || a.i - b.i)
     .map(({ c }) => c);
 }
+
+/** The documented JSON, keys always in this order (explanations build objects in other orders). */
+export function diagnosisJson(d: Diagnosis): Diagnosis {
+  return {
+    verdict: d.verdict,
+    refreshable: d.refreshable,
+    error: d.error,
+    token: { kind: d.token.kind, rotating: d.token.rotating },
+    causes: d.causes.map((c) => ({ code: c.code, likelihood: c.likelihood, explanation: c.explanation })),
+    fix: [...d.fix],
+  };
+}

@@ -86,7 +86,7 @@ describe("tokenwarden CLI (built binary)", () => {
     const r = await runCli(["diagnose", "token", "-", "--json"], { env, input: `${t.bot}\n` });
     expect(r.code).toBe(1);
     const d = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(d).sort()).toEqual(["causes", "error", "fix", "refreshable", "token", "verdict"]);
+    expect(Object.keys(d)).toEqual(["verdict", "refreshable", "error", "token", "causes", "fix"]);
     expect(d).toMatchObject({
       verdict: "revoked",
       refreshable: false,

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { TokenwardenError } from "../../core/errors.js";
-import type { Diagnosis } from "../../diagnose/diagnosis.js";
+import { type Diagnosis, diagnosisJson } from "../../diagnose/diagnosis.js";
 import { renderDiagnosis } from "../../diagnose/render-diagnosis.js";
 import { fingerprint } from "../../diagnose/token-shape.js";
 import { diagnoseApp } from "../diagnose/diagnose-app.js";
@@ -146,9 +146,9 @@ Examples:
         if (flags.json === true) {
           printJson(
             nt === null
-              ? result.diagnosis
+              ? diagnosisJson(result.diagnosis)
               : {
-                  ...result.diagnosis,
+                  ...diagnosisJson(result.diagnosis),
                   new_tokens: {
                     access_token: nt.accessToken.reveal(),
                     refresh_token: nt.refreshToken?.reveal() ?? null,
@@ -209,7 +209,7 @@ Example:
       }
       const baseUrl = slackBaseUrl(flags);
       const d = await diagnoseApp({ ...creds, baseUrl });
-      if (flags.json === true) printJson(d);
+      if (flags.json === true) printJson(diagnosisJson(d));
       else
         process.stdout.write(
           renderDiagnosis(d, {
@@ -246,7 +246,7 @@ Example:
           baseUrl,
           nowMs: Date.now(),
         });
-        if (flags.json === true) printJson(r.diagnosis);
+        if (flags.json === true) printJson(diagnosisJson(r.diagnosis));
         else
           process.stdout.write(
             renderDiagnosis(r.diagnosis, {
