@@ -47,4 +47,15 @@ export interface EngineContext {
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;
   reconnectUrl(connectionId: string, provider: string): string | null;
+  /** Told of every refresh grant sent to a provider, with its outcome and latency (the server's metrics). */
+  onRefresh?: ((observation: RefreshObservation) => void) | undefined;
+}
+
+/** One refresh grant as `onRefresh` sees it: never a token. */
+export interface RefreshObservation {
+  provider: string;
+  kind: string;
+  /** `refreshed`, or the classification of the failure. */
+  outcome: "refreshed" | "refreshable" | "dead" | "transient" | "misconfigured" | "forbidden";
+  durationMs: number;
 }

@@ -192,6 +192,7 @@ export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<Cu
   );
   heartbeat.unref();
   let outcome: Awaited<ReturnType<Provider["refresh"]>>;
+  const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
   try {
     outcome = await provider.refresh(
       {
@@ -206,12 +207,32 @@ export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<Cu
   } finally {
     clearInterval(heartbeat);
   }
+  observe(ctx, credential, outcome, performance.now() - startedAt);
   if (outcome.kind === "refreshed")
     return completeClaim(ctx, claim, credential, outcome, previousAttemptLost);
   return failClaim(ctx, claim, credential, outcome.classification, {
     inDoubt: outcome.mayHaveReachedProvider,
     previousAttemptLost,
   });
+}
+
+function observe(
+  ctx: EngineContext,
+  credential: StoredCredential,
+  outcome: Awaited<ReturnType<Provider["refresh"]>>,
+  durationMs: number,
+): void {
+  if (ctx.onRefresh === undefined) return;
+  try {
+    ctx.onRefresh({
+      provider: credential.provider,
+      kind: credential.kind,
+      outcome: outcome.kind === "refreshed" ? "refreshed" : outcome.classification.kind,
+      durationMs,
+    });
+  } catch (error) {
+    ctx.logger.warn({ err: error }, "an onRefresh observer threw");
+  }
 }
 
 async function completeClaim(

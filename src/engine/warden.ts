@@ -11,7 +11,12 @@ import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { openStore } from "../store/open-store.js";
 import { checkConnection, markDead } from "./check.js";
 import { makeConnections } from "./connections.js";
-import { DEFAULT_TIMINGS, type EngineContext, type EngineTimings } from "./context.js";
+import {
+  DEFAULT_TIMINGS,
+  type EngineContext,
+  type EngineTimings,
+  type RefreshObservation,
+} from "./context.js";
 import { cryptoRandom } from "./crypto-random.js";
 import { makeGetToken } from "./get-token.js";
 import { refreshCredential } from "./refresh.js";
@@ -51,6 +56,13 @@ export interface WardenOptions {
   timings?: Partial<EngineTimings>;
   /** Environment to read defaults from; default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Write outgoing webhooks to the store's outbox with the changes that cause them (the server
+   * delivers them). Default: on when `TOKENWARDEN_WEBHOOK_URL` is set. Ignored with `store`.
+   */
+  webhooks?: boolean;
+  /** Told of every refresh grant sent to a provider (outcome, latency): for metrics. */
+  onRefresh?: (observation: RefreshObservation) => void;
 }
 
 function defaultLogger(env: NodeJS.ProcessEnv): Logger {
@@ -122,7 +134,9 @@ export async function createWarden(options: WardenOptions = {}) {
         "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
       );
     }
-    store = await openStore(database, new AesGcmSealer(key.keys));
+    store = await openStore(database, new AesGcmSealer(key.keys), {
+      outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]),
+    });
   }
   await store.migrate();
 
@@ -140,6 +154,7 @@ export async function createWarden(options: WardenOptions = {}) {
     events,
     cache: new TokenCache(),
     flaggedProviders: new Set(),
+    onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
       publicUrl
         ? `${publicUrl.replace(/\/$/, "")}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(connectionId)}`
