@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerConnectionsCommand } from "./commands/connections.js";
+import { registerDemoCommand } from "./commands/demo.js";
 import { registerDiagnoseCommand } from "./commands/diagnose.js";
 import { registerEmulatorCommand } from "./commands/emulator.js";
 import { registerKeysCommand } from "./commands/keys.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
+import { registerServeCommand } from "./commands/serve.js";
 import { reportFailure } from "./exit.js";
 
 const program = new Command()
@@ -28,6 +30,8 @@ registerDiagnoseCommand(program);
 registerConnectionsCommand(program);
 registerKeysCommand(program);
 registerMigrateCommand(program);
+registerServeCommand(program);
+registerDemoCommand(program);
 registerEmulatorCommand(program);
 
 try {

@@ -1,0 +1,60 @@
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { startServer } from "../../server/start-server.js";
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError("--port must be 0-65535");
+  return n;
+}
+
+/** Resolves on the first SIGINT / SIGTERM. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve(signal);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
+
+/** `tokenwarden serve`: the HTTP API, install flow, Slack events, proxy, webhooks and background refresher. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("run the server: HTTP API, OAuth install flow, Slack events, proxy, webhooks, refresher")
+    .option("--port <port>", "port to listen on", port, 3003)
+    .option("--host <host>", "interface to bind", "127.0.0.1")
+    .option("--database <url>", "sqlite:PATH or postgres://… (overrides TOKENWARDEN_DATABASE_URL)")
+    .addHelpText(
+      "after",
+      `
+Configuration comes from the environment (see README "Server"): TOKENWARDEN_DATABASE_URL,
+TOKENWARDEN_ENCRYPTION_KEY, TOKENWARDEN_API_KEY, TOKENWARDEN_WEBHOOK_URL, TOKENWARDEN_WEBHOOK_SECRET,
+TOKENWARDEN_PUBLIC_URL, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_BASE_URL.
+
+Example:
+  $ tokenwarden serve --port 3003
+  $ curl -H "Authorization: Bearer $TOKENWARDEN_API_KEY" http://127.0.0.1:3003/v1/connections`,
+    )
+    .action(async (flags: { port: number; host: string; database?: string }) => {
+      const server = await startServer({
+        port: flags.port,
+        host: flags.host,
+        ...(flags.database === undefined ? {} : { database: flags.database }),
+      });
+      const out = process.stdout;
+      out.write(`tokenwarden listening on ${server.url} (public URL ${server.publicUrl})\n`);
+      if (server.generatedApiKey !== null) {
+        out.write(
+          `\n  API key (shown once; only its hash is stored): ${server.generatedApiKey}\n  export TOKENWARDEN_API_KEY=${server.generatedApiKey}\n\n`,
+        );
+      }
+      const signal = await untilSignal();
+      process.stderr.write(`tokenwarden: ${signal}: shutting down\n`);
+      await server.close();
+    });
+}

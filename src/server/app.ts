@@ -1,0 +1,101 @@
+/**
+ * The HTTP server: one Fastify instance over one warden. Built by `buildApp`
+ * from explicit dependencies (no module singletons), so tests run several
+ * side by side and `inject()` without a socket.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { TokenwardenError } from "../core/errors.js";
+import type { Clock, Store } from "../core/ports.js";
+import type { Warden } from "../engine/warden.js";
+import type { SlackProvider } from "../providers/slack/slack-provider.js";
+import { errorHandler, sendError } from "./error-reply.js";
+import type { Metrics } from "./metrics.js";
+import type { OAuthStateSigner } from "./oauth-flow.js";
+import { RouteBook } from "./route-book.js";
+import { registerConnectionRoutes } from "./routes/connections.js";
+import { registerOAuthRoutes } from "./routes/oauth.js";
+import { registerProxyRoutes } from "./routes/proxy.js";
+import { registerSlackEventRoutes } from "./routes/slack-events.js";
+import { registerSystemRoutes } from "./routes/system.js";
+import type { ServerContext } from "./server-context.js";
+
+export interface AppOptions {
+  warden: Warden;
+  store: Store;
+  clock: Clock;
+  metrics: Metrics;
+  publicUrl: string;
+  apiKeyDigest: Buffer;
+  signer: OAuthStateSigner;
+  slack: ServerContext["slack"];
+  allowedReturnOrigins: Iterable<string>;
+  fetch?: typeof globalThis.fetch;
+  /** pino options, or false for none (tests). Redaction is added either way. */
+  logger?: FastifyServerOptions["logger"];
+  /** JSON body limit of the API, bytes. */
+  bodyLimit?: number;
+  version?: string;
+}
+
+/** Never in a log line: credentials of the caller and tokens in bodies. */
+export const REDACT = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["x-slack-signature"]',
+  "*.access_token",
+  "*.refresh_token",
+  "*.accessToken",
+  "*.refreshToken",
+  "*.client_secret",
+];
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const publicUrl = o.publicUrl.replace(/\/+$/, "");
+  const app = Fastify({
+    logger:
+      o.logger === undefined || o.logger === false
+        ? false
+        : { ...(o.logger === true ? {} : o.logger), redact: REDACT },
+    bodyLimit: o.bodyLimit ?? 256 * 1024,
+    // Connection ids carry ':' and '.', never need decoding games; keep router defaults otherwise.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Router-level refusals (a too-long or undecodable path) get the same error shape as the rest.
+    frameworkErrors: (error, _request, reply) => {
+      void sendError(reply, error);
+    },
+  });
+  const ctx: ServerContext = {
+    warden: o.warden,
+    store: o.store,
+    clock: o.clock,
+    book: new RouteBook(),
+    metrics: o.metrics,
+    publicUrl,
+    apiKeyDigest: o.apiKeyDigest,
+    slack: o.slack,
+    signer: o.signer,
+    allowedReturnOrigins: new Set([new URL(publicUrl).origin, ...o.allowedReturnOrigins]),
+    fetch: o.fetch ?? globalThis.fetch,
+    reconnectUrl: (connectionId, provider) =>
+      `${publicUrl}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(connectionId)}`,
+  };
+  app.setErrorHandler(errorHandler);
+  // The API takes JSON only; a text/plain body is a 415, not a string that fails validation.
+  app.removeContentTypeParser("text/plain");
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      reply,
+      new TokenwardenError("not_found", `no route ${request.method} ${request.url.split("?")[0] ?? ""}`),
+    ),
+  );
+  registerSystemRoutes(app, ctx, o.version ?? "0.1.0");
+  registerConnectionRoutes(app, ctx);
+  registerOAuthRoutes(app, ctx);
+  registerSlackEventRoutes(app, ctx);
+  registerProxyRoutes(app, ctx);
+  o.metrics.bind({ store: o.store, cacheStats: () => o.warden.stats() });
+  await app.ready();
+  return app;
+}
+
+export type { SlackProvider };

@@ -1,0 +1,79 @@
+/**
+ * Periodic health checks (Slack: `auth.test`) inside `serve`: every connection
+ * once per period, spread out at a bounded rate. A slot mark in the store
+ * (`health_check`, `<id>:<period number>`) makes each check happen in one
+ * process only, however many `serve` processes share the database.
+ */
+import type { Clock, Logger, Store } from "../core/ports.js";
+import type { Warden } from "../engine/warden.js";
+
+export interface HealthCheckerOptions {
+  warden: Warden;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Each connection is checked once per period. Default 6 h. */
+  periodMs?: number;
+  /** At most this many checks per second per process (Slack's auth.test allows far more). */
+  perSecond?: number;
+}
+
+export class HealthChecker {
+  readonly #o: Required<HealthCheckerOptions>;
+  #stopped = true;
+  #timer: NodeJS.Timeout | null = null;
+  #sweep: Promise<void> | null = null;
+
+  constructor(options: HealthCheckerOptions) {
+    this.#o = { periodMs: 6 * 3_600_000, perSecond: 2, ...options };
+  }
+
+  /** Sweeps at once (the check at start), then every tenth of a period picks up what is left. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#sweep?.catch(() => {});
+  }
+
+  /** Checks every connection whose slot in the current period nobody took yet. Returns how many it checked. */
+  async sweep(): Promise<number> {
+    const { warden, store, clock, periodMs, perSecond, logger } = this.#o;
+    let checked = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await warden.connections.list({ limit: 100, ...(cursor ? { cursor } : {}) });
+      for (const c of page.items) {
+        if (this.#stopped) return checked;
+        if (c.status === "needs_reauth") continue; // nothing a check can change; reconnecting fixes it
+        const now = clock.now();
+        const slot = Math.floor(now / periodMs);
+        if (!(await store.markOnce("health_check", `${c.id}:${slot}`, now, (slot + 1) * periodMs))) continue;
+        await warden.connections.check(c.id).catch((error: unknown) => {
+          logger.warn({ err: error, connectionId: c.id }, "health check failed");
+        });
+        checked++;
+        await new Promise((resolve) => setTimeout(resolve, 1000 / perSecond).unref());
+      }
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    return checked;
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#sweep = this.sweep().then(
+        () => undefined,
+        (error: unknown) => this.#o.logger.warn({ err: error }, "health check sweep failed"),
+      );
+      void this.#sweep.then(() => this.#schedule(Math.max(1_000, this.#o.periodMs / 10)));
+    }, delayMs);
+    this.#timer.unref();
+  }
+}

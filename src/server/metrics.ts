@@ -1,0 +1,86 @@
+/**
+ * Prometheus metrics, one registry per app (several apps in one test process
+ * never share counters). Gauges that mirror the store are read on scrape.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Store } from "../core/ports.js";
+import { STATUSES } from "../core/types.js";
+import type { RefreshObservation } from "../engine/context.js";
+
+export interface Metrics {
+  registry: Registry;
+  observeRefresh(o: RefreshObservation): void;
+  observeWebhook(outcome: "delivered" | "failed"): void;
+  /** Wires the gauges that are read on scrape. */
+  bind(sources: { store: Store; cacheStats: () => { hits: number; misses: number } }): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const refreshes = new Counter({
+    name: "tokenwarden_refreshes_total",
+    help: "Refresh grants sent to a provider, by outcome (refreshed, transient, dead, misconfigured, …)",
+    labelNames: ["provider", "outcome"] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "tokenwarden_refresh_duration_seconds",
+    help: "Latency of refresh grants at the provider",
+    labelNames: ["provider"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
+    registers: [registry],
+  });
+  const webhooks = new Counter({
+    name: "tokenwarden_webhook_deliveries_total",
+    help: "Webhook delivery attempts by outcome (delivered, failed)",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  let sources: Parameters<Metrics["bind"]>[0] | null = null;
+  new Gauge({
+    name: "tokenwarden_connections",
+    help: "Connections by status (read from the store on scrape)",
+    labelNames: ["status"] as const,
+    registers: [registry],
+    async collect() {
+      if (sources === null) return;
+      const counts = await sources.store.countConnectionsByStatus();
+      for (const status of STATUSES) this.set({ status }, counts[status]);
+    },
+  });
+  new Gauge({
+    name: "tokenwarden_token_cache_hit_ratio",
+    help: "Share of token requests of this process served from memory",
+    registers: [registry],
+    collect() {
+      if (sources === null) return;
+      const { hits, misses } = sources.cacheStats();
+      this.set(hits + misses === 0 ? 0 : hits / (hits + misses));
+    },
+  });
+  const cacheRequests = new Gauge({
+    name: "tokenwarden_token_cache_requests",
+    help: "Token requests of this process by result (hit, miss), since start",
+    labelNames: ["result"] as const,
+    registers: [registry],
+    collect() {
+      if (sources === null) return;
+      const { hits, misses } = sources.cacheStats();
+      cacheRequests.set({ result: "hit" }, hits);
+      cacheRequests.set({ result: "miss" }, misses);
+    },
+  });
+  return {
+    registry,
+    observeRefresh(o) {
+      refreshes.inc({ provider: o.provider, outcome: o.outcome });
+      latency.observe({ provider: o.provider }, o.durationMs / 1000);
+    },
+    observeWebhook(outcome) {
+      webhooks.inc({ outcome });
+    },
+    bind(s) {
+      sources = s;
+    },
+  };
+}

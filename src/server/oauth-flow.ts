@@ -1,0 +1,109 @@
+/**
+ * The install / reconnect flow's tokens: an OAuth `state` and a connect-session
+ * link are both `base64url(JSON).base64url(HMAC-SHA256)` under a server secret
+ * shared through the store, so any `serve` process can check what another
+ * issued. Each carries its purpose, expiry and target; `state` is also
+ * single-use (a mark in the store, so across processes too).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import type { Store } from "../core/ports.js";
+
+const SECRET_SETTING = "oauth_state_secret";
+
+const PayloadSchema = z
+  .object({
+    /** state: sent to the provider; session: a link handed to an end user. */
+    use: z.enum(["state", "session"]),
+    /** Unique id: the single-use key of a state. */
+    sid: z.string().min(8).max(64),
+    /** The connection to reconnect, if any. */
+    cid: z.string().max(128).nullable(),
+    /** An allowed return URL, checked when the token was issued. */
+    ret: z.string().max(2048).nullable(),
+    /** Expiry, epoch ms. */
+    exp: z.number().int(),
+  })
+  .strict();
+export type FlowPayload = z.output<typeof PayloadSchema>;
+
+export type FlowVerdict =
+  | { ok: true; payload: FlowPayload }
+  | { ok: false; reason: "malformed" | "bad_signature" | "expired" | "wrong_use" };
+
+export class OAuthStateSigner {
+  readonly #key: Buffer;
+  constructor(key: Buffer) {
+    this.#key = key;
+  }
+
+  /** The secret every process shares, created by whichever process starts first. */
+  static async fromStore(store: Store): Promise<OAuthStateSigner> {
+    const stored = await store.putSettingIfAbsent(SECRET_SETTING, randomBytes(32).toString("base64url"));
+    return new OAuthStateSigner(Buffer.from(stored.value, "base64url"));
+  }
+
+  sign(payload: FlowPayload): string {
+    const body = Buffer.from(JSON.stringify(payload), "utf8").toString("base64url");
+    return `${body}.${this.#mac(body).toString("base64url")}`;
+  }
+
+  verify(token: string, use: FlowPayload["use"], nowMs: number): FlowVerdict {
+    const dot = token.indexOf(".");
+    if (token.length > 4096 || dot <= 0) return { ok: false, reason: "malformed" };
+    const body = token.slice(0, dot);
+    const given = Buffer.from(token.slice(dot + 1), "base64url");
+    const expected = this.#mac(body);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return { ok: false, reason: "bad_signature" };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
+    } catch {
+      return { ok: false, reason: "malformed" };
+    }
+    const r = PayloadSchema.safeParse(parsed);
+    if (!r.success) return { ok: false, reason: "malformed" };
+    if (r.data.use !== use) return { ok: false, reason: "wrong_use" };
+    if (r.data.exp <= nowMs) return { ok: false, reason: "expired" };
+    return { ok: true, payload: r.data };
+  }
+
+  #mac(body: string): Buffer {
+    return createHmac("sha256", this.#key).update(body).digest();
+  }
+}
+
+export function newFlowId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/**
+ * A return URL is allowed only when its origin is on the allow-list, so the
+ * install flow can never be used to bounce a user to an attacker's site.
+ */
+export function isAllowedReturnUrl(url: string, allowed: ReadonlySet<string>): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return false;
+  if (parsed.username !== "" || parsed.password !== "") return false;
+  return allowed.has(parsed.origin);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A small, self-contained page for the person in the browser; text is escaped. */
+export function htmlPage(title: string, message: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)} · tokenwarden</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
+</head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body></html>`;
+}

@@ -1,0 +1,97 @@
+/**
+ * `ANY /v1/proxy/:id/<method>` → `SLACK_BASE_URL/api/<method>` with a fresh
+ * token. The body goes on as received (form or JSON bytes, so it can be sent
+ * twice); the caller's own Authorization (our API key) never leaves.
+ */
+import { NeedsReauthError, TokenwardenError } from "../core/errors.js";
+import type { CredentialKind } from "../core/types.js";
+import type { ServerContext } from "./server-context.js";
+
+/** Slack method names: `chat.postMessage`, `admin.conversations.search`. */
+export const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
+
+/** Response headers worth passing back; hop-by-hop and length headers are Fastify's to set. */
+const PASSED_BACK = ["content-type", "retry-after", "x-oauth-scopes", "x-accepted-oauth-scopes"];
+
+export interface ProxyRequest {
+  connectionId: string;
+  method: string;
+  httpMethod: string;
+  query: string;
+  contentType: string | undefined;
+  body: Buffer | undefined;
+  kind: CredentialKind | undefined;
+}
+
+export interface ProxyAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+interface Attempt extends ProxyAnswer {
+  error: string | null;
+}
+
+function slackErrorOf(status: number, body: Buffer, contentType: string | null): string | null {
+  if (status === 429) return "ratelimited";
+  if (contentType?.includes("json") !== true) return null;
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { ok?: unknown; error?: unknown };
+    return parsed.ok === false && typeof parsed.error === "string" ? parsed.error : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One proxied call. `withToken` supplies the token, refreshes once and retries once on
+ * `token_expired`, and marks a dead credential; a dead answer then becomes 409 needs_reauth.
+ */
+export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promise<ProxyAnswer> {
+  const slack = ctx.slack;
+  if (slack === null) throw new TokenwardenError("provider_misconfigured", "Slack is not configured");
+  if (!METHOD_NAME.test(r.method)) throw new TokenwardenError("invalid_input", "not a Slack method name");
+  const url = `${slack.baseUrl}/api/${r.method}${r.query}`;
+  const hasBody =
+    r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;
+  const result = await ctx.warden.withToken(
+    r.connectionId,
+    async (token): Promise<Attempt> => {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      if (hasBody && r.contentType !== undefined) headers["content-type"] = r.contentType;
+      const res = await ctx.fetch(url, {
+        method: r.httpMethod,
+        headers,
+        ...(hasBody && r.body !== undefined ? { body: new Uint8Array(r.body) } : {}),
+        redirect: "manual",
+        signal: AbortSignal.timeout(30_000),
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      const back: Record<string, string> = {};
+      for (const name of PASSED_BACK) {
+        const v = res.headers.get(name);
+        if (v !== null) back[name] = v;
+      }
+      return {
+        status: res.status,
+        headers: back,
+        body,
+        error: slackErrorOf(res.status, body, res.headers.get("content-type")),
+      };
+    },
+    {
+      ...(r.kind === undefined ? {} : { kind: r.kind }),
+      errorOf: (v) => (v as Attempt | undefined)?.error ?? null,
+    },
+  );
+  if (result.error !== null && slack.provider.classifyApiError(result.error, result.status).kind === "dead") {
+    const connection = await ctx.warden.connections.get(r.connectionId);
+    throw new NeedsReauthError(
+      r.connectionId,
+      connection.reason ?? "invalid_auth",
+      ctx.reconnectUrl(r.connectionId, connection.provider),
+    );
+  }
+  return { status: result.status, headers: result.headers, body: result.body };
+}

@@ -1,0 +1,359 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { z } from "zod";
+import { TokenwardenError } from "../../core/errors.js";
+import type { Classification } from "../../core/types.js";
+import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
+import type { SlackInstallation } from "../../providers/slack/slack-provider.js";
+import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
+import { parseInput } from "../route-book.js";
+import { route, type ServerContext } from "../server-context.js";
+
+/** Slack's code lives 10 minutes (slack-api.md §2.2); a state outliving it is useless. */
+const STATE_TTL_MS = 10 * 60_000;
+
+const InstallQuerySchema = z
+  .object({
+    connection_id: ConnectionIdSchema.optional(),
+    return_url: z.string().max(2048).optional(),
+    session: z.string().max(4096).optional(),
+  })
+  .strict();
+
+const CallbackQuerySchema = z
+  .object({
+    code: z.string().max(1024).optional(),
+    state: z.string().max(4096).optional(),
+    error: z.string().max(256).optional(),
+    error_description: z.string().max(1024).optional(),
+  })
+  .loose(); // Slack may add parameters; none of them is acted on
+
+const InstalledQuerySchema = z.object({ connection_id: ConnectionIdSchema }).strict();
+
+export const ConnectSessionBodySchema = z
+  .object({
+    connection_id: ConnectionIdSchema.optional(),
+    return_url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+    ttl_seconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 86_400)
+      .optional(),
+  })
+  .strict();
+
+const ConnectSessionSchema = z.object({
+  url: z.string(),
+  connection_id: z.string().nullable(),
+  expires_at: z.string(),
+});
+
+/** Exchange errors caused by the browser's request (a reused or stale code), not by Slack or us (§2.3.5). */
+const BROWSER_ERRORS = new Set([
+  "invalid_code",
+  "code_already_used",
+  "bad_redirect_uri",
+  "invalid_grant",
+  "oauth_authorization_url_mismatch",
+  "invalid_code_verifier",
+]);
+
+/** A page for the person in the browser: nothing changed, and why. */
+function page(reply: FastifyReply, status: number, title: string, message: string): FastifyReply {
+  return reply.code(status).type("text/html; charset=utf-8").send(htmlPage(title, message));
+}
+
+function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
+  // A refused code is the browser's problem (reused, expired); an outage or our config is ours.
+  const status = BROWSER_ERRORS.has(classification.error)
+    ? 400
+    : classification.kind === "misconfigured"
+      ? 502
+      : classification.kind === "transient"
+        ? 503
+        : 400;
+  return page(
+    reply,
+    status,
+    "Installation failed",
+    `Slack did not complete the installation (${classification.error}). Nothing was changed; start again.`,
+  );
+}
+
+/** The connection an installation belongs to: the workspace, or the org for an org-wide install. */
+function installationId(i: SlackInstallation): string | null {
+  return i.isEnterpriseInstall ? i.enterpriseId : i.teamId;
+}
+
+function importOf(id: string, i: SlackInstallation): ImportInput {
+  const credentials: ImportInput["credentials"] = {};
+  for (const [kind, t] of [
+    ["bot", i.bot],
+    ["user", i.user],
+  ] as const) {
+    if (t === undefined) continue;
+    credentials[kind] = {
+      accessToken: t.accessToken.reveal(),
+      ...(t.refreshToken === null ? {} : { refreshToken: t.refreshToken.reveal() }),
+      ...(t.expiresAtMs === null ? {} : { expiresAt: t.expiresAtMs }),
+      scopes: t.scopes,
+      tokenType: t.tokenType,
+      providerData:
+        kind === "bot" ? { bot_user_id: i.bot?.botUserId ?? null } : { user_id: i.user?.userId ?? null },
+    };
+  }
+  return {
+    id,
+    provider: "slack",
+    credentials,
+    metadata: {
+      team_id: i.teamId,
+      team_name: i.teamName,
+      enterprise_id: i.enterpriseId,
+      enterprise_name: i.enterpriseName,
+      is_enterprise_install: i.isEnterpriseInstall,
+      app_id: i.appId,
+      authed_user_id: i.authedUserId,
+      bot_user_id: i.bot?.botUserId ?? null,
+    },
+  };
+}
+
+/** `/oauth/slack/install`, `/oauth/slack/callback`, `/oauth/slack/installed` and `POST /v1/connect-sessions`. */
+export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const redirectUri = `${ctx.publicUrl}/oauth/slack/callback`;
+
+  function requireSlack() {
+    if (ctx.slack === null)
+      throw new TokenwardenError(
+        "provider_misconfigured",
+        "Slack is not configured (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET)",
+      );
+    return ctx.slack;
+  }
+
+  route(
+    app,
+    ctx,
+    {
+      method: "POST",
+      url: "/v1/connect-sessions",
+      tag: "install",
+      summary: "A short-lived link an end user opens to install, or reconnect one connection",
+      auth: true,
+      body: ConnectSessionBodySchema,
+      response: ConnectSessionSchema,
+    },
+    async (request, reply) => {
+      requireSlack();
+      const body = parseInput(ConnectSessionBodySchema, request.body, "body");
+      if (body.return_url !== undefined && !isAllowedReturnUrl(body.return_url, ctx.allowedReturnOrigins)) {
+        throw new TokenwardenError(
+          "invalid_input",
+          "body.return_url: its origin is not allowed (TOKENWARDEN_RETURN_URL_ORIGINS)",
+        );
+      }
+      if (body.connection_id !== undefined) await ctx.warden.connections.get(body.connection_id);
+      const expiresAtMs = ctx.clock.now() + (body.ttl_seconds ?? 3_600) * 1000;
+      const token = ctx.signer.sign({
+        use: "session",
+        sid: newFlowId(),
+        cid: body.connection_id ?? null,
+        ret: body.return_url ?? null,
+        exp: expiresAtMs,
+      });
+      return reply.code(201).send({
+        url: `${ctx.publicUrl}/oauth/slack/install?session=${encodeURIComponent(token)}`,
+        connection_id: body.connection_id ?? null,
+        expires_at: new Date(expiresAtMs).toISOString(),
+      });
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/oauth/slack/install",
+      tag: "install",
+      summary:
+        "Redirects to Slack's authorize page with a signed, expiring, single-use state (a connect-session link, a reconnect link, or a plain install)",
+      auth: false,
+      query: InstallQuerySchema,
+      produces: "text/html",
+    },
+    async (request, reply) => {
+      const slack = requireSlack();
+      const parsed = InstallQuerySchema.safeParse(request.query ?? {});
+      if (!parsed.success) return page(reply, 400, "Invalid install link", "This link is malformed.");
+      const q = parsed.data;
+      let cid = q.connection_id ?? null;
+      let ret = q.return_url ?? null;
+      if (q.session !== undefined) {
+        const verdict = ctx.signer.verify(q.session, "session", ctx.clock.now());
+        if (!verdict.ok) {
+          return page(
+            reply,
+            400,
+            "Link expired or invalid",
+            "Ask for a new install link; nothing was changed.",
+          );
+        }
+        cid = verdict.payload.cid;
+        ret = verdict.payload.ret;
+      } else if (ret !== null && !isAllowedReturnUrl(ret, ctx.allowedReturnOrigins)) {
+        return page(reply, 400, "Invalid install link", "The return address of this link is not allowed.");
+      }
+      let team: string | undefined;
+      if (cid !== null) {
+        const existing = await ctx.store.getConnection(cid);
+        const teamId = existing?.metadata["team_id"];
+        team = typeof teamId === "string" ? teamId : existing === null ? undefined : cid;
+      }
+      const state = ctx.signer.sign({
+        use: "state",
+        sid: newFlowId(),
+        cid,
+        ret,
+        exp: ctx.clock.now() + STATE_TTL_MS,
+      });
+      const url = slack.provider.authorizeUrl({
+        state,
+        redirectUri,
+        scopes: slack.scopes,
+        userScopes: slack.userScopes,
+        ...(team === undefined ? {} : { team }),
+      });
+      return reply.header("cache-control", "no-store").redirect(url, 302);
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/oauth/slack/callback",
+      tag: "install",
+      summary:
+        "Slack's redirect back: checks and consumes the state, exchanges the code, stores the installation, redirects",
+      auth: false,
+      query: CallbackQuerySchema,
+      produces: "text/html",
+    },
+    async (request, reply) => {
+      const slack = requireSlack();
+      const parsed = CallbackQuerySchema.safeParse(request.query ?? {});
+      if (!parsed.success || parsed.data.state === undefined) {
+        return page(
+          reply,
+          400,
+          "Invalid install link",
+          "The answer from Slack carried no valid state. Nothing was changed.",
+        );
+      }
+      const q = parsed.data;
+      const now = ctx.clock.now();
+      const verdict = ctx.signer.verify(q.state ?? "", "state", now);
+      if (!verdict.ok) {
+        const message =
+          verdict.reason === "expired"
+            ? "This installation took too long and its link expired. Nothing was changed; start again."
+            : "This installation link is not valid. Nothing was changed; start again.";
+        return page(reply, 400, "Installation link invalid", message);
+      }
+      const { payload } = verdict;
+      // Single use across every process: the first callback with this state wins; a replay changes nothing.
+      if (!(await ctx.store.markOnce("oauth_state", payload.sid, now, payload.exp))) {
+        return page(
+          reply,
+          400,
+          "Link already used",
+          "This installation link was already used. Nothing was changed.",
+        );
+      }
+      if (q.error !== undefined || q.code === undefined) {
+        if (payload.ret !== null) {
+          const back = new URL(payload.ret);
+          back.searchParams.set("error", q.error === "access_denied" ? "access_denied" : "install_failed");
+          return reply.redirect(back.toString(), 303);
+        }
+        return q.error === "access_denied"
+          ? page(reply, 200, "Installation cancelled", "You cancelled the installation. Nothing was changed.")
+          : page(
+              reply,
+              400,
+              "Installation failed",
+              "Slack did not send an authorization code. Nothing was changed.",
+            );
+      }
+      const exchanged = await slack.provider.exchangeCode(
+        { code: q.code, redirectUri },
+        AbortSignal.timeout(20_000),
+      );
+      if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
+      const installation = exchanged.installation;
+      const installedId = installationId(installation);
+      if (installedId === null) {
+        return failurePage(reply, {
+          kind: "transient",
+          reason: "provider_unavailable",
+          error: "invalid_response",
+        });
+      }
+      let id = installedId;
+      if (payload.cid !== null && payload.cid !== installedId) {
+        // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
+        const target = await ctx.store.getConnection(payload.cid);
+        const owns =
+          target !== null &&
+          (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
+        if (!owns) {
+          return page(
+            reply,
+            400,
+            "Wrong workspace",
+            "Slack installed the app into a different workspace than the one this link reconnects. Nothing was changed; choose the right workspace.",
+          );
+        }
+        id = payload.cid;
+      }
+      await ctx.warden.connections.import(importOf(id, installation));
+      request.log.info({ connectionId: id }, "installed");
+      if (payload.ret !== null) {
+        const back = new URL(payload.ret);
+        back.searchParams.set("connection_id", id);
+        back.searchParams.set("status", "installed");
+        return reply.redirect(back.toString(), 303);
+      }
+      return reply.redirect(
+        `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,
+        303,
+      );
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/oauth/slack/installed",
+      tag: "install",
+      summary: "The success page after an install or reconnect",
+      auth: false,
+      query: InstalledQuerySchema,
+      produces: "text/html",
+    },
+    async (request, reply) => {
+      const q = InstalledQuerySchema.safeParse(request.query ?? {});
+      const id = q.success ? q.data.connection_id : "your workspace";
+      return page(reply, 200, "Connected", `Slack is connected (${id}). You can close this window.`);
+    },
+  );
+}

@@ -1,0 +1,91 @@
+import type { FastifyInstance } from "fastify";
+import { TokenwardenError } from "../../core/errors.js";
+import { verifySlackSignature } from "../../providers/slack/slack-signature.js";
+import { HttpError } from "../error-reply.js";
+import { route, type ServerContext } from "../server-context.js";
+import { applySlackEvent, type SlackEnvelope } from "../slack-events.js";
+
+/** Slack retries for up to ~6 minutes (or a day with Delayed Events, §6.6): remember event ids for a day. */
+const SEEN_TTL_MS = 24 * 3_600_000;
+const BODY_LIMIT = 256 * 1024;
+
+/**
+ * `POST /slack/events`: the body is kept raw (the signature covers its exact
+ * bytes, §6.4), verified with a 5-minute window in constant time, then acted on
+ * once per `event_id` across every process.
+ */
+export function registerSlackEventRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  void app.register(async (scoped) => {
+    scoped.removeAllContentTypeParsers();
+    scoped.addContentTypeParser("*", { parseAs: "string", bodyLimit: BODY_LIMIT }, (_req, body, done) => {
+      done(null, body);
+    });
+    route(
+      scoped,
+      ctx,
+      {
+        method: "POST",
+        url: "/slack/events",
+        tag: "slack",
+        summary:
+          "Signed Slack events: url_verification, app_uninstalled, tokens_revoked (idempotent on retries)",
+        auth: false,
+      },
+      async (request, reply) => {
+        const signingSecret = ctx.slack?.signingSecret ?? null;
+        if (signingSecret === null) {
+          throw new TokenwardenError(
+            "provider_misconfigured",
+            "SLACK_SIGNING_SECRET is not set: events are off",
+          );
+        }
+        const raw = typeof request.body === "string" ? request.body : "";
+        const verdict = verifySlackSignature({
+          signingSecret,
+          rawBody: raw,
+          nowMs: ctx.clock.now(),
+          timestampHeader: request.headers["x-slack-request-timestamp"],
+          signatureHeader: request.headers["x-slack-signature"],
+        });
+        if (!verdict.ok)
+          throw new TokenwardenError("unauthorized", `Slack signature refused (${verdict.reason})`);
+        let envelope: SlackEnvelope;
+        try {
+          const parsed: unknown = JSON.parse(raw);
+          if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new SyntaxError();
+          envelope = parsed as SlackEnvelope;
+        } catch {
+          throw new HttpError("invalid_input", "the body is not a JSON object");
+        }
+        if (envelope.type === "url_verification") {
+          const challenge = (envelope as { challenge?: unknown }).challenge;
+          if (typeof challenge !== "string")
+            throw new HttpError("invalid_input", "url_verification without challenge");
+          return { challenge };
+        }
+        if (envelope.type !== "event_callback") return { ok: true };
+        if (
+          typeof envelope.event_id !== "string" ||
+          envelope.event_id.length === 0 ||
+          envelope.event_id.length > 200
+        ) {
+          throw new HttpError("invalid_input", "event_callback without a valid event_id");
+        }
+        const now = ctx.clock.now();
+        // A retry of an event already acted on gets the same answer and changes nothing.
+        if (!(await ctx.store.markOnce("slack_event", envelope.event_id, now, now + SEEN_TTL_MS))) {
+          return { ok: true };
+        }
+        try {
+          const outcome = await applySlackEvent(ctx.warden, envelope);
+          request.log.info({ eventId: envelope.event_id, outcome }, "slack event");
+        } catch (error) {
+          // Not acted on: forget the id so Slack's retry gets another chance.
+          await ctx.store.unmarkOnce("slack_event", envelope.event_id).catch(() => {});
+          throw error;
+        }
+        return reply.send({ ok: true });
+      },
+    );
+  });
+}

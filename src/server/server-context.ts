@@ -1,0 +1,53 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Clock, Store } from "../core/ports.js";
+import type { Warden } from "../engine/warden.js";
+import type { SlackProvider } from "../providers/slack/slack-provider.js";
+import { assertApiKey } from "./auth.js";
+import type { Metrics } from "./metrics.js";
+import type { OAuthStateSigner } from "./oauth-flow.js";
+import type { RouteBook, RouteSpec } from "./route-book.js";
+
+/** What every route module gets; built once per app by `buildApp`. */
+export interface ServerContext {
+  warden: Warden;
+  store: Store;
+  clock: Clock;
+  book: RouteBook;
+  metrics: Metrics;
+  /** Origin users reach this server at, without a trailing slash. */
+  publicUrl: string;
+  apiKeyDigest: Buffer;
+  /** null when Slack is not configured: the install flow, events and proxy answer `provider_misconfigured`. */
+  slack: {
+    provider: SlackProvider;
+    baseUrl: string;
+    signingSecret: string | null;
+    scopes: string[];
+    userScopes: string[];
+  } | null;
+  signer: OAuthStateSigner;
+  /** Origins a `return_url` may point at (no open redirect). */
+  allowedReturnOrigins: ReadonlySet<string>;
+  fetch: typeof globalThis.fetch;
+  reconnectUrl(connectionId: string, provider: string): string | null;
+}
+
+type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+/** Registers a route described in the book; the API key is checked first when the spec says so. */
+export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec, handler: Handler): void {
+  ctx.book.add(spec);
+  const methods = spec.method === "ANY" ? ["GET", "POST", "PUT", "PATCH", "DELETE"] : [spec.method];
+  app.route({
+    method: methods as ["GET"],
+    url: spec.url,
+    ...(spec.auth
+      ? {
+          onRequest: async (request: FastifyRequest) => {
+            assertApiKey(request.headers.authorization, ctx.apiKeyDigest);
+          },
+        }
+      : {}),
+    handler,
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * `tokenwarden serve` as a function: opens the store and the warden, builds the
+ * app, listens, and runs the background work (refresher, webhook dispatcher,
+ * health checks). `close()` is the graceful shutdown: stop accepting, finish
+ * in-flight requests and refreshes (bounded), stop the dispatchers, close the store.
+ */
+
+import { createServer } from "node:net";
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { loadConfig } from "../config.js";
+import type { Clock, Logger, Random } from "../core/ports.js";
+import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { AesGcmSealer } from "../crypto/seal.js";
+import type { EngineTimings } from "../engine/context.js";
+import { cryptoRandom } from "../engine/crypto-random.js";
+import { systemClock } from "../engine/system-clock.js";
+import { createWarden, type Warden } from "../engine/warden.js";
+import { createSlackProvider } from "../providers/slack/slack-provider.js";
+import { openStore } from "../store/open-store.js";
+import { buildApp } from "./app.js";
+import { resolveApiKey } from "./auth.js";
+import { HealthChecker } from "./health-checker.js";
+import { createMetrics } from "./metrics.js";
+import { OAuthStateSigner } from "./oauth-flow.js";
+import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+
+export interface StartServerOptions {
+  /** Environment (DESIGN.md "Contract"); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  port?: number;
+  host?: string;
+  /** Overrides TOKENWARDEN_DATABASE_URL. */
+  database?: string;
+  clock?: Clock;
+  random?: Random;
+  fetch?: typeof globalThis.fetch;
+  /** For the engine's own messages; the HTTP log is pino on stderr at TOKENWARDEN_LOG_LEVEL. */
+  logger?: Logger;
+  httpLog?: boolean;
+  timings?: Partial<EngineTimings>;
+  /** Background work; all on by default. */
+  refresher?: boolean | { intervalMs?: number };
+  healthChecks?: boolean | { periodMs?: number; perSecond?: number };
+  webhookIntervalMs?: number;
+  /** PostgreSQL schema (tests). */
+  schema?: string;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  warden: Warden;
+  url: string;
+  publicUrl: string;
+  /** The API key when this process generated it (first start): print once. */
+  generatedApiKey: string | null;
+  dispatcher: WebhookDispatcher | null;
+  healthChecker: HealthChecker | null;
+  close(): Promise<void>;
+}
+
+function splitList(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** A free port when none was given but the public URL must name one (reconnect links, redirect_uri). */
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, host, () => {
+      const address = s.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+function devKeyPathFor(database: string): string {
+  if (database.startsWith("sqlite:")) {
+    const file = database.slice("sqlite:".length).split("?")[0] ?? "";
+    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
+  }
+  return resolve(".tokenwarden-dev-key");
+}
+
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const env = options.env ?? process.env;
+  const config = loadConfig({
+    ...env,
+    ...(options.database === undefined ? {} : { TOKENWARDEN_DATABASE_URL: options.database }),
+  });
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const host = options.host ?? "127.0.0.1";
+  const requestedPort = options.port ?? 3003;
+  const port = requestedPort === 0 && config.publicUrl === null ? await freePort(host) : requestedPort;
+  const publicUrl = config.publicUrl ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const doFetch = options.fetch ?? globalThis.fetch;
+  const metrics = createMetrics();
+  const stderrLogger: Logger = options.logger ?? {
+    debug: () => {},
+    info: () => {},
+    warn: (obj, msg) => process.stderr.write(`tokenwarden: ${msg ?? ""} ${safeJson(obj)}\n`),
+    error: (obj, msg) => process.stderr.write(`tokenwarden: ${msg ?? ""} ${safeJson(obj)}\n`),
+  };
+
+  const databaseUrl = config.database.url.reveal();
+  const key = await resolveEncryptionKey({
+    envValue: config.encryptionKey?.reveal(),
+    nodeEnv: config.nodeEnv,
+    devKeyPath: devKeyPathFor(databaseUrl),
+  });
+  if (key.devKeyCreated) {
+    stderrLogger.warn(
+      { path: key.devKeyPath },
+      "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
+    );
+  }
+  const store = await openStore(databaseUrl, new AesGcmSealer(key.keys), {
+    outbox: config.webhook !== null,
+    ...(options.schema === undefined ? {} : { schema: options.schema }),
+  });
+  const warden = await createWarden({
+    store,
+    clock,
+    random,
+    logger: stderrLogger,
+    fetch: doFetch,
+    publicUrl,
+    env,
+    ...(options.timings === undefined ? {} : { timings: options.timings }),
+    ...(config.slack === null
+      ? {}
+      : {
+          providers: {
+            slack: {
+              clientId: config.slack.clientId,
+              clientSecret: config.slack.clientSecret.reveal(),
+              baseUrl: config.slack.baseUrl,
+            },
+          },
+        }),
+    onRefresh: (o) => metrics.observeRefresh(o),
+  });
+  try {
+    const apiKey = await resolveApiKey(store, config.apiKey?.reveal() ?? null);
+    const signer = await OAuthStateSigner.fromStore(store);
+    const slack =
+      config.slack === null
+        ? null
+        : {
+            provider: createSlackProvider({
+              clientId: config.slack.clientId,
+              clientSecret: config.slack.clientSecret,
+              baseUrl: config.slack.baseUrl,
+              fetch: doFetch,
+              clock,
+            }),
+            baseUrl: config.slack.baseUrl,
+            signingSecret: config.slack.signingSecret?.reveal() ?? null,
+            scopes: splitList(env["TOKENWARDEN_SLACK_SCOPES"] ?? "chat:write,channels:read,users:read"),
+            userScopes: splitList(env["TOKENWARDEN_SLACK_USER_SCOPES"]),
+          };
+    const app = await buildApp({
+      warden,
+      store,
+      clock,
+      metrics,
+      publicUrl,
+      apiKeyDigest: apiKey.digest,
+      signer,
+      slack,
+      allowedReturnOrigins: splitList(env["TOKENWARDEN_RETURN_URL_ORIGINS"]).flatMap((u) => {
+        try {
+          return [new URL(u).origin];
+        } catch {
+          return [];
+        }
+      }),
+      fetch: doFetch,
+      logger: options.httpLog === false ? false : { level: env["TOKENWARDEN_LOG_LEVEL"] ?? "warn" },
+    });
+    const url = await app.listen({ port, host });
+
+    const owner = `${hostname()}:${process.pid}:${random.token(6)}`;
+    const dispatcher =
+      config.webhook === null
+        ? null
+        : new WebhookDispatcher({
+            store,
+            url: config.webhook.url,
+            secret: config.webhook.secret.reveal(),
+            clock,
+            random,
+            logger: stderrLogger,
+            owner,
+            fetch: doFetch,
+            reconnectUrl: (id, provider) =>
+              `${publicUrl}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(id)}`,
+            onDelivery: (outcome) => metrics.observeWebhook(outcome),
+            ...(options.webhookIntervalMs === undefined ? {} : { intervalMs: options.webhookIntervalMs }),
+          });
+    dispatcher?.start();
+    if (options.refresher !== false) {
+      warden.startRefresher(typeof options.refresher === "object" ? options.refresher : {});
+    }
+    const healthChecker =
+      options.healthChecks === false
+        ? null
+        : new HealthChecker({
+            warden,
+            store,
+            clock,
+            logger: stderrLogger,
+            ...(typeof options.healthChecks === "object" ? options.healthChecks : {}),
+          });
+    healthChecker?.start();
+
+    let closing: Promise<void> | null = null;
+    return {
+      app,
+      warden,
+      url,
+      publicUrl,
+      generatedApiKey: apiKey.generated,
+      dispatcher,
+      healthChecker,
+      close() {
+        closing ??= (async () => {
+          // Stop accepting; in-flight requests finish (Fastify waits for them).
+          await app.close();
+          await healthChecker?.stop();
+          await dispatcher?.stop();
+          // Stops the refresher (in-flight refreshes persist, bounded) and closes the store.
+          await warden.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await warden.close().catch(() => {});
+    throw error;
+  }
+}
+
+function safeJson(obj: object): string {
+  try {
+    return JSON.stringify(obj);
+  } catch {
+    return "";
+  }
+}

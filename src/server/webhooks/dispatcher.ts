@@ -1,0 +1,160 @@
+/**
+ * Delivers the outbox: at least once, with exponential backoff (honouring a
+ * receiver's Retry-After), surviving restarts (rows live in the store), and
+ * shared by every `serve` process (rows are leased; PostgreSQL skips rows
+ * another instance holds). A receiver answering 2xx has it; anything else,
+ * or no answer within the timeout, is tried again later.
+ */
+import { nextAttemptAt } from "../../core/backoff.js";
+import type { Clock, Logger, Random, Store } from "../../core/ports.js";
+import type { OutboxMessage } from "../../core/types.js";
+import { webhookBody } from "./outbox.js";
+import { signWebhook, WEBHOOK_HEADERS } from "./signature.js";
+
+export interface DispatcherOptions {
+  store: Store;
+  url: string;
+  secret: string;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  owner: string;
+  fetch: typeof globalThis.fetch;
+  reconnectUrl: (connectionId: string, provider: string) => string | null;
+  onDelivery?: (outcome: "delivered" | "failed") => void;
+  /** Polling interval when the outbox is empty. */
+  intervalMs?: number;
+  /** A delivery's lease; longer than the request timeout so two processes never send at once. */
+  leaseMs?: number;
+  timeoutMs?: number;
+  batch?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+export class WebhookDispatcher {
+  readonly #o: Required<Omit<DispatcherOptions, "onDelivery">> & Pick<DispatcherOptions, "onDelivery">;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = true;
+  #pass: Promise<number> | null = null;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(options: DispatcherOptions) {
+    this.#o = {
+      intervalMs: 1_000,
+      timeoutMs: 10_000,
+      leaseMs: 30_000,
+      batch: 16,
+      backoffBaseMs: 1_000,
+      backoffMaxMs: 3_600_000,
+      ...options,
+    };
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  /** Stops polling and waits (bounded by the request timeout) for deliveries in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#pass?.catch(() => 0);
+  }
+
+  /** One pass: claims due messages and delivers them; returns how many were attempted. */
+  async tick(): Promise<number> {
+    const o = this.#o;
+    const due = await o.store.claimOutbox({
+      owner: o.owner,
+      nowMs: o.clock.now(),
+      leaseMs: o.leaseMs,
+      limit: o.batch,
+    });
+    await Promise.all(
+      due.map((m) => {
+        const p = this.#deliver(m);
+        this.#inFlight.add(p);
+        return p.finally(() => this.#inFlight.delete(p));
+      }),
+    );
+    return due.length;
+  }
+
+  /** Ticks until nothing is due and nothing is in flight, here or in the background loop (tests, flushes). */
+  async drain(maxPasses = 100): Promise<void> {
+    for (let i = 0; i < maxPasses; i++) {
+      await Promise.allSettled([...this.#inFlight]);
+      if ((await this.tick()) === 0 && this.#inFlight.size === 0) return;
+    }
+  }
+
+  async #deliver(m: OutboxMessage): Promise<void> {
+    const o = this.#o;
+    const body = webhookBody(m, o.reconnectUrl);
+    const timestamp = Math.floor(o.clock.now() / 1000);
+    let failure: string | null = null;
+    let retryAfterMs: number | undefined;
+    try {
+      const res = await o.fetch(o.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "tokenwarden-webhooks",
+          [WEBHOOK_HEADERS.id]: m.id,
+          [WEBHOOK_HEADERS.event]: m.type,
+          [WEBHOOK_HEADERS.timestamp]: String(timestamp),
+          [WEBHOOK_HEADERS.signature]: signWebhook(o.secret, timestamp, body),
+        },
+        body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(o.timeoutMs),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status < 200 || res.status >= 300) {
+        failure = `http_${res.status}`;
+        const ra = Number(res.headers.get("retry-after"));
+        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+      }
+    } catch (error) {
+      failure = error instanceof Error && error.name === "TimeoutError" ? "timeout" : "connection_failed";
+    }
+    const now = o.clock.now();
+    if (failure === null) {
+      await o.store.completeOutbox(m.id, o.owner, now);
+      o.onDelivery?.("delivered");
+      return;
+    }
+    const next = nextAttemptAt({
+      failureCount: m.attempts + 1,
+      nowMs: now,
+      random01: o.random.next(),
+      baseMs: o.backoffBaseMs,
+      maxMs: o.backoffMaxMs,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
+    await o.store.retryOutbox(m.id, o.owner, next, failure);
+    o.onDelivery?.("failed");
+    o.logger.warn(
+      { webhookId: m.id, type: m.type, error: failure, attempts: m.attempts + 1 },
+      "webhook delivery failed; will retry",
+    );
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#pass = this.tick();
+      this.#pass
+        .then((n) => this.#schedule(n > 0 ? 0 : this.#o.intervalMs))
+        .catch((error: unknown) => {
+          this.#o.logger.warn({ err: error }, "webhook pass failed; retrying");
+          this.#schedule(this.#o.intervalMs);
+        });
+    }, delayMs);
+    this.#timer.unref();
+  }
+}

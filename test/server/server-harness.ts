@@ -1,0 +1,148 @@
+// A server under test: startServer (what `tokenwarden serve` runs) on a real store, beside the Slack
+// emulator over HTTP, with one FakeClock shared by both, and a webhook receiver that can be down.
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { SlackEmulator, SlackEmulatorOptions } from "../../src/emulator/index.js";
+import { startSlackEmulator } from "../../src/emulator/index.js";
+import { type RunningServer, type StartServerOptions, startServer } from "../../src/server/start-server.js";
+import { FAST_TIMINGS } from "../helpers/engine-harness.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import type { StoreKind } from "../helpers/store-under-test.js";
+import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
+
+export const API_KEY = "tw_test_key_0123456789abcdef";
+export const WEBHOOK_SECRET = "whsec_test_0123456789";
+
+export interface ReceivedWebhook {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver on a fixed port that can be taken down and brought back. */
+export class WebhookReceiver {
+  readonly received: ReceivedWebhook[] = [];
+  port = 0;
+  #server: Server | null = null;
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hooks`;
+  }
+  async up(): Promise<void> {
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on("end", () => {
+        this.received.push({ headers: req.headers, body });
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
+    const address = server.address();
+    if (typeof address === "object" && address !== null) this.port = address.port;
+    this.#server = server;
+  }
+  async down(): Promise<void> {
+    const s = this.#server;
+    this.#server = null;
+    if (s)
+      await new Promise<void>((resolve) => {
+        s.closeAllConnections();
+        s.close(() => resolve());
+      });
+  }
+}
+
+export interface ServerHarness {
+  kind: StoreKind;
+  clock: FakeClock;
+  emu: SlackEmulator;
+  server: RunningServer;
+  env: NodeJS.ProcessEnv;
+  database: string;
+  schema: string | undefined;
+  /** Starts (another, or again after close) a server on the same store. */
+  start(extra?: Partial<StartServerOptions>): Promise<RunningServer>;
+  /** fetch against the server with the API key. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function openServerHarness(
+  kind: StoreKind,
+  options: {
+    emulator?: SlackEmulatorOptions;
+    webhookUrl?: string;
+    server?: Partial<StartServerOptions>;
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<ServerHarness> {
+  const clock = new FakeClock(Date.UTC(2026, 5, 1));
+  const emu = await startSlackEmulator({ now: () => clock.now(), ...options.emulator });
+  let sqlite: TmpSqlite | null = null;
+  let pg: PgSchema | null = null;
+  if (kind === "sqlite") sqlite = await createTmpSqlite();
+  else pg = await createPgSchema(`server-${Math.random()}`);
+  const database = sqlite ? `sqlite:${sqlite.path}` : TEST_POSTGRES_URL;
+  const schema = pg?.schema;
+  const env: NodeJS.ProcessEnv = {
+    NODE_ENV: "test",
+    TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    TOKENWARDEN_API_KEY: API_KEY,
+    SLACK_CLIENT_ID: emu.demoApp.clientId,
+    SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+    SLACK_SIGNING_SECRET: emu.demoApp.signingSecret,
+    SLACK_BASE_URL: emu.url,
+    ...(options.webhookUrl
+      ? { TOKENWARDEN_WEBHOOK_URL: options.webhookUrl, TOKENWARDEN_WEBHOOK_SECRET: WEBHOOK_SECRET }
+      : {}),
+    ...options.env,
+  };
+  const servers: RunningServer[] = [];
+  const start = async (extra: Partial<StartServerOptions> = {}) => {
+    const s = await startServer({
+      env,
+      port: 0,
+      database,
+      ...(schema === undefined ? {} : { schema }),
+      clock,
+      httpLog: false,
+      healthChecks: false,
+      refresher: false,
+      timings: FAST_TIMINGS,
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+      ...options.server,
+      ...extra,
+    });
+    servers.push(s);
+    return s;
+  };
+  const server = await start();
+  return {
+    kind,
+    clock,
+    emu,
+    server,
+    env,
+    database,
+    schema,
+    start,
+    api: (path, init = {}) =>
+      fetch(`${server.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${API_KEY}`, ...(init.headers as Record<string, string>) },
+      }),
+    async close() {
+      await Promise.allSettled(servers.map((s) => s.close()));
+      await emu.close();
+      await sqlite?.remove();
+      await pg?.drop();
+    },
+  };
+}
+
+/** Follows one redirect hop by hand (the test plays the browser). */
+export async function hop(url: string): Promise<Response> {
+  return fetch(url, { redirect: "manual" });
+}
