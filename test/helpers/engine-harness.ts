@@ -157,3 +157,17 @@ export async function openEngineHarness(
     },
   };
 }
+
+/** What a worker process (test/races/refresh-worker.ts) needs to open the same store and emulator. */
+export function workerEnv(h: EngineHarness, ids: string[]): Record<string, string> {
+  return {
+    TW_STORE: h.kind,
+    TW_STORE_LOCATION: h.location,
+    TW_KEY: h.key,
+    TW_SLACK_URL: h.emu.url,
+    TW_CLIENT_ID: h.emu.demoApp.clientId,
+    TW_CLIENT_SECRET: h.emu.demoApp.clientSecret,
+    TW_NOW_MS: String(h.clock.now()),
+    TW_CONNECTIONS: ids.join(","),
+  };
+}

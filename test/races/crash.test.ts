@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { NeedsReauthError } from "../../src/core/errors.js";
-import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, FAST_TIMINGS, openEngineHarness, workerEnv } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { spawnWorker } from "../helpers/spawn-workers.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
@@ -14,14 +14,7 @@ const WORKER = join(import.meta.dirname, "refresh-worker.ts");
 async function crashMidRefresh(h: EngineHarness, ids: string[]): Promise<void> {
   h.emu.control.setLatency(1_500, "oauth.v2.access");
   const worker = await spawnWorker(WORKER, {
-    TW_STORE: h.kind,
-    TW_STORE_LOCATION: h.location,
-    TW_KEY: h.key,
-    TW_SLACK_URL: h.emu.url,
-    TW_CLIENT_ID: h.emu.demoApp.clientId,
-    TW_CLIENT_SECRET: h.emu.demoApp.clientSecret,
-    TW_NOW_MS: String(h.clock.now()),
-    TW_CONNECTIONS: ids.join(","),
+    ...workerEnv(h, ids),
     TW_CALLS: String(ids.length),
     TW_LEASE_MS: String(FAST_TIMINGS.leaseMs),
   });

@@ -3,7 +3,7 @@
 // each refresh token presented once, every caller holding a token Slack accepts.
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, openEngineHarness, workerEnv } from "../helpers/engine-harness.js";
 import { raceWorkers } from "../helpers/spawn-workers.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
@@ -28,15 +28,8 @@ async function race(
   extra: Record<string, string> = {},
 ): Promise<Record<string, string[]>[]> {
   const workers = await raceWorkers<Record<string, string[]>>(PROCESSES, WORKER, () => ({
-    TW_STORE: h.kind,
-    TW_STORE_LOCATION: h.location,
-    TW_KEY: h.key,
-    TW_SLACK_URL: h.emu.url,
-    TW_CLIENT_ID: h.emu.demoApp.clientId,
-    TW_CLIENT_SECRET: h.emu.demoApp.clientSecret,
-    TW_NOW_MS: String(h.clock.now()),
+    ...workerEnv(h, ids),
     TW_REAL_START_MS: String(Date.now()),
-    TW_CONNECTIONS: ids.join(","),
     TW_CALLS: "50",
     ...extra,
   }));
@@ -91,14 +84,15 @@ describe.each(STORE_KINDS)("refresh races across processes on %s", (kind) => {
   }, 120_000);
 
   it("never spends a refresh token twice when the provider is slower than the lease", async () => {
-    const setup = await setUp(kind, 1_500);
+    const setup = await setUp(kind, 2_500);
     h = setup.h;
-    // Lease 300 ms on a clock that runs, renewed by its live holder; the provider takes 1.5 s; waiters
-    // wait and re-read, never steal the claim.
+    // Lease 1 s on a clock that runs, renewed by its live holder every 333 ms; the provider takes 2.5 s;
+    // waiters wait and re-read, never steal the claim. (A shorter lease would also measure CPU stalls
+    // of a loaded CI machine rather than the protocol.)
     await expectExactlyOnce(
       h,
       setup.ids,
-      await race(h, setup.ids, { TW_LEASE_MS: "300", TW_PROVIDER_TIMEOUT_MS: "10000", TW_CLOCK: "running" }),
+      await race(h, setup.ids, { TW_LEASE_MS: "1000", TW_PROVIDER_TIMEOUT_MS: "10000", TW_CLOCK: "running" }),
     );
   }, 120_000);
 });
