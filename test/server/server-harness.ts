@@ -23,6 +23,8 @@ export interface ReceivedWebhook {
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   port = 0;
+  /** Answer 500 to this many more requests, after recording them (a receiver that fails after receipt). */
+  failNext = 0;
   #server: Server | null = null;
   get url(): string {
     return `http://127.0.0.1:${this.port}/hooks`;
@@ -35,7 +37,10 @@ export class WebhookReceiver {
       });
       req.on("end", () => {
         this.received.push({ headers: req.headers, body });
-        res.writeHead(200).end("ok");
+        if (this.failNext > 0) {
+          this.failNext--;
+          res.writeHead(500).end("oops");
+        } else res.writeHead(200).end("ok");
       });
     });
     await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
