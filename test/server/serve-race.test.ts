@@ -1,0 +1,168 @@
+// Three `serve` OS processes on one PostgreSQL schema, hammered concurrently over HTTP on expiring
+// connections while their background refreshers run: exactly one refresh per credential per
+// rotation (the emulator counts), and every process hands out the same, current token.
+
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
+import { createWarden } from "../../src/engine/warden.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import { openSealedStore } from "../helpers/store-under-test.js";
+import { API_KEY } from "./server-harness.js";
+
+const PROCESSES = 3;
+const CONNECTIONS = 5;
+const ROUNDS = 3;
+
+interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  setClock(nowMs: number): Promise<void>;
+}
+
+async function spawnServe(env: NodeJS.ProcessEnv): Promise<ServeProcess> {
+  const child = fork(join(import.meta.dirname, "serve-worker.ts"), [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let seq = 0;
+  const acks = new Map<number, () => void>();
+  const url = await new Promise<string>((resolve, reject) => {
+    child.on("message", (m: { type: string; url?: string; seq?: number }) => {
+      if (m.type === "listening" && m.url) resolve(m.url);
+      if (m.type === "ack" && m.seq !== undefined) acks.get(m.seq)?.();
+    });
+    child.once("exit", (code) => reject(new Error(`serve worker exited with ${code}`)));
+  });
+  return {
+    child,
+    url,
+    setClock: (nowMs) =>
+      new Promise<void>((resolve) => {
+        seq++;
+        acks.set(seq, resolve);
+        child.send({ type: "clock", nowMs, seq });
+      }),
+  };
+}
+
+let emu: SlackEmulator | undefined;
+let db: PgSchema | undefined;
+let workers: ServeProcess[] = [];
+afterEach(async () => {
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          w.child.once("exit", () => resolve());
+          w.child.send({ type: "stop" });
+          setTimeout(() => w.child.kill("SIGKILL"), 5_000).unref();
+        }),
+    ),
+  );
+  workers = [];
+  await emu?.close();
+  await db?.drop();
+});
+
+it("refreshes each credential exactly once per rotation across three serve processes", async () => {
+  const clock = new FakeClock(Date.UTC(2026, 5, 1));
+  emu = await startSlackEmulator({ now: () => clock.now() });
+  db = await createPgSchema("serve-race");
+  const key = randomBytes(32).toString("base64");
+
+  // Seed the connections (bot + user each) through a warden on the same schema.
+  const store = await openSealedStore("postgres", db.schema, key);
+  const seeder = await createWarden({
+    store,
+    clock,
+    env: {},
+    providers: {
+      slack: { clientId: emu.demoApp.clientId, clientSecret: emu.demoApp.clientSecret, baseUrl: emu.url },
+    },
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const team = emu.control.createTeam({ name: `Race ${i}` });
+    const { userId } = emu.control.createUser(team.teamId);
+    const install = emu.control.install({
+      clientId: emu.demoApp.clientId,
+      teamId: team.teamId,
+      userId,
+      botScopes: ["chat:write"],
+      userScopes: ["users:read"],
+    });
+    await seeder.connections.import({
+      id: team.teamId,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: install.access_token ?? "",
+          refreshToken: install.refresh_token ?? null,
+          expiresIn: 43_200,
+        },
+        user: {
+          accessToken: install.authed_user?.access_token ?? "",
+          refreshToken: install.authed_user?.refresh_token ?? null,
+          expiresIn: 43_200,
+        },
+      },
+    });
+    ids.push(team.teamId);
+  }
+  await seeder.close();
+
+  const env: NodeJS.ProcessEnv = {
+    NODE_ENV: "test",
+    TW_NOW_MS: String(clock.now()),
+    TOKENWARDEN_DATABASE_URL: `${TEST_POSTGRES_URL}?schema=${db.schema}`,
+    TOKENWARDEN_ENCRYPTION_KEY: key,
+    TOKENWARDEN_API_KEY: API_KEY,
+    SLACK_CLIENT_ID: emu.demoApp.clientId,
+    SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+    SLACK_BASE_URL: emu.url,
+  };
+  workers = await Promise.all(Array.from({ length: PROCESSES }, () => spawnServe(env)));
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    // 11 h on: every token is inside its 2 h refresh margin, on both sides at once.
+    clock.advance(11 * 3_600_000);
+    await Promise.all(workers.map((w) => w.setClock(clock.now())));
+    const requests = workers.flatMap((w) =>
+      ids.flatMap((id) =>
+        (["bot", "user"] as const).flatMap((kind) =>
+          Array.from({ length: 3 }, () =>
+            fetch(`${w.url}/v1/connections/${id}/token?kind=${kind}&min_ttl=600`, {
+              headers: { authorization: `Bearer ${API_KEY}` },
+            }).then(async (r) => ({ status: r.status, body: (await r.json()) as { access_token?: string } })),
+          ),
+        ),
+      ),
+    );
+    const answers = await Promise.all(requests);
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    const counters = emu.control.counters();
+    expect(counters.maxPresentations).toBe(1);
+    expect(Object.values(counters.refreshesPerCredential)).toEqual(Array(CONNECTIONS * 2).fill(round));
+    // Every process now hands out the same, current token for each credential.
+    for (const id of ids) {
+      for (const kind of ["bot", "user"]) {
+        const tokens = await Promise.all(
+          workers.map(async (w) => {
+            const r = await fetch(`${w.url}/v1/connections/${id}/token?kind=${kind}`, {
+              headers: { authorization: `Bearer ${API_KEY}` },
+            });
+            return ((await r.json()) as { access_token: string }).access_token;
+          }),
+        );
+        expect(new Set(tokens).size).toBe(1);
+        expect(emu.control.tokenInfo(tokens[0] ?? "").state).toBe("active");
+      }
+    }
+  }
+}, 90_000);
