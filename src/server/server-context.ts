@@ -41,13 +41,13 @@ export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec,
   app.route({
     method: methods as ["GET"],
     url: spec.url,
-    ...(spec.auth
-      ? {
-          onRequest: async (request: FastifyRequest) => {
-            assertApiKey(request.headers.authorization, ctx.apiKeyDigest);
-          },
+    // The key is checked first thing in the handler rather than in an onRequest hook: the same
+    // order for the caller, one hook run less on the token hot path (measured: bench/server.bench.ts).
+    handler: spec.auth
+      ? (request, reply) => {
+          assertApiKey(request.headers.authorization, ctx.apiKeyDigest);
+          return handler(request, reply);
         }
-      : {}),
-    handler,
+      : handler,
   });
 }

@@ -117,7 +117,10 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ServerContex
         ...(q.min_ttl === undefined ? {} : { minTtlSeconds: q.min_ttl }),
       });
       // The one reply that carries a secret: never cached by anything in between.
-      return reply.header("cache-control", "no-store").send(tokenView(token, ctx.clock.now()));
+      return reply
+        .header("cache-control", "no-store")
+        .type("application/json; charset=utf-8")
+        .send(JSON.stringify(tokenView(token, ctx.clock.now())));
     },
   );
 
