@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
@@ -26,7 +27,7 @@ export function registerDemoCommand(program: Command): void {
     .option("--token-ttl <seconds>", "lifetime of the demo's access tokens", (v) => port(v), 60)
     .action(async (flags: { port: number; database: string; tokenTtl: number }) => {
       const emu = await startSlackEmulator({ accessTtlSeconds: flags.tokenTtl, autoApprove: true });
-      const apiKey = `tw_demo_${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
+      const apiKey = `tw_demo_${randomBytes(18).toString("base64url")}`;
       const env: NodeJS.ProcessEnv = {
         ...process.env,
         TOKENWARDEN_DATABASE_URL: flags.database,
