@@ -62,6 +62,8 @@ export interface RefreshClaim {
 export interface DueClaim extends RefreshClaim {
   /** As in `ClaimResult`: an earlier refresh was started and its outcome never recorded. */
   previousAttemptLost: boolean;
+  /** The claimed credential, read in the same statement: the refresher needs no second read. */
+  credential: StoredCredential;
 }
 
 export type ClaimResult =

@@ -1,4 +1,4 @@
-import type { RefreshClaim } from "../core/ports.js";
+import type { DueClaim } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { runClaim } from "./refresh.js";
 
@@ -98,11 +98,10 @@ export class Refresher {
     return free;
   }
 
-  #start(claim: RefreshClaim & { previousAttemptLost: boolean }): boolean {
+  #start(claim: DueClaim): boolean {
     const ctx = this.#ctx;
     const job = (async () => {
-      const credential = await ctx.store.getCredential(claim.ref);
-      if (credential === null) return;
+      const credential = claim.credential;
       const provider = credential.provider;
       const now = ctx.clock.now();
       if ((this.#pausedUntil.get(provider) ?? 0) > now || !ctx.providers.has(provider)) {

@@ -27,7 +27,7 @@ import type {
   StoredEvent,
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
-import { resealTokens, sealTokens } from "../credential-sealing.js";
+import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -410,6 +410,10 @@ export class PostgresStore implements Store {
     event: NewEvent,
   ): Promise<boolean> {
     const sealed = sealTokens(this.#sealer, claim.ref, result.tokens);
+    if (await this.#completeActive(claim, sealed, result, nowMs, event)) {
+      this.#bumpLocal([claim.ref]);
+      return true;
+    }
     const done = await this.#tx("completeRefresh", async (c) => {
       const before = await this.#lockConnection(c, claim.ref.connectionId);
       const record = await this.#record(c, claim.ref, true);
@@ -421,6 +425,63 @@ export class PostgresStore implements Store {
     });
     if (done) this.#bumpLocal([claim.ref]);
     return done;
+  }
+
+  /**
+   * The common case in one round trip: the credential was `active` and stays so, hence the connection's
+   * rolled-up status cannot change and its row need not be locked. The SET list is completionPatch() in
+   * SQL; the event and the notification commit with it. A refresh storm is bound by round trips, and
+   * this turns nine into one. Anything else (a fenced-out claim, a failing or dead credential) falls
+   * back to the general transaction.
+   */
+  async #completeActive(
+    claim: RefreshClaim,
+    sealed: SealedTokens,
+    result: RefreshResult,
+    nowMs: number,
+    event: NewEvent,
+  ): Promise<boolean> {
+    const t = this.#t;
+    const { rows } = await this.#query("completeRefresh", (c) =>
+      c.query(
+        `WITH u AS (
+           UPDATE ${t.credentials} SET
+             claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
+             claim_prev_run_at_ms = NULL, access_token_sealed = $4,
+             refresh_token_sealed = COALESCE($5, refresh_token_sealed), token_type = $6, scopes = $7::jsonb,
+             expires_at_ms = $8, issued_at_ms = $9, refreshed_at_ms = $9, version = version + 1,
+             status = 'active', reason = NULL, last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL,
+             refresh_in_doubt = false, provider_data = provider_data || $10::jsonb,
+             refresh_due_at_ms = $11, next_run_at_ms = $11
+           WHERE connection_id = $1 AND kind = $2 AND claim_id = $3 AND status = 'active'
+           RETURNING connection_id
+         ), e AS (
+           INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
+           SELECT $1, $2, $12, $13, $14, $15::jsonb FROM u
+         )
+         SELECT pg_notify($16, $17) FROM u`,
+        [
+          claim.ref.connectionId,
+          claim.ref.kind,
+          claim.claimId,
+          sealed.accessTokenSealed,
+          sealed.refreshTokenSealed,
+          result.tokens.tokenType,
+          JSON.stringify(result.tokens.scopes),
+          result.tokens.expiresAtMs,
+          nowMs,
+          JSON.stringify(result.providerData),
+          result.refreshDueAtMs,
+          event.type,
+          event.reason ?? null,
+          event.atMs,
+          JSON.stringify(event.data ?? {}),
+          this.#channel,
+          refKey(claim.ref),
+        ],
+      ),
+    );
+    return rows.length === 1;
   }
 
   async failRefresh(
@@ -488,13 +549,7 @@ export class PostgresStore implements Store {
     // instances are claiming right now are skipped, not waited for. The SET list is claimPatch()
     // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim).
     const { rows } = await this.#query("claimDue", (c) =>
-      c.query<{
-        connection_id: string;
-        kind: CredentialKind;
-        claim_id: string;
-        claim_prev_in_doubt: boolean;
-        claim_prev_run_at_ms: string;
-      }>(
+      c.query(
         `WITH due AS (
            SELECT connection_id, kind FROM ${t.credentials}
            WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
@@ -508,17 +563,20 @@ export class PostgresStore implements Store {
              claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
              refresh_in_doubt = true, next_run_at_ms = $1::bigint + $4::bigint
          FROM due WHERE c.connection_id = due.connection_id AND c.kind = due.kind
-         RETURNING c.connection_id, c.kind, c.claim_id, c.claim_prev_in_doubt, c.claim_prev_run_at_ms`,
+         RETURNING c.*`,
         [options.nowMs, limit, options.owner, options.leaseMs],
       ),
     );
     // RETURNING has no order; hand them out most overdue first, as the scheduler asked.
-    rows.sort((a, b) => Number(a.claim_prev_run_at_ms) - Number(b.claim_prev_run_at_ms));
-    return rows.map((r) => ({
-      ref: { connectionId: r.connection_id, kind: r.kind },
+    const records = rows
+      .map(recordFromRow)
+      .sort((a, b) => (a.claimPrevRunAtMs ?? 0) - (b.claimPrevRunAtMs ?? 0));
+    return records.map((r) => ({
+      ref: { connectionId: r.connectionId, kind: r.kind },
       owner: options.owner,
-      claimId: r.claim_id,
-      previousAttemptLost: r.claim_prev_in_doubt,
+      claimId: r.claimId ?? "",
+      previousAttemptLost: r.claimPrevInDoubt ?? false,
+      credential: credentialFromRecord(r, this.#sealer),
     }));
   }
 
