@@ -14,6 +14,8 @@ import type { BenchReport } from "./report.js";
 
 const STORM = Number(process.env["BENCH_STORM_CONNECTIONS"] ?? 10_000);
 const CONCURRENCY = 64;
+/** Which stores the storm runs on (comma-separated): both by default. */
+const STORM_STORES = (process.env["BENCH_STORM_STORES"] ?? "sqlite,postgres").split(",");
 const HOUR = 3_600_000;
 const PG_URL = process.env["TOKENWARDEN_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -171,6 +173,7 @@ async function storm(
 ): Promise<{ rate: number; extra: string }> {
   const installs = await installMany(emu, STORM);
   let offsetMs = 0;
+  let providerMs = 0;
   const warden = await createWarden({
     database,
     encryptionKey: randomBytes(32).toString("base64"),
@@ -178,6 +181,9 @@ async function storm(
     clock: { now: () => Date.now() + offsetMs },
     env: {},
     logger: silent,
+    onRefresh: (o) => {
+      providerMs += o.durationMs;
+    },
   });
   await inParallel(installs, async (install) => {
     await warden.connections.import({
@@ -196,6 +202,7 @@ async function storm(
   offsetMs = 11 * HOUR;
   await control(emu, "advance", { seconds: 11 * 3600 });
   await control(emu, "resetCounters", {});
+  const profile = process.env["BENCH_PROFILE_STORM"] ? await startProfile() : null;
   const t0 = performance.now();
   warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
   for (;;) {
@@ -204,12 +211,13 @@ async function storm(
     await new Promise((r) => setTimeout(r, 50));
   }
   const rate = STORM / ((performance.now() - t0) / 1000);
+  await profile?.();
   const counters = await control(emu, "counters", {});
   await warden.close();
   await cleanup();
   return {
     rate,
-    extra: `${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}`,
+    extra: `mean provider call ${(providerMs / STORM).toFixed(1)} ms; ${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}`,
   };
 }
 
@@ -218,16 +226,19 @@ export async function run(): Promise<BenchReport[]> {
   const emu = await startEmulator();
   try {
     const raw = await rawRefreshRate(emu);
-    const dir = await mkdtemp(join(tmpdir(), "tw-bench-"));
-    const sqlite = await storm(emu, `sqlite:${join(dir, "storm.db")}`, () =>
-      rm(dir, { recursive: true, force: true }),
-    );
-    reports.push({
-      name: `refresh storm: ${STORM} connections due at once, background refresher, SQLite, emulator in another process`,
-      unit: "refreshes/s",
-      subject: { label: "tokenwarden on SQLite", value: sqlite.rate, extra: sqlite.extra },
-      baseline: { label: "emulator raw refresh throughput, same concurrency", value: raw },
-    });
+    if (STORM_STORES.includes("sqlite")) {
+      const dir = await mkdtemp(join(tmpdir(), "tw-bench-"));
+      const sqlite = await storm(emu, `sqlite:${join(dir, "storm.db")}`, () =>
+        rm(dir, { recursive: true, force: true }),
+      );
+      reports.push({
+        name: `refresh storm: ${STORM} connections due at once, background refresher, SQLite, emulator in another process`,
+        unit: "refreshes/s",
+        subject: { label: "tokenwarden on SQLite", value: sqlite.rate, extra: sqlite.extra },
+        baseline: { label: "emulator raw refresh throughput, same concurrency", value: raw },
+      });
+    }
+    if (!STORM_STORES.includes("postgres")) return reports;
     const schema = `tw_bench_${process.pid}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
@@ -249,4 +260,19 @@ export async function run(): Promise<BenchReport[]> {
     await emu.stop();
   }
   return reports;
+}
+
+/** Profiles the storm phase alone (BENCH_PROFILE_STORM=1): writes a .cpuprofile to the working directory. */
+async function startProfile(): Promise<() => Promise<void>> {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFile } = await import("node:fs/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return async () => {
+    const { profile } = await session.post("Profiler.stop");
+    await writeFile(`storm-${Date.now()}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
 }

@@ -3,6 +3,7 @@ import type { EngineContext } from "./context.js";
 import { runClaim } from "./refresh.js";
 
 const MISCONFIGURED_PROBE_MS = 60_000;
+const PROVIDER_STATE_SYNC_MS = 5_000;
 
 export interface RefresherOptions {
   /** How often to look for due credentials when the last look found none. */
@@ -24,6 +25,7 @@ export class Refresher {
   readonly #inFlight = new Map<string, number>();
   readonly #pausedUntil = new Map<string, number>();
   readonly #probeAt = new Map<string, number>();
+  #nextStateSyncAt = 0;
   readonly #running = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | null = null;
   #stopped = true;
@@ -59,10 +61,18 @@ export class Refresher {
   /** One pass: claims and starts every due refresh there is room for. Returns how many it started. */
   async tick(): Promise<number> {
     const ctx = this.#ctx;
-    await this.#syncProviderStates();
+    // Another process may flag (or clear) a provider; a few seconds' lag is harmless, a query per pass is not.
+    if (performance.now() >= this.#nextStateSyncAt) {
+      this.#nextStateSyncAt = performance.now() + PROVIDER_STATE_SYNC_MS;
+      await this.#syncProviderStates();
+    }
     const now = ctx.clock.now();
     const capacity = this.#capacity(now);
     if (capacity <= 0) return 0;
+    // While refreshes are in flight, wait for a quarter of the slots to free up and claim them in one
+    // statement, rather than one claim per finished refresh.
+    const busy = [...this.#inFlight.values()].reduce((a, b) => a + b, 0);
+    if (busy > 0 && capacity < Math.max(1, Math.floor(this.#concurrency / 4))) return 0;
     const claims = await ctx.store.claimDue({
       owner: ctx.owner,
       nowMs: now,
@@ -130,7 +140,10 @@ export class Refresher {
       );
     });
     this.#running.add(job);
-    void job.finally(() => this.#running.delete(job));
+    void job.finally(() => {
+      this.#running.delete(job);
+      this.#wake();
+    });
     return true;
   }
 
@@ -145,13 +158,24 @@ export class Refresher {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
+      this.#timer = null;
       this.#ticking = this.tick()
         .then((started) => this.#schedule(started > 0 ? 0 : this.#intervalMs))
         .catch((error: unknown) => {
           this.#ctx.logger.warn({ err: error }, "refresher pass failed; retrying");
           this.#schedule(this.#intervalMs);
+        })
+        .finally(() => {
+          this.#ticking = null;
         });
     }, delayMs);
     this.#timer.unref();
+  }
+
+  /** A refresh finished: if a pass is only waiting on its timer, run it now to refill the free slots. */
+  #wake(): void {
+    if (this.#stopped || this.#ticking !== null || this.#timer === null) return;
+    clearTimeout(this.#timer);
+    this.#schedule(0);
   }
 }
