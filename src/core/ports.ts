@@ -226,7 +226,12 @@ export interface Store {
    * PostgreSQL, rows another instance is claiming are skipped: FOR UPDATE SKIP LOCKED).
    * Only stores opened with `outbox: true` ever hold rows.
    */
-  claimOutbox(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<OutboxMessage[]>;
+  claimOutbox(options: {
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+  }): Promise<OutboxMessage[]>;
   /** Marks a leased webhook delivered; false when the lease was no longer `owner`'s. */
   completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean>;
   /** Releases a leased webhook for another attempt at `nextAttemptAtMs`; false when the lease was lost. */

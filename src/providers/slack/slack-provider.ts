@@ -307,7 +307,8 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
     } catch {
       body = null; // HTML error pages ("Server Error | Slack", §4.5), proxies, truncation
     }
-    if (status >= 200 && status < 300 && body?.ok === true) return { kind: "ok", body, sentAtMs, scopesHeader };
+    if (status >= 200 && status < 300 && body?.ok === true)
+      return { kind: "ok", body, sentAtMs, scopesHeader };
     if (body === null && status < 500 && status !== 429) {
       const error = status >= 200 && status < 300 ? "invalid_response" : `http_${status}`;
       return {
