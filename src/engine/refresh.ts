@@ -3,7 +3,14 @@ import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "..
 import type { ClaimResult, Provider, RefreshClaim, StatusChange } from "../core/ports.js";
 import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
 import { episodeTransition } from "../core/status.js";
-import type { Classification, CredentialRef, DeadReason, StoredCredential, TokenSet } from "../core/types.js";
+import type {
+  Classification,
+  CredentialRef,
+  DeadReason,
+  Reason,
+  StoredCredential,
+  TokenSet,
+} from "../core/types.js";
 import type { EngineContext } from "./context.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
@@ -346,15 +353,14 @@ async function failClaim(
       { connectionId: claim.ref.connectionId, kind: claim.ref.kind, reason, error: classification.error },
       "refresh refused: the credential is dead until someone reconnects",
     );
-    ctx.events.emit("refresh_failed", {
-      ...base,
-      kind: claim.ref.kind,
-      provider: credential.provider,
-      reason,
-      error: classification.error,
-      retryAt: null,
-    });
-    announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, now);
+    tellFailure(
+      ctx,
+      claim.ref,
+      credential.provider,
+      change,
+      { reason, error: classification.error, retryAt: null },
+      now,
+    );
     throw new NeedsReauthError(
       claim.ref.connectionId,
       reason,
@@ -396,15 +402,15 @@ async function failClaim(
     },
     "refresh failed; will retry",
   );
-  ctx.events.emit("refresh_failed", {
-    ...base,
-    kind: claim.ref.kind,
-    provider: credential.provider,
-    reason,
-    error: classification.error,
-    retryAt: new Date(nextAttemptAtMs),
-  });
-  announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, change, now);
+  const retryAt = new Date(nextAttemptAtMs);
+  tellFailure(
+    ctx,
+    claim.ref,
+    credential.provider,
+    change,
+    { reason, error: classification.error, retryAt },
+    now,
+  );
   if (credential.expiresAtMs === null || credential.expiresAtMs > now) {
     // The current access token still works: a refresh-ahead blip must not fail the caller.
     return { ...current(credential), failure: classification };
@@ -414,6 +420,25 @@ async function failClaim(
     reason,
     nextAttemptAtMs - now,
   );
+}
+
+/** Emits `refresh_failed`, then the episode change it may have caused, in this process. */
+function tellFailure(
+  ctx: EngineContext,
+  ref: CredentialRef,
+  provider: string,
+  change: StatusChange | null,
+  failure: { reason: Reason; error: string; retryAt: Date | null },
+  atMs: number,
+): void {
+  ctx.events.emit("refresh_failed", {
+    connectionId: ref.connectionId,
+    kind: ref.kind,
+    provider,
+    atMs,
+    ...failure,
+  });
+  announce(ctx, ref.connectionId, provider, ref.kind, change, atMs);
 }
 
 /**

@@ -199,6 +199,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     it(`a ${fault.kind} during refresh-ahead keeps the connection alive and backs off`, async () => {
       const { id, install } = await h.installAndImport();
       const needs = collect(h, "needs_reauth");
+      const failed = collect(h, "refresh_failed");
       h.emu.control.fault("oauth.v2.access", { ...fault, times: 1 });
       advance(h, 11 * HOUR);
       const token = await h.warden.getToken(id);
@@ -208,6 +209,10 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       expect(credential?.nextAttemptAtMs).toBeGreaterThan(h.clock.now());
       if (fault.kind === "ratelimited")
         expect(credential?.nextAttemptAtMs).toBeGreaterThanOrEqual(h.clock.now() + 30_000);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ connectionId: id, kind: "bot", provider: "slack" });
+      expect(failed[0]?.reason).toBe(fault.kind === "ratelimited" ? "rate_limited" : "provider_unavailable");
+      expect(failed[0]?.retryAt?.getTime()).toBe(credential?.nextAttemptAtMs);
       // In backoff: no new attempt, the old token is served.
       await h.warden.getToken(id);
       expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(1);
