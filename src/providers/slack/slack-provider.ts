@@ -4,11 +4,13 @@
  * the engine sees only domain types. It never throws for a Slack answer or a
  * network failure, and never puts a token into an error or a classification.
  */
+
 import { classifyTransportError, parseRetryAfter, transient } from "../../core/classify.js";
 import { TokenwardenError } from "../../core/errors.js";
 import type { CheckOutcome, Clock, Provider, RefreshInput, RefreshOutcome } from "../../core/ports.js";
 import { Secret } from "../../core/secret.js";
 import type { Classification, CredentialKind, TokenSet } from "../../core/types.js";
+import { requestFetch } from "../request-fetch.js";
 import { classifySlackError } from "./slack-errors.js";
 
 /** The subset of `fetch` the provider uses; tests and proxies may pass their own. */
@@ -19,7 +21,7 @@ export interface SlackProviderOptions {
   clientSecret: string | Secret;
   /** Slack's origin; `/api/*` and `/oauth/v2/authorize` live below it. Default `https://slack.com`. */
   baseUrl?: string | undefined;
-  /** Default: the global `fetch` (Node's undici). */
+  /** Default: undici's `request` behind the slice of `fetch` we use (see request-fetch.ts). */
   fetch?: FetchLike | undefined;
   /**
    * How client credentials travel to `oauth.v2.access` (§2.3.1). `body` (default)
@@ -241,7 +243,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
   if (clientSecret.reveal() === "")
     throw new TokenwardenError("config_invalid", "Slack clientSecret is empty");
   const baseUrl = (options.baseUrl ?? "https://slack.com").replace(/\/+$/, "");
-  const doFetch: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const doFetch: FetchLike = options.fetch ?? requestFetch;
   const clientAuth = options.clientAuth ?? "body";
   const clock = options.clock ?? SYSTEM_CLOCK;
 
