@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
@@ -50,6 +51,18 @@ describe("sqlite: setup and errors", () => {
       expect((error as Error).message).toContain("TOKENWARDEN_DATABASE_URL");
       expect((error as Error).message).not.toContain("hunter2");
     }
+  });
+
+  it("creates a new database file readable by its owner only", async () => {
+    const previous = process.umask(0o022);
+    try {
+      const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+      await store.migrate();
+      await store.close();
+    } finally {
+      process.umask(previous);
+    }
+    expect(statSync(file.path).mode & 0o777).toBe(0o600);
   });
 
   it("runs in WAL mode and applies each migration once however often migrate() runs", async () => {

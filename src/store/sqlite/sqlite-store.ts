@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type {
   ClaimOptions,
@@ -107,6 +108,9 @@ export class SqliteStore implements Store {
 
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
     try {
+      // Tokens in it are encrypted, but nothing else on the machine has business reading it: a new
+      // file is created owner-only (SQLite gives its -wal and -shm files the same mode).
+      if (options.path !== ":memory:") closeSync(openSync(options.path, "a", 0o600));
       const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5_000 });
       // WAL: readers never block the writer, and processes share the file safely.
       db.pragma("journal_mode = WAL");
