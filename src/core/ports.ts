@@ -236,6 +236,8 @@ export interface Store {
   completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean>;
   /** Releases a leased webhook for another attempt at `nextAttemptAtMs`; false when the lease was lost. */
   retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean>;
+  /** Deletes up to `limit` webhooks delivered before `deliveredBeforeMs`; returns how many. */
+  pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number>;
 
   /**
    * Records that `key` happened in `scope` (a consumed OAuth state, a seen Slack event id) until

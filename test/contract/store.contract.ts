@@ -986,6 +986,29 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await webhooksOf(store, Number.MAX_SAFE_INTEGER)).toEqual([]);
       });
 
+      it("prunes delivered webhooks older than the cut-off, never undelivered ones", async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        for (let i = 0; i < 3; i++) {
+          await ob.putConnection(connection(`P${i}`, [credential("bot", `p${i}`)]), 1_000, []);
+          await ob.setCredentialStatus(
+            `P${i}`,
+            "all",
+            { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+            2_000,
+            [],
+          );
+        }
+        const claimed = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 2 });
+        expect(claimed).toHaveLength(2);
+        expect(await ob.completeOutbox(claimed[0]?.id ?? "", "a", 2_100)).toBe(true);
+        expect(await ob.completeOutbox(claimed[1]?.id ?? "", "a", 5_000)).toBe(true);
+        expect(await store.pruneOutbox(2_100, 100)).toBe(0); // strictly before the cut-off
+        expect(await store.pruneOutbox(4_000, 100)).toBe(1);
+        expect(await store.pruneOutbox(Number.MAX_SAFE_INTEGER, 100)).toBe(1);
+        // The undelivered one is still there, due.
+        expect(await webhooksOf(store, Number.MAX_SAFE_INTEGER)).toHaveLength(1);
+      });
+
       it("hands each due webhook to one of several concurrent claimers", async () => {
         const ob = await peer(testSealer(), { outbox: true });
         for (let i = 0; i < 12; i++) {

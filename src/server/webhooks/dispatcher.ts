@@ -30,7 +30,12 @@ export interface DispatcherOptions {
   batch?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** How long delivered webhooks are kept (for inspection) before they are pruned. */
+  retentionMs?: number;
 }
+
+const PRUNE_EVERY_MS = 3_600_000;
+const PRUNE_BATCH = 1_000;
 
 export class WebhookDispatcher {
   readonly #o: Required<Omit<DispatcherOptions, "onDelivery">> & Pick<DispatcherOptions, "onDelivery">;
@@ -38,6 +43,7 @@ export class WebhookDispatcher {
   #stopped = true;
   #pass: Promise<number> | null = null;
   readonly #inFlight = new Set<Promise<void>>();
+  #nextPruneAtMs = 0;
 
   constructor(options: DispatcherOptions) {
     this.#o = {
@@ -47,8 +53,18 @@ export class WebhookDispatcher {
       batch: 16,
       backoffBaseMs: 1_000,
       backoffMaxMs: 3_600_000,
+      retentionMs: 7 * 86_400_000,
       ...options,
     };
+  }
+
+  /** Delivered rows are kept `retentionMs`, then removed a batch an hour, so the outbox stays small. */
+  async #pruneNowAndThen(): Promise<void> {
+    const now = this.#o.clock.now();
+    if (now < this.#nextPruneAtMs) return;
+    this.#nextPruneAtMs = now + PRUNE_EVERY_MS;
+    const pruned = await this.#o.store.pruneOutbox(now - this.#o.retentionMs, PRUNE_BATCH);
+    if (pruned > 0) this.#o.logger.debug({ pruned }, "pruned delivered webhooks");
   }
 
   start(): void {
@@ -68,6 +84,7 @@ export class WebhookDispatcher {
   /** One pass: claims due messages and delivers them; returns how many were attempted. */
   async tick(): Promise<number> {
     const o = this.#o;
+    await this.#pruneNowAndThen();
     const due = await o.store.claimOutbox({
       owner: o.owner,
       nowMs: o.clock.now(),

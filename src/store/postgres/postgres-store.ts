@@ -697,6 +697,18 @@ export class PostgresStore implements Store {
     return r.rowCount === 1;
   }
 
+  async pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number> {
+    const n = checkLimit(limit, "limit");
+    const r = await this.#query("pruneOutbox", (c) =>
+      c.query(
+        `DELETE FROM ${this.#t.outbox} WHERE id IN (
+           SELECT id FROM ${this.#t.outbox} WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < $1 LIMIT $2)`,
+        [deliveredBeforeMs, n],
+      ),
+    );
+    return r.rowCount ?? 0;
+  }
+
   async retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean> {
     const r = await this.#query("retryOutbox", (c) =>
       c.query(

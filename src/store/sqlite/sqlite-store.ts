@@ -477,6 +477,18 @@ export class SqliteStore implements Store {
     );
   }
 
+  async pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number> {
+    const n = checkLimit(limit, "limit");
+    return this.#write(
+      "pruneOutbox",
+      () =>
+        this.#stmt(
+          `DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < ? LIMIT ?)`,
+        ).run(deliveredBeforeMs, n).changes,
+    );
+  }
+
   async retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean> {
     return this.#write(
       "retryOutbox",

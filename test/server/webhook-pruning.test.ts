@@ -1,0 +1,71 @@
+// The outbox does not grow forever: delivered webhooks are pruned after the retention period.
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { cryptoRandom } from "../../src/engine/crypto-random.js";
+import { WebhookDispatcher } from "../../src/server/webhooks/dispatcher.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
+import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
+import { WEBHOOK_SECRET, WebhookReceiver } from "./server-harness.js";
+
+const DAY = 86_400_000;
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+describe("webhook outbox retention", () => {
+  let file: TmpSqlite;
+  let store: SqliteStore;
+  const receiver = new WebhookReceiver();
+  beforeEach(async () => {
+    file = await createTmpSqlite();
+    store = await SqliteStore.open({ path: file.path, sealer: testSealer(), outbox: true });
+    await store.migrate();
+    await receiver.up();
+  });
+  afterEach(async () => {
+    await receiver.down();
+    await store.close();
+    await file.remove();
+  });
+
+  it("keeps a delivered webhook for the retention period, then prunes it", async () => {
+    const clock = new FakeClock(10 * DAY);
+    await store.putConnection(connection("T1", [credential("bot", "x")]), clock.now(), []);
+    await store.setCredentialStatus(
+      "T1",
+      "all",
+      { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
+      clock.now(),
+      [],
+    );
+    const dispatcher = new WebhookDispatcher({
+      store,
+      url: receiver.url,
+      secret: WEBHOOK_SECRET,
+      clock,
+      random: cryptoRandom,
+      logger: silent,
+      owner: "test",
+      fetch: globalThis.fetch,
+      reconnectUrl: () => null,
+      retentionMs: 7 * DAY,
+    });
+    expect(await dispatcher.tick()).toBe(1);
+    expect(receiver.received).toHaveLength(1);
+    const rows = () => {
+      const db = new Database(file.path, { readonly: true });
+      try {
+        return db.prepare("SELECT count(*) FROM outbox").pluck().get();
+      } finally {
+        db.close();
+      }
+    };
+    clock.advance(6 * DAY);
+    await dispatcher.tick();
+    expect(rows()).toBe(1); // delivered, kept within the retention period
+    clock.advance(2 * DAY);
+    await dispatcher.tick();
+    expect(rows()).toBe(0);
+    expect(receiver.received).toHaveLength(1);
+  });
+});
