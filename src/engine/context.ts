@@ -46,6 +46,8 @@ export interface EngineContext {
   cache: TokenCache;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;
+  /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */
+  providerProbeAtMs: Map<string, number>;
   reconnectUrl(connectionId: string, provider: string): string | null;
   /** Told of every refresh grant sent to a provider, with its outcome and latency (the server's metrics). */
   onRefresh?: ((observation: RefreshObservation) => void) | undefined;

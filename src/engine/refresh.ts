@@ -135,6 +135,17 @@ async function settleWithoutSpending(
     return current(c);
   }
   const now = ctx.clock.now();
+  if (ctx.flaggedProviders.has(c.provider)) {
+    // Our client credentials were refused: every refresh would be refused too, and hammering the
+    // token endpoint earns a rate limit. One caller per process gets through as a probe every 10 s
+    // (a fixed secret is then noticed at once); the others keep a still-valid token or hear why not.
+    if (now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
+      await ctx.store.releaseClaim(claimed.claim);
+      if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
+      throw misconfiguredError(c.provider, "rejected our client credentials");
+    }
+    ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
+  }
   if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
     await ctx.store.releaseClaim(claimed.claim);
     if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
@@ -326,9 +337,13 @@ async function failClaim(
     // Our client credentials are wrong: the refresh token was not spent, so the connection is untouched.
     await ctx.store.releaseClaim(claim);
     await flagProvider(ctx, credential.provider, classification.error, now);
-    throw new TokenwardenError(
-      "provider_misconfigured",
-      `provider "${credential.provider}" rejected our client credentials (${classification.error}); fix its client id/secret`,
+    // As with an outage: a token that still works is still served while the secret gets fixed.
+    if (credential.expiresAtMs === null || credential.expiresAtMs > now) {
+      return { ...current(credential), failure: classification };
+    }
+    throw misconfiguredError(
+      credential.provider,
+      `rejected our client credentials (${classification.error})`,
     );
   }
   if (classification.kind === "dead") {
@@ -422,6 +437,15 @@ async function failClaim(
   );
 }
 
+const MISCONFIGURED_PROBE_MS = 10_000;
+
+function misconfiguredError(provider: string, what: string): TokenwardenError {
+  return new TokenwardenError(
+    "provider_misconfigured",
+    `provider "${provider}" ${what}; fix its client id/secret (tokenwarden diagnose app)`,
+  );
+}
+
 /** Emits `refresh_failed`, then the episode change it may have caused, in this process. */
 function tellFailure(
   ctx: EngineContext,
@@ -484,6 +508,7 @@ async function flagProvider(
     sinceMs: atMs,
   });
   ctx.flaggedProviders.add(provider);
+  ctx.providerProbeAtMs.set(provider, atMs + MISCONFIGURED_PROBE_MS);
   if (changed) {
     ctx.logger.error(
       { provider, error },

@@ -154,6 +154,7 @@ export async function createWarden(options: WardenOptions = {}) {
     events,
     cache: new TokenCache(),
     flaggedProviders: new Set(),
+    providerProbeAtMs: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
       publicUrl

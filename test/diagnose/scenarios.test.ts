@@ -365,7 +365,10 @@ describe("diagnose connection, from the stored timeline", () => {
         slack: { clientId: h.emu.demoApp.clientId, clientSecret: "0".repeat(32), baseUrl: h.emu.url },
       },
     });
-    await expect(bad.connections.refresh(id)).rejects.toMatchObject({ code: "provider_misconfigured" });
+    // The token is still valid, so the refused refresh reports its error rather than throwing.
+    expect(await bad.connections.refresh(id)).toMatchObject([
+      { refreshed: false, error: "bad_client_secret" },
+    ]);
     expectDiagnosis(await connectionDiagnosis(id), "misconfigured", false, "client_credentials_mismatch");
     await h.store.setProviderState({
       provider: "slack",

@@ -188,9 +188,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const flagged: unknown[] = [];
     wrong.on("provider_misconfigured", (e) => flagged.push(e));
     advance(h, 11 * HOUR);
+    const calls = () => h.emu.control.counters().calls["oauth.v2.access"] ?? 0;
+    // The refresh is refused, but the current token still works for an hour: it is served.
+    const token = await wrong.getToken(id);
+    expect(token.expiresAt?.getTime()).toBeGreaterThan(h.clock.now());
+    expect(calls()).toBe(1);
+    // Flagged: no further refused calls to the provider…
+    await wrong.getToken(id);
+    expect(calls()).toBe(1);
+    // …but one probe every 10 s, so a fixed secret is noticed.
+    advance(h, 10_001);
+    await wrong.getToken(id);
+    expect(calls()).toBe(2);
+    // Once the token has expired, callers hear why.
+    advance(h, 2 * HOUR);
     const err = await wrong.getToken(id).catch((e: unknown) => e);
     expect((err as TokenwardenError).code).toBe("provider_misconfigured");
+    expect((err as Error).message).toContain("client id/secret");
     await expect(wrong.getToken(id)).rejects.toMatchObject({ code: "provider_misconfigured" });
+    expect(calls()).toBe(3);
     expect(flagged).toHaveLength(1);
     expect((await wrong.providerState("slack")).status).toBe("misconfigured");
     const connection = await h.warden.connections.get(id);
