@@ -106,6 +106,13 @@ export interface RefreshResult {
   refreshDueAtMs: number | null;
 }
 
+export interface CompletionItem {
+  claim: RefreshClaim;
+  result: RefreshResult;
+  nowMs: number;
+  event: NewEvent;
+}
+
 export interface FailureRecord {
   status: Status;
   reason: Reason;
@@ -174,6 +181,11 @@ export interface Store {
     nowMs: number,
     event: NewEvent,
   ): Promise<boolean>;
+  /**
+   * `completeRefresh` for several claims at once: each item is fenced and applied on its own, but
+   * the store may commit them together (SQLite: one transaction, one fsync). Answers per item.
+   */
+  completeRefreshes(items: CompletionItem[]): Promise<boolean[]>;
   /** Records a failed attempt and releases the claim (fenced like completeRefresh). */
   failRefresh(
     claim: RefreshClaim,

@@ -1,6 +1,7 @@
 import { DEFAULT_BACKOFF } from "../core/backoff.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_JITTER_FRACTION, type RefreshPolicy } from "../core/refresh-policy.js";
+import type { CompletionBatcher } from "./completion-batcher.js";
 import type { TokenCache } from "./token-cache.js";
 import type { WardenEvents } from "./warden-events.js";
 
@@ -44,6 +45,8 @@ export interface EngineContext {
   owner: string;
   events: WardenEvents;
   cache: TokenCache;
+  /** Where finished refreshes are persisted, batched into one store write per event-loop turn. */
+  completions: CompletionBatcher;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;
   /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */

@@ -269,11 +269,11 @@ async function completeClaim(
     ctx.policy,
     ctx.timings.jitterFraction,
   );
-  const saved = await ctx.store.completeRefresh(
+  const saved = await ctx.completions.complete({
     claim,
-    { tokens, providerData: outcome.providerData, refreshDueAtMs },
-    now,
-    {
+    result: { tokens, providerData: outcome.providerData, refreshDueAtMs },
+    nowMs: now,
+    event: {
       connectionId: claim.ref.connectionId,
       kind: claim.ref.kind,
       type: "refreshed",
@@ -284,7 +284,7 @@ async function completeClaim(
         ...(previousAttemptLost ? { recoveredLostResponse: true } : {}),
       },
     },
-  );
+  });
   if (!saved) {
     // Our claim was cleared (uninstalled or revoked meanwhile): the new tokens belong to a dead install.
     ctx.logger.warn(

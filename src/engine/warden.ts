@@ -10,6 +10,7 @@ import { AesGcmSealer } from "../crypto/seal.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { openStore } from "../store/open-store.js";
 import { checkConnection, markDead } from "./check.js";
+import { CompletionBatcher } from "./completion-batcher.js";
 import { makeConnections } from "./connections.js";
 import {
   DEFAULT_TIMINGS,
@@ -153,6 +154,7 @@ export async function createWarden(options: WardenOptions = {}) {
     owner: `${hostname()}:${process.pid}:${random.token(6)}`,
     events,
     cache: new TokenCache(),
+    completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
     providerProbeAtMs: new Map(),
     onRefresh: options.onRefresh,

@@ -388,6 +388,25 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
     });
 
     describe("completeRefresh", () => {
+      it("completes a batch item by item: each fenced on its own claim, all persisted together", async () => {
+        await seedT1();
+        const bot = claimOf(await claim(BOT, "a", 1_000));
+        const user = claimOf(await claim(USER, "a", 1_000));
+        const stale = { ...bot, claimId: "not-mine" };
+        const done = await store.completeRefreshes([
+          { claim: bot, result: refreshed("b1"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
+          { claim: stale, result: refreshed("x"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
+          { claim: user, result: refreshed("u1"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
+        ]);
+        expect(done).toEqual([true, false, true]);
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe("xoxb-access-b1-PLAINTEXT");
+        expect((await store.getCredential(USER))?.accessToken.reveal()).toBe("xoxb-access-u1-PLAINTEXT");
+        expect(
+          (await store.listEvents("T1", { limit: 10 })).filter((e) => e.type === "refreshed"),
+        ).toHaveLength(2);
+        expect(await store.completeRefreshes([])).toEqual([]);
+      });
+
       it("persists the new tokens, clears claim, journal and failures, bumps version, appends the event", async () => {
         await seedT1();
         const failed = claimOf(await claim(BOT, "a", 1_000));

@@ -4,6 +4,7 @@ import { TokenwardenError } from "../../core/errors.js";
 import type {
   ClaimOptions,
   ClaimResult,
+  CompletionItem,
   DueClaim,
   FailureRecord,
   ListFilter,
@@ -482,6 +483,77 @@ export class PostgresStore implements Store {
       ),
     );
     return rows.length === 1;
+  }
+
+  async completeRefreshes(items: CompletionItem[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    if (items.length === 1) {
+      const [i] = items as [CompletionItem];
+      return [await this.completeRefresh(i.claim, i.result, i.nowMs, i.event)];
+    }
+    // The common case of the whole batch in one statement and one round trip (a storm is bound by
+    // round trips): every item whose credential is active and whose claim still holds. The rest go
+    // through completeRefresh one by one, which fences them or takes the general transaction.
+    const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
+    const t = this.#t;
+    const col = <T>(f: (i: CompletionItem, n: number) => T): T[] => items.map(f);
+    const { rows } = await this.#query("completeRefresh", (c) =>
+      c.query<{ claim_id: string }>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::bigint[],
+             $14::text[])
+           AS i(connection_id, kind, claim_id, access, refresh, token_type, scopes, expires_at_ms, now_ms,
+             provider_data, due_ms, event_type, event_at_ms, event_data)
+         ), u AS (
+           UPDATE ${t.credentials} AS c SET
+             claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
+             claim_prev_run_at_ms = NULL, access_token_sealed = i.access,
+             refresh_token_sealed = COALESCE(i.refresh, c.refresh_token_sealed), token_type = i.token_type,
+             scopes = i.scopes::jsonb, expires_at_ms = i.expires_at_ms, issued_at_ms = i.now_ms,
+             refreshed_at_ms = i.now_ms, version = c.version + 1, status = 'active', reason = NULL,
+             last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL, refresh_in_doubt = false,
+             provider_data = c.provider_data || i.provider_data::jsonb, refresh_due_at_ms = i.due_ms,
+             next_run_at_ms = i.due_ms
+           FROM input i
+           WHERE c.connection_id = i.connection_id AND c.kind = i.kind AND c.claim_id = i.claim_id
+             AND c.status = 'active'
+           RETURNING c.connection_id, c.kind, i.claim_id
+         ), e AS (
+           INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
+           SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
+           FROM input i JOIN u ON u.claim_id = i.claim_id
+         ), n AS (
+           SELECT pg_notify($15, u.kind || ':' || u.connection_id) FROM u
+         )
+         SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`,
+        [
+          col((i) => i.claim.ref.connectionId),
+          col((i) => i.claim.ref.kind),
+          col((i) => i.claim.claimId),
+          col((_, n) => sealed[n]?.accessTokenSealed ?? null),
+          col((_, n) => sealed[n]?.refreshTokenSealed ?? null),
+          col((i) => i.result.tokens.tokenType),
+          col((i) => JSON.stringify(i.result.tokens.scopes)),
+          col((i) => i.result.tokens.expiresAtMs),
+          col((i) => i.nowMs),
+          col((i) => JSON.stringify(i.result.providerData)),
+          col((i) => i.result.refreshDueAtMs),
+          col((i) => i.event.type),
+          col((i) => i.event.atMs),
+          col((i) => JSON.stringify(i.event.data ?? {})),
+          this.#channel,
+        ],
+      ),
+    );
+    // Claim ids are unique, so they say which items the statement completed.
+    const completed = new Set(rows.map((r) => r.claim_id));
+    this.#bumpLocal(items.filter((i) => completed.has(i.claim.claimId)).map((i) => i.claim.ref));
+    return Promise.all(
+      items.map((i) =>
+        completed.has(i.claim.claimId) ? true : this.completeRefresh(i.claim, i.result, i.nowMs, i.event),
+      ),
+    );
   }
 
   async failRefresh(

@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import type {
   ClaimOptions,
   ClaimResult,
+  CompletionItem,
   DueClaim,
   FailureRecord,
   ListFilter,
@@ -27,7 +28,7 @@ import type {
   StoredEvent,
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
-import { resealTokens, sealTokens } from "../credential-sealing.js";
+import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -287,14 +288,24 @@ export class SqliteStore implements Store {
     nowMs: number,
     event: NewEvent,
   ): Promise<boolean> {
-    const sealed = sealTokens(this.#sealer, claim.ref, result.tokens);
-    return this.#write("completeRefresh", () => {
-      const record = this.#record(claim.ref);
-      if (!holdsClaim(record, claim)) return false;
-      this.#update(claim.ref, completionPatch(record, sealed, result, nowMs));
-      this.#rollUp(claim.ref.connectionId, nowMs, [event]);
-      return true;
-    });
+    const [done] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
+    return done === true;
+  }
+
+  async completeRefreshes(items: CompletionItem[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
+    // One transaction for the batch: one fsync (synchronous=FULL) for many rotations, which is what
+    // bounds a refresh storm on SQLite. Each item is still fenced on its own claim.
+    return this.#write("completeRefresh", () =>
+      items.map(({ claim, result, nowMs, event }, i) => {
+        const record = this.#record(claim.ref);
+        if (!holdsClaim(record, claim)) return false;
+        this.#update(claim.ref, completionPatch(record, sealed[i] as SealedTokens, result, nowMs));
+        this.#rollUp(claim.ref.connectionId, nowMs, [event]);
+        return true;
+      }),
+    );
   }
 
   async failRefresh(
