@@ -291,9 +291,9 @@ async function completeClaim(
       { connectionId: claim.ref.connectionId, kind: claim.ref.kind },
       "a refresh completed after its claim was taken away; its tokens were not stored",
     );
-    const now2 = await ctx.store.getCredential(claim.ref);
-    if (!now2) throw new TokenwardenError("not_found", `connection ${claim.ref.connectionId} was deleted`);
-    return usableOrThrow(ctx, now2);
+    const latest = await ctx.store.getCredential(claim.ref);
+    if (!latest) throw new TokenwardenError("not_found", `connection ${claim.ref.connectionId} was deleted`);
+    return usableOrThrow(ctx, latest);
   }
   ctx.cache.delete(claim.ref);
   ctx.events.emit("refreshed", {
