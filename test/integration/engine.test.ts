@@ -74,6 +74,14 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(types.filter((t) => t === "refreshed")).toHaveLength(2);
   });
 
+  it("does not serve a cached token once it is inside its refresh margin", async () => {
+    const { id, install } = await h.installAndImport();
+    expect((await h.warden.getToken(id)).accessToken).toBe(install["access_token"]); // cached now
+    advance(h, 11 * HOUR); // no store change, only time: the cache itself must notice
+    expect((await h.warden.getToken(id)).accessToken).not.toBe(install["access_token"]);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
   it("coalesces concurrent callers in one process into one refresh", async () => {
     const { id } = await h.installAndImport();
     advance(h, 12 * HOUR + 1);

@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import type { CompletionItem, Store } from "../../src/core/ports.js";
+import { CompletionBatcher } from "../../src/engine/completion-batcher.js";
+
+/** Only the one method the batcher calls; every call is recorded. */
+function recordingStore(answer: (items: CompletionItem[]) => Promise<boolean[]>) {
+  const calls: CompletionItem[][] = [];
+  const store = {
+    completeRefreshes: (items: CompletionItem[]) => {
+      calls.push(items);
+      return answer(items);
+    },
+  } as unknown as Store;
+  return { store, calls };
+}
+
+const item = (claimId: string): CompletionItem =>
+  ({
+    claim: { claimId, owner: "o", ref: { connectionId: claimId, kind: "bot" } },
+  }) as unknown as CompletionItem;
+
+describe("CompletionBatcher (group commit of finished refreshes)", () => {
+  it("hands completions of one event-loop turn to the store together, each with its own answer", async () => {
+    const { store, calls } = recordingStore(async (items) => items.map((i) => i.claim.claimId !== "fenced"));
+    const batcher = new CompletionBatcher(store);
+    const answers = await Promise.all([
+      batcher.complete(item("a")),
+      batcher.complete(item("fenced")),
+      batcher.complete(item("b")),
+    ]);
+    expect(answers).toEqual([true, false, true]);
+    expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a", "fenced", "b"]]);
+  });
+
+  it("flushes at once when a batch is full", async () => {
+    const { store, calls } = recordingStore(async (items) => items.map(() => true));
+    const batcher = new CompletionBatcher(store, 2);
+    await Promise.all([
+      batcher.complete(item("a")),
+      batcher.complete(item("b")),
+      batcher.complete(item("c")),
+    ]);
+    expect(calls.map((c) => c.length)).toEqual([2, 1]);
+  });
+
+  it("rejects every completion of a batch the store failed to write, and keeps working after", async () => {
+    let fail = true;
+    const { store } = recordingStore(async (items) => {
+      if (fail) throw new Error("store_unavailable");
+      return items.map(() => true);
+    });
+    const batcher = new CompletionBatcher(store);
+    const results = await Promise.allSettled([batcher.complete(item("a")), batcher.complete(item("b"))]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    fail = false;
+    await expect(batcher.complete(item("c"))).resolves.toBe(true);
+  });
+});
