@@ -127,17 +127,23 @@ export function makeGetToken(ctx: EngineContext) {
     return kind;
   }
 
+  /** The token when memory alone can answer; null when getToken would go to the store (or refresh). */
+  function cachedToken(connectionId: string, options: GetTokenOptions = {}): AccessToken | null {
+    const kind = options.kind ?? defaultKinds.get(connectionId);
+    if (kind === undefined) return null;
+    const hit = fromCache({ connectionId, kind }, options.minTtlSeconds);
+    if (hit !== null) ctx.cache.recordHit();
+    return hit;
+  }
+
   return {
+    cachedToken,
     async getToken(connectionId: string, options: GetTokenOptions = {}): Promise<AccessToken> {
+      const hit = cachedToken(connectionId, options);
+      if (hit !== null) return hit;
       const kind = options.kind ?? defaultKinds.get(connectionId) ?? (await resolveKind(connectionId));
-      const ref = { connectionId, kind };
-      const hit = fromCache(ref, options.minTtlSeconds);
-      if (hit) {
-        ctx.cache.recordHit();
-        return hit;
-      }
       ctx.cache.recordMiss();
-      return load(ref, options.minTtlSeconds);
+      return load({ connectionId, kind }, options.minTtlSeconds);
     },
     forget(connectionId: string): void {
       defaultKinds.delete(connectionId);

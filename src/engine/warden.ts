@@ -202,6 +202,12 @@ export async function createWarden(options: WardenOptions = {}) {
 
   return {
     getToken: tokens.getToken,
+    /**
+     * getToken's memory-only half, synchronous: the token when no store read and
+     * no refresh is needed, else null (then call getToken). For hot paths that
+     * want to skip a promise; never stale by more than getToken itself.
+     */
+    cachedToken: tokens.cachedToken,
     withToken: makeWithToken(ctx, tokens.getToken),
     connections,
     on: events.on.bind(events),

@@ -8,6 +8,7 @@ import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
+import { ApiKeyVerifier } from "./auth.js";
 import { errorHandler, sendError } from "./error-reply.js";
 import type { Metrics } from "./metrics.js";
 import type { OAuthStateSigner } from "./oauth-flow.js";
@@ -71,7 +72,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     book: new RouteBook(),
     metrics: o.metrics,
     publicUrl,
-    apiKeyDigest: o.apiKeyDigest,
+    apiKey: new ApiKeyVerifier(o.apiKeyDigest),
     slack: o.slack,
     signer: o.signer,
     allowedReturnOrigins: new Set([new URL(publicUrl).origin, ...o.allowedReturnOrigins]),

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Clock, Store } from "../core/ports.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
-import { assertApiKey } from "./auth.js";
+import type { ApiKeyVerifier } from "./auth.js";
 import type { Metrics } from "./metrics.js";
 import type { OAuthStateSigner } from "./oauth-flow.js";
 import type { RouteBook, RouteSpec } from "./route-book.js";
@@ -16,7 +16,7 @@ export interface ServerContext {
   metrics: Metrics;
   /** Origin users reach this server at, without a trailing slash. */
   publicUrl: string;
-  apiKeyDigest: Buffer;
+  apiKey: ApiKeyVerifier;
   /** null when Slack is not configured: the install flow, events and proxy answer `provider_misconfigured`. */
   slack: {
     provider: SlackProvider;
@@ -32,7 +32,8 @@ export interface ServerContext {
   reconnectUrl(connectionId: string, provider: string): string | null;
 }
 
-type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+/** Async, or synchronous when it has already sent its reply (then it returns undefined). */
+type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | undefined;
 
 /** Registers a route described in the book; the API key is checked first when the spec says so. */
 export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec, handler: Handler): void {
@@ -45,7 +46,7 @@ export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec,
     // order for the caller, one hook run less on the token hot path (measured: bench/server.bench.ts).
     handler: spec.auth
       ? (request, reply) => {
-          assertApiKey(request.headers.authorization, ctx.apiKeyDigest);
+          ctx.apiKey.assert(request.headers.authorization);
           return handler(request, reply);
         }
       : handler,

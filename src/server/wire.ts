@@ -184,7 +184,7 @@ export function connectionView(
   };
 }
 
-/** The hot path's answer: built by hand, no schema work per request. */
+/** The token route's answer as an object (the document's shape; tests compare `tokenJson` with it). */
 export function tokenView(t: AccessToken, nowMs: number): z.output<typeof TokenViewSchema> {
   const expiresAtMs = t.expiresAt === null ? null : t.expiresAt.getTime();
   return {
@@ -194,6 +194,34 @@ export function tokenView(t: AccessToken, nowMs: number): z.output<typeof TokenV
     expires_at: iso(expiresAtMs),
     expires_in: expiresAtMs === null ? null : Math.max(0, Math.floor((expiresAtMs - nowMs) / 1000)),
   };
+}
+
+// Expiry instants repeat on every call for the same token: format each once. Bounded: cleared when full.
+const ISO_MEMO_LIMIT = 16_384;
+const isoMemo = new Map<number, string>();
+
+function memoIso(ms: number): string {
+  let s = isoMemo.get(ms);
+  if (s === undefined) {
+    if (isoMemo.size >= ISO_MEMO_LIMIT) isoMemo.clear();
+    s = new Date(ms).toISOString();
+    isoMemo.set(ms, s);
+  }
+  return s;
+}
+
+/**
+ * `JSON.stringify(tokenView(t, nowMs))`, built by concatenation: the token
+ * route is the hot path, and on Node 20 stringifying the object and formatting
+ * the date cost more than everything else the route does.
+ */
+export function tokenJson(t: AccessToken, nowMs: number): string {
+  const expiresAtMs = t.expiresAt === null ? null : t.expiresAt.getTime();
+  const expiry =
+    expiresAtMs === null
+      ? '"expires_at":null,"expires_in":null'
+      : `"expires_at":"${memoIso(expiresAtMs)}","expires_in":${Math.max(0, Math.floor((expiresAtMs - nowMs) / 1000))}`;
+  return `{"access_token":${JSON.stringify(t.accessToken)},"token_type":${JSON.stringify(t.tokenType)},"kind":"${t.kind}",${expiry}}`;
 }
 
 export function eventView(e: StoredEvent) {

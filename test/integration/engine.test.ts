@@ -82,6 +82,39 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(1);
   });
 
+  it("cachedToken answers from memory only: null until read, after another process writes, inside the margin", async () => {
+    const { id, install } = await h.installAndImport();
+    expect(h.warden.cachedToken(id)).toBeNull(); // never read in this process: its kind is not even known
+    await eventually(
+      async () => {
+        await h.warden.getToken(id);
+        return h.warden.cachedToken(id, { kind: "bot", minTtlSeconds: 60 });
+      },
+      (t) => t !== null,
+      { what: "a cached token" },
+    );
+    expect(h.warden.cachedToken(id)?.accessToken).toBe(install["access_token"]);
+    expect(h.warden.cachedToken(id, { kind: "user" })).toBeNull(); // no user credential
+    // Another process replaces the token: memory must stop answering with the old one.
+    const peer = await h.peer();
+    await peer.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: { accessToken: "xoxe.xoxb-replaced", expiresIn: 43_200 } },
+    });
+    await eventually(
+      async () => h.warden.cachedToken(id),
+      (t) => t === null,
+      { what: "memory to drop the replaced token" },
+    );
+    expect((await h.warden.getToken(id)).accessToken).toBe("xoxe.xoxb-replaced");
+    advance(h, 11 * HOUR); // a token without a refresh token is served to its end...
+    expect(h.warden.cachedToken(id)?.accessToken).toBe("xoxe.xoxb-replaced");
+    advance(h, HOUR); // ...and not past it
+    expect(h.warden.cachedToken(id)).toBeNull();
+    expect(h.emu.control.counters().refreshes).toBe(0); // memory never refreshes
+  });
+
   it("coalesces concurrent callers in one process into one refresh", async () => {
     const { id } = await h.installAndImport();
     advance(h, 12 * HOUR + 1);

@@ -1,6 +1,7 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import { TokenwardenError } from "../../core/errors.js";
+import type { AccessToken } from "../../engine/get-token.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
 import {
@@ -19,8 +20,16 @@ import {
   refreshView,
   TokenQuerySchema,
   TokenViewSchema,
-  tokenView,
+  tokenJson,
 } from "../wire.js";
+
+/** The one reply that carries a secret: never cached by anything in between. */
+function sendToken(reply: FastifyReply, token: AccessToken, nowMs: number): FastifyReply {
+  return reply
+    .header("cache-control", "no-store")
+    .type("application/json; charset=utf-8")
+    .send(tokenJson(token, nowMs));
+}
 
 /** `/v1/connections`: import, read, list, token, refresh, check, events, delete (DESIGN.md "Contract"). */
 export function registerConnectionRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -109,18 +118,20 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ServerContex
       query: TokenQuerySchema,
       response: TokenViewSchema,
     },
-    async (request, reply) => {
+    (request, reply) => {
       const { id } = parseInput(IdParamsSchema, request.params, "params");
       const q = parseInput(TokenQuerySchema, request.query, "query");
-      const token = await warden.getToken(id, {
+      const options = {
         ...(q.kind === undefined ? {} : { kind: q.kind }),
         ...(q.min_ttl === undefined ? {} : { minTtlSeconds: q.min_ttl }),
-      });
-      // The one reply that carries a secret: never cached by anything in between.
-      return reply
-        .header("cache-control", "no-store")
-        .type("application/json; charset=utf-8")
-        .send(JSON.stringify(tokenView(token, ctx.clock.now())));
+      };
+      // A warm token is answered without a promise in between: this route is the hot path.
+      const cached = warden.cachedToken(id, options);
+      if (cached !== null) {
+        sendToken(reply, cached, ctx.clock.now());
+        return undefined;
+      }
+      return warden.getToken(id, options).then((token) => sendToken(reply, token, ctx.clock.now()));
     },
   );
 

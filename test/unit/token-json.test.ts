@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import type { AccessToken } from "../../src/engine/get-token.js";
+import { TokenViewSchema, tokenJson, tokenView } from "../../src/server/wire.js";
+
+const NOW = Date.UTC(2026, 10, 22, 3, 0, 0);
+
+const cases: Array<[string, AccessToken]> = [
+  [
+    "a bot token expiring in 12 h",
+    { accessToken: "xoxe.xoxb-1-abc", tokenType: "bot", kind: "bot", expiresAt: new Date(NOW + 43_200_500) },
+  ],
+  ["a token that never expires", { accessToken: "xoxb-1", tokenType: "bot", kind: "bot", expiresAt: null }],
+  [
+    "an expiry already past (expires_in is never negative)",
+    { accessToken: "xoxp-2", tokenType: "user", kind: "user", expiresAt: new Date(NOW - 5_000) },
+  ],
+  [
+    "characters JSON must escape",
+    {
+      accessToken: 'ab"c\\d\u0000\u2028é\ud83d',
+      tokenType: 'Bearer "x"',
+      kind: "default",
+      expiresAt: new Date(NOW + 1),
+    },
+  ],
+];
+
+describe("tokenJson (the token route's hand-built body)", () => {
+  it.each(cases)("is byte for byte JSON.stringify(tokenView(…)): %s", (_name, token) => {
+    const body = tokenJson(token, NOW);
+    expect(body).toBe(JSON.stringify(tokenView(token, NOW)));
+    expect(TokenViewSchema.strict().parse(JSON.parse(body))).toEqual(tokenView(token, NOW));
+  });
+
+  it("formats the same instant the same way on later calls (memo) and a new instant afresh", () => {
+    const t = (ms: number): AccessToken => ({
+      accessToken: "x",
+      tokenType: "bot",
+      kind: "bot",
+      expiresAt: new Date(ms),
+    });
+    const first = JSON.parse(tokenJson(t(NOW + 60_000), NOW)) as { expires_at: string };
+    const again = JSON.parse(tokenJson(t(NOW + 60_000), NOW + 30_000)) as {
+      expires_at: string;
+      expires_in: number;
+    };
+    const other = JSON.parse(tokenJson(t(NOW + 120_000), NOW)) as { expires_at: string };
+    expect(again.expires_at).toBe(first.expires_at);
+    expect(again.expires_in).toBe(30);
+    expect(other.expires_at).toBe(new Date(NOW + 120_000).toISOString());
+  });
+});
