@@ -2,7 +2,7 @@
 
 export type { AuthorizeSettings } from "./slack/context.js";
 export type { AppCredentials, SlackEmulatorControl, TeamInfo } from "./slack/control.js";
-export type { EmulatorCounters } from "./slack/counters.js";
+export type { EmulatorCounters, EmulatorCounterTotals } from "./slack/counters.js";
 export type { Delivery, DeliveryAttempt } from "./slack/events.js";
 export { signSlackRequest } from "./slack/events.js";
 export type { FaultKind, FaultSpec } from "./slack/faults.js";

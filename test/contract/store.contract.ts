@@ -454,6 +454,49 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(claimOf(await claim(BOT, "b", 2_600)).previousAttemptLost).toBe(false);
       });
 
+      it("merges provider data as a shallow spread, whether the store takes its one-statement path or not", async () => {
+        await seedT1();
+        const complete = async (nowMs: number, providerData: Record<string, unknown>) => {
+          const c = claimOf(await claim(BOT, "a", nowMs));
+          const result = { ...refreshed(`r${nowMs}`), providerData };
+          const stampBefore = store.changeStamp(BOT);
+          expect(await store.completeRefresh(c, result, nowMs, event("T1", "refreshed", nowMs))).toBe(true);
+          expect(store.changeStamp(BOT)).not.toBe(stampBefore);
+          return store.getCredential(BOT);
+        };
+        // Nested and null values: a nested object is replaced whole, a null is kept as null.
+        expect(
+          (await complete(1_000, { team: { id: "T1", name: "A" }, user_id: null }))?.providerData,
+        ).toEqual({
+          bot_user_id: "U-t1-bot",
+          team: { id: "T1", name: "A" },
+          user_id: null,
+        });
+        expect((await complete(2_000, { team: { id: "T1" } }))?.providerData).toEqual({
+          bot_user_id: "U-t1-bot",
+          team: { id: "T1" },
+          user_id: null,
+        });
+        // Flat values (the common reply): merged key by key.
+        const flat = await complete(3_000, { user_id: "U2", app_id: "A1" });
+        expect(flat?.providerData).toEqual({
+          bot_user_id: "U-t1-bot",
+          team: { id: "T1" },
+          user_id: "U2",
+          app_id: "A1",
+        });
+        expect(flat).toMatchObject({
+          version: 4,
+          status: "active",
+          refreshedAtMs: 3_000,
+          claimUntilMs: null,
+        });
+        expect(flat?.accessToken.reveal()).toBe("xoxb-access-r3000-PLAINTEXT");
+        expect(
+          (await store.listEvents("T1", { limit: 10 })).filter((e) => e.type === "refreshed"),
+        ).toHaveLength(3);
+      });
+
       it("keeps the previous refresh token when the reply carried none (invariant 2)", async () => {
         await seedT1();
         const c = claimOf(await claim(BOT, "a", 1_000));

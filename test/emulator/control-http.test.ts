@@ -58,8 +58,20 @@ describe("control API over HTTP", () => {
       refreshes: 1,
       maxPresentations: 1,
     });
+    // The same refresh token again (inside its grace window, so it succeeds) moves the max; the totals
+    // carry no per-token map.
+    await refresh(emu, str(install, "refresh_token"), creds);
+    const full = (await control(emu.url, "counters", undefined, "GET")).body;
+    const totals = (await control(emu.url, "counterTotals", undefined, "GET")).body;
+    expect(totals).toEqual({
+      calls: full["calls"],
+      maxPresentations: 2,
+      invalidRefreshTokenAnswers: full["invalidRefreshTokenAnswers"],
+      refreshes: 2,
+    });
     expect((await control(emu.url, "resetCounters")).body).toEqual({ ok: true });
     expect((await control(emu.url, "counters")).body["refreshes"]).toBe(0);
+    expect((await control(emu.url, "counterTotals")).body["maxPresentations"]).toBe(0);
     expect(
       (await control(emu.url, "fault", { method: "auth.test", kind: "internal_error", times: 1 })).body,
     ).toEqual({ ok: true });

@@ -5,7 +5,7 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
 import { createPgSchema, type PgSchema } from "../helpers/pg-schema.js";
-import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
+import { connection, credential, event, testSealer, tokens } from "../helpers/store-fixtures.js";
 
 let counter = 0;
 
@@ -137,6 +137,73 @@ describe("postgres: migrations and setup", () => {
         () => store.changeStamp(ref),
         (s) => s !== settled[0],
         { what: "a notification after reconnecting" },
+      );
+    } finally {
+      await store.close();
+      await peer.close();
+    }
+  });
+
+  it("announces a batch in one notification: peers see every credential in it move, and no other", async () => {
+    db = await createPgSchema("postgres-store.test.ts#batch-notify");
+    const open = () =>
+      PostgresStore.open({
+        connectionString: db?.url ?? "",
+        schema: db?.schema ?? "",
+        sealer: testSealer(),
+        poolMax: 2,
+      });
+    const store = await open();
+    const peer = await open();
+    try {
+      await store.migrate();
+      // Ids long enough that 70 keys overflow one NOTIFY payload: that batch must fall back to "everything".
+      const ids = Array.from({ length: 72 }, (_, i) => `T${String(i).padStart(3, "0")}-${"x".repeat(120)}`);
+      for (const id of ids)
+        await peer.putConnection(connection(id, [credential("bot", id.slice(0, 4))]), 1, []);
+      const ref = (id: string) => ({ connectionId: id, kind: "bot" as const });
+      const complete = async (batch: string[], nowMs: number) => {
+        const claims = await Promise.all(
+          batch.map((id) =>
+            peer.claimRefresh(ref(id), { owner: "p", nowMs, leaseMs: 30_000, freshUntilMs: 1e15 }),
+          ),
+        );
+        const done = await peer.completeRefreshes(
+          claims.map((c, i) => {
+            if (c.kind !== "claimed") throw new Error(`not claimed: ${c.kind}`);
+            return {
+              claim: c.claim,
+              result: { tokens: tokens(`n${nowMs}-${i}`), providerData: {}, refreshDueAtMs: 9_000 },
+              nowMs,
+              event: event(batch[i] ?? "", "refreshed", nowMs),
+            };
+          }),
+        );
+        expect(done.every(Boolean)).toBe(true);
+      };
+      const stamps = () => ids.map((id) => store.changeStamp(ref(id)));
+      const settled = await eventually(
+        async () => {
+          const a = stamps();
+          await new Promise((r) => setTimeout(r, 100));
+          return [a, stamps()];
+        },
+        ([a, b]) => JSON.stringify(a) === JSON.stringify(b),
+        { what: "the imports' notifications to settle" },
+      );
+      const before = settled[1] ?? [];
+      await complete([ids[0] ?? "", ids[1] ?? "", ids[2] ?? ""], 2);
+      const after = await eventually(
+        () => stamps(),
+        (s) => s[0] !== before[0] && s[1] !== before[1] && s[2] !== before[2],
+        { what: "the batch's three stamps to move" },
+      );
+      expect(after.slice(3)).toEqual(before.slice(3)); // one notification listing three keys, nothing else
+      await complete(ids.slice(0, 70), 3);
+      await eventually(
+        () => stamps(),
+        (s) => s.every((v, i) => v !== after[i]),
+        { what: "every stamp to move after an oversized batch" },
       );
     } finally {
       await store.close();

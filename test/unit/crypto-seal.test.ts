@@ -29,9 +29,16 @@ describe("AesGcmSealer", () => {
     expect(sealer.open(sealed, AAD)).toBe(TOKEN);
   });
 
-  it("uses a fresh IV per value", () => {
+  it("uses a fresh 96-bit IV per value, also across the nonce pool's refills", () => {
     const sealer = createSealer(K1);
     expect(sealer.seal(TOKEN, AAD)).not.toBe(sealer.seal(TOKEN, AAD));
+    const sealed = Array.from({ length: 1_000 }, (_, i) => sealer.seal(`${TOKEN}-${i}`, AAD));
+    const ivs = sealed.map((v) => v.split(".")[2] ?? "");
+    expect(new Set(ivs).size).toBe(sealed.length);
+    for (const iv of ivs) expect(Buffer.from(iv, "base64url")).toHaveLength(12);
+    sealed.forEach((v, i) => {
+      expect(sealer.open(v, AAD)).toBe(`${TOKEN}-${i}`);
+    });
   });
 
   it("refuses a value moved to another row (wrong aad)", () => {

@@ -155,6 +155,7 @@ export const CONTROL_ROUTES: Record<string, Route> = {
   deliveries: { readOnly: true, run: (c) => c.deliveries() },
   flushEvents: { readOnly: false, run: (c) => c.flushEvents() },
   counters: { readOnly: true, run: (c) => c.counters() },
+  counterTotals: { readOnly: true, run: (c) => c.counterTotals() },
   resetCounters: { readOnly: false, run: (c) => c.resetCounters() },
   tokenInfo: { readOnly: true, run: (c, a) => c.tokenInfo(str(a, "token")) },
 };

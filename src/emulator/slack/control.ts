@@ -1,7 +1,7 @@
 // The control API: what a test (or a benchmark in another process, via control-routes.ts) uses to set
 // the emulated Slack up, move its clock, inject faults and read its counters.
 import type { AuthorizeSettings, EmulatorContext } from "./context.js";
-import type { EmulatorCounters } from "./counters.js";
+import type { EmulatorCounters, EmulatorCounterTotals } from "./counters.js";
 import type { Delivery } from "./events.js";
 import type { FaultKind, FaultSpec } from "./faults.js";
 import type { AppRecord } from "./model.js";
@@ -61,6 +61,8 @@ export interface SlackEmulatorControl {
   /** Resolves when every pending event delivery (with its retries) is done; returns all deliveries. */
   flushEvents(): Promise<Delivery[]>;
   counters(): EmulatorCounters;
+  /** The counters without their per-token maps, for polling during a long run. */
+  counterTotals(): EmulatorCounterTotals;
   resetCounters(): void;
   tokenInfo(token: string): TokenInfo;
 }
@@ -138,6 +140,7 @@ export function createControl(ctx: EmulatorContext): SlackEmulatorControl {
       return ctx.events.deliveries.slice();
     },
     counters: () => ctx.counters.snapshot(),
+    counterTotals: () => ctx.counters.totals(),
     resetCounters: () => ctx.counters.reset(),
     tokenInfo: (token) => state.tokenInfo(token),
   };

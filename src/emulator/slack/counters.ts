@@ -19,19 +19,28 @@ export interface EmulatorCounters {
   refreshes: number;
 }
 
+/** The totals of `EmulatorCounters` without the per-token and per-credential maps: cheap to poll. */
+export type EmulatorCounterTotals = Pick<
+  EmulatorCounters,
+  "calls" | "maxPresentations" | "invalidRefreshTokenAnswers" | "refreshes"
+>;
+
 export class CounterSet {
   calls = new Map<string, number>();
   presentations = new Map<string, number>();
   refreshesPerCredential = new Map<string, number>();
   invalidRefreshTokenAnswers = 0;
   refreshes = 0;
+  #maxPresentations = 0;
 
   countCall(method: string): void {
     this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
   }
 
   countPresentation(refreshToken: string): void {
-    this.presentations.set(refreshToken, (this.presentations.get(refreshToken) ?? 0) + 1);
+    const n = (this.presentations.get(refreshToken) ?? 0) + 1;
+    this.presentations.set(refreshToken, n);
+    this.#maxPresentations = Math.max(this.#maxPresentations, n);
   }
 
   countRefresh(credentialKey: string): void {
@@ -45,16 +54,21 @@ export class CounterSet {
     this.refreshesPerCredential.clear();
     this.invalidRefreshTokenAnswers = 0;
     this.refreshes = 0;
+    this.#maxPresentations = 0;
   }
 
   snapshot(): EmulatorCounters {
-    let maxPresentations = 0;
-    for (const n of this.presentations.values()) maxPresentations = Math.max(maxPresentations, n);
+    return {
+      ...this.totals(),
+      refreshTokenPresentations: Object.fromEntries(this.presentations),
+      refreshesPerCredential: Object.fromEntries(this.refreshesPerCredential),
+    };
+  }
+
+  totals(): EmulatorCounterTotals {
     return {
       calls: Object.fromEntries(this.calls),
-      refreshTokenPresentations: Object.fromEntries(this.presentations),
-      maxPresentations,
-      refreshesPerCredential: Object.fromEntries(this.refreshesPerCredential),
+      maxPresentations: this.#maxPresentations,
       invalidRefreshTokenAnswers: this.invalidRefreshTokenAnswers,
       refreshes: this.refreshes,
     };

@@ -2,11 +2,14 @@ import pg from "pg";
 
 const MAX_RETRY_MS = 5_000;
 
+/** The payload that says "any credential may have changed" (a batch too large to list). */
+export const EVERYTHING = "*";
+
 /**
  * Turns `NOTIFY` from other processes into cheap, synchronous change stamps.
- * Every transaction that changes a credential notifies `channel` with the
- * credential's key; a dedicated connection LISTENs and bumps that key's
- * counter. While the listener is down, or after it reconnects, notifications
+ * Every transaction that changes credentials notifies `channel` once, with
+ * their keys one per line (or `*` for all); a dedicated connection LISTENs and
+ * bumps those keys' counters. While the listener is down, or after it reconnects, notifications
  * may have been missed, so every key counts as changed (the epoch moves).
  *
  * NOTE: a stamp moves when the notification arrives, a moment after the
@@ -57,7 +60,9 @@ export class ChangeListener {
     // Named, so an operator (or a test) can find it in pg_stat_activity.
     const client = new pg.Client({ ...this.#config, application_name: "tokenwarden-listener" });
     client.on("notification", (message) => {
-      if (message.channel === this.#channel && message.payload !== undefined) this.bump(message.payload);
+      if (message.channel !== this.#channel || message.payload === undefined) return;
+      if (message.payload === EVERYTHING) this.#epoch++;
+      else for (const key of message.payload.split("\n")) this.bump(key);
     });
     client.on("error", () => this.#lost(client));
     client.on("end", () => this.#lost(client));

@@ -63,7 +63,7 @@ import {
   recordFromRow,
 } from "../row-mapping.js";
 import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
-import { ChangeListener } from "./change-listener.js";
+import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
 
 export interface PostgresStoreOptions {
@@ -84,6 +84,9 @@ type Row = Record<string, unknown>;
 type Client = pg.PoolClient;
 
 const SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/** Bytes of NOTIFY payload we fill at most (PostgreSQL refuses 8000 and more). */
+const NOTIFY_PAYLOAD_LIMIT = 7_900;
 
 /** Lowercase, so the quoted identifier equals the unquoted one users type in psql; short enough for a channel name. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
@@ -498,8 +501,9 @@ export class PostgresStore implements Store {
     const t = this.#t;
     const col = <T>(f: (i: CompletionItem, n: number) => T): T[] => items.map(f);
     const { rows } = await this.#query("completeRefresh", (c) =>
-      c.query<{ claim_id: string }>(
-        `WITH input AS (
+      c.query<{ claim_id: string }>({
+        name: `${this.#schema}.completeRefreshes`,
+        text: `WITH input AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::bigint[],
              $14::text[])
@@ -524,10 +528,13 @@ export class PostgresStore implements Store {
            SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
            FROM input i JOIN u ON u.claim_id = i.claim_id
          ), n AS (
-           SELECT pg_notify($15, u.kind || ':' || u.connection_id) FROM u
+           -- One notification for the batch (keys one per line), or "*" past NOTIFY's 8000-byte payload.
+           SELECT pg_notify($15, CASE WHEN sum(length(u.kind) + length(u.connection_id) + 2) > ${NOTIFY_PAYLOAD_LIMIT}
+             THEN '*' ELSE string_agg(u.kind || ':' || u.connection_id, E'\n') END)
+           FROM u HAVING count(*) > 0
          )
          SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`,
-        [
+        values: [
           col((i) => i.claim.ref.connectionId),
           col((i) => i.claim.ref.kind),
           col((i) => i.claim.claimId),
@@ -544,7 +551,7 @@ export class PostgresStore implements Store {
           col((i) => JSON.stringify(i.event.data ?? {})),
           this.#channel,
         ],
-      ),
+      }),
     );
     // Claim ids are unique, so they say which items the statement completed.
     const completed = new Set(rows.map((r) => r.claim_id));
@@ -621,8 +628,9 @@ export class PostgresStore implements Store {
     // instances are claiming right now are skipped, not waited for. The SET list is claimPatch()
     // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim).
     const { rows } = await this.#query("claimDue", (c) =>
-      c.query(
-        `WITH due AS (
+      c.query({
+        name: `${this.#schema}.claimDue`,
+        text: `WITH due AS (
            SELECT connection_id, kind FROM ${t.credentials}
            WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
              AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
@@ -636,8 +644,8 @@ export class PostgresStore implements Store {
              refresh_in_doubt = true, next_run_at_ms = $1::bigint + $4::bigint
          FROM due WHERE c.connection_id = due.connection_id AND c.kind = due.kind
          RETURNING c.*`,
-        [options.nowMs, limit, options.owner, options.leaseMs],
-      ),
+        values: [options.nowMs, limit, options.owner, options.leaseMs],
+      }),
     );
     // RETURNING has no order; hand them out most overdue first, as the scheduler asked.
     const records = rows
@@ -940,7 +948,7 @@ export class PostgresStore implements Store {
 
   /** Delivered to every listener when (and only if) the transaction commits. */
   async #notify(c: Client, refs: CredentialRef[]): Promise<void> {
-    for (const ref of refs) await c.query("SELECT pg_notify($1, $2)", [this.#channel, refKey(ref)]);
+    if (refs.length > 0) await c.query("SELECT pg_notify($1, $2)", [this.#channel, notifyPayload(refs)]);
   }
 
   /** Our own commits move our stamps at once, without waiting for the notification's echo. */
@@ -994,6 +1002,12 @@ export class PostgresStore implements Store {
 
 function refKey(ref: CredentialRef): string {
   return `${ref.kind}:${ref.connectionId}`;
+}
+
+/** The keys of `refs` one per line (ids hold no newline), or "*" (everything) when they would not fit. */
+function notifyPayload(refs: CredentialRef[]): string {
+  const payload = refs.map(refKey).join("\n");
+  return Buffer.byteLength(payload) > NOTIFY_PAYLOAD_LIMIT ? EVERYTHING : payload;
 }
 
 function refOf(record: CredentialRecord): CredentialRef {

@@ -299,12 +299,53 @@ export class SqliteStore implements Store {
     // bounds a refresh storm on SQLite. Each item is still fenced on its own claim.
     return this.#write("completeRefresh", () =>
       items.map(({ claim, result, nowMs, event }, i) => {
+        const tokens = sealed[i] as SealedTokens;
+        if (this.#completeActive(claim, tokens, result, nowMs)) {
+          this.#insertEvents([event]);
+          return true;
+        }
         const record = this.#record(claim.ref);
         if (!holdsClaim(record, claim)) return false;
-        this.#update(claim.ref, completionPatch(record, sealed[i] as SealedTokens, result, nowMs));
+        this.#update(claim.ref, completionPatch(record, tokens, result, nowMs));
         this.#rollUp(claim.ref.connectionId, nowMs, [event]);
         return true;
       }),
+    );
+  }
+
+  /**
+   * The common case in one statement, as on PostgreSQL: the credential was `active` under this claim
+   * and stays so, hence the connection's rolled-up status cannot change. The SET list is
+   * completionPatch() in SQL. json_patch() merges like the spread in completionPatch() only for flat,
+   * non-null values; any other provider data takes the general path.
+   */
+  #completeActive(claim: RefreshClaim, sealed: SealedTokens, result: RefreshResult, nowMs: number): boolean {
+    if (!Object.values(result.providerData).every((v) => v !== null && typeof v !== "object")) return false;
+    return (
+      this.#stmt(
+        `UPDATE credentials SET
+           claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
+           claim_prev_run_at_ms = NULL, access_token_sealed = @access,
+           refresh_token_sealed = COALESCE(@refresh, refresh_token_sealed), token_type = @tokenType,
+           scopes = @scopes, expires_at_ms = @expiresAtMs, issued_at_ms = @nowMs, refreshed_at_ms = @nowMs,
+           version = version + 1, status = 'active', reason = NULL, last_error = NULL, failure_count = 0,
+           next_attempt_at_ms = NULL, refresh_in_doubt = 0,
+           provider_data = json_patch(provider_data, @providerData),
+           refresh_due_at_ms = @dueMs, next_run_at_ms = @dueMs
+         WHERE connection_id = @connectionId AND kind = @kind AND claim_id = @claimId AND status = 'active'`,
+      ).run({
+        access: sealed.accessTokenSealed,
+        refresh: sealed.refreshTokenSealed,
+        tokenType: result.tokens.tokenType,
+        scopes: JSON.stringify(result.tokens.scopes),
+        expiresAtMs: result.tokens.expiresAtMs,
+        nowMs,
+        providerData: JSON.stringify(result.providerData),
+        dueMs: result.refreshDueAtMs,
+        connectionId: claim.ref.connectionId,
+        kind: claim.ref.kind,
+        claimId: claim.claimId,
+      }).changes === 1
     );
   }
 
