@@ -70,7 +70,7 @@ async function warmGetToken(): Promise<BenchReport> {
   };
 }
 
-/** CPU seconds (user + system) of the processes whose pid `pick` accepts, from /proc (Linux); null elsewhere. */
+/** CPU seconds (user + system, USER_HZ = 100) of the processes `pick` accepts, from /proc (Linux); null elsewhere. */
 function cpuSeconds(pick: (pid: number, comm: string) => boolean): number | null {
   try {
     let total = 0;
@@ -86,7 +86,8 @@ function cpuSeconds(pick: (pid: number, comm: string) => boolean): number | null
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       if (!pick(pid, comm)) continue;
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ = 100
+      // utime + stime, and cutime + cstime: a backend that exits mid-run is counted in its parent's.
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
     }
     return total;
   } catch {
