@@ -1,15 +1,18 @@
 /**
  * The install / reconnect flow's tokens: an OAuth `state` and a connect-session
- * link are both `base64url(JSON).base64url(HMAC-SHA256)` under a server secret
- * shared through the store, so any `serve` process can check what another
- * issued. Each carries its purpose, expiry and target; `state` is also
- * single-use (a mark in the store, so across processes too).
+ * link are both `base64url(JSON).base64url(HMAC-SHA256)`. The HMAC key is
+ * derived (HKDF) from the encryption key every `serve` process already shares,
+ * so any process can check what another issued and no signing secret is kept
+ * anywhere, in the store or elsewhere. Each token carries its purpose, expiry
+ * and target; `state` is also single-use (a mark in the store, so across
+ * processes too).
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import type { Store } from "../core/ports.js";
+import type { EncryptionKey } from "../crypto/key-ring.js";
 
-const SECRET_SETTING = "oauth_state_secret";
+/** HKDF context: a key derived for this purpose is useless for any other. */
+const HKDF_INFO = "tokenwarden oauth-flow hmac v1";
 
 const PayloadSchema = z
   .object({
@@ -32,20 +35,24 @@ export type FlowVerdict =
   | { ok: false; reason: "malformed" | "bad_signature" | "expired" | "wrong_use" };
 
 export class OAuthStateSigner {
-  readonly #key: Buffer;
-  constructor(key: Buffer) {
-    this.#key = key;
+  /** Signs with the first; verifies with any, so a key rotation does not break a flow in progress. */
+  readonly #keys: readonly Buffer[];
+
+  constructor(keys: readonly Buffer[]) {
+    if (keys.length === 0) throw new Error("OAuthStateSigner needs at least one key");
+    this.#keys = keys;
   }
 
-  /** The secret every process shares, created by whichever process starts first. */
-  static async fromStore(store: Store): Promise<OAuthStateSigner> {
-    const stored = await store.putSettingIfAbsent(SECRET_SETTING, randomBytes(32).toString("base64url"));
-    return new OAuthStateSigner(Buffer.from(stored.value, "base64url"));
+  /** Keys derived from the encryption key ring (first signs, all verify). */
+  static fromKeyRing(ring: readonly EncryptionKey[]): OAuthStateSigner {
+    return new OAuthStateSigner(
+      ring.map((k) => Buffer.from(hkdfSync("sha256", k.key, Buffer.alloc(0), HKDF_INFO, 32))),
+    );
   }
 
   sign(payload: FlowPayload): string {
     const body = Buffer.from(JSON.stringify(payload), "utf8").toString("base64url");
-    return `${body}.${this.#mac(body).toString("base64url")}`;
+    return `${body}.${this.#mac(this.#keys[0] as Buffer, body).toString("base64url")}`;
   }
 
   verify(token: string, use: FlowPayload["use"], nowMs: number): FlowVerdict {
@@ -53,10 +60,13 @@ export class OAuthStateSigner {
     if (token.length > 4096 || dot <= 0) return { ok: false, reason: "malformed" };
     const body = token.slice(0, dot);
     const given = Buffer.from(token.slice(dot + 1), "base64url");
-    const expected = this.#mac(body);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return { ok: false, reason: "bad_signature" };
+    // Every key is tried, matched or not: the time taken says nothing about which one signed.
+    let signed = false;
+    for (const key of this.#keys) {
+      const expected = this.#mac(key, body);
+      if (given.length === expected.length && timingSafeEqual(given, expected)) signed = true;
     }
+    if (!signed) return { ok: false, reason: "bad_signature" };
     let parsed: unknown;
     try {
       parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
@@ -70,8 +80,8 @@ export class OAuthStateSigner {
     return { ok: true, payload: r.data };
   }
 
-  #mac(body: string): Buffer {
-    return createHmac("sha256", this.#key).update(body).digest();
+  #mac(key: Buffer, body: string): Buffer {
+    return createHmac("sha256", key).update(body).digest();
   }
 }
 

@@ -149,7 +149,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   });
   try {
     const apiKey = await resolveApiKey(store, config.apiKey?.reveal() ?? null);
-    const signer = await OAuthStateSigner.fromStore(store);
+    const signer = OAuthStateSigner.fromKeyRing(key.keys);
     const slack =
       config.slack === null
         ? null
