@@ -248,8 +248,13 @@ export interface Store {
   completeOutbox(id: string, owner: string, nowMs: number): Promise<boolean>;
   /** Releases a leased webhook for another attempt at `nextAttemptAtMs`; false when the lease was lost. */
   retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean>;
-  /** Deletes up to `limit` webhooks delivered before `deliveredBeforeMs`; returns how many. */
-  pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number>;
+  /**
+   * Gives a leased webhook up (a dead letter): it is never claimed again and is pruned like a
+   * delivered one; false when the lease was no longer `owner`'s.
+   */
+  abandonOutbox(id: string, owner: string, nowMs: number, lastError: string): Promise<boolean>;
+  /** Deletes up to `limit` webhooks delivered or abandoned before `beforeMs`; returns how many. */
+  pruneOutbox(beforeMs: number, limit: number): Promise<number>;
 
   /**
    * Records that `key` happened in `scope` (a consumed OAuth state, a seen Slack event id) until

@@ -6,11 +6,12 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Store } from "../core/ports.js";
 import { STATUSES } from "../core/types.js";
 import type { RefreshObservation } from "../engine/context.js";
+import type { WebhookOutcome } from "./webhooks/dispatcher.js";
 
 export interface Metrics {
   registry: Registry;
   observeRefresh(o: RefreshObservation): void;
-  observeWebhook(outcome: "delivered" | "failed"): void;
+  observeWebhook(outcome: WebhookOutcome): void;
   /** Wires the gauges that are read on scrape. */
   bind(sources: { store: Store; cacheStats: () => { hits: number; misses: number } }): void;
 }
@@ -32,7 +33,7 @@ export function createMetrics(): Metrics {
   });
   const webhooks = new Counter({
     name: "tokenwarden_webhook_deliveries_total",
-    help: "Webhook delivery attempts by outcome (delivered, failed)",
+    help: "Webhook delivery attempts by outcome (delivered, failed, abandoned: the last attempt of a dead letter)",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });

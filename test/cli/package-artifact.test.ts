@@ -50,7 +50,12 @@ describe("the packed package", () => {
     expect(files).toContain("dist/index.d.ts");
     expect(files).toContain("dist/cli/main.js");
     for (const dialect of ["sqlite", "postgres"]) {
-      for (const m of ["0001_init.sql", "0002_outbox.sql", "0003_outbox_pruning.sql"]) {
+      for (const m of [
+        "0001_init.sql",
+        "0002_outbox.sql",
+        "0003_outbox_pruning.sql",
+        "0004_outbox_dead_letters.sql",
+      ]) {
         expect(files).toContain(`dist/store/migrations/${dialect}/${m}`);
       }
     }

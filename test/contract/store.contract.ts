@@ -1071,6 +1071,28 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await webhooksOf(store, Number.MAX_SAFE_INTEGER)).toHaveLength(1);
       });
 
+      it("abandons a webhook (a dead letter): fenced on the lease, never claimed again, pruned after the cut-off", async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        await seedT1();
+        await ob.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+          2_000,
+          [],
+        );
+        const [m] = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 10 });
+        if (m === undefined) throw new Error("expected a webhook");
+        expect(await store.abandonOutbox(m.id, "someone-else", 2_500, "http_410")).toBe(false);
+        expect(await store.abandonOutbox(m.id, "a", 2_500, "http_410")).toBe(true);
+        expect(await store.abandonOutbox(m.id, "a", 2_600, "http_410")).toBe(false); // no lease any more
+        expect(await store.completeOutbox(m.id, "a", 2_700)).toBe(false);
+        expect(await webhooksOf(store, Number.MAX_SAFE_INTEGER)).toEqual([]);
+        expect(await store.pruneOutbox(2_500, 100)).toBe(0); // strictly before the cut-off
+        expect(await store.pruneOutbox(2_501, 100)).toBe(1);
+        expect(await store.pruneOutbox(Number.MAX_SAFE_INTEGER, 100)).toBe(0);
+      });
+
       it("hands each due webhook to one of several concurrent claimers", async () => {
         const ob = await peer(testSealer(), { outbox: true });
         for (let i = 0; i < 12; i++) {

@@ -73,7 +73,7 @@ describe("sqlite: setup and errors", () => {
     await Promise.all(stores.map((s) => s.close()));
     const db = new Database(file.path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1, 2, 3]);
+    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1, 2, 3, 4]);
     db.close();
   });
 

@@ -1,4 +1,5 @@
-// The outbox does not grow forever: delivered webhooks are pruned after the retention period.
+// The outbox does not grow forever: delivered webhooks are pruned after the retention period, and a
+// webhook nobody accepts for days becomes a dead letter, pruned the same way.
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cryptoRandom } from "../../src/engine/crypto-random.js";
@@ -67,5 +68,63 @@ describe("webhook outbox retention", () => {
     await dispatcher.tick();
     expect(rows()).toBe(0);
     expect(receiver.received).toHaveLength(1);
+  });
+
+  it("gives a webhook up after the retry window (a dead letter), says so, and prunes it later", async () => {
+    const clock = new FakeClock(10 * DAY);
+    await store.putConnection(connection("T1", [credential("bot", "x")]), clock.now(), []);
+    await store.setCredentialStatus(
+      "T1",
+      "all",
+      { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
+      clock.now(),
+      [],
+    );
+    const outcomes: string[] = [];
+    const errors: string[] = [];
+    const dispatcher = new WebhookDispatcher({
+      store,
+      url: receiver.url,
+      secret: WEBHOOK_SECRET,
+      clock,
+      random: cryptoRandom,
+      logger: { ...silent, error: (_obj, msg) => errors.push(msg ?? "") },
+      owner: "test",
+      fetch: globalThis.fetch,
+      reconnectUrl: () => null,
+      backoffMaxMs: DAY,
+      giveUpAfterMs: 3 * DAY,
+      retentionMs: 7 * DAY,
+      onDelivery: (o) => outcomes.push(o),
+    });
+    receiver.failNext = 1_000; // the receiver answers 500 to everything
+    const outboxRows = () => {
+      const db = new Database(file.path, { readonly: true });
+      try {
+        return db.prepare("SELECT attempts, abandoned_at_ms AS abandoned FROM outbox").all();
+      } finally {
+        db.close();
+      }
+    };
+    // Retried (backoff capped at a day here) until the webhook is three days old...
+    for (let i = 0; i < 40 && !outcomes.includes("abandoned"); i++) {
+      await dispatcher.tick();
+      clock.advance(DAY / 4);
+    }
+    expect(outcomes.filter((o) => o === "failed").length).toBeGreaterThan(3);
+    expect(outcomes.at(-1)).toBe("abandoned");
+    expect(errors).toEqual([expect.stringContaining("webhook abandoned")]);
+    const [row] = outboxRows() as Array<{ attempts: number; abandoned: number | null }>;
+    expect(row?.abandoned).toBeGreaterThanOrEqual(13 * DAY);
+    expect(row?.attempts).toBe(outcomes.length);
+    // ...then never tried again, and pruned after the retention period.
+    const sent = receiver.received.length;
+    clock.advance(6 * DAY);
+    await dispatcher.tick();
+    expect(receiver.received).toHaveLength(sent);
+    expect(outboxRows()).toHaveLength(1);
+    clock.advance(2 * DAY);
+    await dispatcher.tick();
+    expect(outboxRows()).toHaveLength(0);
   });
 });

@@ -3,13 +3,18 @@
  * receiver's Retry-After), surviving restarts (rows live in the store), and
  * shared by every `serve` process (rows are leased; PostgreSQL skips rows
  * another instance holds). A receiver answering 2xx has it; anything else,
- * or no answer within the timeout, is tried again later.
+ * or no answer within the timeout, is tried again later — until the webhook
+ * is `giveUpAfterMs` old: then it becomes a dead letter (kept, never retried,
+ * logged as an error and counted), so a receiver gone for good does not keep
+ * every process retrying forever.
  */
 import { nextAttemptAt } from "../../core/backoff.js";
 import type { Clock, Logger, Random, Store } from "../../core/ports.js";
 import type { OutboxMessage } from "../../core/types.js";
 import { webhookBody } from "./outbox.js";
 import { signWebhook, WEBHOOK_HEADERS } from "./signature.js";
+
+export type WebhookOutcome = "delivered" | "failed" | "abandoned";
 
 export interface DispatcherOptions {
   store: Store;
@@ -21,7 +26,7 @@ export interface DispatcherOptions {
   owner: string;
   fetch: typeof globalThis.fetch;
   reconnectUrl: (connectionId: string, provider: string) => string | null;
-  onDelivery?: (outcome: "delivered" | "failed") => void;
+  onDelivery?: (outcome: WebhookOutcome) => void;
   /** Polling interval when the outbox is empty. */
   intervalMs?: number;
   /** A delivery's lease; longer than the request timeout so two processes never send at once. */
@@ -30,8 +35,10 @@ export interface DispatcherOptions {
   batch?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** How long delivered webhooks are kept (for inspection) before they are pruned. */
+  /** How long delivered (and abandoned) webhooks are kept, for inspection, before they are pruned. */
   retentionMs?: number;
+  /** Age of a webhook after which a failed attempt is its last (default 3 days). */
+  giveUpAfterMs?: number;
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
@@ -54,17 +61,18 @@ export class WebhookDispatcher {
       backoffBaseMs: 1_000,
       backoffMaxMs: 3_600_000,
       retentionMs: 7 * 86_400_000,
+      giveUpAfterMs: 3 * 86_400_000,
       ...options,
     };
   }
 
-  /** Delivered rows are kept `retentionMs`, then removed a batch an hour, so the outbox stays small. */
+  /** Delivered and abandoned rows are kept `retentionMs`, then removed a batch an hour, so the outbox stays small. */
   async #pruneNowAndThen(): Promise<void> {
     const now = this.#o.clock.now();
     if (now < this.#nextPruneAtMs) return;
     this.#nextPruneAtMs = now + PRUNE_EVERY_MS;
     const pruned = await this.#o.store.pruneOutbox(now - this.#o.retentionMs, PRUNE_BATCH);
-    if (pruned > 0) this.#o.logger.debug({ pruned }, "pruned delivered webhooks");
+    if (pruned > 0) this.#o.logger.debug({ pruned }, "pruned delivered and abandoned webhooks");
   }
 
   start(): void {
@@ -143,6 +151,15 @@ export class WebhookDispatcher {
     if (failure === null) {
       await o.store.completeOutbox(m.id, o.owner, now);
       o.onDelivery?.("delivered");
+      return;
+    }
+    if (now - m.createdAtMs >= o.giveUpAfterMs) {
+      await o.store.abandonOutbox(m.id, o.owner, now, failure);
+      o.onDelivery?.("abandoned");
+      o.logger.error(
+        { webhookId: m.id, type: m.type, error: failure, attempts: m.attempts + 1 },
+        "webhook abandoned: still undeliverable after the retry window; kept in the outbox as a dead letter",
+      );
       return;
     }
     const next = nextAttemptAt({

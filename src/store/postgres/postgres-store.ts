@@ -777,16 +777,32 @@ export class PostgresStore implements Store {
     return r.rowCount === 1;
   }
 
-  async pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number> {
+  async pruneOutbox(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
+    const t = this.#t.outbox;
     const r = await this.#query("pruneOutbox", (c) =>
       c.query(
-        `DELETE FROM ${this.#t.outbox} WHERE id IN (
-           SELECT id FROM ${this.#t.outbox} WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < $1 LIMIT $2)`,
-        [deliveredBeforeMs, n],
+        `DELETE FROM ${t} WHERE id IN (
+           SELECT id FROM ${t} WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < $1
+           UNION ALL
+           SELECT id FROM ${t} WHERE abandoned_at_ms IS NOT NULL AND abandoned_at_ms < $1
+           LIMIT $2)`,
+        [beforeMs, n],
       ),
     );
     return r.rowCount ?? 0;
+  }
+
+  async abandonOutbox(id: string, owner: string, nowMs: number, lastError: string): Promise<boolean> {
+    const r = await this.#query("abandonOutbox", (c) =>
+      c.query(
+        `UPDATE ${this.#t.outbox} SET next_attempt_at_ms = NULL, attempts = attempts + 1, last_error = $1,
+           lease_owner = NULL, lease_until_ms = NULL, abandoned_at_ms = $2
+         WHERE id = $3 AND lease_owner = $4 AND delivered_at_ms IS NULL`,
+        [lastError.slice(0, 500), nowMs, id, owner],
+      ),
+    );
+    return r.rowCount === 1;
   }
 
   async retryOutbox(id: string, owner: string, nextAttemptAtMs: number, lastError: string): Promise<boolean> {

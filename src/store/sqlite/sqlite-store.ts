@@ -529,15 +529,30 @@ export class SqliteStore implements Store {
     );
   }
 
-  async pruneOutbox(deliveredBeforeMs: number, limit: number): Promise<number> {
+  async pruneOutbox(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
     return this.#write(
       "pruneOutbox",
       () =>
         this.#stmt(
           `DELETE FROM outbox WHERE id IN (
-             SELECT id FROM outbox WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < ? LIMIT ?)`,
-        ).run(deliveredBeforeMs, n).changes,
+             SELECT id FROM outbox WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < @before
+             UNION ALL
+             SELECT id FROM outbox WHERE abandoned_at_ms IS NOT NULL AND abandoned_at_ms < @before
+             LIMIT @n)`,
+        ).run({ before: beforeMs, n }).changes,
+    );
+  }
+
+  async abandonOutbox(id: string, owner: string, nowMs: number, lastError: string): Promise<boolean> {
+    return this.#write(
+      "abandonOutbox",
+      () =>
+        this.#stmt(
+          `UPDATE outbox SET next_attempt_at_ms = NULL, attempts = attempts + 1, last_error = ?,
+             lease_owner = NULL, lease_until_ms = NULL, abandoned_at_ms = ?
+           WHERE id = ? AND lease_owner = ? AND delivered_at_ms IS NULL`,
+        ).run(lastError.slice(0, 500), nowMs, id, owner).changes === 1,
     );
   }
 
