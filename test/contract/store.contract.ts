@@ -932,6 +932,22 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       const webhooksOf = async (s: Store, nowMs = 10_000_000) =>
         s.claimOutbox({ owner: "probe", nowMs, leaseMs: 1, limit: 100 });
 
+      /** T1 dies through an outbox-writing peer; its one webhook is leased to "a" at 2_000. */
+      const oneLeasedWebhook = async () => {
+        const ob = await peer(testSealer(), { outbox: true });
+        await seedT1();
+        await ob.setCredentialStatus(
+          "T1",
+          "all",
+          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+          2_000,
+          [],
+        );
+        const [m] = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 10 });
+        if (m === undefined) throw new Error("expected a webhook");
+        return { ob, m };
+      };
+
       it("writes no webhook unless opened with outbox: true", async () => {
         await seedT1();
         await store.setCredentialStatus(
@@ -1023,17 +1039,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
 
       it("leases webhooks to one owner at a time; completes and retries are fenced on the lease", async () => {
-        const ob = await peer(testSealer(), { outbox: true });
-        await seedT1();
-        await ob.setCredentialStatus(
-          "T1",
-          "all",
-          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
-          2_000,
-          [],
-        );
-        const [m] = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 10 });
-        if (m === undefined) throw new Error("expected a webhook");
+        const { ob, m } = await oneLeasedWebhook();
         expect(await store.claimOutbox({ owner: "b", nowMs: 2_999, leaseMs: 1_000, limit: 10 })).toEqual([]);
         // a's lease lapsed (it died): b takes over; a's late answer changes nothing.
         const again = await store.claimOutbox({ owner: "b", nowMs: 3_000, leaseMs: 1_000, limit: 10 });
@@ -1072,17 +1078,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
 
       it("abandons a webhook (a dead letter): fenced on the lease, never claimed again, pruned after the cut-off", async () => {
-        const ob = await peer(testSealer(), { outbox: true });
-        await seedT1();
-        await ob.setCredentialStatus(
-          "T1",
-          "all",
-          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
-          2_000,
-          [],
-        );
-        const [m] = await ob.claimOutbox({ owner: "a", nowMs: 2_000, leaseMs: 1_000, limit: 10 });
-        if (m === undefined) throw new Error("expected a webhook");
+        const { m } = await oneLeasedWebhook();
         expect(await store.abandonOutbox(m.id, "someone-else", 2_500, "http_410")).toBe(false);
         expect(await store.abandonOutbox(m.id, "a", 2_500, "http_410")).toBe(true);
         expect(await store.abandonOutbox(m.id, "a", 2_600, "http_410")).toBe(false); // no lease any more

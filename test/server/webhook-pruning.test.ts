@@ -29,7 +29,8 @@ describe("webhook outbox retention", () => {
     await file.remove();
   });
 
-  it("keeps a delivered webhook for the retention period, then prunes it", async () => {
+  /** T1 dies on day 10: one webhook in the outbox, due. */
+  async function oneWebhookDue(): Promise<FakeClock> {
     const clock = new FakeClock(10 * DAY);
     await store.putConnection(connection("T1", [credential("bot", "x")]), clock.now(), []);
     await store.setCredentialStatus(
@@ -39,6 +40,11 @@ describe("webhook outbox retention", () => {
       clock.now(),
       [],
     );
+    return clock;
+  }
+
+  it("keeps a delivered webhook for the retention period, then prunes it", async () => {
+    const clock = await oneWebhookDue();
     const dispatcher = new WebhookDispatcher({
       store,
       url: receiver.url,
@@ -71,15 +77,7 @@ describe("webhook outbox retention", () => {
   });
 
   it("gives a webhook up after the retry window (a dead letter), says so, and prunes it later", async () => {
-    const clock = new FakeClock(10 * DAY);
-    await store.putConnection(connection("T1", [credential("bot", "x")]), clock.now(), []);
-    await store.setCredentialStatus(
-      "T1",
-      "all",
-      { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
-      clock.now(),
-      [],
-    );
+    const clock = await oneWebhookDue();
     const outcomes: string[] = [];
     const errors: string[] = [];
     const dispatcher = new WebhookDispatcher({
