@@ -2,6 +2,7 @@ import { TokenwardenError } from "../core/errors.js";
 import type { Classification, CredentialKind, Reason, Status } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { announce, providerFor, refreshCredential } from "./refresh.js";
+import { withTimeout } from "./timeout.js";
 
 export interface CredentialCheck {
   kind: CredentialKind;
@@ -32,7 +33,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
   for (const credential of await ctx.store.listCredentials(connectionId)) {
     const ref = { connectionId, kind: credential.kind };
     let token = credential.accessToken;
-    let outcome = await provider.check(token, AbortSignal.timeout(ctx.timings.providerTimeoutMs));
+    let outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) => provider.check(token, signal));
     if (
       outcome.kind === "failed" &&
       outcome.classification.kind === "refreshable" &&
@@ -45,7 +46,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
           ignoreBackoff: true,
         });
         token = fresh.tokens.accessToken;
-        outcome = await provider.check(token, AbortSignal.timeout(ctx.timings.providerTimeoutMs));
+        outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) => provider.check(token, signal));
       } catch (error) {
         ctx.logger.debug({ err: error, connectionId }, "refresh during a health check failed");
       }

@@ -18,6 +18,7 @@ import {
   scopesOf,
 } from "./import-input.js";
 import { announce, providerFor } from "./refresh.js";
+import { withTimeout } from "./timeout.js";
 
 export interface ListOptions {
   provider?: string;
@@ -130,9 +131,8 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       if (options.revoke) {
         const provider = providerFor(ctx, connection.provider);
         for (const credential of await ctx.store.listCredentials(id)) {
-          const outcome = await provider.revoke(
-            credential.accessToken,
-            AbortSignal.timeout(ctx.timings.providerTimeoutMs),
+          const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+            provider.revoke(credential.accessToken, signal),
           );
           revoked.push(
             outcome.kind === "ok"

@@ -12,6 +12,7 @@ import type {
   TokenSet,
 } from "../core/types.js";
 import type { EngineContext } from "./context.js";
+import { withTimeout } from "./timeout.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
 
@@ -193,7 +194,8 @@ async function waitForHolder(
 export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<CurrentToken> {
   const { claim, credential, previousAttemptLost } = claimed;
   const provider = providerFor(ctx, credential.provider);
-  if (credential.refreshToken === null) {
+  const refreshToken = credential.refreshToken;
+  if (refreshToken === null) {
     await ctx.store.releaseClaim(claim);
     return usableOrThrow(ctx, credential);
   }
@@ -212,15 +214,17 @@ export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<Cu
   let outcome: Awaited<ReturnType<Provider["refresh"]>>;
   const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
   try {
-    outcome = await provider.refresh(
-      {
-        ref: claim.ref,
-        refreshToken: credential.refreshToken,
-        tokenType: credential.tokenType,
-        scopes: credential.scopes,
-        providerData: credential.providerData,
-      },
-      AbortSignal.timeout(ctx.timings.providerTimeoutMs),
+    outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+      provider.refresh(
+        {
+          ref: claim.ref,
+          refreshToken,
+          tokenType: credential.tokenType,
+          scopes: credential.scopes,
+          providerData: credential.providerData,
+        },
+        signal,
+      ),
     );
   } finally {
     clearInterval(heartbeat);

@@ -5,6 +5,7 @@
  */
 import { NeedsReauthError, TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
+import { withTimeout } from "../engine/timeout.js";
 import type { ServerContext } from "./server-context.js";
 
 /** Slack method names: `chat.postMessage`, `admin.conversations.search`. */
@@ -48,6 +49,9 @@ function slackErrorOf(status: number, body: Buffer, contentType: string | null):
  * One proxied call. `withToken` supplies the token, refreshes once and retries once on
  * `token_expired`, and marks a dead credential; a dead answer then becomes 409 needs_reauth.
  */
+/** A whole proxied call, body included: Slack's slowest methods answer well within it. */
+const PROXY_TIMEOUT_MS = 30_000;
+
 export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promise<ProxyAnswer> {
   const slack = ctx.slack;
   if (slack === null) throw new TokenwardenError("provider_misconfigured", "Slack is not configured");
@@ -57,29 +61,7 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;
   const result = await ctx.warden.withToken(
     r.connectionId,
-    async (token): Promise<Attempt> => {
-      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-      if (hasBody && r.contentType !== undefined) headers["content-type"] = r.contentType;
-      const res = await ctx.fetch(url, {
-        method: r.httpMethod,
-        headers,
-        ...(hasBody && r.body !== undefined ? { body: new Uint8Array(r.body) } : {}),
-        redirect: "manual",
-        signal: AbortSignal.timeout(30_000),
-      });
-      const body = Buffer.from(await res.arrayBuffer());
-      const back: Record<string, string> = {};
-      for (const name of PASSED_BACK) {
-        const v = res.headers.get(name);
-        if (v !== null) back[name] = v;
-      }
-      return {
-        status: res.status,
-        headers: back,
-        body,
-        error: slackErrorOf(res.status, body, res.headers.get("content-type")),
-      };
-    },
+    (token) => withTimeout(PROXY_TIMEOUT_MS, (signal) => attempt(token, signal)),
     {
       ...(r.kind === undefined ? {} : { kind: r.kind }),
       errorOf: (v) => (v as Attempt | undefined)?.error ?? null,
@@ -94,4 +76,28 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     );
   }
   return { status: result.status, headers: result.headers, body: result.body };
+
+  async function attempt(token: string, signal: AbortSignal): Promise<Attempt> {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (hasBody && r.contentType !== undefined) headers["content-type"] = r.contentType;
+    const res = await ctx.fetch(url, {
+      method: r.httpMethod,
+      headers,
+      ...(hasBody && r.body !== undefined ? { body: new Uint8Array(r.body) } : {}),
+      redirect: "manual",
+      signal,
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    const back: Record<string, string> = {};
+    for (const name of PASSED_BACK) {
+      const v = res.headers.get(name);
+      if (v !== null) back[name] = v;
+    }
+    return {
+      status: res.status,
+      headers: back,
+      body,
+      error: slackErrorOf(res.status, body, res.headers.get("content-type")),
+    };
+  }
 }

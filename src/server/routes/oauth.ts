@@ -3,10 +3,14 @@ import { z } from "zod";
 import { TokenwardenError } from "../../core/errors.js";
 import type { Classification } from "../../core/types.js";
 import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
+import { withTimeout } from "../../engine/timeout.js";
 import type { SlackInstallation } from "../../providers/slack/slack-provider.js";
 import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
+
+/** The code exchange of an install; the user is waiting on the callback page meanwhile. */
+const EXCHANGE_TIMEOUT_MS = 20_000;
 
 /** Slack's code lives 10 minutes (slack-api.md §2.2); a state outliving it is useless. */
 const STATE_TTL_MS = 10 * 60_000;
@@ -292,9 +296,9 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               "Slack did not send an authorization code. Nothing was changed.",
             );
       }
-      const exchanged = await slack.provider.exchangeCode(
-        { code: q.code, redirectUri },
-        AbortSignal.timeout(20_000),
+      const code = q.code;
+      const exchanged = await withTimeout(EXCHANGE_TIMEOUT_MS, (signal) =>
+        slack.provider.exchangeCode({ code, redirectUri }, signal),
       );
       if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
       const installation = exchanged.installation;

@@ -11,6 +11,7 @@
 import { nextAttemptAt } from "../../core/backoff.js";
 import type { Clock, Logger, Random, Store } from "../../core/ports.js";
 import type { OutboxMessage } from "../../core/types.js";
+import { withTimeout } from "../../engine/timeout.js";
 import { webhookBody } from "./outbox.js";
 import { signWebhook, WEBHOOK_HEADERS } from "./signature.js";
 
@@ -124,21 +125,28 @@ export class WebhookDispatcher {
     let failure: string | null = null;
     let retryAfterMs: number | undefined;
     try {
-      const res = await o.fetch(o.url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "tokenwarden-webhooks",
-          [WEBHOOK_HEADERS.id]: m.id,
-          [WEBHOOK_HEADERS.event]: m.type,
-          [WEBHOOK_HEADERS.timestamp]: String(timestamp),
-          [WEBHOOK_HEADERS.signature]: signWebhook(o.secret, timestamp, body),
-        },
-        body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(o.timeoutMs),
-      });
-      await res.arrayBuffer().catch(() => undefined);
+      const res = await withTimeout(o.timeoutMs, (signal) =>
+        o
+          .fetch(o.url, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "user-agent": "tokenwarden-webhooks",
+              [WEBHOOK_HEADERS.id]: m.id,
+              [WEBHOOK_HEADERS.event]: m.type,
+              [WEBHOOK_HEADERS.timestamp]: String(timestamp),
+              [WEBHOOK_HEADERS.signature]: signWebhook(o.secret, timestamp, body),
+            },
+            body,
+            redirect: "manual",
+            signal,
+          })
+          .then(async (r) => {
+            // The body is read inside the deadline too: a receiver that stalls mid-answer times out.
+            await r.arrayBuffer().catch(() => undefined);
+            return r;
+          }),
+      );
       if (res.status < 200 || res.status >= 300) {
         failure = `http_${res.status}`;
         const ra = Number(res.headers.get("retry-after"));
