@@ -409,7 +409,12 @@ async function failClaim(
       inDoubt: attempt.inDoubt || attempt.previousAttemptLost,
     },
     now,
-    { ...base, type: "refresh_failed", reason, data: { error: classification.error, nextAttemptAtMs } },
+    {
+      ...base,
+      type: "refresh_failed",
+      reason,
+      data: { error: classification.error, nextAttemptAtMs, attempt: credential.failureCount + 1 },
+    },
   );
   ctx.logger.warn(
     {

@@ -32,14 +32,24 @@ export function outboxRowOfEvent(event: NewEvent, provider: string, id: string):
     at: new Date(event.atMs).toISOString(),
   };
   if (type === "connection.refresh_failed") {
+    const attempt = typeof data["attempt"] === "number" ? data["attempt"] : null;
+    // A provider outage fails every connection's refresh again and again: announce the 1st, 2nd,
+    // 4th, 8th… failure in a row, not each one (the event log keeps them all). A refusal that kills
+    // the credential carries no attempt number and is always announced.
+    if (attempt !== null && !isPowerOfTwo(attempt)) return null;
     payload["error"] = typeof data["error"] === "string" ? data["error"] : null;
     const next = data["nextAttemptAtMs"];
     payload["retry_at"] = typeof next === "number" ? new Date(next).toISOString() : null;
+    payload["attempt"] = attempt;
   }
   return {
     message: { id, type, payload, createdAtMs: event.atMs, attempts: 0 },
     nextAttemptAtMs: event.atMs,
   };
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
 /** The webhook of a provider state change: only the change *to* misconfigured is announced. */

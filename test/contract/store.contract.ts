@@ -979,7 +979,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           {
             ...event("T1", "refresh_failed", 1_100),
             reason: "rate_limited",
-            data: { error: "ratelimited", nextAttemptAtMs: 61_000 },
+            data: { error: "ratelimited", nextAttemptAtMs: 61_000, attempt: 1 },
           },
         );
         await ob.setCredentialStatus(
@@ -1026,6 +1026,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           reason: "rate_limited",
           error: "ratelimited",
           retry_at: new Date(61_000).toISOString(),
+          attempt: 1,
           at: new Date(1_100).toISOString(),
         });
         expect(sent[1]?.payload).toMatchObject({

@@ -291,6 +291,27 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
   }
 
+  it("numbers failures in a row in the event log, and starts again from 1 after a success", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 3 });
+    advance(h, 11 * HOUR);
+    for (let i = 0; i < 3; i++) {
+      await h.warden.getToken(id); // the attempt fails; the still-valid token is served
+      const next = (await h.warden.connections.get(id)).credentials[0]?.nextAttemptAtMs ?? 0;
+      advance(h, next - h.clock.now() + 1);
+    }
+    await h.warden.getToken(id);
+    expect((await h.warden.connections.get(id)).status).toBe("active");
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    advance(h, 11 * HOUR);
+    await h.warden.getToken(id);
+    const attempts = (await h.warden.connections.events(id))
+      .filter((e) => e.type === "refresh_failed")
+      .map((e) => e.data["attempt"])
+      .reverse();
+    expect(attempts).toEqual([1, 2, 3, 1]);
+  });
+
   it("a refresh that hangs past the timeout is retried with the same token and recovers", async () => {
     const { id } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "hang", times: 1, hangMs: 4_000 });
