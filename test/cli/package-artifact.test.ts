@@ -2,7 +2,7 @@
 // package is unpacked beside this repo's node_modules (so no install from the registry is needed)
 // and used the way an app uses it: `import "tokenwarden"`, its subpaths, the bin, a real warden.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,7 @@ const ROOT = join(import.meta.dirname, "../..");
 let dir: string;
 let pkg: string;
 let files: string[];
+let tarball: Buffer;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tokenwarden-pack-"));
@@ -22,6 +23,7 @@ beforeAll(() => {
   const [info] = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>;
   if (!info) throw new Error("npm pack printed nothing");
   files = info.files.map((f) => f.path);
+  tarball = readFileSync(join(dir, info.filename));
   const app = join(dir, "app");
   pkg = join(app, "node_modules", "tokenwarden");
   mkdirSync(pkg, { recursive: true });
@@ -85,6 +87,30 @@ describe("the packed package", () => {
     `);
     expect(JSON.parse(out)).toEqual({ same: true, kind: "bot", err: "function" });
   });
+
+  it("passes publint, and are-the-types-wrong for ESM importers (the package is ESM only)", async () => {
+    const { publint } = await import("publint");
+    const bytes = tarball.buffer.slice(tarball.byteOffset, tarball.byteOffset + tarball.byteLength);
+    const linted = await publint({
+      pack: { tarball: bytes as ArrayBuffer },
+      level: "suggestion",
+    });
+    expect(linted.messages).toEqual([]);
+    const { checkPackage, createPackageFromTarballData } = await import("@arethetypeswrong/core");
+    const analysis = await checkPackage(createPackageFromTarballData(new Uint8Array(tarball)));
+    if (analysis.types === false) throw new Error("are-the-types-wrong found no types");
+    // CommonJS resolution (node10, require from node16) cannot load an ESM-only package by design.
+    const esm = analysis.problems.filter(
+      (p) => !("resolutionKind" in p) || (p.resolutionKind !== "node10" && p.resolutionKind !== "node16-cjs"),
+    );
+    expect(esm).toEqual([]);
+    expect(Object.keys(analysis.entrypoints).sort()).toEqual([
+      ".",
+      "./emulator",
+      "./package.json",
+      "./slack",
+    ]);
+  }, 60_000);
 
   it("runs its bin", () => {
     const r = spawnSync(process.execPath, [join(pkg, "dist/cli/main.js"), "--help"], { encoding: "utf8" });
