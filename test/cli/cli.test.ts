@@ -103,7 +103,7 @@ describe("tokenwarden CLI (built binary)", () => {
       env: { MY_TOKEN: t.bot },
     });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Diagnosis of token xoxe\.xoxb-…\w{4} \(sha256:[0-9a-f]{8}\)/);
+    expect(r.stdout).toMatch(/Diagnosis of token xoxe\.xoxb-…[\w-]{4} \(sha256:[0-9a-f]{8}\)/);
     expect(r.stdout).toContain("Verdict: HEALTHY");
     expect(r.stdout).not.toContain(t.bot);
   });

@@ -3,11 +3,13 @@
  * and 6). An adapter's test file calls `storeContract(name, open)`; `open`
  * gives a fresh, migrated database per test.
  */
+
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import type { ClaimResult, RefreshClaim, Sealer, Store } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
 import type { CredentialRef } from "../../src/core/types.js";
+import { sealedPrefix } from "../../src/crypto/seal.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import {
@@ -1189,6 +1191,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await rotated.resealBatch(2)).toBe(2);
         expect(await rotated.resealBatch(2)).toBe(1);
         expect(await rotated.resealBatch(2)).toBe(0);
+        // Nothing sealed with the old key is left at rest (on SQLite: not in freed space or the WAL
+        // either), so the old key can be retired, or thrown away after a leak, at once.
+        expect(await h.textAtRest()).not.toContain(sealedPrefix("old"));
         const newOnly = await peer(newKeyOnlySealer());
         expect((await newOnly.getCredential(BOT))?.refreshToken?.reveal()).toBe(
           "xoxe-refresh-t1-bot-PLAINTEXT",
