@@ -57,6 +57,7 @@ describe("the packed package", () => {
         "0002_outbox.sql",
         "0003_outbox_pruning.sql",
         "0004_outbox_dead_letters.sql",
+        "0005_forget_oauth_state_secret.sql",
       ]) {
         expect(files).toContain(`dist/store/migrations/${dialect}/${m}`);
       }

@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
+import { loadMigrations } from "../../src/store/migration-files.js";
 import { openStore } from "../../src/store/open-store.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
@@ -73,7 +74,28 @@ describe("sqlite: setup and errors", () => {
     await Promise.all(stores.map((s) => s.close()));
     const db = new Database(file.path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1, 2, 3, 4]);
+    expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual([1, 2, 3, 4, 5]);
+    db.close();
+  });
+
+  it("upgrading forgets the OAuth state secret older versions stored in plain text, and keeps other settings", async () => {
+    // A database as version 4 of the schema left it, with the secret an older server wrote.
+    const old = new Database(file.path);
+    old.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT");
+    for (const m of loadMigrations("sqlite").filter((m) => m.version <= 4)) {
+      old.exec(m.sql);
+      old.prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)").run(m.version, m.name);
+    }
+    old
+      .prepare("INSERT INTO settings (key, value) VALUES (?, ?), (?, ?)")
+      .run("oauth_state_secret", "plaintext-secret", "api_key_sha256", "abc");
+    old.close();
+    const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+    await store.migrate();
+    await store.close();
+    expect(file.bytesAtRest().toString("latin1")).not.toContain("plaintext-secret");
+    const db = new Database(file.path, { readonly: true });
+    expect(db.prepare("SELECT key FROM settings ORDER BY key").pluck().all()).toEqual(["api_key_sha256"]);
     db.close();
   });
 
