@@ -528,10 +528,9 @@ export class PostgresStore implements Store {
            SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
            FROM input i JOIN u ON u.claim_id = i.claim_id
          ), n AS (
-           -- One notification for the batch (keys one per line), or "*" past NOTIFY's 8000-byte payload.
-           SELECT pg_notify($15, CASE WHEN sum(length(u.kind) + length(u.connection_id) + 2) > ${NOTIFY_PAYLOAD_LIMIT}
-             THEN '*' ELSE string_agg(u.kind || ':' || u.connection_id, E'\n') END)
-           FROM u HAVING count(*) > 0
+           -- One notification for the batch. It names every item: one the statement fenced out is
+           -- completed (and announced) again below, and an extra name costs a peer one store read.
+           SELECT pg_notify($15, $16) WHERE EXISTS (SELECT 1 FROM u)
          )
          SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`,
         values: [
@@ -550,6 +549,7 @@ export class PostgresStore implements Store {
           col((i) => i.event.atMs),
           col((i) => JSON.stringify(i.event.data ?? {})),
           this.#channel,
+          notifyPayload(items.map((i) => i.claim.ref)),
         ],
       }),
     );
