@@ -44,9 +44,6 @@ class PlainHeaders {
     if (value === undefined) return null;
     return Array.isArray(value) ? value.join(", ") : value;
   }
-  has(name: string): boolean {
-    return this.get(name) !== null;
-  }
 }
 
 // A provider calls a handful of URLs over and over: parse each once. Bounded all the same.

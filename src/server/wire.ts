@@ -184,18 +184,6 @@ export function connectionView(
   };
 }
 
-/** The token route's answer as an object (the document's shape; tests compare `tokenJson` with it). */
-export function tokenView(t: AccessToken, nowMs: number): z.output<typeof TokenViewSchema> {
-  const expiresAtMs = t.expiresAt === null ? null : t.expiresAt.getTime();
-  return {
-    access_token: t.accessToken,
-    token_type: t.tokenType,
-    kind: t.kind,
-    expires_at: iso(expiresAtMs),
-    expires_in: expiresAtMs === null ? null : Math.max(0, Math.floor((expiresAtMs - nowMs) / 1000)),
-  };
-}
-
 // Expiry instants repeat on every call for the same token: format each once. Bounded: cleared when full.
 const ISO_MEMO_LIMIT = 16_384;
 const isoMemo = new Map<number, string>();
@@ -211,7 +199,7 @@ function memoIso(ms: number): string {
 }
 
 /**
- * `JSON.stringify(tokenView(t, nowMs))`, built by concatenation: the token
+ * The token route's answer (TokenViewSchema), built by concatenation: the token
  * route is the hot path, and on Node 20 stringifying the object and formatting
  * the date cost more than everything else the route does.
  */

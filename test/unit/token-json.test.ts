@@ -1,6 +1,18 @@
 import { describe, expect, it } from "vitest";
 import type { AccessToken } from "../../src/engine/get-token.js";
-import { TokenViewSchema, tokenJson, tokenView } from "../../src/server/wire.js";
+import { TokenViewSchema, tokenJson } from "../../src/server/wire.js";
+
+/** The answer written the plain way: the oracle the hand-built body must match byte for byte. */
+function tokenView(t: AccessToken, nowMs: number) {
+  const expiresAtMs = t.expiresAt === null ? null : t.expiresAt.getTime();
+  return {
+    access_token: t.accessToken,
+    token_type: t.tokenType,
+    kind: t.kind,
+    expires_at: expiresAtMs === null ? null : new Date(expiresAtMs).toISOString(),
+    expires_in: expiresAtMs === null ? null : Math.max(0, Math.floor((expiresAtMs - nowMs) / 1000)),
+  };
+}
 
 const NOW = Date.UTC(2026, 10, 22, 3, 0, 0);
 
