@@ -1,46 +1,13 @@
 // Slack emulator throughput on loopback: auth.test and the refresh grant, each beside a bare node:http
 // server answering a fixed JSON body, driven by the same undici keep-alive loop. Both servers run in
 // their own OS process so the load generator does not share their event loop.
-import type { ChildProcessByStdio } from "node:child_process";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { Pool } from "undici";
+import { type Child, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
 
 const DURATION_MS = 3000;
 const WARMUP_MS = 500;
 const CONCURRENCY = 32;
-
-type Child = ChildProcessByStdio<null, Readable, Readable>;
-
-/** Starts a child and resolves with the first URL it prints. */
-function startChild(args: string[]): Promise<{ child: Child; url: string; out: () => string }> {
-  const child = spawn(process.execPath, args, {
-    cwd: join(import.meta.dirname, ".."),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m?.[1] && out.includes("\n")) resolve({ child, url: m[1], out: () => out });
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      out += c.toString();
-    });
-    child.on("exit", (code) => reject(new Error(`child exited ${code}: ${out}`)));
-  });
-}
-
-function stop(child: Child): Promise<void> {
-  return new Promise((resolve) => {
-    child.removeAllListeners("exit");
-    child.on("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
 
 /** A bare node:http server: reads the body, answers `body` (a fixed JSON document). */
 function baselineServer(body: string): Promise<{ child: Child; url: string }> {
@@ -59,7 +26,7 @@ server.keepAliveTimeout = 30000;
 server.listen(0, "127.0.0.1", () => console.log("http://127.0.0.1:" + server.address().port));
 process.on("SIGTERM", () => server.close(() => process.exit(0)) && server.closeAllConnections());
 `;
-  return startChild(["-e", code]);
+  return startChild([process.execPath, "-e", code]);
 }
 
 /** Runs `concurrency` workers calling `step` back to back; returns completed requests per second. */
@@ -103,8 +70,10 @@ async function control(url: string, name: string, body: unknown): Promise<Record
 }
 
 export async function run(): Promise<BenchReport[]> {
-  const emu = await startChild(["--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"]);
-  await new Promise((r) => setTimeout(r, 200)); // let it print all credentials
+  const emu = await startChild(
+    [process.execPath, "--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"],
+    { ready: /SLACK_SIGNING_SECRET=\S+\s/ },
+  );
   const clientId = /SLACK_CLIENT_ID=(\S+)/.exec(emu.out())?.[1] ?? "";
   const clientSecret = /SLACK_CLIENT_SECRET=(\S+)/.exec(emu.out())?.[1] ?? "";
   const reports: BenchReport[] = [];
@@ -132,7 +101,7 @@ export async function run(): Promise<BenchReport[]> {
       aim: "≥ 10,000 req/s absolute; ratio near 1",
     });
     await basePool.close();
-    await stop(base.child);
+    await stopChild(base.child);
 
     // refresh grant: each worker rotates its own credential (own workspace), chaining refresh tokens.
     const chains: string[] = [];
@@ -182,9 +151,9 @@ export async function run(): Promise<BenchReport[]> {
     });
     await basePool2.close();
     await emuPool.close();
-    await stop(base2.child);
+    await stopChild(base2.child);
   } finally {
-    await stop(emu.child);
+    await stopChild(emu.child);
   }
   return reports;
 }

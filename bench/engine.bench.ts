@@ -2,15 +2,14 @@
 //  1. getToken on a warm, valid token, beside an `async` Map lookup of the same value (the floor);
 //  2. a refresh storm — N connections due at once, refreshed by the background refresher against the
 //     Slack emulator in another process — beside the emulator's raw refresh throughput, same run.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { Pool } from "undici";
 import { createWarden } from "../src/engine/warden.js";
+import { cpuSeconds, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
 
 const STORM = Number(process.env["BENCH_STORM_CONNECTIONS"] ?? 10_000);
@@ -70,31 +69,6 @@ async function warmGetToken(): Promise<BenchReport> {
   };
 }
 
-/** CPU seconds (user + system, USER_HZ = 100) of the processes `pick` accepts, from /proc (Linux); null elsewhere. */
-function cpuSeconds(pick: (pid: number, comm: string) => boolean): number | null {
-  try {
-    let total = 0;
-    for (const entry of readdirSync("/proc")) {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      } catch {
-        continue; // exited meanwhile
-      }
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (!pick(pid, comm)) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime + stime, and cutime + cstime: a backend that exits mid-run is counted in its parent's.
-      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
-    }
-    return total;
-  } catch {
-    return null;
-  }
-}
-
 /** CPU per refresh of each process in the storm: where the time goes, whatever the core count. */
 function cpuMeter(emulatorPid: number): () => string {
   const read = () => ({
@@ -122,35 +96,17 @@ interface Emulator {
 }
 
 async function startEmulator(): Promise<Emulator> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"],
-    {
-      cwd: join(import.meta.dirname, ".."),
-      stdio: ["ignore", "pipe", "inherit"],
-    },
+  const { child, url, out } = await startChild(
+    [process.execPath, "--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"],
+    { ready: /SLACK_SIGNING_SECRET=\S+\s/ },
   );
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      if (/SLACK_SIGNING_SECRET=\S+/.test(out)) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`emulator exited ${code}: ${out}`)));
-  });
-  const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? "";
   return {
     pid: child.pid ?? 0,
     url,
-    clientId: /SLACK_CLIENT_ID=(\S+)/.exec(out)?.[1] ?? "",
-    clientSecret: /SLACK_CLIENT_SECRET=(\S+)/.exec(out)?.[1] ?? "",
+    clientId: /SLACK_CLIENT_ID=(\S+)/.exec(out())?.[1] ?? "",
+    clientSecret: /SLACK_CLIENT_SECRET=(\S+)/.exec(out())?.[1] ?? "",
     pool: new Pool(url, { connections: CONCURRENCY }),
-    stop: () =>
-      new Promise((resolve) => {
-        child.removeAllListeners("exit");
-        child.on("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
+    stop: () => stopChild(child),
   };
 }
 
@@ -270,6 +226,22 @@ async function storm(
   };
 }
 
+type Measured = { rate: number; extra: string };
+
+function stormReport(store: string, storm: Measured, raw: Measured, aim?: string): BenchReport {
+  return {
+    name: `refresh storm: ${STORM} connections due at once, background refresher, ${store}, emulator in another process`,
+    unit: "refreshes/s",
+    subject: { label: `tokenwarden on ${store}`, value: storm.rate, extra: storm.extra },
+    baseline: {
+      label: "emulator raw refresh throughput, same concurrency",
+      value: raw.rate,
+      extra: raw.extra,
+    },
+    ...(aim === undefined ? {} : { aim }),
+  };
+}
+
 export async function run(): Promise<BenchReport[]> {
   const reports = [await warmGetToken()];
   const emu = await startEmulator();
@@ -280,16 +252,7 @@ export async function run(): Promise<BenchReport[]> {
       const sqlite = await storm(emu, `sqlite:${join(dir, "storm.db")}`, () =>
         rm(dir, { recursive: true, force: true }),
       );
-      reports.push({
-        name: `refresh storm: ${STORM} connections due at once, background refresher, SQLite, emulator in another process`,
-        unit: "refreshes/s",
-        subject: { label: "tokenwarden on SQLite", value: sqlite.rate, extra: sqlite.extra },
-        baseline: {
-          label: "emulator raw refresh throughput, same concurrency",
-          value: raw.rate,
-          extra: raw.extra,
-        },
-      });
+      reports.push(stormReport("SQLite", sqlite, raw));
     }
     if (!STORM_STORES.includes("postgres")) return reports;
     const schema = `tw_bench_${process.pid}`;
@@ -301,17 +264,7 @@ export async function run(): Promise<BenchReport[]> {
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await admin.end();
     });
-    reports.push({
-      name: `refresh storm: ${STORM} connections due at once, background refresher, PostgreSQL, emulator in another process`,
-      unit: "refreshes/s",
-      subject: { label: "tokenwarden on PostgreSQL", value: pgStorm.rate, extra: pgStorm.extra },
-      baseline: {
-        label: "emulator raw refresh throughput, same concurrency",
-        value: raw.rate,
-        extra: raw.extra,
-      },
-      aim: "≥ 0.5× on PostgreSQL",
-    });
+    reports.push(stormReport("PostgreSQL", pgStorm, raw, "≥ 0.5× on PostgreSQL"));
   } finally {
     await emu.pool.close();
     await emu.stop();

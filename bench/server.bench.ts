@@ -6,12 +6,11 @@
 // different cores: on a 2-core machine, letting them share both makes the scheduler, not the server,
 // decide the figure (runs of the same build ranged 0.56–0.97×). The server's CPU per request is
 // printed too: it is what the two servers cost, whatever the load generator beside them does.
-import { type ChildProcessByStdio, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import autocannon from "autocannon";
+import { cpuSeconds, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
 
 const DURATION_S = 5;
@@ -32,55 +31,18 @@ function pinCores(): { prefix: string[]; unpin(): void } | null {
   return { prefix: ["taskset", "-c", "1"], unpin: () => pin(`0-${availableParallelism() - 1}`) };
 }
 
-type Child = ChildProcessByStdio<null, Readable, Readable>;
-
-function startTarget(args: string[], prefix: string[]): Promise<{ child: Child; url: string }> {
-  const command = [
-    ...prefix,
-    process.execPath,
-    "--import",
-    "tsx",
-    join(import.meta.dirname, "server-bench-target.ts"),
-    ...args,
-  ];
-  const child = spawn(command[0] as string, command.slice(1), {
-    cwd: join(import.meta.dirname, ".."),
-    env: { ...process.env, TOKENWARDEN_API_KEY: API_KEY },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  return new Promise((resolve, reject) => {
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      out += c.toString();
-    });
-    child.on("exit", (code) => reject(new Error(`bench target exited ${code}: ${out}`)));
-  });
-}
-
-function stop(child: Child): Promise<void> {
-  return new Promise((resolve) => {
-    child.removeAllListeners("exit");
-    child.on("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 3_000).unref();
-  });
-}
-
-/** CPU seconds (user + system) a process has used, from /proc (Linux); null elsewhere. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    // Fields after the command name: state is the 3rd, utime the 14th and stime the 15th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return null;
-  }
+function startTarget(args: string[], prefix: string[]): ReturnType<typeof startChild> {
+  return startChild(
+    [
+      ...prefix,
+      process.execPath,
+      "--import",
+      "tsx",
+      join(import.meta.dirname, "server-bench-target.ts"),
+      ...args,
+    ],
+    { env: { ...process.env, TOKENWARDEN_API_KEY: API_KEY } },
+  );
 }
 
 interface Hammered {
@@ -98,9 +60,9 @@ async function hammer(url: string, pid: number): Promise<Hammered> {
     headers: { authorization: `Bearer ${API_KEY}` },
   };
   await autocannon({ ...options, duration: 1 }); // warm-up: JIT, caches, keep-alive sockets
-  const cpu0 = cpuSeconds(pid);
+  const cpu0 = cpuSeconds((p) => p === pid);
   const r = await autocannon({ ...options, duration: DURATION_S });
-  const cpu1 = cpuSeconds(pid);
+  const cpu1 = cpuSeconds((p) => p === pid);
   return {
     rps: r.requests.average,
     p99: r.latency.p99,
@@ -120,7 +82,7 @@ async function measure(args: string[], prefix: string[]): Promise<Hammered & { s
     if (res.status !== 200) throw new Error(`token route answered ${res.status}: ${sample}`);
     return { ...(await hammer(target.url, target.child.pid ?? 0)), sample };
   } finally {
-    await stop(target.child);
+    await stopChild(target.child);
   }
 }
 

@@ -1,0 +1,80 @@
+// The benchmarks' other processes: servers under load in their own OS process, and what they cost.
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+
+export type Child = ChildProcessByStdio<null, Readable, Readable>;
+
+/** A loopback URL on a whole line: what every bench child prints once it listens. */
+const LISTENING = /(http:\/\/127\.0\.0\.1:\d+)\s/;
+
+/**
+ * Runs `command` from the repository root; resolves once its output matches
+ * `ready` (default: it printed its URL), with that URL and all it printed.
+ */
+export function startChild(
+  command: string[],
+  options: { env?: NodeJS.ProcessEnv; ready?: RegExp } = {},
+): Promise<{ child: Child; url: string; out: () => string }> {
+  const [file, ...args] = command;
+  if (file === undefined) throw new Error("startChild: empty command");
+  const child = spawn(file, args, {
+    cwd: join(import.meta.dirname, ".."),
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const check = (c: Buffer) => {
+      out += c.toString();
+      const url = LISTENING.exec(out)?.[1];
+      if (url !== undefined && (options.ready ?? LISTENING).test(out))
+        resolve({ child, url, out: () => out });
+    };
+    child.stdout.on("data", check);
+    child.stderr.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    child.on("exit", (code) => reject(new Error(`${command.join(" ")} exited ${code}: ${out}`)));
+  });
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 3 s. */
+export function stopChild(child: Child): Promise<void> {
+  return new Promise((resolve) => {
+    child.removeAllListeners("exit");
+    child.on("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 3_000).unref();
+  });
+}
+
+/**
+ * CPU seconds (user + system, USER_HZ = 100) of the processes `pick` accepts,
+ * from /proc (Linux); null elsewhere. Children that exited count in their
+ * parent's (cutime + cstime), so a PostgreSQL backend closed mid-run is not lost.
+ */
+export function cpuSeconds(pick: (pid: number, comm: string) => boolean): number | null {
+  try {
+    let total = 0;
+    for (const entry of readdirSync("/proc")) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        continue; // exited meanwhile
+      }
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (!pick(pid, comm)) continue;
+      // Fields after the command name: utime, stime, cutime, cstime are the 14th to 17th.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
