@@ -71,6 +71,8 @@ export interface ServerHarness {
   start(extra?: Partial<StartServerOptions>): Promise<RunningServer>;
   /** fetch against the server with the API key. */
   api(path: string, init?: RequestInit): Promise<Response>;
+  /** A new workspace with the demo app installed, imported into the first server (bot credential); its id. */
+  installAndImport(name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -138,6 +140,22 @@ export async function openServerHarness(
         ...init,
         headers: { authorization: `Bearer ${API_KEY}`, ...(init.headers as Record<string, string>) },
       }),
+    async installAndImport(name) {
+      const team = emu.control.createTeam({ name });
+      const install = emu.control.install({ clientId: emu.demoApp.clientId, teamId: team.teamId });
+      await server.warden.connections.import({
+        id: team.teamId,
+        provider: "slack",
+        credentials: {
+          bot: {
+            accessToken: install.access_token ?? "",
+            refreshToken: install.refresh_token ?? null,
+            expiresIn: 43_200,
+          },
+        },
+      });
+      return team.teamId;
+    },
     async close() {
       await Promise.allSettled(servers.map((s) => s.close()));
       await emu.close();

@@ -24,21 +24,9 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
     const first = h.server;
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const team = h.emu.control.createTeam({ name: `Outbox ${i}` });
-      const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
-      await first.warden.connections.import({
-        id: team.teamId,
-        provider: "slack",
-        credentials: {
-          bot: {
-            accessToken: install.access_token ?? "",
-            refreshToken: install.refresh_token ?? null,
-            expiresIn: 43_200,
-          },
-        },
-      });
-      await first.warden.markNeedsReauth(team.teamId, "all", "app_uninstalled");
-      ids.push(team.teamId);
+      const id = await h.installAndImport(`Outbox ${i}`);
+      await first.warden.markNeedsReauth(id, "all", "app_uninstalled");
+      ids.push(id);
     }
     // Receiver down: every attempt fails and is rescheduled, none is lost.
     await first.dispatcher?.drain();
@@ -85,23 +73,11 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
     await receiver.up();
     h = await openServerHarness(kind, { webhookUrl: receiver.url, server: { webhookIntervalMs: 60_000 } });
     const w = h.server.warden;
-    const team = h.emu.control.createTeam({ name: "Repeat" });
-    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
-    await w.connections.import({
-      id: team.teamId,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install.access_token ?? "",
-          refreshToken: install.refresh_token ?? null,
-          expiresIn: 43_200,
-        },
-      },
-    });
+    const teamId = await h.installAndImport("Repeat");
 
     // The receiver records the delivery, then answers 500: it comes again, with the same id.
     receiver.failNext = 1;
-    await w.markNeedsReauth(team.teamId, "all", "token_revoked");
+    await w.markNeedsReauth(teamId, "all", "token_revoked");
     await h.server.dispatcher?.drain();
     expect(receiver.received).toHaveLength(1);
     h.clock.advance(60_000);
@@ -113,7 +89,7 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
 
     // Another sender leases the next message and dies: nothing goes out until its lease lapses, then once.
     await w.connections.import({
-      id: team.teamId,
+      id: teamId,
       provider: "slack",
       credentials: { bot: { accessToken: "xoxb-reconnected", expiresIn: 43_200 } },
     });

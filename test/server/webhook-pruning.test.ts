@@ -3,7 +3,7 @@
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cryptoRandom } from "../../src/engine/crypto-random.js";
-import { WebhookDispatcher } from "../../src/server/webhooks/dispatcher.js";
+import { type DispatcherOptions, WebhookDispatcher } from "../../src/server/webhooks/dispatcher.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
@@ -43,9 +43,9 @@ describe("webhook outbox retention", () => {
     return clock;
   }
 
-  it("keeps a delivered webhook for the retention period, then prunes it", async () => {
-    const clock = await oneWebhookDue();
-    const dispatcher = new WebhookDispatcher({
+  /** A dispatcher to the test receiver on `clock`, keeping delivered webhooks a week. */
+  function dispatcherAt(clock: FakeClock, options: Partial<DispatcherOptions> = {}): WebhookDispatcher {
+    return new WebhookDispatcher({
       store,
       url: receiver.url,
       secret: WEBHOOK_SECRET,
@@ -56,7 +56,13 @@ describe("webhook outbox retention", () => {
       fetch: globalThis.fetch,
       reconnectUrl: () => null,
       retentionMs: 7 * DAY,
+      ...options,
     });
+  }
+
+  it("keeps a delivered webhook for the retention period, then prunes it", async () => {
+    const clock = await oneWebhookDue();
+    const dispatcher = dispatcherAt(clock);
     expect(await dispatcher.tick()).toBe(1);
     expect(receiver.received).toHaveLength(1);
     const rows = () => {
@@ -80,19 +86,10 @@ describe("webhook outbox retention", () => {
     const clock = await oneWebhookDue();
     const outcomes: string[] = [];
     const errors: string[] = [];
-    const dispatcher = new WebhookDispatcher({
-      store,
-      url: receiver.url,
-      secret: WEBHOOK_SECRET,
-      clock,
-      random: cryptoRandom,
+    const dispatcher = dispatcherAt(clock, {
       logger: { ...silent, error: (_obj, msg) => errors.push(msg ?? "") },
-      owner: "test",
-      fetch: globalThis.fetch,
-      reconnectUrl: () => null,
       backoffMaxMs: DAY,
       giveUpAfterMs: 3 * DAY,
-      retentionMs: 7 * DAY,
       onDelivery: (o) => outcomes.push(o),
     });
     receiver.failNext = 1_000; // the receiver answers 500 to everything
