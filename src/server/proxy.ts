@@ -45,12 +45,13 @@ function slackErrorOf(status: number, body: Buffer, contentType: string | null):
   }
 }
 
+/** A whole proxied call, body included: Slack's slowest methods answer well within it. */
+const PROXY_TIMEOUT_MS = 30_000;
+
 /**
  * One proxied call. `withToken` supplies the token, refreshes once and retries once on
  * `token_expired`, and marks a dead credential; a dead answer then becomes 409 needs_reauth.
  */
-/** A whole proxied call, body included: Slack's slowest methods answer well within it. */
-const PROXY_TIMEOUT_MS = 30_000;
 
 export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promise<ProxyAnswer> {
   const slack = ctx.slack;

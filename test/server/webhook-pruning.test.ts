@@ -1,4 +1,5 @@
-// The outbox does not grow forever: delivered webhooks are pruned after the retention period, and a
+// The dispatcher on a fake clock: delivered webhooks are pruned after the retention period, a receiver
+// that never answers times out and is retried, and a
 // webhook nobody accepts for days becomes a dead letter, pruned the same way.
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -121,5 +122,31 @@ describe("webhook outbox retention", () => {
     clock.advance(2 * DAY);
     await dispatcher.tick();
     expect(outboxRows()).toHaveLength(0);
+  });
+
+  it("gives up on a receiver that does not answer within the timeout, and tries again later", async () => {
+    const clock = await oneWebhookDue();
+    const warnings: Array<Record<string, unknown>> = [];
+    const dispatcher = dispatcherAt(clock, {
+      timeoutMs: 50,
+      logger: { ...silent, warn: (obj) => warnings.push(obj as Record<string, unknown>) },
+      // Accepts the request and never answers; only the deadline ends it.
+      fetch: (_url, init) =>
+        new Promise<Response>((_resolve, reject) => {
+          init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+        }),
+    });
+    expect(await dispatcher.tick()).toBe(1);
+    expect(warnings).toEqual([expect.objectContaining({ error: "timeout", attempts: 1 })]);
+    const db = new Database(file.path, { readonly: true });
+    try {
+      expect(db.prepare("SELECT attempts, last_error, delivered_at_ms FROM outbox").get()).toEqual({
+        attempts: 1,
+        last_error: "timeout",
+        delivered_at_ms: null,
+      });
+    } finally {
+      db.close();
+    }
   });
 });

@@ -120,33 +120,10 @@ export class WebhookDispatcher {
 
   async #deliver(m: OutboxMessage): Promise<void> {
     const o = this.#o;
-    const body = webhookBody(m, o.reconnectUrl);
-    const timestamp = Math.floor(o.clock.now() / 1000);
     let failure: string | null = null;
     let retryAfterMs: number | undefined;
     try {
-      const res = await withTimeout(o.timeoutMs, (signal) =>
-        o
-          .fetch(o.url, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              "user-agent": "tokenwarden-webhooks",
-              [WEBHOOK_HEADERS.id]: m.id,
-              [WEBHOOK_HEADERS.event]: m.type,
-              [WEBHOOK_HEADERS.timestamp]: String(timestamp),
-              [WEBHOOK_HEADERS.signature]: signWebhook(o.secret, timestamp, body),
-            },
-            body,
-            redirect: "manual",
-            signal,
-          })
-          .then(async (r) => {
-            // The body is read inside the deadline too: a receiver that stalls mid-answer times out.
-            await r.arrayBuffer().catch(() => undefined);
-            return r;
-          }),
-      );
+      const res = await withTimeout(o.timeoutMs, (signal) => this.#post(m, signal));
       if (res.status < 200 || res.status >= 300) {
         failure = `http_${res.status}`;
         const ra = Number(res.headers.get("retry-after"));
@@ -184,6 +161,29 @@ export class WebhookDispatcher {
       { webhookId: m.id, type: m.type, error: failure, attempts: m.attempts + 1 },
       "webhook delivery failed; will retry",
     );
+  }
+
+  /** One signed POST; the answer's body is read inside the deadline too, so a stalled receiver times out. */
+  async #post(m: OutboxMessage, signal: AbortSignal): Promise<Response> {
+    const o = this.#o;
+    const body = webhookBody(m, o.reconnectUrl);
+    const timestamp = Math.floor(o.clock.now() / 1000);
+    const res = await o.fetch(o.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "tokenwarden-webhooks",
+        [WEBHOOK_HEADERS.id]: m.id,
+        [WEBHOOK_HEADERS.event]: m.type,
+        [WEBHOOK_HEADERS.timestamp]: String(timestamp),
+        [WEBHOOK_HEADERS.signature]: signWebhook(o.secret, timestamp, body),
+      },
+      body,
+      redirect: "manual",
+      signal,
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    return res;
   }
 
   #schedule(delayMs: number): void {
