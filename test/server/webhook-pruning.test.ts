@@ -1,6 +1,6 @@
 // The dispatcher on a fake clock: delivered webhooks are pruned after the retention period, a receiver
-// that never answers times out and is retried, and a
-// webhook nobody accepts for days becomes a dead letter, pruned the same way.
+// that never answers times out and is retried, and a webhook nobody accepts for days becomes a dead
+// letter, pruned the same way.
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cryptoRandom } from "../../src/engine/crypto-random.js";
