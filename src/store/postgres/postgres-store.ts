@@ -413,91 +413,30 @@ export class PostgresStore implements Store {
     nowMs: number,
     event: NewEvent,
   ): Promise<boolean> {
-    const sealed = sealTokens(this.#sealer, claim.ref, result.tokens);
-    if (await this.#completeActive(claim, sealed, result, nowMs, event)) {
-      this.#bumpLocal([claim.ref]);
-      return true;
-    }
-    const done = await this.#tx("completeRefresh", async (c) => {
-      const before = await this.#lockConnection(c, claim.ref.connectionId);
-      const record = await this.#record(c, claim.ref, true);
-      if (before === null || !holdsClaim(record, claim)) return false;
-      await this.#update(c, claim.ref, completionPatch(record, sealed, result, nowMs));
-      await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
-      await this.#notify(c, [claim.ref]);
-      return true;
-    });
-    if (done) this.#bumpLocal([claim.ref]);
-    return done;
-  }
-
-  /**
-   * The common case in one round trip: the credential was `active` and stays so, hence the connection's
-   * rolled-up status cannot change and its row need not be locked. The SET list is completionPatch() in
-   * SQL; the event and the notification commit with it. A refresh storm is bound by round trips, and
-   * this turns nine into one. Anything else (a fenced-out claim, a failing or dead credential) falls
-   * back to the general transaction.
-   */
-  async #completeActive(
-    claim: RefreshClaim,
-    sealed: SealedTokens,
-    result: RefreshResult,
-    nowMs: number,
-    event: NewEvent,
-  ): Promise<boolean> {
-    const t = this.#t;
-    const { rows } = await this.#query("completeRefresh", (c) =>
-      c.query(
-        `WITH u AS (
-           UPDATE ${t.credentials} SET
-             claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
-             claim_prev_run_at_ms = NULL, access_token_sealed = $4,
-             refresh_token_sealed = COALESCE($5, refresh_token_sealed), token_type = $6, scopes = $7::jsonb,
-             expires_at_ms = $8, issued_at_ms = $9, refreshed_at_ms = $9, version = version + 1,
-             status = 'active', reason = NULL, last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL,
-             refresh_in_doubt = false, provider_data = provider_data || $10::jsonb,
-             refresh_due_at_ms = $11, next_run_at_ms = $11
-           WHERE connection_id = $1 AND kind = $2 AND claim_id = $3 AND status = 'active'
-           RETURNING connection_id
-         ), e AS (
-           INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
-           SELECT $1, $2, $12, $13, $14, $15::jsonb FROM u
-         )
-         SELECT pg_notify($16, $17) FROM u`,
-        [
-          claim.ref.connectionId,
-          claim.ref.kind,
-          claim.claimId,
-          sealed.accessTokenSealed,
-          sealed.refreshTokenSealed,
-          result.tokens.tokenType,
-          JSON.stringify(result.tokens.scopes),
-          result.tokens.expiresAtMs,
-          nowMs,
-          JSON.stringify(result.providerData),
-          result.refreshDueAtMs,
-          event.type,
-          event.reason ?? null,
-          event.atMs,
-          JSON.stringify(event.data ?? {}),
-          this.#channel,
-          refKey(claim.ref),
-        ],
-      ),
-    );
-    return rows.length === 1;
+    const [done] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
+    return done === true;
   }
 
   async completeRefreshes(items: CompletionItem[]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    if (items.length === 1) {
-      const [i] = items as [CompletionItem];
-      return [await this.completeRefresh(i.claim, i.result, i.nowMs, i.event)];
-    }
-    // The common case of the whole batch in one statement and one round trip (a storm is bound by
-    // round trips): every item whose credential is active and whose claim still holds. The rest go
-    // through completeRefresh one by one, which fences them or takes the general transaction.
     const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
+    const completed = await this.#completeActive(items, sealed);
+    this.#bumpLocal(items.filter((i) => completed.has(i.claim.claimId)).map((i) => i.claim.ref));
+    return Promise.all(
+      items.map((item, n) =>
+        completed.has(item.claim.claimId) ? true : this.#completeGeneral(item, sealed[n] as SealedTokens),
+      ),
+    );
+  }
+
+  /**
+   * The common case for a whole batch in one statement and one round trip (a storm is bound by round
+   * trips; this replaced nine per refresh): every item whose credential is `active` and whose claim
+   * still holds, hence whose connection's rolled-up status cannot change and need not be locked. The
+   * SET list is completionPatch() in SQL; the events and the notification commit with it. Returns the
+   * claim ids it completed (unique, so they say which items).
+   */
+  async #completeActive(items: CompletionItem[], sealed: SealedTokens[]): Promise<Set<string>> {
     const t = this.#t;
     const col = <T>(f: (i: CompletionItem, n: number) => T): T[] => items.map(f);
     const { rows } = await this.#query("completeRefresh", (c) =>
@@ -528,8 +467,8 @@ export class PostgresStore implements Store {
            SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
            FROM input i JOIN u ON u.claim_id = i.claim_id
          ), n AS (
-           -- One notification for the batch. It names every item: one the statement fenced out is
-           -- completed (and announced) again below, and an extra name costs a peer one store read.
+           -- One notification for the batch. It names every item: one this statement left out goes
+           -- through #completeGeneral (announced there if it completes); an extra name costs a peer a read.
            SELECT pg_notify($15, $16) WHERE EXISTS (SELECT 1 FROM u)
          )
          SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`,
@@ -553,14 +492,23 @@ export class PostgresStore implements Store {
         ],
       }),
     );
-    // Claim ids are unique, so they say which items the statement completed.
-    const completed = new Set(rows.map((r) => r.claim_id));
-    this.#bumpLocal(items.filter((i) => completed.has(i.claim.claimId)).map((i) => i.claim.ref));
-    return Promise.all(
-      items.map((i) =>
-        completed.has(i.claim.claimId) ? true : this.completeRefresh(i.claim, i.result, i.nowMs, i.event),
-      ),
-    );
+    return new Set(rows.map((r) => r.claim_id));
+  }
+
+  /** Anything else: a fenced-out claim, or a failing or dead credential, in the general transaction. */
+  async #completeGeneral(item: CompletionItem, sealed: SealedTokens): Promise<boolean> {
+    const { claim, result, nowMs, event } = item;
+    const done = await this.#tx("completeRefresh", async (c) => {
+      const before = await this.#lockConnection(c, claim.ref.connectionId);
+      const record = await this.#record(c, claim.ref, true);
+      if (before === null || !holdsClaim(record, claim)) return false;
+      await this.#update(c, claim.ref, completionPatch(record, sealed, result, nowMs));
+      await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
+      await this.#notify(c, [claim.ref]);
+      return true;
+    });
+    if (done) this.#bumpLocal([claim.ref]);
+    return done;
   }
 
   async failRefresh(
