@@ -641,11 +641,7 @@ export class SlackState {
    */
   revokeByOwner(value: string): void {
     const now = this.clock.now();
-    const rt = this.refreshTokens.get(value);
-    if (rt !== undefined) {
-      rt.revokedAtMs ??= now;
-      return;
-    }
+    if (this.#revokeIfRefreshToken(value, now)) return;
     const token = this.accessTokens.get(value);
     if (token === undefined || token.revoked !== null) return;
     token.revoked = { atMs: now, reason: "auth_revoke" };
@@ -670,14 +666,18 @@ export class SlackState {
   /** Control-side revoke: the token answers `token_revoked`, nothing else changes, no events. */
   revokeQuietly(value: string, reason: RevokeReason): void {
     const now = this.clock.now();
-    const rt = this.refreshTokens.get(value);
-    if (rt !== undefined) {
-      rt.revokedAtMs ??= now;
-      return;
-    }
+    if (this.#revokeIfRefreshToken(value, now)) return;
     const token = this.accessTokens.get(value);
     if (token === undefined) throw new Error("unknown token");
     token.revoked ??= { atMs: now, reason };
+  }
+
+  /** A refresh token is revoked alone, whoever asks (the first revocation's time stays). */
+  #revokeIfRefreshToken(value: string, now: number): boolean {
+    const rt = this.refreshTokens.get(value);
+    if (rt === undefined) return false;
+    rt.revokedAtMs ??= now;
+    return true;
   }
 
   #liveTokensOf(installation: InstallationRecord): AccessTokenRecord[] {
