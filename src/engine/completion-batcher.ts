@@ -7,21 +7,29 @@ interface Waiting {
 }
 
 /**
- * Group commit for finished refreshes: completions that arrive in the same
- * turn of the event loop are handed to the store together, so on SQLite a
- * storm pays one fsync per batch instead of one per refresh. Nothing waits for
- * a timer: a batch is flushed on the next `setImmediate`, or at once when full.
+ * Group commit for finished refreshes. Completions that arrive while a write
+ * is in flight wait for it and then go to the store together: the batch grows
+ * with the store's latency instead of with the event loop's turns, so a storm
+ * pays one statement and one commit (one fsync on SQLite) per batch, not per
+ * refresh, and a lone refresh is written at once. Nothing waits for a timer.
  * Each item keeps its own fence and its own answer.
  */
 export class CompletionBatcher {
   readonly #store: Store;
   readonly #maxBatch: number;
+  readonly #maxWriting: number;
   #queue: Waiting[] = [];
   #scheduled = false;
+  #writing = 0;
 
-  constructor(store: Store, maxBatch = 64) {
+  /**
+   * @param maxBatch items per store call
+   * @param maxWriting store calls in flight at once (two keep one batch filling while one commits)
+   */
+  constructor(store: Store, maxBatch = 256, maxWriting = 1) {
     this.#store = store;
     this.#maxBatch = maxBatch;
+    this.#maxWriting = maxWriting;
   }
 
   /** Persists one refresh's tokens (see `Store.completeRefresh`); true when its claim still held. */
@@ -29,27 +37,40 @@ export class CompletionBatcher {
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (this.#queue.length >= this.#maxBatch) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      else this.#schedule();
+    });
+  }
+
+  /** Flushes on the next turn, so the completions of this one are written together. */
+  #schedule(): void {
+    if (this.#scheduled || this.#writing >= this.#maxWriting || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
     });
   }
 
   #flush(): void {
-    this.#scheduled = false;
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) return;
-    this.#store.completeRefreshes(batch.map((w) => w.item)).then(
-      (done) => {
-        batch.forEach((w, i) => {
-          w.resolve(done[i] === true);
+    while (this.#writing < this.#maxWriting && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#writing++;
+      this.#store
+        .completeRefreshes(batch.map((w) => w.item))
+        .then(
+          (done) => {
+            batch.forEach((w, i) => {
+              w.resolve(done[i] === true);
+            });
+          },
+          (error: unknown) => {
+            for (const w of batch) w.reject(error);
+          },
+        )
+        .finally(() => {
+          this.#writing--;
+          this.#schedule();
         });
-      },
-      (error: unknown) => {
-        for (const w of batch) w.reject(error);
-      },
-    );
+    }
   }
 }

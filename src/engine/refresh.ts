@@ -191,7 +191,11 @@ async function waitForHolder(
  * The claim is renewed while the provider is slow, so a slow provider never
  * lets another process spend the same token.
  */
-export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<CurrentToken> {
+export async function runClaim(
+  ctx: EngineContext,
+  claimed: Claimed,
+  onProviderAnswered?: () => void,
+): Promise<CurrentToken> {
   const { claim, credential, previousAttemptLost } = claimed;
   const provider = providerFor(ctx, credential.provider);
   const refreshToken = credential.refreshToken;
@@ -228,6 +232,7 @@ export async function runClaim(ctx: EngineContext, claimed: Claimed): Promise<Cu
     );
   } finally {
     clearInterval(heartbeat);
+    onProviderAnswered?.();
   }
   observe(ctx, credential, outcome, performance.now() - startedAt);
   if (outcome.kind === "refreshed")

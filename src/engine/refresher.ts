@@ -71,7 +71,7 @@ export class Refresher {
     if (capacity <= 0) return 0;
     // While refreshes are in flight, wait for a quarter of the slots to free up and claim them in one
     // statement, rather than one claim per finished refresh.
-    const busy = [...this.#inFlight.values()].reduce((a, b) => a + b, 0);
+    const busy = this.#callsInFlight();
     if (busy > 0 && capacity < Math.max(1, Math.floor(this.#concurrency / 4))) return 0;
     const claims = await ctx.store.claimDue({
       owner: ctx.owner,
@@ -91,6 +91,12 @@ export class Refresher {
     while (this.#running.size > 0) await Promise.all([...this.#running]);
   }
 
+  #callsInFlight(): number {
+    let calls = 0;
+    for (const n of this.#inFlight.values()) calls += n;
+    return calls;
+  }
+
   #capacity(now: number): number {
     let free = 0;
     for (const name of this.#ctx.providers.keys()) {
@@ -105,7 +111,10 @@ export class Refresher {
       }
       free += this.#concurrency - (this.#inFlight.get(name) ?? 0);
     }
-    return free;
+    // A refresh whose answer is being stored holds no provider slot. As many again as there are slots
+    // may be storing; if the store falls further behind the provider, stop claiming rather than pile
+    // up answers in memory.
+    return Math.min(free, 2 * this.#concurrency * this.#ctx.providers.size - this.#running.size);
   }
 
   #start(claim: DueClaim): boolean {
@@ -119,18 +128,26 @@ export class Refresher {
         return;
       }
       this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 0) + 1);
+      let answered = false;
+      // The cap is on calls to the provider: its slot frees as soon as the provider has answered, and
+      // the next call starts while this refresh's outcome is being stored.
+      const release = () => {
+        if (answered) return;
+        answered = true;
+        this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
+        this.#wake();
+      };
       try {
-        const result = await runClaim(ctx, {
-          kind: "claimed",
-          claim,
-          credential,
-          previousAttemptLost: claim.previousAttemptLost,
-        });
+        const result = await runClaim(
+          ctx,
+          { kind: "claimed", claim, credential, previousAttemptLost: claim.previousAttemptLost },
+          release,
+        );
         if (result.failure?.kind === "transient" && result.failure.reason === "rate_limited") {
           this.#pausedUntil.set(provider, ctx.clock.now() + (result.failure.retryAfterMs ?? 1_000));
         }
       } finally {
-        this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
+        release();
       }
     })().catch((error: unknown) => {
       // Failures are already recorded on the credential and announced; this is the trace for operators.

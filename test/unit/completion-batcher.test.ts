@@ -43,6 +43,27 @@ describe("CompletionBatcher (group commit of finished refreshes)", () => {
     expect(calls.map((c) => c.length)).toEqual([2, 1]);
   });
 
+  it("group commit: what arrives while a write is in flight goes to the store together after it", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { store, calls } = recordingStore(async (items) => {
+      if (calls.length === 1) await held;
+      return items.map(() => true);
+    });
+    const batcher = new CompletionBatcher(store);
+    const first = batcher.complete(item("a"));
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = [batcher.complete(item("b")), batcher.complete(item("c"))];
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a"]]);
+    release();
+    expect(await Promise.all([first, ...later])).toEqual([true, true, true]);
+    expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a"], ["b", "c"]]);
+  });
+
   it("rejects every completion of a batch the store failed to write, and keeps working after", async () => {
     let fail = true;
     const { store } = recordingStore(async (items) => {
