@@ -1,5 +1,5 @@
 // tsc copies only .ts output; SQL migrations and static assets ship beside the compiled code.
-import { cpSync, existsSync, readdirSync, statSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 
 const ASSET = /\.(sql|html|css|svg)$/;
@@ -10,4 +10,6 @@ function walk(dir) {
     else if (ASSET.test(name)) cpSync(path, join("dist", relative("src", path)));
   }
 }
+// A migration renamed or removed in src must not linger in dist and be applied from there.
+rmSync(join("dist", "store", "migrations"), { recursive: true, force: true });
 if (existsSync("src")) walk("src");

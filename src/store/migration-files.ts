@@ -13,7 +13,7 @@ export interface Migration {
  */
 export function loadMigrations(dialect: "sqlite" | "postgres"): Migration[] {
   const dir = new URL(`./migrations/${dialect}/`, import.meta.url);
-  return readdirSync(dir)
+  const migrations = readdirSync(dir)
     .flatMap((file) => {
       const match = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
       if (match === null) return [];
@@ -22,4 +22,12 @@ export function loadMigrations(dialect: "sqlite" | "postgres"): Migration[] {
       ];
     })
     .sort((a, b) => a.version - b.version);
+  // Two files with one number (a stale build output, a merge) would apply one and then fail on the
+  // other's schema_migrations row; name both instead.
+  migrations.forEach((m, i) => {
+    const previous = migrations[i - 1];
+    if (previous?.version === m.version)
+      throw new Error(`two ${dialect} migrations are numbered ${m.version}: ${previous.name}, ${m.name}`);
+  });
+  return migrations;
 }
