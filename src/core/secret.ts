@@ -11,12 +11,27 @@ const INSPECT = Symbol.for("nodejs.util.inspect.custom");
  * s.reveal();            // "xoxb-…"
  */
 export class Secret {
-  readonly #value: string;
+  #value: string | (() => string);
   constructor(value: string) {
     this.#value = value;
   }
+
+  /**
+   * A secret produced on its first `reveal()` (a sealed value opened only if
+   * it is used); a failure to produce it is thrown there.
+   */
+  static deferred(produce: () => string): Secret {
+    const secret = new Secret("");
+    secret.#value = produce;
+    return secret;
+  }
+
   reveal(): string {
-    return this.#value;
+    const value = this.#value;
+    if (typeof value === "string") return value;
+    const produced = value();
+    this.#value = produced;
+    return produced;
   }
   toJSON(): string {
     return "[redacted]";

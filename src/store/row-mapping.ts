@@ -11,7 +11,7 @@ import type {
   StoredEvent,
 } from "../core/types.js";
 import { CREDENTIAL_KINDS } from "../core/types.js";
-import { openTokens } from "./credential-sealing.js";
+import { openTokens, tokenAad } from "./credential-sealing.js";
 
 /**
  * A `credentials` row in domain units, tokens still sealed. Both adapters read
@@ -134,12 +134,40 @@ export function recordFromRow(row: Row): CredentialRecord {
 /** Opens the tokens; throws `config_invalid` if a key is missing or a value was tampered with. */
 export function credentialFromRecord(r: CredentialRecord, sealer: Sealer): StoredCredential {
   const { accessToken, refreshToken } = openTokens(sealer, r);
+  return credentialWithTokens(
+    r,
+    new Secret(accessToken),
+    refreshToken === null ? null : new Secret(refreshToken),
+  );
+}
+
+/**
+ * A credential claimed for a background refresh: the refresh token is opened now (it is about to be
+ * spent), the access token only if something reads it — a refresh that succeeds never does, and each
+ * AES-GCM open is a few microseconds of a storm's budget.
+ */
+export function claimedCredentialFromRecord(r: CredentialRecord, sealer: Sealer): StoredCredential {
+  const refreshToken =
+    r.refreshTokenSealed === null ? null : sealer.open(r.refreshTokenSealed, tokenAad(r, "refresh"));
+  const accessTokenSealed = r.accessTokenSealed;
+  return credentialWithTokens(
+    r,
+    Secret.deferred(() => sealer.open(accessTokenSealed, tokenAad(r, "access"))),
+    refreshToken === null ? null : new Secret(refreshToken),
+  );
+}
+
+function credentialWithTokens(
+  r: CredentialRecord,
+  accessToken: Secret,
+  refreshToken: Secret | null,
+): StoredCredential {
   return {
     connectionId: r.connectionId,
     kind: r.kind,
     provider: r.provider,
-    accessToken: new Secret(accessToken),
-    refreshToken: refreshToken === null ? null : new Secret(refreshToken),
+    accessToken,
+    refreshToken,
     tokenType: r.tokenType,
     scopes: r.scopes,
     expiresAtMs: r.expiresAtMs,

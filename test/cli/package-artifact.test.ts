@@ -62,6 +62,7 @@ describe("the packed package", () => {
         expect(files).toContain(`dist/store/migrations/${dialect}/${m}`);
       }
     }
+    expect(files).toContain("dist/store/migrations/postgres/0006_credentials_fillfactor.sql");
     expect(files.filter((f) => f.startsWith("src/") || f.startsWith("test/"))).toEqual([]);
   });
 

@@ -798,6 +798,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const first = await store.claimDue({ owner: "r1", nowMs: 6_000, leaseMs: LEASE, limit: 1 });
         expect(first.map((d) => d.ref.connectionId)).toEqual(["B"]);
         expect(first[0]).toMatchObject({ owner: "r1", previousAttemptLost: false });
+        expect(first[0]?.credential.refreshToken?.reveal()).toBe("xoxe-refresh-B-PLAINTEXT");
+        expect(first[0]?.credential.accessToken.reveal()).toBe("xoxb-access-B-PLAINTEXT");
         const rest = await store.claimDue({ owner: "r2", nowMs: 6_000, leaseMs: LEASE, limit: 10 });
         expect(rest.map((d) => d.ref.connectionId)).toEqual(["A"]);
         expect(await store.claimDue({ owner: "r3", nowMs: 6_000, leaseMs: LEASE, limit: 10 })).toEqual([]);
@@ -818,6 +820,50 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await expect(store.claimDue({ owner: "r", nowMs: 1, leaseMs: 1, limit: 0 })).rejects.toBeInstanceOf(
           TokenwardenError,
         );
+      });
+
+      it("keeps a claim cleared by a status change off the schedule until its lease would have lapsed", async () => {
+        await seedT1();
+        const [taken] = await store.claimDue({ owner: "a", nowMs: 8_000, leaseMs: LEASE, limit: 10 });
+        expect(taken?.ref).toEqual(BOT);
+        // A health check says the credential is failing while a's request is still in flight: a is
+        // fenced out, and its refresh token may already be spent, so nobody takes it again early.
+        await store.setCredentialStatus(
+          "T1",
+          ["bot"],
+          { status: "refresh_failing", reason: "provider_unavailable", lastError: "x" },
+          8_500,
+          [],
+        );
+        const early = await store.claimDue({
+          owner: "b",
+          nowMs: 8_000 + LEASE - 1,
+          leaseMs: LEASE,
+          limit: 10,
+        });
+        expect(early.map((d) => d.ref)).not.toContainEqual(BOT);
+        const later = await store.claimDue({ owner: "b", nowMs: 8_000 + LEASE, leaseMs: LEASE, limit: 10 });
+        expect(later).toContainEqual(expect.objectContaining({ ref: BOT, previousAttemptLost: true }));
+      });
+
+      it("takes a renewed claim again only once the renewed lease lapsed", async () => {
+        await seedT1();
+        const [taken] = await store.claimDue({ owner: "a", nowMs: 8_000, leaseMs: LEASE, limit: 1 });
+        expect(await store.renewClaim(taken as RefreshClaim, 8_000 + LEASE - 1, LEASE)).toBe(true);
+        const before = await store.claimDue({
+          owner: "b",
+          nowMs: 8_000 + 2 * LEASE - 2,
+          leaseMs: LEASE,
+          limit: 10,
+        });
+        expect(before.map((d) => d.ref)).not.toContainEqual(BOT);
+        const after = await store.claimDue({
+          owner: "b",
+          nowMs: 8_000 + 2 * LEASE - 1,
+          leaseMs: LEASE,
+          limit: 10,
+        });
+        expect(after).toContainEqual(expect.objectContaining({ ref: BOT, owner: "b" }));
       });
 
       it("finds a lapsed claim due again, reporting the lost attempt", async () => {

@@ -55,6 +55,7 @@ import {
   byKind,
   type CredentialPatch,
   type CredentialRecord,
+  claimedCredentialFromRecord,
   connectionFromRow,
   credentialColumns,
   credentialFromRecord,
@@ -390,16 +391,9 @@ export class PostgresStore implements Store {
     const patch = renewPatch(nowMs, leaseMs);
     try {
       const r = await this.#heartbeats.query(
-        `UPDATE ${this.#t.credentials} SET claim_until_ms = $1, next_run_at_ms = $2
-         WHERE connection_id = $3 AND kind = $4 AND claim_id = $5 AND claim_owner = $6`,
-        [
-          patch.claimUntilMs,
-          patch.nextRunAtMs,
-          claim.ref.connectionId,
-          claim.ref.kind,
-          claim.claimId,
-          claim.owner,
-        ],
+        `UPDATE ${this.#t.credentials} SET claim_until_ms = $1
+         WHERE connection_id = $2 AND kind = $3 AND claim_id = $4 AND claim_owner = $5`,
+        [patch.claimUntilMs, claim.ref.connectionId, claim.ref.kind, claim.claimId, claim.owner],
       );
       return r.rowCount === 1;
     } catch (error) {
@@ -574,7 +568,8 @@ export class PostgresStore implements Store {
     const t = this.#t;
     // One statement: the due rows come through the partial index on next_run_at_ms, rows other
     // instances are claiming right now are skipped, not waited for. The SET list is claimPatch()
-    // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim).
+    // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim); it
+    // touches no indexed column, so the row is rewritten in place (HOT, migration 0006).
     const { rows } = await this.#query("claimDue", (c) =>
       c.query({
         name: `${this.#schema}.claimDue`,
@@ -589,7 +584,7 @@ export class PostgresStore implements Store {
          UPDATE ${t.credentials} AS c
          SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $1::bigint + $4::bigint,
              claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
-             refresh_in_doubt = true, next_run_at_ms = $1::bigint + $4::bigint
+             refresh_in_doubt = true
          FROM due WHERE c.connection_id = due.connection_id AND c.kind = due.kind
          RETURNING c.*`,
         values: [options.nowMs, limit, options.owner, options.leaseMs],
@@ -604,7 +599,7 @@ export class PostgresStore implements Store {
       owner: options.owner,
       claimId: r.claimId ?? "",
       previousAttemptLost: r.claimPrevInDoubt ?? false,
-      credential: credentialFromRecord(r, this.#sealer),
+      credential: claimedCredentialFromRecord(r, this.#sealer),
     }));
   }
 

@@ -55,6 +55,7 @@ import {
   byKind,
   type CredentialPatch,
   type CredentialRecord,
+  claimedCredentialFromRecord,
   connectionFromRow,
   credentialColumns,
   credentialFromRecord,
@@ -419,7 +420,7 @@ export class SqliteStore implements Store {
         return {
           ...claim,
           previousAttemptLost: record.refreshInDoubt,
-          credential: credentialFromRecord({ ...record, ...patch }, this.#sealer),
+          credential: claimedCredentialFromRecord({ ...record, ...patch }, this.#sealer),
         };
       });
     });
