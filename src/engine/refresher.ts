@@ -27,6 +27,14 @@ export class Refresher {
   readonly #probeAt = new Map<string, number>();
   #nextStateSyncAt = 0;
   readonly #running = new Set<Promise<void>>();
+  /**
+   * Claimed, waiting for a provider slot: the next claims are fetched while the current calls run,
+   * so no slot sits empty for a claim's round trip. Each is started within a third of its lease or
+   * released (its heartbeat, started with the call, must come before the lease lapses).
+   */
+  #ready: Array<{ claim: DueClaim; claimedAt: number }> = [];
+  /** Set by stop(): waiting claims are released instead of started. */
+  #handingBack = false;
   #timer: NodeJS.Timeout | null = null;
   #stopped = true;
   #ticking: Promise<void> | null = null;
@@ -44,21 +52,31 @@ export class Refresher {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
+    this.#handingBack = false;
     this.#schedule(0);
   }
 
-  /** Stops looking for work and waits (bounded) for refreshes in flight to finish and persist. */
+  /**
+   * Stops looking for work, hands back claims not yet started, and waits (bounded) for refreshes in
+   * flight to finish and persist.
+   */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#stopped = true;
+    this.#handingBack = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    const pending = Promise.all([this.#ticking, ...this.#running]);
+    await this.#ticking?.catch(() => {});
+    this.#drain();
+    const pending = Promise.all(this.#running);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([pending, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
   }
 
-  /** One pass: claims and starts every due refresh there is room for. Returns how many it started. */
+  /**
+   * One pass: claims due refreshes for the free provider slots and as many again to start as slots
+   * free up, and starts what it can. Returns how many it claimed.
+   */
   async tick(): Promise<number> {
     const ctx = this.#ctx;
     // Another process may flag (or clear) a provider; a few seconds' lag is harmless, a query per pass is not.
@@ -69,9 +87,9 @@ export class Refresher {
     const now = ctx.clock.now();
     const capacity = this.#capacity(now);
     if (capacity <= 0) return 0;
-    // While refreshes are in flight, wait for a quarter of the slots to free up and claim them in one
-    // statement, rather than one claim per finished refresh.
-    const busy = this.#callsInFlight();
+    // While refreshes are in flight or waiting, claim once a quarter of the slots' worth is wanted,
+    // in one statement, rather than one claim per finished refresh.
+    const busy = this.#callsInFlight() + this.#ready.length;
     if (busy > 0 && capacity < Math.max(1, Math.floor(this.#concurrency / 4))) return 0;
     const claims = await ctx.store.claimDue({
       owner: ctx.owner,
@@ -79,16 +97,45 @@ export class Refresher {
       leaseMs: ctx.timings.leaseMs,
       limit: capacity,
     });
-    let started = 0;
-    for (const claim of claims) {
-      if (this.#start(claim)) started++;
-    }
-    return started;
+    const claimedAt = performance.now();
+    for (const claim of claims) this.#ready.push({ claim, claimedAt });
+    this.#drain();
+    return claims.length;
   }
 
-  /** Waits until no refresh started by this refresher is in flight. */
+  /** Waits until every refresh this refresher claimed has been started and has finished. */
   async idle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.all([...this.#running]);
+    while (this.#running.size > 0 || this.#ready.length > 0) {
+      if (this.#running.size === 0) this.#drain();
+      await Promise.all([...this.#running]);
+    }
+  }
+
+  /** Starts waiting claims whose provider has a free slot; releases any that waited too long. */
+  #drain(): void {
+    const staleBefore = performance.now() - this.#ctx.timings.leaseMs / 3;
+    const waiting = this.#ready;
+    this.#ready = [];
+    for (const entry of waiting) {
+      const provider = entry.claim.credential.provider;
+      if (this.#handingBack || entry.claimedAt < staleBefore) {
+        this.#track(this.#release(entry.claim));
+      } else if ((this.#inFlight.get(provider) ?? 0) < this.#concurrency) {
+        this.#start(entry.claim);
+      } else {
+        this.#ready.push(entry);
+      }
+    }
+  }
+
+  async #release(claim: DueClaim): Promise<void> {
+    await this.#ctx.store.releaseClaim(claim).catch((error: unknown) => {
+      // The claim lapses by itself at the end of its lease; until then the credential waits.
+      this.#ctx.logger.warn(
+        { err: error, connectionId: claim.ref.connectionId },
+        "could not release a claim",
+      );
+    });
   }
 
   #callsInFlight(): number {
@@ -109,15 +156,17 @@ export class Refresher {
         }
         continue;
       }
-      free += this.#concurrency - (this.#inFlight.get(name) ?? 0);
+      // The free slots, and as many again claimed ahead to start when slots free up.
+      free += 2 * this.#concurrency - (this.#inFlight.get(name) ?? 0);
     }
     // A refresh whose answer is being stored holds no provider slot. As many again as there are slots
-    // may be storing; if the store falls further behind the provider, stop claiming rather than pile
-    // up answers in memory.
-    return Math.min(free, 2 * this.#concurrency * this.#ctx.providers.size - this.#running.size);
+    // may be storing or waiting; if the store falls further behind the provider, stop claiming rather
+    // than pile up answers in memory.
+    const limit = 2 * this.#concurrency * this.#ctx.providers.size;
+    return Math.min(free, limit - this.#running.size) - this.#ready.length;
   }
 
-  #start(claim: DueClaim): boolean {
+  #start(claim: DueClaim): void {
     const ctx = this.#ctx;
     const job = (async () => {
       const credential = claim.credential;
@@ -135,6 +184,7 @@ export class Refresher {
         if (answered) return;
         answered = true;
         this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
+        this.#drain();
         this.#wake();
       };
       try {
@@ -156,12 +206,16 @@ export class Refresher {
         "background refresh failed",
       );
     });
-    this.#running.add(job);
-    void job.finally(() => {
-      this.#running.delete(job);
+    this.#track(job);
+  }
+
+  /** Counted as running until it settles (stop() waits for it; capacity counts it). */
+  #track(work: Promise<void>): void {
+    this.#running.add(work);
+    void work.finally(() => {
+      this.#running.delete(work);
       this.#wake();
     });
-    return true;
   }
 
   async #syncProviderStates(): Promise<void> {
@@ -177,7 +231,7 @@ export class Refresher {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#ticking = this.tick()
-        .then((started) => this.#schedule(started > 0 ? 0 : this.#intervalMs))
+        .then((claimed) => this.#schedule(claimed > 0 ? 0 : this.#intervalMs))
         .catch((error: unknown) => {
           this.#ctx.logger.warn({ err: error }, "refresher pass failed; retrying");
           this.#schedule(this.#intervalMs);

@@ -52,6 +52,34 @@ function gatedCompletions(store: Store) {
   return { store: gated, release: () => open(), waiting: () => waiting };
 }
 
+/** A warden on `store` whose Slack is `fetch`, with `ids` imported and all due (11 h on). */
+async function dueWarden(
+  store: Store,
+  key: string,
+  fetch: () => Promise<Response>,
+  clock: FakeClock,
+  ids: string[],
+): Promise<Warden> {
+  const warden = await createWarden({
+    store,
+    encryptionKey: key,
+    providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
+    fetch,
+    clock,
+    env: {},
+    logger: silent,
+  });
+  for (const id of ids) {
+    await warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: { accessToken: `xoxe.xoxb-${id}`, refreshToken: `xoxe-${id}`, expiresIn: 43_200 } },
+    });
+  }
+  clock.advance(11 * HOUR);
+  return warden;
+}
+
 describe("the background refresher", () => {
   let file: TmpSqlite;
   let warden: Warden | null = null;
@@ -69,25 +97,7 @@ describe("the background refresher", () => {
     const gated = gatedCompletions(await openSealedStore("sqlite", file.path, key));
     const slack = slackStub();
     const clock = new FakeClock(1_000_000);
-    warden = await createWarden({
-      store: gated.store,
-      encryptionKey: key,
-      providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
-      fetch: slack.fetch,
-      clock,
-      env: {},
-      logger: silent,
-    });
-    for (const id of ["T1", "T2", "T3", "T4", "T5"]) {
-      await warden.connections.import({
-        id,
-        provider: "slack",
-        credentials: {
-          bot: { accessToken: `xoxe.xoxb-${id}`, refreshToken: `xoxe-${id}`, expiresIn: 43_200 },
-        },
-      });
-    }
-    clock.advance(11 * HOUR);
+    warden = await dueWarden(gated.store, key, slack.fetch, clock, ["T1", "T2", "T3", "T4", "T5"]);
     let refreshed = 0;
     warden.on("refreshed", () => {
       refreshed++;
@@ -118,5 +128,48 @@ describe("the background refresher", () => {
       { what: "every connection stored with its new token" },
     );
     expect(slack.calls()).toBe(5);
+  });
+
+  it("claims ahead of its free slots, and hands back what it has not started when stopped", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    const slack = slackStub();
+    let calls = 0;
+    const clock = new FakeClock(1_000_000);
+    const hanging = async () => {
+      calls++;
+      await answered;
+      return slack.fetch();
+    };
+    warden = await dueWarden(store, key, hanging, clock, ["T1", "T2", "T3"]);
+    warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: 1 });
+    await eventually(
+      () => calls,
+      (n) => n === 1,
+      { what: "the first call" },
+    );
+    // One slot, one call in flight, one more claimed and waiting for the slot; the third is left.
+    const third = await store.claimDue({ owner: "other", nowMs: clock.now(), leaseMs: 15_000, limit: 10 });
+    expect(third).toHaveLength(1);
+    // Stopped while the call is still out: the waiting claim is handed back at once, its journal as
+    // it was, so another process may take it now; the call in flight finishes and is stored.
+    const stopping = warden.stopRefresher();
+    const handedBack = await eventually(
+      () => store.claimDue({ owner: "other", nowMs: clock.now(), leaseMs: 15_000, limit: 10 }),
+      (claims) => claims.length > 0,
+      { what: "the waiting claim to be handed back" },
+    );
+    expect(handedBack).toEqual([expect.objectContaining({ previousAttemptLost: false })]);
+    expect(handedBack[0]?.ref).not.toEqual(third[0]?.ref);
+    answer();
+    await stopping;
+    expect(calls).toBe(1);
+    const w = warden;
+    const stored = await Promise.all(["T1", "T2", "T3"].map((id) => w.connections.get(id)));
+    expect(stored.filter((c) => c?.credentials[0]?.refreshedAtMs != null)).toHaveLength(1);
   });
 });
