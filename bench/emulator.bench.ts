@@ -4,6 +4,7 @@
 import { Pool } from "undici";
 import { type Child, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
+import { SHIPPED_CLI } from "./shipped.js";
 
 const DURATION_MS = 3000;
 const WARMUP_MS = 500;
@@ -70,10 +71,9 @@ async function control(url: string, name: string, body: unknown): Promise<Record
 }
 
 export async function run(): Promise<BenchReport[]> {
-  const emu = await startChild(
-    [process.execPath, "--import", "tsx", "src/cli/main.ts", "emulator", "slack", "--port", "0"],
-    { ready: /SLACK_SIGNING_SECRET=\S+\s/ },
-  );
+  const emu = await startChild([...SHIPPED_CLI, "emulator", "slack", "--port", "0"], {
+    ready: /SLACK_SIGNING_SECRET=\S+\s/,
+  });
   const clientId = /SLACK_CLIENT_ID=(\S+)/.exec(emu.out())?.[1] ?? "";
   const clientSecret = /SLACK_CLIENT_SECRET=(\S+)/.exec(emu.out())?.[1] ?? "";
   const reports: BenchReport[] = [];

@@ -6,7 +6,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify from "fastify";
-import { startServer } from "../src/server/start-server.js";
+import type * as StartServerModule from "../src/server/start-server.js";
+import { shipped } from "./shipped.js";
 
 const mode = process.argv[2];
 const body = process.argv[3] ?? "{}";
@@ -26,6 +27,7 @@ if (mode === "baseline") {
   console.log(await app.listen({ port: 0, host: "127.0.0.1" }));
   process.on("SIGTERM", () => void app.close().then(() => process.exit(0)));
 } else {
+  const { startServer } = await shipped<typeof StartServerModule>("server/start-server.js");
   const dir = mkdtempSync(join(tmpdir(), "tw-bench-"));
   const server = await startServer({
     env: {
