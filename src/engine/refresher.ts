@@ -84,6 +84,7 @@ export class Refresher {
       this.#nextStateSyncAt = performance.now() + PROVIDER_STATE_SYNC_MS;
       await this.#syncProviderStates();
     }
+    this.#drain(); // also hands back claims that waited too long while every slot was busy
     const now = ctx.clock.now();
     const capacity = this.#capacity(now);
     if (capacity <= 0) return 0;
