@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
 import { openStore } from "../../src/store/open-store.js";
+import { claimDueSql, completeRefreshesSql } from "../../src/store/postgres/batch-statements.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
@@ -68,6 +69,53 @@ describe("postgres: migrations and setup", () => {
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it("plans the batch statements, generically, without reading the whole table", async () => {
+    // The refresher's lane runs them with plan_cache_mode=force_generic_plan: a plan that depended
+    // on the parameters' values (LIMIT $2, the batch's size) would be guessed, and a guess that
+    // chose a hash join would read every credential at every claim.
+    db = await createPgSchema("postgres-store.test.ts#batch-plans");
+    const store = await PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: testSealer(),
+    });
+    const c = await db.admin.connect();
+    try {
+      await store.migrate();
+      const q = `"${db.schema}"`;
+      await c.query(
+        `INSERT INTO ${q}.connections (id, provider, status, created_at_ms, updated_at_ms)
+         SELECT 'T' || g, 'slack', 'active', 0, 0 FROM generate_series(1, 50000) g`,
+      );
+      await c.query(
+        `INSERT INTO ${q}.credentials (connection_id, kind, provider, access_token_sealed, refresh_token_sealed,
+           token_type, issued_at_ms, status, version, refresh_due_at_ms, next_run_at_ms)
+         SELECT 'T' || g, 'bot', 'slack', 'a', 'r', 'bot', 0, 'active', 1, g, g FROM generate_series(1, 50000) g`,
+      );
+      await c.query(`ANALYZE ${q}.credentials`);
+      await c.query("BEGIN");
+      await c.query("SET LOCAL plan_cache_mode = force_generic_plan");
+      const t = { credentials: `${q}.credentials`, events: `${q}.events` };
+      const plan = async (name: string, sql: string, args: string) => {
+        await c.query(`PREPARE ${name} AS ${sql}`);
+        const { rows } = await c.query(`EXPLAIN EXECUTE ${name}(${args})`);
+        return rows.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n");
+      };
+      const claim = await plan("claim_due", claimDueSql(t), "100, 64, 'owner', 15000");
+      expect(claim).toContain("Index Scan using credentials_next_run_at");
+      expect(claim).toContain("Tid Scan");
+      expect(claim).not.toContain("Seq Scan");
+      const arrays = Array.from({ length: 14 }, (_, n) => ([7, 8, 10, 12].includes(n) ? "'{1}'" : "'{x}'"));
+      const complete = await plan("complete", completeRefreshesSql(t), [...arrays, "'ch'", "'p'"].join(", "));
+      expect(complete).toContain("Index Scan using credentials_pkey");
+      expect(complete).not.toContain("Seq Scan on credentials");
+      await c.query("ROLLBACK");
+    } finally {
+      c.release();
+      await store.close();
     }
   });
 

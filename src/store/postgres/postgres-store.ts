@@ -64,6 +64,7 @@ import {
   recordFromRow,
 } from "../row-mapping.js";
 import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
+import { claimDueSql, completeRefreshesSql } from "./batch-statements.js";
 import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
 
@@ -110,6 +111,14 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   /** A lane of its own for claim renewals, so a busy pool never lets a live holder's lease lapse. */
   readonly #heartbeats: pg.Pool;
+  /**
+   * A lane for the refresher's two batch statements (claimDue, the batch completion), whose sessions
+   * use generic plans: planned once per connection instead of at every execution (PostgreSQL keeps
+   * re-planning a statement whose custom plans look cheaper; that was a sixth of its CPU in a
+   * storm). Both plans are shaped to hold at any table size without estimates: an index scan and a
+   * TID scan; a nested loop on the primary key.
+   */
+  readonly #batches: pg.Pool;
   readonly #ownsPool: boolean;
   readonly #schema: string;
   readonly #sealer: Sealer;
@@ -134,11 +143,13 @@ export class PostgresStore implements Store {
     listener: ChangeListener;
     channel: string;
     heartbeats: pg.Pool;
+    batches: pg.Pool;
     outbox: boolean;
   }) {
     this.#outbox = options.outbox;
     this.#pool = options.pool;
     this.#heartbeats = options.heartbeats;
+    this.#batches = options.batches;
     this.#ownsPool = options.ownsPool;
     this.#schema = options.schema;
     this.#sealer = options.sealer;
@@ -180,6 +191,14 @@ export class PostgresStore implements Store {
     const channel = `${schema}.credentials`;
     const heartbeats = new pg.Pool({ ...clientConfig, max: 1, idleTimeoutMillis: 30_000 });
     heartbeats.on("error", () => {});
+    const batches = new pg.Pool({
+      ...clientConfig,
+      max: 2,
+      idleTimeoutMillis: 30_000,
+      application_name: "tokenwarden-batches",
+      options: [clientConfig.options, "-c plan_cache_mode=force_generic_plan"].filter(Boolean).join(" "),
+    });
+    batches.on("error", () => {});
     try {
       const listener = await ChangeListener.start(clientConfig, channel);
       return new PostgresStore({
@@ -190,10 +209,12 @@ export class PostgresStore implements Store {
         listener,
         channel,
         heartbeats,
+        batches,
         outbox: options.outbox === true,
       });
     } catch (error) {
       await heartbeats.end().catch(() => {});
+      await batches.end().catch(() => {});
       if (ownsPool) await pool.end().catch(() => {});
       throw translatePgError("open", error);
     }
@@ -227,6 +248,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.#listener.close();
     await this.#heartbeats.end();
+    await this.#batches.end();
     if (this.#ownsPool) await this.#pool.end();
   }
 
@@ -433,58 +455,32 @@ export class PostgresStore implements Store {
   async #completeActive(items: CompletionItem[], sealed: SealedTokens[]): Promise<Set<string>> {
     const t = this.#t;
     const col = <T>(f: (i: CompletionItem, n: number) => T): T[] => items.map(f);
-    const { rows } = await this.#query("completeRefresh", (c) =>
-      c.query<{ claim_id: string }>({
-        name: `${this.#schema}.completeRefreshes`,
-        text: `WITH input AS (
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::bigint[],
-             $14::text[])
-           AS i(connection_id, kind, claim_id, access, refresh, token_type, scopes, expires_at_ms, now_ms,
-             provider_data, due_ms, event_type, event_at_ms, event_data)
-         ), u AS (
-           UPDATE ${t.credentials} AS c SET
-             claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
-             claim_prev_run_at_ms = NULL, access_token_sealed = i.access,
-             refresh_token_sealed = COALESCE(i.refresh, c.refresh_token_sealed), token_type = i.token_type,
-             scopes = i.scopes::jsonb, expires_at_ms = i.expires_at_ms, issued_at_ms = i.now_ms,
-             refreshed_at_ms = i.now_ms, version = c.version + 1, status = 'active', reason = NULL,
-             last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL, refresh_in_doubt = false,
-             provider_data = c.provider_data || i.provider_data::jsonb, refresh_due_at_ms = i.due_ms,
-             next_run_at_ms = i.due_ms
-           FROM input i
-           WHERE c.connection_id = i.connection_id AND c.kind = i.kind AND c.claim_id = i.claim_id
-             AND c.status = 'active'
-           RETURNING c.connection_id, c.kind, i.claim_id
-         ), e AS (
-           INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
-           SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
-           FROM input i JOIN u ON u.claim_id = i.claim_id
-         ), n AS (
-           -- One notification for the batch. It names every item: one this statement left out goes
-           -- through #completeGeneral (announced there if it completes); an extra name costs a peer a read.
-           SELECT pg_notify($15, $16) WHERE EXISTS (SELECT 1 FROM u)
-         )
-         SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`,
-        values: [
-          col((i) => i.claim.ref.connectionId),
-          col((i) => i.claim.ref.kind),
-          col((i) => i.claim.claimId),
-          col((_, n) => sealed[n]?.accessTokenSealed ?? null),
-          col((_, n) => sealed[n]?.refreshTokenSealed ?? null),
-          col((i) => i.result.tokens.tokenType),
-          col((i) => JSON.stringify(i.result.tokens.scopes)),
-          col((i) => i.result.tokens.expiresAtMs),
-          col((i) => i.nowMs),
-          col((i) => JSON.stringify(i.result.providerData)),
-          col((i) => i.result.refreshDueAtMs),
-          col((i) => i.event.type),
-          col((i) => i.event.atMs),
-          col((i) => JSON.stringify(i.event.data ?? {})),
-          this.#channel,
-          notifyPayload(items.map((i) => i.claim.ref)),
-        ],
-      }),
+    const { rows } = await this.#query(
+      "completeRefresh",
+      (c) =>
+        c.query<{ claim_id: string }>({
+          name: `${this.#schema}.completeRefreshes`,
+          text: completeRefreshesSql(t),
+          values: [
+            col((i) => i.claim.ref.connectionId),
+            col((i) => i.claim.ref.kind),
+            col((i) => i.claim.claimId),
+            col((_, n) => sealed[n]?.accessTokenSealed ?? null),
+            col((_, n) => sealed[n]?.refreshTokenSealed ?? null),
+            col((i) => i.result.tokens.tokenType),
+            col((i) => JSON.stringify(i.result.tokens.scopes)),
+            col((i) => i.result.tokens.expiresAtMs),
+            col((i) => i.nowMs),
+            col((i) => JSON.stringify(i.result.providerData)),
+            col((i) => i.result.refreshDueAtMs),
+            col((i) => i.event.type),
+            col((i) => i.event.atMs),
+            col((i) => JSON.stringify(i.event.data ?? {})),
+            this.#channel,
+            notifyPayload(items.map((i) => i.claim.ref)),
+          ],
+        }),
+      this.#batches,
     );
     return new Set(rows.map((r) => r.claim_id));
   }
@@ -566,29 +562,16 @@ export class PostgresStore implements Store {
   }): Promise<DueClaim[]> {
     const limit = checkLimit(options.limit, "limit");
     const t = this.#t;
-    // One statement: the due rows come through the partial index on next_run_at_ms, rows other
-    // instances are claiming right now are skipped, not waited for. The SET list is claimPatch()
-    // in SQL (claim, journal opened, previous journal and run time kept for releaseClaim); it
-    // touches no indexed column, so the row is rewritten in place (HOT, migration 0006).
-    const { rows } = await this.#query("claimDue", (c) =>
-      c.query({
-        name: `${this.#schema}.claimDue`,
-        text: `WITH due AS (
-           SELECT connection_id, kind FROM ${t.credentials}
-           WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
-             AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
-           ORDER BY next_run_at_ms
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED
-         )
-         UPDATE ${t.credentials} AS c
-         SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $1::bigint + $4::bigint,
-             claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
-             refresh_in_doubt = true
-         FROM due WHERE c.connection_id = due.connection_id AND c.kind = due.kind
-         RETURNING c.*`,
-        values: [options.nowMs, limit, options.owner, options.leaseMs],
-      }),
+    // One statement (batch-statements.ts says how it finds, skips and writes the rows).
+    const { rows } = await this.#query(
+      "claimDue",
+      (c) =>
+        c.query({
+          name: `${this.#schema}.claimDue`,
+          text: claimDueSql(t),
+          values: [options.nowMs, limit, options.owner, options.leaseMs],
+        }),
+      this.#batches,
     );
     // RETURNING has no order; hand them out most overdue first, as the scheduler asked.
     const records = rows
@@ -933,10 +916,10 @@ export class PostgresStore implements Store {
     });
   }
 
-  async #query<T>(operation: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  async #query<T>(operation: string, fn: (c: Client) => Promise<T>, pool = this.#pool): Promise<T> {
     let client: Client;
     try {
-      client = await this.#pool.connect();
+      client = await pool.connect();
     } catch (error) {
       throw translatePgError(operation, error);
     }

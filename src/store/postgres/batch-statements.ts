@@ -1,0 +1,68 @@
+// The refresher's two batch statements. They run on sessions that use generic plans (see
+// PostgresStore's batch lane), so each is written to have one good plan whatever the table's size and
+// whatever the parameters: test/integration/postgres-store.test.ts checks those plans on a large table.
+
+/**
+ * Claims up to $2 due credentials for owner $3 at time $1 with a lease of $4 ms, returning the rows.
+ * Due rows come through the partial index on next_run_at_ms, most overdue first; rows other instances
+ * are claiming right now are skipped, not waited for. The SET list is claimPatch() in SQL (claim,
+ * journal opened, previous journal and run time kept for releaseClaim); it touches no indexed column,
+ * so the row is rewritten in place (HOT, migration 0006). The rows are updated by the tuple ids the
+ * locking scan found (they cannot move while locked): a TID scan, where a join back on the key could
+ * become a hash join over the whole table in a generic plan that guesses LIMIT $2 at a tenth of it.
+ */
+export function claimDueSql(t: { credentials: string }): string {
+  return `WITH due AS (
+           SELECT ctid FROM ${t.credentials}
+           WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
+             AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
+           ORDER BY next_run_at_ms
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED
+         )
+         UPDATE ${t.credentials} AS c
+         SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $1::bigint + $4::bigint,
+             claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
+             refresh_in_doubt = true
+         WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM due))
+         RETURNING c.*`;
+}
+
+/**
+ * Completes a batch of refreshes whose credentials are `active` and whose claims still hold, in one
+ * statement: the SET list is completionPatch() in SQL; the refreshed events and one notification
+ * ($15 channel, $16 payload) commit with it. Returns the claim ids it completed. The input joins the
+ * credentials on their primary key (a nested loop whatever the batch's size).
+ */
+export function completeRefreshesSql(t: { credentials: string; events: string }): string {
+  return `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::bigint[],
+             $14::text[])
+           AS i(connection_id, kind, claim_id, access, refresh, token_type, scopes, expires_at_ms, now_ms,
+             provider_data, due_ms, event_type, event_at_ms, event_data)
+         ), u AS (
+           UPDATE ${t.credentials} AS c SET
+             claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
+             claim_prev_run_at_ms = NULL, access_token_sealed = i.access,
+             refresh_token_sealed = COALESCE(i.refresh, c.refresh_token_sealed), token_type = i.token_type,
+             scopes = i.scopes::jsonb, expires_at_ms = i.expires_at_ms, issued_at_ms = i.now_ms,
+             refreshed_at_ms = i.now_ms, version = c.version + 1, status = 'active', reason = NULL,
+             last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL, refresh_in_doubt = false,
+             provider_data = c.provider_data || i.provider_data::jsonb, refresh_due_at_ms = i.due_ms,
+             next_run_at_ms = i.due_ms
+           FROM input i
+           WHERE c.connection_id = i.connection_id AND c.kind = i.kind AND c.claim_id = i.claim_id
+             AND c.status = 'active'
+           RETURNING c.connection_id, c.kind, i.claim_id
+         ), e AS (
+           INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
+           SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
+           FROM input i JOIN u ON u.claim_id = i.claim_id
+         ), n AS (
+           -- One notification for the batch. It names every item: one this statement left out goes
+           -- through #completeGeneral (announced there if it completes); an extra name costs a peer a read.
+           SELECT pg_notify($15, $16) WHERE EXISTS (SELECT 1 FROM u)
+         )
+         SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`;
+}
