@@ -45,7 +45,7 @@ export interface EngineContext {
   owner: string;
   events: WardenEvents;
   cache: TokenCache;
-  /** Where finished refreshes are persisted, batched into one store write per event-loop turn. */
+  /** Where finished refreshes are persisted: group-committed, one store write at a time. */
   completions: CompletionBatcher;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;

@@ -65,11 +65,14 @@ export class Refresher {
     this.#handingBack = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    await this.#ticking?.catch(() => {});
-    this.#drain();
-    const pending = Promise.all(this.#running);
+    const settled = (async () => {
+      // A pass still claiming hands its claims back itself (#drain, once it returns).
+      await this.#ticking?.catch(() => {});
+      this.#drain();
+      await Promise.all(this.#running);
+    })();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([pending, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
   }
 

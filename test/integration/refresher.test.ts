@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CompletionItem, Store } from "../../src/core/ports.js";
+import type { EngineContext } from "../../src/engine/context.js";
+import { Refresher } from "../../src/engine/refresher.js";
 import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
@@ -171,5 +173,35 @@ describe("the background refresher", () => {
     const w = warden;
     const stored = await Promise.all(["T1", "T2", "T3"].map((id) => w.connections.get(id)));
     expect(stored.filter((c) => c?.credentials[0]?.refreshedAtMs != null)).toHaveLength(1);
+  });
+
+  it("stops within its timeout even while a pass is still waiting for the store", async () => {
+    let claims = 0;
+    const hanging = {
+      getProviderState: async () => null,
+      claimDue: () => {
+        claims++;
+        return new Promise<never>(() => {});
+      },
+    } as unknown as Store;
+    const ctx = {
+      store: hanging,
+      providers: new Map([["slack", {}]]),
+      clock: new FakeClock(1_000),
+      logger: silent,
+      timings: { leaseMs: 15_000 },
+      owner: "o",
+      flaggedProviders: new Set(),
+    } as unknown as EngineContext;
+    const refresher = new Refresher(ctx, { intervalMs: 5 });
+    refresher.start();
+    await eventually(
+      () => claims,
+      (n) => n === 1,
+      { what: "a pass to start claiming" },
+    );
+    const started = performance.now();
+    await refresher.stop(50);
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });
