@@ -2,7 +2,9 @@
 //  1. getToken on a warm, valid token, beside an `async` Map lookup of the same value (the floor);
 //  2. a refresh storm — N connections due at once, refreshed by the background refresher against the
 //     Slack emulator in another process — beside the emulator's raw refresh throughput, same run.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -226,7 +228,7 @@ async function storm(
   offsetMs = 11 * HOUR;
   await control(emu, "advance", { seconds: 11 * 3600 });
   await control(emu, "resetCounters", {});
-  const profile = process.env["BENCH_PROFILE_STORM"] && size === STORM ? await startProfile() : null;
+  const profile = process.env["BENCH_PROFILE_STORM"] && size === STORM ? await startProfile(emu.pid) : null;
   const meter = cpuMeter(emu.pid, size);
   const t0 = performance.now();
   warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
@@ -333,8 +335,14 @@ export async function run(): Promise<BenchReport[]> {
   return reports;
 }
 
-/** Profiles the storm phase alone (BENCH_PROFILE_STORM=1): writes a .cpuprofile to the working directory. */
-async function startProfile(): Promise<() => Promise<void>> {
+/**
+ * Profiles the storm phase alone. BENCH_PROFILE_STORM=1 writes a .cpuprofile (wall time: on a busy
+ * host it also charges to a syscall the time the process waited for a core); BENCH_PROFILE_STORM=perf
+ * samples on-CPU time of this process and the emulator with `perf record` (run node with
+ * --perf-basic-prof to name JIT frames) into perf-<pid>.data files in the working directory.
+ */
+async function startProfile(emulatorPid: number): Promise<() => Promise<void>> {
+  if (process.env["BENCH_PROFILE_STORM"] === "perf") return startPerf([process.pid, emulatorPid]);
   const { Session } = await import("node:inspector/promises");
   const { writeFile } = await import("node:fs/promises");
   const session = new Session();
@@ -345,5 +353,26 @@ async function startProfile(): Promise<() => Promise<void>> {
     const { profile } = await session.post("Profiler.stop");
     await writeFile(`storm-${Date.now()}.cpuprofile`, JSON.stringify(profile));
     session.disconnect();
+  };
+}
+
+async function startPerf(pids: number[]): Promise<() => Promise<void>> {
+  const recorders = pids.map((pid) =>
+    spawn(
+      "perf",
+      ["record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-p", String(pid), "-o", `perf-${pid}.data`],
+      {
+        stdio: "inherit",
+      },
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 300)); // perf attaches asynchronously
+  return async () => {
+    await Promise.all(
+      recorders.map(async (r) => {
+        r.kill("SIGINT");
+        await once(r, "exit");
+      }),
+    );
   };
 }
