@@ -1,6 +1,7 @@
 import { DEFAULT_BACKOFF } from "../core/backoff.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_JITTER_FRACTION, type RefreshPolicy } from "../core/refresh-policy.js";
+import type { ClaimKeeper } from "./claim-keeper.js";
 import type { CompletionBatcher } from "./completion-batcher.js";
 import type { TokenCache } from "./token-cache.js";
 import type { WardenEvents } from "./warden-events.js";
@@ -45,6 +46,8 @@ export interface EngineContext {
   owner: string;
   events: WardenEvents;
   cache: TokenCache;
+  /** Renews the claims whose provider calls are in flight, so their leases never lapse under a live holder. */
+  claims: ClaimKeeper;
   /** Where finished refreshes are persisted: group-committed, one store write at a time. */
   completions: CompletionBatcher;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */

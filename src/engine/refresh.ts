@@ -203,18 +203,7 @@ export async function runClaim(
     await ctx.store.releaseClaim(claim);
     return usableOrThrow(ctx, credential);
   }
-  const heartbeat = setInterval(
-    () => {
-      ctx.store.renewClaim(claim, ctx.clock.now(), ctx.timings.leaseMs).catch((error: unknown) => {
-        ctx.logger.warn(
-          { err: error, connectionId: claim.ref.connectionId },
-          "could not renew a refresh claim",
-        );
-      });
-    },
-    Math.max(10, Math.floor(ctx.timings.leaseMs / 3)),
-  );
-  heartbeat.unref();
+  const letGo = ctx.claims.hold(claim);
   let outcome: Awaited<ReturnType<Provider["refresh"]>>;
   const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
   try {
@@ -231,7 +220,7 @@ export async function runClaim(
       ),
     );
   } finally {
-    clearInterval(heartbeat);
+    letGo();
     onProviderAnswered?.();
   }
   observe(ctx, credential, outcome, performance.now() - startedAt);

@@ -10,6 +10,7 @@ import { AesGcmSealer } from "../crypto/seal.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { openStore } from "../store/open-store.js";
 import { checkConnection, markDead } from "./check.js";
+import { ClaimKeeper } from "./claim-keeper.js";
 import { CompletionBatcher } from "./completion-batcher.js";
 import { makeConnections } from "./connections.js";
 import {
@@ -141,7 +142,9 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   await store.migrate();
 
+  const openStoreRef = store;
   const events = new WardenEvents(logger);
+  const timings = { ...DEFAULT_TIMINGS, ...options.timings };
   const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,
@@ -150,10 +153,15 @@ export async function createWarden(options: WardenOptions = {}) {
     random,
     logger,
     policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
-    timings: { ...DEFAULT_TIMINGS, ...options.timings },
+    timings,
     owner: `${hostname()}:${process.pid}:${random.token(6)}`,
     events,
     cache: new TokenCache(),
+    claims: new ClaimKeeper(timings.leaseMs, (claim) => {
+      openStoreRef.renewClaim(claim, clock.now(), timings.leaseMs).catch((error: unknown) => {
+        logger.warn({ err: error, connectionId: claim.ref.connectionId }, "could not renew a refresh claim");
+      });
+    }),
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
     providerProbeAtMs: new Map(),
@@ -170,7 +178,6 @@ export async function createWarden(options: WardenOptions = {}) {
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);
   let refresher: Refresher | null = null;
-  const openStoreRef = store;
 
   const connections = {
     ...base,

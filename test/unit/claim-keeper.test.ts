@@ -1,0 +1,44 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { RefreshClaim } from "../../src/core/ports.js";
+import { ClaimKeeper } from "../../src/engine/claim-keeper.js";
+
+const claim = (connectionId: string): RefreshClaim =>
+  ({ ref: { connectionId, kind: "bot" }, claimId: `c-${connectionId}`, owner: "me" }) as RefreshClaim;
+
+describe("ClaimKeeper", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("renews each held claim once it is a third of the lease old, well before the lease ends", async () => {
+    const renewed: string[] = [];
+    const keeper = new ClaimKeeper(15_000, (c) => renewed.push(c.ref.connectionId));
+    keeper.hold(claim("T1"));
+    await vi.advanceTimersByTimeAsync(2_500);
+    const letGoT2 = keeper.hold(claim("T2"));
+    await vi.advanceTimersByTimeAsync(2_499);
+    expect(renewed).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2_500); // T1 is 7.5 s old: renewed at the tick after 5 s
+    expect(renewed).toEqual(["T1"]);
+    await vi.advanceTimersByTimeAsync(2_500); // T2 is 7.5 s old
+    expect(renewed).toEqual(["T1", "T2"]);
+    letGoT2();
+    await vi.advanceTimersByTimeAsync(15_000);
+    // Every renewal lands at most half a lease after the last one; T2 is no longer renewed.
+    expect(renewed.filter((id) => id === "T2")).toEqual(["T2"]);
+    expect(renewed.filter((id) => id === "T1").length).toBe(4);
+  });
+
+  it("runs one timer for any number of claims, and none once all are let go", () => {
+    const keeper = new ClaimKeeper(15_000, () => {});
+    const letGo = Array.from({ length: 100 }, (_, i) => keeper.hold(claim(`T${i}`)));
+    expect(vi.getTimerCount()).toBe(1);
+    expect(keeper.size).toBe(100);
+    for (const f of letGo) f();
+    expect(keeper.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
