@@ -25,8 +25,8 @@ const STORM = Number(process.env["BENCH_STORM_CONNECTIONS"] ?? 10_000);
  */
 const WARMUP_STORM = Math.ceil(STORM / 5);
 /**
- * Rounds of (raw, storm on each store), reported as the round with the median ratio: on a shared
- * host one run's absolute figures drift by half, and a pair measured back to back drifts together.
+ * Rounds of (raw, storm, raw) on each store, reported as the round with the median ratio: on a shared
+ * host one run's absolute figures drift by half, and measurements back to back drift together.
  */
 const STORM_ROUNDS = Number(process.env["BENCH_STORM_ROUNDS"] ?? 3);
 const CONCURRENCY = 64;
@@ -165,22 +165,30 @@ async function installMany(emu: Emulator, n: number): Promise<Array<Record<strin
   return installs;
 }
 
-/** The ceiling: the emulator spending N distinct refresh tokens, driven directly. */
-async function rawRefreshRate(emu: Emulator): Promise<{ rate: number; extra: string }> {
+/**
+ * The ceiling: the emulator spending N distinct refresh tokens, driven directly. Installs first;
+ * the returned function measures.
+ */
+async function prepareRaw(emu: Emulator): Promise<() => Promise<Measured>> {
   const installs = await installMany(emu, STORM);
-  const meter = cpuMeter(emu.pid, STORM);
-  const t0 = performance.now();
-  await inParallel(installs, async (install) => {
-    const body = new URLSearchParams({
-      client_id: emu.clientId,
-      client_secret: emu.clientSecret,
-      grant_type: "refresh_token",
-      refresh_token: String(install["refresh_token"]),
-    }).toString();
-    const r = await call(emu, "/api/oauth.v2.access", body, "application/x-www-form-urlencoded");
-    if (r["ok"] !== true) throw new Error(`raw refresh failed: ${String(r["error"])}`);
-  });
-  return { rate: STORM / ((performance.now() - t0) / 1000), extra: meter().replace("tokenwarden", "client") };
+  return async () => {
+    const meter = cpuMeter(emu.pid, STORM);
+    const t0 = performance.now();
+    await inParallel(installs, async (install) => {
+      const body = new URLSearchParams({
+        client_id: emu.clientId,
+        client_secret: emu.clientSecret,
+        grant_type: "refresh_token",
+        refresh_token: String(install["refresh_token"]),
+      }).toString();
+      const r = await call(emu, "/api/oauth.v2.access", body, "application/x-www-form-urlencoded");
+      if (r["ok"] !== true) throw new Error(`raw refresh failed: ${String(r["error"])}`);
+    });
+    return {
+      rate: STORM / ((performance.now() - t0) / 1000),
+      extra: meter().replace("tokenwarden", "client"),
+    };
+  };
 }
 
 /** A database for one storm: where it is, what to do once it is loaded, how to drop it. */
@@ -191,11 +199,12 @@ interface StormDatabase {
   cleanup(): Promise<void>;
 }
 
-async function storm(
+/** Installs, imports and settles a storm of `size`; the returned function runs and measures it. */
+async function prepareStorm(
   emu: Emulator,
   db: StormDatabase,
   size = STORM,
-): Promise<{ rate: number; extra: string }> {
+): Promise<() => Promise<Measured>> {
   const installs = await installMany(emu, size);
   let offsetMs = 0;
   let providerMs = 0;
@@ -227,34 +236,41 @@ async function storm(
   // Eleven hours on, on both sides: every token is inside its refresh margin at once.
   offsetMs = 11 * HOUR;
   await control(emu, "advance", { seconds: 11 * 3600 });
-  await control(emu, "resetCounters", {});
-  const profile = process.env["BENCH_PROFILE_STORM"] && size === STORM ? await startProfile(emu.pid) : null;
-  const meter = cpuMeter(emu.pid, size);
-  const t0 = performance.now();
-  warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
-  for (;;) {
-    // The totals only: the full counters carry a map entry per token presented (a megabyte at 10,000).
-    const counters = await control(emu, "counterTotals", {});
-    if (Number(counters["refreshes"]) >= size) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const rate = size / ((performance.now() - t0) / 1000);
-  const cpu = meter();
-  await profile?.();
-  const counters = await control(emu, "counters", {});
-  await warden.close();
-  await db.cleanup();
-  return {
-    rate,
-    extra: `mean provider call ${(providerMs / size).toFixed(1)} ms; ${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}; ${cpu}`,
+  return async () => {
+    await control(emu, "resetCounters", {});
+    const profile = process.env["BENCH_PROFILE_STORM"] && size === STORM ? await startProfile(emu.pid) : null;
+    const meter = cpuMeter(emu.pid, size);
+    const t0 = performance.now();
+    warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
+    for (;;) {
+      // The totals only: the full counters carry a map entry per token presented (a megabyte at 10,000).
+      const counters = await control(emu, "counterTotals", {});
+      if (Number(counters["refreshes"]) >= size) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const rate = size / ((performance.now() - t0) / 1000);
+    const cpu = meter();
+    await profile?.();
+    const counters = await control(emu, "counters", {});
+    await warden.close();
+    await db.cleanup();
+    return {
+      rate,
+      extra: `mean provider call ${(providerMs / size).toFixed(1)} ms; ${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}; ${cpu}`,
+    };
   };
 }
 
 type Measured = { rate: number; extra: string };
-type Round = { storm: Measured; raw: Measured };
+const formatRate = (rate: number) => `${Math.round(rate).toLocaleString("en-US")}/s`;
+/** A storm and the raw baseline measured just before and just after it. */
+type Round = { storm: Measured; raw: Measured; rawAfter: Measured };
+
+/** The baseline a storm is compared with: the mean of the raw rates measured just before and after it. */
+const bracketRate = (r: Round) => (r.raw.rate + r.rawAfter.rate) / 2;
 
 function stormReport(store: string, rounds: Round[], aim?: string): BenchReport {
-  const ratio = (r: Round) => r.storm.rate / r.raw.rate;
+  const ratio = (r: Round) => r.storm.rate / bracketRate(r);
   const sorted = [...rounds].sort((a, b) => ratio(a) - ratio(b));
   const median = sorted[Math.floor(sorted.length / 2)] as Round;
   const all = rounds.map((r) => `${ratio(r).toFixed(2)}×`).join(", ");
@@ -263,9 +279,10 @@ function stormReport(store: string, rounds: Round[], aim?: string): BenchReport 
     unit: "refreshes/s",
     subject: { label: `tokenwarden on ${store}`, value: median.storm.rate, extra: median.storm.extra },
     baseline: {
-      label: "emulator raw refresh throughput, same concurrency, same round",
-      value: median.raw.rate,
-      extra: median.raw.extra,
+      label:
+        "emulator raw refresh throughput, same concurrency, mean of the runs just before and after the storm",
+      value: bracketRate(median),
+      extra: `before ${formatRate(median.raw.rate)}, after ${formatRate(median.rawAfter.rate)}; before: ${median.raw.extra}`,
     },
     ...(aim === undefined ? {} : { aim }),
   };
@@ -280,16 +297,16 @@ export async function run(): Promise<BenchReport[]> {
   const stores: Array<{
     name: string;
     aim?: string;
-    storm: (size: number, round: string) => Promise<Measured>;
+    prepare: (size: number, round: string) => Promise<() => Promise<Measured>>;
   }> = [];
   if (STORM_STORES.includes("sqlite")) {
     stores.push({
       name: "SQLite",
-      storm: async (size) => {
+      prepare: async (size) => {
         const dir = await mkdtemp(join(tmpdir(), "tw-bench-"));
         const url = `sqlite:${join(dir, "storm.db")}`;
         const cleanup = () => rm(dir, { recursive: true, force: true });
-        return storm(emu, { url, settle: async () => {}, cleanup }, size);
+        return prepareStorm(emu, { url, settle: async () => {}, cleanup }, size);
       },
     });
   }
@@ -297,7 +314,7 @@ export async function run(): Promise<BenchReport[]> {
     stores.push({
       name: "PostgreSQL",
       aim: "≥ 0.5× on PostgreSQL",
-      storm: (size, round) => {
+      prepare: (size, round) => {
         const schema = `tw_bench_${process.pid}_${round}`;
         const url = new URL(PG_URL);
         url.searchParams.set("schema", schema);
@@ -311,17 +328,23 @@ export async function run(): Promise<BenchReport[]> {
           await admin.query("CHECKPOINT");
         };
         const cleanup = async () => void (await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
-        return storm(emu, { url: url.toString(), settle, cleanup }, size);
+        return prepareStorm(emu, { url: url.toString(), settle, cleanup }, size);
       },
     });
   }
   try {
-    for (const store of stores) await store.storm(WARMUP_STORM, "warmup");
+    for (const store of stores) await (await store.prepare(WARMUP_STORM, "warmup"))();
     const rounds = stores.map((): Round[] => []);
     for (let round = 1; round <= STORM_ROUNDS; round++) {
-      const raw = await rawRefreshRate(emu);
       for (const [i, store] of stores.entries()) {
-        rounds[i]?.push({ storm: await store.storm(STORM, `round${round}`), raw });
+        // Everything installed and imported first, then three measurements back to back: the raw
+        // baseline, the storm, the raw baseline again. The host's speed drifts over seconds; the
+        // storm is compared with the two baselines that bracket it in time.
+        const rawBefore = await prepareRaw(emu);
+        const rawAfter = await prepareRaw(emu);
+        const storm = await store.prepare(STORM, `round${round}`);
+        const raw = await rawBefore();
+        rounds[i]?.push({ raw, storm: await storm(), rawAfter: await rawAfter() });
       }
     }
     stores.forEach((store, i) => {
