@@ -322,3 +322,23 @@ describe("oauth.v2.access with a code", () => {
     expect(refused.body).toEqual({ ok: false, error: "pkce_not_allowed" });
   });
 });
+
+describe("control install without a user", () => {
+  it("installs as the first active user of that team, not of another team", async () => {
+    const emu = await emulator();
+    const a = emu.control.createTeam({});
+    const b = emu.control.createTeam({});
+    const a1 = emu.control.createUser(a.teamId).userId;
+    const b1 = emu.control.createUser(b.teamId).userId;
+    const b2 = emu.control.createUser(b.teamId).userId;
+    const first = emu.control.install({ clientId: emu.demoApp.clientId, teamId: b.teamId });
+    expect((first["authed_user"] as { id: string }).id).toBe(b1);
+    emu.control.deactivateUser(b.teamId, b1);
+    const c = emu.control.createTeam({});
+    emu.control.createUser(c.teamId);
+    const again = emu.control.install({ clientId: emu.demoApp.clientId, teamId: b.teamId });
+    expect((again["authed_user"] as { id: string }).id).toBe(b2);
+    const inA = emu.control.install({ clientId: emu.demoApp.clientId, teamId: a.teamId });
+    expect((inA["authed_user"] as { id: string }).id).toBe(a1);
+  });
+});
