@@ -89,12 +89,8 @@ export class Refresher {
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy
     const now = ctx.clock.now();
-    const capacity = this.#capacity(now);
-    if (capacity <= 0) return 0;
-    // While refreshes are in flight or waiting, claim once a quarter of the slots' worth is wanted,
-    // in one statement, rather than one claim per finished refresh.
-    const busy = this.#callsInFlight() + this.#ready.length;
-    if (busy > 0 && capacity < Math.max(1, Math.floor(this.#concurrency / 4))) return 0;
+    const capacity = this.#capacity(now, true);
+    if (!this.#worthClaiming(capacity)) return 0;
     const claims = await ctx.store.claimDue({
       owner: ctx.owner,
       nowMs: now,
@@ -120,12 +116,19 @@ export class Refresher {
     const staleBefore = performance.now() - this.#ctx.timings.leaseMs / 3;
     const waiting = this.#ready;
     this.#ready = [];
-    for (const entry of waiting) {
+    const oneProvider = this.#ctx.providers.size === 1;
+    for (let i = 0; i < waiting.length; i++) {
+      const entry = waiting[i] as (typeof waiting)[number];
       const provider = entry.claim.credential.provider;
       if (this.#handingBack || entry.claimedAt < staleBefore) {
         this.#track(this.#release(entry.claim));
       } else if ((this.#inFlight.get(provider) ?? 0) < this.#concurrency) {
         this.#start(entry.claim);
+      } else if (oneProvider) {
+        // Claims wait in the order they were taken: once the only provider's slots are full, the rest
+        // wait too and none is older than this one. (This runs at every answer; the queue is long.)
+        this.#ready = i === 0 ? waiting : waiting.slice(i);
+        return;
       } else {
         this.#ready.push(entry);
       }
@@ -148,13 +151,17 @@ export class Refresher {
     return calls;
   }
 
-  #capacity(now: number): number {
+  /**
+   * How many claims a pass would take now. With `probe`, a flagged provider's probe slot is due and
+   * taken; without, probes are left to the passes the timer runs.
+   */
+  #capacity(now: number, probe: boolean): number {
     let free = 0;
     for (const name of this.#ctx.providers.keys()) {
       if ((this.#pausedUntil.get(name) ?? 0) > now) continue;
       if (this.#ctx.flaggedProviders.has(name)) {
         // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
-        if (now >= (this.#probeAt.get(name) ?? 0)) {
+        if (probe && now >= (this.#probeAt.get(name) ?? 0)) {
           this.#probeAt.set(name, now + MISCONFIGURED_PROBE_MS);
           free += 1;
         }
@@ -168,6 +175,16 @@ export class Refresher {
     // than pile up answers in memory.
     const limit = 2 * this.#concurrency * this.#ctx.providers.size;
     return Math.min(free, limit - this.#running.size) - this.#ready.length;
+  }
+
+  /**
+   * While refreshes are in flight or waiting, a pass claims once a quarter of the slots' worth is
+   * wanted, in one statement, rather than one claim per finished refresh.
+   */
+  #worthClaiming(capacity: number): boolean {
+    if (capacity <= 0) return false;
+    const busy = this.#callsInFlight() + this.#ready.length;
+    return busy === 0 || capacity >= Math.max(1, Math.floor(this.#concurrency / 4));
   }
 
   #start(claim: DueClaim): void {
@@ -247,9 +264,13 @@ export class Refresher {
     this.#timer.unref();
   }
 
-  /** A refresh finished: if a pass is only waiting on its timer, run it now to refill the free slots. */
+  /**
+   * A refresh finished: if a pass is only waiting on its timer and would claim now, run it now to
+   * refill the free slots. (Waking a pass for every answer cost two timers and a pass per refresh.)
+   */
   #wake(): void {
     if (this.#stopped || this.#ticking !== null || this.#timer === null) return;
+    if (!this.#worthClaiming(this.#capacity(this.#ctx.clock.now(), false))) return;
     clearTimeout(this.#timer);
     this.#schedule(0);
   }

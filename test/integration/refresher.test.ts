@@ -132,6 +132,28 @@ describe("the background refresher", () => {
     expect(slack.calls()).toBe(5);
   });
 
+  it("refills its slots as answers arrive, without waiting for its interval", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    const ids = Array.from({ length: 12 }, (_, i) => `T${i}`);
+    warden = await dueWarden(store, key, slack.fetch, clock, ids);
+    let refreshed = 0;
+    warden.on("refreshed", () => {
+      refreshed++;
+    });
+    // The first passes claim four (two slots, two ahead); the other eight are claimed by passes that
+    // answers wake, since the timer's next pass is a minute away.
+    warden.startRefresher({ intervalMs: 60_000, concurrencyPerProvider: 2 });
+    await eventually(
+      () => refreshed,
+      (n) => n === 12,
+      { what: "all twelve refreshed", timeoutMs: 5_000 },
+    );
+    expect(slack.calls()).toBe(12);
+  });
+
   it("claims ahead of its free slots, and hands back what it has not started when stopped", async () => {
     const key = randomBytes(32).toString("base64");
     const store = await openSealedStore("sqlite", file.path, key);
