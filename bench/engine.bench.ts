@@ -239,19 +239,24 @@ async function prepareStorm(
   return async () => {
     await control(emu, "resetCounters", {});
     const profile = process.env["BENCH_PROFILE_STORM"] && size === STORM ? await startProfile(emu.pid) : null;
+    // Done when every new token is stored (the event follows the commit), not merely answered.
+    const allStored = new Promise<void>((resolve) => {
+      let stored = 0;
+      warden.on("refreshed", () => {
+        if (++stored === size) resolve();
+      });
+    });
     const meter = cpuMeter(emu.pid, size);
     const t0 = performance.now();
     warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
-    for (;;) {
-      // The totals only: the full counters carry a map entry per token presented (a megabyte at 10,000).
-      const counters = await control(emu, "counterTotals", {});
-      if (Number(counters["refreshes"]) >= size) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await allStored;
     const rate = size / ((performance.now() - t0) / 1000);
     const cpu = meter();
     await profile?.();
     const counters = await control(emu, "counters", {});
+    if (Number(counters["refreshes"]) !== size) {
+      throw new Error(`the emulator counted ${String(counters["refreshes"])} refreshes for ${size} stored`);
+    }
     await warden.close();
     await db.cleanup();
     return {
