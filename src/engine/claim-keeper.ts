@@ -1,4 +1,4 @@
-import type { RefreshClaim } from "../core/ports.js";
+import type { Logger, RefreshClaim } from "../core/ports.js";
 
 interface Held {
   claim: RefreshClaim;
@@ -15,13 +15,18 @@ interface Held {
 export class ClaimKeeper {
   readonly #held = new Set<Held>();
   readonly #renewAfterMs: number;
-  readonly #renew: (claim: RefreshClaim) => void;
+  readonly #renew: (claim: RefreshClaim) => Promise<unknown>;
+  readonly #logger: Logger;
   #timer: NodeJS.Timeout | null = null;
 
-  /** @param renew renews one claim in the store; it reports its own failures */
-  constructor(leaseMs: number, renew: (claim: RefreshClaim) => void) {
+  /**
+   * @param renew renews one claim in the store. A failed renewal is logged and tried again a third
+   * of the lease later, as any renewal; it is no secret, only the connection id and the store's error.
+   */
+  constructor(leaseMs: number, renew: (claim: RefreshClaim) => Promise<unknown>, logger: Logger) {
     this.#renewAfterMs = Math.max(10, Math.floor(leaseMs / 3));
     this.#renew = renew;
+    this.#logger = logger;
   }
 
   /** Keeps `claim` alive until the returned function is called. */
@@ -50,7 +55,12 @@ export class ClaimKeeper {
     for (const held of this.#held) {
       if (now - held.renewedAtMs < this.#renewAfterMs) continue;
       held.renewedAtMs = now;
-      this.#renew(held.claim);
+      this.#renew(held.claim).catch((error: unknown) => {
+        this.#logger.warn(
+          { err: error, connectionId: held.claim.ref.connectionId },
+          "could not renew a refresh claim",
+        );
+      });
     }
   }
 }

@@ -157,11 +157,11 @@ export async function createWarden(options: WardenOptions = {}) {
     owner: `${hostname()}:${process.pid}:${random.token(6)}`,
     events,
     cache: new TokenCache(),
-    claims: new ClaimKeeper(timings.leaseMs, (claim) => {
-      openStoreRef.renewClaim(claim, clock.now(), timings.leaseMs).catch((error: unknown) => {
-        logger.warn({ err: error, connectionId: claim.ref.connectionId }, "could not renew a refresh claim");
-      });
-    }),
+    claims: new ClaimKeeper(
+      timings.leaseMs,
+      (claim) => openStoreRef.renewClaim(claim, clock.now(), timings.leaseMs),
+      logger,
+    ),
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
     providerProbeAtMs: new Map(),
