@@ -398,6 +398,7 @@ async function startPerf(pids: number[]): Promise<() => Promise<void>> {
   return async () => {
     await Promise.all(
       recorders.map(async (r) => {
+        if (r.exitCode !== null || r.signalCode !== null) return; // perf never attached (or is missing)
         r.kill("SIGINT");
         await once(r, "exit");
       }),
