@@ -385,15 +385,12 @@ async function startProfile(emulatorPid: number): Promise<() => Promise<void>> {
 }
 
 async function startPerf(pids: number[]): Promise<() => Promise<void>> {
-  const recorders = pids.map((pid) =>
-    spawn(
-      "perf",
-      ["record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-p", String(pid), "-o", `perf-${pid}.data`],
-      {
-        stdio: "inherit",
-      },
-    ),
-  );
+  const recorders = pids.map((pid) => {
+    const args = ["record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-p", String(pid)];
+    const recorder = spawn("perf", [...args, "-o", `perf-${pid}.data`], { stdio: "inherit" });
+    recorder.on("error", (error) => console.error(`perf record could not start: ${error.message}`));
+    return recorder;
+  });
   await new Promise((r) => setTimeout(r, 300)); // perf attaches asynchronously
   return async () => {
     await Promise.all(
