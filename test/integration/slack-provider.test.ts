@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { RefreshInput } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
 import { createSlackProvider, type SlackProvider } from "../../src/providers/slack/slack-provider.js";
+import { closedPort } from "../helpers/closed-port.js";
 
 /** One canned answer; `hang` never answers (until the client gives up). */
 type Reply = { status?: number; headers?: Record<string, string>; body: unknown } | "hang";
@@ -282,12 +283,7 @@ describe("Slack provider: refresh (oauth.v2.access, slack-api.md §3.3)", () => 
   });
 
   it("a refused connection provably never reached Slack", async () => {
-    const closed = createServer();
-    closed.listen(0, "127.0.0.1");
-    await once(closed, "listening");
-    const port = (closed.address() as AddressInfo).port;
-    closed.close();
-    await once(closed, "close");
+    const port = await closedPort();
     const outcome = await provider({ baseUrl: `http://127.0.0.1:${port}` }).refresh(input(), signal());
     expect(outcome).toEqual({
       kind: "failed",
