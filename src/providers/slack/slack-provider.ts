@@ -142,24 +142,51 @@ function splitScopes(v: unknown): string[] | null {
     .filter((s) => s !== "");
 }
 
-/** Copies the listed keys that hold a string or boolean: ids and names, never tokens. */
-function pick(src: JsonObject | null, keys: Record<string, string>): JsonObject {
-  const out: JsonObject = {};
+/** Pairs of (Slack's key, our key). */
+type KeyMap = ReadonlyArray<readonly [string, string]>;
+
+const APP_KEYS: KeyMap = [
+  ["app_id", "app_id"],
+  ["is_enterprise_install", "is_enterprise_install"],
+];
+const TEAM_KEYS: KeyMap = [
+  ["id", "team_id"],
+  ["name", "team_name"],
+];
+const ENTERPRISE_KEYS: KeyMap = [
+  ["id", "enterprise_id"],
+  ["name", "enterprise_name"],
+];
+const NESTED_USER_KEYS: KeyMap = [["id", "user_id"]];
+const FLAT_IDENTITY_KEYS: KeyMap = [
+  ["bot_user_id", "bot_user_id"],
+  ["user_id", "user_id"],
+];
+const AUTH_TEST_KEYS: KeyMap = [
+  ["team_id", "team_id"],
+  ["team", "team_name"],
+  ["user_id", "user_id"],
+  ["bot_id", "bot_id"],
+  ["enterprise_id", "enterprise_id"],
+  ["url", "url"],
+  ["is_enterprise_install", "is_enterprise_install"],
+];
+
+/** Copies into `out` the listed keys that hold a string or boolean: ids and names, never tokens. */
+function pick(src: JsonObject | null, keys: KeyMap, out: JsonObject = {}): JsonObject {
   if (src === null) return out;
-  for (const [from, to] of Object.entries(keys)) {
+  for (const [from, to] of keys) {
     const v = src[from];
     if ((typeof v === "string" && v !== "") || typeof v === "boolean") out[to] = v;
   }
   return out;
 }
 
-/** Non-secret facts of an `oauth.v2.access` reply: team, enterprise, app. */
+/** Non-secret facts of an `oauth.v2.access` reply (team, enterprise, app), copied into `out`. */
 function installFacts(body: JsonObject): JsonObject {
-  return {
-    ...pick(body, { app_id: "app_id", is_enterprise_install: "is_enterprise_install" }),
-    ...pick(asObject(body.team), { id: "team_id", name: "team_name" }),
-    ...pick(asObject(body.enterprise), { id: "enterprise_id", name: "enterprise_name" }),
-  };
+  const out = pick(body, APP_KEYS);
+  pick(asObject(body.team), TEAM_KEYS, out);
+  return pick(asObject(body.enterprise), ENTERPRISE_KEYS, out);
 }
 
 function toTokenSet(
@@ -221,10 +248,9 @@ function refreshOutcomeOf(
       mayHaveReachedProvider: true,
     };
   }
-  const identity = found.nested
-    ? pick(found.src, { id: "user_id" })
-    : pick(found.src, { bot_user_id: "bot_user_id", user_id: "user_id" });
-  return { kind: "refreshed", tokens, providerData: { ...installFacts(body), ...identity } };
+  const providerData = installFacts(body);
+  pick(found.src, found.nested ? NESTED_USER_KEYS : FLAT_IDENTITY_KEYS, providerData);
+  return { kind: "refreshed", tokens, providerData };
 }
 
 /**
@@ -247,17 +273,20 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
   const clientAuth = options.clientAuth ?? "body";
   const clock = options.clock ?? SYSTEM_CLOCK;
 
-  /** Client credentials per §2.3.1: form params, or HTTP Basic with the form left without them. */
-  function authenticateClient(form: URLSearchParams, headers: ExtraHeaders): void {
+  /**
+   * A form body with the client credentials per §2.3.1: as form params, or as HTTP Basic with the
+   * form left without them.
+   */
+  function withClient(params: string, headers: ExtraHeaders): string {
     if (clientAuth === "basic") {
       // Raw id:secret, as the python and java SDKs send it; Slack's ids and
       // secrets hold no characters that RFC 6749 §2.3.1's form-encoding would change.
       const basic = Buffer.from(`${clientId}:${clientSecret.reveal()}`, "utf8").toString("base64");
       headers.authorization = `Basic ${basic}`;
-    } else {
-      form.set("client_id", clientId);
-      form.set("client_secret", clientSecret.reveal());
+      return params;
     }
+    const client = `client_id=${encodeURIComponent(clientId)}&client_secret=${encodeURIComponent(clientSecret.reveal())}`;
+    return params === "" ? client : `${params}&${client}`;
   }
 
   /**
@@ -266,7 +295,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
    */
   async function call(
     method: string,
-    form: URLSearchParams,
+    form: string,
     headers: ExtraHeaders,
     signal: AbortSignal,
   ): Promise<CallResult> {
@@ -290,7 +319,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
           accept: "application/json",
           ...headers,
         },
-        body: form.toString(),
+        body: form,
         signal,
         // A redirect would turn the POST into a GET and drop the form; report it instead.
         redirect: "manual",
@@ -332,20 +361,20 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
   }
 
   async function withBearer(method: string, token: Secret, signal: AbortSignal): Promise<CallResult> {
-    return call(method, new URLSearchParams(), { authorization: `Bearer ${token.reveal()}` }, signal);
+    return call(method, "", { authorization: `Bearer ${token.reveal()}` }, signal);
   }
 
   return {
     id: "slack",
 
     async refresh(input: RefreshInput, signal: AbortSignal): Promise<RefreshOutcome> {
-      // §3.3: grant_type + refresh_token, client credentials still required.
-      const form = new URLSearchParams({
-        grant_type: "refresh_token",
-        refresh_token: input.refreshToken.reveal(),
-      });
+      // §3.3: grant_type + refresh_token, client credentials still required. Built as a string: it
+      // is sent once per refresh, and a URLSearchParams costs more than the rest of the form.
       const headers: ExtraHeaders = {};
-      authenticateClient(form, headers);
+      const form = withClient(
+        `grant_type=refresh_token&refresh_token=${encodeURIComponent(input.refreshToken.reveal())}`,
+        headers,
+      );
       const r = await call("oauth.v2.access", form, headers, signal);
       if (r.kind === "failed") return r;
       return refreshOutcomeOf(r.body, r.sentAtMs, input.ref.kind, {
@@ -358,15 +387,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       const r = await withBearer("auth.test", accessToken, signal);
       if (r.kind === "failed") return { kind: "failed", classification: r.classification };
       // §4.2; for a bot token user_id is the bot user's id.
-      const providerData = pick(r.body, {
-        team_id: "team_id",
-        team: "team_name",
-        user_id: "user_id",
-        bot_id: "bot_id",
-        enterprise_id: "enterprise_id",
-        url: "url",
-        is_enterprise_install: "is_enterprise_install",
-      });
+      const providerData = pick(r.body, AUTH_TEST_KEYS);
       // `x-oauth-scopes` comes with every authenticated answer (§4.1): what the token may do,
       // read here so `diagnose` can name a missing scope without calling a scoped method.
       const scopes = splitScopes(r.scopesHeader);
@@ -403,8 +424,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       if (o.redirectUri !== undefined) form.set("redirect_uri", o.redirectUri);
       if (o.codeVerifier !== undefined) form.set("code_verifier", o.codeVerifier);
       const headers: ExtraHeaders = {};
-      authenticateClient(form, headers);
-      const r = await call("oauth.v2.access", form, headers, signal);
+      const r = await call("oauth.v2.access", withClient(form.toString(), headers), headers, signal);
       if (r.kind === "failed") return { kind: "failed", classification: r.classification };
       const installation = installationOf(r.body, r.sentAtMs);
       if (installation === null) {
@@ -416,8 +436,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
     async exchangeLegacyToken(token: Secret, signal: AbortSignal): Promise<RefreshOutcome> {
       const form = new URLSearchParams({ token: token.reveal() });
       const headers: ExtraHeaders = {};
-      authenticateClient(form, headers);
-      const r = await call("oauth.v2.exchange", form, headers, signal);
+      const r = await call("oauth.v2.exchange", withClient(form.toString(), headers), headers, signal);
       if (r.kind === "failed") return r;
       const tokenType = asString(r.body.token_type) ?? "bot";
       return refreshOutcomeOf(r.body, r.sentAtMs, tokenType === "user" ? "user" : "bot", {
