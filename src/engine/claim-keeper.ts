@@ -2,48 +2,59 @@ import type { Logger, RefreshClaim } from "../core/ports.js";
 
 interface Held {
   claim: RefreshClaim;
-  renewedAtMs: number;
+  /** performance.now() when the lease last began: when it was taken, then each renewal's start. */
+  leaseFromMs: number;
+  renewing: boolean;
 }
 
 /**
- * Keeps the refresh claims this process holds alive while their provider calls
- * run: a claim older than a third of the lease is renewed, so a live holder's
- * lease never lapses (worst case at half the lease) and a slow provider never
- * lets another process spend the same refresh token. One timer serves every
- * claim held: a timer per claim was a measurable part of a refresh storm's CPU.
+ * Keeps the refresh claims this process holds alive from the moment they are
+ * taken until their outcome is stored: a lease older than a third of its length
+ * is renewed, so a live holder's lease never lapses (renewed at half the lease
+ * at the latest; a failed renewal is tried again a sixth of the lease later)
+ * and neither a slow provider nor a slow commit lets another process spend the
+ * same refresh token. Ages count from when the claim was taken, not from when
+ * it was handed here: the refresher's claims may wait for a provider slot first.
+ * One timer serves every claim held: a timer per claim was a measurable part of
+ * a refresh storm's CPU.
  */
 export class ClaimKeeper {
   readonly #held = new Set<Held>();
   readonly #renewAfterMs: number;
-  readonly #renew: (claim: RefreshClaim) => Promise<unknown>;
+  readonly #renew: (claim: RefreshClaim) => Promise<boolean>;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | null = null;
 
   /**
-   * @param renew renews one claim in the store. A failed renewal is logged and tried again a third
-   * of the lease later, as any renewal; it is no secret, only the connection id and the store's error.
+   * @param renew renews one claim in the store; false when the claim no longer holds. A failure is
+   * logged (the connection id and the store's error: no secret) and tried again at the next tick.
    */
-  constructor(leaseMs: number, renew: (claim: RefreshClaim) => Promise<unknown>, logger: Logger) {
+  constructor(leaseMs: number, renew: (claim: RefreshClaim) => Promise<boolean>, logger: Logger) {
     this.#renewAfterMs = Math.max(10, Math.floor(leaseMs / 3));
     this.#renew = renew;
     this.#logger = logger;
   }
 
-  /** Keeps `claim` alive until the returned function is called. */
-  hold(claim: RefreshClaim): () => void {
-    const held: Held = { claim, renewedAtMs: performance.now() };
+  /**
+   * Keeps `claim` alive until the returned function is called.
+   * @param takenAtMs performance.now() from just before the claim was taken (its lease began then)
+   */
+  hold(claim: RefreshClaim, takenAtMs: number = performance.now()): () => void {
+    const held: Held = { claim, leaseFromMs: takenAtMs, renewing: false };
     this.#held.add(held);
     if (this.#timer === null) {
       this.#timer = setInterval(() => this.#tick(), Math.max(5, Math.floor(this.#renewAfterMs / 2)));
       this.#timer.unref();
     }
-    return () => {
-      this.#held.delete(held);
-      if (this.#held.size === 0 && this.#timer !== null) {
-        clearInterval(this.#timer);
-        this.#timer = null;
-      }
-    };
+    return () => this.#drop(held);
+  }
+
+  #drop(held: Held): void {
+    this.#held.delete(held);
+    if (this.#held.size === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
   }
 
   get size(): number {
@@ -53,14 +64,36 @@ export class ClaimKeeper {
   #tick(): void {
     const now = performance.now();
     for (const held of this.#held) {
-      if (now - held.renewedAtMs < this.#renewAfterMs) continue;
-      held.renewedAtMs = now;
-      this.#renew(held.claim).catch((error: unknown) => {
+      if (held.renewing || now - held.leaseFromMs < this.#renewAfterMs) continue;
+      this.#renewOne(held, now);
+    }
+  }
+
+  #renewOne(held: Held, startedAtMs: number): void {
+    held.renewing = true;
+    this.#renew(held.claim).then(
+      (holds) => {
+        held.renewing = false;
+        if (holds) {
+          held.leaseFromMs = startedAtMs;
+        } else if (this.#held.has(held)) {
+          // Its outcome was not stored yet, and the claim is gone: another process took it over (this
+          // process stalled past the lease) or the credential was deleted or reconnected meanwhile.
+          // The outcome's write is fenced on the claim and will be refused; nothing to renew.
+          this.#drop(held);
+          this.#logger.warn(
+            { connectionId: held.claim.ref.connectionId, kind: held.claim.ref.kind },
+            "a refresh claim was lost before its outcome was stored",
+          );
+        }
+      },
+      (error: unknown) => {
+        held.renewing = false; // leaseFromMs unchanged: the next tick tries again
         this.#logger.warn(
           { err: error, connectionId: held.claim.ref.connectionId },
           "could not renew a refresh claim",
         );
-      });
-    }
+      },
+    );
   }
 }

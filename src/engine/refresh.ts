@@ -79,6 +79,7 @@ export async function refreshCredential(
 ): Promise<CurrentToken> {
   const deadline = Date.now() + ctx.timings.waitTimeoutMs;
   for (;;) {
+    const takenAt = performance.now(); // a lease won here began before the round trip that won it
     const claim = await ctx.store.claimRefresh(ref, {
       owner: ctx.owner,
       nowMs: ctx.clock.now(),
@@ -101,7 +102,7 @@ export async function refreshCredential(
       case "claimed": {
         const early = await settleWithoutSpending(ctx, claim, request);
         if (early) return early;
-        return runClaim(ctx, claim);
+        return runClaim(ctx, claim, undefined, takenAt);
       }
     }
   }
@@ -195,6 +196,7 @@ export async function runClaim(
   ctx: EngineContext,
   claimed: Claimed,
   onProviderAnswered?: () => void,
+  claimTakenAtMs: number = performance.now(),
 ): Promise<CurrentToken> {
   const { claim, credential, previousAttemptLost } = claimed;
   const provider = providerFor(ctx, credential.provider);
@@ -203,33 +205,38 @@ export async function runClaim(
     await ctx.store.releaseClaim(claim);
     return usableOrThrow(ctx, credential);
   }
-  const letGo = ctx.claims.hold(claim);
-  let outcome: Awaited<ReturnType<Provider["refresh"]>>;
-  const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
+  // Held until the outcome is stored, not merely until the provider answers: a commit that waits
+  // (a busy store, a full batch ahead of it) must not let the lease lapse on a spent refresh token.
+  const letGo = ctx.claims.hold(claim, claimTakenAtMs);
   try {
-    outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
-      provider.refresh(
-        {
-          ref: claim.ref,
-          refreshToken,
-          tokenType: credential.tokenType,
-          scopes: credential.scopes,
-          providerData: credential.providerData,
-        },
-        signal,
-      ),
-    );
+    let outcome: Awaited<ReturnType<Provider["refresh"]>>;
+    const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
+    try {
+      outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+        provider.refresh(
+          {
+            ref: claim.ref,
+            refreshToken,
+            tokenType: credential.tokenType,
+            scopes: credential.scopes,
+            providerData: credential.providerData,
+          },
+          signal,
+        ),
+      );
+    } finally {
+      onProviderAnswered?.();
+    }
+    observe(ctx, credential, outcome, performance.now() - startedAt);
+    if (outcome.kind === "refreshed")
+      return await completeClaim(ctx, claim, credential, outcome, previousAttemptLost);
+    return await failClaim(ctx, claim, credential, outcome.classification, {
+      inDoubt: outcome.mayHaveReachedProvider,
+      previousAttemptLost,
+    });
   } finally {
     letGo();
-    onProviderAnswered?.();
   }
-  observe(ctx, credential, outcome, performance.now() - startedAt);
-  if (outcome.kind === "refreshed")
-    return completeClaim(ctx, claim, credential, outcome, previousAttemptLost);
-  return failClaim(ctx, claim, credential, outcome.classification, {
-    inDoubt: outcome.mayHaveReachedProvider,
-    previousAttemptLost,
-  });
 }
 
 function observe(

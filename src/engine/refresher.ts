@@ -91,13 +91,13 @@ export class Refresher {
     const now = ctx.clock.now();
     const capacity = this.#capacity(now, true);
     if (!this.#worthClaiming(capacity)) return 0;
+    const claimedAt = performance.now(); // the leases begin before the round trip that takes them
     const claims = await ctx.store.claimDue({
       owner: ctx.owner,
       nowMs: now,
       leaseMs: ctx.timings.leaseMs,
       limit: capacity,
     });
-    const claimedAt = performance.now();
     for (const claim of claims) this.#ready.push({ claim, claimedAt });
     this.#drain();
     return claims.length;
@@ -123,7 +123,7 @@ export class Refresher {
       if (this.#handingBack || entry.claimedAt < staleBefore) {
         this.#track(this.#release(entry.claim));
       } else if ((this.#inFlight.get(provider) ?? 0) < this.#concurrency) {
-        this.#start(entry.claim);
+        this.#start(entry.claim, entry.claimedAt);
       } else if (oneProvider) {
         // Claims wait in the order they were taken: once the only provider's slots are full, the rest
         // wait too and none is older than this one. (This runs at every answer; the queue is long.)
@@ -187,7 +187,7 @@ export class Refresher {
     return busy === 0 || capacity >= Math.max(1, Math.floor(this.#concurrency / 4));
   }
 
-  #start(claim: DueClaim): void {
+  #start(claim: DueClaim, claimedAt: number): void {
     const ctx = this.#ctx;
     const job = (async () => {
       const credential = claim.credential;
@@ -213,6 +213,7 @@ export class Refresher {
           ctx,
           { kind: "claimed", claim, credential, previousAttemptLost: claim.previousAttemptLost },
           release,
+          claimedAt,
         );
         if (result.failure?.kind === "transient" && result.failure.reason === "rate_limited") {
           this.#pausedUntil.set(provider, ctx.clock.now() + (result.failure.retryAfterMs ?? 1_000));

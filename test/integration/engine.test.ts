@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, type TokenwardenError } from "../../src/core/errors.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
-import { STORE_KINDS } from "../helpers/store-under-test.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
 
@@ -322,6 +322,62 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const fresh = await h.warden.getToken(id);
     expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
     expect((await h.warden.connections.get(id)).status).toBe("active");
+  });
+
+  it("holds the claim until the new tokens are stored: a commit slower than the lease spends nothing twice", async () => {
+    const { id } = await h.installAndImport();
+    // A store whose commits of refreshed tokens wait for the test, and that counts lease renewals.
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
+    let renewals = 0;
+    const real = await openSealedStore(kind, h.location, h.key);
+    const slowStore = new Proxy(real, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target) as unknown;
+        if (typeof value !== "function") return value;
+        if (name === "completeRefreshes") {
+          return async (...args: unknown[]) => {
+            await gate;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        if (name === "renewClaim") {
+          return (...args: unknown[]) => {
+            renewals++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return (value as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const leaseMs = 600;
+    const slow = await h.peer({ store: slowStore, timings: { ...FAST_TIMINGS, leaseMs } });
+    advance(h, 12 * HOUR + 1); // expired: both callers need a refresh
+    const first = slow.getToken(id);
+    await eventually(
+      () => h.emu.control.counterTotals().refreshes,
+      (n) => n === 1,
+      { what: "the provider to answer the slow warden" },
+    );
+    // Three leases pass on the shared clock while the commit waits; each is renewed before it ends.
+    for (let i = 1; i <= 3; i++) {
+      const seen = renewals;
+      await eventually(
+        () => renewals,
+        (n) => n > seen,
+        { what: `lease renewal ${i}` },
+      );
+      advance(h, leaseMs - 100);
+    }
+    const second = h.warden.getToken(id); // another process: must wait for the holder, not spend again
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    openGate();
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.accessToken).toBe(a.accessToken);
+    expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+    expect((await authTest(h, a.accessToken))["ok"]).toBe(true);
   });
 
   it("a lost refresh response inside the grace window is recovered with the old refresh token", async () => {
