@@ -24,6 +24,7 @@ export class ClaimKeeper {
   readonly #renew: (claim: RefreshClaim) => Promise<boolean>;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | null = null;
+  #whenEmpty: Array<() => void> = [];
 
   /**
    * @param renew renews one claim in the store; false when the claim no longer holds. A failure is
@@ -51,10 +52,32 @@ export class ClaimKeeper {
 
   #drop(held: Held): void {
     this.#held.delete(held);
-    if (this.#held.size === 0 && this.#timer !== null) {
+    if (this.#held.size > 0) return;
+    if (this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
     }
+    const waiting = this.#whenEmpty;
+    this.#whenEmpty = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /**
+   * Resolves once no claim is held (every refresh in flight has stored its outcome), or after
+   * `timeoutMs`; true if none is held. Closing waits for this: a store closed under a refresh whose
+   * provider already answered would lose the rotated tokens.
+   */
+  async settled(timeoutMs: number): Promise<boolean> {
+    if (this.#held.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#whenEmpty.push(resolve)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return this.#held.size === 0;
   }
 
   get size(): number {

@@ -276,9 +276,19 @@ export async function createWarden(options: WardenOptions = {}) {
     },
     /** Cache counters of the token hot path. */
     stats: () => ctx.cache.stats(),
-    /** Stops the refresher (letting in-flight refreshes persist) and closes the store. */
+    /**
+     * Stops the refresher and waits for every refresh in flight (background or on demand) to store
+     * its outcome, at most a provider timeout and a little more, then closes the store.
+     */
     async close(): Promise<void> {
-      await refresher?.stop();
+      const deadline = performance.now() + timings.providerTimeoutMs + 5_000;
+      await refresher?.stop(deadline - performance.now());
+      if (!(await ctx.claims.settled(Math.max(0, deadline - performance.now())))) {
+        logger.warn(
+          { inFlight: ctx.claims.size },
+          "closing with refreshes still in flight; their claims lapse and the next attempt recovers them",
+        );
+      }
       await openStoreRef.close();
     },
   };

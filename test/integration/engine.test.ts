@@ -380,6 +380,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await authTest(h, a.accessToken))["ok"]).toBe(true);
   });
 
+  it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {
+    const { id } = await h.installAndImport();
+    const closing = await h.peer();
+    h.emu.control.setLatency(300, "oauth.v2.access");
+    advance(h, 12 * HOUR + 1);
+    const pending = closing.getToken(id);
+    await eventually(
+      () => h.store.getCredential({ connectionId: id, kind: "bot" }),
+      (c) => c?.claimUntilMs !== null,
+      { what: "the refresh to be claimed" },
+    );
+    await closing.close();
+    const token = await pending;
+    const stored = await h.store.getCredential({ connectionId: id, kind: "bot" });
+    expect(stored).toMatchObject({ claimUntilMs: null, refreshInDoubt: false });
+    expect(stored?.accessToken.reveal()).toBe(token.accessToken);
+    expect((await authTest(h, token.accessToken))["ok"]).toBe(true);
+  });
+
   it("a lost refresh response inside the grace window is recovered with the old refresh token", async () => {
     const { id } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 1 });

@@ -169,3 +169,18 @@ describe("ClaimKeeper", () => {
     expect(warnings).toEqual([]);
   });
 });
+
+describe("ClaimKeeper.settled", () => {
+  it("resolves true once the last claim is let go, false at its timeout if one is still held", async () => {
+    const keeper = new ClaimKeeper(15_000, async () => true, silent);
+    expect(await keeper.settled(0)).toBe(true);
+    const letGoA = keeper.hold(claim("A"));
+    const letGoB = keeper.hold(claim("B"));
+    const settled = keeper.settled(10_000);
+    letGoA();
+    setTimeout(letGoB, 20);
+    expect(await settled).toBe(true);
+    keeper.hold(claim("C"));
+    expect(await keeper.settled(20)).toBe(false);
+  });
+});
