@@ -98,6 +98,39 @@ export interface ClaimOptions {
   freshUntilMs: number;
 }
 
+export interface ClaimDueOptions {
+  owner: string;
+  nowMs: number;
+  leaseMs: number;
+  /** At most this many claims, all of `provider` when it is given. */
+  limit: number;
+  /**
+   * Only credentials of this provider; any provider when omitted. An instance claims per provider it
+   * runs, so rows of a provider it does not run (or has paused) are never taken and use up no limit.
+   */
+  provider?: string;
+  /**
+   * Told, once the batch is committed, of each due credential whose refresh token could not be opened
+   * (its key is no longer configured, or the stored value was altered). Such a credential is not
+   * claimed: its journal stays as it was, its status unchanged, and it is parked until `retryAtMs`
+   * (`nowMs` + 1 hour), so it neither blocks the rest nor comes back at every pass. The store has no
+   * logger: this is where the caller logs it. It must not throw: the batch's claims are already taken.
+   */
+  onUnreadable?: (credential: UnreadableCredential) => void;
+}
+
+/** A due credential `claimDue` could not open and parked instead of claiming. Holds no secret. */
+export interface UnreadableCredential {
+  ref: CredentialRef;
+  provider: string;
+  /** The key id the sealed refresh token names (`v1.<keyId>.…`; ids are not secret); null when malformed. */
+  keyId: string | null;
+  /** When `claimDue` will try it again. */
+  retryAtMs: number;
+  /** What `Sealer.open` threw (`config_invalid`: it names the key id, never the value). */
+  error: unknown;
+}
+
 export interface RefreshResult {
   tokens: TokenSet;
   /** Merged into the stored provider data (Slack: bot_user_id, user_id). */
@@ -211,12 +244,16 @@ export interface Store {
   /**
    * Claims up to `limit` credentials that are due — `next_run_at <= nowMs`
    * (the refresh policy's due time, a backoff's end, or a lapsed claim's
-   * expiry), not `needs_reauth`, with a refresh token, not under a live claim —
-   * most overdue first, exactly as `claimRefresh` would claim each. Found
-   * through an index, so the cost grows with the due work only; on PostgreSQL,
-   * rows other instances are claiming are skipped (FOR UPDATE SKIP LOCKED).
+   * expiry), not `needs_reauth`, with a refresh token, not under a live claim,
+   * of `provider` when one is given — most overdue first, exactly as
+   * `claimRefresh` would claim each. Found through an index, so the cost grows
+   * with the due work only (with `provider`, other providers' rows due earlier
+   * are read and passed over); on PostgreSQL, rows other instances are
+   * claiming are skipped (FOR UPDATE SKIP LOCKED). A due credential whose
+   * refresh token cannot be opened is not claimed but parked (see
+   * `ClaimDueOptions.onUnreadable`); the others are claimed as usual.
    */
-  claimDue(options: { owner: string; nowMs: number; leaseMs: number; limit: number }): Promise<DueClaim[]>;
+  claimDue(options: ClaimDueOptions): Promise<DueClaim[]>;
 
   appendEvents(events: NewEvent[]): Promise<void>;
   /** Newest first. */

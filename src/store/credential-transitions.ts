@@ -172,6 +172,25 @@ export function releasePatch(record: CredentialRecord): CredentialPatch {
 }
 
 /**
+ * How long a credential whose refresh token cannot be opened waits before `claimDue` tries it again.
+ * Its key is an operator's problem (a key dropped from the ring, a value altered at rest), fixed on
+ * the operator's time: hourly retries pick up a restored key without spinning on one that is gone.
+ */
+export const UNREADABLE_RETRY_MS = 3_600_000;
+
+/**
+ * Hands back a claim `claimDue` took on a credential it could not open, as `releasePatch` does, but
+ * parks the credential for `UNREADABLE_RETRY_MS`: run at its old time, it would be first in the next
+ * pass again. Status and reason stay: nothing is known about the installation itself.
+ */
+export function parkPatch(
+  claimed: CredentialRecord,
+  nowMs: number,
+): CredentialPatch & { nextRunAtMs: number } {
+  return { ...releasePatch(claimed), nextRunAtMs: nowMs + UNREADABLE_RETRY_MS };
+}
+
+/**
  * A verdict from outside the refresh path (uninstall, revocation, a health
  * check). Any claim is cleared so an in-flight refresh is fenced out; the
  * journal stays as it is, so if that refresh had left, its loss is still named.

@@ -1,4 +1,4 @@
-import type { Sealer } from "../core/ports.js";
+import type { Sealer, UnreadableCredential } from "../core/ports.js";
 import { Secret } from "../core/secret.js";
 import type {
   Connection,
@@ -11,7 +11,7 @@ import type {
   StoredEvent,
 } from "../core/types.js";
 import { CREDENTIAL_KINDS } from "../core/types.js";
-import { openTokens, tokenAad } from "./credential-sealing.js";
+import { openTokens, sealedKeyId, tokenAad } from "./credential-sealing.js";
 
 /**
  * A `credentials` row in domain units, tokens still sealed. Both adapters read
@@ -155,6 +155,38 @@ export function claimedCredentialFromRecord(r: CredentialRecord, sealer: Sealer)
     Secret.deferred(() => sealer.open(accessTokenSealed, tokenAad(r, "access"))),
     refreshToken === null ? null : new Secret(refreshToken),
   );
+}
+
+export type ClaimedOpening =
+  | { kind: "opened"; credential: StoredCredential }
+  | { kind: "unreadable"; keyId: string | null; error: unknown };
+
+/**
+ * `claimedCredentialFromRecord` that answers instead of throwing when the refresh token cannot be
+ * opened, so one such row costs a batch that row only.
+ */
+export function openClaimedCredential(r: CredentialRecord, sealer: Sealer): ClaimedOpening {
+  try {
+    return { kind: "opened", credential: claimedCredentialFromRecord(r, sealer) };
+  } catch (error) {
+    const keyId = r.refreshTokenSealed === null ? null : sealedKeyId(r.refreshTokenSealed);
+    return { kind: "unreadable", keyId, error };
+  }
+}
+
+/** What `claimDue` reports of a credential it parked (see ClaimDueOptions.onUnreadable). */
+export function unreadableCredential(
+  r: CredentialRecord,
+  opening: { keyId: string | null; error: unknown },
+  retryAtMs: number,
+): UnreadableCredential {
+  return {
+    ref: { connectionId: r.connectionId, kind: r.kind },
+    provider: r.provider,
+    keyId: opening.keyId,
+    retryAtMs,
+    error: opening.error,
+  };
 }
 
 function credentialWithTokens(

@@ -6,7 +6,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
-import type { ClaimResult, RefreshClaim, Sealer, Store } from "../../src/core/ports.js";
+import type { ClaimResult, RefreshClaim, Sealer, Store, UnreadableCredential } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
 import type { CredentialRef } from "../../src/core/types.js";
 import { sealedPrefix } from "../../src/crypto/seal.js";
@@ -29,6 +29,8 @@ export interface StoreHarness {
   openPeer(sealer: Sealer, options?: { outbox?: boolean }): Promise<Store>;
   /** Everything the database holds at rest (SQLite: file + WAL bytes; PostgreSQL: every row as text). */
   textAtRest(): Promise<string>;
+  /** Alters one character of the ciphertext of ref's sealed refresh token, in the database itself. */
+  corruptRefreshToken(ref: CredentialRef): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -891,6 +893,227 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
             event("T1", "refreshed", 50_000),
           ),
         ).toBe(false);
+      });
+    });
+
+    describe("claimDue by provider", () => {
+      /** Due credentials of two providers, interleaved in due order: b1 1s, a1 2s, b2 3s, a2 4s, a3 5s. */
+      async function seedTwoProviders(): Promise<void> {
+        for (const [id, provider, due] of [
+          ["b1", "b", 1_000],
+          ["a1", "a", 2_000],
+          ["b2", "b", 3_000],
+          ["a2", "a", 4_000],
+          ["a3", "a", 5_000],
+        ] as const) {
+          await store.putConnection(
+            connection(id, [credential("bot", id, { refreshDueAtMs: due })], provider),
+            1_000,
+            [],
+          );
+        }
+      }
+      const ids = (claims: Array<{ ref: CredentialRef }>) => claims.map((c) => c.ref.connectionId);
+      const bot = (connectionId: string): CredentialRef => ({ connectionId, kind: "bot" });
+
+      it("claims only the given provider's due credentials, its limit counting only those", async () => {
+        await seedTwoProviders();
+        const first = await store.claimDue({
+          owner: "r",
+          nowMs: 6_000,
+          leaseMs: LEASE,
+          limit: 2,
+          provider: "a",
+        });
+        expect(ids(first)).toEqual(["a1", "a2"]);
+        expect(first.every((c) => c.credential.provider === "a")).toBe(true);
+        const rest = await store.claimDue({
+          owner: "r",
+          nowMs: 6_000,
+          leaseMs: LEASE,
+          limit: 10,
+          provider: "a",
+        });
+        expect(ids(rest)).toEqual(["a3"]);
+        // Provider b's credentials were never touched: unclaimed, journal closed, still due.
+        for (const id of ["b1", "b2"]) {
+          expect(await store.getCredential(bot(id))).toMatchObject({
+            claimUntilMs: null,
+            refreshInDoubt: false,
+          });
+        }
+        const b = await store.claimDue({
+          owner: "r",
+          nowMs: 6_000,
+          leaseMs: LEASE,
+          limit: 10,
+          provider: "b",
+        });
+        expect(ids(b)).toEqual(["b1", "b2"]);
+        expect(b[0]).toMatchObject({ previousAttemptLost: false });
+      });
+
+      it("claims every provider's credentials when no provider is given, and none of an unknown one", async () => {
+        await seedTwoProviders();
+        expect(
+          await store.claimDue({ owner: "r", nowMs: 6_000, leaseMs: LEASE, limit: 10, provider: "c" }),
+        ).toEqual([]);
+        const all = await store.claimDue({ owner: "r", nowMs: 6_000, leaseMs: LEASE, limit: 10 });
+        expect(ids(all)).toEqual(["b1", "a1", "b2", "a2", "a3"]);
+      });
+    });
+
+    describe("claimDue with a credential it cannot open", () => {
+      const T2: CredentialRef = { connectionId: "T2", kind: "bot" };
+      const T3: CredentialRef = { connectionId: "T3", kind: "bot" };
+      const HOUR = 3_600_000;
+      const NOW = 40_000;
+
+      /**
+       * T1 (bot due 8s, user 18s) sealed with the store's key; T2 (due 5s) and T3 (due 6s, with a lapsed
+       * claim, so its journal is open) sealed by a peer whose new key the store does not hold.
+       */
+      async function seedWithForeignKey(): Promise<Store> {
+        await seedT1();
+        const rotated = await peer(rotatedSealer());
+        for (const [id, due] of [
+          ["T2", 5_000],
+          ["T3", 6_000],
+        ] as const) {
+          await rotated.putConnection(
+            connection(id, [credential("bot", id, { refreshDueAtMs: due })]),
+            1_000,
+            [],
+          );
+        }
+        claimOf(
+          await rotated.claimRefresh(T3, {
+            owner: "crashed",
+            nowMs: 1_000,
+            leaseMs: LEASE,
+            freshUntilMs: FORCE,
+          }),
+        );
+        return rotated;
+      }
+
+      it("claims the others, parks the unreadable ones for an hour, unclaimed, journal as it was", async () => {
+        const rotated = await seedWithForeignKey();
+        const unreadable: UnreadableCredential[] = [];
+        const claims = await store.claimDue({
+          owner: "r",
+          nowMs: NOW,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        expect(claims.map((c) => c.ref)).toEqual([BOT, USER]);
+        expect(claims[0]?.credential.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+        expect(unreadable).toEqual([
+          {
+            ref: T2,
+            provider: "slack",
+            keyId: "new",
+            retryAtMs: NOW + HOUR,
+            error: expect.any(TokenwardenError),
+          },
+          {
+            ref: T3,
+            provider: "slack",
+            keyId: "new",
+            retryAtMs: NOW + HOUR,
+            error: expect.any(TokenwardenError),
+          },
+        ]);
+        expect(unreadable[0]?.error).toMatchObject({ code: "config_invalid" });
+        expect(JSON.stringify(unreadable)).not.toMatch(/PLAINTEXT|v1\.new\./);
+        // Not claimed, status unchanged, the journal as before the pass (T3's lost attempt still on record).
+        expect(await rotated.getCredential(T2)).toMatchObject({
+          status: "active",
+          claimUntilMs: null,
+          refreshInDoubt: false,
+        });
+        expect(await rotated.getCredential(T3)).toMatchObject({
+          status: "active",
+          claimUntilMs: null,
+          refreshInDoubt: true,
+        });
+        expect((await rotated.listEvents("T2", { limit: 10 })).map((e) => e.type)).toEqual([]);
+        // Parked: not due again at the same instant, nor until the hour is over, and not reported again.
+        const again = await store.claimDue({
+          owner: "r",
+          nowMs: NOW,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        expect(again).toEqual([]);
+        // (T1's claims lapse meanwhile and are due again; T2 and T3 are not.)
+        const early = await rotated.claimDue({
+          owner: "r",
+          nowMs: NOW + HOUR - 1,
+          leaseMs: LEASE,
+          limit: 10,
+        });
+        expect(early.map((c) => c.ref)).toEqual([BOT, USER]);
+        expect(unreadable).toHaveLength(2);
+      });
+
+      it("claims a parked credential normally once the key is back", async () => {
+        const rotated = await seedWithForeignKey();
+        await store.claimDue({ owner: "r", nowMs: NOW, leaseMs: LEASE, limit: 10 });
+        const unreadable: UnreadableCredential[] = [];
+        const later = await rotated.claimDue({
+          owner: "r2",
+          nowMs: NOW + HOUR,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        // T1's lapsed claims come first; T2 and T3 were parked at one instant, so in either order.
+        const parked = later.filter((c) => c.ref.connectionId !== "T1");
+        parked.sort((a, b) => a.ref.connectionId.localeCompare(b.ref.connectionId));
+        expect(parked.map((c) => [c.ref, c.previousAttemptLost])).toEqual([
+          [T2, false],
+          [T3, true],
+        ]);
+        expect(parked[0]?.credential.refreshToken?.reveal()).toBe("xoxe-refresh-T2-PLAINTEXT");
+        expect(unreadable).toEqual([]);
+      });
+
+      it("parks a credential whose sealed refresh token was altered in the database", async () => {
+        await seedT1();
+        await h.corruptRefreshToken(BOT);
+        const unreadable: UnreadableCredential[] = [];
+        const claims = await store.claimDue({
+          owner: "r",
+          nowMs: NOW,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        expect(claims.map((c) => c.ref)).toEqual([USER]);
+        expect(unreadable).toMatchObject([{ ref: BOT, keyId: "old", retryAtMs: NOW + HOUR }]);
+        // Parked, not left claimed: past the lease, within the hour, it is neither claimed nor reported.
+        const pastLease = await store.claimDue({
+          owner: "r",
+          nowMs: NOW + LEASE,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        expect(pastLease.map((c) => c.ref)).toEqual([USER]);
+        expect(unreadable).toHaveLength(1);
+        // Still unreadable an hour later: parked again, never claimed (USER's claim lapsed: due again).
+        const later = await store.claimDue({
+          owner: "r",
+          nowMs: NOW + HOUR,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+        });
+        expect(later.map((c) => c.ref)).toEqual([USER]);
+        expect(unreadable.map((u) => u.retryAtMs)).toEqual([NOW + HOUR, NOW + 2 * HOUR]);
       });
     });
 

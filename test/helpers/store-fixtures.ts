@@ -55,3 +55,13 @@ export function event(
 ): NewEvent {
   return { connectionId, kind, type, atMs, reason: null, data: { note: type } };
 }
+
+/** A sealed value (`v1.<keyId>.<iv>.<ciphertext>.<tag>`) with one ciphertext character changed: GCM refuses it. */
+export function alterCiphertext(sealed: string): string {
+  const parts = sealed.split(".");
+  const ciphertext = parts[3];
+  if (parts.length !== 5 || ciphertext === undefined || ciphertext === "")
+    throw new Error("not a v1 sealed value");
+  parts[3] = `${ciphertext.startsWith("A") ? "B" : "A"}${ciphertext.slice(1)}`;
+  return parts.join(".");
+}

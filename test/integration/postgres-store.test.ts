@@ -6,7 +6,14 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
 import { createPgSchema, type PgSchema } from "../helpers/pg-schema.js";
-import { connection, credential, event, testSealer, tokens } from "../helpers/store-fixtures.js";
+import {
+  alterCiphertext,
+  connection,
+  credential,
+  event,
+  testSealer,
+  tokens,
+} from "../helpers/store-fixtures.js";
 
 let counter = 0;
 
@@ -34,6 +41,17 @@ async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
         }),
       );
       return texts.join("\n");
+    },
+    corruptRefreshToken: async (ref) => {
+      const t = `"${db.schema}".credentials`;
+      const { rows } = await db.admin.query<{ sealed: string }>(
+        `SELECT refresh_token_sealed AS sealed FROM ${t} WHERE connection_id = $1 AND kind = $2`,
+        [ref.connectionId, ref.kind],
+      );
+      await db.admin.query(
+        `UPDATE ${t} SET refresh_token_sealed = $3 WHERE connection_id = $1 AND kind = $2`,
+        [ref.connectionId, ref.kind, alterCiphertext(rows[0]?.sealed ?? "")],
+      );
     },
     close: async () => {
       await store.close();
@@ -93,7 +111,8 @@ describe("postgres: migrations and setup", () => {
       await c.query(
         `INSERT INTO ${q}.credentials (connection_id, kind, provider, access_token_sealed, refresh_token_sealed,
            token_type, issued_at_ms, status, version, refresh_due_at_ms, next_run_at_ms)
-         SELECT 'T' || g, 'bot', 'slack', 'a', 'r', 'bot', 0, 'active', 1, g, g FROM generate_series(1, 50000) g`,
+         SELECT 'T' || g, 'bot', CASE WHEN g % 4 = 0 THEN 'acme' ELSE 'slack' END, 'a', 'r', 'bot', 0, 'active', 1, g, g
+         FROM generate_series(1, 50000) g`,
       );
       await c.query(`ANALYZE ${q}.credentials`);
       await c.query("BEGIN");
@@ -104,10 +123,15 @@ describe("postgres: migrations and setup", () => {
         const { rows } = await c.query(`EXPLAIN EXECUTE ${name}(${args})`);
         return rows.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n");
       };
-      const claim = await plan("claim_due", claimDueSql(t), "100, 64, 'owner', 15000");
+      // One generic plan, whether the refresher asks for one provider's rows or any: the provider
+      // filters the index scan.
+      const claim = await plan("claim_due", claimDueSql(t), "100, 64, 'owner', 15000, 'slack'");
       expect(claim).toContain("Index Scan using credentials_next_run_at");
+      expect(claim).toMatch(/Filter: .*provider = \$5/);
       expect(claim).toContain("Tid Scan");
       expect(claim).not.toContain("Seq Scan");
+      const { rows: anyProvider } = await c.query("EXPLAIN EXECUTE claim_due(100, 64, 'owner', 15000, NULL)");
+      expect(anyProvider.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n")).toBe(claim);
       const arrays = Array.from({ length: 14 }, (_, n) => ([7, 8, 10, 12].includes(n) ? "'{1}'" : "'{x}'"));
       const complete = await plan("complete", completeRefreshesSql(t), [...arrays, "'ch'", "'p'"].join(", "));
       expect(complete).toContain("Index Scan using credentials_pkey");

@@ -8,7 +8,7 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
-import { connection, credential, testSealer } from "../helpers/store-fixtures.js";
+import { alterCiphertext, connection, credential, testSealer } from "../helpers/store-fixtures.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
@@ -20,6 +20,20 @@ async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
     openPeer: (peerSealer, options) =>
       SqliteStore.open({ path: file.path, sealer: peerSealer, outbox: options?.outbox === true }),
     textAtRest: async () => file.bytesAtRest().toString("latin1"),
+    corruptRefreshToken: async (ref) => {
+      const db = new Database(file.path);
+      try {
+        const sealed = db
+          .prepare("SELECT refresh_token_sealed FROM credentials WHERE connection_id = ? AND kind = ?")
+          .pluck()
+          .get(ref.connectionId, ref.kind) as string;
+        db.prepare(
+          "UPDATE credentials SET refresh_token_sealed = ? WHERE connection_id = ? AND kind = ?",
+        ).run(alterCiphertext(sealed), ref.connectionId, ref.kind);
+      } finally {
+        db.close();
+      }
+    },
     close: async () => {
       await store.close();
       await file.remove();

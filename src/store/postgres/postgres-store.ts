@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import pg from "pg";
 import { TokenwardenError } from "../../core/errors.js";
 import type {
+  ClaimDueOptions,
   ClaimOptions,
   ClaimResult,
   CompletionItem,
@@ -13,6 +14,7 @@ import type {
   Sealer,
   StatusChange,
   Store,
+  UnreadableCredential,
 } from "../../core/ports.js";
 import type {
   Connection,
@@ -38,6 +40,7 @@ import {
   failurePatch,
   holdsClaim,
   newCredentialRecord,
+  parkPatch,
   releasePatch,
   renewPatch,
   rollUpStatus,
@@ -55,13 +58,14 @@ import {
   byKind,
   type CredentialPatch,
   type CredentialRecord,
-  claimedCredentialFromRecord,
   connectionFromRow,
   credentialColumns,
   credentialFromRecord,
   eventFromRow,
+  openClaimedCredential,
   providerStateFromRow,
   recordFromRow,
+  unreadableCredential,
 } from "../row-mapping.js";
 import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
 import { claimDueSql, completeRefreshesSql } from "./batch-statements.js";
@@ -554,12 +558,7 @@ export class PostgresStore implements Store {
     return change;
   }
 
-  async claimDue(options: {
-    owner: string;
-    nowMs: number;
-    leaseMs: number;
-    limit: number;
-  }): Promise<DueClaim[]> {
+  async claimDue(options: ClaimDueOptions): Promise<DueClaim[]> {
     const limit = checkLimit(options.limit, "limit");
     const t = this.#t;
     // One statement (batch-statements.ts says how it finds, skips and writes the rows).
@@ -569,7 +568,7 @@ export class PostgresStore implements Store {
         c.query({
           name: `${this.#schema}.claimDue`,
           text: claimDueSql(t),
-          values: [options.nowMs, limit, options.owner, options.leaseMs],
+          values: [options.nowMs, limit, options.owner, options.leaseMs, options.provider ?? null],
         }),
       this.#batches,
     );
@@ -577,13 +576,35 @@ export class PostgresStore implements Store {
     const records = rows
       .map(recordFromRow)
       .sort((a, b) => (a.claimPrevRunAtMs ?? 0) - (b.claimPrevRunAtMs ?? 0));
-    return records.map((r) => ({
-      ref: { connectionId: r.connectionId, kind: r.kind },
-      owner: options.owner,
-      claimId: r.claimId ?? "",
-      previousAttemptLost: r.claimPrevInDoubt ?? false,
-      credential: claimedCredentialFromRecord(r, this.#sealer),
-    }));
+    return this.#openClaimed(records, options);
+  }
+
+  /** The claimDue claims whose refresh tokens open; parks (and reports) the rows whose tokens do not. */
+  async #openClaimed(records: CredentialRecord[], options: ClaimDueOptions): Promise<DueClaim[]> {
+    const claims: DueClaim[] = [];
+    const unreadable: UnreadableCredential[] = [];
+    for (const r of records) {
+      const claim = dueClaimOf(r, options.owner);
+      const opening = openClaimedCredential(r, this.#sealer);
+      if (opening.kind === "opened") {
+        claims.push({ ...claim, credential: opening.credential });
+        continue;
+      }
+      // The statement has committed this claim too: handed back, or the row would sit claimed, journal
+      // open, for the whole lease, and then come first in line again.
+      const parked = parkPatch(r, options.nowMs);
+      await this.#park(claim, parked);
+      unreadable.push(unreadableCredential(r, opening, parked.nextRunAtMs));
+    }
+    for (const u of unreadable) options.onUnreadable?.(u);
+    return claims;
+  }
+
+  /** Writes a parkPatch iff the claimDue claim is still ours (fenced like releaseClaim). */
+  async #park(claim: RefreshClaim, parked: CredentialPatch): Promise<void> {
+    await this.#tx("claimDue", async (c) => {
+      if (holdsClaim(await this.#record(c, claim.ref, true), claim)) await this.#update(c, claim.ref, parked);
+    });
   }
 
   async appendEvents(events: NewEvent[]): Promise<void> {
@@ -950,6 +971,16 @@ function refKey(ref: CredentialRef): string {
 function notifyPayload(refs: CredentialRef[]): string {
   const payload = refs.map(refKey).join("\n");
   return Buffer.byteLength(payload) > NOTIFY_PAYLOAD_LIMIT ? EVERYTHING : payload;
+}
+
+/** The claim the claimDue statement wrote on `r` (`previousAttemptLost` from the journal it saved). */
+function dueClaimOf(r: CredentialRecord, owner: string): Omit<DueClaim, "credential"> {
+  return {
+    ref: refOf(r),
+    owner,
+    claimId: r.claimId ?? "",
+    previousAttemptLost: r.claimPrevInDoubt ?? false,
+  };
 }
 
 function refOf(record: CredentialRecord): CredentialRef {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type {
+  ClaimDueOptions,
   ClaimOptions,
   ClaimResult,
   CompletionItem,
@@ -13,6 +14,7 @@ import type {
   Sealer,
   StatusChange,
   Store,
+  UnreadableCredential,
 } from "../../core/ports.js";
 import type {
   Connection,
@@ -38,6 +40,7 @@ import {
   failurePatch,
   holdsClaim,
   newCredentialRecord,
+  parkPatch,
   releasePatch,
   renewPatch,
   rollUpStatus,
@@ -55,13 +58,14 @@ import {
   byKind,
   type CredentialPatch,
   type CredentialRecord,
-  claimedCredentialFromRecord,
   connectionFromRow,
   credentialColumns,
   credentialFromRecord,
   eventFromRow,
+  openClaimedCredential,
   providerStateFromRow,
   recordFromRow,
+  unreadableCredential,
 } from "../row-mapping.js";
 import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
 import { translateSqliteError } from "./sqlite-errors.js";
@@ -399,38 +403,53 @@ export class SqliteStore implements Store {
     });
   }
 
-  async claimDue(options: {
-    owner: string;
-    nowMs: number;
-    leaseMs: number;
-    limit: number;
-  }): Promise<DueClaim[]> {
+  async claimDue(options: ClaimDueOptions): Promise<DueClaim[]> {
     const limit = checkLimit(options.limit, "limit");
-    return this.#write("claimDue", () => {
-      // The same condition as isDue(), through the partial index on next_run_at_ms.
+    const unreadable: UnreadableCredential[] = [];
+    const claims = this.#write("claimDue", () => {
+      // The same condition as isDue(), through the partial index on next_run_at_ms; the provider is
+      // a filter on that scan (NULL: any), so one cached statement serves both.
       const due = this.#records(
-        `WHERE next_run_at_ms <= ? AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
-           AND (claim_until_ms IS NULL OR claim_until_ms <= ?)
-         ORDER BY next_run_at_ms LIMIT ?`,
-        options.nowMs,
-        options.nowMs,
-        limit,
+        `WHERE next_run_at_ms <= @nowMs AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
+           AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)
+           AND (@provider IS NULL OR provider = @provider)
+         ORDER BY next_run_at_ms LIMIT @limit`,
+        { nowMs: options.nowMs, provider: options.provider ?? null, limit },
       );
-      return due.map((record) => {
-        const claim = {
-          ref: { connectionId: record.connectionId, kind: record.kind },
-          owner: options.owner,
-          claimId: randomUUID(),
-        };
-        const patch = claimPatch(record, claim, options.nowMs, options.leaseMs);
-        this.#update(record, patch);
-        return {
-          ...claim,
-          previousAttemptLost: record.refreshInDoubt,
-          credential: claimedCredentialFromRecord({ ...record, ...patch }, this.#sealer),
-        };
-      });
+      return due.flatMap((record) => this.#claimDueRecord(record, options, unreadable));
     });
+    for (const u of unreadable) options.onUnreadable?.(u);
+    return claims;
+  }
+
+  /**
+   * Claims one due row, or parks it when its refresh token cannot be opened. Opened before anything is
+   * written, and never thrown: a throw here would roll the whole batch back, and that row, first in due
+   * order, would block every later pass.
+   */
+  #claimDueRecord(
+    record: CredentialRecord,
+    options: ClaimDueOptions,
+    unreadable: UnreadableCredential[],
+  ): DueClaim[] {
+    const claim = {
+      ref: { connectionId: record.connectionId, kind: record.kind },
+      owner: options.owner,
+      claimId: randomUUID(),
+    };
+    const patch = claimPatch(record, claim, options.nowMs, options.leaseMs);
+    const claimed = { ...record, ...patch };
+    const opening = openClaimedCredential(claimed, this.#sealer);
+    if (opening.kind === "unreadable") {
+      // Parked from the row as claimed, as on PostgreSQL (whose claim is committed before the open):
+      // both stores leave the same row (a lapsed claim cleared, the journal as it was).
+      const parked = parkPatch(claimed, options.nowMs);
+      this.#update(record, parked);
+      unreadable.push(unreadableCredential(record, opening, parked.nextRunAtMs));
+      return [];
+    }
+    this.#update(record, patch);
+    return [{ ...claim, previousAttemptLost: record.refreshInDoubt, credential: opening.credential }];
   }
 
   async appendEvents(events: NewEvent[]): Promise<void> {
