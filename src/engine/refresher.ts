@@ -89,18 +89,38 @@ export class Refresher {
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy
     const now = ctx.clock.now();
-    const capacity = this.#capacity(now, true);
-    if (!this.#worthClaiming(capacity)) return 0;
-    const claimedAt = performance.now(); // the leases begin before the round trip that takes them
-    const claims = await ctx.store.claimDue({
-      owner: ctx.owner,
-      nowMs: now,
-      leaseMs: ctx.timings.leaseMs,
-      limit: capacity,
-    });
-    for (const claim of claims) this.#ready.push({ claim, claimedAt });
-    this.#drain();
-    return claims.length;
+    let claimed = 0;
+    // Per provider, each with its own limit: a provider this instance does not run (or has paused, or
+    // is only probing) never has its rows taken, so they neither use up the limit nor come back released.
+    for (const provider of ctx.providers.keys()) {
+      const capacity = this.#capacity(provider, now, true);
+      if (!this.#worthClaiming(provider, capacity)) continue;
+      const claimedAt = performance.now(); // the leases begin before the round trip that takes them
+      const claims = await ctx.store.claimDue({
+        owner: ctx.owner,
+        nowMs: now,
+        leaseMs: ctx.timings.leaseMs,
+        limit: capacity,
+        provider,
+        onUnreadable: (u) => {
+          ctx.logger.error(
+            {
+              connectionId: u.ref.connectionId,
+              kind: u.ref.kind,
+              provider: u.provider,
+              keyId: u.keyId,
+              retryAt: new Date(u.retryAtMs).toISOString(),
+              err: u.error,
+            },
+            "a stored refresh token cannot be opened (is its key still configured?); skipped until retryAt",
+          );
+        },
+      });
+      for (const claim of claims) this.#ready.push({ claim, claimedAt });
+      claimed += claims.length;
+      this.#drain();
+    }
+    return claimed;
   }
 
   /** Waits until every refresh this refresher claimed has been started and has finished. */
@@ -145,45 +165,44 @@ export class Refresher {
     });
   }
 
-  #callsInFlight(): number {
-    let calls = 0;
-    for (const n of this.#inFlight.values()) calls += n;
-    return calls;
-  }
-
   /**
-   * How many claims a pass would take now. With `probe`, a flagged provider's probe slot is due and
-   * taken; without, probes are left to the passes the timer runs.
+   * How many claims of `provider` a pass would take now. With `probe`, a flagged provider's probe slot
+   * is due and taken; without, probes are left to the passes the timer runs.
    */
-  #capacity(now: number, probe: boolean): number {
-    let free = 0;
-    for (const name of this.#ctx.providers.keys()) {
-      if ((this.#pausedUntil.get(name) ?? 0) > now) continue;
-      if (this.#ctx.flaggedProviders.has(name)) {
-        // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
-        if (probe && now >= (this.#probeAt.get(name) ?? 0)) {
-          this.#probeAt.set(name, now + MISCONFIGURED_PROBE_MS);
-          free += 1;
-        }
-        continue;
-      }
+  #capacity(provider: string, now: number, probe: boolean): number {
+    if ((this.#pausedUntil.get(provider) ?? 0) > now) return 0;
+    let free: number;
+    if (this.#ctx.flaggedProviders.has(provider)) {
+      // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
+      if (!probe || now < (this.#probeAt.get(provider) ?? 0)) return 0;
+      this.#probeAt.set(provider, now + MISCONFIGURED_PROBE_MS);
+      free = 1;
+    } else {
       // The free slots, and as many again claimed ahead to start when slots free up.
-      free += 2 * this.#concurrency - (this.#inFlight.get(name) ?? 0);
+      free = 2 * this.#concurrency - (this.#inFlight.get(provider) ?? 0) - this.#waiting(provider);
     }
     // A refresh whose answer is being stored holds no provider slot. As many again as there are slots
     // may be storing or waiting; if the store falls further behind the provider, stop claiming rather
     // than pile up answers in memory.
     const limit = 2 * this.#concurrency * this.#ctx.providers.size;
-    return Math.min(free, limit - this.#running.size) - this.#ready.length;
+    return Math.min(free, limit - this.#running.size - this.#ready.length);
+  }
+
+  /** Claims of `provider` waiting for a slot. */
+  #waiting(provider: string): number {
+    if (this.#ctx.providers.size === 1) return this.#ready.length;
+    let n = 0;
+    for (const entry of this.#ready) if (entry.claim.credential.provider === provider) n++;
+    return n;
   }
 
   /**
-   * While refreshes are in flight or waiting, a pass claims once a quarter of the slots' worth is
-   * wanted, in one statement, rather than one claim per finished refresh.
+   * While refreshes of a provider are in flight or waiting, a pass claims once a quarter of its slots'
+   * worth is wanted, in one statement, rather than one claim per finished refresh.
    */
-  #worthClaiming(capacity: number): boolean {
+  #worthClaiming(provider: string, capacity: number): boolean {
     if (capacity <= 0) return false;
-    const busy = this.#callsInFlight() + this.#ready.length;
+    const busy = (this.#inFlight.get(provider) ?? 0) + this.#waiting(provider);
     return busy === 0 || capacity >= Math.max(1, Math.floor(this.#concurrency / 4));
   }
 
@@ -271,7 +290,15 @@ export class Refresher {
    */
   #wake(): void {
     if (this.#stopped || this.#ticking !== null || this.#timer === null) return;
-    if (!this.#worthClaiming(this.#capacity(this.#ctx.clock.now(), false))) return;
+    const now = this.#ctx.clock.now();
+    let worth = false;
+    for (const provider of this.#ctx.providers.keys()) {
+      if (this.#worthClaiming(provider, this.#capacity(provider, now, false))) {
+        worth = true;
+        break;
+      }
+    }
+    if (!worth) return;
     clearTimeout(this.#timer);
     this.#schedule(0);
   }

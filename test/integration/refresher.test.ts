@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { CompletionItem, Store } from "../../src/core/ports.js";
+import type { CompletionItem, Logger, Store } from "../../src/core/ports.js";
 import type { EngineContext } from "../../src/engine/context.js";
 import { Refresher } from "../../src/engine/refresher.js";
 import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
+import { connection, credential } from "../helpers/store-fixtures.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
@@ -61,6 +62,7 @@ async function dueWarden(
   fetch: () => Promise<Response>,
   clock: FakeClock,
   ids: string[],
+  logger: Logger = silent,
 ): Promise<Warden> {
   const warden = await createWarden({
     store,
@@ -69,7 +71,7 @@ async function dueWarden(
     fetch,
     clock,
     env: {},
-    logger: silent,
+    logger,
   });
   for (const id of ids) {
     await warden.connections.import({
@@ -195,6 +197,80 @@ describe("the background refresher", () => {
     const w = warden;
     const stored = await Promise.all(["T1", "T2", "T3"].map((id) => w.connections.get(id)));
     expect(stored.filter((c) => c?.credentials[0]?.refreshedAtMs != null)).toHaveLength(1);
+  });
+
+  it("claims only credentials of the providers it runs: another provider's due rows are left alone", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    const claimed: string[] = [];
+    const counting = new Proxy(store, {
+      get(target, name, receiver) {
+        if (name === "claimDue") {
+          return async (options: Parameters<Store["claimDue"]>[0]) => {
+            const due = await target.claimDue(options);
+            claimed.push(...due.map((d) => d.ref.connectionId));
+            return due;
+          };
+        }
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    // A row of a provider this warden does not configure (another instance runs it), due long ago.
+    await store.migrate();
+    await store.putConnection(
+      connection("G1", [credential("bot", "g1", { refreshDueAtMs: 1 })], "github"),
+      0,
+      [],
+    );
+    warden = await dueWarden(counting, key, slack.fetch, clock, ["T1", "T2", "T3"]);
+    warden.startRefresher({ intervalMs: 5 });
+    await eventually(slack.calls, (n) => n === 3, { what: "the Slack refreshes" });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // some more passes
+    expect(claimed.sort()).toEqual(["T1", "T2", "T3"]);
+    expect(await store.getCredential({ connectionId: "G1", kind: "bot" })).toMatchObject({
+      claimUntilMs: null,
+      refreshInDoubt: false,
+    });
+  });
+
+  it("logs a credential whose refresh token it cannot open, with its key id and no secret, and goes on", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    await store.migrate();
+    // Sealed by an instance with another key, which this one was never given.
+    const other = await openSealedStore("sqlite", file.path, `gone:${randomBytes(32).toString("base64")}`);
+    await other.putConnection(connection("X1", [credential("bot", "x1", { refreshDueAtMs: 1 })]), 0, []);
+    await other.close();
+    const errors: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    const logger = {
+      ...silent,
+      error: (fields: Record<string, unknown>, message: string) => errors.push({ fields, message }),
+    };
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    warden = await dueWarden(store, key, slack.fetch, clock, ["T1", "T2"], logger);
+    warden.startRefresher({ intervalMs: 5 });
+    await eventually(slack.calls, (n) => n === 2, { what: "the readable credentials' refreshes" });
+    await eventually(
+      () => errors.length,
+      (n) => n > 0,
+      { what: "the error log" },
+    );
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.message).toContain("cannot be opened");
+    expect(errors[0]?.fields).toMatchObject({
+      connectionId: "X1",
+      kind: "bot",
+      provider: "slack",
+      keyId: "gone",
+    });
+    expect(JSON.stringify(errors[0]?.fields)).not.toContain("PLAINTEXT");
+    expect(await store.getCredential({ connectionId: "X1", kind: "bot" }).catch(() => "unreadable")).toBe(
+      "unreadable",
+    );
   });
 
   it("stops within its timeout even while a pass is still waiting for the store", async () => {
