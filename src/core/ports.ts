@@ -146,6 +146,15 @@ export interface CompletionItem {
   event: NewEvent;
 }
 
+/** What storing one refresh's outcome did (`Store.completeRefreshes`). */
+export type CompletionOutcome =
+  /** Stored; `change` is the connection's status change it caused (a `recovered` episode), if any. */
+  | { kind: "stored"; change: StatusChange | null }
+  /** Not stored: the claim was no longer ours. */
+  | { kind: "fenced" }
+  /** Not stored: this item's write failed (the others' answers stand). */
+  | { kind: "failed"; error: unknown };
+
 export interface FailureRecord {
   status: Status;
   reason: Reason;
@@ -216,9 +225,10 @@ export interface Store {
   ): Promise<boolean>;
   /**
    * `completeRefresh` for several claims at once: each item is fenced and applied on its own, but
-   * the store may commit them together (SQLite: one transaction, one fsync). Answers per item.
+   * the store may commit them together (SQLite: one transaction, one fsync). Answers per item; a
+   * rejection means none of them was stored.
    */
-  completeRefreshes(items: CompletionItem[]): Promise<boolean[]>;
+  completeRefreshes(items: CompletionItem[]): Promise<CompletionOutcome[]>;
   /** Records a failed attempt and releases the claim (fenced like completeRefresh). */
   failRefresh(
     claim: RefreshClaim,

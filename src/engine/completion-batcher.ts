@@ -1,8 +1,11 @@
-import type { CompletionItem, Store } from "../core/ports.js";
+import type { CompletionItem, CompletionOutcome, Store } from "../core/ports.js";
+
+/** Stored (with the status change it caused) or fenced out; a failed write rejects instead. */
+export type Completed = Exclude<CompletionOutcome, { kind: "failed" }>;
 
 interface Waiting {
   item: CompletionItem;
-  resolve(done: boolean): void;
+  resolve(outcome: Completed): void;
   reject(error: unknown): void;
 }
 
@@ -32,8 +35,8 @@ export class CompletionBatcher {
     this.#maxWriting = maxWriting;
   }
 
-  /** Persists one refresh's tokens (see `Store.completeRefresh`); true when its claim still held. */
-  complete(item: CompletionItem): Promise<boolean> {
+  /** Persists one refresh's tokens (see `Store.completeRefreshes`); rejects if its write failed. */
+  complete(item: CompletionItem): Promise<Completed> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (this.#queue.length >= this.#maxBatch) this.#flush();
@@ -58,9 +61,12 @@ export class CompletionBatcher {
       this.#store
         .completeRefreshes(batch.map((w) => w.item))
         .then(
-          (done) => {
+          (outcomes) => {
             batch.forEach((w, i) => {
-              w.resolve(done[i] === true);
+              const outcome = outcomes[i];
+              if (outcome === undefined) w.reject(new Error("the store answered fewer items than sent"));
+              else if (outcome.kind === "failed") w.reject(outcome.error);
+              else w.resolve(outcome);
             });
           },
           (error: unknown) => {

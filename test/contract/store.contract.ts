@@ -402,13 +402,53 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           { claim: stale, result: refreshed("x"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
           { claim: user, result: refreshed("u1"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
         ]);
-        expect(done).toEqual([true, false, true]);
+        expect(done.map((o) => o.kind)).toEqual(["stored", "fenced", "stored"]);
         expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe("xoxb-access-b1-PLAINTEXT");
         expect((await store.getCredential(USER))?.accessToken.reveal()).toBe("xoxb-access-u1-PLAINTEXT");
         expect(
           (await store.listEvents("T1", { limit: 10 })).filter((e) => e.type === "refreshed"),
         ).toHaveLength(2);
         expect(await store.completeRefreshes([])).toEqual([]);
+      });
+
+      it("reports the connection's status change per item: the one that ends an episode, once", async () => {
+        await seedT1();
+        const failing = {
+          status: "refresh_failing" as const,
+          reason: "provider_unavailable" as const,
+          lastError: "503",
+          nextAttemptAtMs: 2_000,
+          inDoubt: false,
+        };
+        for (const ref of [BOT, USER]) {
+          await store.failRefresh(
+            claimOf(await claim(ref, "a", 1_000)),
+            failing,
+            1_500,
+            event("T1", "refresh_failed", 1_500),
+          );
+        }
+        const bot = claimOf(await claim(BOT, "a", 2_000));
+        const user = claimOf(await claim(USER, "a", 2_000));
+        const outcomes = await store.completeRefreshes([
+          { claim: bot, result: refreshed("b1"), nowMs: 2_500, event: event("T1", "refreshed", 2_500) },
+          { claim: user, result: refreshed("u1"), nowMs: 2_500, event: event("T1", "refreshed", 2_500) },
+        ]);
+        // The first leaves the connection failing (its user credential still is); the second ends it.
+        expect(outcomes).toEqual([
+          {
+            kind: "stored",
+            change: { before: "refresh_failing", after: "refresh_failing", reason: "provider_unavailable" },
+          },
+          { kind: "stored", change: { before: "refresh_failing", after: "active", reason: null } },
+        ]);
+        // An active credential's refresh changes nothing.
+        const again = claimOf(await claim(BOT, "b", 3_000));
+        expect(
+          await store.completeRefreshes([
+            { claim: again, result: refreshed("b2"), nowMs: 3_100, event: event("T1", "refreshed", 3_100) },
+          ]),
+        ).toEqual([{ kind: "stored", change: null }]);
       });
 
       it("persists the new tokens, clears claim, journal and failures, bumps version, appends the event", async () => {

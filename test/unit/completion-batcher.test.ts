@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { CompletionItem, Store } from "../../src/core/ports.js";
+import type { CompletionItem, CompletionOutcome, Store } from "../../src/core/ports.js";
 import { CompletionBatcher } from "../../src/engine/completion-batcher.js";
 
 /** Only the one method the batcher calls; every call is recorded. */
-function recordingStore(answer: (items: CompletionItem[]) => Promise<boolean[]>) {
+function recordingStore(answer: (items: CompletionItem[]) => Promise<CompletionOutcome[]>) {
   const calls: CompletionItem[][] = [];
   const store = {
     completeRefreshes: (items: CompletionItem[]) => {
@@ -14,6 +14,9 @@ function recordingStore(answer: (items: CompletionItem[]) => Promise<boolean[]>)
   return { store, calls };
 }
 
+const STORED: CompletionOutcome = { kind: "stored", change: null };
+const FENCED: CompletionOutcome = { kind: "fenced" };
+
 const item = (claimId: string): CompletionItem =>
   ({
     claim: { claimId, owner: "o", ref: { connectionId: claimId, kind: "bot" } },
@@ -21,19 +24,21 @@ const item = (claimId: string): CompletionItem =>
 
 describe("CompletionBatcher (group commit of finished refreshes)", () => {
   it("hands completions of one event-loop turn to the store together, each with its own answer", async () => {
-    const { store, calls } = recordingStore(async (items) => items.map((i) => i.claim.claimId !== "fenced"));
+    const { store, calls } = recordingStore(async (items) =>
+      items.map((i) => (i.claim.claimId === "fenced" ? FENCED : STORED)),
+    );
     const batcher = new CompletionBatcher(store);
     const answers = await Promise.all([
       batcher.complete(item("a")),
       batcher.complete(item("fenced")),
       batcher.complete(item("b")),
     ]);
-    expect(answers).toEqual([true, false, true]);
+    expect(answers).toEqual([STORED, FENCED, STORED]);
     expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a", "fenced", "b"]]);
   });
 
   it("flushes at once when a batch is full", async () => {
-    const { store, calls } = recordingStore(async (items) => items.map(() => true));
+    const { store, calls } = recordingStore(async (items) => items.map(() => STORED));
     const batcher = new CompletionBatcher(store, 2);
     await Promise.all([
       batcher.complete(item("a")),
@@ -50,7 +55,7 @@ describe("CompletionBatcher (group commit of finished refreshes)", () => {
     });
     const { store, calls } = recordingStore(async (items) => {
       if (calls.length === 1) await held;
-      return items.map(() => true);
+      return items.map(() => STORED);
     });
     const batcher = new CompletionBatcher(store);
     const first = batcher.complete(item("a"));
@@ -60,7 +65,7 @@ describe("CompletionBatcher (group commit of finished refreshes)", () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a"]]);
     release();
-    expect(await Promise.all([first, ...later])).toEqual([true, true, true]);
+    expect(await Promise.all([first, ...later])).toEqual([STORED, STORED, STORED]);
     expect(calls.map((c) => c.map((i) => i.claim.claimId))).toEqual([["a"], ["b", "c"]]);
   });
 
@@ -68,12 +73,30 @@ describe("CompletionBatcher (group commit of finished refreshes)", () => {
     let fail = true;
     const { store } = recordingStore(async (items) => {
       if (fail) throw new Error("store_unavailable");
-      return items.map(() => true);
+      return items.map(() => STORED);
     });
     const batcher = new CompletionBatcher(store);
     const results = await Promise.allSettled([batcher.complete(item("a")), batcher.complete(item("b"))]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
     fail = false;
-    await expect(batcher.complete(item("c"))).resolves.toBe(true);
+    await expect(batcher.complete(item("c"))).resolves.toEqual(STORED);
+  });
+
+  it("rejects only the item whose own write failed; the others of its batch keep their answers", async () => {
+    const failure = new Error("deadlock detected");
+    const { store } = recordingStore(async (items) =>
+      items.map((i) => (i.claim.claimId === "bad" ? { kind: "failed", error: failure } : STORED)),
+    );
+    const batcher = new CompletionBatcher(store);
+    const results = await Promise.allSettled([
+      batcher.complete(item("a")),
+      batcher.complete(item("bad")),
+      batcher.complete(item("b")),
+    ]);
+    expect(results).toEqual([
+      { status: "fulfilled", value: STORED },
+      { status: "rejected", reason: failure },
+      { status: "fulfilled", value: STORED },
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import type {
   ClaimOptions,
   ClaimResult,
   CompletionItem,
+  CompletionOutcome,
   DueClaim,
   FailureRecord,
   ListFilter,
@@ -30,6 +31,7 @@ import type {
   StoredEvent,
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
+import { FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
 import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
@@ -433,19 +435,26 @@ export class PostgresStore implements Store {
     nowMs: number,
     event: NewEvent,
   ): Promise<boolean> {
-    const [done] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
-    return done === true;
+    const [outcome] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
+    return storedOrThrow(outcome);
   }
 
-  async completeRefreshes(items: CompletionItem[]): Promise<boolean[]> {
+  async completeRefreshes(items: CompletionItem[]): Promise<CompletionOutcome[]> {
     if (items.length === 0) return [];
     const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
     const completed = await this.#completeActive(items, sealed);
     this.#bumpLocal(items.filter((i) => completed.has(i.claim.claimId)).map((i) => i.claim.ref));
+    // The batch statement has committed its items: one failing item on the general path must not
+    // report those as failed (their callers would retry or give up on tokens that are stored).
     return Promise.all(
-      items.map((item, n) =>
-        completed.has(item.claim.claimId) ? true : this.#completeGeneral(item, sealed[n] as SealedTokens),
-      ),
+      items.map(async (item, n): Promise<CompletionOutcome> => {
+        if (completed.has(item.claim.claimId)) return STORED_NO_CHANGE;
+        try {
+          return await this.#completeGeneral(item, sealed[n] as SealedTokens);
+        } catch (error) {
+          return { kind: "failed", error };
+        }
+      }),
     );
   }
 
@@ -490,19 +499,19 @@ export class PostgresStore implements Store {
   }
 
   /** Anything else: a fenced-out claim, or a failing or dead credential, in the general transaction. */
-  async #completeGeneral(item: CompletionItem, sealed: SealedTokens): Promise<boolean> {
+  async #completeGeneral(item: CompletionItem, sealed: SealedTokens): Promise<CompletionOutcome> {
     const { claim, result, nowMs, event } = item;
-    const done = await this.#tx("completeRefresh", async (c) => {
+    const outcome = await this.#tx("completeRefresh", async (c): Promise<CompletionOutcome> => {
       const before = await this.#lockConnection(c, claim.ref.connectionId);
       const record = await this.#record(c, claim.ref, true);
-      if (before === null || !holdsClaim(record, claim)) return false;
+      if (before === null || !holdsClaim(record, claim)) return FENCED;
       await this.#update(c, claim.ref, completionPatch(record, sealed, result, nowMs));
-      await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
+      const change = await this.#rollUp(c, claim.ref.connectionId, before, nowMs, [event]);
       await this.#notify(c, [claim.ref]);
-      return true;
+      return { kind: "stored", change };
     });
-    if (done) this.#bumpLocal([claim.ref]);
-    return done;
+    if (outcome.kind === "stored") this.#bumpLocal([claim.ref]);
+    return outcome;
   }
 
   async failRefresh(

@@ -6,6 +6,7 @@ import type {
   ClaimOptions,
   ClaimResult,
   CompletionItem,
+  CompletionOutcome,
   DueClaim,
   FailureRecord,
   ListFilter,
@@ -30,6 +31,7 @@ import type {
   StoredEvent,
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
+import { FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
 import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
@@ -303,27 +305,27 @@ export class SqliteStore implements Store {
     nowMs: number,
     event: NewEvent,
   ): Promise<boolean> {
-    const [done] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
-    return done === true;
+    const [outcome] = await this.completeRefreshes([{ claim, result, nowMs, event }]);
+    return storedOrThrow(outcome);
   }
 
-  async completeRefreshes(items: CompletionItem[]): Promise<boolean[]> {
+  async completeRefreshes(items: CompletionItem[]): Promise<CompletionOutcome[]> {
     if (items.length === 0) return [];
     const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
     // One transaction for the batch: one fsync (synchronous=FULL) for many rotations, which is what
-    // bounds a refresh storm on SQLite. Each item is still fenced on its own claim.
+    // bounds a refresh storm on SQLite. Each item is still fenced on its own claim. Should any item
+    // throw, the whole transaction rolls back and the call rejects: none is stored, all may retry.
     return this.#write("completeRefresh", () =>
-      items.map(({ claim, result, nowMs, event }, i) => {
+      items.map(({ claim, result, nowMs, event }, i): CompletionOutcome => {
         const tokens = sealed[i] as SealedTokens;
         if (this.#completeActive(claim, tokens, result, nowMs)) {
           this.#insertEvents([event]);
-          return true;
+          return STORED_NO_CHANGE;
         }
         const record = this.#record(claim.ref);
-        if (!holdsClaim(record, claim)) return false;
+        if (!holdsClaim(record, claim)) return FENCED;
         this.#update(claim.ref, completionPatch(record, tokens, result, nowMs));
-        this.#rollUp(claim.ref.connectionId, nowMs, [event]);
-        return true;
+        return { kind: "stored", change: this.#rollUp(claim.ref.connectionId, nowMs, [event]) };
       }),
     );
   }
