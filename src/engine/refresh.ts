@@ -1,6 +1,6 @@
 import { nextAttemptAt } from "../core/backoff.js";
 import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
-import type { ClaimResult, Provider, RefreshClaim, StatusChange } from "../core/ports.js";
+import type { ClaimResult, CompletionItem, Provider, RefreshClaim, StatusChange } from "../core/ports.js";
 import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
 import { episodeTransition } from "../core/status.js";
 import type {
@@ -11,6 +11,7 @@ import type {
   StoredCredential,
   TokenSet,
 } from "../core/types.js";
+import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
 import { withTimeout } from "./timeout.js";
 
@@ -274,7 +275,7 @@ async function completeClaim(
     ctx.policy,
     ctx.timings.jitterFraction,
   );
-  const saved = await ctx.completions.complete({
+  const item: CompletionItem = {
     claim,
     result: { tokens, providerData: outcome.providerData, refreshDueAtMs },
     nowMs: now,
@@ -289,16 +290,20 @@ async function completeClaim(
         ...(previousAttemptLost ? { recoveredLostResponse: true } : {}),
       },
     },
-  });
-  if (!saved) {
-    // Our claim was cleared (uninstalled or revoked meanwhile): the new tokens belong to a dead install.
-    ctx.logger.warn(
-      { connectionId: claim.ref.connectionId, kind: claim.ref.kind },
-      "a refresh completed after its claim was taken away; its tokens were not stored",
-    );
+  };
+  const saved = await storeCompletion(ctx, item);
+  if (saved.kind === "fenced") {
     const latest = await ctx.store.getCredential(claim.ref);
     if (!latest) throw new TokenwardenError("not_found", `connection ${claim.ref.connectionId} was deleted`);
-    return usableOrThrow(ctx, latest);
+    // An earlier try of this write may have committed and lost only its answer: then these are ours.
+    if (latest.accessToken.reveal() !== tokens.accessToken.reveal()) {
+      // Our claim was cleared (uninstalled or revoked meanwhile): the new tokens belong to a dead install.
+      ctx.logger.warn(
+        { connectionId: claim.ref.connectionId, kind: claim.ref.kind },
+        "a refresh completed after its claim was taken away; its tokens were not stored",
+      );
+      return usableOrThrow(ctx, latest);
+    }
   }
   ctx.cache.delete(claim.ref);
   ctx.events.emit("refreshed", {
@@ -308,18 +313,10 @@ async function completeClaim(
     expiresAt: tokens.expiresAtMs === null ? null : new Date(tokens.expiresAtMs),
     atMs: now,
   });
-  if (credential.status !== "active") {
-    const connection = await ctx.store.getConnection(claim.ref.connectionId);
-    if (connection && connection.status === "active") {
-      announce(
-        ctx,
-        claim.ref.connectionId,
-        credential.provider,
-        claim.ref.kind,
-        { before: credential.status, after: "active", reason: null },
-        now,
-      );
-    }
+  // The change the commit made, computed under its lock: once per episode, however many credentials
+  // of the connection recover at once, in this process or others.
+  if (saved.kind === "stored") {
+    announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, saved.change, now);
   }
   await markProviderHealthy(ctx, credential.provider, now);
   return {
@@ -327,6 +324,35 @@ async function completeClaim(
     provider: credential.provider,
     tokens: { ...tokens, refreshToken: tokens.refreshToken ?? credential.refreshToken },
   };
+}
+
+/** Waits before each retry of a failed write of refreshed tokens; the claim is held meanwhile. */
+const STORE_RETRY_DELAYS_MS = [100, 500, 2_000];
+
+/**
+ * Stores a refresh's new tokens, retrying a failed write while the claim is held: the old refresh
+ * token is spent, so these tokens are the connection's life. If every try fails, the error goes
+ * to the caller and the journal stays open; the next attempt presents the old refresh token again,
+ * which Slack honours for a short grace period after its use.
+ */
+async function storeCompletion(ctx: EngineContext, item: CompletionItem): Promise<Completed> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ctx.completions.complete(item);
+    } catch (error) {
+      const delayMs = STORE_RETRY_DELAYS_MS[attempt];
+      const where = { err: error, connectionId: item.claim.ref.connectionId, kind: item.claim.ref.kind };
+      if (delayMs === undefined) {
+        ctx.logger.error(
+          where,
+          "could not store refreshed tokens; the next attempt presents the old refresh token again",
+        );
+        throw error;
+      }
+      ctx.logger.warn({ ...where, retryInMs: delayMs }, "could not store refreshed tokens; retrying");
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
 }
 
 async function failClaim(

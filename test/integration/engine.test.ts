@@ -4,6 +4,7 @@ import { NeedsReauthError, type TokenwardenError } from "../../src/core/errors.j
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
+import { interceptStore } from "../helpers/intercept-store.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
@@ -332,24 +333,14 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       openGate = resolve;
     });
     let renewals = 0;
-    const real = await openSealedStore(kind, h.location, h.key);
-    const slowStore = new Proxy(real, {
-      get(target, name) {
-        const value = Reflect.get(target, name, target) as unknown;
-        if (typeof value !== "function") return value;
-        if (name === "completeRefreshes") {
-          return async (...args: unknown[]) => {
-            await gate;
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        if (name === "renewClaim") {
-          return (...args: unknown[]) => {
-            renewals++;
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        return (value as (...a: unknown[]) => unknown).bind(target);
+    const slowStore = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (real, items) => {
+        await gate;
+        return real(items);
+      },
+      renewClaim: (real, ...args) => {
+        renewals++;
+        return real(...args);
       },
     });
     const leaseMs = 600;
@@ -378,6 +369,97 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(b.accessToken).toBe(a.accessToken);
     expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
     expect((await authTest(h, a.accessToken))["ok"]).toBe(true);
+  });
+
+  it("retries storing refreshed tokens after a failed write, holding the claim meanwhile", async () => {
+    const { id } = await h.installAndImport();
+    let failures = 1;
+    const flaky = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (real, items) => {
+        if (failures-- > 0) throw new Error("connection terminated unexpectedly");
+        return real(items);
+      },
+    });
+    const w = await h.peer({ store: flaky });
+    advance(h, 12 * HOUR + 1);
+    const token = await w.getToken(id);
+    expect((await authTest(h, token.accessToken))["ok"]).toBe(true);
+    expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+    const retried = h.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l["level"] === "warn");
+    expect(retried).toContainEqual(
+      expect.objectContaining({
+        msg: "could not store refreshed tokens; retrying",
+        connectionId: id,
+        retryInMs: 100,
+      }),
+    );
+  });
+
+  it("when refreshed tokens cannot be stored at all, the journal stays open and the next attempt recovers them", async () => {
+    const { id } = await h.installAndImport();
+    let down = true;
+    const failing = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (real, items) => {
+        if (down) throw new Error("database is down");
+        return real(items);
+      },
+    });
+    const w = await h.peer({ store: failing });
+    advance(h, 12 * HOUR + 1);
+    await expect(w.getToken(id)).rejects.toThrow("database is down");
+    expect(h.logs.some((l) => l.includes("could not store refreshed tokens; the next attempt"))).toBe(true);
+    expect(await h.store.getCredential({ connectionId: id, kind: "bot" })).toMatchObject({
+      refreshInDoubt: true,
+    });
+    down = false;
+    advance(h, FAST_TIMINGS.leaseMs ?? 0); // the claim lapses; still inside Slack's grace period
+    const fresh = await w.getToken(id);
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+    const lastRefresh = (await w.connections.events(id)).find((e) => e.type === "refreshed");
+    expect(lastRefresh?.data).toMatchObject({ recoveredLostResponse: true });
+  });
+
+  it("announces recovered once when bot and user credentials recover in one commit", async () => {
+    const { id } = await h.installAndImport({ withUser: true });
+    const other = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 2 });
+    advance(h, 11 * HOUR); // every credential inside its refresh margin, all still valid
+    await h.warden.getToken(id, { kind: "bot" });
+    await h.warden.getToken(id, { kind: "user" });
+    expect((await h.warden.connections.get(id)).status).toBe("refresh_failing");
+    advance(h, 10 * 60_000); // past the backoff
+    // The first write (another connection's) is held until both of this one's answers are waiting
+    // behind it, so they are stored in one batch.
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
+    const gated = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (real, items) => {
+        await gate;
+        return real(items);
+      },
+    });
+    const w = await h.peer({ store: gated });
+    const recovered: unknown[] = [];
+    w.on("recovered", (e) => recovered.push(e));
+    const first = w.getToken(other.id);
+    await eventually(
+      () => h.emu.control.counterTotals().refreshes,
+      (n) => n === 1,
+    );
+    const both = Promise.all([w.getToken(id, { kind: "bot" }), w.getToken(id, { kind: "user" })]);
+    await eventually(
+      () => h.emu.control.counterTotals().refreshes,
+      (n) => n === 3,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20)); // their answers reach the batcher
+    openGate();
+    await Promise.all([first, both]);
+    expect((await w.connections.get(id)).status).toBe("active");
+    expect(recovered).toHaveLength(1);
   });
 
   it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {

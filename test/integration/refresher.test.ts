@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { CompletionItem, Logger, Store } from "../../src/core/ports.js";
+import type { Logger, Store } from "../../src/core/ports.js";
 import type { EngineContext } from "../../src/engine/context.js";
 import { Refresher } from "../../src/engine/refresher.js";
 import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
+import { interceptStore } from "../helpers/intercept-store.js";
 import { connection, credential } from "../helpers/store-fixtures.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
@@ -39,17 +40,11 @@ function gatedCompletions(store: Store) {
     open = resolve;
   });
   let waiting = 0;
-  const gated = new Proxy(store, {
-    get(target, name, receiver) {
-      if (name === "completeRefreshes") {
-        return async (items: CompletionItem[]) => {
-          waiting += items.length;
-          await gate;
-          return target.completeRefreshes(items);
-        };
-      }
-      const value = Reflect.get(target, name, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
+  const gated = interceptStore(store, {
+    completeRefreshes: async (real, items) => {
+      waiting += items.length;
+      await gate;
+      return real(items);
     },
   });
   return { store: gated, release: () => open(), waiting: () => waiting };
@@ -203,17 +198,11 @@ describe("the background refresher", () => {
     const key = randomBytes(32).toString("base64");
     const store = await openSealedStore("sqlite", file.path, key);
     const claimed: string[] = [];
-    const counting = new Proxy(store, {
-      get(target, name, receiver) {
-        if (name === "claimDue") {
-          return async (options: Parameters<Store["claimDue"]>[0]) => {
-            const due = await target.claimDue(options);
-            claimed.push(...due.map((d) => d.ref.connectionId));
-            return due;
-          };
-        }
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
+    const counting = interceptStore(store, {
+      claimDue: async (real, options) => {
+        const due = await real(options);
+        claimed.push(...due.map((d) => d.ref.connectionId));
+        return due;
       },
     });
     const slack = slackStub();
