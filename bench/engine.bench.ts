@@ -11,7 +11,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { Pool } from "undici";
 import type * as WardenModule from "../src/engine/warden.js";
-import { cpuSeconds, startChild, stopChild } from "./processes.js";
+import { cpuSeconds, mainThreadCpuSeconds, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
 import { SHIPPED_CLI, shipped } from "./shipped.js";
 
@@ -29,7 +29,8 @@ const WARMUP_STORM = Math.ceil(STORM / 5);
  * host one run's absolute figures drift by half, and measurements back to back drift together.
  */
 const STORM_ROUNDS = Number(process.env["BENCH_STORM_ROUNDS"] ?? 3);
-const CONCURRENCY = 64;
+/** Requests in flight, for the raw baseline and the storm alike (the refresher's concurrency per provider). */
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 64);
 /** Which stores the storm runs on (comma-separated): both by default; `none` skips the storm. */
 const STORM_STORES = (process.env["BENCH_STORM_STORES"] ?? "sqlite,postgres").split(",");
 const HOUR = 3_600_000;
@@ -89,6 +90,7 @@ async function warmGetToken(): Promise<BenchReport> {
 function cpuMeter(emulatorPid: number, refreshes: number): () => string {
   const read = () => ({
     ours: process.cpuUsage(),
+    oursMain: mainThreadCpuSeconds(),
     emulator: cpuSeconds((pid) => pid === emulatorPid),
     postgres: cpuSeconds((_pid, comm) => comm === "postgres"),
   });
@@ -98,7 +100,7 @@ function cpuMeter(emulatorPid: number, refreshes: number): () => string {
     const us = (seconds: number | null, from: number | null) =>
       seconds === null || from === null ? "n/a" : `${(((seconds - from) * 1e6) / refreshes).toFixed(0)} µs`;
     const ours = process.cpuUsage(start.ours);
-    return `CPU per refresh: tokenwarden ${((ours.user + ours.system) / refreshes).toFixed(0)} µs (kernel ${(ours.system / refreshes).toFixed(0)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}`;
+    return `CPU per refresh: tokenwarden ${((ours.user + ours.system) / refreshes).toFixed(0)} µs (kernel ${(ours.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}`;
   };
 }
 

@@ -78,3 +78,17 @@ export function cpuSeconds(pick: (pid: number, comm: string) => boolean): number
     return null;
   }
 }
+
+/**
+ * CPU seconds of this process's main thread alone (Linux; null elsewhere). A Node process's own
+ * figure also counts its GC and compiler threads; the main thread is the one a storm can saturate.
+ */
+export function mainThreadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
