@@ -85,7 +85,15 @@ export function makeGetToken(ctx: EngineContext) {
     }
     // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
     const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
-    const fresh = await flights.run(refKey(ref), () => refreshCredential(ctx, ref, { freshUntilMs }));
+    const usableUntilMs = now + ttlSeconds * 1000;
+    let fresh = await flights.run(refKey(ref), () =>
+      refreshCredential(ctx, ref, { freshUntilMs, usableUntilMs }),
+    );
+    if (!fresh.failure && fresh.tokens.expiresAtMs !== null && fresh.tokens.expiresAtMs < usableUntilMs) {
+      // This caller joined a flight that settled for a token another caller could still use (another
+      // process was refreshing it) but that would not last as long as this caller asked: wait for it.
+      fresh = await refreshCredential(ctx, ref, { freshUntilMs });
+    }
     if (
       fresh.failure &&
       fresh.tokens.expiresAtMs !== null &&

@@ -29,6 +29,12 @@ export interface CurrentToken {
 export interface RefreshRequest {
   /** Succeed without spending if the stored token is valid until at least then (another process won). */
   freshUntilMs: number;
+  /**
+   * The caller can use any token valid until then (its own minimum, below `freshUntilMs`, which adds
+   * the refresh-ahead margin). While another process holds the refresh, a stored token valid that
+   * long is served at once instead of waiting for the holder (a slow or failing provider).
+   */
+  usableUntilMs?: number;
   /** The refresh is wanted because this token failed; if the store already holds another, use that. */
   staleAccessToken?: string;
   /** Ignore the backoff schedule (an explicit "refresh now"). */
@@ -97,9 +103,12 @@ export async function refreshCredential(
         return current(claim.credential);
       case "not_refreshable":
         return usableOrThrow(ctx, claim.credential);
-      case "held_by_other":
+      case "held_by_other": {
+        const usable = await usableWhileHeld(ctx, ref, request);
+        if (usable) return usable;
         await waitForHolder(ctx, ref, claim, deadline);
         continue;
+      }
       case "claimed": {
         const early = await settleWithoutSpending(ctx, claim, request);
         if (early) return early;
@@ -107,6 +116,19 @@ export async function refreshCredential(
       }
     }
   }
+}
+
+/** The stored token, if it is what the caller can use while another process refreshes it. */
+async function usableWhileHeld(
+  ctx: EngineContext,
+  ref: CredentialRef,
+  request: RefreshRequest,
+): Promise<CurrentToken | null> {
+  if (request.usableUntilMs === undefined) return null;
+  const stored = await ctx.store.getCredential(ref);
+  if (stored === null || stored.status === "needs_reauth") return null;
+  if (stored.expiresAtMs !== null && stored.expiresAtMs < request.usableUntilMs) return null;
+  return current(stored);
 }
 
 /** Without a refresh token (or dead), the stored token is all there is. */

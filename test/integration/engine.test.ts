@@ -462,6 +462,53 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(recovered).toHaveLength(1);
   });
 
+  it("while another process refreshes slowly, a caller whose stored token still lasts long enough does not wait", async () => {
+    const { id } = await h.installAndImport();
+    const before = await h.warden.getToken(id);
+    const holder = await h.peer();
+    h.emu.control.setLatency(400, "oauth.v2.access");
+    advance(h, 11 * HOUR); // inside the refresh margin, an hour of validity left
+    const slow = holder.getToken(id);
+    await eventually(
+      () => h.store.getCredential({ connectionId: id, kind: "bot" }),
+      (c) => c?.claimUntilMs !== null,
+      { what: "the holder's claim" },
+    );
+    const first = await Promise.race([
+      h.warden.getToken(id, { kind: "bot", minTtlSeconds: 600 }).then((t) => ({ served: t })),
+      slow.then(() => "the holder finished first" as const),
+    ]);
+    expect(first).toEqual({ served: expect.objectContaining({ accessToken: before.accessToken }) });
+    // One who needs more than the stored token has left waits for the holder's new one.
+    const rotated = await slow;
+    expect(rotated.accessToken).not.toBe(before.accessToken);
+    expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+  });
+
+  it("a caller needing more validity than the stored token has waits for the holder's refresh", async () => {
+    const { id } = await h.installAndImport();
+    const before = await h.warden.getToken(id);
+    const holder = await h.peer();
+    h.emu.control.setLatency(200, "oauth.v2.access");
+    advance(h, 11 * HOUR + 30 * 60_000); // half an hour left
+    const slow = holder.getToken(id);
+    await eventually(
+      () => h.store.getCredential({ connectionId: id, kind: "bot" }),
+      (c) => c?.claimUntilMs !== null,
+      { what: "the holder's claim" },
+    );
+    // Both in one process, so the second joins the first's refresh: the first can use the stored
+    // token, the second needs more than it has left and must not be handed it.
+    const [enough, more] = await Promise.all([
+      h.warden.getToken(id, { kind: "bot", minTtlSeconds: 600 }),
+      h.warden.getToken(id, { kind: "bot", minTtlSeconds: 3_000 }),
+    ]);
+    expect(enough.accessToken).toBe(before.accessToken);
+    expect(more.accessToken).toBe((await slow).accessToken);
+    expect(more.accessToken).not.toBe(before.accessToken);
+    expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+  });
+
   it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {
     const { id } = await h.installAndImport();
     const closing = await h.peer();
