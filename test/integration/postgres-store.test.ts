@@ -1,11 +1,16 @@
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
 import { openStore } from "../../src/store/open-store.js";
-import { claimDueSql, completeRefreshesSql } from "../../src/store/postgres/batch-statements.js";
+import {
+  claimDueSql,
+  completeRefreshesSql,
+  pgArrayLiteral,
+} from "../../src/store/postgres/batch-statements.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
-import { createPgSchema, type PgSchema } from "../helpers/pg-schema.js";
+import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import {
   alterCiphertext,
   connection,
@@ -317,5 +322,38 @@ describe("postgres: migrations and setup", () => {
         sealer: testSealer(),
       }),
     ).rejects.toMatchObject({ code: "config_invalid" });
+  });
+});
+
+describe("postgres: array literals for the batch statements", () => {
+  it("round-trips text and numbers through PostgreSQL exactly, whatever the characters", async () => {
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      const texts = [
+        "plain",
+        'a"quote',
+        "back\\slash",
+        '\\"both',
+        "NULL",
+        "",
+        "comma,brace}{",
+        "naïve ✓",
+        " spaced ",
+        null,
+      ];
+      const { rows } = await client.query<{ a: Array<string | null> }>("SELECT $1::text[] AS a", [
+        pgArrayLiteral(texts),
+      ]);
+      expect(rows[0]?.a).toEqual(texts);
+      const numbers = [0, 1_700_000_000_000, -5, null];
+      const { rows: n } = await client.query<{ a: Array<string | null> }>("SELECT $1::bigint[] AS a", [
+        pgArrayLiteral(numbers),
+      ]);
+      expect(n[0]?.a).toEqual(["0", "1700000000000", "-5", null]);
+      expect(pgArrayLiteral([])).toBe("{}");
+    } finally {
+      await client.end();
+    }
   });
 });

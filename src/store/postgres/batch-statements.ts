@@ -70,3 +70,24 @@ export function completeRefreshesSql(t: { credentials: string; events: string })
          )
          SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`;
 }
+
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A PostgreSQL array literal of text or numbers (`{"a","b",NULL,12}`), sent as one text parameter
+ * and cast in SQL (`$1::text[]`). The batch completion sends fourteen arrays of a whole batch each;
+ * pg's own conversion runs two regular-expression replaces per element and leaves a rope of
+ * concatenations to flatten, a sixth of the bytes a storm allocated. Strings are always quoted (so
+ * the string "NULL" stays a string) and escaped only when they hold a quote or a backslash.
+ */
+export function pgArrayLiteral(values: ReadonlyArray<string | number | null>): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts[i] = "NULL";
+    else if (typeof v === "number") parts[i] = String(v);
+    else if (NEEDS_ESCAPE.test(v)) parts[i] = `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+    else parts[i] = `"${v}"`;
+  }
+  return `{${parts.join(",")}}`;
+}

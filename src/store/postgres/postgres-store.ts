@@ -70,7 +70,7 @@ import {
   unreadableCredential,
 } from "../row-mapping.js";
 import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
-import { claimDueSql, completeRefreshesSql } from "./batch-statements.js";
+import { claimDueSql, completeRefreshesSql, pgArrayLiteral } from "./batch-statements.js";
 import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
 
@@ -467,7 +467,8 @@ export class PostgresStore implements Store {
    */
   async #completeActive(items: CompletionItem[], sealed: SealedTokens[]): Promise<Set<string>> {
     const t = this.#t;
-    const col = <T>(f: (i: CompletionItem, n: number) => T): T[] => items.map(f);
+    const col = (f: (i: CompletionItem, n: number) => string | number | null): string =>
+      pgArrayLiteral(items.map(f));
     const { rows } = await this.#query(
       "completeRefresh",
       (c) =>
