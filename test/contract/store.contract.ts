@@ -1009,6 +1009,10 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       const HOUR = 3_600_000;
       const NOW = 40_000;
 
+      /** A claimDue pass by `owner` at `nowMs` on `on`, reporting what it parks into `unreadable`. */
+      const claimDueAt = (on: Store, nowMs: number, unreadable: UnreadableCredential[], owner = "r") =>
+        on.claimDue({ owner, nowMs, leaseMs: LEASE, limit: 10, onUnreadable: (u) => unreadable.push(u) });
+
       /**
        * T1 (bot due 8s, user 18s) sealed with the store's key; T2 (due 5s) and T3 (due 6s, with a lapsed
        * claim, so its journal is open) sealed by a peer whose new key the store does not hold.
@@ -1040,13 +1044,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       it("claims the others, parks the unreadable ones for an hour, unclaimed, journal as it was", async () => {
         const rotated = await seedWithForeignKey();
         const unreadable: UnreadableCredential[] = [];
-        const claims = await store.claimDue({
-          owner: "r",
-          nowMs: NOW,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const claims = await claimDueAt(store, NOW, unreadable);
         expect(claims.map((c) => c.ref)).toEqual([BOT, USER]);
         expect(claims[0]?.credential.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
         expect(unreadable).toEqual([
@@ -1080,13 +1078,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         });
         expect((await rotated.listEvents("T2", { limit: 10 })).map((e) => e.type)).toEqual([]);
         // Parked: not due again at the same instant, nor until the hour is over, and not reported again.
-        const again = await store.claimDue({
-          owner: "r",
-          nowMs: NOW,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const again = await claimDueAt(store, NOW, unreadable);
         expect(again).toEqual([]);
         // (T1's claims lapse meanwhile and are due again; T2 and T3 are not.)
         const early = await rotated.claimDue({
@@ -1103,13 +1095,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const rotated = await seedWithForeignKey();
         await store.claimDue({ owner: "r", nowMs: NOW, leaseMs: LEASE, limit: 10 });
         const unreadable: UnreadableCredential[] = [];
-        const later = await rotated.claimDue({
-          owner: "r2",
-          nowMs: NOW + HOUR,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const later = await claimDueAt(rotated, NOW + HOUR, unreadable, "r2");
         // T1's lapsed claims come first; T2 and T3 were parked at one instant, so in either order.
         const parked = later.filter((c) => c.ref.connectionId !== "T1");
         parked.sort((a, b) => a.ref.connectionId.localeCompare(b.ref.connectionId));
@@ -1125,33 +1111,15 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await seedT1();
         await h.corruptRefreshToken(BOT);
         const unreadable: UnreadableCredential[] = [];
-        const claims = await store.claimDue({
-          owner: "r",
-          nowMs: NOW,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const claims = await claimDueAt(store, NOW, unreadable);
         expect(claims.map((c) => c.ref)).toEqual([USER]);
         expect(unreadable).toMatchObject([{ ref: BOT, keyId: "old", retryAtMs: NOW + HOUR }]);
         // Parked, not left claimed: past the lease, within the hour, it is neither claimed nor reported.
-        const pastLease = await store.claimDue({
-          owner: "r",
-          nowMs: NOW + LEASE,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const pastLease = await claimDueAt(store, NOW + LEASE, unreadable);
         expect(pastLease.map((c) => c.ref)).toEqual([USER]);
         expect(unreadable).toHaveLength(1);
         // Still unreadable an hour later: parked again, never claimed (USER's claim lapsed: due again).
-        const later = await store.claimDue({
-          owner: "r",
-          nowMs: NOW + HOUR,
-          leaseMs: LEASE,
-          limit: 10,
-          onUnreadable: (u) => unreadable.push(u),
-        });
+        const later = await claimDueAt(store, NOW + HOUR, unreadable);
         expect(later.map((c) => c.ref)).toEqual([USER]);
         expect(unreadable.map((u) => u.retryAtMs)).toEqual([NOW + HOUR, NOW + 2 * HOUR]);
       });
