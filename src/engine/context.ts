@@ -46,7 +46,7 @@ export interface EngineContext {
   owner: string;
   events: WardenEvents;
   cache: TokenCache;
-  /** Renews the claims whose provider calls are in flight, so their leases never lapse under a live holder. */
+  /** Renews the claims held from their taking until their outcome is stored, so a live holder's lease never lapses. */
   claims: ClaimKeeper;
   /** Where finished refreshes are persisted: group-committed, one store write at a time. */
   completions: CompletionBatcher;

@@ -1,4 +1,4 @@
-import type { DueClaim } from "../core/ports.js";
+import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { runClaim } from "./refresh.js";
 
@@ -10,6 +10,21 @@ export interface RefresherOptions {
   intervalMs?: number;
   /** Refreshes in flight at once, per provider (Slack allows 600 oauth.v2.access per minute per app). */
   concurrencyPerProvider?: number;
+}
+
+/** An operator's problem (a key dropped from the ring, a value altered at rest), named by key id only. */
+function logUnreadable(logger: Logger, u: UnreadableCredential): void {
+  logger.error(
+    {
+      connectionId: u.ref.connectionId,
+      kind: u.ref.kind,
+      provider: u.provider,
+      keyId: u.keyId,
+      retryAt: new Date(u.retryAtMs).toISOString(),
+      err: u.error,
+    },
+    "a stored refresh token cannot be opened (is its key still configured?); skipped until retryAt",
+  );
 }
 
 /**
@@ -102,19 +117,7 @@ export class Refresher {
         leaseMs: ctx.timings.leaseMs,
         limit: capacity,
         provider,
-        onUnreadable: (u) => {
-          ctx.logger.error(
-            {
-              connectionId: u.ref.connectionId,
-              kind: u.ref.kind,
-              provider: u.provider,
-              keyId: u.keyId,
-              retryAt: new Date(u.retryAtMs).toISOString(),
-              err: u.error,
-            },
-            "a stored refresh token cannot be opened (is its key still configured?); skipped until retryAt",
-          );
-        },
+        onUnreadable: (u) => logUnreadable(ctx.logger, u),
       });
       for (const claim of claims) this.#ready.push({ claim, claimedAt });
       claimed += claims.length;
