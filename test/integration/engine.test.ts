@@ -397,6 +397,32 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     );
   });
 
+  it("a write that committed but lost its answer is recognised on retry as having stored these tokens", async () => {
+    const { id } = await h.installAndImport();
+    let answerLost = true;
+    const lossy = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (real, items) => {
+        const outcomes = await real(items);
+        if (answerLost) {
+          answerLost = false;
+          throw new Error("connection terminated after COMMIT");
+        }
+        return outcomes;
+      },
+    });
+    const w = await h.peer({ store: lossy });
+    const refreshed: unknown[] = [];
+    w.on("refreshed", (e) => refreshed.push(e));
+    advance(h, 12 * HOUR + 1);
+    const token = await w.getToken(id);
+    expect((await authTest(h, token.accessToken))["ok"]).toBe(true);
+    expect((await h.store.getCredential({ connectionId: id, kind: "bot" }))?.accessToken.reveal()).toBe(
+      token.accessToken,
+    );
+    expect(refreshed).toHaveLength(1);
+    expect(h.logs.some((l) => l.includes("its tokens were not stored"))).toBe(false);
+  });
+
   it("when refreshed tokens cannot be stored at all, the journal stays open and the next attempt recovers them", async () => {
     const { id } = await h.installAndImport();
     let down = true;
