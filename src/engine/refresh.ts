@@ -156,7 +156,7 @@ async function settleWithoutSpending(
 ): Promise<CurrentToken | null> {
   const c = claimed.credential;
   if (request.staleAccessToken !== undefined && c.accessToken.reveal() !== request.staleAccessToken) {
-    await ctx.store.releaseClaim(claimed.claim);
+    await handBack(ctx, claimed.claim);
     return current(c);
   }
   const now = ctx.clock.now();
@@ -165,14 +165,14 @@ async function settleWithoutSpending(
     // token endpoint earns a rate limit. One caller per process gets through as a probe every 10 s
     // (a fixed secret is then noticed at once); the others keep a still-valid token or hear why not.
     if (now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
-      await ctx.store.releaseClaim(claimed.claim);
+      await handBack(ctx, claimed.claim);
       if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
       throw misconfiguredError(c.provider, "rejected our client credentials");
     }
     ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
   }
   if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
-    await ctx.store.releaseClaim(claimed.claim);
+    await handBack(ctx, claimed.claim);
     if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
     throw new ProviderUnavailableError(
       `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"}); next attempt in ${Math.ceil((c.nextAttemptAtMs - now) / 1000)} s`,
@@ -225,7 +225,7 @@ export async function runClaim(
   const provider = providerFor(ctx, credential.provider);
   const refreshToken = credential.refreshToken;
   if (refreshToken === null) {
-    await ctx.store.releaseClaim(claim);
+    await handBack(ctx, claim);
     return usableOrThrow(ctx, credential);
   }
   // Held until the outcome is stored, not merely until the provider answers: a commit that waits
@@ -357,6 +357,33 @@ const STORE_RETRY_DELAYS_MS = [100, 500, 2_000];
  * to the caller and the journal stays open; the next attempt presents the old refresh token again,
  * which Slack honours for a short grace period after its use.
  */
+/**
+ * Hands a claim back unspent. The caller has its answer already, so a failed write does not fail it:
+ * the release is retried in the background (the delays of a completion's retries), and if every try
+ * fails the claim lapses at the end of its lease. Until it is released the journal it opened reads
+ * "in doubt", and the next attempt would call a refused refresh token `refresh_response_lost`.
+ */
+export async function handBack(ctx: EngineContext, claim: RefreshClaim): Promise<void> {
+  const where = { connectionId: claim.ref.connectionId, kind: claim.ref.kind };
+  const attempt = async (retry: number): Promise<void> => {
+    try {
+      await ctx.store.releaseClaim(claim);
+    } catch (error) {
+      const delayMs = STORE_RETRY_DELAYS_MS[retry];
+      if (delayMs === undefined) {
+        ctx.logger.warn(
+          { ...where, err: error },
+          "could not hand back a claim; it lapses at the end of its lease",
+        );
+        return;
+      }
+      ctx.logger.warn({ ...where, err: error, retryInMs: delayMs }, "could not hand back a claim; retrying");
+      setTimeout(() => void attempt(retry + 1), delayMs).unref();
+    }
+  };
+  await attempt(0);
+}
+
 async function storeCompletion(ctx: EngineContext, item: CompletionItem): Promise<Completed> {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -388,7 +415,7 @@ async function failClaim(
   const base = { connectionId: claim.ref.connectionId, kind: claim.ref.kind, atMs: now };
   if (classification.kind === "misconfigured") {
     // Our client credentials are wrong: the refresh token was not spent, so the connection is untouched.
-    await ctx.store.releaseClaim(claim);
+    await handBack(ctx, claim);
     await flagProvider(ctx, credential.provider, classification.error, now);
     // As with an outage: a token that still works is still served while the secret gets fixed.
     if (credential.expiresAtMs === null || credential.expiresAtMs > now) {

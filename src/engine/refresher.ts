@@ -1,6 +1,6 @@
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
-import { runClaim } from "./refresh.js";
+import { handBack, runClaim } from "./refresh.js";
 
 const MISCONFIGURED_PROBE_MS = 60_000;
 const PROVIDER_STATE_SYNC_MS = 5_000;
@@ -144,7 +144,7 @@ export class Refresher {
       const entry = waiting[i] as (typeof waiting)[number];
       const provider = entry.claim.credential.provider;
       if (this.#handingBack || entry.claimedAt < staleBefore) {
-        this.#track(this.#release(entry.claim));
+        this.#track(handBack(this.#ctx, entry.claim));
       } else if ((this.#inFlight.get(provider) ?? 0) < this.#concurrency) {
         this.#start(entry.claim, entry.claimedAt);
       } else if (oneProvider) {
@@ -156,16 +156,6 @@ export class Refresher {
         this.#ready.push(entry);
       }
     }
-  }
-
-  async #release(claim: DueClaim): Promise<void> {
-    await this.#ctx.store.releaseClaim(claim).catch((error: unknown) => {
-      // The claim lapses by itself at the end of its lease; until then the credential waits.
-      this.#ctx.logger.warn(
-        { err: error, connectionId: claim.ref.connectionId },
-        "could not release a claim",
-      );
-    });
   }
 
   /**
@@ -216,7 +206,7 @@ export class Refresher {
       const provider = credential.provider;
       const now = ctx.clock.now();
       if ((this.#pausedUntil.get(provider) ?? 0) > now || !ctx.providers.has(provider)) {
-        await ctx.store.releaseClaim(claim);
+        await handBack(ctx, claim);
         return;
       }
       this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 0) + 1);

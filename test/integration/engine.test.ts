@@ -292,6 +292,36 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
   }
 
+  it("a claim handed back unspent whose release fails does not fail the caller, and is released on retry", async () => {
+    const { id, install } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    advance(h, 11 * HOUR);
+    await h.warden.getToken(id); // fails transiently: the credential is in backoff, its token still valid
+    const ref = { connectionId: id, kind: "bot" as const };
+    const before = await h.store.getCredential(ref);
+    let failures = 1;
+    const flaky = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      releaseClaim: async (real, claim) => {
+        if (failures-- > 0) throw new Error("connection terminated unexpectedly");
+        return real(claim);
+      },
+    });
+    const w = await h.peer({ store: flaky });
+    // In backoff: the claim is won, then handed back unspent; its failed release is not the caller's problem.
+    expect((await w.getToken(id)).accessToken).toBe(install["access_token"]);
+    await eventually(
+      () => h.store.getCredential(ref),
+      (c) => c?.claimUntilMs === null,
+      { what: "the retried release" },
+    );
+    const credential = await h.store.getCredential(ref);
+    // The journal is as the claim found it: this claim spent nothing.
+    expect(credential?.refreshInDoubt).toBe(before?.refreshInDoubt);
+    expect(credential?.version).toBe(before?.version);
+    expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(1);
+    expect(h.logs.some((l) => l.includes("could not hand back a claim; retrying"))).toBe(true);
+  });
+
   it("numbers failures in a row in the event log, and starts again from 1 after a success", async () => {
     const { id } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 3 });
