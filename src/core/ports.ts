@@ -102,13 +102,13 @@ export interface ClaimDueOptions {
   owner: string;
   nowMs: number;
   leaseMs: number;
-  /** At most this many claims, all of `provider` when it is given. */
+  /** At most this many claims. */
   limit: number;
   /**
-   * Only credentials of this provider; any provider when omitted. An instance claims per provider it
-   * runs, so rows of a provider it does not run (or has paused) are never taken and use up no limit.
+   * Only credentials of this provider. An instance claims per provider it runs, each with its own
+   * limit, so rows of a provider it does not run (or has paused) are never taken and use up no limit.
    */
-  provider?: string;
+  provider: string;
   /**
    * Told, once the batch is committed, of each due credential whose refresh token could not be opened
    * (its key is no longer configured, or the stored value was altered). Such a credential is not
@@ -255,11 +255,12 @@ export interface Store {
    * Claims up to `limit` credentials that are due — `next_run_at <= nowMs`
    * (the refresh policy's due time, a backoff's end, or a lapsed claim's
    * expiry), not `needs_reauth`, with a refresh token, not under a live claim,
-   * of `provider` when one is given — most overdue first, exactly as
-   * `claimRefresh` would claim each. Found through an index, so the cost grows
-   * with the due work only (with `provider`, other providers' rows due earlier
-   * are read and passed over); on PostgreSQL, rows other instances are
-   * claiming are skipped (FOR UPDATE SKIP LOCKED). A due credential whose
+   * of `provider` — most overdue first, exactly as `claimRefresh` would claim
+   * each. Found through an index on (provider, next_run_at), so the cost grows
+   * with that provider's due work only, however many rows of other providers
+   * are due (a paused provider's backlog costs the others nothing); on
+   * PostgreSQL, rows other instances are claiming are skipped (FOR UPDATE SKIP
+   * LOCKED). A due credential whose
    * refresh token cannot be opened is not claimed but parked (see
    * `ClaimDueOptions.onUnreadable`); the others are claimed as usual.
    */

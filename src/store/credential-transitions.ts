@@ -4,8 +4,8 @@
  * PostgreSQL: SELECT … FOR UPDATE), call one of these, and write the patch in
  * the same transaction, so the semantics below exist once.
  *
- * `next_run_at_ms` is the scheduler's single indexed column (DESIGN.md
- * "Storage and scale"): the policy's due time or a backoff's end. It is NULL
+ * `next_run_at_ms` is the scheduler's one column, indexed after the provider
+ * (DESIGN.md "Storage and scale"): the policy's due time or a backoff's end. It is NULL
  * when there is nothing to do: no refresh token, or `needs_reauth`. Taking or
  * renewing a claim leaves it alone — the due scan skips rows whose claim is
  * live, so a claim whose holder crashed is due again once its lease lapses —

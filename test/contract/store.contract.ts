@@ -61,6 +61,10 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       await h.close();
     });
 
+    /** A refresher's claimDue pass on the store: Slack's due credentials, the usual lease. */
+    const claimDue = (owner: string, nowMs: number, limit = 10) =>
+      store.claimDue({ owner, nowMs, leaseMs: LEASE, limit, provider: "slack" });
+
     async function peer(sealer: Sealer = testSealer(), options: { outbox?: boolean } = {}): Promise<Store> {
       const p = await h.openPeer(sealer, options);
       peers.push(p);
@@ -222,9 +226,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await store.getCredential(BOT)).toBeNull();
         expect(await store.listEvents("T1", { limit: 10 })).toEqual([]);
         expect(await store.listEvents("T2", { limit: 10 })).toHaveLength(1);
-        expect(await store.claimDue({ owner: "r", nowMs: 100_000, leaseMs: LEASE, limit: 10 })).toHaveLength(
-          1,
-        );
+        expect(await claimDue("r", 100_000)).toHaveLength(1);
         expect(await store.deleteConnection("T1")).toBe(false);
       });
 
@@ -359,9 +361,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const stale = { ...c, claimId: "not-mine" };
         expect(await store.renewClaim(stale, 21_000, LEASE)).toBe(false);
         // A renewed claim moves its run time too: it is not due before the new lease ends.
-        expect(
-          await store.claimDue({ owner: "r", nowMs: 20_000 + LEASE - 1, leaseMs: LEASE, limit: 10 }),
-        ).toEqual([expect.objectContaining({ ref: USER })]);
+        expect(await claimDue("r", 20_000 + LEASE - 1)).toEqual([expect.objectContaining({ ref: USER })]);
       });
 
       it("releases a claim: claimable at once, nothing reported lost, schedule restored", async () => {
@@ -372,10 +372,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(again.previousAttemptLost).toBe(false);
         await store.releaseClaim(again);
         expect((await store.getCredential(BOT))?.refreshInDoubt).toBe(false);
-        expect(await store.claimDue({ owner: "r", nowMs: 7_999, leaseMs: LEASE, limit: 10 })).toEqual([]);
-        expect(
-          (await store.claimDue({ owner: "r", nowMs: 8_000, leaseMs: LEASE, limit: 10 })).map((d) => d.ref),
-        ).toEqual([BOT]);
+        expect(await claimDue("r", 7_999)).toEqual([]);
+        expect((await claimDue("r", 8_000)).map((d) => d.ref)).toEqual([BOT]);
       });
 
       it("keeps an earlier lost attempt on record across a release", async () => {
@@ -566,11 +564,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           1_100,
           event("T1", "refreshed", 1_100),
         );
-        const before = await store.claimDue({ owner: "r", nowMs: 44_999, leaseMs: LEASE, limit: 10 });
+        const before = await claimDue("r", 44_999);
         expect(before.map((d) => d.ref)).toEqual([USER]);
-        expect(
-          (await store.claimDue({ owner: "r", nowMs: 45_000, leaseMs: LEASE, limit: 10 })).map((d) => d.ref),
-        ).toEqual([BOT]);
+        expect((await claimDue("r", 45_000)).map((d) => d.ref)).toEqual([BOT]);
       });
 
       it("is fenced out after the claim lapsed and was taken over: false, nothing changed", async () => {
@@ -658,9 +654,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           reason: "rate_limited",
         });
         // In backoff: not due before nextAttemptAtMs, even though the due time (8s) has passed.
-        const user = await store.claimDue({ owner: "r", nowMs: 60_999, leaseMs: LEASE, limit: 10 });
+        const user = await claimDue("r", 60_999);
         expect(user.map((d) => d.ref)).toEqual([USER]);
-        const bot = await store.claimDue({ owner: "r", nowMs: 61_000, leaseMs: LEASE, limit: 10 });
+        const bot = await claimDue("r", 61_000);
         expect(bot.map((d) => d.ref)).toEqual([BOT]);
         // The journal was closed: the failed attempt's outcome is known, nothing was lost.
         expect(bot[0]?.previousAttemptLost).toBe(false);
@@ -729,7 +725,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         });
         expect((await store.getCredential(BOT))?.nextAttemptAtMs).toBeNull();
         expect(
-          (await store.claimDue({ owner: "r", nowMs: 10_000_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+          (
+            await store.claimDue({ owner: "r", nowMs: 10_000_000, leaseMs: 1, limit: 10, provider: "slack" })
+          ).map((d) => d.ref),
         ).toEqual([USER]);
         expect((await claim(BOT, "b", 2_000)).kind).toBe("not_refreshable");
       });
@@ -796,7 +794,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           [],
         );
         expect(
-          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10, provider: "slack" })).map(
+            (d) => d.ref,
+          ),
         ).toEqual([]);
         await store.setCredentialStatus(
           "T1",
@@ -806,7 +806,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           [],
         );
         expect(
-          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10 })).map((d) => d.ref),
+          (await store.claimDue({ owner: "r", nowMs: 9_000, leaseMs: 1, limit: 10, provider: "slack" })).map(
+            (d) => d.ref,
+          ),
         ).toEqual([BOT]);
       });
     });
@@ -837,14 +839,14 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         );
         claimOf(await claim({ connectionId: "C", kind: "bot" }, "busy", 1_000));
 
-        const first = await store.claimDue({ owner: "r1", nowMs: 6_000, leaseMs: LEASE, limit: 1 });
+        const first = await claimDue("r1", 6_000, 1);
         expect(first.map((d) => d.ref.connectionId)).toEqual(["B"]);
         expect(first[0]).toMatchObject({ owner: "r1", previousAttemptLost: false });
         expect(first[0]?.credential.refreshToken?.reveal()).toBe("xoxe-refresh-B-PLAINTEXT");
         expect(first[0]?.credential.accessToken.reveal()).toBe("xoxb-access-B-PLAINTEXT");
-        const rest = await store.claimDue({ owner: "r2", nowMs: 6_000, leaseMs: LEASE, limit: 10 });
+        const rest = await claimDue("r2", 6_000);
         expect(rest.map((d) => d.ref.connectionId)).toEqual(["A"]);
-        expect(await store.claimDue({ owner: "r3", nowMs: 6_000, leaseMs: LEASE, limit: 10 })).toEqual([]);
+        expect(await claimDue("r3", 6_000)).toEqual([]);
         // Claims from claimDue are real claims: fenced, journaled, completable.
         expect((await claim({ connectionId: "A", kind: "bot" }, "x", 6_001)).kind).toBe("held_by_other");
         const a = rest[0] as RefreshClaim;
@@ -859,14 +861,14 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getCredential({ connectionId: "A", kind: "bot" }))?.accessToken.reveal()).toBe(
           "xoxb-access-A2-PLAINTEXT",
         );
-        await expect(store.claimDue({ owner: "r", nowMs: 1, leaseMs: 1, limit: 0 })).rejects.toBeInstanceOf(
-          TokenwardenError,
-        );
+        await expect(
+          store.claimDue({ owner: "r", nowMs: 1, leaseMs: 1, limit: 0, provider: "slack" }),
+        ).rejects.toBeInstanceOf(TokenwardenError);
       });
 
       it("keeps a claim cleared by a status change off the schedule until its lease would have lapsed", async () => {
         await seedT1();
-        const [taken] = await store.claimDue({ owner: "a", nowMs: 8_000, leaseMs: LEASE, limit: 10 });
+        const [taken] = await claimDue("a", 8_000);
         expect(taken?.ref).toEqual(BOT);
         // A health check says the credential is failing while a's request is still in flight: a is
         // fenced out, and its refresh token may already be spent, so nobody takes it again early.
@@ -877,50 +879,30 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           8_500,
           [],
         );
-        const early = await store.claimDue({
-          owner: "b",
-          nowMs: 8_000 + LEASE - 1,
-          leaseMs: LEASE,
-          limit: 10,
-        });
+        const early = await claimDue("b", 8_000 + LEASE - 1);
         expect(early.map((d) => d.ref)).not.toContainEqual(BOT);
-        const later = await store.claimDue({ owner: "b", nowMs: 8_000 + LEASE, leaseMs: LEASE, limit: 10 });
+        const later = await claimDue("b", 8_000 + LEASE);
         expect(later).toContainEqual(expect.objectContaining({ ref: BOT, previousAttemptLost: true }));
       });
 
       it("takes a renewed claim again only once the renewed lease lapsed", async () => {
         await seedT1();
-        const [taken] = await store.claimDue({ owner: "a", nowMs: 8_000, leaseMs: LEASE, limit: 1 });
+        const [taken] = await claimDue("a", 8_000, 1);
         expect(await store.renewClaim(taken as RefreshClaim, 8_000 + LEASE - 1, LEASE)).toBe(true);
-        const before = await store.claimDue({
-          owner: "b",
-          nowMs: 8_000 + 2 * LEASE - 2,
-          leaseMs: LEASE,
-          limit: 10,
-        });
+        const before = await claimDue("b", 8_000 + 2 * LEASE - 2);
         expect(before.map((d) => d.ref)).not.toContainEqual(BOT);
-        const after = await store.claimDue({
-          owner: "b",
-          nowMs: 8_000 + 2 * LEASE - 1,
-          leaseMs: LEASE,
-          limit: 10,
-        });
+        const after = await claimDue("b", 8_000 + 2 * LEASE - 1);
         expect(after).toContainEqual(expect.objectContaining({ ref: BOT, owner: "b" }));
       });
 
       it("finds a lapsed claim due again, reporting the lost attempt", async () => {
         await seedT1();
-        const crashed = await store.claimDue({ owner: "crashed", nowMs: 8_000, leaseMs: LEASE, limit: 10 });
+        const crashed = await claimDue("crashed", 8_000);
         expect(crashed.map((d) => d.ref)).toEqual([BOT]);
-        expect(
-          await store.claimDue({ owner: "r", nowMs: 8_000 + LEASE - 1, leaseMs: LEASE, limit: 10 }),
-        ).toEqual([expect.objectContaining({ ref: USER, previousAttemptLost: false })]);
-        const recovered = await store.claimDue({
-          owner: "r",
-          nowMs: 8_000 + LEASE,
-          leaseMs: LEASE,
-          limit: 10,
-        });
+        expect(await claimDue("r", 8_000 + LEASE - 1)).toEqual([
+          expect.objectContaining({ ref: USER, previousAttemptLost: false }),
+        ]);
+        const recovered = await claimDue("r", 8_000 + LEASE);
         expect(recovered).toEqual([
           expect.objectContaining({ ref: BOT, owner: "r", previousAttemptLost: true }),
         ]);
@@ -993,13 +975,11 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(b[0]).toMatchObject({ previousAttemptLost: false });
       });
 
-      it("claims every provider's credentials when no provider is given, and none of an unknown one", async () => {
+      it("claims none of a provider that has no due credentials", async () => {
         await seedTwoProviders();
         expect(
           await store.claimDue({ owner: "r", nowMs: 6_000, leaseMs: LEASE, limit: 10, provider: "c" }),
         ).toEqual([]);
-        const all = await store.claimDue({ owner: "r", nowMs: 6_000, leaseMs: LEASE, limit: 10 });
-        expect(ids(all)).toEqual(["b1", "a1", "b2", "a2", "a3"]);
       });
     });
 
@@ -1011,7 +991,14 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
 
       /** A claimDue pass by `owner` at `nowMs` on `on`, reporting what it parks into `unreadable`. */
       const claimDueAt = (on: Store, nowMs: number, unreadable: UnreadableCredential[], owner = "r") =>
-        on.claimDue({ owner, nowMs, leaseMs: LEASE, limit: 10, onUnreadable: (u) => unreadable.push(u) });
+        on.claimDue({
+          owner,
+          nowMs,
+          leaseMs: LEASE,
+          limit: 10,
+          onUnreadable: (u) => unreadable.push(u),
+          provider: "slack",
+        });
 
       /**
        * T1 (bot due 8s, user 18s) sealed with the store's key; T2 (due 5s) and T3 (due 6s, with a lapsed
@@ -1086,6 +1073,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           nowMs: NOW + HOUR - 1,
           leaseMs: LEASE,
           limit: 10,
+          provider: "slack",
         });
         expect(early.map((c) => c.ref)).toEqual([BOT, USER]);
         expect(unreadable).toHaveLength(2);
@@ -1093,7 +1081,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
 
       it("claims a parked credential normally once the key is back", async () => {
         const rotated = await seedWithForeignKey();
-        await store.claimDue({ owner: "r", nowMs: NOW, leaseMs: LEASE, limit: 10 });
+        await claimDue("r", NOW);
         const unreadable: UnreadableCredential[] = [];
         const later = await claimDueAt(rotated, NOW + HOUR, unreadable, "r2");
         // T1's lapsed claims come first; T2 and T3 were parked at one instant, so in either order.

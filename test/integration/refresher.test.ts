@@ -174,13 +174,20 @@ describe("the background refresher", () => {
       { what: "the first call" },
     );
     // One slot, one call in flight, one more claimed and waiting for the slot; the third is left.
-    const third = await store.claimDue({ owner: "other", nowMs: clock.now(), leaseMs: 15_000, limit: 10 });
+    const third = await store.claimDue({
+      owner: "other",
+      nowMs: clock.now(),
+      leaseMs: 15_000,
+      limit: 10,
+      provider: "slack",
+    });
     expect(third).toHaveLength(1);
     // Stopped while the call is still out: the waiting claim is handed back at once, its journal as
     // it was, so another process may take it now; the call in flight finishes and is stored.
     const stopping = warden.stopRefresher();
     const handedBack = await eventually(
-      () => store.claimDue({ owner: "other", nowMs: clock.now(), leaseMs: 15_000, limit: 10 }),
+      () =>
+        store.claimDue({ owner: "other", nowMs: clock.now(), leaseMs: 15_000, limit: 10, provider: "slack" }),
       (claims) => claims.length > 0,
       { what: "the waiting claim to be handed back" },
     );

@@ -3,13 +3,10 @@
 // whatever the parameters: test/integration/postgres-store.test.ts checks those plans on a large table.
 
 /**
- * Claims up to $2 due credentials for owner $3 at time $1 with a lease of $4 ms, returning the rows;
- * only provider $5's when $5 is not NULL. Due rows come through the partial index on next_run_at_ms,
- * most overdue first; rows other instances are claiming right now are skipped, not waited for. The
- * provider filters that scan, so one statement and one plan serve both cases; the scan reads past
- * other providers' rows due earlier. An index on (provider, next_run_at_ms) would spare those reads,
- * but measured beside this index a generic plan does not choose it, and in its place it would leave
- * the any-provider claim a sequential scan and a sort. The SET list is claimPatch() in SQL (claim,
+ * Claims up to $2 due credentials of provider $5 for owner $3 at time $1 with a lease of $4 ms,
+ * returning the rows. Due rows come through the partial index on (provider, next_run_at_ms), most
+ * overdue first, and only that provider's are read (migration 0007); rows other instances are
+ * claiming right now are skipped, not waited for. The SET list is claimPatch() in SQL (claim,
  * journal opened, previous journal and run time kept for releaseClaim); it touches no indexed column,
  * so the row is rewritten in place (HOT, migration 0006). The rows are updated by the tuple ids the
  * locking scan found (they cannot move while locked): a TID scan, where a join back on the key could
@@ -18,8 +15,8 @@
 export function claimDueSql(t: { credentials: string }): string {
   return `WITH due AS (
            SELECT ctid FROM ${t.credentials}
-           WHERE next_run_at_ms <= $1 AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
-             AND (claim_until_ms IS NULL OR claim_until_ms <= $1) AND ($5::text IS NULL OR provider = $5)
+           WHERE provider = $5 AND next_run_at_ms <= $1 AND status <> 'needs_reauth'
+             AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
            ORDER BY next_run_at_ms
            LIMIT $2
            FOR UPDATE SKIP LOCKED

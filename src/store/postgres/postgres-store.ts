@@ -578,7 +578,7 @@ export class PostgresStore implements Store {
         c.query({
           name: `${this.#schema}.claimDue`,
           text: claimDueSql(t),
-          values: [options.nowMs, limit, options.owner, options.leaseMs, options.provider ?? null],
+          values: [options.nowMs, limit, options.owner, options.leaseMs, options.provider],
         }),
       this.#batches,
     );

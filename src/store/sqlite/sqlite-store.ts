@@ -87,6 +87,14 @@ type StatusRow = { status: Status };
 type ConnectionRow = Row & { id: string };
 
 /**
+ * The rows claimDue takes: the same condition as isDue(), through the partial index on (provider,
+ * next_run_at_ms), so only that provider's due rows are read (migration 0007).
+ */
+export const CLAIM_DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
+  AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)
+  ORDER BY next_run_at_ms LIMIT @limit`;
+
+/**
  * The embedded store: one SQLite file in WAL mode, shared by the processes of
  * one machine. better-sqlite3 is synchronous, so each method runs whole on the
  * event loop; every write is a `BEGIN IMMEDIATE` transaction, which takes the
@@ -409,15 +417,11 @@ export class SqliteStore implements Store {
     const limit = checkLimit(options.limit, "limit");
     const unreadable: UnreadableCredential[] = [];
     const claims = this.#write("claimDue", () => {
-      // The same condition as isDue(), through the partial index on next_run_at_ms; the provider is
-      // a filter on that scan (NULL: any), so one cached statement serves both.
-      const due = this.#records(
-        `WHERE next_run_at_ms <= @nowMs AND status <> 'needs_reauth' AND refresh_token_sealed IS NOT NULL
-           AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)
-           AND (@provider IS NULL OR provider = @provider)
-         ORDER BY next_run_at_ms LIMIT @limit`,
-        { nowMs: options.nowMs, provider: options.provider ?? null, limit },
-      );
+      const due = this.#records(CLAIM_DUE_CLAUSE, {
+        nowMs: options.nowMs,
+        provider: options.provider,
+        limit,
+      });
       return due.flatMap((record) => this.#claimDueRecord(record, options, unreadable));
     });
     for (const u of unreadable) options.onUnreadable?.(u);
