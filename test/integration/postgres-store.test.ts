@@ -8,6 +8,7 @@ import {
   pgArrayLiteral,
 } from "../../src/store/postgres/batch-statements.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { withSessionOptions } from "../../src/store/postgres/session-options.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
 import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
@@ -149,6 +150,29 @@ describe("postgres: migrations and setup", () => {
       c.release();
       await store.close();
     }
+  });
+
+  it("keeps the batch lane's generic plans when the URL sets session options of its own", async () => {
+    const url = new URL(TEST_POSTGRES_URL);
+    url.searchParams.set("options", "-c statement_timeout=1234 -c plan_cache_mode=force_custom_plan");
+    const config = withSessionOptions(
+      { connectionString: url.toString() },
+      "-c plan_cache_mode=force_generic_plan",
+    );
+    const client = new pg.Client(config);
+    await client.connect();
+    try {
+      const show = async (name: string) => (await client.query(`SHOW ${name}`)).rows[0]?.[name];
+      expect(await show("statement_timeout")).toBe("1234ms"); // the URL's own still apply
+      expect(await show("plan_cache_mode")).toBe("force_generic_plan"); // and ours win
+    } finally {
+      await client.end();
+    }
+    // Without options= in the URL, the URL is left as it was.
+    expect(withSessionOptions({ connectionString: TEST_POSTGRES_URL }, "-c x=1")).toEqual({
+      connectionString: TEST_POSTGRES_URL,
+      options: "-c x=1",
+    });
   });
 
   it("takes the schema from ?schema= in the database URL", async () => {

@@ -73,6 +73,7 @@ import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../s
 import { claimDueSql, completeRefreshesSql, pgArrayLiteral } from "./batch-statements.js";
 import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
+import { withSessionOptions } from "./session-options.js";
 
 export interface PostgresStoreOptions {
   /** `postgres://…`; or pass `pool`. */
@@ -198,11 +199,10 @@ export class PostgresStore implements Store {
     const heartbeats = new pg.Pool({ ...clientConfig, max: 1, idleTimeoutMillis: 30_000 });
     heartbeats.on("error", () => {});
     const batches = new pg.Pool({
-      ...clientConfig,
+      ...withSessionOptions(clientConfig, "-c plan_cache_mode=force_generic_plan"),
       max: 2,
       idleTimeoutMillis: 30_000,
       application_name: "tokenwarden-batches",
-      options: [clientConfig.options, "-c plan_cache_mode=force_generic_plan"].filter(Boolean).join(" "),
     });
     batches.on("error", () => {});
     try {
