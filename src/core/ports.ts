@@ -113,7 +113,8 @@ export interface ClaimDueOptions {
    * Told, once the batch is committed, of each due credential whose refresh token could not be opened
    * (its key is no longer configured, or the stored value was altered). Such a credential is not
    * claimed: its journal stays as it was, its status unchanged, and it is parked until `retryAtMs`
-   * (`nowMs` + 1 hour), so it neither blocks the rest nor comes back at every pass. The store has no
+   * (`nowMs` + 1 hour; its claim's lease end if the write that parks it fails), so it neither blocks
+   * the rest nor comes back at every pass. The store has no
    * logger: this is where the caller logs it. It must not throw: the batch's claims are already taken.
    */
   onUnreadable?: (credential: UnreadableCredential) => void;

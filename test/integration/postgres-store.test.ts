@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Sealer } from "../../src/core/ports.js";
+import type { Sealer, UnreadableCredential } from "../../src/core/ports.js";
 import { openStore } from "../../src/store/open-store.js";
 import {
   claimDueSql,
@@ -17,6 +17,7 @@ import {
   connection,
   credential,
   event,
+  rotatedSealer,
   testSealer,
   tokens,
 } from "../helpers/store-fixtures.js";
@@ -381,6 +382,66 @@ describe("postgres: array literals for the batch statements", () => {
       expect(pgArrayLiteral([])).toBe("{}");
     } finally {
       await client.end();
+    }
+  });
+});
+
+describe("postgres: claimDue when parking an unreadable credential fails", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("still hands out the batch's other claims, and reports the unparked one due when its lease ends", async () => {
+    db = await createPgSchema("postgres-store.test.ts#park-fails");
+    const open = (sealer: Sealer) =>
+      PostgresStore.open({ connectionString: db?.url ?? "", schema: db?.schema ?? "", sealer });
+    const store = await open(testSealer());
+    const rotated = await open(rotatedSealer());
+    try {
+      await store.migrate();
+      await store.putConnection(
+        connection("T1", [credential("bot", "T1", { refreshDueAtMs: 6_000 })]),
+        1,
+        [],
+      );
+      // T2's refresh token is sealed with a key the store does not hold, and due first.
+      await rotated.putConnection(
+        connection("T2", [credential("bot", "T2", { refreshDueAtMs: 5_000 })]),
+        1,
+        [],
+      );
+      // PostgreSQL refuses the write that would park T2 (hands its claim back).
+      const q = `"${db.schema}"`;
+      await db.admin.query(`CREATE FUNCTION ${q}.refuse_park() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF OLD.claim_id IS NOT NULL AND NEW.claim_id IS NULL AND NEW.connection_id = 'T2' THEN
+            RAISE EXCEPTION 'park refused';
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await db.admin.query(
+        `CREATE TRIGGER refuse_park BEFORE UPDATE ON ${q}.credentials FOR EACH ROW EXECUTE FUNCTION ${q}.refuse_park()`,
+      );
+      const unreadable: UnreadableCredential[] = [];
+      const claims = await store.claimDue({
+        owner: "r",
+        nowMs: 10_000,
+        leaseMs: 30_000,
+        limit: 10,
+        provider: "slack",
+        onUnreadable: (u) => unreadable.push(u),
+      });
+      expect(claims.map((c) => c.ref.connectionId)).toEqual(["T1"]);
+      expect(unreadable).toEqual([expect.objectContaining({ ref: { connectionId: "T2", kind: "bot" } })]);
+      expect(unreadable[0]?.retryAtMs).toBe(40_000); // its claim lapses then; nothing parked it
+      expect(await rotated.getCredential({ connectionId: "T2", kind: "bot" })).toMatchObject({
+        claimUntilMs: 40_000,
+      });
+    } finally {
+      await rotated.close();
+      await store.close();
     }
   });
 });

@@ -603,8 +603,15 @@ export class PostgresStore implements Store {
       // The statement has committed this claim too: handed back, or the row would sit claimed, journal
       // open, for the whole lease, and then come first in line again.
       const parked = parkPatch(r, options.nowMs);
-      await this.#park(claim, parked);
-      unreadable.push(unreadableCredential(r, opening, parked.nextRunAtMs));
+      let retryAtMs = parked.nextRunAtMs;
+      try {
+        await this.#park(claim, parked);
+      } catch {
+        // Not thrown: the batch's other claims are committed and must reach the refresher, or they
+        // would sit out their leases with their journals open. This one lapses with its lease.
+        retryAtMs = r.claimUntilMs ?? options.nowMs;
+      }
+      unreadable.push(unreadableCredential(r, opening, retryAtMs));
     }
     for (const u of unreadable) options.onUnreadable?.(u);
     return claims;
