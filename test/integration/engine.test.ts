@@ -522,7 +522,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const { id } = await h.installAndImport();
     const before = await h.warden.getToken(id);
     const holder = await h.peer();
-    h.emu.control.setLatency(400, "oauth.v2.access");
+    h.emu.control.setLatency(1_500, "oauth.v2.access");
     advance(h, 11 * HOUR); // inside the refresh margin, an hour of validity left
     const slow = holder.getToken(id);
     await eventually(
@@ -545,7 +545,9 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const { id } = await h.installAndImport();
     const before = await h.warden.getToken(id);
     const holder = await h.peer();
-    h.emu.control.setLatency(200, "oauth.v2.access");
+    // Slow enough that the holder cannot finish before both callers have looked, on a loaded machine too
+    // (once it has, the stored token is the new one and either caller may rightly get it).
+    h.emu.control.setLatency(1_500, "oauth.v2.access");
     advance(h, 11 * HOUR + 30 * 60_000); // half an hour left
     const slow = holder.getToken(id);
     await eventually(
