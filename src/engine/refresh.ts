@@ -348,15 +348,9 @@ async function completeClaim(
   };
 }
 
-/** Waits before each retry of a failed write of refreshed tokens; the claim is held meanwhile. */
+/** Waits before each retry of a failed write: refreshed tokens (the claim held meanwhile) or a claim handed back. */
 const STORE_RETRY_DELAYS_MS = [100, 500, 2_000];
 
-/**
- * Stores a refresh's new tokens, retrying a failed write while the claim is held: the old refresh
- * token is spent, so these tokens are the connection's life. If every try fails, the error goes
- * to the caller and the journal stays open; the next attempt presents the old refresh token again,
- * which Slack honours for a short grace period after its use.
- */
 /**
  * Hands a claim back unspent. The caller has its answer already, so a failed write does not fail it:
  * the release is retried in the background (the delays of a completion's retries), and if every try
@@ -384,6 +378,12 @@ export async function handBack(ctx: EngineContext, claim: RefreshClaim): Promise
   await attempt(0);
 }
 
+/**
+ * Stores a refresh's new tokens, retrying a failed write while the claim is held: the old refresh
+ * token is spent, so these tokens are the connection's life. If every try fails, the error goes
+ * to the caller and the journal stays open; the next attempt presents the old refresh token again,
+ * which Slack honours for a short grace period after its use.
+ */
 async function storeCompletion(ctx: EngineContext, item: CompletionItem): Promise<Completed> {
   for (let attempt = 0; ; attempt++) {
     try {
