@@ -92,3 +92,35 @@ export function mainThreadCpuSeconds(): number | null {
     return null;
   }
 }
+
+/**
+ * Time the threads of the processes `pick` accepts have spent on a core and waiting for one, in
+ * seconds (/proc/PID/task/TID/schedstat, Linux; null elsewhere). With `mainOnly`, each process's main
+ * thread alone. Threads that exit meanwhile take their share with them.
+ */
+export function schedSeconds(
+  pick: (pid: number, comm: string) => boolean,
+  mainOnly = false,
+): { onCpu: number; waiting: number } | null {
+  try {
+    let onCpu = 0;
+    let waiting = 0;
+    for (const entry of readdirSync("/proc")) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid)) continue;
+      try {
+        if (!pick(pid, readFileSync(`/proc/${pid}/comm`, "utf8").trim())) continue;
+        for (const tid of mainOnly ? [entry] : readdirSync(`/proc/${pid}/task`)) {
+          const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ");
+          onCpu += Number(run) / 1e9;
+          waiting += Number(wait) / 1e9;
+        }
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return { onCpu, waiting };
+  } catch {
+    return null;
+  }
+}
