@@ -25,6 +25,8 @@ export class ClaimKeeper {
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | null = null;
   #whenEmpty: Array<() => void> = [];
+  /** Claims on their way back to the store (see handingBack): not renewed, but waited for. */
+  #handingBack = 0;
 
   /**
    * @param renew renews one claim in the store; false when the claim no longer holds. A failure is
@@ -50,13 +52,36 @@ export class ClaimKeeper {
     return () => this.#drop(held);
   }
 
+  /**
+   * `claim` is being handed back unspent: its holds stop being renewed (a renewal racing the release
+   * would find the claim gone and sound the takeover alarm), and until the returned function is called
+   * it counts as in flight, so closing waits for the hand-back and its retries.
+   */
+  handingBack(claim: RefreshClaim): () => void {
+    for (const held of this.#held) if (held.claim.claimId === claim.claimId) this.#held.delete(held);
+    this.#handingBack++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#handingBack--;
+      this.#settle();
+    };
+  }
+
   #drop(held: Held): void {
     this.#held.delete(held);
+    this.#settle();
+  }
+
+  /** Stops the timer once nothing is held, and wakes settled() once nothing is in flight either. */
+  #settle(): void {
     if (this.#held.size > 0) return;
     if (this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
     }
+    if (this.#handingBack > 0) return;
     const waiting = this.#whenEmpty;
     this.#whenEmpty = [];
     for (const resolve of waiting) resolve();
@@ -68,7 +93,7 @@ export class ClaimKeeper {
    * provider already answered would lose the rotated tokens.
    */
   async settled(timeoutMs: number): Promise<boolean> {
-    if (this.#held.size === 0) return true;
+    if (this.size === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       new Promise<void>((resolve) => this.#whenEmpty.push(resolve)),
@@ -77,11 +102,12 @@ export class ClaimKeeper {
       }),
     ]);
     clearTimeout(timer);
-    return this.#held.size === 0;
+    return this.size === 0;
   }
 
+  /** Claims held or being handed back. */
   get size(): number {
-    return this.#held.size;
+    return this.#held.size + this.#handingBack;
   }
 
   #tick(): void {

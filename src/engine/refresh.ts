@@ -353,14 +353,14 @@ const STORE_RETRY_DELAYS_MS = [100, 500, 2_000];
 
 /**
  * Hands a claim back unspent. The caller has its answer already, so a failed write does not fail it:
- * the release is retried in the background (the delays of a completion's retries), the claim held
- * meanwhile (so `close()` waits for the retries), and if every try fails the claim lapses at the end
- * of its lease. Until it is released the journal it opened reads "in doubt", and the next attempt
- * would call a refused refresh token `refresh_response_lost`.
+ * the release is retried in the background (the delays of a completion's retries), and if every try
+ * fails the claim lapses at the end of its lease. It is no longer renewed, and `close()` waits for the
+ * hand-back (ClaimKeeper.handingBack). Until it is released the journal it opened reads "in doubt",
+ * and the next attempt would call a refused refresh token `refresh_response_lost`.
  */
 export async function handBack(ctx: EngineContext, claim: RefreshClaim): Promise<void> {
   const where = { connectionId: claim.ref.connectionId, kind: claim.ref.kind };
-  let letGo: (() => void) | undefined;
+  const done = ctx.claims.handingBack(claim);
   const attempt = async (retry: number): Promise<void> => {
     try {
       await ctx.store.releaseClaim(claim);
@@ -371,7 +371,6 @@ export async function handBack(ctx: EngineContext, claim: RefreshClaim): Promise
           { ...where, err: error, retryInMs: delayMs },
           "could not hand back a claim; retrying",
         );
-        letGo ??= ctx.claims.hold(claim);
         setTimeout(() => void attempt(retry + 1), delayMs).unref();
         return;
       }
@@ -380,7 +379,7 @@ export async function handBack(ctx: EngineContext, claim: RefreshClaim): Promise
         "could not hand back a claim; it lapses at the end of its lease",
       );
     }
-    letGo?.();
+    done();
   };
   await attempt(0);
 }

@@ -168,9 +168,45 @@ describe("ClaimKeeper", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(warnings).toEqual([]);
   });
+  it("stops renewing a claim handed back, without a warning when a renewal in flight finds it gone", async () => {
+    const { warnings, logger } = warningLogger();
+    const renewed: string[] = [];
+    let answer: (holds: boolean) => void = () => {};
+    const keeper = new ClaimKeeper(
+      15_000,
+      (c) => {
+        renewed.push(c.ref.connectionId);
+        return new Promise<boolean>((resolve) => {
+          answer = resolve;
+        });
+      },
+      logger,
+    );
+    const letGo = keeper.hold(claim("T1"));
+    await vi.advanceTimersByTimeAsync(5_000); // a renewal is in flight
+    const done = keeper.handingBack(claim("T1"));
+    answer(false); // the release won: the claim is gone
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(renewed).toEqual(["T1"]); // no renewal after the hand-back began
+    expect(warnings).toEqual([]);
+    expect(keeper.size).toBe(1); // in flight until the hand-back is done
+    done();
+    letGo(); // the refresh's own let-go, later: harmless
+    expect(keeper.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
 
 describe("ClaimKeeper.settled", () => {
+  it("waits for a claim being handed back, held or not", async () => {
+    const keeper = new ClaimKeeper(15_000, async () => true, silent);
+    const done = keeper.handingBack(claim("A"));
+    expect(await keeper.settled(20)).toBe(false);
+    const settled = keeper.settled(10_000);
+    setTimeout(done, 20);
+    expect(await settled).toBe(true);
+  });
+
   it("resolves true once the last claim is let go, false at its timeout if one is still held", async () => {
     const keeper = new ClaimKeeper(15_000, async () => true, silent);
     expect(await keeper.settled(0)).toBe(true);
