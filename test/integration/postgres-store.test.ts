@@ -97,6 +97,55 @@ describe("postgres: migrations and setup", () => {
     }
   });
 
+  it("upgrades to the provider-led due index while a previous version's transaction holds a row lock", async () => {
+    db = await createPgSchema("postgres-store.test.ts#upgrade-0007");
+    const { url, schema } = db;
+    const q = `"${schema}"`;
+    const store = await PostgresStore.open({ connectionString: url, schema, sealer: testSealer() });
+    const old = new pg.Client({ connectionString: url });
+    await old.connect();
+    try {
+      await store.migrate();
+      await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+      // Back to version 6, as a deployment still running the previous version has it.
+      await db.admin.query(`DROP INDEX ${q}.credentials_provider_next_run_at`);
+      await db.admin.query(
+        `CREATE INDEX credentials_next_run_at ON ${q}.credentials (next_run_at_ms) WHERE next_run_at_ms IS NOT NULL`,
+      );
+      await db.admin.query(`DELETE FROM ${q}.schema_migrations WHERE version = 7`);
+      // An instance of the previous version: a row locked, its update still to come.
+      await old.query("BEGIN");
+      await old.query(`SELECT 1 FROM ${q}.credentials WHERE connection_id = 'T1' FOR UPDATE`);
+      const migrating = store.migrate();
+      await eventually(
+        async () =>
+          (
+            await db?.admin.query(
+              "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
+              [`${q}.credentials`],
+            )
+          )?.rows[0]?.n,
+        (n) => n === 1,
+        { what: "the migration to wait for the table" },
+      );
+      // Locking the table up front, the migration waits behind this transaction instead of deadlocking it.
+      await old.query(`UPDATE ${q}.credentials SET version = version + 1 WHERE connection_id = 'T1'`);
+      await old.query("COMMIT");
+      await migrating;
+      const { rows } = await db.admin.query(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'credentials' ORDER BY 1",
+        [schema],
+      );
+      expect(rows.map((r: { indexname: string }) => r.indexname)).toEqual([
+        "credentials_pkey",
+        "credentials_provider_next_run_at",
+      ]);
+    } finally {
+      await old.end();
+      await store.close();
+    }
+  });
+
   it("plans the batch statements, generically, without reading the whole table", async () => {
     // The refresher's lane runs them with plan_cache_mode=force_generic_plan: a plan that depended
     // on the parameters' values (LIMIT $2, the batch's size) would be guessed, and a guess that
