@@ -204,25 +204,36 @@ describe("postgres: migrations and setup", () => {
 
   it("keeps the batch lane's generic plans when the URL sets session options of its own", async () => {
     const url = new URL(TEST_POSTGRES_URL);
-    url.searchParams.set("options", "-c statement_timeout=1234 -c plan_cache_mode=force_custom_plan");
-    const config = withSessionOptions(
-      { connectionString: url.toString() },
-      "-c plan_cache_mode=force_generic_plan",
-    );
-    const client = new pg.Client(config);
-    await client.connect();
-    try {
-      const show = async (name: string) => (await client.query(`SHOW ${name}`)).rows[0]?.[name];
-      expect(await show("statement_timeout")).toBe("1234ms"); // the URL's own still apply
-      expect(await show("plan_cache_mode")).toBe("force_generic_plan"); // and ours win
-    } finally {
-      await client.end();
+    const options = "-c statement_timeout=1234 -c plan_cache_mode=force_custom_plan";
+    url.searchParams.set("options", options);
+    // Also the socket form, no host before the path (`new URL` refuses it; pg takes it).
+    const hostless = `postgres://${url.username}@/${url.pathname.slice(1)}?host=${url.hostname}&port=${url.port}&options=${encodeURIComponent(options)}`;
+    for (const connectionString of [url.toString(), hostless]) {
+      const client = new pg.Client(
+        withSessionOptions({ connectionString }, "-c plan_cache_mode=force_generic_plan"),
+      );
+      await client.connect();
+      try {
+        const show = async (name: string) => (await client.query(`SHOW ${name}`)).rows[0]?.[name];
+        expect(await show("statement_timeout")).toBe("1234ms"); // the URL's own still apply
+        expect(await show("plan_cache_mode")).toBe("force_generic_plan"); // and ours win
+      } finally {
+        await client.end();
+      }
     }
-    // Without options= in the URL, the URL is left as it was.
-    expect(withSessionOptions({ connectionString: TEST_POSTGRES_URL }, "-c x=1")).toEqual({
-      connectionString: TEST_POSTGRES_URL,
-      options: "-c x=1",
-    });
+    // Without options= in the URL, the URL is left as it was; PGOPTIONS, which pg reads only when the
+    // config sets no options, comes first.
+    const saved = process.env["PGOPTIONS"];
+    process.env["PGOPTIONS"] = "-c work_mem=8MB";
+    try {
+      expect(withSessionOptions({ connectionString: TEST_POSTGRES_URL }, "-c x=1")).toEqual({
+        connectionString: TEST_POSTGRES_URL,
+        options: "-c work_mem=8MB -c x=1",
+      });
+    } finally {
+      if (saved === undefined) delete process.env["PGOPTIONS"];
+      else process.env["PGOPTIONS"] = saved;
+    }
   });
 
   it("takes the schema from ?schema= in the database URL", async () => {
