@@ -20,6 +20,17 @@ export function checkLimit(limit: number, what: string): number {
   return limit;
 }
 
+/**
+ * claimDue's provider: required since claims are per provider (an absent one once meant "any"; a
+ * caller still passing none must hear so, not find nothing due).
+ */
+export function checkProvider(provider: unknown): string {
+  if (typeof provider !== "string" || provider === "") {
+    throw new TokenwardenError("invalid_input", "claimDue needs the provider whose due credentials to claim");
+  }
+  return provider;
+}
+
 export function checkNewConnection(input: NewConnection): void {
   if (input.id === "" || input.id.includes("\u0000")) {
     throw new TokenwardenError("invalid_input", "connection id must be non-empty and contain no NUL");

@@ -6,7 +6,14 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
-import type { ClaimResult, RefreshClaim, Sealer, Store, UnreadableCredential } from "../../src/core/ports.js";
+import type {
+  ClaimDueOptions,
+  ClaimResult,
+  RefreshClaim,
+  Sealer,
+  Store,
+  UnreadableCredential,
+} from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
 import type { CredentialRef } from "../../src/core/types.js";
 import { sealedPrefix } from "../../src/crypto/seal.js";
@@ -864,6 +871,18 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await expect(
           store.claimDue({ owner: "r", nowMs: 1, leaseMs: 1, limit: 0, provider: "slack" }),
         ).rejects.toBeInstanceOf(TokenwardenError);
+        // A caller that names no provider (it once meant "any") is told so, and nothing is claimed.
+        for (const provider of [undefined, ""]) {
+          await expect(
+            store.claimDue({
+              owner: "r",
+              nowMs: 100_000,
+              leaseMs: 1,
+              limit: 10,
+              provider,
+            } as ClaimDueOptions),
+          ).rejects.toMatchObject({ code: "invalid_input" });
+        }
       });
 
       it("keeps a claim cleared by a status change off the schedule until its lease would have lapsed", async () => {

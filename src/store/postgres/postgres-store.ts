@@ -69,7 +69,7 @@ import {
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
-import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
+import { checkLimit, checkNewConnection, checkProvider, decodeCursor, encodeCursor } from "../store-input.js";
 import { claimDueSql, completeRefreshesSql, pgArrayLiteral } from "./batch-statements.js";
 import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
@@ -570,6 +570,7 @@ export class PostgresStore implements Store {
 
   async claimDue(options: ClaimDueOptions): Promise<DueClaim[]> {
     const limit = checkLimit(options.limit, "limit");
+    const provider = checkProvider(options.provider);
     const t = this.#t;
     // One statement (batch-statements.ts says how it finds, skips and writes the rows).
     const { rows } = await this.#query(
@@ -578,7 +579,7 @@ export class PostgresStore implements Store {
         c.query({
           name: `${this.#schema}.claimDue`,
           text: claimDueSql(t),
-          values: [options.nowMs, limit, options.owner, options.leaseMs, options.provider],
+          values: [options.nowMs, limit, options.owner, options.leaseMs, provider],
         }),
       this.#batches,
     );

@@ -69,7 +69,7 @@ import {
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
-import { checkLimit, checkNewConnection, decodeCursor, encodeCursor } from "../store-input.js";
+import { checkLimit, checkNewConnection, checkProvider, decodeCursor, encodeCursor } from "../store-input.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 
 export interface SqliteStoreOptions {
@@ -415,11 +415,12 @@ export class SqliteStore implements Store {
 
   async claimDue(options: ClaimDueOptions): Promise<DueClaim[]> {
     const limit = checkLimit(options.limit, "limit");
+    const provider = checkProvider(options.provider);
     const unreadable: UnreadableCredential[] = [];
     const claims = this.#write("claimDue", () => {
       const due = this.#records(CLAIM_DUE_CLAUSE, {
         nowMs: options.nowMs,
-        provider: options.provider,
+        provider,
         limit,
       });
       return due.flatMap((record) => this.#claimDueRecord(record, options, unreadable));
