@@ -11,7 +11,14 @@ import { join } from "node:path";
 import pg from "pg";
 import { Pool } from "undici";
 import type * as WardenModule from "../src/engine/warden.js";
-import { cpuSeconds, mainThreadCpuSeconds, schedSeconds, startChild, stopChild } from "./processes.js";
+import {
+  cpuSeconds,
+  mainThreadCpuSeconds,
+  schedDelta,
+  schedSeconds,
+  startChild,
+  stopChild,
+} from "./processes.js";
 import type { BenchReport } from "./report.js";
 import { SHIPPED_CLI, shipped } from "./shipped.js";
 
@@ -120,8 +127,9 @@ function cpuMeter(emulatorPid: number, refreshes: number, self: string): () => s
       const a = start.sched[i];
       const b = end.sched[i];
       if (!a || !b) return `${name} n/a`;
+      const d = schedDelta(a, b);
       const pct = (s: number) => `${Math.round((100 * s) / wall)} %`;
-      return `${name} ${pct(b.onCpu - a.onCpu)}/${pct(b.waiting - a.waiting)}`;
+      return `${name} ${pct(d.onCpu)}/${pct(d.waiting)}`;
     });
     return `CPU per refresh: ${self} ${((cpu.user + cpu.system) / refreshes).toFixed(0)} µs (kernel ${(cpu.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}; of the run on a core/waiting for one: ${self} ${shares.join(", ")}`;
   };

@@ -94,33 +94,53 @@ export function mainThreadCpuSeconds(): number | null {
 }
 
 /**
- * Time the threads of the processes `pick` accepts have spent on a core and waiting for one, in
- * seconds (/proc/PID/task/TID/schedstat, Linux; null elsewhere). With `mainOnly`, each process's main
- * thread alone. Threads that exit meanwhile take their share with them.
+ * Time the threads of each process `pick` accepts have spent on a core and waiting for one, in
+ * seconds, by pid (/proc/PID/task/TID/schedstat, Linux; null elsewhere). With `mainOnly`, each
+ * process's main thread alone. Compare two readings with schedDelta.
  */
 export function schedSeconds(
   pick: (pid: number, comm: string) => boolean,
   mainOnly = false,
-): { onCpu: number; waiting: number } | null {
+): Map<number, { onCpu: number; waiting: number }> | null {
   try {
-    let onCpu = 0;
-    let waiting = 0;
+    const byPid = new Map<number, { onCpu: number; waiting: number }>();
     for (const entry of readdirSync("/proc")) {
       const pid = Number(entry);
       if (!Number.isInteger(pid)) continue;
       try {
         if (!pick(pid, readFileSync(`/proc/${pid}/comm`, "utf8").trim())) continue;
+        let onCpu = 0;
+        let waiting = 0;
         for (const tid of mainOnly ? [entry] : readdirSync(`/proc/${pid}/task`)) {
           const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ");
           onCpu += Number(run) / 1e9;
           waiting += Number(wait) / 1e9;
         }
+        byPid.set(pid, { onCpu, waiting });
       } catch {
         // exited meanwhile
       }
     }
-    return { onCpu, waiting };
+    return byPid;
   } catch {
     return null;
   }
+}
+
+/**
+ * What the processes present at both readings spent between them: one that exited meanwhile would
+ * otherwise take its whole history out of the sum (a PostgreSQL backend closed mid-run).
+ */
+export function schedDelta(
+  from: Map<number, { onCpu: number; waiting: number }>,
+  to: Map<number, { onCpu: number; waiting: number }>,
+): { onCpu: number; waiting: number } {
+  let onCpu = 0;
+  let waiting = 0;
+  for (const [pid, b] of to) {
+    const a = from.get(pid) ?? { onCpu: 0, waiting: 0 }; // started meanwhile: all of it is in the run
+    onCpu += b.onCpu - a.onCpu;
+    waiting += b.waiting - a.waiting;
+  }
+  return { onCpu, waiting };
 }
