@@ -40,8 +40,8 @@ const STORM_ROUNDS = Number(process.env["BENCH_STORM_ROUNDS"] ?? 3);
  * Requests in flight, for the raw baseline and the storm alike (the refresher's concurrency per
  * provider). The raw baseline is bound by the emulator's one core and measured the same at 64 and 128
  * (probe, alternated: 16.6–20.3 k/s either way); a storm has three round trips per refresh (claim,
- * call, store) and does better with more in flight (6.4–7.0 k/s at 64, 7.2–7.6 k/s at 128, none
- * better at 256).
+ * call, store) and did better with more in flight on an earlier host (6.4–7.0 k/s at 64, 7.2–7.6 k/s
+ * at 128, none better at 256); on a faster one 128, 256 and 512 measured the same.
  */
 const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 128);
 /** Which stores the storm runs on (comma-separated): both by default; `none` skips the storm. */
