@@ -6,7 +6,7 @@ export const ENCRYPTION_KEY_VARIABLE = "TOKENWARDEN_ENCRYPTION_KEY";
 
 const KEY_BYTES = 32;
 /** Ids end up inside sealed values (`v1.<id>.…`) and SQL prefixes, so no `.`, `:` or `,`. */
-const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+export const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 /** Standard or URL-safe base64 of exactly 32 bytes (43 characters, optional `=` padding). */
 const BASE64_32 = /^[A-Za-z0-9+/_-]{43}=?$/;
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto";
 import { TokenwardenError } from "../core/errors.js";
 import type { Sealer } from "../core/ports.js";
-import { ENCRYPTION_KEY_VARIABLE, type EncryptionKey, parseKeyRing } from "./key-ring.js";
+import { ENCRYPTION_KEY_VARIABLE, type EncryptionKey, KEY_ID, parseKeyRing } from "./key-ring.js";
 
 const VERSION = "v1";
 const IV_BYTES = 12; // the GCM standard nonce size (NIST SP 800-38D §8.2); random per value
@@ -115,6 +115,15 @@ export function sealedPrefix(keyId: string): string {
   return `${VERSION}.${keyId}.`;
 }
 
+/**
+ * The id of the key a sealed value names (`v1.<keyId>.…`), read without opening it; null when the
+ * value is malformed. Key ids are not secret, so a store can say which key a value it cannot open needs.
+ */
+export function sealedKeyId(sealed: string): string | null {
+  const [version, keyId] = sealed.split(".", 2);
+  return version === VERSION && keyId !== undefined && KEY_ID.test(keyId) ? keyId : null;
+}
+
 /** Parses `TOKENWARDEN_ENCRYPTION_KEY` and builds its sealer in one step. */
 export function createSealer(keyRing: string): AesGcmSealer {
   return new AesGcmSealer(parseKeyRing(keyRing));
@@ -122,7 +131,7 @@ export function createSealer(keyRing: string): AesGcmSealer {
 
 /** Ids are not secret, but a corrupted value could put anything in that slot. */
 function printableId(keyId: string): string {
-  return /^[A-Za-z0-9_-]{1,32}$/.test(keyId) ? keyId : "(malformed)";
+  return KEY_ID.test(keyId) ? keyId : "(malformed)";
 }
 
 function b64(bytes: Buffer): string {

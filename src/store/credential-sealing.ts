@@ -11,18 +11,6 @@ export function tokenAad(ref: CredentialRef, field: TokenField): string {
   return `${ref.connectionId}\u0000${ref.kind}\u0000${field}`;
 }
 
-/** Key ids as the key ring accepts them; anything else in that slot of a stored value is not echoed. */
-const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
-
-/**
- * The id of the key a sealed value names (`v1.<keyId>.…`), read without opening it; null when the
- * value is malformed. Key ids are not secret, so a store can say which key a value it cannot open needs.
- */
-export function sealedKeyId(sealed: string): string | null {
-  const [version, keyId] = sealed.split(".", 2);
-  return version === "v1" && keyId !== undefined && KEY_ID.test(keyId) ? keyId : null;
-}
-
 export interface SealedTokens {
   accessTokenSealed: string;
   /** null when the token set carried no refresh token. */

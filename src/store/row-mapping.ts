@@ -11,7 +11,8 @@ import type {
   StoredEvent,
 } from "../core/types.js";
 import { CREDENTIAL_KINDS } from "../core/types.js";
-import { openTokens, sealedKeyId, tokenAad } from "./credential-sealing.js";
+import { sealedKeyId } from "../crypto/seal.js";
+import { openTokens, tokenAad } from "./credential-sealing.js";
 
 /**
  * A `credentials` row in domain units, tokens still sealed. Both adapters read

@@ -1,11 +1,9 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { generateKey } from "../../crypto/key-ring.js";
+import { generateKey, KEY_ID } from "../../crypto/key-ring.js";
 import { isVerbose, openCliWarden, type StoreFlags, withStoreOption } from "../open-warden.js";
 import { printJson } from "../output.js";
 import { startProgress } from "../progress-bar.js";
-
-const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 export function registerKeysCommand(program: Command): void {
   const keys = program
