@@ -114,8 +114,8 @@ export interface ClaimDueOptions {
    * (its key is no longer configured, or the stored value was altered). Such a credential is not
    * claimed: its journal stays as it was, its status unchanged, and it is parked until `retryAtMs`
    * (`nowMs` + 1 hour; its claim's lease end if the write that parks it fails), so it neither blocks
-   * the rest nor comes back at every pass. The store has no
-   * logger: this is where the caller logs it. It must not throw: the batch's claims are already taken.
+   * the rest nor comes back at every pass. The store has no logger: this is where the caller logs it.
+   * It must not throw: the batch's claims are already taken.
    */
   onUnreadable?: (credential: UnreadableCredential) => void;
 }
@@ -261,9 +261,9 @@ export interface Store {
    * with that provider's due work only, however many rows of other providers
    * are due (a paused provider's backlog costs the others nothing); on
    * PostgreSQL, rows other instances are claiming are skipped (FOR UPDATE SKIP
-   * LOCKED). A due credential whose
-   * refresh token cannot be opened is not claimed but parked (see
-   * `ClaimDueOptions.onUnreadable`); the others are claimed as usual.
+   * LOCKED). A due credential whose refresh token cannot be opened is not
+   * claimed but parked (see `ClaimDueOptions.onUnreadable`); the others are
+   * claimed as usual.
    */
   claimDue(options: ClaimDueOptions): Promise<DueClaim[]>;
 

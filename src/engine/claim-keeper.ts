@@ -58,8 +58,8 @@ export class ClaimKeeper {
    * it counts as in flight, so closing waits for the hand-back and its retries.
    */
   handingBack(claim: RefreshClaim): () => void {
-    for (const held of this.#held) if (held.claim.claimId === claim.claimId) this.#held.delete(held);
     this.#handingBack++;
+    for (const held of this.#held) if (held.claim.claimId === claim.claimId) this.#drop(held);
     let done = false;
     return () => {
       if (done) return;

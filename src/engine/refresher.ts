@@ -284,14 +284,8 @@ export class Refresher {
   #wake(): void {
     if (this.#stopped || this.#ticking !== null || this.#timer === null) return;
     const now = this.#ctx.clock.now();
-    let worth = false;
-    for (const provider of this.#ctx.providers.keys()) {
-      if (this.#worthClaiming(provider, this.#capacity(provider, now, false))) {
-        worth = true;
-        break;
-      }
-    }
-    if (!worth) return;
+    const providers = [...this.#ctx.providers.keys()];
+    if (!providers.some((p) => this.#worthClaiming(p, this.#capacity(p, now, false)))) return;
     clearTimeout(this.#timer);
     this.#schedule(0);
   }
