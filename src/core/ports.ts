@@ -130,6 +130,12 @@ export interface UnreadableCredential {
   retryAtMs: number;
   /** What `Sealer.open` threw (`config_invalid`: it names the key id, never the value). */
   error: unknown;
+  /**
+   * Set when the store could not write the park: the claim `claimDue` took is still held, its journal
+   * open. Whoever receives this hands it back (`releaseClaim`), or at lease end the next claimer would
+   * record an attempt that never left as lost, and a refusal then would read `refresh_response_lost`.
+   */
+  unparked?: RefreshClaim;
 }
 
 export interface RefreshResult {

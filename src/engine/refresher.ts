@@ -117,7 +117,10 @@ export class Refresher {
         leaseMs: ctx.timings.leaseMs,
         limit: capacity,
         provider,
-        onUnreadable: (u) => logUnreadable(ctx.logger, u),
+        onUnreadable: (u) => {
+          logUnreadable(ctx.logger, u);
+          if (u.unparked !== undefined) void handBack(ctx, u.unparked);
+        },
       });
       for (const claim of claims) this.#ready.push({ claim, claimedAt });
       claimed += claims.length;

@@ -1,4 +1,4 @@
-import type { Sealer, UnreadableCredential } from "../core/ports.js";
+import type { RefreshClaim, Sealer, UnreadableCredential } from "../core/ports.js";
 import { Secret } from "../core/secret.js";
 import type {
   Connection,
@@ -180,6 +180,7 @@ export function unreadableCredential(
   r: CredentialRecord,
   opening: { keyId: string | null; error: unknown },
   retryAtMs: number,
+  unparked?: RefreshClaim,
 ): UnreadableCredential {
   return {
     ref: { connectionId: r.connectionId, kind: r.kind },
@@ -187,6 +188,7 @@ export function unreadableCredential(
     keyId: opening.keyId,
     retryAtMs,
     error: opening.error,
+    ...(unparked === undefined ? {} : { unparked }),
   };
 }
 

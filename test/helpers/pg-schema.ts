@@ -47,3 +47,38 @@ export async function createPgSchema(label: string): Promise<PgSchema> {
     },
   };
 }
+
+/**
+ * Makes PostgreSQL refuse the writes that hand back a claim on `connectionId` (clear its claim id):
+ * the write that parks an unreadable credential, and a release. `times` of them, or every one; the
+ * returned function says how many were attempted.
+ */
+export async function refuseHandBacks(
+  db: PgSchema,
+  connectionId: string,
+  times: number = Number.POSITIVE_INFINITY,
+): Promise<() => Promise<number>> {
+  const q = `"${db.schema}"`;
+  const limit = Number.isFinite(times) ? String(times) : "NULL";
+  await db.admin.query(`CREATE SEQUENCE ${q}.hand_back_tries`);
+  await db.admin.query(`CREATE FUNCTION ${q}.refuse_hand_back() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE try bigint;
+    BEGIN
+      IF OLD.claim_id IS NOT NULL AND NEW.claim_id IS NULL AND NEW.connection_id = '${connectionId}' THEN
+        try := nextval('${q}.hand_back_tries');
+        IF ${limit}::bigint IS NULL OR try <= ${limit} THEN
+          RAISE EXCEPTION 'hand-back refused';
+        END IF;
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await db.admin.query(
+    `CREATE TRIGGER refuse_hand_back BEFORE UPDATE ON ${q}.credentials FOR EACH ROW EXECUTE FUNCTION ${q}.refuse_hand_back()`,
+  );
+  return async () => {
+    const { rows } = await db.admin.query(
+      `SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM ${q}.hand_back_tries`,
+    );
+    return Number(rows[0]?.n);
+  };
+}

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Sealer, UnreadableCredential } from "../../src/core/ports.js";
+import type { RefreshClaim, Sealer, UnreadableCredential } from "../../src/core/ports.js";
 import { openStore } from "../../src/store/open-store.js";
 import {
   claimDueSql,
@@ -11,7 +11,7 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { withSessionOptions } from "../../src/store/postgres/session-options.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
-import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import { createPgSchema, type PgSchema, refuseHandBacks, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import {
   alterCiphertext,
   connection,
@@ -474,16 +474,7 @@ describe("postgres: claimDue when parking an unreadable credential fails", () =>
       );
       // PostgreSQL refuses the write that would park T2 (hands its claim back).
       const q = `"${db.schema}"`;
-      await db.admin.query(`CREATE FUNCTION ${q}.refuse_park() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF OLD.claim_id IS NOT NULL AND NEW.claim_id IS NULL AND NEW.connection_id = 'T2' THEN
-            RAISE EXCEPTION 'park refused';
-          END IF;
-          RETURN NEW;
-        END $$`);
-      await db.admin.query(
-        `CREATE TRIGGER refuse_park BEFORE UPDATE ON ${q}.credentials FOR EACH ROW EXECUTE FUNCTION ${q}.refuse_park()`,
-      );
+      await refuseHandBacks(db, "T2");
       const unreadable: UnreadableCredential[] = [];
       const claims = await store.claimDue({
         owner: "r",
@@ -498,6 +489,26 @@ describe("postgres: claimDue when parking an unreadable credential fails", () =>
       expect(unreadable[0]?.retryAtMs).toBe(40_000); // its claim lapses then; nothing parked it
       expect(await rotated.getCredential({ connectionId: "T2", kind: "bot" })).toMatchObject({
         claimUntilMs: 40_000,
+        refreshInDoubt: true,
+      });
+      const row = async () =>
+        (
+          await db?.admin.query(
+            `SELECT claim_id, next_run_at_ms::float8 AS next_run FROM ${q}.credentials WHERE connection_id = 'T2'`,
+          )
+        )?.rows[0] as { claim_id: string | null; next_run: number };
+      // Reported still held, so the caller can hand it back once the store takes writes again.
+      expect(unreadable[0]?.unparked).toEqual({
+        ref: { connectionId: "T2", kind: "bot" },
+        owner: "r",
+        claimId: (await row()).claim_id,
+      });
+      await db.admin.query(`DROP TRIGGER refuse_hand_back ON ${q}.credentials`);
+      await store.releaseClaim(unreadable[0]?.unparked as RefreshClaim);
+      expect(await row()).toEqual({ claim_id: null, next_run: 5_000 });
+      expect(await rotated.getCredential({ connectionId: "T2", kind: "bot" })).toMatchObject({
+        claimUntilMs: null,
+        refreshInDoubt: false,
       });
     } finally {
       await rotated.close();

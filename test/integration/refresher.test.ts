@@ -7,6 +7,7 @@ import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { interceptStore } from "../helpers/intercept-store.js";
+import { createPgSchema, type PgSchema, refuseHandBacks } from "../helpers/pg-schema.js";
 import { connection, credential } from "../helpers/store-fixtures.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
@@ -297,5 +298,47 @@ describe("the background refresher", () => {
     const started = performance.now();
     await refresher.stop(50);
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe("the background refresher on PostgreSQL, when parking an unreadable credential fails", () => {
+  let db: PgSchema | undefined;
+  let warden: Warden | null = null;
+  afterEach(async () => {
+    await warden?.close();
+    warden = null;
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("hands the claim back, so its journal closes and the next pass parks it", async () => {
+    db = await createPgSchema("refresher.test.ts#park-fails");
+    const q = `"${db.schema}"`;
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("postgres", db.schema, key);
+    await store.migrate();
+    const other = await openSealedStore("postgres", db.schema, `gone:${randomBytes(32).toString("base64")}`);
+    await other.putConnection(connection("X1", [credential("bot", "x1", { refreshDueAtMs: 1 })]), 0, []);
+    await other.close();
+    // The first write that would park X1 is refused (a failover, a full disk); later ones go through.
+    const tries = await refuseHandBacks(db, "X1", 1);
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    warden = await dueWarden(store, key, slack.fetch, clock, ["T1"]);
+    warden.startRefresher({ intervalMs: 5 });
+    const x1 = async () =>
+      (
+        await db?.admin.query(
+          `SELECT claim_id, refresh_in_doubt, next_run_at_ms::float8 AS next_run
+             FROM ${q}.credentials WHERE connection_id = 'X1'`,
+        )
+      )?.rows[0] as { claim_id: string | null; refresh_in_doubt: boolean; next_run: number };
+    // The fake clock never reaches the lease's end: only a hand-back frees the row for another pass.
+    const parked = await eventually(x1, (r) => r.claim_id === null && r.next_run > clock.now(), {
+      what: "X1 parked after its claim was handed back",
+    });
+    expect(parked).toMatchObject({ refresh_in_doubt: false, next_run: clock.now() + HOUR });
+    expect(await tries()).toBe(3); // the park refused, the hand-back, the next pass's park
+    expect(slack.calls()).toBe(1); // T1 only: X1's token was never sent
   });
 });

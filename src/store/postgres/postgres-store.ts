@@ -604,15 +604,16 @@ export class PostgresStore implements Store {
       // The statement has committed this claim too: handed back, or the row would sit claimed, journal
       // open, for the whole lease, and then come first in line again.
       const parked = parkPatch(r, options.nowMs);
-      let retryAtMs = parked.nextRunAtMs;
       try {
         await this.#park(claim, parked);
+        unreadable.push(unreadableCredential(r, opening, parked.nextRunAtMs));
       } catch {
         // Not thrown: the batch's other claims are committed and must reach the refresher, or they
-        // would sit out their leases with their journals open. This one lapses with its lease.
-        retryAtMs = r.claimUntilMs ?? options.nowMs;
+        // would sit out their leases with their journals open. This one is reported still held, for
+        // the caller to hand back; failing that, it lapses with its lease.
+        const claimed: RefreshClaim = { ref: claim.ref, owner: claim.owner, claimId: claim.claimId };
+        unreadable.push(unreadableCredential(r, opening, r.claimUntilMs ?? options.nowMs, claimed));
       }
-      unreadable.push(unreadableCredential(r, opening, retryAtMs));
     }
     for (const u of unreadable) options.onUnreadable?.(u);
     return claims;
