@@ -69,6 +69,7 @@ export function completeRefreshesSql(t: { credentials: string; events: string })
 }
 
 const NEEDS_ESCAPE = /["\\]/;
+const ESCAPED = /["\\]/g;
 
 /**
  * A PostgreSQL array literal of text or numbers (`{"a","b",NULL,12}`), sent as one text parameter
@@ -83,7 +84,7 @@ export function pgArrayLiteral(values: ReadonlyArray<string | number | null>): s
     const v = values[i];
     if (v === null || v === undefined) parts[i] = "NULL";
     else if (typeof v === "number") parts[i] = String(v);
-    else if (NEEDS_ESCAPE.test(v)) parts[i] = `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+    else if (NEEDS_ESCAPE.test(v)) parts[i] = `"${v.replace(ESCAPED, "\\$&")}"`;
     else parts[i] = `"${v}"`;
   }
   return `{${parts.join(",")}}`;
