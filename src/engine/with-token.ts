@@ -1,4 +1,5 @@
-import type { Classification } from "../core/types.js";
+import { ProviderUnavailableError } from "../core/errors.js";
+import type { Classification, CredentialKind } from "../core/types.js";
 import { markDead } from "./check.js";
 import type { EngineContext } from "./context.js";
 import type { AccessToken, GetTokenOptions } from "./get-token.js";
@@ -21,6 +22,19 @@ export function defaultErrorOf(value: unknown): string | null {
   if (v.ok === false && typeof v.error === "string") return v.error;
   if (typeof v.error === "string") return v.error;
   return null;
+}
+
+function refreshFailedError(
+  connectionId: string,
+  kind: CredentialKind,
+  failure: Classification,
+): ProviderUnavailableError {
+  const transient = failure.kind === "transient";
+  return new ProviderUnavailableError(
+    `the provider called the ${kind} token of ${connectionId} expired, and refreshing it failed (${failure.error})`,
+    transient || failure.kind === "misconfigured" ? failure.reason : "provider_unavailable",
+    transient ? (failure.retryAfterMs ?? null) : null,
+  );
 }
 
 /**
@@ -61,6 +75,9 @@ export function makeWithToken(
         { connectionId, kind: first.kind },
         { freshUntilMs: Number.MAX_SAFE_INTEGER, staleAccessToken: first.accessToken, ignoreBackoff: true },
       );
+      // The refresh failed for now (the stored token comes back): the provider has just called that
+      // token expired, so calling again with it would only hand its error to the caller as an answer.
+      if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
       result = await attempt({
         accessToken: fresh.tokens.accessToken.reveal(),
         tokenType: fresh.tokens.tokenType,

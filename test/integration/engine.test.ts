@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NeedsReauthError, type TokenwardenError } from "../../src/core/errors.js";
+import { NeedsReauthError, ProviderUnavailableError, type TokenwardenError } from "../../src/core/errors.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
@@ -159,6 +159,37 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(seen).toHaveLength(2);
     expect(seen[0]).toBe(install["access_token"]);
     expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+
+  it("withToken does not call again with the expired token when the refresh fails: provider_unavailable", async () => {
+    const { id, install } = await h.installAndImport();
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: install["access_token"] as string,
+          refreshToken: install["refresh_token"] as string,
+          expiresIn: 86_400,
+        },
+      },
+    });
+    advance(h, 12 * HOUR + 1);
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    const seen: string[] = [];
+    const err = await h.warden
+      .withToken(id, async (token) => {
+        seen.push(token);
+        return authTest(h, token);
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderUnavailableError);
+    expect((err as ProviderUnavailableError).reason).toBe("provider_unavailable");
+    expect(seen).toEqual([install["access_token"]]); // once: Slack had called it expired
+    expect((await h.warden.connections.get(id)).status).toBe("refresh_failing");
+    // The next call refreshes and succeeds.
+    const body = await h.warden.withToken(id, (token) => authTest(h, token));
+    expect(body["ok"]).toBe(true);
   });
 
   it("a dead refresh token means needs_reauth once, with its reason; reconnecting recovers", async () => {
