@@ -3,7 +3,8 @@
  * token. The body goes on as received (form or JSON bytes, so it can be sent
  * twice); the caller's own Authorization (our API key) never leaves.
  */
-import { NeedsReauthError, TokenwardenError } from "../core/errors.js";
+import { classifyTransportError } from "../core/classify.js";
+import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
 import { withTimeout } from "../engine/timeout.js";
 import type { ServerContext } from "./server-context.js";
@@ -57,6 +58,15 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
   const slack = ctx.slack;
   if (slack === null) throw new TokenwardenError("provider_misconfigured", "Slack is not configured");
   if (!METHOD_NAME.test(r.method)) throw new TokenwardenError("invalid_input", "not a Slack method name");
+  // Our token goes only to its own provider's origin: a connection of another provider (the store is
+  // shared with library processes that may run any) is not the proxy's to serve.
+  const connection = await ctx.warden.connections.get(r.connectionId);
+  if (connection.provider !== "slack") {
+    throw new TokenwardenError(
+      "invalid_input",
+      `connection ${r.connectionId} is a ${connection.provider} connection; the proxy calls Slack`,
+    );
+  }
   const url = `${slack.baseUrl}/api/${r.method}${r.query}`;
   const hasBody =
     r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;
@@ -69,11 +79,11 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     },
   );
   if (result.error !== null && slack.provider.classifyApiError(result.error, result.status).kind === "dead") {
-    const connection = await ctx.warden.connections.get(r.connectionId);
+    const dead = await ctx.warden.connections.get(r.connectionId);
     throw new NeedsReauthError(
       r.connectionId,
-      connection.reason ?? "invalid_auth",
-      ctx.reconnectUrl(r.connectionId, connection.provider),
+      dead.reason ?? "invalid_auth",
+      ctx.reconnectUrl(r.connectionId, dead.provider),
     );
   }
   return { status: result.status, headers: result.headers, body: result.body };
@@ -81,14 +91,27 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
   async function attempt(token: string, signal: AbortSignal): Promise<Attempt> {
     const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     if (hasBody && r.contentType !== undefined) headers["content-type"] = r.contentType;
-    const res = await ctx.fetch(url, {
-      method: r.httpMethod,
-      headers,
-      ...(hasBody && r.body !== undefined ? { body: new Uint8Array(r.body) } : {}),
-      redirect: "manual",
-      signal,
-    });
-    const body = Buffer.from(await res.arrayBuffer());
+    let res: Response;
+    let body: Buffer;
+    try {
+      res = await ctx.fetch(url, {
+        method: r.httpMethod,
+        headers,
+        ...(hasBody && r.body !== undefined ? { body: new Uint8Array(r.body) } : {}),
+        redirect: "manual",
+        signal,
+      });
+      body = Buffer.from(await res.arrayBuffer());
+    } catch (error) {
+      // No answer (refused, reset, timed out): Slack's trouble, not ours, so 503 rather than a 500.
+      const { classification } = classifyTransportError(error, signal.aborted);
+      throw new ProviderUnavailableError(
+        `Slack did not answer ${r.method} (${classification.error})`,
+        "provider_unavailable",
+        null,
+        { cause: error },
+      );
+    }
     const back: Record<string, string> = {};
     for (const name of PASSED_BACK) {
       const v = res.headers.get(name);

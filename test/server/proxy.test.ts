@@ -1,0 +1,98 @@
+// The proxy's edges: whose token it sends where, and what a caller sees when Slack gives no answer.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Provider } from "../../src/core/ports.js";
+import { createWarden } from "../../src/engine/warden.js";
+import { closedPort } from "../helpers/closed-port.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
+import { API_KEY, openServerHarness, type ServerHarness } from "./server-harness.js";
+
+const AUTH = { authorization: `Bearer ${API_KEY}` };
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
+  let h: ServerHarness;
+  const sent: Array<{ url: string; authorization: string | null }> = [];
+
+  beforeAll(async () => {
+    h = await openServerHarness(kind, {
+      server: {
+        fetch: async (input, init) => {
+          const headers = new Headers(init?.headers);
+          sent.push({ url: String(input), authorization: headers.get("authorization") });
+          return fetch(input, init);
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("never sends another provider's token to Slack: 400, and no request leaves", async () => {
+    // A library process on the same store runs a provider the server does not.
+    const other = {
+      id: "github",
+      refresh: async () => {
+        throw new Error("not called");
+      },
+      check: async () => ({ kind: "ok" }),
+      revoke: async () => ({ kind: "ok" }),
+      classifyApiError: () => ({ kind: "transient", reason: "provider_unavailable", error: "x" }),
+    } as unknown as Provider;
+    const key = h.env["TOKENWARDEN_ENCRYPTION_KEY"] ?? "";
+    const lib = await createWarden({
+      store: await openSealedStore(kind, h.schema ?? h.database.slice("sqlite:".length), key),
+      encryptionKey: key,
+      extraProviders: [other],
+      logger: silent,
+      env: {},
+    });
+    try {
+      await lib.connections.import({
+        id: "gh-acme",
+        provider: "github",
+        credentials: { default: { accessToken: "ghp_not_for_slack", expiresIn: 3_600 } },
+      });
+    } finally {
+      await lib.close();
+    }
+    sent.length = 0;
+    const res = await h.server.app.inject({
+      method: "POST",
+      url: "/v1/proxy/gh-acme/auth.test",
+      headers: AUTH,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: { code: "invalid_input" } });
+    expect(res.body).not.toContain("ghp_");
+    expect(sent).toEqual([]);
+  });
+
+  it("answers 503 provider_unavailable when Slack's answer is lost", async () => {
+    const teamId = await h.installAndImport("lost");
+    h.emu.control.fault("auth.test", { kind: "lost_response", times: 1 });
+    const res = await h.server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/auth.test`,
+      headers: AUTH,
+    });
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json()).toMatchObject({ error: { code: "provider_unavailable" } });
+    expect(res.body).not.toMatch(/xox[a-z]/);
+  });
+
+  it("answers 503 provider_unavailable when Slack cannot be reached", async () => {
+    const teamId = await h.installAndImport("unreachable");
+    const server = await h.start({
+      env: { ...h.env, SLACK_BASE_URL: `http://127.0.0.1:${await closedPort()}` },
+    });
+    const res = await server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/auth.test`,
+      headers: AUTH,
+    });
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json()).toMatchObject({ error: { code: "provider_unavailable" } });
+    expect(res.json().error.message).toContain("ECONNREFUSED");
+  });
+});
