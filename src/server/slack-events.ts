@@ -4,6 +4,7 @@
  * kills the credentials whose bot user ids (`tokens.bot`) or user ids
  * (`tokens.oauth`) it names.
  */
+import { TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
 import type { Warden } from "../engine/warden.js";
 
@@ -48,21 +49,32 @@ export type EventOutcome =
 
 async function findConnection(warden: Warden, ids: string[]) {
   for (const id of ids) {
-    const c = await warden.connections.get(id).catch(() => null);
-    if (c !== null) return c;
+    try {
+      return await warden.connections.get(id);
+    } catch (error) {
+      // Only "no such connection" (or an id no connection could have) means not ours. A store that
+      // failed must fail the request, so its event id is forgotten and Slack's retry acts on it.
+      const code = error instanceof TokenwardenError ? error.code : null;
+      if (code !== "not_found" && code !== "invalid_input") throw error;
+    }
   }
   return null;
 }
 
+type EventBody = { type?: unknown; tokens?: { bot?: unknown; oauth?: unknown } };
+const eventOf = (envelope: SlackEnvelope): EventBody =>
+  (typeof envelope.event === "object" && envelope.event !== null ? envelope.event : {}) as EventBody;
+
+/** Whether an event_callback is one this receiver acts on (the rest are acknowledged and ignored). */
+export function actsOn(envelope: SlackEnvelope): boolean {
+  const type = eventOf(envelope).type;
+  return type === "app_uninstalled" || type === "tokens_revoked";
+}
+
 /** Acts on one event_callback; never throws for an unknown team or event type (Slack would retry). */
 export async function applySlackEvent(warden: Warden, envelope: SlackEnvelope): Promise<EventOutcome> {
-  const event = (typeof envelope.event === "object" && envelope.event !== null ? envelope.event : {}) as {
-    type?: unknown;
-    tokens?: { bot?: unknown; oauth?: unknown };
-  };
-  if (event.type !== "app_uninstalled" && event.type !== "tokens_revoked") {
-    return { handled: false, why: "event type not acted on" };
-  }
+  const event = eventOf(envelope);
+  if (!actsOn(envelope)) return { handled: false, why: "event type not acted on" };
   const connection = await findConnection(warden, candidateIds(envelope));
   if (connection === null || connection.provider !== "slack")
     return { handled: false, why: "unknown installation" };

@@ -3,11 +3,52 @@ import { TokenwardenError } from "../../core/errors.js";
 import { verifySlackSignature } from "../../providers/slack/slack-signature.js";
 import { HttpError } from "../error-reply.js";
 import { route, type ServerContext } from "../server-context.js";
-import { applySlackEvent, type SlackEnvelope } from "../slack-events.js";
+import { actsOn, applySlackEvent, type EventOutcome, type SlackEnvelope } from "../slack-events.js";
 
 /** Slack retries for up to ~6 minutes (or a day with Delayed Events, §6.6): remember event ids for a day. */
 const SEEN_TTL_MS = 24 * 3_600_000;
 const BODY_LIMIT = 256 * 1024;
+
+/** How long one delivery may take to act on an event before another delivery may try. */
+const IN_FLIGHT_MS = 60_000;
+
+/**
+ * Acts on an event at most once per `event_id` across every process; null when it was acted on before.
+ * Two marks: `slack_event_in_flight` while a delivery works on it, `slack_event` once it is done.
+ * Slack sends a retry 3 s into a slow first delivery (§6.6): that retry is refused (409, so Slack
+ * retries again in a minute) rather than acknowledged, or a first delivery failing after it would
+ * lose the event. Both marks are taken with the same short expiry and the done mark is lengthened
+ * only after success, so a process dying mid-way leaves nothing that hides the event from the
+ * retry after.
+ */
+async function actOnce(
+  ctx: ServerContext,
+  envelope: SlackEnvelope,
+  eventId: string,
+): Promise<EventOutcome | null> {
+  const now = ctx.clock.now();
+  const until = now + IN_FLIGHT_MS;
+  if (!(await ctx.store.markOnce("slack_event_in_flight", eventId, now, until))) {
+    throw new HttpError("conflict", "this event is being handled by an earlier delivery; retry later");
+  }
+  try {
+    if (!(await ctx.store.markOnce("slack_event", eventId, now, until))) return null;
+    let outcome: EventOutcome;
+    try {
+      outcome = await applySlackEvent(ctx.warden, envelope);
+    } catch (error) {
+      // Not acted on: forget the id so Slack's retry gets another chance.
+      await ctx.store.unmarkOnce("slack_event", eventId).catch(() => {});
+      throw error;
+    }
+    // Still in flight meanwhile, so no other delivery slips in between.
+    await ctx.store.unmarkOnce("slack_event", eventId);
+    await ctx.store.markOnce("slack_event", eventId, now, now + SEEN_TTL_MS);
+    return outcome;
+  } finally {
+    await ctx.store.unmarkOnce("slack_event_in_flight", eventId).catch(() => {});
+  }
+}
 
 /**
  * `POST /slack/events`: the body is kept raw (the signature covers its exact
@@ -71,19 +112,9 @@ export function registerSlackEventRoutes(app: FastifyInstance, ctx: ServerContex
         ) {
           throw new HttpError("invalid_input", "event_callback without a valid event_id");
         }
-        const now = ctx.clock.now();
-        // A retry of an event already acted on gets the same answer and changes nothing.
-        if (!(await ctx.store.markOnce("slack_event", envelope.event_id, now, now + SEEN_TTL_MS))) {
-          return { ok: true };
-        }
-        try {
-          const outcome = await applySlackEvent(ctx.warden, envelope);
-          request.log.info({ eventId: envelope.event_id, outcome }, "slack event");
-        } catch (error) {
-          // Not acted on: forget the id so Slack's retry gets another chance.
-          await ctx.store.unmarkOnce("slack_event", envelope.event_id).catch(() => {});
-          throw error;
-        }
+        if (!actsOn(envelope)) return { ok: true };
+        const outcome = await actOnce(ctx, envelope, envelope.event_id);
+        if (outcome !== null) request.log.info({ eventId: envelope.event_id, outcome }, "slack event");
         return reply.send({ ok: true });
       },
     );
