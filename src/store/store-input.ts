@@ -8,8 +8,47 @@ export function encodeCursor(lastId: string): string {
 
 export function decodeCursor(cursor: string | undefined): string | null {
   if (cursor === undefined || cursor === "") return null;
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new TokenwardenError("invalid_input", "cursor is malformed");
-  return Buffer.from(cursor, "base64url").toString("utf8");
+  const lastId = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, "base64url").toString("utf8") : null;
+  // Only a cursor encodeCursor could have made: anything else would reach the query as a stray id.
+  if (lastId === null || lastId.includes(NUL) || encodeCursor(lastId) !== cursor) {
+    throw new TokenwardenError("invalid_input", "cursor is malformed");
+  }
+  return lastId;
+}
+
+const NUL = "\u0000";
+
+/**
+ * PostgreSQL stores no NUL character in text or jsonb and refuses the whole statement, which would
+ * reach the caller as a store failure (a 503) instead of bad input; both stores refuse it up front.
+ */
+export function checkText(value: string | null | undefined, what: string): void {
+  if (value?.includes(NUL)) throw new TokenwardenError("invalid_input", `${what} must not contain NUL`);
+}
+
+/** checkText over every key and string of a JSON value (metadata, provider data). */
+export function checkJsonText(value: unknown, what: string): void {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === "string") checkText(v, what);
+    else if (Array.isArray(v)) pending.push(...v);
+    else if (typeof v === "object" && v !== null) {
+      for (const [key, inner] of Object.entries(v)) {
+        checkText(key, what);
+        pending.push(inner);
+      }
+    }
+  }
+}
+
+/** A list filter's text fields (users type them into query strings). */
+export function checkListFilter(filter: {
+  provider?: string | undefined;
+  status?: string | undefined;
+}): void {
+  checkText(filter.provider, "provider");
+  checkText(filter.status, "status");
 }
 
 /** Page sizes come from users (HTTP, CLI); a store never runs an unbounded or negative LIMIT. */
@@ -32,8 +71,15 @@ export function checkProvider(provider: unknown): string {
 }
 
 export function checkNewConnection(input: NewConnection): void {
-  if (input.id === "" || input.id.includes("\u0000")) {
+  if (input.id === "" || input.id.includes(NUL)) {
     throw new TokenwardenError("invalid_input", "connection id must be non-empty and contain no NUL");
+  }
+  checkText(input.provider, "provider");
+  checkJsonText(input.metadata, "metadata");
+  for (const c of input.credentials) {
+    checkText(c.tokens.tokenType, `${c.kind} token type`);
+    checkJsonText(c.tokens.scopes, `${c.kind} scopes`);
+    checkJsonText(c.providerData, `${c.kind} provider data`);
   }
   const kinds = input.credentials.map((c) => c.kind);
   if (new Set(kinds).size !== kinds.length) {

@@ -15,7 +15,7 @@ import type {
   UnreadableCredential,
 } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
-import type { CredentialRef } from "../../src/core/types.js";
+import type { CredentialRef, NewConnection, Status } from "../../src/core/types.js";
 import { sealedPrefix } from "../../src/crypto/seal.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
@@ -201,6 +201,45 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const bad = connection("T1", [credential("bot", "a"), credential("bot", "b")]);
         await expect(store.putConnection(bad, 1_000, [])).rejects.toMatchObject({ code: "invalid_input" });
         expect(await store.getConnection("T1")).toBeNull();
+      });
+
+      it("refuses NUL in any text it would store (PostgreSQL cannot), as bad input, changing nothing", async () => {
+        const good = () => connection("N1", [credential("bot", "n")]);
+        const bad: NewConnection[] = [
+          { ...good(), provider: "sl\u0000ck" },
+          { ...good(), metadata: { name: "a\u0000b" } },
+          { ...good(), metadata: { deep: [{ "k\u0000": 1 }] } },
+        ];
+        for (const [field, value] of [
+          ["providerData", { bot_user_id: "U\u0000" }],
+          ["tokens", { ...credential("bot", "n").tokens, tokenType: "bot\u0000" }],
+          ["tokens", { ...credential("bot", "n").tokens, scopes: ["chat:write", "x\u0000"] }],
+        ] as const) {
+          bad.push({ ...good(), credentials: [{ ...credential("bot", "n"), [field]: value }] });
+        }
+        for (const input of bad) {
+          await expect(
+            store.putConnection(input, 1_000, []),
+            JSON.stringify(input.metadata),
+          ).rejects.toMatchObject({
+            code: "invalid_input",
+          });
+        }
+        expect(await store.getConnection("N1")).toBeNull();
+        await store.putConnection(good(), 1_000, []);
+        await expect(store.updateMetadata("N1", { x: "\u0000" }, 2_000)).rejects.toMatchObject({
+          code: "invalid_input",
+        });
+        expect((await store.getConnection("N1"))?.metadata).toEqual(good().metadata);
+        for (const filter of [
+          { provider: "\u0000" },
+          { status: "active\u0000" as Status },
+          { cursor: "AAAA" },
+        ]) {
+          await expect(store.listConnections({ limit: 5, ...filter })).rejects.toMatchObject({
+            code: "invalid_input",
+          });
+        }
       });
 
       it("fences out a refresh in flight when the connection is replaced", async () => {

@@ -173,6 +173,24 @@ describe.each(STORE_KINDS)("bad input (%s)", (kind) => {
     await expectRefused({ method: "GET", url: "/v1/connections?limit=0", headers: AUTH }, 400);
     await expectRefused({ method: "GET", url: "/v1/connections?cursor=%25%25", headers: AUTH }, 400);
     await expectRefused({ method: "GET", url: "/v1/connections?status=dead", headers: AUTH }, 400);
+    // NUL, which PostgreSQL cannot store or compare, is bad input on both stores (not a 503).
+    await expectRefused({ method: "GET", url: "/v1/connections?provider=%00", headers: AUTH }, 400);
+    await expectRefused({ method: "GET", url: "/v1/connections?cursor=AAAA", headers: AUTH }, 400);
+    await expectRefused(
+      {
+        method: "POST",
+        url: "/v1/connections",
+        headers: { ...AUTH, "content-type": "application/json" },
+        payload: JSON.stringify({
+          id: "T-nul",
+          provider: "slack",
+          credentials: { bot: { access_token: "xoxb-nul", expires_in: 600 } },
+          metadata: { name: "a\u0000b" },
+        }),
+      },
+      400,
+      "invalid_input",
+    );
     await expectRefused(
       { method: "DELETE", url: `/v1/connections/${teamId}?revoke=maybe`, headers: AUTH },
       400,

@@ -69,7 +69,15 @@ import {
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
-import { checkLimit, checkNewConnection, checkProvider, decodeCursor, encodeCursor } from "../store-input.js";
+import {
+  checkJsonText,
+  checkLimit,
+  checkListFilter,
+  checkNewConnection,
+  checkProvider,
+  decodeCursor,
+  encodeCursor,
+} from "../store-input.js";
 import { claimDueSql, completeRefreshesSql, pgArrayLiteral } from "./batch-statements.js";
 import { ChangeListener, EVERYTHING } from "./change-listener.js";
 import { translatePgError } from "./postgres-errors.js";
@@ -321,6 +329,7 @@ export class PostgresStore implements Store {
   async listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }> {
     const limit = checkLimit(filter.limit, "limit");
     const after = decodeCursor(filter.cursor);
+    checkListFilter(filter);
     return this.#tx(
       "listConnections",
       async (c) => {
@@ -365,6 +374,7 @@ export class PostgresStore implements Store {
   }
 
   async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+    checkJsonText(patch, "metadata");
     return this.#tx("updateMetadata", async (c) => {
       const { rows } = await c.query<{ metadata: Record<string, unknown> }>(
         `SELECT metadata FROM ${this.#t.connections} WHERE id = $1 FOR UPDATE`,

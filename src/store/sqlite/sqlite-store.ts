@@ -69,7 +69,15 @@ import {
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
-import { checkLimit, checkNewConnection, checkProvider, decodeCursor, encodeCursor } from "../store-input.js";
+import {
+  checkJsonText,
+  checkLimit,
+  checkListFilter,
+  checkNewConnection,
+  checkProvider,
+  decodeCursor,
+  encodeCursor,
+} from "../store-input.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 
 export interface SqliteStoreOptions {
@@ -224,6 +232,7 @@ export class SqliteStore implements Store {
   async listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }> {
     const limit = checkLimit(filter.limit, "limit");
     const after = decodeCursor(filter.cursor);
+    checkListFilter(filter);
     return this.#read("listConnections", () => {
       // NULL parameters switch a filter off, so one cached statement serves every combination.
       const rows = this.#all<ConnectionRow>(
@@ -256,6 +265,7 @@ export class SqliteStore implements Store {
   }
 
   async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+    checkJsonText(patch, "metadata");
     return this.#write("updateMetadata", () => {
       const row = this.#get<{ metadata: string }>("SELECT metadata FROM connections WHERE id = ?", id);
       if (row === undefined) return false;
