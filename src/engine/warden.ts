@@ -1,6 +1,5 @@
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import pino from "pino";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
@@ -20,6 +19,7 @@ import {
   type RefreshObservation,
 } from "./context.js";
 import { cryptoRandom } from "./crypto-random.js";
+import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
@@ -65,18 +65,6 @@ export interface WardenOptions {
   webhooks?: boolean;
   /** Told of every refresh grant sent to a provider (outcome, latency): for metrics. */
   onRefresh?: (observation: RefreshObservation) => void;
-}
-
-function defaultLogger(env: NodeJS.ProcessEnv): Logger {
-  return pino(
-    {
-      name: "tokenwarden",
-      level: env["TOKENWARDEN_LOG_LEVEL"] ?? "warn",
-      // A second belt: Secrets already redact themselves.
-      redact: ["*.accessToken", "*.refreshToken", "*.access_token", "*.refresh_token", "*.client_secret"],
-    },
-    pino.destination(2),
-  );
 }
 
 function devKeyPathFor(database: string, explicit: string | undefined): string {

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
+import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import { ApiKeyVerifier } from "./auth.js";
@@ -43,11 +44,7 @@ export const REDACT = [
   "req.headers.authorization",
   "req.headers.cookie",
   'req.headers["x-slack-signature"]',
-  "*.access_token",
-  "*.refresh_token",
-  "*.accessToken",
-  "*.refreshToken",
-  "*.client_secret",
+  ...SECRET_REDACT_PATHS,
 ];
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {

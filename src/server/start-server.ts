@@ -15,6 +15,7 @@ import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
 import { cryptoRandom } from "../engine/crypto-random.js";
+import { defaultLogger } from "../engine/default-logger.js";
 import { systemClock } from "../engine/system-clock.js";
 import { createWarden, type Warden } from "../engine/warden.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
@@ -102,12 +103,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const publicUrl = config.publicUrl ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   const doFetch = options.fetch ?? globalThis.fetch;
   const metrics = createMetrics();
-  const stderrLogger: Logger = options.logger ?? {
-    debug: () => {},
-    info: () => {},
-    warn: (obj, msg) => process.stderr.write(`tokenwarden: ${msg ?? ""} ${safeJson(obj)}\n`),
-    error: (obj, msg) => process.stderr.write(`tokenwarden: ${msg ?? ""} ${safeJson(obj)}\n`),
-  };
+  const stderrLogger: Logger = options.logger ?? defaultLogger(env);
 
   const databaseUrl = config.database.url.reveal();
   const key = await resolveEncryptionKey({
@@ -245,13 +241,5 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   } catch (error) {
     await warden.close().catch(() => {});
     throw error;
-  }
-}
-
-function safeJson(obj: object): string {
-  try {
-    return JSON.stringify(obj);
-  } catch {
-    return "";
   }
 }
