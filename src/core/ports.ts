@@ -365,8 +365,11 @@ export interface Provider {
   refresh(input: RefreshInput, signal: AbortSignal): Promise<RefreshOutcome>;
   /** A health check with the access token (Slack: auth.test). */
   check(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome>;
-  /** Revokes the token at the provider; best effort. */
-  revoke(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome>;
+  /**
+   * Revokes one token (an access or a refresh token) at the provider; best effort. Slack with
+   * rotation revokes only the token named (slack-api.md §3.8), so callers revoke each.
+   */
+  revoke(token: Secret, signal: AbortSignal): Promise<CheckOutcome>;
   /** Classifies an API error string seen by a caller (withToken, the proxy). */
   classifyApiError(error: string, httpStatus: number, retryAfterMs?: number): Classification;
 }

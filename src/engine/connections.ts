@@ -2,6 +2,7 @@ import { TokenwardenError } from "../core/errors.js";
 import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
 import { Secret } from "../core/secret.js";
 import type {
+  Classification,
   Connection,
   CredentialKind,
   NewCredential,
@@ -19,6 +20,9 @@ import {
 } from "./import-input.js";
 import { announce, providerFor } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
+
+/** A revocation's aim is a token that no longer works: one the provider calls expired or dead already meets it. */
+const alreadyUnusable = (c: Classification): boolean => c.kind === "dead" || c.kind === "refreshable";
 
 export interface ListOptions {
   provider?: string;
@@ -131,13 +135,22 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       if (options.revoke) {
         const provider = providerFor(ctx, connection.provider);
         for (const credential of await ctx.store.listCredentials(id)) {
-          const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
-            provider.revoke(credential.accessToken, signal),
-          );
+          // The refresh token first, so no new access token can be minted from it while the access
+          // token is revoked; with rotation on, revoking one does not revoke the other.
+          const tokens: Array<[string, Secret]> = [["access token", credential.accessToken]];
+          if (credential.refreshToken !== null) tokens.unshift(["refresh token", credential.refreshToken]);
+          let error: string | undefined;
+          for (const [label, token] of tokens) {
+            const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+              provider.revoke(token, signal),
+            );
+            if (outcome.kind === "ok" || alreadyUnusable(outcome.classification)) continue;
+            error ??= `${label}: ${outcome.classification.error}`;
+          }
           revoked.push(
-            outcome.kind === "ok"
+            error === undefined
               ? { kind: credential.kind, ok: true }
-              : { kind: credential.kind, ok: false, error: outcome.classification.error },
+              : { kind: credential.kind, ok: false, error },
           );
         }
       }

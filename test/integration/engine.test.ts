@@ -192,6 +192,21 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(body["ok"]).toBe(true);
   });
 
+  it("delete with revoke revokes the refresh token as well as the access token", async () => {
+    const { id, install } = await h.installAndImport();
+    const refreshToken = install["refresh_token"] as string;
+    const accessToken = install["access_token"] as string;
+    expect(h.emu.control.tokenInfo(refreshToken).state).toBe("active");
+    // With rotation on, auth.revoke revokes only the token it is given (slack-api.md §3.8).
+    expect(await h.warden.connections.delete(id, { revoke: true })).toEqual({
+      deleted: true,
+      revoked: [{ kind: "bot", ok: true }],
+    });
+    expect(h.emu.control.tokenInfo(refreshToken)).toMatchObject({ state: "revoked" });
+    expect(h.emu.control.tokenInfo(accessToken)).toMatchObject({ state: "revoked" });
+    await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
   it("a dead refresh token means needs_reauth once, with its reason; reconnecting recovers", async () => {
     const { id } = await h.installAndImport();
     const needs = collect(h, "needs_reauth");
