@@ -48,6 +48,8 @@ export interface Sealer {
   open(sealed: string, aad: string): string;
   /** True when the value was sealed with a key other than the current (first) one. */
   needsReseal(sealed: string): boolean;
+  /** Whether the ring holds the key with this id (ids are not secret). */
+  holdsKey(keyId: string): boolean;
 }
 
 /** The right to spend one credential's refresh token, held by one process. */
@@ -280,6 +282,13 @@ export interface Store {
   getProviderState(provider: string): Promise<ProviderState | null>;
   /** Upserts; returns whether the status changed. */
   setProviderState(state: ProviderState): Promise<boolean>;
+
+  /**
+   * Refuses a key ring that cannot have sealed what the store holds: throws `config_invalid`,
+   * naming the key id (never a key), when a stored secret names a key the ring lacks. Run at
+   * startup, before anything is written under the wrong key. Looks at one stored secret.
+   */
+  checkKeyRing(): Promise<void>;
 
   /**
    * Re-seals up to `limit` secrets that use an old key, in one transaction.

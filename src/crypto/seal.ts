@@ -42,6 +42,10 @@ export class AesGcmSealer implements Sealer {
     return `${VERSION}.${this.currentKeyId}.${b64(iv)}.${b64(ciphertext)}.${b64(cipher.getAuthTag())}`;
   }
 
+  holdsKey(keyId: string): boolean {
+    return this.#keys.has(keyId);
+  }
+
   open(sealed: string, aad: string): string {
     const parts = sealed.split(".");
     const [version, keyId, iv, ciphertext, tag] = parts;

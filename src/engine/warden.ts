@@ -128,7 +128,14 @@ export async function createWarden(options: WardenOptions = {}) {
       outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]),
     });
   }
-  await store.migrate();
+  try {
+    await store.migrate();
+    // Before anything is written: a wrong key would seal new rows no correctly keyed instance can open.
+    await store.checkKeyRing();
+  } catch (error) {
+    if (options.store === undefined) await store.close().catch(() => {});
+    throw error;
+  }
 
   const openStoreRef = store;
   const events = new WardenEvents(logger);

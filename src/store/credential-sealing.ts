@@ -1,5 +1,7 @@
+import { TokenwardenError } from "../core/errors.js";
 import type { Sealer } from "../core/ports.js";
 import type { CredentialRef, TokenSet } from "../core/types.js";
+import { sealedKeyId } from "../crypto/seal.js";
 
 type TokenField = "access" | "refresh";
 
@@ -55,4 +57,20 @@ export function resealTokens(
     patch.refreshTokenSealed = sealer.seal(sealer.open(row.refreshTokenSealed, aad), aad);
   }
   return Object.keys(patch).length === 0 ? null : patch;
+}
+
+/**
+ * Store.checkKeyRing's rule, on one sealed secret the store holds (null: it holds none). The common
+ * mistake it catches is a whole other key (a bare key's id derives from the key): writing under it
+ * would leave rows that no instance holding the real key can open.
+ */
+export function checkRingHolds(sealer: Sealer, sample: string | null): void {
+  if (sample === null) return;
+  const keyId = sealedKeyId(sample);
+  if (keyId === null || sealer.holdsKey(keyId)) return; // a malformed value is the refresher's to report
+  throw new TokenwardenError(
+    "config_invalid",
+    `the database holds secrets sealed with key id "${keyId}", which TOKENWARDEN_ENCRYPTION_KEY does not hold: ` +
+      "is this the key this database was written with? (several keys: id:key,… with the current first)",
+  );
 }

@@ -1507,6 +1507,17 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(String((error as Error).message)).not.toContain("PLAINTEXT");
       });
 
+      it("checkKeyRing refuses a ring without the stored secrets' key, naming its id only", async () => {
+        await store.checkKeyRing(); // empty: nothing to check against
+        await seedT1();
+        await store.checkKeyRing();
+        await (await peer(rotatedSealer())).checkKeyRing(); // holds the old key too
+        const error = await (await peer(newKeyOnlySealer())).checkKeyRing().catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: "config_invalid" });
+        expect(String((error as Error).message)).toContain('key id "old"');
+        expect(String((error as Error).message)).not.toMatch(/PLAINTEXT|Zm9y/);
+      });
+
       it("re-seals every secret with the new key in batches, keeping versions", async () => {
         await seedT1();
         await store.putConnection(connection("T2", [credential("bot", "t2", { refresh: false })]), 1_000, []);

@@ -740,6 +740,21 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(await rotator.rotateKeys()).toBe(0);
   });
 
+  it("refuses to start with a key that did not seal what the store holds, before writing anything", async () => {
+    const { id } = await h.installAndImport();
+    const before = await h.warden.connections.events(id);
+    const wrongKey = randomBytes(32).toString("base64");
+    const error = await h.peer({}, wrongKey).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "config_invalid" });
+    expect(String((error as Error).message)).toMatch(
+      /key id "[^"]+", which TOKENWARDEN_ENCRYPTION_KEY does not hold/,
+    );
+    expect(String((error as Error).message)).not.toContain(wrongKey);
+    expect(await h.warden.connections.events(id)).toEqual(before);
+    // Adding the new key in front of the old one is a rotation, and starts.
+    await expect(h.peer({}, `new:${wrongKey},${h.key}`)).resolves.toBeDefined();
+  });
+
   it("rejects bad import input with a clear error and changes nothing", async () => {
     await expect(
       h.warden.connections.import({ provider: "slack", credentials: {} } as never),

@@ -32,7 +32,7 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import { checkRingHolds, resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -681,6 +681,13 @@ export class PostgresStore implements Store {
       if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });
+  }
+
+  async checkKeyRing(): Promise<void> {
+    const { rows } = await this.#query("checkKeyRing", (c) =>
+      c.query<{ sealed: string }>(`SELECT access_token_sealed AS sealed FROM ${this.#t.credentials} LIMIT 1`),
+    );
+    checkRingHolds(this.#sealer, rows[0]?.sealed ?? null);
   }
 
   async resealBatch(limit: number): Promise<number> {

@@ -32,7 +32,7 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import { checkRingHolds, resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -513,6 +513,13 @@ export class SqliteStore implements Store {
       if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });
+  }
+
+  async checkKeyRing(): Promise<void> {
+    const row = this.#read("checkKeyRing", () =>
+      this.#get<{ sealed: string }>("SELECT access_token_sealed AS sealed FROM credentials LIMIT 1"),
+    );
+    checkRingHolds(this.#sealer, row?.sealed ?? null);
   }
 
   async resealBatch(limit: number): Promise<number> {
