@@ -273,10 +273,11 @@ export async function createWarden(options: WardenOptions = {}) {
     stats: () => ctx.cache.stats(),
     /**
      * Stops the refresher and waits for every refresh in flight (background or on demand) to store
-     * its outcome, at most a provider timeout and a little more, then closes the store.
+     * its outcome, at most `timeoutMs` (default: a provider timeout and 5 s more), then closes the
+     * store. A refresh cut off keeps its journal: the next attempt recovers it.
      */
-    async close(): Promise<void> {
-      const deadline = performance.now() + timings.providerTimeoutMs + 5_000;
+    async close(options: { timeoutMs?: number } = {}): Promise<void> {
+      const deadline = performance.now() + (options.timeoutMs ?? timings.providerTimeoutMs + 5_000);
       await refresher?.stop(deadline - performance.now());
       if (!(await ctx.claims.settled(Math.max(0, deadline - performance.now())))) {
         logger.warn(

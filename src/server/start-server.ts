@@ -47,6 +47,8 @@ export interface StartServerOptions {
   webhookIntervalMs?: number;
   /** PostgreSQL schema (tests). */
   schema?: string;
+  /** The whole graceful shutdown's budget (default 25 s: inside Kubernetes' 30 s grace period). */
+  shutdownTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -59,6 +61,21 @@ export interface RunningServer {
   dispatcher: WebhookDispatcher | null;
   healthChecker: HealthChecker | null;
   close(): Promise<void>;
+}
+
+const SHUTDOWN_TIMEOUT_MS = 25_000;
+
+/** Whether `p` settles within `ms` (it keeps running either way). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function splitList(value: string | undefined): string[] {
@@ -228,12 +245,20 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       healthChecker,
       close() {
         closing ??= (async () => {
-          // Stop accepting; in-flight requests finish (Fastify waits for them).
-          await app.close();
+          const deadline = performance.now() + (options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
+          const left = () => Math.max(0, deadline - performance.now());
+          // Stop accepting; in-flight requests finish (Fastify waits for them), but not past the
+          // budget less a share kept for the store: then their connections are cut.
+          const requestsDone = app.close();
+          if (!(await settlesWithin(requestsDone, left() * 0.8))) {
+            stderrLogger.warn({}, "shutdown: cutting requests still in flight");
+            app.server.closeAllConnections();
+            await requestsDone;
+          }
           await healthChecker?.stop();
           await dispatcher?.stop();
-          // Stops the refresher (in-flight refreshes persist, bounded) and closes the store.
-          await warden.close();
+          // Stops the refresher (in-flight refreshes persist, with what is left) and closes the store.
+          await warden.close({ timeoutMs: left() });
         })();
         return closing;
       },
