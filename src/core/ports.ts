@@ -361,7 +361,16 @@ export type RefreshOutcome =
     };
 
 export type CheckOutcome =
-  | { kind: "ok"; providerData: Record<string, unknown> }
+  | {
+      kind: "ok";
+      providerData: Record<string, unknown>;
+      /**
+       * What the answer says of the installation itself (Slack: `team_id`, `enterprise_id`), recorded
+       * in the connection's metadata where it has none: a reconnect link needs to know the workspace
+       * of a connection imported without it.
+       */
+      installation?: Record<string, string>;
+    }
   | { kind: "failed"; classification: Classification };
 
 /**

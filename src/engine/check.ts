@@ -1,5 +1,5 @@
 import { TokenwardenError } from "../core/errors.js";
-import type { Classification, CredentialKind, Reason, Status } from "../core/types.js";
+import type { Classification, Connection, CredentialKind, Reason, Status } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { announce, providerFor, refreshCredential } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
@@ -52,6 +52,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
       }
     }
     const now = ctx.clock.now();
+    if (outcome.kind === "ok") await learnInstallation(ctx, connection, outcome.installation, now);
     const classification: Classification | null = outcome.kind === "failed" ? outcome.classification : null;
     if (classification?.kind === "dead") {
       const change = await ctx.store.setCredentialStatus(
@@ -94,6 +95,20 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
   }
   const after = await ctx.store.getConnection(connectionId);
   return { connectionId, status: after?.status ?? connection.status, credentials: results };
+}
+
+/** Records what a check learned of the installation where the metadata says nothing (never overwrites). */
+async function learnInstallation(
+  ctx: EngineContext,
+  connection: Connection,
+  installation: Record<string, string> | undefined,
+  nowMs: number,
+): Promise<void> {
+  const missing = Object.entries(installation ?? {}).filter(([k]) => connection.metadata[k] === undefined);
+  if (missing.length === 0) return;
+  const patch = Object.fromEntries(missing);
+  await ctx.store.updateMetadata(connection.id, patch, nowMs);
+  Object.assign(connection.metadata, patch); // the next credential of this check sees them
 }
 
 /** Marks credentials dead after an outside signal (an uninstall event, a revocation seen by a caller). */

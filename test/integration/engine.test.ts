@@ -266,6 +266,20 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.events(id))[0]?.type).toBe("checked");
   });
 
+  it("a healthy check records the workspace where the metadata has none, and never overwrites it", async () => {
+    const { id } = await h.installAndImport();
+    await h.warden.connections.check(id);
+    expect((await h.warden.connections.get(id)).metadata).toMatchObject({ team_id: id });
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: { accessToken: (await h.warden.getToken(id)).accessToken, expiresIn: 3_600 } },
+      metadata: { team_id: "T-set-by-the-operator" },
+    });
+    await h.warden.connections.check(id);
+    expect((await h.warden.connections.get(id)).metadata).toMatchObject({ team_id: "T-set-by-the-operator" });
+  });
+
   it("a wrong client secret flags the provider and leaves every connection untouched", async () => {
     const { id } = await h.installAndImport();
     const wrong = await h.peer({

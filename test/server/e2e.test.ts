@@ -7,6 +7,7 @@ import { verifyWebhook } from "../../src/server/webhooks/signature.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 import {
   hop,
+  installViaBrowser,
   openServerHarness,
   type ServerHarness,
   WEBHOOK_SECRET,
@@ -14,18 +15,6 @@ import {
 } from "./server-harness.js";
 
 type Json = Record<string, unknown>;
-
-async function installViaBrowser(h: ServerHarness, startUrl: string): Promise<Response> {
-  const start = await hop(startUrl);
-  expect(start.status).toBe(302);
-  const authorize = start.headers.get("location") ?? "";
-  expect(authorize.startsWith(`${h.emu.url}/oauth/v2/authorize?`)).toBe(true);
-  const consent = await hop(authorize);
-  expect(consent.status).toBe(302);
-  const callback = consent.headers.get("location") ?? "";
-  expect(callback.startsWith(`${h.server.publicUrl}/oauth/slack/callback?`)).toBe(true);
-  return hop(callback);
-}
 
 describe.each(STORE_KINDS)("server end to end (%s)", (kind) => {
   let h: ServerHarness;

@@ -2,6 +2,7 @@
 // emulator over HTTP, with one FakeClock shared by both, and a webhook receiver that can be down.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { expect } from "vitest";
 import type { SlackEmulator, SlackEmulatorOptions } from "../../src/emulator/index.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
 import { type RunningServer, type StartServerOptions, startServer } from "../../src/server/start-server.js";
@@ -168,4 +169,17 @@ export async function openServerHarness(
 /** Follows one redirect hop by hand (the test plays the browser). */
 export async function hop(url: string): Promise<Response> {
   return fetch(url, { redirect: "manual" });
+}
+
+/** Plays the browser through an install link: our start, Slack's consent, our callback (its response). */
+export async function installViaBrowser(h: ServerHarness, startUrl: string): Promise<Response> {
+  const start = await hop(startUrl);
+  expect(start.status).toBe(302);
+  const authorize = start.headers.get("location") ?? "";
+  expect(authorize.startsWith(`${h.emu.url}/oauth/v2/authorize?`)).toBe(true);
+  const consent = await hop(authorize);
+  expect(consent.status).toBe(302);
+  const callback = consent.headers.get("location") ?? "";
+  expect(callback.startsWith(`${h.server.publicUrl}/oauth/slack/callback?`)).toBe(true);
+  return hop(callback);
 }

@@ -392,7 +392,12 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       // read here so `diagnose` can name a missing scope without calling a scoped method.
       const scopes = splitScopes(r.scopesHeader);
       if (scopes !== null) providerData["scopes"] = scopes;
-      return { kind: "ok", providerData };
+      const installation: Record<string, string> = {};
+      for (const key of ["team_id", "enterprise_id"] as const) {
+        const v = providerData[key];
+        if (typeof v === "string") installation[key] = v;
+      }
+      return { kind: "ok", providerData, installation };
     },
 
     async revoke(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome> {

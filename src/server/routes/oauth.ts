@@ -9,6 +9,9 @@ import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
 
+/** Slack workspace and org ids (`T0123ABCD`, `E0123ABCD`): a connection id of that form names its tenant. */
+const SLACK_TENANT_ID = /^[TE][A-Z0-9]{2,}$/;
+
 /** The code exchange of an install; the user is waiting on the callback page meanwhile. */
 const EXCHANGE_TIMEOUT_MS = 20_000;
 
@@ -217,7 +220,13 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       if (cid !== null) {
         const existing = await ctx.store.getConnection(cid);
         const teamId = existing?.metadata["team_id"];
-        team = typeof teamId === "string" ? teamId : existing === null ? undefined : cid;
+        // The id itself is the workspace only when it looks like one (T…/E…); `conn_…` is no hint.
+        team =
+          typeof teamId === "string"
+            ? teamId
+            : existing !== null && SLACK_TENANT_ID.test(cid)
+              ? cid
+              : undefined;
       }
       const state = ctx.signer.sign({
         use: "state",
@@ -318,11 +327,15 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           target !== null &&
           (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
         if (!owns) {
+          const known =
+            target !== null && (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
           return page(
             reply,
             400,
             "Wrong workspace",
-            "Slack installed the app into a different workspace than the one this link reconnects. Nothing was changed; choose the right workspace.",
+            known
+              ? "Slack installed the app into a different workspace than the one this link reconnects. Nothing was changed; choose the right workspace."
+              : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
           );
         }
         id = payload.cid;

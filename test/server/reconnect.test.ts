@@ -1,0 +1,86 @@
+// A reconnect link must work for a connection whose id is not its Slack workspace (imported without
+// an id, or with one of the operator's own): a health check learns the workspace from auth.test.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STORE_KINDS } from "../helpers/store-under-test.js";
+import { hop, installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
+
+type Json = Record<string, unknown>;
+
+describe.each(STORE_KINDS)("reconnect of a connection imported without its workspace (%s)", (kind) => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness(kind);
+    h.emu.control.setAuthorize({ mode: "approve" });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** A workspace with the app installed, imported over the API without an id: its id is `conn_…`. */
+  async function importWithoutId(name: string): Promise<{ id: string; teamId: string }> {
+    const { clientId } = h.emu.demoApp;
+    const team = h.emu.control.createTeam({ name });
+    const install = h.emu.control.install({ clientId, teamId: team.teamId });
+    const res = await h.api("/v1/connections", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        provider: "slack",
+        credentials: {
+          bot: {
+            access_token: install.access_token,
+            refresh_token: install.refresh_token,
+            expires_in: 43_200,
+          },
+        },
+      }),
+    });
+    expect(res.status).toBe(201);
+    const id = String(((await res.json()) as Json)["id"]);
+    expect(id).not.toBe(team.teamId);
+    return { id, teamId: team.teamId };
+  }
+
+  async function kill(id: string, teamId: string): Promise<void> {
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId });
+    const checked = await h.api(`/v1/connections/${id}/check`, { method: "POST" });
+    expect(((await checked.json()) as Json)["status"]).toBe("needs_reauth");
+  }
+
+  async function connectLink(id: string): Promise<string> {
+    const session = await h.api("/v1/connect-sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ connection_id: id }),
+    });
+    expect(session.status).toBe(201);
+    return String(((await session.json()) as Json)["url"]);
+  }
+
+  it("a check records the workspace, so the reconnect link lands on this connection", async () => {
+    const { id, teamId } = await importWithoutId("learned");
+    const ok = await h.api(`/v1/connections/${id}/check`, { method: "POST" });
+    expect(ok.status).toBe(200);
+    const shown = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    expect(shown["metadata"]).toMatchObject({ team_id: teamId });
+
+    await kill(id, teamId);
+    const back = await installViaBrowser(h, await connectLink(id));
+    expect(back.status).toBe(303);
+    expect(back.headers.get("location")).toContain(`connection_id=${encodeURIComponent(id)}`);
+    const revived = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    expect(revived["status"]).toBe("active");
+  });
+
+  it("never binds a connection whose workspace is unknown to whatever workspace installs", async () => {
+    const { id } = await importWithoutId("unknown");
+    const start = await hop(await connectLink(id));
+    // No `team=conn_…` hint is sent to Slack.
+    expect(new URL(start.headers.get("location") ?? "").searchParams.get("team")).toBeNull();
+    const consent = await hop(start.headers.get("location") ?? "");
+    const page = await hop(consent.headers.get("location") ?? "");
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("workspace is not known");
+    expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
+  });
+});
