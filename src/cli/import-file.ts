@@ -4,17 +4,40 @@
  * HTTP API takes it) and `@slack/oauth` `Installation` exports (slack-api.md
  * §7.1; expiries there are epoch SECONDS). One object or an array. Everything
  * is validated before anything is imported; errors name the field, never a value.
+ *
+ * Expiry units follow the form: snake_case `expires_at` is epoch seconds or
+ * ISO 8601, as the HTTP API reads it (src/server/wire.ts); camelCase
+ * `expiresAt` is epoch milliseconds, as `connections.import` reads it. A number
+ * in the wrong unit for its form is refused, not read as a date decades away.
  */
 import { z } from "zod";
 import { TokenwardenError } from "../core/errors.js";
+import type { CredentialKind } from "../core/types.js";
 import { type ImportInput, parseImportInput } from "../engine/import-input.js";
+
+/** Above this, an epoch-seconds value is really milliseconds (1e11 s is the year 5138; the API's bound too). */
+const MAX_EPOCH_SECONDS = 1e11;
+/** Below this, an epoch time is before 2001: a duration or a unit slip, not a token's expiry. */
+const MIN_EPOCH_SECONDS = 1e9;
 
 const SnakeCredential = z
   .object({
     access_token: z.string().min(1),
     refresh_token: z.string().min(1).nullish(),
-    /** Epoch ms, or an ISO 8601 date. */
-    expires_at: z.union([z.number().int().positive(), z.iso.datetime({ offset: true })]).optional(),
+    /** Epoch seconds, or an ISO 8601 date: the HTTP API's rule. */
+    expires_at: z
+      .union([
+        z
+          .number()
+          .int()
+          .min(
+            MIN_EPOCH_SECONDS,
+            "must be epoch seconds; this is before 2001 (a lifetime belongs in expires_in)",
+          )
+          .max(MAX_EPOCH_SECONDS, "must be epoch SECONDS (as the HTTP API takes it), not milliseconds"),
+        z.iso.datetime({ offset: true }),
+      ])
+      .optional(),
     expires_in: z.number().int().positive().optional(),
     scopes: z.union([z.array(z.string()), z.string()]).optional(),
     scope: z.string().optional(),
@@ -142,7 +165,7 @@ function fromSnake(raw: Obj, where: string): ImportInput {
       ...(c.refresh_token == null ? {} : { refreshToken: c.refresh_token }),
       ...(c.expires_at === undefined
         ? {}
-        : { expiresAt: typeof c.expires_at === "number" ? c.expires_at : Date.parse(c.expires_at) }),
+        : { expiresAt: typeof c.expires_at === "number" ? c.expires_at * 1000 : Date.parse(c.expires_at) }),
       ...(c.expires_in === undefined ? {} : { expiresIn: c.expires_in }),
       ...(scopes === undefined ? {} : { scopes }),
       ...(c.token_type === undefined ? {} : { tokenType: c.token_type }),
@@ -167,13 +190,65 @@ export function detectFormat(raw: Obj): "installation" | "snake_case" | "library
   return "library";
 }
 
+/** The providers an import may target in this run, and the credential kinds each holds. */
+export type ImportTargets = Readonly<Record<string, readonly CredentialKind[]>>;
+
+/** Slack installations hold a bot and a user credential; `default` is for RFC 6749 providers. */
+export const SLACK_KINDS: readonly CredentialKind[] = ["bot", "user"];
+
+const at = (where: string, path: string): string => [where, path].filter((p) => p !== "").join(".");
+
+/** The import would fail at write time for these: refuse them now, before anything is written. */
+function checkTarget(
+  parsed: ReturnType<typeof parseImportInput>,
+  where: string,
+  targets: ImportTargets,
+): void {
+  const kinds = Object.hasOwn(targets, parsed.provider) ? targets[parsed.provider] : undefined;
+  if (kinds === undefined) {
+    const configured = Object.keys(targets);
+    throw new TokenwardenError(
+      "invalid_input",
+      parsed.provider === "slack"
+        ? `${at(where, "provider")}: slack is not configured: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (or --client-id / --client-secret)`
+        : `${at(where, "provider")}: "${parsed.provider}" is not a provider this CLI can import into (configured: ${configured.length === 0 ? "none" : configured.join(", ")})`,
+    );
+  }
+  for (const kind of ["bot", "user", "default"] as const) {
+    if (parsed.credentials[kind] !== undefined && !kinds.includes(kind)) {
+      throw new TokenwardenError(
+        "invalid_input",
+        `${at(where, `credentials.${kind}`)}: a ${parsed.provider} connection holds ${kinds.join(" and ")} credentials, not ${kind}`,
+      );
+    }
+  }
+}
+
+/** The camelCase form's `expiresAt` is epoch ms; a seconds value there would read as early 1970. */
+function checkLibraryExpiries(parsed: ReturnType<typeof parseImportInput>, where: string): void {
+  for (const kind of ["bot", "user", "default"] as const) {
+    const expiresAt = parsed.credentials[kind]?.expiresAt;
+    if (typeof expiresAt === "number" && expiresAt < MAX_EPOCH_SECONDS) {
+      throw new TokenwardenError(
+        "invalid_input",
+        `${at(where, `credentials.${kind}.expiresAt`)}: must be epoch MILLISECONDS in the camelCase form; this looks like seconds (use expires_at for seconds)`,
+      );
+    }
+  }
+}
+
+export interface ParseImportOptions {
+  /** When given, every entry's provider must be one of these, with kinds it holds. */
+  targets?: ImportTargets;
+}
+
 /**
  * Parses an import file's text into validated import inputs, all or nothing.
  *
  * @example
- * parseImportFile('[{"team":{"id":"T1"},"bot":{"token":"xoxb-…","scopes":[]}}]'); // [{ id: "T1", provider: "slack", … }]
+ * parseImportFile('[{"team":{"id":"T1"},"bot":{"token":"xoxb-…","scopes":[]}}]', { targets: { slack: SLACK_KINDS } }); // [{ id: "T1", provider: "slack", … }]
  */
-export function parseImportFile(text: string): ImportInput[] {
+export function parseImportFile(text: string, options: ParseImportOptions = {}): ImportInput[] {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -198,7 +273,7 @@ export function parseImportFile(text: string): ImportInput[] {
         : format === "snake_case"
           ? fromSnake(raw, where)
           : raw;
-    let parsed: ImportInput;
+    let parsed: ReturnType<typeof parseImportInput>;
     try {
       parsed = parseImportInput(input);
     } catch (error) {
@@ -206,6 +281,8 @@ export function parseImportFile(text: string): ImportInput[] {
         error instanceof Error ? error.message.replace(/^invalid connection import: /, "") : String(error);
       throw new TokenwardenError("invalid_input", `${where ? `${where}: ` : ""}${message}`);
     }
+    if (format === "library") checkLibraryExpiries(parsed, where);
+    if (options.targets !== undefined) checkTarget(parsed, where, options.targets);
     if (parsed.id !== undefined) {
       if (seen.has(parsed.id))
         throw new TokenwardenError("invalid_input", `${where}: id ${parsed.id} appears twice`);

@@ -13,7 +13,17 @@ const program = new Command()
   .name("tokenwarden")
   .description("Keeps OAuth connections alive: encrypted tokens, single-flight refresh, re-auth signals.")
   .option("--verbose", "print stack traces on errors")
-  .showHelpAfterError("(run with --help for usage)")
+  // Commander's usage errors ("error: unknown option '--x'", a suggestion on a second line) become
+  // the one `tokenwarden: …` line every other error is; subcommands inherit this and exitOverride.
+  .configureOutput({
+    outputError: (str, write) =>
+      write(
+        `tokenwarden: ${str
+          .trim()
+          .replace(/^error:\s*/, "")
+          .replace(/\s*\n\s*/g, " ")} (run with --help for usage)\n`,
+      ),
+  })
   .exitOverride()
   .addHelpText(
     "after",

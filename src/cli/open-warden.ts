@@ -97,6 +97,11 @@ function devKeyPathFor(database: string): string {
   return resolve(".tokenwarden-dev-key");
 }
 
+/** The engine's rule (createWarden's `webhooks` default): webhooks are on when a URL is set. */
+function webhooksConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env["TOKENWARDEN_WEBHOOK_URL"] ?? "") !== "";
+}
+
 /** Opens (and migrates) the store with the configured key; warns once when a development key was generated. */
 export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
   const database = databaseUrl(flags, env);
@@ -110,7 +115,10 @@ export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = p
       `tokenwarden: warning: no TOKENWARDEN_ENCRYPTION_KEY; generated a development key in ${key.devKeyPath} (set the variable in production)\n`,
     );
   }
-  const store = await openStore(database, new AesGcmSealer(key.keys));
+  // A connection the CLI marks dead must be announced like one the server marks: with webhooks
+  // configured, the change writes its webhook to the outbox in the same transaction, and the
+  // server's dispatcher (wherever `tokenwarden serve` runs on this store) delivers it.
+  const store = await openStore(database, new AesGcmSealer(key.keys), { outbox: webhooksConfigured(env) });
   await store.migrate();
   return store;
 }

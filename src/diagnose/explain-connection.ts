@@ -122,34 +122,58 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     credential: credential?.kind ?? null,
   });
 
-  if (o.providerState?.status === "misconfigured") {
-    return done({
-      verdict: "misconfigured",
-      refreshable: false,
-      error: o.providerState.lastError,
-      causes: [
-        cause(
-          "client_credentials_mismatch",
-          "high",
-          `Since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}). Refreshes are held back; the connection's refresh tokens were not spent and will work once the credentials are fixed.`,
-        ),
-      ],
-      fix: [FIX.fixClientCredentials(), FIX.checkApp(context), FIX.refreshAndPersist(context)],
-    });
-  }
+  // The provider flag explains a credential that should work but cannot be refreshed; a dead one
+  // stays dead whatever the client credentials, so its own story (and fix) comes first.
+  const misconfigured = (): ConnectionExplanation | null =>
+    o.providerState?.status === "misconfigured"
+      ? done({
+          verdict: "misconfigured",
+          refreshable: false,
+          error: o.providerState.lastError,
+          causes: [
+            cause(
+              "client_credentials_mismatch",
+              "high",
+              `Since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}). Refreshes are held back; the connection's refresh tokens were not spent and will work once the credentials are fixed.`,
+            ),
+          ],
+          fix: [FIX.fixClientCredentials(), FIX.checkApp(context), FIX.refreshAndPersist(context)],
+        })
+      : null;
+
   if (credential === null) {
-    return done({
-      verdict: "invalid",
-      refreshable: false,
-      error: null,
-      causes: [],
-      fix: [FIX.reinstall(context)],
-    });
+    return (
+      misconfigured() ??
+      done({
+        verdict: "invalid",
+        refreshable: false,
+        error: null,
+        causes: [],
+        fix: [FIX.reinstall(context)],
+      })
+    );
   }
   const mine = events.filter((e) => e.kind === credential.kind || e.kind === null);
   const shape = { kind: token.kind, rotating: token.rotating };
 
   if (credential.status === "needs_reauth") {
+    // Still worth saying when the provider is flagged too: the reconnect's code exchange needs
+    // the right client credentials, so they are fixed first.
+    const dead = (d: Omit<Diagnosis, "token">): ConnectionExplanation =>
+      o.providerState?.status === "misconfigured"
+        ? done({
+            ...d,
+            causes: [
+              ...d.causes,
+              cause(
+                "client_credentials_mismatch",
+                "low",
+                `Also, since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}); that did not kill this credential, but a reconnect needs them right.`,
+              ),
+            ],
+            fix: [FIX.fixClientCredentials(), ...d.fix],
+          })
+        : done(d);
     const reason = credential.reason ?? "invalid_auth";
     const failure = [...mine].reverse().find((e) => e.type !== "needs_reauth" && e.reason === reason);
     const at = failure === undefined ? "" : ` at ${iso(failure.atMs)}`;
@@ -163,7 +187,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     const error = credential.lastError ?? reason;
     const uninstalled = mine.find((e) => e.type === "uninstalled");
     if (uninstalled !== undefined || reason === "app_uninstalled") {
-      return done({
+      return dead({
         verdict: "revoked",
         refreshable: false,
         error,
@@ -178,7 +202,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       });
     }
     if (reason === "refresh_response_lost") {
-      return done({
+      return dead({
         verdict: "invalid",
         refreshable: false,
         error,
@@ -187,7 +211,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       });
     }
     if (reason === "invalid_refresh_token" || reason === "invalid_grant") {
-      return done({
+      return dead({
         verdict,
         refreshable: false,
         error,
@@ -198,7 +222,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     if (reason === "token_revoked") {
       const revokedEvent = mine.find((e) => e.type === "revoked");
       if (revokedEvent !== undefined) {
-        return done({
+        return dead({
           verdict,
           refreshable: false,
           error,
@@ -223,7 +247,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
             ),
             ...causesOfAuthError("token_revoked", shape).filter((c) => c.code !== "leaked_and_auto_revoked"),
           ];
-      return done({
+      return dead({
         verdict,
         refreshable: false,
         error,
@@ -231,7 +255,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
         fix: [...deadFix, FIX.updateSecretStore()],
       });
     }
-    return done({
+    return dead({
       verdict,
       refreshable: false,
       error,
@@ -241,6 +265,9 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       fix: deadFix,
     });
   }
+
+  const flagged = misconfigured();
+  if (flagged !== null) return flagged;
 
   if (credential.status === "refresh_failing") {
     const limited = credential.reason === "rate_limited";

@@ -3,7 +3,7 @@
  * the probes (auth.test, an optional refresh) happen elsewhere and arrive here
  * as observations, so every rule is testable on fixtures.
  */
-import type { Classification } from "../core/types.js";
+import type { Classification, CredentialKind, Reason } from "../core/types.js";
 import { type Cause, type Diagnosis, rankCauses } from "./diagnosis.js";
 import { FIX, type FixContext } from "./fix-steps.js";
 import type { TokenShape } from "./token-shape.js";
@@ -13,10 +13,24 @@ export type AuthTestObservation =
   | { kind: "ok"; scopes: string[] | null }
   | { kind: "failed"; classification: Classification };
 
-/** What a refresh with the token answered; only ever made with `--refresh`. */
+/**
+ * What a refresh with the token answered; only ever made with `--refresh`. `stored_dead`: the
+ * token is the current refresh token of a stored credential tokenwarden holds as `needs_reauth`,
+ * so it was not sent to Slack at all; what is known comes from the store.
+ */
 export type RefreshObservation =
   | { kind: "refreshed"; savedToConnection: string | null }
-  | { kind: "failed"; classification: Classification };
+  | { kind: "failed"; classification: Classification }
+  | {
+      kind: "stored_dead";
+      connectionId: string;
+      credential: CredentialKind;
+      reason: Reason;
+      /** What Slack answered when the credential died, if it was Slack that said so. */
+      lastError: string | null;
+      /** When it was marked dead (its needs_reauth event), if the event log still has it. */
+      sinceMs: number | null;
+    };
 
 export interface TokenObservation {
   shape: TokenShape;
@@ -309,6 +323,7 @@ function explainRefreshToken(o: TokenObservation, token: Diagnosis["token"]): Di
           : [`The new pair was saved to connection ${r.savedToConnection}; nothing else to do.`],
     };
   }
+  if (r.kind === "stored_dead") return explainStoredDead(o, token, r);
   const c = r.classification;
   if (c.kind === "dead") {
     return {
@@ -343,6 +358,53 @@ function explainRefreshToken(o: TokenObservation, token: Diagnosis["token"]): Di
     };
   }
   return explainFailure(o, token, c);
+}
+
+/** The cause a stored death reason points at (the same reading `diagnose connection` gives it). */
+const CAUSE_OF_DEAD_REASON: Partial<Record<Reason, Cause["code"]>> = {
+  app_uninstalled: "app_uninstalled",
+  token_revoked: "admin_revoked",
+  invalid_refresh_token: "refresh_token_reused",
+  invalid_grant: "refresh_token_reused",
+  refresh_response_lost: "refresh_response_lost",
+  invalid_auth: "reinstalled",
+  missing_scope: "missing_scope",
+};
+
+function explainStoredDead(
+  o: TokenObservation,
+  token: Diagnosis["token"],
+  r: Extract<RefreshObservation, { kind: "stored_dead" }>,
+): Diagnosis {
+  const context = { ...o.context, connectionId: r.connectionId };
+  const code =
+    r.reason === "account_inactive"
+      ? r.credential === "user"
+        ? "user_deactivated"
+        : "app_uninstalled"
+      : (CAUSE_OF_DEAD_REASON[r.reason] ?? "token_unknown");
+  const since = r.sinceMs === null ? "" : ` since ${new Date(r.sinceMs).toISOString()}`;
+  const answered = r.lastError === null ? "" : ` (Slack's answer then: ${r.lastError})`;
+  return {
+    verdict:
+      r.reason === "account_inactive"
+        ? "inactive"
+        : r.reason === "token_revoked" || r.reason === "app_uninstalled"
+          ? "revoked"
+          : "invalid",
+    refreshable: false,
+    // Nothing was asked of Slack now; the stored answer is history, told in the cause below.
+    error: null,
+    token,
+    causes: [
+      cause(
+        code,
+        "high",
+        `tokenwarden has this token's credential (connection ${r.connectionId}, ${r.credential}) marked dead: needs_reauth, reason ${r.reason}${since}${answered}. Nothing was sent to Slack now: tokenwarden never spends a dead credential's refresh token, and only a person reconnecting revives it. The whole story: tokenwarden diagnose connection ${r.connectionId}`,
+      ),
+    ],
+    fix: [FIX.reinstall(context), FIX.importNew(context), FIX.verify(context)],
+  };
 }
 
 /** Why Slack refused a refresh token (`invalid_refresh_token`, §3.7), most likely first. */

@@ -53,12 +53,18 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** True when `timeoutMs` ran out and the process was killed: it did not exit on its own. */
+  timedOut: boolean;
 }
 
-/** Runs the CLI without blocking this process (the emulator it talks to may live here). */
+/**
+ * Runs the CLI without blocking this process (the emulator it talks to may live here).
+ * `timeoutMs` kills a process that should have exited and did not (a hang is then a failed
+ * assertion, not a stuck test run); it never decides an outcome by waiting.
+ */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; input?: string; cwd?: string } = {},
+  options: { env?: Record<string, string>; input?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -69,6 +75,14 @@ export function runCli(
     });
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
+    const guard =
+      options.timeoutMs === undefined
+        ? null
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+          }, options.timeoutMs);
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
     });
@@ -76,7 +90,10 @@ export function runCli(
       stderr += d.toString();
     });
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on("close", (code) => {
+      if (guard !== null) clearTimeout(guard);
+      resolve({ code: code ?? -1, stdout, stderr, timedOut });
+    });
     child.stdin.end(options.input ?? "");
   });
 }

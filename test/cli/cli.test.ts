@@ -73,11 +73,23 @@ describe("tokenwarden CLI (built binary)", () => {
 
     const unknown = await runCli(["connections", "list", "--colour"], { env });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown option '--colour'/);
+    expect(unknown.stderr).toBe("tokenwarden: unknown option '--colour' (run with --help for usage)\n");
+
+    const suggested = await runCli(["connections", "lst"], { env });
+    expect(suggested.code).toBe(2);
+    expect(suggested.stderr).toBe(
+      "tokenwarden: unknown command 'lst' (Did you mean list?) (run with --help for usage)\n",
+    );
+
+    const missing = await runCli(["connections", "show"], { env });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("tokenwarden: missing required argument 'id' (run with --help for usage)\n");
 
     const badStatus = await runCli(["connections", "list", "--status", "dead"], { env });
     expect(badStatus.code).toBe(2);
     expect(badStatus.stderr).toContain("--status must be one of active, refresh_failing, needs_reauth");
+    expect(badStatus.stderr).toMatch(/^tokenwarden: /);
+    expect(oneLine(badStatus.stderr)).toBe(true);
   });
 
   it("diagnose token --json via stdin: the exact schema, exit 1, the token never printed", async () => {
@@ -119,7 +131,9 @@ describe("tokenwarden CLI (built binary)", () => {
     expect(emu.control.counters().refreshTokenPresentations[t.refresh] ?? 0).toBe(0);
     expect(emu.control.counters().maxPresentations).toBe(before);
 
+    // In a directory with no tokenwarden.db and no store configured: nothing stored to protect.
     const spent = await runCli(["diagnose", "token", "--token-env", "RT", "--refresh"], {
+      cwd: dir,
       env: {
         RT: t.refresh,
         SLACK_BASE_URL: emu.url,
@@ -131,6 +145,59 @@ describe("tokenwarden CLI (built binary)", () => {
     expect(spent.stderr).toMatch(/WARNING: the refresh token was spent/);
     expect(spent.stdout).toMatch(/NEW TOKENS[\s\S]*access token: {2}xoxe\.xoxb-\S+\nrefresh token: xoxe-\S+/);
     expect(emu.control.counters().refreshTokenPresentations[t.refresh]).toBe(1);
+  });
+
+  it("diagnose token --refresh with a store: a previous refresh token is not spent again", async () => {
+    const stored = { ...env, TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "diagnose-previous.db")}` };
+    const t = install();
+    const id = `prev-${t.teamId}`;
+    const input = JSON.stringify({
+      id,
+      provider: "slack",
+      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
+    });
+    expect((await runCli(["connections", "import", "-"], { env: stored, input })).code).toBe(0);
+    expect((await runCli(["connections", "refresh", id], { env: stored })).code).toBe(0);
+    const spentOnce = emu.control.counters().refreshTokenPresentations[t.refresh];
+    expect(spentOnce).toBe(1);
+
+    const r = await runCli(["diagnose", "token", "--token-env", "RT", "--refresh"], {
+      env: { ...stored, RT: t.refresh },
+    });
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe(true);
+    expect(r.stderr).toMatch(/^tokenwarden: not spent: .*Nothing was sent to Slack.*--spend-unknown\n$/);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).not.toContain(t.refresh);
+    expect(emu.control.counters().refreshTokenPresentations[t.refresh]).toBe(spentOnce);
+    // The connection's current pair is untouched.
+    expect((await runCli(["connections", "check", id], { env: stored })).code).toBe(0);
+  });
+
+  it("diagnose token --refresh of a token tokenwarden holds as dead: not sent, and not called Slack's answer", async () => {
+    const stored = { ...env, TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "diagnose-dead.db")}` };
+    const t = install();
+    const id = `dead-${t.teamId}`;
+    const input = JSON.stringify({
+      id,
+      provider: "slack",
+      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
+    });
+    expect((await runCli(["connections", "import", "-"], { env: stored, input })).code).toBe(0);
+    emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: t.teamId });
+    expect((await runCli(["connections", "check", id], { env: stored })).code).toBe(1);
+
+    const r = await runCli(["diagnose", "token", "--token-env", "RT", "--refresh"], {
+      env: { ...stored, RT: t.refresh },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("not sent to Slack: tokenwarden has this credential marked needs_reauth");
+    expect(r.stdout).not.toContain("Slack said:");
+    expect(r.stdout).toMatch(/marked dead: needs_reauth, reason \w+ since \d{4}-/);
+    expect(r.stdout).toContain("Nothing was sent to Slack now");
+    expect(r.stdout).toContain(`/oauth/slack/install?connection_id=${id}`);
+    expect(r.stdout + r.stderr).not.toContain(t.refresh);
+    expect(emu.control.counters().refreshTokenPresentations[t.refresh] ?? 0).toBe(0);
   });
 
   it("diagnose app: wrong secret → exit 1, misconfigured", async () => {

@@ -232,6 +232,68 @@ describe("diagnose token, against the emulator", () => {
   });
 });
 
+describe("diagnose token --refresh with a store", () => {
+  const client = () => ({ clientId: h.emu.demoApp.clientId, clientSecret: h.emu.demoApp.clientSecret });
+
+  it("a refresh token tokenwarden holds as dead is not sent to Slack, and the answer says so", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    await h.warden.connections.check(id);
+    const stored = await h.store.getCredential({ connectionId: id, kind: "bot" });
+    expect(stored?.status).toBe("needs_reauth");
+    const before = presentations();
+    const r = await diagnoseToken({
+      token: stored?.refreshToken?.reveal() ?? "",
+      baseUrl: h.emu.url,
+      refreshWith: client(),
+      stored: { store: h.store, warden: h.warden },
+    });
+    expect(presentations()).toBe(before);
+    expect(r.notSent).toMatch(/marked needs_reauth/);
+    // Nothing came from Slack now: no error is presented as its answer.
+    expect(r.diagnosis).toMatchObject({ verdict: "inactive", refreshable: false, error: null });
+    expect(r.diagnosis.causes[0]?.explanation).toMatch(
+      new RegExp(
+        `connection ${id}, bot\\) marked dead: needs_reauth, reason \\w+ since \\d{4}-.*Nothing was sent to Slack now`,
+      ),
+    );
+    expect(r.diagnosis.fix[0]).toContain(`/oauth/slack/install?connection_id=${id}`);
+  });
+
+  it("a previous refresh token (spent by tokenwarden, still in Slack's grace period) is not spent again", async () => {
+    const { id, install: body } = await h.installAndImport();
+    expect(await h.warden.connections.refresh(id)).toMatchObject([{ refreshed: true }]);
+    const previous = body["refresh_token"] as string;
+    const current = (await h.store.getCredential({ connectionId: id, kind: "bot" }))?.refreshToken?.reveal();
+    const before = presentations();
+    const attempt = diagnoseToken({
+      token: previous,
+      baseUrl: h.emu.url,
+      refreshWith: client(),
+      stored: { store: h.store, warden: h.warden },
+    });
+    await expect(attempt).rejects.toMatchObject({ code: "invalid_input" });
+    await expect(attempt).rejects.toThrow(/not spent: .*Nothing was sent to Slack.*--spend-unknown$/);
+    expect(presentations()).toBe(before);
+    expect(h.emu.control.tokenInfo(current ?? "")).toMatchObject({ state: "active" });
+    expectDiagnosis(await connectionDiagnosis(id), "healthy", true, null);
+  });
+
+  it("--spend-unknown spends a token the store does not hold, once", async () => {
+    const t = install();
+    const before = presentations();
+    const r = await diagnoseToken({
+      token: t.refresh,
+      baseUrl: h.emu.url,
+      refreshWith: client(),
+      stored: { store: h.store, warden: h.warden },
+      spendUnknown: true,
+    });
+    expect(presentations()).toBe(before + 1);
+    expect(r.newTokens?.refreshToken?.reveal()).toMatch(/^xoxe-/);
+  });
+});
+
 describe("diagnose app, against the emulator", () => {
   it("right credentials, rotation on → healthy, rotating", async () => {
     const before = presentations();
@@ -377,5 +439,32 @@ describe("diagnose connection, from the stored timeline", () => {
       lastError: null,
       sinceMs: h.clock.now(),
     });
+  });
+
+  it("a dead connection while the provider is flagged is explained as dead, not misconfigured", async () => {
+    const { id } = await h.installAndImport();
+    await h.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    await h.store.setProviderState({
+      provider: "slack",
+      status: "misconfigured",
+      reason: "provider_misconfigured",
+      lastError: "bad_client_secret",
+      sinceMs: h.clock.now(),
+    });
+    try {
+      const d = await connectionDiagnosis(id);
+      expectDiagnosis(d, "revoked", false, "app_uninstalled");
+      // The flag is still named, after the death, because a reconnect needs the right credentials.
+      expect(d.causes.at(-1)).toMatchObject({ code: "client_credentials_mismatch", likelihood: "low" });
+      expect(d.fix.join("\n")).toMatch(/Reinstall the app or re-run OAuth/);
+    } finally {
+      await h.store.setProviderState({
+        provider: "slack",
+        status: "ok",
+        reason: null,
+        lastError: null,
+        sinceMs: h.clock.now(),
+      });
+    }
   });
 });

@@ -4,13 +4,14 @@ import { TokenwardenError } from "../../core/errors.js";
 import { type Connection, type CredentialKind, STATUSES, type Status } from "../../core/types.js";
 import { describeEvent, iso } from "../../diagnose/explain-connection.js";
 import { EXIT } from "../exit.js";
-import { parseImportFile } from "../import-file.js";
+import { parseImportFile, SLACK_KINDS } from "../import-file.js";
 import {
   type CliWarden,
   isVerbose,
   openCliWarden,
   type SlackFlags,
   type StoreFlags,
+  slackCredentials,
   withSlackOptions,
   withStoreOption,
 } from "../open-warden.js";
@@ -84,6 +85,24 @@ async function withWarden<T>(flags: Flags, cmd: Command, fn: (cli: CliWarden) =>
     await cli.close();
   }
 }
+
+/**
+ * One connection's failure as a row: the code (or the dead reason) to act on and the message to
+ * read. The message is safe to print: TokenwardenError messages never hold a secret (DESIGN.md
+ * invariant 5; they name connections, kinds, reasons and providers), and the one-line error every
+ * command prints already shows any other error's message.
+ */
+function failureRow(error: unknown): { error: string; message: string | null } {
+  const code = error instanceof TokenwardenError ? error.code : "error";
+  const reason = (error as { reason?: unknown } | null)?.reason;
+  return {
+    error: typeof reason === "string" ? reason : code,
+    message: error instanceof Error ? error.message : null,
+  };
+}
+
+const failedCell = (r: { error: string | null; message: string | null }): string =>
+  `failed: ${r.error ?? "unknown"}${r.message === null ? "" : ` (${r.message})`}`;
 
 function requireSlack(cli: CliWarden, what: string): void {
   if (!cli.slackConfigured) {
@@ -246,9 +265,11 @@ export function registerConnectionsCommand(program: Command): void {
       `
 Accepted: one object or an array of
   - our format: { "id"?, "provider": "slack", "credentials": { "bot": { "accessToken", "refreshToken"?, "expiresAt"? (epoch ms) | "expiresIn"? (s), "scopes"? } , "user"?: … }, "metadata"? }
-  - the same in snake_case, as the HTTP API takes it: access_token, refresh_token, expires_at (epoch ms or ISO 8601) | expires_in
+  - the same in snake_case, as the HTTP API takes it: access_token, refresh_token, expires_at (epoch SECONDS or ISO 8601) | expires_in
   - an @slack/oauth Installation: { team: { id, name }, enterprise?, isEnterpriseInstall?, bot: { token, refreshToken, expiresAt (epoch SECONDS), scopes, id, userId }, user: { token, … , id } }
-Everything is validated first: one bad entry imports nothing (exit 2, the field named, no value echoed).
+Everything is validated first, the provider included (it must be configured: SLACK_CLIENT_ID and
+SLACK_CLIENT_SECRET for slack), --dry-run too: one bad entry imports nothing (exit 2, the field named,
+no value echoed).
 An existing id is replaced (a reconnect).
 
 Example:
@@ -256,14 +277,18 @@ Example:
   $ cat export.json | tokenwarden connections import - --dry-run`,
     )
     .action(async (file: string, flags: Flags & { dryRun?: boolean }, cmd: Command) => {
-      const inputs = parseImportFile(await readPathOrStdin(file));
+      // Every entry is checked against what this run can write (provider configured, kinds it
+      // holds, ids) before the first write, so all-or-nothing needs no transaction over the loop:
+      // what can still fail below is the store itself, and a rerun replaces what was written.
+      const inputs = parseImportFile(await readPathOrStdin(file), {
+        targets: slackCredentials(flags) === null ? {} : { slack: SLACK_KINDS },
+      });
       if (flags.dryRun === true) {
         if (flags.json === true) printJson({ valid: inputs.length, imported: 0 });
         else process.stdout.write(`${inputs.length} connection(s) valid; nothing imported (--dry-run)\n`);
         return;
       }
       await withWarden(flags, cmd, async (cli) => {
-        if (inputs.some((i) => i.provider === "slack")) requireSlack(cli, "importing Slack connections");
         const bar = startProgress("importing", inputs.length);
         const imported: Connection[] = [];
         for (const input of inputs) {
@@ -317,6 +342,7 @@ Example:
             kind: string;
             refreshed: boolean;
             error: string | null;
+            message: string | null;
             expiresAt: string | null;
           }> = [];
           for (const cid of ids) {
@@ -331,6 +357,7 @@ Example:
                   kind: r.kind,
                   refreshed: r.refreshed,
                   error: r.error,
+                  message: null,
                   expiresAt: r.expiresAt?.toISOString() ?? null,
                 });
               }
@@ -340,16 +367,15 @@ Example:
                   kind: "-",
                   refreshed: false,
                   error: "no refresh token",
+                  message: null,
                   expiresAt: null,
                 });
             } catch (error) {
-              const code = error instanceof TokenwardenError ? error.code : "error";
-              const reason = (error as { reason?: unknown }).reason;
               rows.push({
                 id: cid,
                 kind: flags.kind ?? "-",
                 refreshed: false,
-                error: typeof reason === "string" ? reason : code,
+                ...failureRow(error),
                 expiresAt: null,
               });
             }
@@ -364,7 +390,7 @@ Example:
                 rows.map((r) => [
                   r.id,
                   r.kind,
-                  r.refreshed ? "refreshed" : `failed: ${r.error ?? "unknown"}`,
+                  r.refreshed ? "refreshed" : failedCell(r),
                   r.expiresAt ?? "-",
                 ]),
               ),
@@ -398,20 +424,28 @@ Example:
           kind: string;
           ok: boolean;
           error: string | null;
-          status: string;
+          message: string | null;
+          status: string | null;
           reason: string | null;
         }> = [];
         for (const cid of ids) {
-          const r = await cli.warden.connections.check(cid);
-          for (const c of r.credentials)
-            rows.push({
-              id: cid,
-              kind: c.kind,
-              ok: c.ok,
-              error: c.error,
-              status: c.status,
-              reason: c.reason,
-            });
+          // One connection's failure (gone, its provider not configured here, a key missing) is
+          // its row, not the end of the run: the others are still checked, as refresh does.
+          try {
+            const r = await cli.warden.connections.check(cid);
+            for (const c of r.credentials)
+              rows.push({
+                id: cid,
+                kind: c.kind,
+                ok: c.ok,
+                error: c.error,
+                message: null,
+                status: c.status,
+                reason: c.reason,
+              });
+          } catch (error) {
+            rows.push({ id: cid, kind: "-", ok: false, ...failureRow(error), status: null, reason: null });
+          }
           bar.tick();
         }
         bar.done();
@@ -420,13 +454,7 @@ Example:
           process.stdout.write(
             formatTable(
               ["ID", "KIND", "CHECK", "STATUS", "REASON"],
-              rows.map((r) => [
-                r.id,
-                r.kind,
-                r.ok ? "ok" : `failed: ${r.error ?? "unknown"}`,
-                r.status,
-                r.reason ?? "-",
-              ]),
+              rows.map((r) => [r.id, r.kind, r.ok ? "ok" : failedCell(r), r.status ?? "-", r.reason ?? "-"]),
             ),
           );
         process.exitCode = rows.every((r) => r.ok) ? EXIT.ok : EXIT.failed;

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { startSlackEmulator } from "../../emulator/index.js";
-import { startServer } from "../../server/start-server.js";
+import { type RunningServer, startServer } from "../../server/start-server.js";
 import { untilSignal } from "./serve.js";
 
 function port(value: string): number {
@@ -27,63 +27,73 @@ export function registerDemoCommand(program: Command): void {
     .option("--token-ttl <seconds>", "lifetime of the demo's access tokens", (v) => port(v), 60)
     .action(async (flags: { port: number; database: string; tokenTtl: number }) => {
       const emu = await startSlackEmulator({ accessTtlSeconds: flags.tokenTtl, autoApprove: true });
-      const apiKey = `tw_demo_${randomBytes(18).toString("base64url")}`;
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        TOKENWARDEN_DATABASE_URL: flags.database,
-        TOKENWARDEN_API_KEY: apiKey,
-        SLACK_CLIENT_ID: emu.demoApp.clientId,
-        SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
-        SLACK_SIGNING_SECRET: emu.demoApp.signingSecret,
-        SLACK_BASE_URL: emu.url,
-      };
-      delete env["TOKENWARDEN_PUBLIC_URL"];
-      delete env["TOKENWARDEN_WEBHOOK_URL"];
-      const server = await startServer({ env, port: flags.port, healthChecks: false });
-      emu.control.setEventsUrl(emu.demoApp.clientId, `${server.publicUrl}/slack/events`);
-      const install = emu.control.install({
-        clientId: emu.demoApp.clientId,
-        teamId: emu.demoTeam.teamId,
-        botScopes: ["chat:write", "channels:read", "users:read"],
-      });
-      const id = emu.demoTeam.teamId;
-      await server.warden.connections.import({
-        id,
-        provider: "slack",
-        credentials: {
-          bot: {
-            accessToken: install.access_token ?? "",
-            refreshToken: install.refresh_token ?? null,
-            expiresIn: install.expires_in ?? flags.tokenTtl,
-            scopes: install.scope ?? "",
-            providerData: { bot_user_id: install.bot_user_id ?? null },
+      // Whatever fails after the emulator is up (the port is taken, the key is bad), everything
+      // started is closed before the one-line error: a listening emulator would keep the process
+      // alive, the error printed and nobody told why it does not exit.
+      let server: RunningServer | null = null;
+      try {
+        const apiKey = `tw_demo_${randomBytes(18).toString("base64url")}`;
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          TOKENWARDEN_DATABASE_URL: flags.database,
+          TOKENWARDEN_API_KEY: apiKey,
+          SLACK_CLIENT_ID: emu.demoApp.clientId,
+          SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+          SLACK_SIGNING_SECRET: emu.demoApp.signingSecret,
+          SLACK_BASE_URL: emu.url,
+        };
+        delete env["TOKENWARDEN_PUBLIC_URL"];
+        delete env["TOKENWARDEN_WEBHOOK_URL"];
+        server = await startServer({ env, port: flags.port, healthChecks: false });
+        emu.control.setEventsUrl(emu.demoApp.clientId, `${server.publicUrl}/slack/events`);
+        const install = emu.control.install({
+          clientId: emu.demoApp.clientId,
+          teamId: emu.demoTeam.teamId,
+          botScopes: ["chat:write", "channels:read", "users:read"],
+        });
+        const id = emu.demoTeam.teamId;
+        await server.warden.connections.import({
+          id,
+          provider: "slack",
+          credentials: {
+            bot: {
+              accessToken: install.access_token ?? "",
+              refreshToken: install.refresh_token ?? null,
+              expiresIn: install.expires_in ?? flags.tokenTtl,
+              scopes: install.scope ?? "",
+              providerData: { bot_user_id: install.bot_user_id ?? null },
+            },
           },
-        },
-        metadata: { team_id: id, team_name: emu.demoTeam.name, bot_user_id: install.bot_user_id ?? null },
-      });
-      server.warden.on("refreshed", (e) => {
-        process.stdout.write(
-          `  ${new Date().toISOString()} refreshed ${e.connectionId}/${e.kind}: new token valid until ${e.expiresAt?.toISOString() ?? "never"}\n`,
+          metadata: { team_id: id, team_name: emu.demoTeam.name, bot_user_id: install.bot_user_id ?? null },
+        });
+        server.warden.on("refreshed", (e) => {
+          process.stdout.write(
+            `  ${new Date().toISOString()} refreshed ${e.connectionId}/${e.kind}: new token valid until ${e.expiresAt?.toISOString() ?? "never"}\n`,
+          );
+        });
+        const out = process.stdout;
+        out.write(`tokenwarden demo\n`);
+        out.write(`  dashboard:  ${server.publicUrl}/\n`);
+        out.write(
+          `  API:        ${server.publicUrl}/v1/connections   (OpenAPI: ${server.publicUrl}/openapi.json)\n`,
         );
-      });
-      const out = process.stdout;
-      out.write(`tokenwarden demo\n`);
-      out.write(`  dashboard:  ${server.publicUrl}/\n`);
-      out.write(
-        `  API:        ${server.publicUrl}/v1/connections   (OpenAPI: ${server.publicUrl}/openapi.json)\n`,
-      );
-      out.write(`  API key:    ${apiKey}\n`);
-      out.write(`  emulator:   ${emu.url} (Slack), workspace ${id} with ${flags.tokenTtl}-second tokens\n`);
-      out.write(
-        `  try:        curl -s -H "Authorization: Bearer ${apiKey}" ${server.publicUrl}/v1/connections/${id}/token\n`,
-      );
-      out.write(
-        `  uninstall:  curl -s -X POST ${emu.url}/_emulator/uninstall -d '{"clientId":"${emu.demoApp.clientId}","teamId":"${id}"}'\n`,
-      );
-      out.write(`  reconnect:  open ${server.publicUrl}/oauth/slack/install?connection_id=${id}\n`);
-      out.write(`Rotation shows below as it happens; Ctrl-C stops.\n`);
-      await untilSignal();
-      await server.close();
-      await emu.close();
+        out.write(`  API key:    ${apiKey}\n`);
+        out.write(`  emulator:   ${emu.url} (Slack), workspace ${id} with ${flags.tokenTtl}-second tokens\n`);
+        out.write(
+          `  try:        curl -s -H "Authorization: Bearer ${apiKey}" ${server.publicUrl}/v1/connections/${id}/token\n`,
+        );
+        out.write(
+          `  uninstall:  curl -s -X POST ${emu.url}/_emulator/uninstall -d '{"clientId":"${emu.demoApp.clientId}","teamId":"${id}"}'\n`,
+        );
+        out.write(`  reconnect:  open ${server.publicUrl}/oauth/slack/install?connection_id=${id}\n`);
+        out.write(`Rotation shows below as it happens; Ctrl-C stops.\n`);
+        await untilSignal();
+      } finally {
+        try {
+          await server?.close();
+        } finally {
+          await emu.close();
+        }
+      }
     });
 }

@@ -29,6 +29,7 @@ function exitFor(d: Diagnosis): number {
 interface TokenFlags extends SlackFlags, StoreFlags {
   tokenEnv?: string;
   refresh?: boolean;
+  spendUnknown?: boolean;
   scope?: string;
   json?: boolean;
 }
@@ -91,6 +92,10 @@ Example:
           "spend a refresh token (needs --client-id/--client-secret) and print or save the new pair",
         )
         .option(
+          "--spend-unknown",
+          "with --refresh and a store: spend a refresh token no stored connection holds as current (it is yours to keep)",
+        )
+        .option(
           "--scope <scopes>",
           "comma-separated scopes the token must have, e.g. chat:write,channels:read",
         )
@@ -102,7 +107,10 @@ Example:
       `
 The token is never printed: output names it by a fingerprint (prefix, last 4 characters, SHA-256 prefix).
 A refresh token (xoxe-…) is never spent unless --refresh is given; then, because spending it destroys it,
-the new pair is printed on stdout (or saved, if the token belongs to a stored connection).
+the new pair is printed on stdout (or saved, if the token belongs to a stored connection). One that
+tokenwarden has marked dead is not sent to Slack. With a store configured, one that is not the current
+refresh token of a stored connection (it may be one tokenwarden already spent) is spent only with
+--spend-unknown.
 
 Examples:
   $ tokenwarden diagnose token --token-env SLACK_BOT_TOKEN
@@ -120,6 +128,9 @@ Examples:
           "--refresh needs --client-id and --client-secret (or SLACK_CLIENT_ID / SLACK_CLIENT_SECRET)",
         );
       }
+      if (flags.spendUnknown === true && flags.refresh !== true) {
+        throw new TokenwardenError("invalid_input", "--spend-unknown only applies with --refresh");
+      }
       const spend = flags.refresh === true && token.startsWith("xoxe-");
       const cli = spend && storeConfigured(flags) ? await openCliWarden(flags, isVerbose(cmd)) : null;
       try {
@@ -136,6 +147,7 @@ Examples:
               }),
           refreshWith: spend ? creds : null,
           stored: cli === null ? null : { store: cli.store, warden: cli.warden },
+          spendUnknown: flags.spendUnknown === true,
         });
         const nt = result.newTokens;
         if (nt !== null) {
@@ -173,7 +185,7 @@ Examples:
           process.stdout.write(
             renderDiagnosis(result.diagnosis, {
               subject: `token ${fingerprint(token)}`,
-              shapeLine: `a ${result.shape.label}${result.shape.prefix === null ? " (no known Slack prefix)" : ""}; checked against ${baseUrl}`,
+              shapeLine: `a ${result.shape.label}${result.shape.prefix === null ? " (no known Slack prefix)" : ""}; ${result.notSent === null ? `checked against ${baseUrl}` : `not sent to Slack: ${result.notSent}`}`,
             }),
           );
         }

@@ -2,12 +2,15 @@
  * The I/O half of `diagnose token`: recognise the token (no network), ask
  * Slack (`auth.test`, or with `--refresh` a refresh), then hand the answers to
  * the pure `explainToken`. A refresh token is spent only when asked, and then
- * through the engine if it belongs to a stored connection (persist before use).
+ * through the engine if it belongs to a stored connection (persist before use);
+ * never when tokenwarden holds it as dead, and, with a store configured, one
+ * the store does not hold as current only with `--spend-unknown` (below).
  */
 import { timingSafeEqual } from "node:crypto";
+import { TokenwardenError } from "../../core/errors.js";
 import type { Store } from "../../core/ports.js";
 import { Secret } from "../../core/secret.js";
-import type { Classification, CredentialKind, TokenSet } from "../../core/types.js";
+import type { Classification, CredentialKind, StoredCredential, TokenSet } from "../../core/types.js";
 import type { Diagnosis } from "../../diagnose/diagnosis.js";
 import { explainToken, type RefreshObservation } from "../../diagnose/explain-token.js";
 import { recognizeToken, type TokenShape } from "../../diagnose/token-shape.js";
@@ -23,6 +26,8 @@ export interface DiagnoseTokenOptions {
   refreshWith?: { clientId: string; clientSecret: string } | null;
   /** Where to look for a connection holding this refresh token, and the warden to refresh it with. */
   stored?: { store: Store; warden: Warden } | null;
+  /** With `stored`: spend a refresh token the store does not hold as current (`--spend-unknown`). */
+  spendUnknown?: boolean;
   fetch?: FetchLike;
   timeoutMs?: number;
 }
@@ -32,6 +37,8 @@ export interface TokenDiagnosisResult {
   shape: TokenShape;
   /** Only when a refresh token was spent outside any stored connection: the pair to keep. */
   newTokens: TokenSet | null;
+  /** Why nothing was sent to Slack, when nothing was; null when Slack was asked. */
+  notSent: string | null;
 }
 
 // auth.test authenticates with the bearer token only; the provider wants client credentials
@@ -53,11 +60,44 @@ export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagn
     ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
   });
   if (shape.kind === "refresh") {
-    if (!o.refreshWith) return { diagnosis: explainToken({ shape, context }), shape, newTokens: null };
-    const stored = o.stored ? await findByRefreshToken(o.stored.store, o.token) : null;
-    if (stored !== null && o.stored) {
-      const refresh = await refreshStored(o.stored.store, o.stored.warden, stored);
-      return { diagnosis: explainToken({ shape, refresh, context }), shape, newTokens: null };
+    if (!o.refreshWith) {
+      return {
+        diagnosis: explainToken({ shape, context }),
+        shape,
+        newTokens: null,
+        notSent: "a refresh token is spent only with --refresh",
+      };
+    }
+    if (o.stored) {
+      const found = await findByRefreshToken(o.stored.store, o.token);
+      if (found !== null && found.status === "needs_reauth") {
+        const refresh = await storedDeath(o.stored.warden, found);
+        return {
+          diagnosis: explainToken({ shape, refresh, context }),
+          shape,
+          newTokens: null,
+          notSent: "tokenwarden has this credential marked needs_reauth",
+        };
+      }
+      if (found !== null) {
+        const refresh = await refreshStored(o.stored.store, o.stored.warden, found);
+        return {
+          diagnosis: explainToken({ shape, refresh, context }),
+          shape,
+          newTokens: null,
+          notSent: null,
+        };
+      }
+      // The store keeps only each credential's current refresh token, so a token tokenwarden
+      // already spent looks unknown here. Inside Slack's grace period that token still works,
+      // and spending it again outside the engine makes Slack drop the pair the connection holds
+      // now: the connection dies. Only the user can say the token belongs to no stored connection.
+      if (o.spendUnknown !== true) {
+        throw new TokenwardenError(
+          "invalid_input",
+          "not spent: this refresh token is not the current one of any connection in the configured store, so it may be one tokenwarden already spent (Slack honours a spent token for a short grace period, and spending it again would kill the connection's current token). Nothing was sent to Slack. If it belongs to no stored connection, run again with --spend-unknown",
+        );
+      }
     }
     const outcome = await provider.refresh(
       {
@@ -77,6 +117,7 @@ export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagn
       diagnosis: explainToken({ shape, refresh, context }),
       shape,
       newTokens: outcome.kind === "refreshed" ? outcome.tokens : null,
+      notSent: null,
     };
   }
   const answer = await provider.check(new Secret(o.token), signal());
@@ -90,7 +131,7 @@ export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagn
     ...(o.requiredScopes === undefined ? {} : { requiredScopes: o.requiredScopes }),
     context,
   });
-  return { diagnosis, shape, newTokens: null };
+  return { diagnosis, shape, newTokens: null, notSent: null };
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -100,10 +141,7 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 /** Scans stored Slack credentials for this refresh token (decrypting each; fine for a CLI run). */
-async function findByRefreshToken(
-  store: Store,
-  token: string,
-): Promise<{ connectionId: string; kind: CredentialKind } | null> {
+async function findByRefreshToken(store: Store, token: string): Promise<StoredCredential | null> {
   let cursor: string | undefined;
   for (;;) {
     const page = await store.listConnections({
@@ -113,9 +151,7 @@ async function findByRefreshToken(
     });
     for (const connection of page.items) {
       for (const c of await store.listCredentials(connection.id)) {
-        if (c.refreshToken !== null && sameSecret(c.refreshToken.reveal(), token)) {
-          return { connectionId: connection.id, kind: c.kind };
-        }
+        if (c.refreshToken !== null && sameSecret(c.refreshToken.reveal(), token)) return c;
       }
     }
     if (page.nextCursor === null) return null;
@@ -123,12 +159,32 @@ async function findByRefreshToken(
   }
 }
 
+/** What the store knows of a dead credential's end: its reason, Slack's answer then, and when. */
+async function storedDeath(warden: Warden, credential: StoredCredential): Promise<RefreshObservation> {
+  const events = await warden.connections.events(credential.connectionId, { limit: 200 });
+  const died = events.find(
+    (e) => e.type === "needs_reauth" && (e.kind === credential.kind || e.kind === null),
+  );
+  return {
+    kind: "stored_dead",
+    connectionId: credential.connectionId,
+    credential: credential.kind,
+    reason: credential.reason ?? "invalid_auth",
+    lastError: credential.lastError,
+    sinceMs: died?.atMs ?? null,
+  };
+}
+
 /** Refreshes through the engine, so the new pair is committed before anyone sees it (invariant 2). */
 async function refreshStored(
   store: Store,
   warden: Warden,
-  ref: { connectionId: string; kind: CredentialKind },
+  credential: StoredCredential,
 ): Promise<RefreshObservation> {
+  const ref: { connectionId: string; kind: CredentialKind } = {
+    connectionId: credential.connectionId,
+    kind: credential.kind,
+  };
   const before = await store.getCredential(ref);
   let thrown: unknown = null;
   try {

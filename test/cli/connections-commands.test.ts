@@ -1,0 +1,234 @@
+// `connections import / check / refresh` as a user runs them (the built binary, a real SQLite file,
+// the emulator over loopback): webhooks for what the CLI kills, all-or-nothing imports, and bulk
+// runs that report each connection's failure and go on.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Provider } from "../../src/core/ports.js";
+import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
+import { createWarden } from "../../src/engine/warden.js";
+import { openSealedStore } from "../helpers/store-under-test.js";
+import { ensureBuilt, runCli } from "./built-cli.js";
+
+let emu: SlackEmulator;
+let dir: string;
+const key = randomBytes(32).toString("base64");
+
+beforeAll(async () => {
+  ensureBuilt();
+  emu = await startSlackEmulator();
+  dir = await mkdtemp(join(tmpdir(), "tokenwarden-cli-connections-"));
+}, 120_000);
+afterAll(async () => {
+  await emu?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh SQLite file per test, and the environment pointing at it and the emulator. */
+function freshEnv(name: string): { env: Record<string, string>; path: string } {
+  const path = join(dir, `${name}.db`);
+  return {
+    path,
+    env: {
+      TOKENWARDEN_DATABASE_URL: `sqlite:${path}`,
+      TOKENWARDEN_ENCRYPTION_KEY: key,
+      SLACK_CLIENT_ID: emu.demoApp.clientId,
+      SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+      SLACK_BASE_URL: emu.url,
+    },
+  };
+}
+
+function install() {
+  const team = emu.control.createTeam({ name: "Acme" });
+  const { userId } = emu.control.createUser(team.teamId);
+  const body = emu.control.install({
+    clientId: emu.demoApp.clientId,
+    teamId: team.teamId,
+    userId,
+    botScopes: ["chat:write"],
+  });
+  return {
+    teamId: team.teamId,
+    bot: body["access_token"] as string,
+    refresh: body["refresh_token"] as string,
+  };
+}
+
+const snakeEntry = (id: string, t: ReturnType<typeof install>) => ({
+  id,
+  provider: "slack",
+  credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
+});
+
+function rows<T>(path: string, sql: string): T[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare(sql).all() as T[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Another provider's connection in the same store, written by a library process that runs it. */
+async function importForeignConnection(path: string, id: string): Promise<void> {
+  const github = {
+    id: "github",
+    refresh: async () => {
+      throw new Error("not called");
+    },
+    check: async () => ({ kind: "ok", providerData: {} }),
+    revoke: async () => ({ kind: "ok", providerData: {} }),
+    classifyApiError: () => ({ kind: "transient", reason: "provider_unavailable", error: "x" }),
+  } as unknown as Provider;
+  const lib = await createWarden({
+    store: await openSealedStore("sqlite", path, key),
+    extraProviders: [github],
+    env: {},
+    logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+  });
+  try {
+    await lib.connections.import({
+      id,
+      provider: "github",
+      credentials: { default: { accessToken: "gho_not_for_slack", refreshToken: "ghr_x", expiresIn: 3_600 } },
+    });
+  } finally {
+    await lib.close();
+  }
+}
+
+describe("connections check marks a dead install, and the webhook goes to the outbox", () => {
+  it("with TOKENWARDEN_WEBHOOK_URL set, a connection.needs_reauth row is written", async () => {
+    const { env, path } = freshEnv("webhook");
+    const hooked = {
+      ...env,
+      TOKENWARDEN_WEBHOOK_URL: "http://127.0.0.1:9/hooks",
+      TOKENWARDEN_WEBHOOK_SECRET: "whsec_test_only",
+    };
+    const t = install();
+    const imported = await runCli(["connections", "import", "-"], {
+      env: hooked,
+      input: JSON.stringify(snakeEntry(t.teamId, t)),
+    });
+    expect(imported.code).toBe(0);
+    emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: t.teamId });
+    const check = await runCli(["connections", "check", t.teamId, "--json"], { env: hooked });
+    expect(check.code).toBe(1);
+    expect(JSON.parse(check.stdout)).toMatchObject([{ id: t.teamId, ok: false, status: "needs_reauth" }]);
+    const outbox = rows<{ type: string; payload: string }>(path, "SELECT type, payload FROM outbox");
+    const dead = outbox.filter((r) => r.type === "connection.needs_reauth");
+    expect(dead).toHaveLength(1);
+    // The row holds the webhook's data; the server's dispatcher wraps and signs it on delivery.
+    expect(JSON.parse(dead[0]?.payload ?? "{}")).toMatchObject({
+      connection_id: t.teamId,
+      provider: "slack",
+      reason: "account_inactive",
+    });
+    for (const r of outbox) {
+      expect(r.payload).not.toContain(t.bot);
+      expect(r.payload).not.toContain(t.refresh);
+    }
+  });
+});
+
+describe("connections import is all or nothing", () => {
+  const foreign = {
+    id: "gh-1",
+    provider: "github",
+    credentials: { default: { access_token: "gho_1", expires_in: 3_600 } },
+  };
+
+  it("an unconfigured provider after a good entry: exit 2, the entry named, nothing written", async () => {
+    const { env } = freshEnv("import-provider");
+    const t = install();
+    const input = JSON.stringify([snakeEntry("first", t), foreign]);
+    const r = await runCli(["connections", "import", "-"], { env, input });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'tokenwarden: [1].provider: "github" is not a provider this CLI can import into (configured: slack)\n',
+    );
+    expect((await runCli(["connections", "list", "--json"], { env })).stdout.trim()).toBe("[]");
+  });
+
+  it("--dry-run refuses what the import would refuse", async () => {
+    const { env } = freshEnv("import-dry-run");
+    const t = install();
+    const input = JSON.stringify([snakeEntry("first", t), foreign]);
+    const r = await runCli(["connections", "import", "-", "--dry-run"], { env, input });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^tokenwarden: \[1\]\.provider: /);
+    expect(r.stdout).toBe("");
+  });
+
+  it("a kind Slack does not hold: exit 2, nothing written", async () => {
+    const { env } = freshEnv("import-kind");
+    const t = install();
+    const bad = { id: "second", provider: "slack", credentials: { default: { access_token: "xoxb-1" } } };
+    const r = await runCli(["connections", "import", "-"], {
+      env,
+      input: JSON.stringify([snakeEntry("first", t), bad]),
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^tokenwarden: \[1\]\.credentials\.default: a slack connection holds bot and user/,
+    );
+    expect((await runCli(["connections", "list", "--json"], { env })).stdout.trim()).toBe("[]");
+  });
+});
+
+describe("bulk check and refresh report each connection's failure, with its message, and go on", () => {
+  it("check --all goes past a connection it cannot check; refresh --all names why", async () => {
+    const { env, path } = freshEnv("bulk");
+    // Sorted first, so the run meets it before the healthy one.
+    await importForeignConnection(path, "a-github");
+    const t = install();
+    expect(
+      (
+        await runCli(["connections", "import", "-"], {
+          env,
+          input: JSON.stringify(snakeEntry("b-slack", t)),
+        })
+      ).code,
+    ).toBe(0);
+
+    const check = await runCli(["connections", "check", "--all", "--json"], { env });
+    expect(check.stderr).toBe("");
+    expect(check.code).toBe(1);
+    expect(JSON.parse(check.stdout)).toEqual([
+      {
+        id: "a-github",
+        kind: "-",
+        ok: false,
+        error: "provider_misconfigured",
+        message: 'provider "github" is not configured in this warden',
+        status: null,
+        reason: null,
+      },
+      { id: "b-slack", kind: "bot", ok: true, error: null, message: null, status: "active", reason: null },
+    ]);
+    const table = await runCli(["connections", "check", "--all"], { env });
+    expect(table.stdout).toMatch(
+      /a-github\s+-\s+failed: provider_misconfigured \(provider "github" is not configured in this warden\)/,
+    );
+    expect(table.stdout).toMatch(/b-slack\s+bot\s+ok\s+active/);
+
+    const refresh = await runCli(["connections", "refresh", "--all", "--json"], { env });
+    expect(refresh.code).toBe(1);
+    const refreshed = JSON.parse(refresh.stdout) as Array<Record<string, unknown>>;
+    expect(refreshed[0]).toMatchObject({
+      id: "a-github",
+      refreshed: false,
+      error: "provider_misconfigured",
+      message: 'provider "github" is not configured in this warden',
+    });
+    expect(refreshed[1]).toMatchObject({ id: "b-slack", refreshed: true, error: null, message: null });
+    for (const out of [check.stdout, table.stdout, refresh.stdout]) {
+      for (const secret of [t.bot, t.refresh, "gho_not_for_slack", "ghr_x"])
+        expect(out).not.toContain(secret);
+    }
+  });
+});

@@ -1,0 +1,54 @@
+// `tokenwarden demo` when the server cannot start: the emulator it started first is closed, so
+// the process exits with the one-line error instead of hanging on a listening socket.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureBuilt, runCli } from "./built-cli.js";
+
+let dir: string;
+let busy: Server;
+let busyPort: number;
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = await mkdtemp(join(tmpdir(), "tokenwarden-cli-demo-"));
+  busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+  const address = busy.address();
+  busyPort = typeof address === "object" && address !== null ? address.port : 0;
+}, 120_000);
+afterAll(async () => {
+  await new Promise((resolve) => busy?.close(resolve));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const demo = (env: Record<string, string>, port: number) =>
+  runCli(["demo", "--port", String(port), "--database", `sqlite:${join(dir, "demo.db")}`], {
+    cwd: dir,
+    env,
+    // Only a hang reaches this; a demo that fails to start exits within a second.
+    timeoutMs: 30_000,
+  });
+
+describe("tokenwarden demo after a startup failure", () => {
+  it("port in use: exits 1 with one line, nothing left running", async () => {
+    const r = await demo({ TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64") }, busyPort);
+    expect(r.timedOut).toBe(false);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^tokenwarden: .*EADDRINUSE.*\n$/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stdout).toBe("");
+  }, 40_000);
+
+  it("a bad encryption key: exits 2 with one line naming the variable, not its value", async () => {
+    const r = await demo({ TOKENWARDEN_ENCRYPTION_KEY: "not-a-key-SECRETISH" }, 0);
+    expect(r.timedOut).toBe(false);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^tokenwarden: .*TOKENWARDEN_ENCRYPTION_KEY.*\n$/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).not.toContain("SECRETISH");
+  }, 40_000);
+});

@@ -1,0 +1,80 @@
+// What `connections import` accepts, checked before anything is written: expiry units per form,
+// and entries this run could not write (an unconfigured provider, a kind the provider lacks).
+import { describe, expect, it } from "vitest";
+import { type ImportTargets, parseImportFile, SLACK_KINDS } from "../../src/cli/import-file.js";
+
+const parse = (value: unknown, targets: ImportTargets = { slack: SLACK_KINDS }) =>
+  parseImportFile(JSON.stringify(value), { targets });
+
+const snake = (bot: Record<string, unknown>) => ({
+  id: "a",
+  provider: "slack",
+  credentials: { bot: { access_token: "xoxe.xoxb-1-a", ...bot } },
+});
+
+describe("expires_at in the snake_case form is epoch seconds, as the HTTP API reads it", () => {
+  it("a number is seconds", () => {
+    const [input] = parse(snake({ expires_at: 1_800_000_000 }));
+    expect(input?.credentials.bot?.expiresAt).toBe(1_800_000_000_000);
+  });
+
+  it("an ISO 8601 date is read as such", () => {
+    const [input] = parse(snake({ expires_at: "2027-01-01T00:00:00Z" }));
+    expect(input?.credentials.bot?.expiresAt).toBe(Date.UTC(2027, 0, 1));
+  });
+
+  it("milliseconds are refused, naming the field", () => {
+    expect(() => parse([snake({ expires_at: 1_800_000_000_000 })])).toThrow(
+      /^\[0\]\.credentials\.bot\.expires_at: must be epoch SECONDS \(as the HTTP API takes it\), not milliseconds$/,
+    );
+  });
+
+  it("a value before 2001 (a lifetime put in the wrong field) is refused", () => {
+    expect(() => parse([snake({ expires_at: 43_200 })])).toThrow(
+      /^\[0\]\.credentials\.bot\.expires_at: must be epoch seconds; this is before 2001/,
+    );
+  });
+});
+
+describe("expiresAt in the camelCase form is epoch milliseconds, as connections.import reads it", () => {
+  const camel = (expiresAt: number) => ({
+    id: "a",
+    provider: "slack",
+    credentials: { bot: { accessToken: "xoxe.xoxb-1-a", expiresAt } },
+  });
+
+  it("milliseconds are kept", () => {
+    expect(parse(camel(1_800_000_000_000))[0]?.credentials.bot?.expiresAt).toBe(1_800_000_000_000);
+  });
+
+  it("seconds are refused rather than read as 1970", () => {
+    expect(() => parse([camel(1_800_000_000)])).toThrow(
+      /^\[0\]\.credentials\.bot\.expiresAt: must be epoch MILLISECONDS in the camelCase form/,
+    );
+  });
+});
+
+describe("entries this run could not write are refused up front", () => {
+  const good = { id: "good", provider: "slack", credentials: { bot: { accessToken: "xoxe.xoxb-1-a" } } };
+
+  it("an unconfigured provider, named by entry", () => {
+    const other = { id: "gh", provider: "github", credentials: { default: { accessToken: "gho_1" } } };
+    expect(() => parse([good, other])).toThrow(
+      /^\[1\]\.provider: "github" is not a provider this CLI can import into \(configured: slack\)$/,
+    );
+  });
+
+  it("slack without its client credentials", () => {
+    expect(() => parse([good], {})).toThrow(
+      /^\[0\]\.provider: slack is not configured: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET/,
+    );
+    expect(() => parse(good, {})).toThrow(/^provider: slack is not configured/);
+  });
+
+  it("a kind the provider does not hold", () => {
+    const bad = { id: "d", provider: "slack", credentials: { default: { accessToken: "xoxe.xoxb-1-a" } } };
+    expect(() => parse([good, bad])).toThrow(
+      /^\[1\]\.credentials\.default: a slack connection holds bot and user credentials, not default$/,
+    );
+  });
+});
