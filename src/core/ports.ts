@@ -48,8 +48,8 @@ export interface Sealer {
   open(sealed: string, aad: string): string;
   /** True when the value was sealed with a key other than the current (first) one. */
   needsReseal(sealed: string): boolean;
-  /** Whether the ring holds the key with this id (ids are not secret). */
-  holdsKey(keyId: string): boolean;
+  /** The ids of the ring's keys, current first (ids are not secret). */
+  readonly keyIds: readonly string[];
 }
 
 /** The right to spend one credential's refresh token, held by one process. */
@@ -284,9 +284,10 @@ export interface Store {
   setProviderState(state: ProviderState): Promise<boolean>;
 
   /**
-   * Refuses a key ring that cannot have sealed what the store holds: throws `config_invalid`,
-   * naming the key id (never a key), when a stored secret names a key the ring lacks. Run at
-   * startup, before anything is written under the wrong key. Looks at one stored secret.
+   * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id
+   * the store uses (never a key), when there are credentials and none is sealed with any key of the
+   * ring (a wrong key). Some rows under a key dropped too early pass: those are parked one by one.
+   * Run at startup, before anything is written under the wrong key.
    */
   checkKeyRing(): Promise<void>;
 

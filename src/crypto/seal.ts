@@ -19,6 +19,7 @@ const TAG_BYTES = 16;
  */
 export class AesGcmSealer implements Sealer {
   readonly currentKeyId: string;
+  readonly keyIds: readonly string[];
   readonly #current: Buffer;
   readonly #keys: ReadonlyMap<string, Buffer>;
   readonly #ivs = new RandomIvs();
@@ -30,6 +31,7 @@ export class AesGcmSealer implements Sealer {
     this.currentKeyId = first.id;
     this.#current = first.key;
     this.#keys = new Map(keys.map((k) => [k.id, k.key]));
+    this.keyIds = keys.map((k) => k.id);
   }
 
   seal(plaintext: string, aad: string): string {
@@ -40,10 +42,6 @@ export class AesGcmSealer implements Sealer {
     const ciphertext = cipher.update(plaintext, "utf8");
     cipher.final();
     return `${VERSION}.${this.currentKeyId}.${b64(iv)}.${b64(ciphertext)}.${b64(cipher.getAuthTag())}`;
-  }
-
-  holdsKey(keyId: string): boolean {
-    return this.#keys.has(keyId);
   }
 
   open(sealed: string, aad: string): string {

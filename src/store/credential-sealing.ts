@@ -60,17 +60,17 @@ export function resealTokens(
 }
 
 /**
- * Store.checkKeyRing's rule, on one sealed secret the store holds (null: it holds none). The common
- * mistake it catches is a whole other key (a bare key's id derives from the key): writing under it
- * would leave rows that no instance holding the real key can open.
+ * Store.checkKeyRing's verdict. `sample` is any stored access token (null: the store holds none);
+ * `ringOpensSome` whether any stored one is sealed with a key of the ring. The mistake it catches
+ * is a whole other key (a bare key's id derives from the key): writing under it would leave rows no
+ * instance holding the real key can open.
  */
-export function checkRingHolds(sealer: Sealer, sample: string | null): void {
-  if (sample === null) return;
-  const keyId = sealedKeyId(sample);
-  if (keyId === null || sealer.holdsKey(keyId)) return; // a malformed value is the refresher's to report
+export function checkRingHolds(sample: string | null, ringOpensSome: boolean): void {
+  if (sample === null || ringOpensSome) return;
+  const keyId = sealedKeyId(sample) ?? "(malformed)";
   throw new TokenwardenError(
     "config_invalid",
-    `the database holds secrets sealed with key id "${keyId}", which TOKENWARDEN_ENCRYPTION_KEY does not hold: ` +
+    `no stored secret is sealed with a key TOKENWARDEN_ENCRYPTION_KEY holds (they use key id "${keyId}"): ` +
       "is this the key this database was written with? (several keys: id:key,… with the current first)",
   );
 }

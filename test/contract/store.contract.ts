@@ -1507,7 +1507,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(String((error as Error).message)).not.toContain("PLAINTEXT");
       });
 
-      it("checkKeyRing refuses a ring without the stored secrets' key, naming its id only", async () => {
+      it("checkKeyRing refuses a ring that opens none of the stored secrets, naming a key id only", async () => {
         await store.checkKeyRing(); // empty: nothing to check against
         await seedT1();
         await store.checkKeyRing();
@@ -1516,6 +1516,15 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(error).toMatchObject({ code: "config_invalid" });
         expect(String((error as Error).message)).toContain('key id "old"');
         expect(String((error as Error).message)).not.toMatch(/PLAINTEXT|Zm9y/);
+        // Some rows under a key the ring still has: a key dropped too early for the rest, not a wrong
+        // key; those rows are parked one by one (README), startup goes on.
+        await (await peer(newKeyOnlySealer())).putConnection(
+          connection("T9", [credential("bot", "t9")]),
+          2_000,
+          [],
+        );
+        await (await peer(newKeyOnlySealer())).checkKeyRing();
+        await store.checkKeyRing();
       });
 
       it("re-seals every secret with the new key in batches, keeping versions", async () => {

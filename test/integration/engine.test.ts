@@ -761,7 +761,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const error = await h.peer({}, wrongKey).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "config_invalid" });
     expect(String((error as Error).message)).toMatch(
-      /key id "[^"]+", which TOKENWARDEN_ENCRYPTION_KEY does not hold/,
+      /no stored secret is sealed with a key TOKENWARDEN_ENCRYPTION_KEY holds \(they use key id "[^"]+"\)/,
     );
     expect(String((error as Error).message)).not.toContain(wrongKey);
     expect(await h.warden.connections.events(id)).toEqual(before);

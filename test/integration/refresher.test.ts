@@ -237,10 +237,6 @@ describe("the background refresher", () => {
     const key = randomBytes(32).toString("base64");
     const store = await openSealedStore("sqlite", file.path, key);
     await store.migrate();
-    // Sealed by an instance with another key, which this one was never given.
-    const other = await openSealedStore("sqlite", file.path, `gone:${randomBytes(32).toString("base64")}`);
-    await other.putConnection(connection("X1", [credential("bot", "x1", { refreshDueAtMs: 1 })]), 0, []);
-    await other.close();
     const errors: Array<{ fields: Record<string, unknown>; message: string }> = [];
     const logger = {
       ...silent,
@@ -249,6 +245,10 @@ describe("the background refresher", () => {
     const slack = slackStub();
     const clock = new FakeClock(1_000_000);
     warden = await dueWarden(store, key, slack.fetch, clock, ["T1", "T2"], logger);
+    // Sealed by an instance with another key, which this one was never given.
+    const other = await openSealedStore("sqlite", file.path, `gone:${randomBytes(32).toString("base64")}`);
+    await other.putConnection(connection("X1", [credential("bot", "x1", { refreshDueAtMs: 1 })]), 0, []);
+    await other.close();
     warden.startRefresher({ intervalMs: 5 });
     await eventually(slack.calls, (n) => n === 2, { what: "the readable credentials' refreshes" });
     await eventually(
@@ -317,14 +317,14 @@ describe("the background refresher on PostgreSQL, when parking an unreadable cre
     const key = randomBytes(32).toString("base64");
     const store = await openSealedStore("postgres", db.schema, key);
     await store.migrate();
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    warden = await dueWarden(store, key, slack.fetch, clock, ["T1"]);
     const other = await openSealedStore("postgres", db.schema, `gone:${randomBytes(32).toString("base64")}`);
     await other.putConnection(connection("X1", [credential("bot", "x1", { refreshDueAtMs: 1 })]), 0, []);
     await other.close();
     // The first write that would park X1 is refused (a failover, a full disk); later ones go through.
     const tries = await refuseHandBacks(db, "X1", 1);
-    const slack = slackStub();
-    const clock = new FakeClock(1_000_000);
-    warden = await dueWarden(store, key, slack.fetch, clock, ["T1"]);
     warden.startRefresher({ intervalMs: 5 });
     const x1 = async () =>
       (

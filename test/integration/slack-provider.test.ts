@@ -335,6 +335,7 @@ describe("Slack provider: auth.test, auth.revoke (slack-api.md §4.2, §4.3)", (
         enterprise_id: "E12345678",
         url: "https://subarachnoid.slack.com/",
       },
+      installation: { team_id: "T0G9PQBBK", enterprise_id: "E12345678" },
     });
   });
 

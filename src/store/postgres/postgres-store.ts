@@ -684,10 +684,18 @@ export class PostgresStore implements Store {
   }
 
   async checkKeyRing(): Promise<void> {
+    const t = this.#t;
+    const prefixes = this.#sealer.keyIds.map(sealedPrefix);
+    // A full scan only when no row matches, which is the case it refuses; otherwise the first hit.
     const { rows } = await this.#query("checkKeyRing", (c) =>
-      c.query<{ sealed: string }>(`SELECT access_token_sealed AS sealed FROM ${this.#t.credentials} LIMIT 1`),
+      c.query<{ sample: string | null; held: boolean }>(
+        `SELECT (SELECT access_token_sealed FROM ${t.credentials} LIMIT 1) AS sample,
+                EXISTS (SELECT 1 FROM ${t.credentials}
+                         WHERE access_token_sealed ^@ ANY ($1::text[])) AS held`,
+        [prefixes],
+      ),
     );
-    checkRingHolds(this.#sealer, rows[0]?.sealed ?? null);
+    checkRingHolds(rows[0]?.sample ?? null, rows[0]?.held === true);
   }
 
   async resealBatch(limit: number): Promise<number> {

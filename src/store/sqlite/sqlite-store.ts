@@ -516,10 +516,21 @@ export class SqliteStore implements Store {
   }
 
   async checkKeyRing(): Promise<void> {
-    const row = this.#read("checkKeyRing", () =>
-      this.#get<{ sealed: string }>("SELECT access_token_sealed AS sealed FROM credentials LIMIT 1"),
-    );
-    checkRingHolds(this.#sealer, row?.sealed ?? null);
+    const { sample, opensSome } = this.#read("checkKeyRing", () => {
+      const any = this.#get<{ sealed: string }>(
+        "SELECT access_token_sealed AS sealed FROM credentials LIMIT 1",
+      );
+      // A full scan only when no row matches, which is the case it refuses; otherwise the first hit.
+      const held = this.#sealer.keyIds.some(
+        (id) =>
+          this.#get(
+            "SELECT 1 FROM credentials WHERE substr(access_token_sealed, 1, length(@p)) = @p LIMIT 1",
+            { p: sealedPrefix(id) },
+          ) !== undefined,
+      );
+      return { sample: any?.sealed ?? null, opensSome: held };
+    });
+    checkRingHolds(sample, opensSome);
   }
 
   async resealBatch(limit: number): Promise<number> {
