@@ -75,6 +75,10 @@ export function isDue(record: CredentialRecord, nowMs: number): boolean {
  * Takes the claim and opens the refresh journal (`refresh_in_doubt`), committed
  * before the refresh token leaves the process (invariant 6). The previous
  * journal value and run time are kept so `releaseClaim` can undo exactly this.
+ * The credential is due again at the lease's end at the latest: if the claimer
+ * dies, the refresher retries the old refresh token inside Slack's grace
+ * window, not at the next scheduled refresh hours later (when it would be
+ * refused). Completing, failing or releasing the claim sets the run time anew.
  */
 export function claimPatch(
   record: CredentialRecord,
@@ -90,6 +94,7 @@ export function claimPatch(
     claimPrevInDoubt: record.refreshInDoubt,
     claimPrevRunAtMs: record.nextRunAtMs,
     refreshInDoubt: true,
+    nextRunAtMs: record.nextRunAtMs === null ? untilMs : Math.min(record.nextRunAtMs, untilMs),
   };
 }
 

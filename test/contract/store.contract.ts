@@ -860,6 +860,25 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
     });
 
     describe("claimDue", () => {
+      it("takes an on-demand claim that lapsed unfinished when its lease ends, not at the next scheduled run", async () => {
+        await store.putConnection(
+          connection("L", [credential("bot", "L", { refreshDueAtMs: 500_000 })]),
+          1_000,
+          [],
+        );
+        claimOf(await claim({ connectionId: "L", kind: "bot" }, "crashed", 2_000)); // forced: not due
+        expect(await claimDue("r", 2_000 + LEASE - 1)).toEqual([]); // still held
+        const retaken = await claimDue("r", 2_000 + LEASE);
+        expect(retaken.map((d) => d.ref.connectionId)).toEqual(["L"]);
+        expect(retaken[0]).toMatchObject({ previousAttemptLost: true });
+        // Handed back unspent, it stays due (the lost attempt still wants a refresh to settle it), and
+        // the journal still says so.
+        await store.releaseClaim(retaken[0] as RefreshClaim);
+        const again = await claimDue("r", 2_000 + LEASE + 1);
+        expect(again.map((d) => d.ref.connectionId)).toEqual(["L"]);
+        expect(again[0]).toMatchObject({ previousAttemptLost: true });
+      });
+
       it("claims due rows only, oldest first, up to the limit, skipping live claims", async () => {
         for (const [id, due] of [
           ["A", 5_000],
