@@ -86,7 +86,7 @@ export async function refreshCredential(
 ): Promise<CurrentToken> {
   const deadline = Date.now() + ctx.timings.waitTimeoutMs;
   for (;;) {
-    const takenAt = performance.now(); // a lease won here began before the round trip that won it
+    let takenAt = performance.now(); // a lease won here began before the round trip that won it
     const claim = await ctx.store.claimRefresh(ref, {
       owner: ctx.owner,
       nowMs: ctx.clock.now(),
@@ -112,6 +112,21 @@ export async function refreshCredential(
       case "claimed": {
         const early = await settleWithoutSpending(ctx, claim, request);
         if (early) return early;
+        // Taking the claim may have waited (a pool, a row lock) until its lease is near its end or
+        // past it, when another process may take it over and send the same token: renew it before
+        // the token leaves. Not ours any more: someone else sends; wait for them as any waiter does.
+        if (performance.now() - takenAt >= ctx.timings.leaseMs / 3) {
+          const renewedAt = performance.now();
+          let held: boolean;
+          try {
+            held = await ctx.store.renewClaim(claim.claim, ctx.clock.now(), ctx.timings.leaseMs);
+          } catch (error) {
+            await handBack(ctx, claim.claim); // nothing was sent
+            throw error;
+          }
+          if (!held) continue;
+          takenAt = renewedAt;
+        }
         return runClaim(ctx, claim, undefined, takenAt);
       }
     }

@@ -8,31 +8,13 @@ import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { interceptStore } from "../helpers/intercept-store.js";
 import { createPgSchema, type PgSchema, refuseHandBacks } from "../helpers/pg-schema.js";
+import { slackStub } from "../helpers/slack-stub.js";
 import { connection, credential } from "../helpers/store-fixtures.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 const HOUR = 3_600_000;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** A Slack rotation reply per call, with the number of calls answered so far. */
-function slackStub() {
-  let calls = 0;
-  const fetch = async () => {
-    calls++;
-    const n = calls;
-    const body = JSON.stringify({
-      ok: true,
-      access_token: `xoxe.xoxb-new-${n}`,
-      refresh_token: `xoxe-new-${n}`,
-      expires_in: 43_200,
-      token_type: "bot",
-      scope: "chat:write",
-    });
-    return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
-  };
-  return { fetch, calls: () => calls };
-}
 
 /** The real store, with the completion write held until `release()`. */
 function gatedCompletions(store: Store) {
