@@ -1,6 +1,13 @@
 import { nextAttemptAt } from "../core/backoff.js";
 import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
-import type { ClaimResult, CompletionItem, Provider, RefreshClaim, StatusChange } from "../core/ports.js";
+import type {
+  ClaimResult,
+  CompletionItem,
+  Provider,
+  RefreshClaim,
+  RefreshOutcome,
+  StatusChange,
+} from "../core/ports.js";
 import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
 import { episodeTransition } from "../core/status.js";
 import type {
@@ -233,11 +240,19 @@ async function waitForHolder(
 export async function runClaim(
   ctx: EngineContext,
   claimed: Claimed,
-  onProviderAnswered?: () => void,
+  onProviderAnswered?: (outcome: RefreshOutcome | undefined) => void,
   claimTakenAtMs: number = performance.now(),
 ): Promise<CurrentToken> {
   const { claim, credential, previousAttemptLost } = claimed;
-  const provider = providerFor(ctx, credential.provider);
+  let provider: Provider;
+  try {
+    provider = providerFor(ctx, credential.provider);
+  } catch (error) {
+    // Not configured here (a CLI without the client secret, say): nothing was sent, so the journal
+    // the claim opened must close, or a later refusal would read as a lost response.
+    await handBack(ctx, claim);
+    throw error;
+  }
   const refreshToken = credential.refreshToken;
   if (refreshToken === null) {
     await handBack(ctx, claim);
@@ -247,7 +262,7 @@ export async function runClaim(
   // (a busy store, a full batch ahead of it) must not let the lease lapse on a spent refresh token.
   const letGo = ctx.claims.hold(claim, claimTakenAtMs);
   try {
-    let outcome: Awaited<ReturnType<Provider["refresh"]>>;
+    let outcome: RefreshOutcome | undefined;
     const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
     try {
       outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
@@ -263,7 +278,7 @@ export async function runClaim(
         ),
       );
     } finally {
-      onProviderAnswered?.();
+      onProviderAnswered?.(outcome);
     }
     observe(ctx, credential, outcome, performance.now() - startedAt);
     if (outcome.kind === "refreshed")

@@ -1,4 +1,4 @@
-import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
+import type { DueClaim, Logger, RefreshOutcome, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { handBack, runClaim } from "./refresh.js";
 
@@ -216,23 +216,26 @@ export class Refresher {
       let answered = false;
       // The cap is on calls to the provider: its slot frees as soon as the provider has answered, and
       // the next call starts while this refresh's outcome is being stored.
-      const release = () => {
+      const release = (outcome?: RefreshOutcome) => {
         if (answered) return;
         answered = true;
+        // Paused before the freed slot starts the next call (a 429 whether or not the tokens have
+        // expired yet; the outcome is classified already).
+        const failure = outcome?.kind === "failed" ? outcome.classification : null;
+        if (failure?.kind === "transient" && failure.reason === "rate_limited") {
+          this.#pausedUntil.set(provider, ctx.clock.now() + (failure.retryAfterMs ?? 1_000));
+        }
         this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
         this.#drain();
         this.#wake();
       };
       try {
-        const result = await runClaim(
+        await runClaim(
           ctx,
           { kind: "claimed", claim, credential, previousAttemptLost: claim.previousAttemptLost },
           release,
           claimedAt,
         );
-        if (result.failure?.kind === "transient" && result.failure.reason === "rate_limited") {
-          this.#pausedUntil.set(provider, ctx.clock.now() + (result.failure.retryAfterMs ?? 1_000));
-        }
       } finally {
         release();
       }

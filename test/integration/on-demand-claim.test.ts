@@ -4,8 +4,11 @@ import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../src/core/ports.js";
 import { createWarden, type Warden } from "../../src/engine/warden.js";
+import { eventually } from "../helpers/eventually.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import { interceptStore } from "../helpers/intercept-store.js";
 import { slackStub } from "../helpers/slack-stub.js";
+import { connection, credential } from "../helpers/store-fixtures.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
@@ -95,5 +98,28 @@ describe("on-demand refresh claims", () => {
     expect(log.indexOf("renew:false")).toBeLessThan(log.indexOf("sent"));
     expect(log.filter((e) => e === "sent")).toHaveLength(1);
     expect(slack.calls()).toBe(1);
+  });
+
+  it("a process without the provider configured hands its claim back: the journal closes, nothing is lost", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    const clock = new FakeClock(1_000_000);
+    // A tool on the store without Slack's client credentials.
+    warden = await createWarden({ store, encryptionKey: key, providers: {}, clock, env: {}, logger: silent });
+    // Written by a process that runs Slack; expired long ago.
+    await store.putConnection(
+      connection("T2", [credential("bot", "t2", { expiresAtMs: 10_000 })]),
+      1_000,
+      [],
+    );
+    await expect(warden.getToken("T2")).rejects.toMatchObject({ code: "provider_misconfigured" });
+    await eventually(
+      () => store.getCredential({ connectionId: "T2", kind: "bot" }),
+      (c) => c?.claimUntilMs === null,
+      { what: "the claim handed back" },
+    );
+    expect(await store.getCredential({ connectionId: "T2", kind: "bot" })).toMatchObject({
+      refreshInDoubt: false,
+    });
   });
 });

@@ -252,6 +252,31 @@ describe("the background refresher", () => {
     );
   });
 
+  it("pauses the provider on a 429 also when the tokens have already expired", async () => {
+    const key = randomBytes(32).toString("base64");
+    const store = await openSealedStore("sqlite", file.path, key);
+    let calls = 0;
+    const limited = async () => {
+      calls++;
+      return new Response(JSON.stringify({ ok: false, error: "ratelimited" }), {
+        status: 429,
+        headers: { "content-type": "application/json", "retry-after": "60" },
+      });
+    };
+    const clock = new FakeClock(1_000_000);
+    const ids = Array.from({ length: 10 }, (_, i) => `R${i}`);
+    warden = await dueWarden(store, key, limited, clock, ids);
+    clock.advance(2 * HOUR); // past expiry: a failed refresh throws instead of serving the old token
+    warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: 1 });
+    await eventually(
+      () => calls,
+      (n) => n >= 1,
+      { what: "the first refresh" },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100)); // twenty passes
+    expect(calls).toBe(1);
+  });
+
   it("stops within its timeout even while a pass is still waiting for the store", async () => {
     let claims = 0;
     const hanging = {
