@@ -251,6 +251,9 @@ export interface Store {
   /**
    * Sets the status of some or all credentials of a connection (uninstall,
    * revocation, a health check's verdict), appending `events`.
+   * @param ifVersions a verdict about particular tokens: a credential changes only while its
+   * version is the one given (its tokens are still those); the events of a credential left
+   * unchanged are dropped, and with none changed nothing is written (null).
    */
   setCredentialStatus(
     connectionId: string,
@@ -258,6 +261,7 @@ export interface Store {
     status: { status: Status; reason: Reason | null; lastError: string | null },
     nowMs: number,
     events: NewEvent[],
+    ifVersions?: Partial<Record<CredentialKind, number>>,
   ): Promise<StatusChange | null>;
 
   /**

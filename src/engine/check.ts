@@ -1,5 +1,12 @@
 import { TokenwardenError } from "../core/errors.js";
-import type { Classification, Connection, CredentialKind, Reason, Status } from "../core/types.js";
+import type {
+  Classification,
+  Connection,
+  CredentialKind,
+  CredentialRef,
+  Reason,
+  Status,
+} from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { announce, providerFor, refreshCredential } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
@@ -54,7 +61,8 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
     const now = ctx.clock.now();
     if (outcome.kind === "ok") await learnInstallation(ctx, connection, outcome.installation, now);
     const classification: Classification | null = outcome.kind === "failed" ? outcome.classification : null;
-    if (classification?.kind === "dead") {
+    const version = classification?.kind === "dead" ? await versionHolding(ctx, ref, token.reveal()) : null;
+    if (classification?.kind === "dead" && version !== null) {
       const change = await ctx.store.setCredentialStatus(
         connectionId,
         [credential.kind],
@@ -70,6 +78,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
             data: { ok: false, error: classification.error },
           },
         ],
+        { [credential.kind]: version },
       );
       ctx.cache.delete(ref);
       announce(ctx, connectionId, connection.provider, credential.kind, change, now);
@@ -80,7 +89,15 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
           kind: credential.kind,
           type: "checked",
           atMs: now,
-          data: classification === null ? { ok: true } : { ok: false, error: classification.error },
+          // superseded: the token checked was replaced meanwhile, so its verdict is not the credential's.
+          data:
+            classification === null
+              ? { ok: true }
+              : {
+                  ok: false,
+                  error: classification.error,
+                  ...(classification.kind === "dead" ? { superseded: true } : {}),
+                },
         },
       ]);
     }
@@ -95,6 +112,21 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
   }
   const after = await ctx.store.getConnection(connectionId);
   return { connectionId, status: after?.status ?? connection.status, credentials: results };
+}
+
+/**
+ * The version of a credential while `accessToken` is still its stored access token; null once it
+ * has been replaced (rotated, reconnected): a provider's verdict on an old token says nothing about
+ * the current one (Slack revokes superseded tokens, and a reconnect's old ones answer invalid_auth).
+ * Passed to setCredentialStatus as a fence, so a rotation after this read is not overruled either.
+ */
+export async function versionHolding(
+  ctx: EngineContext,
+  ref: CredentialRef,
+  accessToken: string,
+): Promise<number | null> {
+  const stored = await ctx.store.getCredential(ref);
+  return stored !== null && stored.accessToken.reveal() === accessToken ? stored.version : null;
 }
 
 /** Records what a check learned of the installation where the metadata says nothing (never overwrites). */
@@ -119,6 +151,7 @@ export async function markDead(
   reason: Reason,
   error: string,
   eventType: "revoked" | "uninstalled" | "checked",
+  ifVersions?: Partial<Record<CredentialKind, number>>,
 ): Promise<void> {
   const connection = await ctx.store.getConnection(connectionId);
   if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
@@ -130,6 +163,7 @@ export async function markDead(
     { status: "needs_reauth", reason, lastError: error },
     now,
     affected.map((kind) => ({ connectionId, kind, type: eventType, atMs: now, reason, data: { error } })),
+    ifVersions,
   );
   for (const kind of affected) ctx.cache.delete({ connectionId, kind });
   announce(

@@ -1,6 +1,6 @@
 import { ProviderUnavailableError } from "../core/errors.js";
 import type { Classification, CredentialKind } from "../core/types.js";
-import { markDead } from "./check.js";
+import { markDead, versionHolding } from "./check.js";
 import type { EngineContext } from "./context.js";
 import type { AccessToken, GetTokenOptions } from "./get-token.js";
 import { providerFor, refreshCredential } from "./refresh.js";
@@ -68,6 +68,7 @@ export function makeWithToken(
       return providerFor(ctx, connection?.provider ?? "slack").classifyApiError(error, 200);
     };
     const first = await getToken(connectionId, options);
+    let used = first.accessToken;
     let result = await attempt(first);
     if (result.error !== null && (await classify(result.error)).kind === "refreshable") {
       const fresh = await refreshCredential(
@@ -78,8 +79,9 @@ export function makeWithToken(
       // The refresh failed for now (the stored token comes back): the provider has just called that
       // token expired, so calling again with it would only hand its error to the caller as an answer.
       if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
+      used = fresh.tokens.accessToken.reveal();
       result = await attempt({
-        accessToken: fresh.tokens.accessToken.reveal(),
+        accessToken: used,
         tokenType: fresh.tokens.tokenType,
         kind: first.kind,
         expiresAt: fresh.tokens.expiresAtMs === null ? null : new Date(fresh.tokens.expiresAtMs),
@@ -87,7 +89,11 @@ export function makeWithToken(
     }
     if (result.error !== null) {
       const classification = await classify(result.error);
-      if (classification.kind === "dead") {
+      const ref = { connectionId, kind: first.kind };
+      // Only a verdict on the stored token kills the credential: one on a token since replaced (Slack
+      // revokes superseded tokens; a reconnect's old ones answer invalid_auth) says nothing of it.
+      const version = classification.kind === "dead" ? await versionHolding(ctx, ref, used) : null;
+      if (classification.kind === "dead" && version !== null) {
         await markDead(
           ctx,
           connectionId,
@@ -95,6 +101,7 @@ export function makeWithToken(
           classification.reason,
           classification.error,
           "checked",
+          { [first.kind]: version },
         );
       }
     }

@@ -22,6 +22,7 @@ import type {
 } from "../core/ports.js";
 import { episodeTransition } from "../core/status.js";
 import type {
+  CredentialKind,
   NewConnection,
   NewCredential,
   NewEvent,
@@ -313,4 +314,23 @@ export function episodeEvents(connectionId: string, change: StatusChange, atMs: 
       reason: transition === "needs_reauth" ? change.reason : null,
     },
   ];
+}
+
+/**
+ * Which of a connection's credentials a status verdict applies to (setCredentialStatus): the kinds
+ * named, and of those, with `ifVersions`, only the ones still at the version the verdict was about.
+ */
+export function verdictApplies(
+  record: CredentialRecord,
+  kinds: CredentialKind[] | "all",
+  ifVersions: Partial<Record<CredentialKind, number>> | undefined,
+): boolean {
+  if (kinds !== "all" && !kinds.includes(record.kind)) return false;
+  const version = ifVersions?.[record.kind];
+  return version === undefined || version === record.version;
+}
+
+/** The events of a verdict that concern the credentials it changed (or the connection as a whole). */
+export function eventsOf(events: NewEvent[], changed: readonly { kind: CredentialKind }[]): NewEvent[] {
+  return events.filter((e) => e.kind === null || changed.some((c) => c.kind === e.kind));
 }

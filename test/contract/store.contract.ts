@@ -636,6 +636,31 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getCredential(BOT))?.accessToken.reveal()).toBe("xoxb-access-fast-PLAINTEXT");
       });
 
+      it("setCredentialStatus with ifVersions changes only credentials still at that version", async () => {
+        await seedT1();
+        const v = (await store.getCredential(BOT))?.version ?? -1;
+        const c = claimOf(await claim(BOT, "a", 1_000));
+        await store.completeRefresh(c, refreshed("rotated"), 1_100, event("T1", "refreshed", 1_100));
+        const dead = { status: "needs_reauth" as const, reason: "token_revoked" as const, lastError: "x" };
+        const stale = await store.setCredentialStatus(
+          "T1",
+          ["bot"],
+          dead,
+          1_200,
+          [event("T1", "checked", 1_200)],
+          { bot: v }, // the verdict was about the token before the rotation
+        );
+        expect(stale).toBeNull();
+        expect((await store.getCredential(BOT))?.status).toBe("active");
+        expect((await store.listEvents("T1", { limit: 50 })).map((e) => e.type)).not.toContain("checked");
+        const current = (await store.getCredential(BOT))?.version ?? -1;
+        expect(current).toBe(v + 1);
+        await store.setCredentialStatus("T1", ["bot"], dead, 1_300, [event("T1", "checked", 1_300)], {
+          bot: current,
+        });
+        expect((await store.getCredential(BOT))?.status).toBe("needs_reauth");
+      });
+
       it("is fenced out after setCredentialStatus: the dead credential stays dead", async () => {
         await seedT1();
         const c = claimOf(await claim(BOT, "a", 1_000));

@@ -192,6 +192,22 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(body["ok"]).toBe(true);
   });
 
+  it("a dead answer to a token replaced meanwhile does not kill the credential's current token", async () => {
+    const { id } = await h.installAndImport();
+    const peer = await h.peer();
+    const body = await h.warden.withToken(id, async (token) => {
+      // While this call is on its way: another process rotates the credential, and Slack revokes the
+      // superseded token this caller still holds.
+      await peer.connections.refresh(id);
+      h.emu.control.revokeToken(token);
+      return authTest(h, token);
+    });
+    expect(body).toMatchObject({ ok: false, error: "token_revoked" });
+    const current = await h.warden.connections.get(id);
+    expect(current.status).toBe("active");
+    expect((await authTest(h, (await peer.getToken(id)).accessToken))["ok"]).toBe(true);
+  });
+
   it("delete with revoke revokes the refresh token as well as the access token", async () => {
     const { id, install } = await h.installAndImport();
     const refreshToken = install["refresh_token"] as string;

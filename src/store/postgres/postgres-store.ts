@@ -39,6 +39,7 @@ import {
   completionPatch,
   decideClaim,
   episodeEvents,
+  eventsOf,
   failurePatch,
   holdsClaim,
   newCredentialRecord,
@@ -47,6 +48,7 @@ import {
   renewPatch,
   rollUpStatus,
   statusPatch,
+  verdictApplies,
 } from "../credential-transitions.js";
 import { loadMigrations } from "../migration-files.js";
 import {
@@ -557,6 +559,7 @@ export class PostgresStore implements Store {
     status: { status: Status; reason: Reason | null; lastError: string | null },
     nowMs: number,
     events: NewEvent[],
+    ifVersions?: Partial<Record<CredentialKind, number>>,
   ): Promise<StatusChange | null> {
     let changed: CredentialRef[] = [];
     const change = await this.#tx("setCredentialStatus", async (c) => {
@@ -565,12 +568,11 @@ export class PostgresStore implements Store {
       const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
         connectionId,
       ]);
-      changed = records.filter((r) => kinds === "all" || kinds.includes(r.kind)).map(refOf);
-      for (const record of records) {
-        if (kinds === "all" || kinds.includes(record.kind))
-          await this.#update(c, record, statusPatch(record, status));
-      }
-      const rolled = await this.#rollUp(c, connectionId, before, nowMs, events);
+      const applying = records.filter((r) => verdictApplies(r, kinds, ifVersions));
+      if (applying.length === 0) return null;
+      changed = applying.map(refOf);
+      for (const record of applying) await this.#update(c, record, statusPatch(record, status));
+      const rolled = await this.#rollUp(c, connectionId, before, nowMs, eventsOf(events, applying));
       await this.#notify(c, changed);
       return rolled;
     });

@@ -39,6 +39,7 @@ import {
   completionPatch,
   decideClaim,
   episodeEvents,
+  eventsOf,
   failurePatch,
   holdsClaim,
   newCredentialRecord,
@@ -47,6 +48,7 @@ import {
   renewPatch,
   rollUpStatus,
   statusPatch,
+  verdictApplies,
 } from "../credential-transitions.js";
 import { loadMigrations } from "../migration-files.js";
 import {
@@ -412,14 +414,16 @@ export class SqliteStore implements Store {
     status: { status: Status; reason: Reason | null; lastError: string | null },
     nowMs: number,
     events: NewEvent[],
+    ifVersions?: Partial<Record<CredentialKind, number>>,
   ): Promise<StatusChange | null> {
     return this.#write("setCredentialStatus", () => {
       if (this.#get("SELECT 1 FROM connections WHERE id = ?", connectionId) === undefined) return null;
-      for (const record of this.#records("WHERE connection_id = ?", connectionId)) {
-        if (kinds === "all" || kinds.includes(record.kind)) this.#update(record, statusPatch(record, status));
-      }
-      const change = this.#rollUp(connectionId, nowMs, events);
-      return change;
+      const applying = this.#records("WHERE connection_id = ?", connectionId).filter((r) =>
+        verdictApplies(r, kinds, ifVersions),
+      );
+      if (applying.length === 0) return null;
+      for (const record of applying) this.#update(record, statusPatch(record, status));
+      return this.#rollUp(connectionId, nowMs, eventsOf(events, applying));
     });
   }
 
