@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RefreshClaim, Sealer, UnreadableCredential } from "../../src/core/ports.js";
@@ -7,6 +9,7 @@ import {
   completeRefreshesSql,
   pgArrayLiteral,
 } from "../../src/store/postgres/batch-statements.js";
+import { ChangeListener } from "../../src/store/postgres/change-listener.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { withSessionOptions } from "../../src/store/postgres/session-options.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
@@ -513,6 +516,64 @@ describe("postgres: claimDue when parking an unreadable credential fails", () =>
     } finally {
       await rotated.close();
       await store.close();
+    }
+  });
+});
+
+describe("postgres: the change listener on a connection that goes silent", () => {
+  it("finds out by heartbeat and counts everything as changed, then listens again", async () => {
+    // A proxy in front of PostgreSQL that can stop forwarding without closing anything: what a NAT
+    // or firewall dropping an idle connection looks like from both ends (no FIN, no RST).
+    const target = new URL(TEST_POSTGRES_URL);
+    const sockets: Array<{ client: Socket; upstream: Socket }> = [];
+    let silent = false;
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.push({ client, upstream });
+      client.on("data", (d) => silent || upstream.write(d));
+      upstream.on("data", (d) => silent || client.write(d));
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const url = new URL(TEST_POSTGRES_URL);
+    url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const listener = await ChangeListener.start({ connectionString: url.toString() }, "tw_silent_test", {
+      heartbeatMs: 50,
+      heartbeatTimeoutMs: 200,
+    });
+    try {
+      const before = listener.stamp("k");
+      expect(listener.stamp("k")).toBe(before); // connected: nothing changed
+      silent = true;
+      for (const { client, upstream } of sockets.splice(0)) {
+        client.pause();
+        upstream.pause();
+      }
+      await eventually(
+        () => listener.stamp("k"),
+        (s) => s !== before,
+        { what: "the listener to notice it hears nothing" },
+      );
+      silent = false; // new connections go through again
+      const deaf = listener.stamp("k");
+      await eventually(
+        () => {
+          // While deaf every read moves the stamp; listening again, two reads agree.
+          const first = listener.stamp("k");
+          return first === listener.stamp("k") && first !== deaf;
+        },
+        (listening) => listening,
+        { what: "the listener to reconnect (its stamp stands still again)" },
+      );
+    } finally {
+      await listener.close();
+      for (const { client, upstream } of sockets) {
+        client.destroy();
+        upstream.destroy();
+      }
+      proxy.close();
     }
   });
 });

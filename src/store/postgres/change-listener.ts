@@ -2,6 +2,20 @@ import pg from "pg";
 
 const MAX_RETRY_MS = 5_000;
 
+export interface ListenerTimings {
+  /** How often the idle LISTEN connection is asked for a `SELECT 1`. */
+  heartbeatMs: number;
+  /** A heartbeat not answered by then means the connection is gone. */
+  heartbeatTimeoutMs: number;
+}
+
+/**
+ * A LISTEN connection only receives: one a NAT or firewall drops without a FIN or RST raises no
+ * error, and would leave this process deaf, serving cached tokens another process has replaced or
+ * killed, until their refresh margin (hours). A heartbeat finds that out within 15 s.
+ */
+const DEFAULT_TIMINGS: ListenerTimings = { heartbeatMs: 10_000, heartbeatTimeoutMs: 5_000 };
+
 /** The payload that says "any credential may have changed" (a batch too large to list). */
 export const EVERYTHING = "*";
 
@@ -23,18 +37,26 @@ export class ChangeListener {
   #epoch = 0;
   #client: pg.Client | null = null;
   #closed = false;
+  readonly #timings: ListenerTimings;
   #retryMs = 100;
   #timer: NodeJS.Timeout | null = null;
+  #heartbeat: NodeJS.Timeout | null = null;
 
-  private constructor(config: pg.ClientConfig, channel: string) {
+  private constructor(config: pg.ClientConfig, channel: string, timings: ListenerTimings) {
     this.#config = config;
     this.#channel = channel;
+    this.#timings = timings;
   }
 
   /** Connects and LISTENs before resolving, so no change after `open()` goes unseen. */
-  static async start(config: pg.ClientConfig, channel: string): Promise<ChangeListener> {
-    const listener = new ChangeListener(config, channel);
+  static async start(
+    config: pg.ClientConfig,
+    channel: string,
+    timings: ListenerTimings = DEFAULT_TIMINGS,
+  ): Promise<ChangeListener> {
+    const listener = new ChangeListener(config, channel, timings);
     await listener.#connect();
+    listener.#startHeartbeat();
     return listener;
   }
 
@@ -51,6 +73,7 @@ export class ChangeListener {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     const client = this.#client;
     this.#client = null;
     await client?.end().catch(() => {});
@@ -58,7 +81,12 @@ export class ChangeListener {
 
   async #connect(): Promise<void> {
     // Named, so an operator (or a test) can find it in pg_stat_activity.
-    const client = new pg.Client({ ...this.#config, application_name: "tokenwarden-listener" });
+    const client = new pg.Client({
+      ...this.#config,
+      application_name: "tokenwarden-listener",
+      keepAlive: true,
+      query_timeout: this.#timings.heartbeatTimeoutMs,
+    });
     client.on("notification", (message) => {
       if (message.channel !== this.#channel || message.payload === undefined) return;
       if (message.payload === EVERYTHING) this.#epoch++;
@@ -80,6 +108,23 @@ export class ChangeListener {
     this.#client = client;
     this.#epoch++; // whatever happened while deaf counts as a change
     this.#retryMs = 100;
+  }
+
+  #startHeartbeat(): void {
+    let beating = false;
+    this.#heartbeat = setInterval(() => {
+      const client = this.#client;
+      if (client === null || beating) return;
+      beating = true;
+      // query_timeout (set on the client) turns an unanswered heartbeat into an error.
+      client
+        .query("SELECT 1")
+        .catch(() => this.#lost(client))
+        .finally(() => {
+          beating = false;
+        });
+    }, this.#timings.heartbeatMs);
+    this.#heartbeat.unref();
   }
 
   #lost(client: pg.Client): void {

@@ -206,7 +206,16 @@ export class PostgresStore implements Store {
     if (ownsPool) pool.on("error", () => {});
     // Schema-qualified, so tests (and tenants) in other schemas never cross-talk.
     const channel = `${schema}.credentials`;
-    const heartbeats = new pg.Pool({ ...clientConfig, max: 1, idleTimeoutMillis: 30_000 });
+    // A renewal that hangs on a dead connection would let the lease lapse under a live holder (and a
+    // takeover send the same token): it times out instead, and the pool replaces that connection.
+    const heartbeats = new pg.Pool({
+      ...clientConfig,
+      max: 1,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      query_timeout: 4_000,
+      connectionTimeoutMillis: 4_000,
+    });
     heartbeats.on("error", () => {});
     const batches = new pg.Pool({
       ...withSessionOptions(clientConfig, "-c plan_cache_mode=force_generic_plan"),
