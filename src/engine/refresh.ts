@@ -44,7 +44,10 @@ export interface RefreshRequest {
   usableUntilMs?: number;
   /** The refresh is wanted because this token failed; if the store already holds another, use that. */
   staleAccessToken?: string;
-  /** Ignore the backoff schedule (an explicit "refresh now"). */
+  /**
+   * Ignore the backoff schedule (an explicit "refresh now"): the backoff found when the request
+   * began, not one a holder it waited for has just recorded (that holder's attempt is this one's).
+   */
   ignoreBackoff?: boolean;
 }
 
@@ -92,6 +95,9 @@ export async function refreshCredential(
   request: RefreshRequest,
 ): Promise<CurrentToken> {
   const deadline = Date.now() + ctx.timings.waitTimeoutMs;
+  // Failures recorded before this request began; one recorded later (by a holder this request
+  // waited for) is the forced attempt already made, and is honoured rather than sent again.
+  let failuresAtStart: number | null = null;
   for (;;) {
     let takenAt = performance.now(); // a lease won here began before the round trip that won it
     const claim = await ctx.store.claimRefresh(ref, {
@@ -111,13 +117,17 @@ export async function refreshCredential(
       case "not_refreshable":
         return usableOrThrow(ctx, claim.credential);
       case "held_by_other": {
+        failuresAtStart ??= claim.failureCount;
         const usable = await usableWhileHeld(ctx, ref, request);
         if (usable) return usable;
         await waitForHolder(ctx, ref, claim, deadline);
         continue;
       }
       case "claimed": {
-        const early = await settleWithoutSpending(ctx, claim, request);
+        failuresAtStart ??= claim.credential.failureCount;
+        const ignoreBackoff =
+          request.ignoreBackoff === true && claim.credential.failureCount === failuresAtStart;
+        const early = await settleWithoutSpending(ctx, claim, { ...request, ignoreBackoff });
         if (early) return early;
         // Taking the claim may have waited (a pool, a row lock) until its lease is near its end or
         // past it, when another process may take it over and send the same token: renew it before
@@ -195,7 +205,17 @@ async function settleWithoutSpending(
   }
   if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
     await handBack(ctx, claimed.claim);
-    if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
+    if (c.expiresAtMs === null || c.expiresAtMs > now) {
+      // Served, with the failure said: a caller whose token the provider has just called expired
+      // (withToken) must not take this as a fresh one.
+      const failure: Classification = {
+        kind: "transient",
+        reason: c.reason === "rate_limited" ? "rate_limited" : "provider_unavailable",
+        error: c.lastError ?? "unknown",
+        retryAfterMs: c.nextAttemptAtMs - now,
+      };
+      return { ...current(c), failure };
+    }
     throw new ProviderUnavailableError(
       `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"}); next attempt in ${Math.ceil((c.nextAttemptAtMs - now) / 1000)} s`,
       c.reason ?? "provider_unavailable",

@@ -192,6 +192,33 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(body["ok"]).toBe(true);
   });
 
+  it("concurrent withToken callers forced to refresh after a hang send the refresh token once", async () => {
+    const { id, install } = await h.installAndImport();
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: install["access_token"] as string,
+          refreshToken: install["refresh_token"] as string,
+          expiresIn: 86_400, // ours says valid; Slack's clock below says expired
+        },
+      },
+    });
+    h.emu.control.advance(12 * 3_600 + 1);
+    h.emu.control.resetCounters();
+    h.emu.control.fault("oauth.v2.access", { kind: "hang", times: 1, hangMs: 4_000 }); // past the timeout
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, () => h.warden.withToken(id, (token) => authTest(h, token))),
+    );
+    // One forced attempt (it hung); the callers that waited for it take its outcome, not a turn each.
+    expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(1);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ProviderUnavailableError);
+    }
+  });
+
   it("a dead answer to a token replaced meanwhile does not kill the credential's current token", async () => {
     const { id } = await h.installAndImport();
     const peer = await h.peer();
