@@ -139,13 +139,20 @@ export async function openCliWarden(
   const slack = slackCredentials(flags, env);
   const baseUrl = slackBaseUrl(flags, env);
   const store = await openCliStore(flags, env);
-  const warden = await createWarden({
-    store,
-    logger: cliLogger(verbose),
-    env: {},
-    ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
-    ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
-  });
+  let warden: Warden;
+  try {
+    warden = await createWarden({
+      store,
+      logger: cliLogger(verbose),
+      env: {},
+      ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
+      ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
+    });
+  } catch (error) {
+    // A refused start (a wrong key) must exit: PostgreSQL's pool and LISTEN client would keep it up.
+    await store.close().catch(() => {});
+    throw error;
+  }
   return { warden, store, slackConfigured: slack !== null, close: () => warden.close() };
 }
 

@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { loadConfig } from "../config.js";
-import type { Clock, Logger, Random } from "../core/ports.js";
+import type { Clock, Logger, Random, Store } from "../core/ports.js";
 import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
@@ -61,6 +61,16 @@ export interface RunningServer {
   dispatcher: WebhookDispatcher | null;
   healthChecker: HealthChecker | null;
   close(): Promise<void>;
+}
+
+/** createWarden on a store this server opened: a refused start (a wrong key) closes it, or PostgreSQL's pool would keep the process up. */
+async function createWardenOrClose(store: Store, options: Parameters<typeof createWarden>[0]): Promise<Warden> {
+  try {
+    return await createWarden(options);
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
 }
 
 const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -138,7 +148,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     outbox: config.webhook !== null,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
   });
-  const warden = await createWarden({
+  const warden = await createWardenOrClose(store, {
     store,
     clock,
     random,

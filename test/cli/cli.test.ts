@@ -344,6 +344,14 @@ describe("tokenwarden CLI (built binary)", () => {
       expect(list.code).toBe(0);
       expect(list.stdout).toMatch(/^ID\s+PROVIDER\s+STATUS/);
       expect(list.stdout).toMatch(/pg-1\s+slack\s+active/);
+      // A wrong key is refused, and the process exits (PostgreSQL's pool and listener are closed).
+      const wrong = await runCli(["connections", "list"], {
+        env: { ...pgEnv, TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64") },
+        timeoutMs: 20_000,
+      });
+      expect(wrong.timedOut).toBe(false);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/^tokenwarden: no stored secret is sealed with a key/);
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
       await admin.end();
