@@ -64,7 +64,10 @@ export interface RunningServer {
 }
 
 /** createWarden on a store this server opened: a refused start (a wrong key) closes it, or PostgreSQL's pool would keep the process up. */
-async function createWardenOrClose(store: Store, options: Parameters<typeof createWarden>[0]): Promise<Warden> {
+async function createWardenOrClose(
+  store: Store,
+  options: Parameters<typeof createWarden>[0],
+): Promise<Warden> {
   try {
     return await createWarden(options);
   } catch (error) {
@@ -257,18 +260,25 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         closing ??= (async () => {
           const deadline = performance.now() + (options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
           const left = () => Math.max(0, deadline - performance.now());
-          // Stop accepting; in-flight requests finish (Fastify waits for them), but not past the
-          // budget less a share kept for the store: then their connections are cut.
+          // Background work starts nothing new from here; what it has in hand finishes meanwhile.
+          const background = Promise.all([healthChecker?.stop(), dispatcher?.stop()]);
+          // Stop accepting; in-flight requests finish (Fastify waits for them), but not past most of
+          // the budget: then their connections are cut.
           const requestsDone = app.close();
-          if (!(await settlesWithin(requestsDone, left() * 0.8))) {
+          if (!(await settlesWithin(requestsDone, left() * 0.7))) {
             stderrLogger.warn({}, "shutdown: cutting requests still in flight");
             app.server.closeAllConnections();
             await requestsDone;
           }
-          await healthChecker?.stop();
-          await dispatcher?.stop();
-          // Stops the refresher (in-flight refreshes persist, with what is left) and closes the store.
-          await warden.close({ timeoutMs: left() });
+          if (!(await settlesWithin(background, left() * 0.5))) {
+            stderrLogger.warn(
+              {},
+              "shutdown: a health check or a webhook delivery is still running; closing anyway",
+            );
+          }
+          // Stops the refresher and lets in-flight refreshes persist with what is left (a floor of 2 s:
+          // their outcomes are what the budget is for), then closes the store.
+          await warden.close({ timeoutMs: Math.max(left(), 2_000) });
         })();
         return closing;
       },
