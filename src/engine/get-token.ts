@@ -23,6 +23,8 @@ export interface AccessToken {
   tokenType: string;
   kind: CredentialKind;
   expiresAt: Date | null;
+  /** Whose token it is (`slack`, …): a caller sending it somewhere checks it is that provider's. */
+  provider: string;
 }
 
 /** Order in which a connection's credentials are picked when the caller names no kind. */
@@ -31,12 +33,14 @@ const KIND_PREFERENCE: readonly CredentialKind[] = ["bot", "default", "user"];
 function toAccessToken(
   t: { accessToken: { reveal(): string }; tokenType: string; expiresAtMs: number | null },
   kind: CredentialKind,
+  provider: string,
 ): AccessToken {
   return {
     accessToken: t.accessToken.reveal(),
     tokenType: t.tokenType,
     kind,
     expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs),
+    provider,
   };
 }
 
@@ -60,7 +64,7 @@ export function makeGetToken(ctx: EngineContext) {
       );
       if (ctx.clock.now() + Math.max(wantedMs, entry.marginMs) >= entry.expiresAtMs) return null;
     }
-    return toAccessToken(entry, entry.kind);
+    return toAccessToken(entry, entry.kind, entry.provider);
   }
 
   async function load(ref: CredentialRef, minTtlSeconds: number | undefined): Promise<AccessToken> {
@@ -81,7 +85,7 @@ export function makeGetToken(ctx: EngineContext) {
     const ttlSeconds = satisfiableTtlSeconds(timing, minTtlSeconds);
     if (!needsToken(timing, now, ttlSeconds, ctx.policy)) {
       remember(ref, credential, stamp);
-      return toAccessToken(credential, ref.kind);
+      return toAccessToken(credential, ref.kind, credential.provider);
     }
     // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
     const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
@@ -105,7 +109,7 @@ export function makeGetToken(ctx: EngineContext) {
         null,
       );
     }
-    return toAccessToken(fresh.tokens, ref.kind);
+    return toAccessToken(fresh.tokens, ref.kind, fresh.provider);
   }
 
   function remember(ref: CredentialRef, credential: StoredCredential, stamp: number): void {
@@ -115,6 +119,7 @@ export function makeGetToken(ctx: EngineContext) {
       accessToken: credential.accessToken,
       tokenType: credential.tokenType,
       kind: credential.kind,
+      provider: credential.provider,
       expiresAtMs: credential.expiresAtMs,
       marginMs: timing.hasRefreshToken ? refreshMarginMs(timing, ctx.policy) : 0,
       halfLifetimeMs: lifetimeMs > 0 ? lifetimeMs / 2 : Number.POSITIVE_INFINITY,

@@ -5,6 +5,7 @@ export interface CachedToken {
   accessToken: Secret;
   tokenType: string;
   kind: CredentialKind;
+  provider: string;
   expiresAtMs: number | null;
   /** The refresh margin (0 without a refresh token) and half the lifetime, computed once at fill. */
   marginMs: number;

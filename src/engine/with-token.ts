@@ -85,6 +85,7 @@ export function makeWithToken(
         tokenType: fresh.tokens.tokenType,
         kind: first.kind,
         expiresAt: fresh.tokens.expiresAtMs === null ? null : new Date(fresh.tokens.expiresAtMs),
+        provider: fresh.provider,
       });
     }
     if (result.error !== null) {

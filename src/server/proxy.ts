@@ -58,21 +58,22 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
   const slack = ctx.slack;
   if (slack === null) throw new TokenwardenError("provider_misconfigured", "Slack is not configured");
   if (!METHOD_NAME.test(r.method)) throw new TokenwardenError("invalid_input", "not a Slack method name");
-  // Our token goes only to its own provider's origin: a connection of another provider (the store is
-  // shared with library processes that may run any) is not the proxy's to serve.
-  const connection = await ctx.warden.connections.get(r.connectionId);
-  if (connection.provider !== "slack") {
-    throw new TokenwardenError(
-      "invalid_input",
-      `connection ${r.connectionId} is a ${connection.provider} connection; the proxy calls Slack`,
-    );
-  }
   const url = `${slack.baseUrl}/api/${r.method}${r.query}`;
   const hasBody =
     r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;
   const result = await ctx.warden.withToken(
     r.connectionId,
-    (token) => withTimeout(PROXY_TIMEOUT_MS, (signal) => attempt(token, signal)),
+    (token, about) => {
+      // Our token goes only to its own provider's origin: a connection of another provider (the
+      // store is shared with library processes that may run any) is not the proxy's to serve.
+      if (about.provider !== "slack") {
+        throw new TokenwardenError(
+          "invalid_input",
+          `connection ${r.connectionId} is a ${about.provider} connection; the proxy calls Slack`,
+        );
+      }
+      return withTimeout(PROXY_TIMEOUT_MS, (signal) => attempt(token, signal));
+    },
     {
       ...(r.kind === undefined ? {} : { kind: r.kind }),
       errorOf: (v) => (v as Attempt | undefined)?.error ?? null,

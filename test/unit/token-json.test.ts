@@ -19,12 +19,12 @@ const NOW = Date.UTC(2026, 10, 22, 3, 0, 0);
 const cases: Array<[string, AccessToken]> = [
   [
     "a bot token expiring in 12 h",
-    { accessToken: "xoxe.xoxb-1-abc", tokenType: "bot", kind: "bot", expiresAt: new Date(NOW + 43_200_500) },
+    { accessToken: "xoxe.xoxb-1-abc", tokenType: "bot", kind: "bot", expiresAt: new Date(NOW + 43_200_500), provider: "slack" },
   ],
-  ["a token that never expires", { accessToken: "xoxb-1", tokenType: "bot", kind: "bot", expiresAt: null }],
+  ["a token that never expires", { accessToken: "xoxb-1", tokenType: "bot", kind: "bot", expiresAt: null, provider: "slack" }],
   [
     "an expiry already past (expires_in is never negative)",
-    { accessToken: "xoxp-2", tokenType: "user", kind: "user", expiresAt: new Date(NOW - 5_000) },
+    { accessToken: "xoxp-2", tokenType: "user", kind: "user", expiresAt: new Date(NOW - 5_000), provider: "slack" },
   ],
   [
     "characters JSON must escape",
@@ -33,6 +33,7 @@ const cases: Array<[string, AccessToken]> = [
       tokenType: 'Bearer "x"',
       kind: "default",
       expiresAt: new Date(NOW + 1),
+      provider: "github",
     },
   ],
 ];
@@ -50,6 +51,7 @@ describe("tokenJson (the token route's hand-built body)", () => {
       tokenType: "bot",
       kind: "bot",
       expiresAt: new Date(ms),
+      provider: "slack",
     });
     const first = JSON.parse(tokenJson(t(NOW + 60_000), NOW)) as { expires_at: string };
     const again = JSON.parse(tokenJson(t(NOW + 60_000), NOW + 30_000)) as {
