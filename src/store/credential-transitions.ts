@@ -6,11 +6,14 @@
  *
  * `next_run_at_ms` is the scheduler's one column, indexed after the provider
  * (DESIGN.md "Storage and scale"): the policy's due time or a backoff's end. It is NULL
- * when there is nothing to do: no refresh token, or `needs_reauth`. Taking or
- * renewing a claim leaves it alone — the due scan skips rows whose claim is
- * live, so a claim whose holder crashed is due again once its lease lapses —
- * which keeps those writes off every index (on PostgreSQL they are HOT
- * updates: two index insertions fewer per refresh).
+ * when there is nothing to do: no refresh token, or `needs_reauth`. The due
+ * scan skips rows whose claim is live. Taking a claim on a due row (every
+ * refresher claim, and on-demand ones inside the refresh margin) and renewing
+ * any claim leave it alone, which keeps those writes off every index (on
+ * PostgreSQL they are HOT updates: two index insertions fewer per refresh). A
+ * claim on a row not yet due (a forced refresh, withToken after token_expired)
+ * brings it forward to the lease's end, so a holder that dies is retried
+ * inside Slack's grace window: that one write touches the due index.
  */
 import type {
   ClaimOptions,
