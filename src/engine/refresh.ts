@@ -198,7 +198,15 @@ async function settleWithoutSpending(
     // (a fixed secret is then noticed at once); the others keep a still-valid token or hear why not.
     if (now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
       await handBack(ctx, claimed.claim);
-      if (c.expiresAtMs === null || c.expiresAtMs > now) return current(c);
+      if (c.expiresAtMs === null || c.expiresAtMs > now) {
+        // Served, with the reason said (withToken must not take it as fresh: see below).
+        const failure: Classification = {
+          kind: "misconfigured",
+          reason: "provider_misconfigured",
+          error: "client credentials refused",
+        };
+        return { ...current(c), failure };
+      }
       throw misconfiguredError(c.provider, "rejected our client credentials");
     }
     ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);

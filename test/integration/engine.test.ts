@@ -323,6 +323,28 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.get(id)).metadata).toMatchObject({ team_id: "T-set-by-the-operator" });
   });
 
+  it("withToken under a flagged provider answers provider_misconfigured, not Slack's token_expired", async () => {
+    const { id } = await h.installAndImport();
+    const wrong = await h.peer({
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "0".repeat(32), baseUrl: h.emu.url },
+      },
+    });
+    advance(h, 11 * HOUR);
+    await wrong.getToken(id); // refused: flagged; the current token is served
+    h.emu.control.advance(3_600); // Slack alone: the token is expired there
+    const seen: string[] = [];
+    const err = await wrong
+      .withToken(id, async (token) => {
+        seen.push(token);
+        return authTest(h, token);
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderUnavailableError);
+    expect((err as ProviderUnavailableError).reason).toBe("provider_misconfigured");
+    expect(seen).toHaveLength(1); // not called again with the token Slack called expired
+  });
+
   it("a wrong client secret flags the provider and leaves every connection untouched", async () => {
     const { id } = await h.installAndImport();
     const wrong = await h.peer({

@@ -19,12 +19,27 @@ const NOW = Date.UTC(2026, 10, 22, 3, 0, 0);
 const cases: Array<[string, AccessToken]> = [
   [
     "a bot token expiring in 12 h",
-    { accessToken: "xoxe.xoxb-1-abc", tokenType: "bot", kind: "bot", expiresAt: new Date(NOW + 43_200_500), provider: "slack" },
+    {
+      accessToken: "xoxe.xoxb-1-abc",
+      tokenType: "bot",
+      kind: "bot",
+      expiresAt: new Date(NOW + 43_200_500),
+      provider: "slack",
+    },
   ],
-  ["a token that never expires", { accessToken: "xoxb-1", tokenType: "bot", kind: "bot", expiresAt: null, provider: "slack" }],
+  [
+    "a token that never expires",
+    { accessToken: "xoxb-1", tokenType: "bot", kind: "bot", expiresAt: null, provider: "slack" },
+  ],
   [
     "an expiry already past (expires_in is never negative)",
-    { accessToken: "xoxp-2", tokenType: "user", kind: "user", expiresAt: new Date(NOW - 5_000), provider: "slack" },
+    {
+      accessToken: "xoxp-2",
+      tokenType: "user",
+      kind: "user",
+      expiresAt: new Date(NOW - 5_000),
+      provider: "slack",
+    },
   ],
   [
     "characters JSON must escape",
