@@ -213,8 +213,9 @@ export class PostgresStore implements Store {
       max: 1,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
+      // Not connectionTimeoutMillis: on a one-connection pool it would also time out renewals
+      // waiting their turn behind others, failing them under load.
       query_timeout: 4_000,
-      connectionTimeoutMillis: 4_000,
     });
     heartbeats.on("error", () => {});
     const batches = new pg.Pool({
