@@ -524,15 +524,14 @@ export class SqliteStore implements Store {
       const any = this.#get<{ sealed: string }>(
         "SELECT access_token_sealed AS sealed FROM credentials LIMIT 1",
       );
-      // A full scan only when no row matches, which is the case it refuses; otherwise the first hit.
-      const held = this.#sealer.keyIds.some(
-        (id) =>
-          this.#get(
-            "SELECT 1 FROM credentials WHERE substr(access_token_sealed, 1, length(@p)) = @p LIMIT 1",
-            { p: sealedPrefix(id) },
-          ) !== undefined,
+      // One statement over all the ring's keys (a new key comes first before `keys rotate`, and a
+      // query per key would scan the table for it): a full scan only in the case it refuses.
+      const prefixes = this.#sealer.keyIds.map(sealedPrefix);
+      const held = this.#get(
+        `SELECT 1 FROM credentials WHERE ${prefixes.map(() => "substr(access_token_sealed, 1, length(?)) = ?").join(" OR ")} LIMIT 1`,
+        ...prefixes.flatMap((p) => [p, p]),
       );
-      return { sample: any?.sealed ?? null, opensSome: held };
+      return { sample: any?.sealed ?? null, opensSome: held !== undefined };
     });
     checkRingHolds(sample, opensSome);
   }
