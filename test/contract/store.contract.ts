@@ -231,6 +231,23 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           code: "invalid_input",
         });
         expect((await store.getConnection("N1"))?.metadata).toEqual(good().metadata);
+        // Ids too, on reads and writes that take one: refused, or not found (no such id can exist).
+        for (const read of [
+          () => store.getConnection("N\u00001"),
+          () => store.getCredential({ connectionId: "N\u00001", kind: "bot" }),
+          () => store.listEvents("N\u00001", { limit: 5 }),
+          () => store.deleteConnection("N\u00001"),
+        ]) {
+          const outcome = await read().then(
+            (value: unknown) => ({ ok: true as const, value }),
+            (error: unknown) => ({ ok: false as const, error }),
+          );
+          if (outcome.ok)
+            expect([null, false, true].includes(outcome.value as never) || Array.isArray(outcome.value)).toBe(
+              true,
+            );
+          else expect(outcome.error).toMatchObject({ code: "invalid_input" });
+        }
         for (const filter of [
           { provider: "\u0000" },
           { status: "active\u0000" as Status },

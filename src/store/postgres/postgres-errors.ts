@@ -14,6 +14,15 @@ const CONNECTION_TROUBLE =
 export function translatePgError(operation: string, error: unknown): unknown {
   if (error instanceof TokenwardenError) return error;
   if (error instanceof pg.DatabaseError) {
+    // 22021 (text holding NUL, as an id or a value) and 22P05 (jsonb holding \u0000): bad input the
+    // stores' own checks did not catch, not a store failure. PostgreSQL's message names no value.
+    if (error.code === "22021" || error.code === "22P05") {
+      return new TokenwardenError(
+        "invalid_input",
+        `PostgreSQL ${operation}: text must not contain a NUL character`,
+        { cause: error },
+      );
+    }
     // 42P01 undefined_table, 3F000 invalid_schema_name: the schema was never migrated.
     const hint = error.code === "42P01" || error.code === "3F000" ? " (run `tokenwarden migrate`)" : "";
     return new TokenwardenError(
