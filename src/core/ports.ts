@@ -211,8 +211,13 @@ export interface Store {
   listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }>;
   /** Removes the connection, its credentials and events. False when it did not exist. */
   deleteConnection(id: string): Promise<boolean>;
-  /** Merges `patch` into the connection's metadata. */
-  updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean>;
+  /** Merges `patch` into the connection's metadata; with `onlyMissing`, keys already there win. */
+  updateMetadata(
+    id: string,
+    patch: Record<string, unknown>,
+    nowMs: number,
+    options?: { onlyMissing?: boolean },
+  ): Promise<boolean>;
 
   getCredential(ref: CredentialRef): Promise<StoredCredential | null>;
   listCredentials(connectionId: string): Promise<StoredCredential[]>;

@@ -139,7 +139,8 @@ async function learnInstallation(
   const missing = Object.entries(installation ?? {}).filter(([k]) => connection.metadata[k] === undefined);
   if (missing.length === 0) return;
   const patch = Object.fromEntries(missing);
-  await ctx.store.updateMetadata(connection.id, patch, nowMs);
+  // onlyMissing: decided in the store, so a team_id an import wrote meanwhile is not overwritten.
+  await ctx.store.updateMetadata(connection.id, patch, nowMs, { onlyMissing: true });
   Object.assign(connection.metadata, patch); // the next credential of this check sees them
 }
 

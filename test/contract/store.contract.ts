@@ -277,6 +277,13 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getConnection("T1"))?.metadata).toEqual({ teamName: "team T1", plan: "pro" });
         expect((await store.getConnection("T1"))?.updatedAtMs).toBe(5_000);
         expect(await store.updateMetadata("nope", { plan: "pro" }, 5_000)).toBe(false);
+        // onlyMissing: what is there wins (a check filling in team_id never overwrites one).
+        await store.updateMetadata("T1", { plan: "free", team_id: "T1" }, 6_000, { onlyMissing: true });
+        expect((await store.getConnection("T1"))?.metadata).toEqual({
+          teamName: "team T1",
+          plan: "pro",
+          team_id: "T1",
+        });
       });
 
       it("deletes a connection with its credentials and events", async () => {

@@ -385,7 +385,12 @@ export class PostgresStore implements Store {
     return deleted;
   }
 
-  async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+  async updateMetadata(
+    id: string,
+    patch: Record<string, unknown>,
+    nowMs: number,
+    options: { onlyMissing?: boolean } = {},
+  ): Promise<boolean> {
     checkJsonText(patch, "metadata");
     return this.#tx("updateMetadata", async (c) => {
       const { rows } = await c.query<{ metadata: Record<string, unknown> }>(
@@ -397,7 +402,7 @@ export class PostgresStore implements Store {
       // Merged here, not with jsonb ||, so both adapters merge exactly alike (shallow).
       await c.query(`UPDATE ${this.#t.connections} SET metadata = $2, updated_at_ms = $3 WHERE id = $1`, [
         id,
-        JSON.stringify({ ...row.metadata, ...patch }),
+        JSON.stringify(options.onlyMissing ? { ...patch, ...row.metadata } : { ...row.metadata, ...patch }),
         nowMs,
       ]);
       return true;

@@ -266,12 +266,18 @@ export class SqliteStore implements Store {
     });
   }
 
-  async updateMetadata(id: string, patch: Record<string, unknown>, nowMs: number): Promise<boolean> {
+  async updateMetadata(
+    id: string,
+    patch: Record<string, unknown>,
+    nowMs: number,
+    options: { onlyMissing?: boolean } = {},
+  ): Promise<boolean> {
     checkJsonText(patch, "metadata");
     return this.#write("updateMetadata", () => {
       const row = this.#get<{ metadata: string }>("SELECT metadata FROM connections WHERE id = ?", id);
       if (row === undefined) return false;
-      const merged = { ...(JSON.parse(row.metadata) as object), ...patch };
+      const stored = JSON.parse(row.metadata) as object;
+      const merged = options.onlyMissing ? { ...patch, ...stored } : { ...stored, ...patch };
       this.#stmt("UPDATE connections SET metadata = ?, updated_at_ms = ? WHERE id = ?").run(
         JSON.stringify(merged),
         nowMs,
