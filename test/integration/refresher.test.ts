@@ -254,7 +254,13 @@ describe("the background refresher", () => {
 
   it("pauses the provider on a 429 also when the tokens have already expired", async () => {
     const key = randomBytes(32).toString("base64");
-    const store = await openSealedStore("sqlite", file.path, key);
+    let passes = 0;
+    const store = interceptStore(await openSealedStore("sqlite", file.path, key), {
+      claimDue: (real, options) => {
+        passes++;
+        return real(options);
+      },
+    });
     let calls = 0;
     const limited = async () => {
       calls++;
@@ -273,7 +279,16 @@ describe("the background refresher", () => {
       (n) => n >= 1,
       { what: "the first refresh" },
     );
-    await new Promise((resolve) => setTimeout(resolve, 100)); // twenty passes
+    // Paused for the Retry-After (60 s on the fake clock): a second call within a second of real
+    // time (two hundred passes' worth) would mean the 429 was not honoured.
+    await expect(
+      eventually(
+        () => calls,
+        (n) => n > 1,
+        { timeoutMs: 1_000, what: "a second call" },
+      ),
+    ).rejects.toThrow(/timed out/);
+    expect(passes).toBeGreaterThan(0);
     expect(calls).toBe(1);
   });
 
