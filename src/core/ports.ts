@@ -335,8 +335,16 @@ export interface Store {
    * `expiresAtMs`. True for the first caller across every process; false while an unexpired mark exists.
    */
   markOnce(scope: string, key: string, nowMs: number, expiresAtMs: number): Promise<boolean>;
-  /** Removes a mark (its processing failed and may be retried). */
-  unmarkOnce(scope: string, key: string): Promise<void>;
+  /**
+   * Removes a mark (its processing failed and may be retried). With `expiresAtMs`, only the mark
+   * set with that expiry: one made later by another caller stays.
+   */
+  unmarkOnce(scope: string, key: string, expiresAtMs?: number): Promise<void>;
+  /**
+   * Moves the expiry of the mark set with `fromExpiresAtMs` to `toExpiresAtMs`, in one write; false
+   * when that mark is gone (expired, removed, or set again by another caller).
+   */
+  extendMark(scope: string, key: string, fromExpiresAtMs: number, toExpiresAtMs: number): Promise<boolean>;
 
   /** Stores `value` unless `key` has one; returns the value that is now stored and whether it was ours. */
   putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }>;

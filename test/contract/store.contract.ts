@@ -1517,6 +1517,21 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await expect(store.markOnce("", "k", 1, 2)).rejects.toMatchObject({ code: "invalid_input" });
       });
 
+      it("extends or removes only the mark a caller set (fenced on the expiry it set)", async () => {
+        expect(await store.markOnce("slack_event", "E1", 1_000, 61_000)).toBe(true);
+        expect(await store.extendMark("slack_event", "E1", 60_000, 99_000)).toBe(false); // not that mark
+        expect(await store.extendMark("slack_event", "E1", 61_000, 86_401_000)).toBe(true);
+        expect(await store.markOnce("slack_event", "E1", 70_000, 130_000)).toBe(false); // held a day now
+        await store.unmarkOnce("slack_event", "E1", 61_000); // a stale remover: nothing happens
+        expect(await store.markOnce("slack_event", "E1", 71_000, 131_000)).toBe(false);
+        // Expired, then set again by another caller: the first caller's fenced unmark leaves it.
+        expect(await store.markOnce("slack_event", "E1", 86_401_000, 86_461_000)).toBe(true);
+        await store.unmarkOnce("slack_event", "E1", 61_000);
+        expect(await store.markOnce("slack_event", "E1", 86_402_000, 86_462_000)).toBe(false);
+        await store.unmarkOnce("slack_event", "E1", 86_461_000);
+        expect(await store.markOnce("slack_event", "E1", 86_403_000, 86_463_000)).toBe(true);
+      });
+
       it("keeps the first of concurrent settings; putSetting replaces", async () => {
         const others = [store, await peer(), await peer()];
         const results = await Promise.all(others.map((s, i) => s.putSettingIfAbsent("api_key", `v${i}`)));

@@ -15,6 +15,7 @@ const IN_FLIGHT_MS = 60_000;
 /**
  * Acts on an event at most once per `event_id` across every process; null when it was acted on before.
  * Two marks: `slack_event_in_flight` while a delivery works on it, `slack_event` once it is done.
+ * Each is removed or extended only by the delivery that set it (fenced on the expiry it set).
  * Slack sends a retry 3 s into a slow first delivery (§6.6): that retry is refused (409, so Slack
  * retries again in a minute) rather than acknowledged, or a first delivery failing after it would
  * lose the event. Both marks are taken with the same short expiry and the done mark is lengthened
@@ -37,16 +38,16 @@ async function actOnce(
     try {
       outcome = await applySlackEvent(ctx.warden, envelope);
     } catch (error) {
-      // Not acted on: forget the id so Slack's retry gets another chance.
-      await ctx.store.unmarkOnce("slack_event", eventId).catch(() => {});
+      // Not acted on: forget the id so Slack's retry gets another chance (our mark only).
+      await ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {});
       throw error;
     }
-    // Still in flight meanwhile, so no other delivery slips in between.
-    await ctx.store.unmarkOnce("slack_event", eventId);
-    await ctx.store.markOnce("slack_event", eventId, now, now + SEEN_TTL_MS);
+    // Acted on: remembered for a day, in one write (a failure here leaves the short mark).
+    await ctx.store.extendMark("slack_event", eventId, until, now + SEEN_TTL_MS);
     return outcome;
   } finally {
-    await ctx.store.unmarkOnce("slack_event_in_flight", eventId).catch(() => {});
+    // Ours only: a delivery that outlived its in-flight mark must not remove a newer delivery's.
+    await ctx.store.unmarkOnce("slack_event_in_flight", eventId, until).catch(() => {});
   }
 }
 

@@ -839,10 +839,29 @@ export class PostgresStore implements Store {
     });
   }
 
-  async unmarkOnce(scope: string, key: string): Promise<void> {
+  async unmarkOnce(scope: string, key: string, expiresAtMs?: number): Promise<void> {
     await this.#query("unmarkOnce", (c) =>
-      c.query(`DELETE FROM ${this.#t.onceMarks} WHERE scope = $1 AND key = $2`, [scope, key]),
+      c.query(
+        `DELETE FROM ${this.#t.onceMarks} WHERE scope = $1 AND key = $2 AND ($3::bigint IS NULL OR expires_at_ms = $3)`,
+        [scope, key, expiresAtMs ?? null],
+      ),
     );
+  }
+
+  async extendMark(
+    scope: string,
+    key: string,
+    fromExpiresAtMs: number,
+    toExpiresAtMs: number,
+  ): Promise<boolean> {
+    checkMark(scope, key);
+    const r = await this.#query("extendMark", (c) =>
+      c.query(
+        `UPDATE ${this.#t.onceMarks} SET expires_at_ms = $1 WHERE scope = $2 AND key = $3 AND expires_at_ms = $4`,
+        [toExpiresAtMs, scope, key, fromExpiresAtMs],
+      ),
+    );
+    return r.rowCount === 1;
   }
 
   async putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }> {

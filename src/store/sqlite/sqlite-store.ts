@@ -660,9 +660,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  async unmarkOnce(scope: string, key: string): Promise<void> {
+  async unmarkOnce(scope: string, key: string, expiresAtMs?: number): Promise<void> {
     this.#write("unmarkOnce", () =>
-      this.#stmt("DELETE FROM once_marks WHERE scope = ? AND key = ?").run(scope, key),
+      this.#stmt(
+        "DELETE FROM once_marks WHERE scope = @scope AND key = @key AND (@exp IS NULL OR expires_at_ms = @exp)",
+      ).run({ scope, key, exp: expiresAtMs ?? null }),
+    );
+  }
+
+  async extendMark(
+    scope: string,
+    key: string,
+    fromExpiresAtMs: number,
+    toExpiresAtMs: number,
+  ): Promise<boolean> {
+    checkMark(scope, key);
+    return this.#write(
+      "extendMark",
+      () =>
+        this.#stmt(
+          "UPDATE once_marks SET expires_at_ms = ? WHERE scope = ? AND key = ? AND expires_at_ms = ?",
+        ).run(toExpiresAtMs, scope, key, fromExpiresAtMs).changes === 1,
     );
   }
 
