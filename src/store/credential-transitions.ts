@@ -107,7 +107,7 @@ export function holdsClaim(record: CredentialRecord | null, claim: RefreshClaim)
   return record !== null && record.claimId === claim.claimId;
 }
 
-export function renewPatch(nowMs: number, leaseMs: number): CredentialPatch {
+export function renewPatch(nowMs: number, leaseMs: number): CredentialPatch & { claimUntilMs: number } {
   return { claimUntilMs: nowMs + leaseMs };
 }
 

@@ -577,3 +577,49 @@ describe("postgres: the change listener on a connection that goes silent", () =>
     }
   });
 });
+
+describe("postgres: claim renewals asked for together", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("go out together and answer each claim for itself", async () => {
+    db = await createPgSchema("postgres-store.test.ts#renewals");
+    const store = await PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: testSealer(),
+    });
+    try {
+      await store.migrate();
+      const ids = Array.from({ length: 300 }, (_, i) => `R${i}`);
+      for (const id of ids) await store.putConnection(connection(id, [credential("bot", id)]), 1_000, []);
+      const claims: RefreshClaim[] = [];
+      for (const id of ids) {
+        const r = await store.claimRefresh(
+          { connectionId: id, kind: "bot" },
+          { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+        );
+        if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+        claims.push(r.claim);
+      }
+      await store.releaseClaim(claims[7] as RefreshClaim); // no longer held
+      await store.deleteConnection("R8");
+      const stale = { ...(claims[9] as RefreshClaim), claimId: "not-this-one" };
+      const asked = claims.map((c, i) => (i === 9 ? stale : c));
+      const answers = await Promise.all(asked.map((c) => store.renewClaim(c, 20_000, 30_000)));
+      expect(answers.filter((a) => !a)).toHaveLength(3);
+      expect([answers[7], answers[8], answers[9]]).toEqual([false, false, false]);
+      expect(await store.getCredential({ connectionId: "R0", kind: "bot" })).toMatchObject({
+        claimUntilMs: 50_000,
+      });
+      expect(await store.getCredential({ connectionId: "R9", kind: "bot" })).toMatchObject({
+        claimUntilMs: 32_000, // the stale claim id renewed nothing
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});

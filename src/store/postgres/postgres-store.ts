@@ -102,6 +102,13 @@ export interface PostgresStoreOptions {
 type Row = Record<string, unknown>;
 type Client = pg.PoolClient;
 
+interface PendingRenewal {
+  claim: RefreshClaim;
+  claimUntilMs: number;
+  resolve: (holds: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
 const SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 /** Bytes of NOTIFY payload we fill at most (PostgreSQL refuses 8000 and more). */
@@ -128,6 +135,7 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   /** A lane of its own for claim renewals, so a busy pool never lets a live holder's lease lapse. */
   readonly #heartbeats: pg.Pool;
+  #renewals: PendingRenewal[] = [];
   /**
    * A lane for the refresher's two batch statements (claimDue, the batch completion), whose sessions
    * use generic plans: planned once per connection instead of at every execution (PostgreSQL keeps
@@ -441,18 +449,43 @@ export class PostgresStore implements Store {
   }
 
   async renewClaim(claim: RefreshClaim, nowMs: number, leaseMs: number): Promise<boolean> {
-    // One fenced statement, no transaction: a heartbeat must get through even when the pool is busy
-    // with waiters, or the lease lapses under a live holder.
-    const patch = renewPatch(nowMs, leaseMs);
+    const { claimUntilMs } = renewPatch(nowMs, leaseMs);
+    return new Promise((resolve, reject) => {
+      this.#renewals.push({ claim, claimUntilMs, resolve, reject });
+      // Renewals asked for in one turn (a keeper's tick renews every claim due at once) go out as
+      // one statement: one at a time on the one renewal connection, thousands of held claims
+      // would queue past a third of their lease.
+      if (this.#renewals.length === 1) setImmediate(() => void this.#flushRenewals());
+    });
+  }
+
+  async #flushRenewals(): Promise<void> {
+    const batch = this.#renewals;
+    this.#renewals = [];
+    const col = (f: (r: PendingRenewal) => string | number) => pgArrayLiteral(batch.map(f));
     try {
-      const r = await this.#heartbeats.query(
-        `UPDATE ${this.#t.credentials} SET claim_until_ms = $1
-         WHERE connection_id = $2 AND kind = $3 AND claim_id = $4 AND claim_owner = $5`,
-        [patch.claimUntilMs, claim.ref.connectionId, claim.ref.kind, claim.claimId, claim.owner],
+      // One fenced statement, no transaction, on a connection of its own: a heartbeat must get
+      // through even when the pool is busy with waiters, or the lease lapses under a live holder.
+      const { rows } = await this.#heartbeats.query<{ claim_id: string }>(
+        `UPDATE ${this.#t.credentials} c SET claim_until_ms = i.until_ms
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+                AS i(connection_id, kind, claim_id, claim_owner, until_ms)
+          WHERE c.connection_id = i.connection_id AND c.kind = i.kind
+            AND c.claim_id = i.claim_id AND c.claim_owner = i.claim_owner
+          RETURNING c.claim_id`,
+        [
+          col((r) => r.claim.ref.connectionId),
+          col((r) => r.claim.ref.kind),
+          col((r) => r.claim.claimId),
+          col((r) => r.claim.owner),
+          col((r) => r.claimUntilMs),
+        ],
       );
-      return r.rowCount === 1;
+      const renewed = new Set(rows.map((r) => r.claim_id));
+      for (const r of batch) r.resolve(renewed.has(r.claim.claimId));
     } catch (error) {
-      throw translatePgError("renewClaim", error);
+      const translated = translatePgError("renewClaim", error);
+      for (const r of batch) r.reject(translated);
     }
   }
 
