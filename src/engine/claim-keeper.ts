@@ -1,4 +1,5 @@
 import type { Logger, RefreshClaim } from "../core/ports.js";
+import { settlesWithin } from "./timeout.js";
 
 interface Held {
   claim: RefreshClaim;
@@ -94,14 +95,7 @@ export class ClaimKeeper {
    */
   async settled(timeoutMs: number): Promise<boolean> {
     if (this.size === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => this.#whenEmpty.push(resolve)),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(new Promise<void>((resolve) => this.#whenEmpty.push(resolve)), timeoutMs);
     return this.size === 0;
   }
 

@@ -1,6 +1,7 @@
 import type { DueClaim, Logger, RefreshOutcome, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { handBack, runClaim } from "./refresh.js";
+import { settlesWithin } from "./timeout.js";
 
 const MISCONFIGURED_PROBE_MS = 60_000;
 const PROVIDER_STATE_SYNC_MS = 5_000;
@@ -86,9 +87,7 @@ export class Refresher {
       this.#drain();
       await Promise.all(this.#running);
     })();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    await settlesWithin(settled, timeoutMs);
   }
 
   /**

@@ -56,3 +56,19 @@ function startSlice(ms: number, now: number): Slice {
   timer.unref();
   return { controller, timer, users: 0, openUntilMs: now + width };
 }
+
+/**
+ * Whether `p` settles within `ms`: true if it does (a rejection passes through), false once `ms`
+ * have passed first. `p` keeps running either way; the timer is cleared.
+ */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

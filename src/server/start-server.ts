@@ -17,6 +17,7 @@ import type { EngineTimings } from "../engine/context.js";
 import { cryptoRandom } from "../engine/crypto-random.js";
 import { defaultLogger } from "../engine/default-logger.js";
 import { systemClock } from "../engine/system-clock.js";
+import { settlesWithin } from "../engine/timeout.js";
 import { createWarden, type Warden } from "../engine/warden.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { openStore } from "../store/open-store.js";
@@ -77,19 +78,6 @@ async function createWardenOrClose(
 }
 
 const SHUTDOWN_TIMEOUT_MS = 25_000;
-
-/** Whether `p` settles within `ms` (it keeps running either way). */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function splitList(value: string | undefined): string[] {
   return (value ?? "")
