@@ -139,20 +139,13 @@ export async function openCliWarden(
   const slack = slackCredentials(flags, env);
   const baseUrl = slackBaseUrl(flags, env);
   const store = await openCliStore(flags, env);
-  let warden: Warden;
-  try {
-    warden = await createWarden({
-      store,
-      logger: cliLogger(verbose),
-      env: {},
-      ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
-      ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
-    });
-  } catch (error) {
-    // A refused start (a wrong key) must exit: PostgreSQL's pool and LISTEN client would keep it up.
-    await store.close().catch(() => {});
-    throw error;
-  }
+  const warden = await createWarden({
+    store,
+    logger: cliLogger(verbose),
+    env: {},
+    ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
+    ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
+  });
   return { warden, store, slackConfigured: slack !== null, close: () => warden.close() };
 }
 

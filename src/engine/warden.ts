@@ -50,7 +50,7 @@ export interface WardenOptions {
   random?: Random;
   logger?: Logger;
   fetch?: typeof globalThis.fetch;
-  /** Use this store instead of opening `database` (it is closed with the warden). */
+  /** Use this store instead of opening `database` (it is closed with the warden, or if creating it fails). */
   store?: Store;
   /** Extra providers by id (a custom Provider implementation). */
   extraProviders?: Provider[];
@@ -133,7 +133,9 @@ export async function createWarden(options: WardenOptions = {}) {
     // Before anything is written: a wrong key would seal new rows no correctly keyed instance can open.
     await store.checkKeyRing();
   } catch (error) {
-    if (options.store === undefined) await store.close().catch(() => {});
+    // Ours either way (a given store is closed with the warden): a refused start (a wrong key) must
+    // let the process exit, and PostgreSQL's pool and LISTEN client would keep it up.
+    await store.close().catch(() => {});
     throw error;
   }
 

@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { loadConfig } from "../config.js";
-import type { Clock, Logger, Random, Store } from "../core/ports.js";
+import type { Clock, Logger, Random } from "../core/ports.js";
 import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
@@ -62,19 +62,6 @@ export interface RunningServer {
   dispatcher: WebhookDispatcher | null;
   healthChecker: HealthChecker | null;
   close(): Promise<void>;
-}
-
-/** createWarden on a store this server opened: a refused start (a wrong key) closes it, or PostgreSQL's pool would keep the process up. */
-async function createWardenOrClose(
-  store: Store,
-  options: Parameters<typeof createWarden>[0],
-): Promise<Warden> {
-  try {
-    return await createWarden(options);
-  } catch (error) {
-    await store.close().catch(() => {});
-    throw error;
-  }
 }
 
 const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -139,7 +126,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     outbox: config.webhook !== null,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
   });
-  const warden = await createWardenOrClose(store, {
+  const warden = await createWarden({
     store,
     clock,
     random,
