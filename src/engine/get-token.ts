@@ -30,7 +30,8 @@ export interface AccessToken {
 /** Order in which a connection's credentials are picked when the caller names no kind. */
 const KIND_PREFERENCE: readonly CredentialKind[] = ["bot", "default", "user"];
 
-function toAccessToken(
+/** The caller's view of a token set: the secret revealed once, here. */
+export function toAccessToken(
   t: { accessToken: { reveal(): string }; tokenType: string; expiresAtMs: number | null },
   kind: CredentialKind,
   provider: string,

@@ -2,7 +2,7 @@ import { ProviderUnavailableError } from "../core/errors.js";
 import type { Classification, CredentialKind } from "../core/types.js";
 import { markDead, versionHolding } from "./check.js";
 import type { EngineContext } from "./context.js";
-import type { AccessToken, GetTokenOptions } from "./get-token.js";
+import { type AccessToken, type GetTokenOptions, toAccessToken } from "./get-token.js";
 import { providerFor, refreshCredential } from "./refresh.js";
 
 export interface WithTokenOptions extends GetTokenOptions {
@@ -79,14 +79,9 @@ export function makeWithToken(
       // The refresh failed for now (the stored token comes back): the provider has just called that
       // token expired, so calling again with it would only hand its error to the caller as an answer.
       if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
-      used = fresh.tokens.accessToken.reveal();
-      result = await attempt({
-        accessToken: used,
-        tokenType: fresh.tokens.tokenType,
-        kind: first.kind,
-        expiresAt: fresh.tokens.expiresAtMs === null ? null : new Date(fresh.tokens.expiresAtMs),
-        provider: fresh.provider,
-      });
+      const second = toAccessToken(fresh.tokens, first.kind, fresh.provider);
+      used = second.accessToken;
+      result = await attempt(second);
     }
     if (result.error !== null) {
       const classification = await classify(result.error);
