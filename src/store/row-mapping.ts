@@ -317,3 +317,15 @@ function json(row: Row, column: string): unknown {
   const value = row[column];
   return typeof value === "string" ? JSON.parse(value) : value;
 }
+
+/**
+ * updateMetadata's merge, one level deep, alike in both stores (PostgreSQL's jsonb `||` would be too,
+ * but then the two could drift): the patch wins, or with `onlyMissing` what is stored wins.
+ */
+export function mergeMetadata(
+  stored: object,
+  patch: Record<string, unknown>,
+  onlyMissing: boolean | undefined,
+): Record<string, unknown> {
+  return onlyMissing ? { ...patch, ...stored } : { ...stored, ...patch };
+}

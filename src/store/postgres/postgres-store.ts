@@ -66,6 +66,7 @@ import {
   credentialColumns,
   credentialFromRecord,
   eventFromRow,
+  mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
   recordFromRow,
@@ -407,10 +408,9 @@ export class PostgresStore implements Store {
       );
       const row = rows[0];
       if (row === undefined) return false;
-      // Merged here, not with jsonb ||, so both adapters merge exactly alike (shallow).
       await c.query(`UPDATE ${this.#t.connections} SET metadata = $2, updated_at_ms = $3 WHERE id = $1`, [
         id,
-        JSON.stringify(options.onlyMissing ? { ...patch, ...row.metadata } : { ...row.metadata, ...patch }),
+        JSON.stringify(mergeMetadata(row.metadata, patch, options.onlyMissing)),
         nowMs,
       ]);
       return true;

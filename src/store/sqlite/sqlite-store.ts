@@ -66,6 +66,7 @@ import {
   credentialColumns,
   credentialFromRecord,
   eventFromRow,
+  mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
   recordFromRow,
@@ -276,8 +277,7 @@ export class SqliteStore implements Store {
     return this.#write("updateMetadata", () => {
       const row = this.#get<{ metadata: string }>("SELECT metadata FROM connections WHERE id = ?", id);
       if (row === undefined) return false;
-      const stored = JSON.parse(row.metadata) as object;
-      const merged = options.onlyMissing ? { ...patch, ...stored } : { ...stored, ...patch };
+      const merged = mergeMetadata(JSON.parse(row.metadata) as object, patch, options.onlyMissing);
       this.#stmt("UPDATE connections SET metadata = ?, updated_at_ms = ? WHERE id = ?").run(
         JSON.stringify(merged),
         nowMs,
