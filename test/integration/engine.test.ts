@@ -22,6 +22,25 @@ async function authTest(h: EngineHarness, token: string): Promise<Record<string,
   return (await res.json()) as Record<string, unknown>;
 }
 
+/** Re-imports an install's tokens as lasting 24 h where Slack says 12 h: past 12 h, Slack answers token_expired. */
+async function importLongerThanSlack(
+  h: EngineHarness,
+  id: string,
+  install: Record<string, unknown>,
+): Promise<void> {
+  await h.warden.connections.import({
+    id,
+    provider: "slack",
+    credentials: {
+      bot: {
+        accessToken: install["access_token"] as string,
+        refreshToken: install["refresh_token"] as string,
+        expiresIn: 86_400,
+      },
+    },
+  });
+}
+
 function collect<E extends keyof WardenEventMap>(h: EngineHarness, name: E): WardenEventMap[E][] {
   const seen: WardenEventMap[E][] = [];
   h.warden.on(name, (e) => seen.push(e));
@@ -137,18 +156,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
 
   it("withToken refreshes once on token_expired and retries once", async () => {
     const { id, install } = await h.installAndImport();
-    // Our record says 24 h, Slack says 12 h: the first call meets token_expired.
-    await h.warden.connections.import({
-      id,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install["access_token"] as string,
-          refreshToken: install["refresh_token"] as string,
-          expiresIn: 86_400,
-        },
-      },
-    });
+    await importLongerThanSlack(h, id, install); // the first call meets token_expired
     advance(h, 12 * HOUR + 1);
     const seen: string[] = [];
     const body = await h.warden.withToken(id, async (token) => {
@@ -163,17 +171,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
 
   it("withToken does not call again with the expired token when the refresh fails: provider_unavailable", async () => {
     const { id, install } = await h.installAndImport();
-    await h.warden.connections.import({
-      id,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install["access_token"] as string,
-          refreshToken: install["refresh_token"] as string,
-          expiresIn: 86_400,
-        },
-      },
-    });
+    await importLongerThanSlack(h, id, install);
     advance(h, 12 * HOUR + 1);
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
     const seen: string[] = [];
@@ -194,17 +192,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
 
   it("concurrent withToken callers forced to refresh after a hang send the refresh token once", async () => {
     const { id, install } = await h.installAndImport();
-    await h.warden.connections.import({
-      id,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install["access_token"] as string,
-          refreshToken: install["refresh_token"] as string,
-          expiresIn: 86_400, // ours says valid; Slack's clock below says expired
-        },
-      },
-    });
+    await importLongerThanSlack(h, id, install); // ours says valid; Slack's clock below says expired
     h.emu.control.advance(12 * 3_600 + 1);
     h.emu.control.resetCounters();
     h.emu.control.fault("oauth.v2.access", { kind: "hang", times: 1, hangMs: 4_000 }); // past the timeout
