@@ -68,6 +68,18 @@ function install(options: { clientId?: string; userScopes?: string[]; botScopes?
   };
 }
 
+/** Flags Slack as refusing our client credentials (as a refused refresh would), or clears the flag. */
+async function setSlackState(harness: EngineHarness, status: "ok" | "misconfigured"): Promise<void> {
+  const flagged = status === "misconfigured";
+  await harness.store.setProviderState({
+    provider: "slack",
+    status,
+    reason: flagged ? "provider_misconfigured" : null,
+    lastError: flagged ? "bad_client_secret" : null,
+    sinceMs: harness.clock.now(),
+  });
+}
+
 async function connectionDiagnosis(id: string): Promise<Diagnosis> {
   const before = presentations();
   const r = await diagnoseConnection({
@@ -432,25 +444,13 @@ describe("diagnose connection, from the stored timeline", () => {
       { refreshed: false, error: "bad_client_secret" },
     ]);
     expectDiagnosis(await connectionDiagnosis(id), "misconfigured", false, "client_credentials_mismatch");
-    await h.store.setProviderState({
-      provider: "slack",
-      status: "ok",
-      reason: null,
-      lastError: null,
-      sinceMs: h.clock.now(),
-    });
+    await setSlackState(h, "ok");
   });
 
   it("a dead connection while the provider is flagged is explained as dead, not misconfigured", async () => {
     const { id } = await h.installAndImport();
     await h.warden.markNeedsReauth(id, "all", "app_uninstalled");
-    await h.store.setProviderState({
-      provider: "slack",
-      status: "misconfigured",
-      reason: "provider_misconfigured",
-      lastError: "bad_client_secret",
-      sinceMs: h.clock.now(),
-    });
+    await setSlackState(h, "misconfigured");
     try {
       const d = await connectionDiagnosis(id);
       expectDiagnosis(d, "revoked", false, "app_uninstalled");
@@ -458,13 +458,7 @@ describe("diagnose connection, from the stored timeline", () => {
       expect(d.causes.at(-1)).toMatchObject({ code: "client_credentials_mismatch", likelihood: "low" });
       expect(d.fix.join("\n")).toMatch(/Reinstall the app or re-run OAuth/);
     } finally {
-      await h.store.setProviderState({
-        provider: "slack",
-        status: "ok",
-        reason: null,
-        lastError: null,
-        sinceMs: h.clock.now(),
-      });
+      await setSlackState(h, "ok");
     }
   });
 });
