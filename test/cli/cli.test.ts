@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
 import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import { ensureBuilt, runCli } from "./built-cli.js";
+import { cliEnv, installWorkspace } from "./cli-fixtures.js";
 
 let emu: SlackEmulator;
 let dir: string;
@@ -19,35 +20,27 @@ beforeAll(async () => {
   ensureBuilt();
   emu = await startSlackEmulator();
   dir = await mkdtemp(join(tmpdir(), "tokenwarden-cli-"));
-  env = {
-    TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "tw.db")}`,
-    TOKENWARDEN_ENCRYPTION_KEY: key,
-    SLACK_CLIENT_ID: emu.demoApp.clientId,
-    SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
-    SLACK_BASE_URL: emu.url,
-  };
+  env = cliEnv(emu, join(dir, "tw.db"), key);
 }, 120_000);
 afterAll(async () => {
   await emu?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function install(botScopes = ["chat:write"]) {
-  const team = emu.control.createTeam({ name: "Acme" });
-  const { userId } = emu.control.createUser(team.teamId);
-  const body = emu.control.install({
-    clientId: emu.demoApp.clientId,
-    teamId: team.teamId,
-    userId,
-    botScopes,
+const install = (botScopes?: string[]) => installWorkspace(emu, botScopes);
+
+/** A workspace imported into a SQLite file of its own: the env pointing at it, the tokens, the id. */
+async function importIntoOwnStore(file: string, idPrefix: string) {
+  const stored = { ...env, TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, file)}` };
+  const t = install();
+  const id = `${idPrefix}-${t.teamId}`;
+  const input = JSON.stringify({
+    id,
+    provider: "slack",
+    credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
   });
-  return {
-    teamId: team.teamId,
-    userId,
-    bot: body["access_token"] as string,
-    refresh: body["refresh_token"] as string,
-    body,
-  };
+  expect((await runCli(["connections", "import", "-"], { env: stored, input })).code).toBe(0);
+  return { stored, t, id };
 }
 
 const oneLine = (s: string) => s.trim().split("\n").length === 1;
@@ -148,15 +141,7 @@ describe("tokenwarden CLI (built binary)", () => {
   });
 
   it("diagnose token --refresh with a store: a previous refresh token is not spent again", async () => {
-    const stored = { ...env, TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "diagnose-previous.db")}` };
-    const t = install();
-    const id = `prev-${t.teamId}`;
-    const input = JSON.stringify({
-      id,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env: stored, input })).code).toBe(0);
+    const { stored, t, id } = await importIntoOwnStore("diagnose-previous.db", "prev");
     expect((await runCli(["connections", "refresh", id], { env: stored })).code).toBe(0);
     const spentOnce = emu.control.counters().refreshTokenPresentations[t.refresh];
     expect(spentOnce).toBe(1);
@@ -175,15 +160,7 @@ describe("tokenwarden CLI (built binary)", () => {
   });
 
   it("diagnose token --refresh of a token tokenwarden holds as dead: not sent, and not called Slack's answer", async () => {
-    const stored = { ...env, TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "diagnose-dead.db")}` };
-    const t = install();
-    const id = `dead-${t.teamId}`;
-    const input = JSON.stringify({
-      id,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env: stored, input })).code).toBe(0);
+    const { stored, t, id } = await importIntoOwnStore("diagnose-dead.db", "dead");
     emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: t.teamId });
     expect((await runCli(["connections", "check", id], { env: stored })).code).toBe(1);
 

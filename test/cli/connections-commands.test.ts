@@ -12,6 +12,7 @@ import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index
 import { createWarden } from "../../src/engine/warden.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { ensureBuilt, runCli } from "./built-cli.js";
+import { cliEnv, installWorkspace } from "./cli-fixtures.js";
 
 let emu: SlackEmulator;
 let dir: string;
@@ -30,33 +31,10 @@ afterAll(async () => {
 /** A fresh SQLite file per test, and the environment pointing at it and the emulator. */
 function freshEnv(name: string): { env: Record<string, string>; path: string } {
   const path = join(dir, `${name}.db`);
-  return {
-    path,
-    env: {
-      TOKENWARDEN_DATABASE_URL: `sqlite:${path}`,
-      TOKENWARDEN_ENCRYPTION_KEY: key,
-      SLACK_CLIENT_ID: emu.demoApp.clientId,
-      SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
-      SLACK_BASE_URL: emu.url,
-    },
-  };
+  return { path, env: cliEnv(emu, path, key) };
 }
 
-function install() {
-  const team = emu.control.createTeam({ name: "Acme" });
-  const { userId } = emu.control.createUser(team.teamId);
-  const body = emu.control.install({
-    clientId: emu.demoApp.clientId,
-    teamId: team.teamId,
-    userId,
-    botScopes: ["chat:write"],
-  });
-  return {
-    teamId: team.teamId,
-    bot: body["access_token"] as string,
-    refresh: body["refresh_token"] as string,
-  };
-}
+const install = () => installWorkspace(emu);
 
 const snakeEntry = (id: string, t: ReturnType<typeof install>) => ({
   id,
