@@ -2,6 +2,7 @@
 // claim that took longer than its lease to take, and a claim taken where no provider can spend it.
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TokenwardenError } from "../../src/core/errors.js";
 import type { Store } from "../../src/core/ports.js";
 import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { eventually } from "../helpers/eventually.js";
@@ -68,7 +69,7 @@ describe("on-demand refresh claims", () => {
       credentials: { bot: { accessToken: "xoxe.xoxb-T1", refreshToken: "xoxe-T1", expiresIn: 43_200 } },
     });
     offsetMs = 12 * HOUR; // expired: getToken must refresh
-    return { warden, slack };
+    return { warden, slack, store: real };
   }
 
   it("renews a claim that took long to take before its refresh token leaves", async () => {
@@ -77,6 +78,20 @@ describe("on-demand refresh claims", () => {
     expect((await w.getToken("T1")).accessToken).toBe("xoxe.xoxb-new-1");
     expect(log.slice(0, 3)).toEqual(["claim:claimed", "renew:true", "sent"]);
     expect(slack.calls()).toBe(1);
+  });
+
+  it("hands the claim back when that renewal fails: nothing sent, the journal closed", async () => {
+    const {
+      warden: w,
+      slack,
+      store,
+    } = await slowClaims(LEASE_MS / 2, async () => {
+      throw new TokenwardenError("store_unavailable", "the store is down");
+    }, []);
+    await expect(w.getToken("T1")).rejects.toMatchObject({ code: "store_unavailable" });
+    expect(slack.calls()).toBe(0);
+    const after = await store.getCredential({ connectionId: "T1", kind: "bot" });
+    expect(after).toMatchObject({ claimUntilMs: null, refreshInDoubt: false });
   });
 
   it("sends nothing under a claim it could not renew: it waits for whoever holds it now", async () => {
