@@ -49,6 +49,25 @@ export const WardenOptionsSchema = z
 
 export type WardenOptionsInput = z.input<typeof WardenOptionsSchema>;
 
+/** pino's levels, most severe first; `silent` turns logging off. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const LogLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
+
+/**
+ * Origins a `return_url` may point at: a list of http(s) URLs, separated by commas or spaces. An entry
+ * that is not one is refused at startup; dropping it silently would surface only as a 400 much later.
+ */
+const OriginListSchema = z
+  .string()
+  .transform((v) => v.split(/[\s,]+/).filter((s) => s !== ""))
+  .pipe(
+    z.array(
+      HttpUrlSchema.transform((u) => new URL(u).origin),
+      { error: "must list http(s) URLs" },
+    ),
+  );
+
 /** An unset variable and an empty one (`FOO=` in a .env file) mean the same: not configured. */
 function unsetIfEmpty<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === "" ? undefined : v), schema);
@@ -69,6 +88,8 @@ const EnvSchema = z
     SLACK_CLIENT_SECRET: unsetIfEmpty(z.string().optional()),
     SLACK_SIGNING_SECRET: unsetIfEmpty(z.string().optional()),
     SLACK_BASE_URL: unsetIfEmpty(HttpUrlSchema.default(DEFAULT_SLACK_BASE_URL)),
+    TOKENWARDEN_LOG_LEVEL: unsetIfEmpty(LogLevelSchema.default("warn")),
+    TOKENWARDEN_RETURN_URL_ORIGINS: unsetIfEmpty(OriginListSchema.default([])),
   })
   .superRefine((env, ctx) => {
     const need = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
@@ -120,6 +141,10 @@ export interface Config {
   publicUrl: string | null;
   /** null: Slack is not configured. */
   slack: SlackConfig | null;
+  /** Of the logs, HTTP and engine alike. */
+  logLevel: LogLevel;
+  /** Origins (besides the public URL's) a `return_url` may point at. */
+  returnUrlOrigins: readonly string[];
 }
 
 /**
@@ -185,7 +210,28 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
         : null,
     publicUrl: e.TOKENWARDEN_PUBLIC_URL?.replace(/\/+$/, "") ?? null,
     slack,
+    logLevel: e.TOKENWARDEN_LOG_LEVEL,
+    returnUrlOrigins: Object.freeze(e.TOKENWARDEN_RETURN_URL_ORIGINS),
   });
+}
+
+/**
+ * TOKENWARDEN_LOG_LEVEL alone, for a logger made before (or without) the whole configuration: the
+ * library's default logger reads nothing else of the environment.
+ *
+ * @example
+ * logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "info" }); // "info"
+ */
+export function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
+  const raw = env["TOKENWARDEN_LOG_LEVEL"];
+  if (raw === undefined || raw === "") return "warn";
+  const r = LogLevelSchema.safeParse(raw);
+  if (!r.success)
+    throw new TokenwardenError(
+      "config_invalid",
+      `invalid configuration: ${formatIssues(r.error.issues.map((i) => ({ ...i, path: ["TOKENWARDEN_LOG_LEVEL"] })))}`,
+    );
+  return r.data;
 }
 
 /**

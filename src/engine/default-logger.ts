@@ -1,4 +1,5 @@
 import pino from "pino";
+import { logLevelFrom } from "../config.js";
 import type { Logger } from "../core/ports.js";
 
 const SECRET_FIELDS = ["accessToken", "refreshToken", "access_token", "refresh_token", "client_secret"];
@@ -14,7 +15,7 @@ export function defaultLogger(env: NodeJS.ProcessEnv): Logger {
   return pino(
     {
       name: "tokenwarden",
-      level: env["TOKENWARDEN_LOG_LEVEL"] ?? "warn",
+      level: logLevelFrom(env),
       // A second belt: Secrets already redact themselves.
       redact: SECRET_REDACT_PATHS,
     },

@@ -3,7 +3,7 @@
  * from explicit dependencies (no module singletons), so tests run several
  * side by side and `inject()` without a socket.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
 import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
@@ -47,13 +47,40 @@ export const REDACT = [
   ...SECRET_REDACT_PATHS,
 ];
 
+/**
+ * A request as its log line shows it: the query's values are left out, because some carry secrets
+ * in the query string (a proxied `?token=…`, the OAuth callback's `?code=…&state=…`). Its keys stay.
+ */
+export function logSafeUrl(url: string): string {
+  const q = url.indexOf("?");
+  if (q === -1) return url;
+  const keys = url
+    .slice(q + 1)
+    .split("&")
+    .filter((pair) => pair !== "")
+    .map((pair) => `${pair.split("=")[0] ?? ""}=…`);
+  return `${url.slice(0, q)}?${keys.join("&")}`;
+}
+
+const requestSerializer = (req: FastifyRequest) => ({
+  method: req.method,
+  url: logSafeUrl(req.url),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort as number,
+});
+
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const publicUrl = o.publicUrl.replace(/\/+$/, "");
   const app = Fastify({
     logger:
       o.logger === undefined || o.logger === false
         ? false
-        : { ...(o.logger === true ? {} : o.logger), redact: REDACT },
+        : {
+            ...(o.logger === true ? {} : o.logger),
+            redact: REDACT,
+            serializers: { req: requestSerializer },
+          },
     bodyLimit: o.bodyLimit ?? 256 * 1024,
     // Connection ids carry ':' and '.', never need decoding games; keep router defaults otherwise.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },

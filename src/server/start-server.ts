@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
+import pino from "pino";
 import { loadConfig } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
 import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
@@ -176,15 +177,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       apiKeyDigest: apiKey.digest,
       signer,
       slack,
-      allowedReturnOrigins: splitList(env["TOKENWARDEN_RETURN_URL_ORIGINS"]).flatMap((u) => {
-        try {
-          return [new URL(u).origin];
-        } catch {
-          return [];
-        }
-      }),
+      allowedReturnOrigins: config.returnUrlOrigins,
       fetch: doFetch,
-      logger: options.httpLog === false ? false : { level: env["TOKENWARDEN_LOG_LEVEL"] ?? "warn" },
+      // stderr, like the engine's: stdout is for what a command prints (the API key on a first start).
+      logger: options.httpLog === false ? false : { level: config.logLevel, stream: pino.destination(2) },
     });
     const url = await app.listen({ port, host });
 

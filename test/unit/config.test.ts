@@ -3,6 +3,7 @@ import {
   DEFAULT_DATABASE_URL,
   describeDatabaseUrl,
   loadConfig,
+  logLevelFrom,
   parseWardenOptions,
   WardenOptionsSchema,
 } from "../../src/config.js";
@@ -120,6 +121,32 @@ describe("loadConfig", () => {
     expect(configError(() => loadConfig({ SLACK_SIGNING_SECRET: "x" })).message).toContain(
       "SLACK_CLIENT_SECRET",
     );
+  });
+
+  it("reads the log level and the return URL origins, and refuses bad ones without echoing them", () => {
+    expect(loadConfig({}).logLevel).toBe("warn");
+    expect(loadConfig({}).returnUrlOrigins).toEqual([]);
+    const c = loadConfig({
+      TOKENWARDEN_LOG_LEVEL: "debug",
+      TOKENWARDEN_RETURN_URL_ORIGINS: "https://app.example/settings, http://127.0.0.1:5173",
+    });
+    expect(c.logLevel).toBe("debug");
+    expect(c.returnUrlOrigins).toEqual(["https://app.example", "http://127.0.0.1:5173"]);
+    const e = configError(() =>
+      loadConfig({
+        TOKENWARDEN_LOG_LEVEL: "loudSECRET",
+        TOKENWARDEN_RETURN_URL_ORIGINS: "https://ok.example,bogusSECRET",
+      }),
+    );
+    expect(e.message).toContain("TOKENWARDEN_LOG_LEVEL: must be one of fatal, error, warn");
+    expect(e.message).toContain("TOKENWARDEN_RETURN_URL_ORIGINS");
+    expect(e.message).not.toContain("SECRET");
+    // The library's default logger reads the level alone, with the same message.
+    expect(logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "trace" })).toBe("trace");
+    expect(logLevelFrom({})).toBe("warn");
+    const alone = configError(() => logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "loudSECRET" }));
+    expect(alone.message).toContain("TOKENWARDEN_LOG_LEVEL: must be one of");
+    expect(alone.message).not.toContain("SECRET");
   });
 
   it("refuses a short API key without printing it", () => {
