@@ -51,4 +51,14 @@ describe("tokenwarden demo after a startup failure", () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).not.toContain("SECRETISH");
   }, 40_000);
+
+  it("a bad --token-ttl: exits 2 naming that option (not --port), before starting anything", async () => {
+    for (const ttl of ["abc", "0", "-5", "1.5"]) {
+      const r = await runCli(["demo", "--token-ttl", ttl], { cwd: dir, env: {}, timeoutMs: 30_000 });
+      expect(r.timedOut).toBe(false);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--token-ttl must be an integer ≥ 1");
+      expect(r.stderr).not.toContain("--port");
+    }
+  }, 60_000);
 });

@@ -15,19 +15,12 @@ import {
   withSlackOptions,
   withStoreOption,
 } from "../open-warden.js";
+import { integerOption } from "../option-parsers.js";
 import { formatTable, printJson, relativeTime } from "../output.js";
 import { startProgress } from "../progress-bar.js";
 import { readPathOrStdin } from "../read-input.js";
 
 type Flags = StoreFlags & SlackFlags & { json?: boolean };
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer ≥ 1`);
-    return n;
-  };
-}
 
 function kindOption(value: string): CredentialKind {
   if (value !== "bot" && value !== "user" && value !== "default") {
@@ -154,7 +147,7 @@ export function registerConnectionsCommand(program: Command): void {
       .description("list connections (never a token)")
       .option("--provider <name>", "only this provider")
       .option("--status <status>", `only this status (${STATUSES.join(", ")})`, statusOption)
-      .option("--limit <n>", "at most this many", positiveInt("--limit"))
+      .option("--limit <n>", "at most this many", integerOption("--limit", 1))
       .option("--json", "print JSON"),
   )
     .addHelpText("after", "\nExample:\n  $ tokenwarden connections list --status needs_reauth --json")
@@ -198,7 +191,7 @@ export function registerConnectionsCommand(program: Command): void {
       .command("show")
       .description("one connection: status, credentials, recent events (never a token)")
       .argument("<id>", "connection id")
-      .option("--events <n>", "how many recent events to show", positiveInt("--events"), 20)
+      .option("--events <n>", "how many recent events to show", integerOption("--events", 1), 20)
       .option("--json", "print JSON"),
   )
     .addHelpText("after", "\nExample:\n  $ tokenwarden connections show T0123ABCD --events 50")

@@ -1,16 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
 import { startSlackEmulator } from "../../emulator/index.js";
 import { type RunningServer, startServer } from "../../server/start-server.js";
+import { integerOption, portOption } from "../option-parsers.js";
 import { untilSignal } from "./serve.js";
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError("--port must be 0-65535");
-  return n;
-}
 
 /**
  * `tokenwarden demo`: the emulator and a server on a demo SQLite file, one demo
@@ -22,9 +16,14 @@ export function registerDemoCommand(program: Command): void {
     .description(
       "run a server beside the Slack emulator with a demo workspace whose tokens rotate every minute",
     )
-    .option("--port <port>", "server port", port, 3003)
+    .option("--port <port>", "server port", portOption, 3003)
     .option("--database <url>", "demo database", `sqlite:${join(".", "tokenwarden-demo.db")}`)
-    .option("--token-ttl <seconds>", "lifetime of the demo's access tokens", (v) => port(v), 60)
+    .option(
+      "--token-ttl <seconds>",
+      "lifetime of the demo's access tokens",
+      integerOption("--token-ttl", 1),
+      60,
+    )
     .action(async (flags: { port: number; database: string; tokenTtl: number }) => {
       const emu = await startSlackEmulator({ accessTtlSeconds: flags.tokenTtl, autoApprove: true });
       // Whatever fails after the emulator is up (the port is taken, the key is bad), everything

@@ -1,12 +1,6 @@
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
 import { startServer } from "../../server/start-server.js";
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError("--port must be 0-65535");
-  return n;
-}
+import { portOption } from "../option-parsers.js";
 
 /** Resolves on the first SIGINT / SIGTERM. */
 export function untilSignal(): Promise<string> {
@@ -26,7 +20,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command("serve")
     .description("run the server: HTTP API, OAuth install flow, Slack events, proxy, webhooks, refresher")
-    .option("--port <port>", "port to listen on", port, 3003)
+    .option("--port <port>", "port to listen on", portOption, 3003)
     .option("--host <host>", "interface to bind", "127.0.0.1")
     .option("--database <url>", "sqlite:PATH or postgres://… (overrides TOKENWARDEN_DATABASE_URL)")
     .addHelpText(
