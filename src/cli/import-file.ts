@@ -14,30 +14,14 @@ import { z } from "zod";
 import { TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
 import { type ImportInput, parseImportInput } from "../engine/import-input.js";
-
-/** Above this, an epoch-seconds value is really milliseconds (1e11 s is the year 5138; the API's bound too). */
-const MAX_EPOCH_SECONDS = 1e11;
-/** Below this, an epoch time is before 2001: a duration or a unit slip, not a token's expiry. */
-const MIN_EPOCH_SECONDS = 1e9;
+import { ExpiresAtSchema, MAX_EPOCH_SECONDS } from "../server/wire.js";
 
 const SnakeCredential = z
   .object({
     access_token: z.string().min(1),
     refresh_token: z.string().min(1).nullish(),
     /** Epoch seconds, or an ISO 8601 date: the HTTP API's rule. */
-    expires_at: z
-      .union([
-        z
-          .number()
-          .int()
-          .min(
-            MIN_EPOCH_SECONDS,
-            "must be epoch seconds; this is before 2001 (a lifetime belongs in expires_in)",
-          )
-          .max(MAX_EPOCH_SECONDS, "must be epoch SECONDS (as the HTTP API takes it), not milliseconds"),
-        z.iso.datetime({ offset: true }),
-      ])
-      .optional(),
+    expires_at: ExpiresAtSchema.optional(),
     expires_in: z.number().int().positive().optional(),
     scopes: z.union([z.array(z.string()), z.string()]).optional(),
     scope: z.string().optional(),

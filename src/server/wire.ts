@@ -15,12 +15,27 @@ export const KindSchema = z.enum(["bot", "user", "default"]);
 export const IdParamsSchema = z.object({ id: ConnectionIdSchema }).strict();
 
 const Token = z.string().min(1).max(8192);
+
+/** Above this, an epoch-seconds value is really milliseconds (1e11 s is the year 5138). */
+export const MAX_EPOCH_SECONDS = 1e11;
+/** Below this, an epoch time is before 2001: a duration or a unit slip, not a token's expiry. */
+const MIN_EPOCH_SECONDS = 1e9;
+
+/** `expires_at` on the wire: epoch seconds or ISO 8601, with the likely slips named. */
+export const ExpiresAtSchema = z.union([
+  z
+    .number()
+    .int()
+    .min(MIN_EPOCH_SECONDS, "must be epoch seconds; this is before 2001 (a lifetime belongs in expires_in)")
+    .max(MAX_EPOCH_SECONDS, "must be epoch SECONDS, not milliseconds"),
+  z.iso.datetime({ offset: true }),
+]);
 const CredentialBody = z
   .object({
     access_token: Token,
     refresh_token: Token.nullish(),
     /** ISO 8601, or epoch seconds. */
-    expires_at: z.union([z.iso.datetime({ offset: true }), z.number().int().positive().max(1e11)]).optional(),
+    expires_at: ExpiresAtSchema.optional(),
     expires_in: z
       .number()
       .int()

@@ -25,7 +25,7 @@ describe("expires_at in the snake_case form is epoch seconds, as the HTTP API re
 
   it("milliseconds are refused, naming the field", () => {
     expect(() => parse([snake({ expires_at: 1_800_000_000_000 })])).toThrow(
-      /^\[0\]\.credentials\.bot\.expires_at: must be epoch SECONDS \(as the HTTP API takes it\), not milliseconds$/,
+      /^\[0\]\.credentials\.bot\.expires_at: must be epoch SECONDS, not milliseconds$/,
     );
   });
 
