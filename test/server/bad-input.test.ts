@@ -92,40 +92,25 @@ describe.each(STORE_KINDS)("bad input (%s)", (kind) => {
       400,
       "invalid_input",
     );
-    const leaked = await expectRefused(
-      {
-        method: "POST",
-        url: "/v1/connections",
-        headers: json,
-        payload: JSON.stringify({
-          id: "T-new",
-          provider: "slack",
-          credentials: { bot: { access_token: "xoxb-secret-value", expires_in: "soon" } },
-        }),
-      },
-      400,
-      "invalid_input",
-    );
+    /** An import of T-new whose bot credential holds a token and `fields`. */
+    const importBot = (fields: Record<string, unknown>): InjectOptions => ({
+      method: "POST",
+      url: "/v1/connections",
+      headers: json,
+      payload: JSON.stringify({
+        id: "T-new",
+        provider: "slack",
+        credentials: { bot: { access_token: "xoxb-secret-value", ...fields } },
+      }),
+    });
+    const leaked = await expectRefused(importBot({ expires_in: "soon" }), 400, "invalid_input");
     expect(JSON.stringify(leaked)).not.toContain("secret-value");
     // expires_at in the wrong unit: the message says which one it must be.
     for (const [expiresAt, says] of [
       [Date.now() + 3_600_000, "must be epoch SECONDS, not milliseconds"],
       [43_200, "a lifetime belongs in expires_in"],
     ] as const) {
-      const refused = await expectRefused(
-        {
-          method: "POST",
-          url: "/v1/connections",
-          headers: json,
-          payload: JSON.stringify({
-            id: "T-new",
-            provider: "slack",
-            credentials: { bot: { access_token: "xoxb-secret-value", expires_at: expiresAt } },
-          }),
-        },
-        400,
-        "invalid_input",
-      );
+      const refused = await expectRefused(importBot({ expires_at: expiresAt }), 400, "invalid_input");
       expect(JSON.stringify(refused)).toContain(says);
     }
     await expectRefused(
