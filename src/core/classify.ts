@@ -156,6 +156,18 @@ function nameOf(error: unknown): string | null {
 }
 
 /**
+ * Whether a classification's `error` is our label for a call that got no usable answer (a timeout,
+ * a socket error code, an HTTP status without a Slack body) rather than an error the provider sent.
+ *
+ * @example
+ * isNoAnswerLabel("ECONNREFUSED"); // true
+ * isNoAnswerLabel("invalid_auth"); // false
+ */
+export function isNoAnswerLabel(error: string): boolean {
+  return /^(timeout|aborted|network_error|invalid_response|http_\d{3}|[A-Z][A-Z0-9_]*)$/.test(error);
+}
+
+/**
  * Classifies a failed `fetch` (no HTTP answer): always transient, never a reason
  * to give up on a connection. `mayHaveReachedProvider` is false only when the
  * request provably never left (connection refused, DNS failure, TLS rejected);

@@ -1,4 +1,5 @@
 /** The human form of a Diagnosis: the same facts as the JSON, in sentences. */
+import { isNoAnswerLabel } from "../core/classify.js";
 import type { Diagnosis, Verdict } from "./diagnosis.js";
 import type { TimelineEntry } from "./explain-connection.js";
 import { iso } from "./explain-connection.js";
@@ -15,6 +16,14 @@ const HEADLINE: Record<Verdict, string> = {
   misconfigured: "MISCONFIGURED — the app's client credentials are wrong.",
   unchecked: "NOT CHECKED — a refresh token can only be tested by spending it.",
 };
+
+/** Says whose words the error is: Slack's, or ours for an answer that never came or a comparison. */
+function errorLine(verdict: Verdict, error: string): string {
+  if (isNoAnswerLabel(error)) return `No usable answer from Slack: ${error}`;
+  if (verdict === "missing_scope" && error === "missing_scope")
+    return "Found: missing_scope (the scopes Slack lists for the token lack one that is required)";
+  return `Slack said: ${error}`;
+}
 
 export interface RenderOptions {
   /** What was diagnosed: "token xoxe.xoxb-…9f3a (sha256:…)", "connection T123", … */
@@ -34,7 +43,7 @@ export function renderDiagnosis(d: Diagnosis, o: RenderOptions): string {
   if (o.shapeLine !== undefined) lines.push(`  ${o.shapeLine}`);
   lines.push("");
   lines.push(`Verdict: ${HEADLINE[d.verdict]}`);
-  if (d.error !== null) lines.push(`Slack said: ${d.error}`);
+  if (d.error !== null) lines.push(errorLine(d.verdict, d.error));
   lines.push(
     d.refreshable
       ? "Refreshable: yes — a refresh (no person needed) can restore or extend it."

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parseImportFile } from "../../src/cli/import-file.js";
 import { CAUSE_CODES } from "../../src/diagnose/diagnosis.js";
 import { causesOfAuthError, causesOfRefreshRefusal, explainToken } from "../../src/diagnose/explain-token.js";
+import { renderDiagnosis } from "../../src/diagnose/render-diagnosis.js";
 import { fingerprint, recognizeToken } from "../../src/diagnose/token-shape.js";
 
 const context = { baseUrl: "https://slack.com" };
@@ -68,6 +69,26 @@ describe("explanations", () => {
       context,
     });
     expect(d).toMatchObject({ verdict: "unreachable", error: "weird_new_code" });
+  });
+
+  it("says whose words an error is: Slack's code, or no answer at all", () => {
+    const rendered = (error: string) =>
+      renderDiagnosis(
+        explainToken({
+          shape: recognizeToken("xoxb-1"),
+          authTest: {
+            kind: "failed",
+            classification: { kind: "transient", reason: "provider_unavailable", error },
+          },
+          context,
+        }),
+        { subject: "token xoxb-1" },
+      );
+    expect(rendered("weird_new_code")).toContain("Slack said: weird_new_code");
+    for (const label of ["ECONNREFUSED", "timeout", "http_503", "invalid_response"]) {
+      expect(rendered(label)).toContain(`No usable answer from Slack: ${label}`);
+      expect(rendered(label)).not.toContain("Slack said");
+    }
   });
 });
 

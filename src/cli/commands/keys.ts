@@ -84,7 +84,8 @@ Example:
         });
         bar.done();
         if (flags.json === true) printJson({ resealed: total });
-        else process.stdout.write(`re-encrypted ${total} secret(s) under the current key\n`);
+        else
+          process.stdout.write(`re-encrypted the tokens of ${total} credential(s) under the current key\n`);
       } finally {
         await cli.close();
       }
