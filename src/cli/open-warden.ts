@@ -4,14 +4,14 @@
  * so commands that need it directly — `diagnose`, `migrate` — share one handle.
  */
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
-import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import { createWarden, type Warden } from "../engine/warden.js";
-import { openStore } from "../store/open-store.js";
+import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 
 export const DEFAULT_DATABASE = "sqlite:./tokenwarden.db";
 
@@ -89,14 +89,6 @@ export function cliLogger(verbose: boolean): Logger {
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }
 
-function devKeyPathFor(database: string): string {
-  if (database.startsWith("sqlite:")) {
-    const file = database.slice("sqlite:".length);
-    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
-  }
-  return resolve(".tokenwarden-dev-key");
-}
-
 /** The engine's rule (createWarden's `webhooks` default): webhooks are on when a URL is set. */
 function webhooksConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env["TOKENWARDEN_WEBHOOK_URL"] ?? "") !== "";
@@ -105,6 +97,7 @@ function webhooksConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 /** Opens (and migrates) the store with the configured key; warns once when a development key was generated. */
 export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
   const database = databaseUrl(flags, env);
+  checkDatabaseLocation(database);
   const key = await resolveEncryptionKey({
     envValue: env["TOKENWARDEN_ENCRYPTION_KEY"],
     nodeEnv: env["NODE_ENV"],

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import { ENCRYPTION_KEY_VARIABLE, type EncryptionKey, generateKey, parseKeyRing } from "./key-ring.js";
 
@@ -9,6 +9,21 @@ export interface DevKey {
   value: string;
   /** True when this call generated the file: the caller should warn that it is for development only. */
   created: boolean;
+}
+
+/**
+ * Where the development key lives when none is configured: beside a SQLite database (so each
+ * database keeps its own key), else in the working directory.
+ *
+ * @example
+ * devKeyPathFor("sqlite:./data/tw.db"); // "/abs/path/data/.tokenwarden-dev-key"
+ */
+export function devKeyPathFor(database: string): string {
+  if (database.startsWith("sqlite:")) {
+    const file = database.slice("sqlite:".length);
+    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
+  }
+  return resolve(".tokenwarden-dev-key");
 }
 
 /**

@@ -1,13 +1,12 @@
 import { hostname } from "node:os";
-import { dirname, join, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { CredentialKind, ProviderState } from "../core/types.js";
-import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
-import { openStore } from "../store/open-store.js";
+import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 import { checkConnection, markDead } from "./check.js";
 import { ClaimKeeper } from "./claim-keeper.js";
 import { CompletionBatcher } from "./completion-batcher.js";
@@ -67,15 +66,6 @@ export interface WardenOptions {
   onRefresh?: (observation: RefreshObservation) => void;
 }
 
-function devKeyPathFor(database: string, explicit: string | undefined): string {
-  if (explicit) return explicit;
-  if (database.startsWith("sqlite:")) {
-    const file = database.slice("sqlite:".length);
-    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
-  }
-  return resolve(".tokenwarden-dev-key");
-}
-
 /**
  * Creates a warden: opens (and migrates) the store, sets up encryption and
  * providers. Call `close()` when done.
@@ -113,10 +103,11 @@ export async function createWarden(options: WardenOptions = {}) {
 
   let store = options.store;
   if (store === undefined) {
+    checkDatabaseLocation(database);
     const key = await resolveEncryptionKey({
       envValue: options.encryptionKey ?? env["TOKENWARDEN_ENCRYPTION_KEY"],
       nodeEnv: env["NODE_ENV"],
-      devKeyPath: devKeyPathFor(database, options.devKeyPath),
+      devKeyPath: options.devKeyPath || devKeyPathFor(database),
     });
     if (key.devKeyCreated) {
       logger.warn(

@@ -7,12 +7,11 @@
 
 import { createServer } from "node:net";
 import { hostname } from "node:os";
-import { dirname, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { loadConfig } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
-import { resolveEncryptionKey } from "../crypto/dev-key-file.js";
+import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
 import { cryptoRandom } from "../engine/crypto-random.js";
@@ -21,7 +20,7 @@ import { systemClock } from "../engine/system-clock.js";
 import { settlesWithin } from "../engine/timeout.js";
 import { createWarden, type Warden } from "../engine/warden.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
-import { openStore } from "../store/open-store.js";
+import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 import { buildApp } from "./app.js";
 import { resolveApiKey } from "./auth.js";
 import { HealthChecker } from "./health-checker.js";
@@ -87,14 +86,6 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
-function devKeyPathFor(database: string): string {
-  if (database.startsWith("sqlite:")) {
-    const file = database.slice("sqlite:".length).split("?")[0] ?? "";
-    if (file !== ":memory:" && file !== "") return join(dirname(resolve(file)), ".tokenwarden-dev-key");
-  }
-  return resolve(".tokenwarden-dev-key");
-}
-
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const env = options.env ?? process.env;
   const config = loadConfig({
@@ -112,6 +103,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const stderrLogger: Logger = options.logger ?? defaultLogger(env);
 
   const databaseUrl = config.database.url.reveal();
+  checkDatabaseLocation(databaseUrl);
   const key = await resolveEncryptionKey({
     envValue: config.encryptionKey?.reveal(),
     nodeEnv: config.nodeEnv,

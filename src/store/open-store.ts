@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import type { Sealer, Store } from "../core/ports.js";
 import { PostgresStore } from "./postgres/postgres-store.js";
@@ -10,6 +12,26 @@ export interface OpenStoreOptions {
   poolMax?: number;
   /** Write webhook rows to the outbox with the changes that cause them. */
   outbox?: boolean;
+}
+
+/**
+ * Refuses a `sqlite:PATH` whose directory does not exist, before anything is created: a typo in the
+ * path would otherwise surface as a raw ENOENT, or (where a development key is generated beside the
+ * database first) as a new directory holding an empty database.
+ *
+ * @example
+ * checkDatabaseLocation("sqlite:/no/such/dir/tw.db"); // throws config_invalid naming the directory
+ */
+export function checkDatabaseLocation(databaseUrl: string): void {
+  if (!databaseUrl.startsWith("sqlite:")) return;
+  const path = databaseUrl.slice("sqlite:".length);
+  if (path === "" || path === ":memory:") return;
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir))
+    throw new TokenwardenError(
+      "config_invalid",
+      `TOKENWARDEN_DATABASE_URL: the directory of the SQLite file, ${dir}, does not exist (create it first)`,
+    );
 }
 
 /**
@@ -32,6 +54,7 @@ export async function openStore(
         "config_invalid",
         "TOKENWARDEN_DATABASE_URL sqlite: needs a path, e.g. sqlite:./tokenwarden.db",
       );
+    checkDatabaseLocation(databaseUrl);
     return SqliteStore.open({ path, sealer, outbox: options.outbox === true });
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {

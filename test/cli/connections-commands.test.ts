@@ -2,6 +2,7 @@
 // the emulator over loopback): webhooks for what the CLI kills, all-or-nothing imports, and bulk
 // runs that report each connection's failure and go on.
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -207,6 +208,20 @@ describe("bulk check and refresh report each connection's failure, with its mess
     for (const out of [check.stdout, table.stdout, refresh.stdout]) {
       for (const secret of [t.bot, t.refresh, "gho_not_for_slack", "ghr_x"])
         expect(out).not.toContain(secret);
+    }
+  });
+});
+
+describe("a SQLite path in a directory that does not exist", () => {
+  it("is refused with exit 2 naming the directory, and nothing is created (no key file, no database)", async () => {
+    const missing = join(dir, "no-such-dir");
+    for (const args of [["connections", "list"], ["migrate"]]) {
+      const r = await runCli([...args, "--database", `sqlite:${join(missing, "tw.db")}`], {
+        env: { PATH: process.env["PATH"] ?? "" },
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`the directory of the SQLite file, ${missing}, does not exist`);
+      expect(existsSync(missing)).toBe(false);
     }
   });
 });
