@@ -182,6 +182,25 @@ export interface StatusChange {
   reason: Reason | null;
 }
 
+/**
+ * An installation a provider names in a signal of its own (Slack: an event's workspace or org),
+ * looked up in the connections' metadata. At least one of `teamId` and `enterpriseId`.
+ */
+export interface InstallationQuery {
+  provider: string;
+  /** Matches metadata `team_id`. */
+  teamId?: string;
+  /**
+   * Matches metadata `enterprise_id` of an org-wide install only: one whose `team_id` is absent or
+   * null (what the install flow records for one), or is the enterprise id itself (what `auth.test`
+   * answers for an org-wide token). A workspace of the org, with a `team_id` of its own, is another
+   * installation: an event about the org's other workspaces is not about it.
+   */
+  enterpriseId?: string;
+  /** 1–10000. */
+  limit: number;
+}
+
 export interface ListFilter {
   provider?: string;
   status?: Status;
@@ -209,6 +228,13 @@ export interface Store {
   putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange>;
   getConnection(id: string): Promise<Connection | null>;
   listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }>;
+  /**
+   * Ids (ascending, at most `limit`) of `provider`'s connections whose metadata names the
+   * installation: how a connection imported under an id of its own (or a generated `conn_…`) is
+   * found from a provider's event. Found through expression indexes on the metadata keys
+   * (migration 0008), not by reading every connection.
+   */
+  findConnectionsByInstallation(query: InstallationQuery): Promise<string[]>;
   /** Removes the connection, its credentials and events. False when it did not exist. */
   deleteConnection(id: string): Promise<boolean>;
   /** Merges `patch` into the connection's metadata; with `onlyMissing`, keys already there win. */
@@ -301,7 +327,7 @@ export interface Store {
   checkKeyRing(): Promise<void>;
 
   /**
-   * Re-seals up to `limit` secrets that use an old key, in one transaction.
+   * Re-seals up to `limit` credentials with a token under an old key (both tokens), in one transaction.
    * Returns how many were re-sealed; 0 means none are left.
    */
   resealBatch(limit: number): Promise<number>;

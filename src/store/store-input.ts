@@ -1,4 +1,5 @@
 import { TokenwardenError } from "../core/errors.js";
+import type { InstallationQuery } from "../core/ports.js";
 import type { NewConnection } from "../core/types.js";
 
 /** The cursor is the last id of the previous page; opaque so its form may change. */
@@ -68,6 +69,35 @@ export function checkProvider(provider: unknown): string {
     throw new TokenwardenError("invalid_input", "claimDue needs the provider whose due credentials to claim");
   }
   return provider;
+}
+
+/**
+ * findConnectionsByInstallation's query. Its ids come off the wire (a Slack event's envelope): NUL is
+ * refused like everywhere else, and a query naming no installation is a caller's bug, not "none".
+ */
+export function checkInstallationQuery(query: InstallationQuery): {
+  provider: string;
+  teamId: string | null;
+  enterpriseId: string | null;
+  limit: number;
+} {
+  const { provider, teamId, enterpriseId } = query;
+  if (typeof provider !== "string" || provider === "") {
+    throw new TokenwardenError("invalid_input", "findConnectionsByInstallation needs a provider");
+  }
+  checkText(provider, "provider");
+  checkText(teamId, "team id");
+  checkText(enterpriseId, "enterprise id");
+  // "" would match a connection whose metadata holds an empty id: no installation has one.
+  const team = teamId === undefined || teamId === "" ? null : teamId;
+  const enterprise = enterpriseId === undefined || enterpriseId === "" ? null : enterpriseId;
+  if (team === null && enterprise === null) {
+    throw new TokenwardenError(
+      "invalid_input",
+      "findConnectionsByInstallation needs a teamId or an enterpriseId",
+    );
+  }
+  return { provider, teamId: team, enterpriseId: enterprise, limit: checkLimit(query.limit, "limit") };
 }
 
 export function checkNewConnection(input: NewConnection): void {

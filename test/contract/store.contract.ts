@@ -352,6 +352,72 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
     });
 
+    describe("findConnectionsByInstallation", () => {
+      const put = (id: string, metadata: Record<string, unknown>, provider = "slack") =>
+        store.putConnection({ id, provider, metadata, credentials: [credential("bot", id)] }, 1_000, []);
+      const find = (q: { teamId?: string; enterpriseId?: string; limit?: number }) =>
+        store.findConnectionsByInstallation({ provider: "slack", limit: 10, ...q });
+
+      it("finds a workspace's connections by team_id and an org-wide install's by enterprise_id, ascending", async () => {
+        await put("conn2", { team_id: "T1" }); // imported without an id
+        await put("conn1", { team_id: "T1", enterprise_id: "E1" }); // a workspace of org E1: not the org
+        await put("T2", { team_id: "T2" });
+        await put("orgflow", { team_id: null, enterprise_id: "E1", is_enterprise_install: true }); // install flow
+        await put("orgchecked", { team_id: "E1", enterprise_id: "E1" }); // auth.test of an org-wide token
+        await put("orgimported", { enterprise_id: "E1" });
+        await put("github1", { team_id: "T1" }, "github");
+        await put("plain", { team_name: "T1" });
+        expect(await find({ teamId: "T1" })).toEqual(["conn1", "conn2"]);
+        expect(await find({ enterpriseId: "E1" })).toEqual(["orgchecked", "orgflow", "orgimported"]);
+        expect(await find({ teamId: "T2", enterpriseId: "E1" })).toEqual([
+          "T2",
+          "orgchecked",
+          "orgflow",
+          "orgimported",
+        ]);
+        expect(await find({ teamId: "T1", enterpriseId: "E1", limit: 3 })).toEqual([
+          "conn1",
+          "conn2",
+          "orgchecked",
+        ]);
+        expect(await find({ teamId: "T9", enterpriseId: "E9" })).toEqual([]);
+        expect(await find({ teamId: "E1" })).toEqual(["orgchecked"]);
+        expect(
+          await store.findConnectionsByInstallation({ provider: "github", teamId: "T1", limit: 10 }),
+        ).toEqual(["github1"]);
+      });
+
+      it("follows metadata as it changes: a team_id a check fills in, a replaced or deleted connection", async () => {
+        await put("mine", { team_name: "Acme" });
+        expect(await find({ teamId: "T1" })).toEqual([]);
+        await store.updateMetadata("mine", { team_id: "T1" }, 2_000, { onlyMissing: true });
+        expect(await find({ teamId: "T1" })).toEqual(["mine"]);
+        await put("mine", { team_id: "T2" });
+        expect(await find({ teamId: "T1" })).toEqual([]);
+        expect(await find({ teamId: "T2" })).toEqual(["mine"]);
+        await store.deleteConnection("mine");
+        expect(await find({ teamId: "T2" })).toEqual([]);
+      });
+
+      it("refuses a query naming no installation, NUL, or a bad limit, as bad input", async () => {
+        await put("conn1", { team_id: "T1" });
+        for (const bad of [
+          { provider: "slack", limit: 10 },
+          { provider: "slack", teamId: "", enterpriseId: "", limit: 10 },
+          { provider: "", teamId: "T1", limit: 10 },
+          { provider: "sl\u0000ck", teamId: "T1", limit: 10 },
+          { provider: "slack", teamId: "T\u00001", limit: 10 },
+          { provider: "slack", enterpriseId: "E\u00001", limit: 10 },
+          { provider: "slack", teamId: "T1", limit: 0 },
+          { provider: "slack", teamId: "T1", limit: 1.5 },
+        ]) {
+          await expect(store.findConnectionsByInstallation(bad), JSON.stringify(bad)).rejects.toMatchObject({
+            code: "invalid_input",
+          });
+        }
+      });
+    });
+
     describe("claimRefresh", () => {
       it("grants a claim once until it completes or its lease lapses", async () => {
         await seedT1();

@@ -186,4 +186,40 @@ describe("url_verification (§6.5)", () => {
     const wrong = await appEndpoint((_n, _b, res) => res.writeHead(200).end("nope"));
     expect((await emu.control.verifyEventsUrl(app.clientId, wrong.url)).ok).toBe(false);
   });
+
+  it("checks the emulator's default events URL (--events-url) for an app without one, as deliveries use it", async () => {
+    const echo = await appEndpoint((_n, body, res) => {
+      res.writeHead(200, { "content-type": "text/plain" }).end(JSON.parse(body).challenge);
+    });
+    const emu = await emulator({ eventsUrl: echo.url });
+    // Over the control API, as `tokenwarden emulator slack --events-url …` is driven.
+    const res = await fetch(`${emu.url}/_emulator/verifyEventsUrl`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ clientId: emu.demoApp.clientId }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, status: 200 });
+    expect(echo.received).toHaveLength(1);
+    // An app's own URL still comes first.
+    const own = await appEndpoint((_n, _b, r) => r.writeHead(200).end("nope"));
+    emu.control.setEventsUrl(emu.demoApp.clientId, own.url);
+    expect((await emu.control.verifyEventsUrl(emu.demoApp.clientId)).ok).toBe(false);
+    expect(own.received).toHaveLength(1);
+    expect(echo.received).toHaveLength(1);
+  });
+
+  it("refuses with a clear error when no events URL is known at all", async () => {
+    const emu = await emulator();
+    const res = await fetch(`${emu.url}/_emulator/verifyEventsUrl`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ clientId: emu.demoApp.clientId }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      ok: false,
+      error: "no events URL: pass one, set it on the app, or start the emulator with one",
+    });
+  });
 });

@@ -10,7 +10,7 @@ import {
   pgArrayLiteral,
 } from "../../src/store/postgres/batch-statements.js";
 import { ChangeListener } from "../../src/store/postgres/change-listener.js";
-import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { byInstallationSql, PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { withSessionOptions } from "../../src/store/postgres/session-options.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { eventually } from "../helpers/eventually.js";
@@ -72,6 +72,17 @@ async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
 
 storeContract("postgres", openPostgresHarness);
 
+/** The store on `db`'s schema, migrated. */
+async function openMigrated(db: PgSchema): Promise<PostgresStore> {
+  const store = await PostgresStore.open({
+    connectionString: db.url,
+    schema: db.schema,
+    sealer: testSealer(),
+  });
+  await store.migrate();
+  return store;
+}
+
 describe("postgres: migrations and setup", () => {
   let db: PgSchema | undefined;
   afterEach(async () => {
@@ -92,7 +103,7 @@ describe("postgres: migrations and setup", () => {
       const { rows } = await db.admin.query(
         `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
       );
-      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       await stores[0]?.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {
@@ -201,6 +212,33 @@ describe("postgres: migrations and setup", () => {
       await c.query("ROLLBACK");
     } finally {
       c.release();
+      await store.close();
+    }
+  });
+
+  it("finds an installation's connections through the metadata expression indexes, not a scan", async () => {
+    db = await createPgSchema("postgres-store.test.ts#by-installation-plan");
+    const store = await openMigrated(db);
+    try {
+      const q = `"${db.schema}"`;
+      // 100 orgs of 200 workspaces each, and as many connections of another provider with no metadata.
+      await db.admin.query(
+        `INSERT INTO ${q}.connections (id, provider, status, metadata, created_at_ms, updated_at_ms)
+         SELECT 'c' || g, CASE WHEN g % 2 = 0 THEN 'slack' ELSE 'acme' END, 'active',
+           CASE WHEN g % 2 = 0 THEN jsonb_build_object('team_id', 'T' || g, 'enterprise_id', 'E' || (g % 100))
+           ELSE '{}'::jsonb END, 0, 0
+         FROM generate_series(1, 40000) g`,
+      );
+      await db.admin.query(`ANALYZE ${q}.connections`);
+      const { rows } = await db.admin.query(
+        `EXPLAIN ${byInstallationSql({ connections: `${q}.connections` })}`,
+        ["slack", "T8", "E8", 100],
+      );
+      const plan = rows.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n");
+      expect(plan).toMatch(/Index Scan (using|on) connections_metadata_team_id/);
+      expect(plan).toMatch(/Index Scan (using|on) connections_metadata_enterprise_id/);
+      expect(plan).not.toContain("Seq Scan");
+    } finally {
       await store.close();
     }
   });
@@ -587,13 +625,8 @@ describe("postgres: claim renewals asked for together", () => {
 
   it("go out together and answer each claim for itself", async () => {
     db = await createPgSchema("postgres-store.test.ts#renewals");
-    const store = await PostgresStore.open({
-      connectionString: db.url,
-      schema: db.schema,
-      sealer: testSealer(),
-    });
+    const store = await openMigrated(db);
     try {
-      await store.migrate();
       const ids = Array.from({ length: 300 }, (_, i) => `R${i}`);
       for (const id of ids) await store.putConnection(connection(id, [credential("bot", id)]), 1_000, []);
       const claims: RefreshClaim[] = [];

@@ -5,7 +5,7 @@ import type { Sealer } from "../../src/core/ports.js";
 import { loadMigrations } from "../../src/store/migration-files.js";
 import { openStore } from "../../src/store/open-store.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { CLAIM_DUE_CLAUSE, SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { BY_INSTALLATION_SQL, CLAIM_DUE_CLAUSE, SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import { alterCiphertext, connection, credential, testSealer } from "../helpers/store-fixtures.js";
@@ -42,6 +42,14 @@ async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
 }
 
 storeContract("sqlite", openSqliteHarness);
+
+/** The migrated file at `path`, opened read-only to explain the store's queries. */
+async function migratedReadOnly(path: string): Promise<Database.Database> {
+  const store = await SqliteStore.open({ path, sealer: testSealer() });
+  await store.migrate();
+  await store.close();
+  return new Database(path, { readonly: true });
+}
 
 describe("sqlite: setup and errors", () => {
   let file: TmpSqlite;
@@ -89,7 +97,7 @@ describe("sqlite: setup and errors", () => {
     const db = new Database(file.path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     // 0006 is PostgreSQL's alone (a storage parameter); a change keeps its number in both dialects.
-    const applied = [1, 2, 3, 4, 5, 7];
+    const applied = [1, 2, 3, 4, 5, 7, 8];
     expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual(applied);
     db.close();
   });
@@ -135,10 +143,7 @@ describe("sqlite: setup and errors", () => {
   });
 
   it("claims due credentials through the (provider, next_run_at_ms) index, reading one provider's rows", async () => {
-    const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
-    await store.migrate();
-    await store.close();
-    const db = new Database(file.path, { readonly: true });
+    const db = await migratedReadOnly(file.path);
     try {
       const plan = db
         .prepare(`EXPLAIN QUERY PLAN SELECT * FROM credentials ${CLAIM_DUE_CLAUSE}`)
@@ -149,6 +154,29 @@ describe("sqlite: setup and errors", () => {
         "SEARCH credentials USING INDEX credentials_provider_next_run_at (provider=? AND next_run_at_ms<?)",
       );
       expect(details).not.toMatch(/SCAN|TEMP B-TREE/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("finds an installation's connections through the metadata expression indexes, not a scan", async () => {
+    const db = await migratedReadOnly(file.path);
+    try {
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${BY_INSTALLATION_SQL}`)
+        .all({ provider: "slack", teamId: "T1", enterpriseId: "E1", limit: 100 }) as Array<{
+        detail: string;
+      }>;
+      const details = plan.map((p) => p.detail).join("\n");
+      for (const key of ["team_id", "enterprise_id"]) {
+        expect(details).toMatch(
+          new RegExp(
+            `SEARCH connections USING (COVERING )?INDEX connections_metadata_${key} \\(provider=\\? AND <expr>=\\?\\)`,
+          ),
+        );
+      }
+      // Not the provider's every connection (connections_provider_id hands them over in id order).
+      expect(details).not.toMatch(/SCAN|TEMP B-TREE|connections_provider_id/);
     } finally {
       db.close();
     }

@@ -12,7 +12,7 @@ import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import { createPgSchema, type PgSchema, TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
-import { API_KEY } from "./server-harness.js";
+import { API_KEY, botFromInstall } from "./server-harness.js";
 
 const PROCESSES = 3;
 const CONNECTIONS = 5;
@@ -102,11 +102,7 @@ it("refreshes each credential exactly once per rotation across three serve proce
       id: team.teamId,
       provider: "slack",
       credentials: {
-        bot: {
-          accessToken: install.access_token ?? "",
-          refreshToken: install.refresh_token ?? null,
-          expiresIn: 43_200,
-        },
+        bot: botFromInstall(install),
         user: {
           accessToken: install.authed_user?.access_token ?? "",
           refreshToken: install.authed_user?.refresh_token ?? null,

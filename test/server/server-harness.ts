@@ -13,6 +13,19 @@ import type { StoreKind } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 export const API_KEY = "tw_test_key_0123456789abcdef";
+
+/** The bot credential of an emulator install, as `connections.import` takes it (12-hour tokens). */
+export function botFromInstall(
+  install: { access_token?: string; refresh_token?: string },
+  providerData?: Record<string, unknown>,
+) {
+  return {
+    accessToken: install.access_token ?? "",
+    refreshToken: install.refresh_token ?? null,
+    expiresIn: 43_200,
+    ...(providerData === undefined ? {} : { providerData }),
+  };
+}
 export const WEBHOOK_SECRET = "whsec_test_0123456789";
 
 export interface ReceivedWebhook {
@@ -147,13 +160,7 @@ export async function openServerHarness(
       await server.warden.connections.import({
         id: team.teamId,
         provider: "slack",
-        credentials: {
-          bot: {
-            accessToken: install.access_token ?? "",
-            refreshToken: install.refresh_token ?? null,
-            expiresIn: 43_200,
-          },
-        },
+        credentials: { bot: botFromInstall(install) },
       });
       return team.teamId;
     },

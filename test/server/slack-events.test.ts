@@ -3,8 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
+import { applySlackEvent } from "../../src/server/slack-events.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
-import { openServerHarness, type ServerHarness } from "./server-harness.js";
+import { botFromInstall, openServerHarness, type ServerHarness, WebhookReceiver } from "./server-harness.js";
 
 describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
   let h: ServerHarness;
@@ -87,5 +88,180 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
     // Acted on now: a further retry is acknowledged and changes nothing.
     expect((await deliver(body, 3)).statusCode).toBe(200);
     expect(await warden.connections.events(teamId)).toEqual(events);
+  });
+});
+
+// Which connections an event reaches: the installation's, however they were imported (README "Slack
+// events"). Delivered by the emulator itself, signed, to the server's /slack/events.
+describe.each(STORE_KINDS)("slack events reach every connection of the installation (%s)", (kind) => {
+  let h: ServerHarness;
+  const receiver = new WebhookReceiver();
+  const eventsUrl = () => `${h.server.url}/slack/events`;
+  beforeAll(async () => {
+    await receiver.up();
+    h = await openServerHarness(kind, { webhookUrl: receiver.url });
+    h.emu.control.setEventsUrl(h.emu.demoApp.clientId, eventsUrl());
+  });
+  afterAll(async () => {
+    await h?.close();
+    await receiver.down();
+  });
+
+  const connectionOf = (id: string) => h.server.warden.connections.get(id);
+  /** Installs the demo app into `teamId` (or an org) and imports its bot token as `id` (generated when absent). */
+  const importInstall = async (
+    teamId: string,
+    options: { id?: string; metadata?: Record<string, unknown>; enterpriseInstall?: boolean } = {},
+  ) => {
+    const install = h.emu.control.install({
+      clientId: h.emu.demoApp.clientId,
+      teamId,
+      ...(options.enterpriseInstall ? { enterpriseInstall: true } : {}),
+    });
+    const imported = await h.server.warden.connections.import({
+      ...(options.id === undefined ? {} : { id: options.id }),
+      provider: "slack",
+      credentials: { bot: botFromInstall(install) },
+      ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+    });
+    return imported.id;
+  };
+  /** Uninstalls the demo app in the emulator and waits until its events were delivered. */
+  const uninstall = async (teamOrEnterpriseId: string) => {
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: teamOrEnterpriseId });
+    const mine = (await h.emu.control.flushEvents()).filter((d) => d.teamId === teamOrEnterpriseId);
+    expect(mine.map((d) => [d.type, d.state]).sort()).toEqual([
+      ["app_uninstalled", "delivered"],
+      ["tokens_revoked", "delivered"],
+    ]);
+  };
+
+  it("reaches a connection imported without an id, by its metadata team_id; another team's stay active", async () => {
+    const team = h.emu.control.createTeam({ name: "imported-without-id" });
+    const id = await importInstall(team.teamId, { metadata: { team_id: team.teamId } });
+    expect(id).toMatch(/^conn_/);
+    const neighbour = h.emu.control.createTeam({ name: "neighbour" });
+    const byId = await importInstall(neighbour.teamId, { id: neighbour.teamId });
+    const byMetadata = await importInstall(neighbour.teamId, { metadata: { team_id: neighbour.teamId } });
+    await uninstall(team.teamId);
+    expect(await connectionOf(id)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
+    expect((await connectionOf(byId)).status).toBe("active");
+    expect((await connectionOf(byMetadata)).status).toBe("active");
+  });
+
+  it("reaches a connection imported under an id of its own once a health check learned its team_id", async () => {
+    const team = h.emu.control.createTeam({ name: "own-id" });
+    const id = await importInstall(team.teamId, { id: `acme-${team.teamId.toLowerCase()}` });
+    await h.server.warden.connections.check(id);
+    expect((await connectionOf(id)).metadata).toMatchObject({ team_id: team.teamId });
+    await uninstall(team.teamId);
+    expect(await connectionOf(id)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
+  });
+
+  it("reaches every connection of one workspace, the one under its id and those whose metadata names it", async () => {
+    const team = h.emu.control.createTeam({ name: "imported-twice" });
+    const byId = await importInstall(team.teamId, { id: team.teamId });
+    const again = await importInstall(team.teamId, { metadata: { team_id: team.teamId } });
+    await uninstall(team.teamId);
+    expect((await connectionOf(byId)).status).toBe("needs_reauth");
+    expect((await connectionOf(again)).status).toBe("needs_reauth");
+  });
+
+  it("a store failing to look the installation up in metadata fails the event (5xx, Slack retries)", async () => {
+    const team = h.emu.control.createTeam({ name: "lookup-fails" });
+    const id = await importInstall(team.teamId, { metadata: { team_id: team.teamId } });
+    const envelope = { type: "event_callback", team_id: team.teamId, event: { type: "app_uninstalled" } };
+    const failing = async () => {
+      throw new TokenwardenError("store_unavailable", "the store is down");
+    };
+    await expect(
+      applySlackEvent(
+        { warden: h.server.warden, store: { findConnectionsByInstallation: failing } },
+        envelope,
+      ),
+    ).rejects.toMatchObject({ code: "store_unavailable" });
+    expect((await connectionOf(id)).status).toBe("active");
+    // An id no connection could have (the store refuses it as input) is an unknown installation.
+    const refusing = async () => {
+      throw new TokenwardenError("invalid_input", "team id must not contain NUL");
+    };
+    expect(
+      await applySlackEvent(
+        { warden: h.server.warden, store: { findConnectionsByInstallation: refusing } },
+        envelope,
+      ),
+    ).toEqual({ handled: false, why: "unknown installation" });
+  });
+
+  it("an org-wide uninstall reaches the org's connection by enterprise_id, not a workspace's own install", async () => {
+    const workspace = h.emu.control.createTeam({ name: "org-workspace", enterpriseId: `E${kind}ORG1` });
+    const enterpriseId = workspace.enterpriseId ?? "";
+    // The org-wide install, and the same org's workspace with an install of its own.
+    const org = await importInstall(workspace.teamId, {
+      enterpriseInstall: true,
+      metadata: { enterprise_id: enterpriseId },
+    });
+    const own = await importInstall(workspace.teamId, {
+      metadata: { team_id: workspace.teamId, enterprise_id: enterpriseId },
+    });
+    await uninstall(workspace.teamId);
+    // The workspace's event also names the org (enterprise_id): its own connection is the installation.
+    expect((await connectionOf(own)).status).toBe("needs_reauth");
+    expect((await connectionOf(org)).status).toBe("active");
+    await uninstall(enterpriseId);
+    expect(await connectionOf(org)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
+  });
+  it("an uninstall arrives as token_revoked first: its one needs_reauth says so, the connection's reason then reads app_uninstalled", async () => {
+    const team = h.emu.control.createTeam({ name: "reason-after-uninstall" });
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    // As the install flow stores it: the bot user id is what tokens_revoked names.
+    const id = (
+      await h.server.warden.connections.import({
+        provider: "slack",
+        credentials: { bot: botFromInstall(install, { bot_user_id: install.bot_user_id }) },
+        metadata: { team_id: team.teamId, bot_user_id: install.bot_user_id },
+      })
+    ).id;
+    const heard: Array<{ kind: string | null; reason: string }> = [];
+    const listener = (e: { connectionId: string; kind: string | null; reason: string }) => {
+      if (e.connectionId === id) heard.push({ kind: e.kind, reason: e.reason });
+    };
+    h.server.warden.on("needs_reauth", listener);
+    // The emulator sends both at once; delivered here one after the other, in Slack's usual order.
+    h.emu.control.setEventsUrl(h.emu.demoApp.clientId, null);
+    try {
+      h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+      const sent = (await h.emu.control.flushEvents()).filter((d) => d.teamId === team.teamId);
+      expect(sent.map((d) => d.type)).toEqual(["tokens_revoked", "app_uninstalled"]);
+      for (const d of sent) {
+        const ts = Math.floor(h.clock.now() / 1000);
+        const res = await fetch(eventsUrl(), {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-slack-request-timestamp": String(ts),
+            "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, d.body),
+          },
+          body: d.body,
+        });
+        expect(res.status).toBe(200);
+      }
+    } finally {
+      h.emu.control.setEventsUrl(h.emu.demoApp.clientId, eventsUrl());
+      h.server.warden.off("needs_reauth", listener);
+    }
+    // One emission per episode: the first event started it and named it.
+    expect(heard).toEqual([{ kind: "bot", reason: "token_revoked" }]);
+    const log = await h.server.warden.connections.events(id);
+    expect(log.filter((e) => e.type === "needs_reauth").map((e) => e.reason)).toEqual(["token_revoked"]);
+    await h.server.dispatcher?.drain();
+    const hooks = receiver.received
+      .map((w) => JSON.parse(w.body) as { type: string; data: { connection_id: string; reason: string } })
+      .filter((w) => w.data.connection_id === id);
+    expect(hooks.map((w) => [w.type, w.data.reason])).toEqual([["connection.needs_reauth", "token_revoked"]]);
+    // The connection, read afterwards, says what happened.
+    const connection = await connectionOf(id);
+    expect(connection).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
+    expect(connection.credentials.map((c) => [c.kind, c.reason])).toEqual([["bot", "app_uninstalled"]]);
   });
 });

@@ -129,9 +129,10 @@ export function createControl(ctx: EmulatorContext): SlackEmulatorControl {
     },
     async verifyEventsUrl(clientId, url) {
       const app = state.requireApp(clientId);
-      const target = url ?? app.eventsUrl;
-      if (target === null || target === undefined)
-        throw new Error("no events URL: pass one or set it on the app");
+      // The URL deliveries would use, so a check passes exactly when events would arrive.
+      const target = url ?? ctx.events.urlFor(app);
+      if (target === null)
+        throw new Error("no events URL: pass one, set it on the app, or start the emulator with one");
       return ctx.events.verifyUrl(app, target);
     },
     deliveries: () => ctx.events.deliveries.slice(),

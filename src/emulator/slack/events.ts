@@ -58,6 +58,11 @@ export class EventDispatcher {
     this.#options.defaultEventsUrl = url;
   }
 
+  /** Where `app`'s events go: its own URL, else the emulator's default (`--events-url`). */
+  urlFor(app: AppRecord): string | null {
+    return app.eventsUrl ?? this.#options.defaultEventsUrl;
+  }
+
   /** Queues one envelope per domain event, in the order given (`tokens_revoked` first, §9.6). */
   dispatch(app: AppRecord, events: DomainEvent[]): void {
     for (const event of events) {
@@ -98,7 +103,7 @@ export class EventDispatcher {
   }
 
   #start(app: AppRecord, type: string, inst: InstallationRecord, body: string, eventId: string): void {
-    const url = app.eventsUrl ?? this.#options.defaultEventsUrl;
+    const url = this.urlFor(app);
     const delivery: Delivery = {
       eventId,
       type,

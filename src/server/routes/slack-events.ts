@@ -36,7 +36,7 @@ async function actOnce(
     if (!(await ctx.store.markOnce("slack_event", eventId, now, until))) return null;
     let outcome: EventOutcome;
     try {
-      outcome = await applySlackEvent(ctx.warden, envelope);
+      outcome = await applySlackEvent(ctx, envelope);
     } catch (error) {
       // Not acted on: forget the id so Slack's retry gets another chance (our mark only).
       await ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {});

@@ -9,6 +9,7 @@ import type {
   CompletionOutcome,
   DueClaim,
   FailureRecord,
+  InstallationQuery,
   ListFilter,
   RefreshClaim,
   RefreshResult,
@@ -73,6 +74,7 @@ import {
   unreadableCredential,
 } from "../row-mapping.js";
 import {
+  checkInstallationQuery,
   checkJsonText,
   checkLimit,
   checkListFilter,
@@ -117,6 +119,20 @@ const NOTIFY_PAYLOAD_LIMIT = 7_900;
 
 /** Lowercase, so the quoted identifier equals the unquoted one users type in psql; short enough for a channel name. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
+
+/**
+ * findConnectionsByInstallation's rows, through the expression indexes of migration 0008 ($1
+ * provider, $2 team id, $3 enterprise id, $4 limit). A null parameter matches nothing.
+ */
+export function byInstallationSql(t: { connections: string }): string {
+  return `SELECT id FROM ${t.connections}
+           WHERE provider = $1 AND (metadata ->> 'team_id') = $2
+          UNION
+          SELECT id FROM ${t.connections}
+           WHERE provider = $1 AND (metadata ->> 'enterprise_id') = $3
+             AND ((metadata ->> 'team_id') IS NULL OR (metadata ->> 'team_id') = $3)
+          ORDER BY id LIMIT $4`;
+}
 
 /**
  * The shared store: any number of tokenwarden instances on one PostgreSQL
@@ -376,6 +392,14 @@ export class PostgresStore implements Store {
       },
       SNAPSHOT,
     );
+  }
+
+  async findConnectionsByInstallation(query: InstallationQuery): Promise<string[]> {
+    const q = checkInstallationQuery(query);
+    const { rows } = await this.#query("findConnectionsByInstallation", (c) =>
+      c.query<{ id: string }>(byInstallationSql(this.#t), [q.provider, q.teamId, q.enterpriseId, q.limit]),
+    );
+    return rows.map((r) => r.id);
   }
 
   async deleteConnection(id: string): Promise<boolean> {

@@ -9,6 +9,7 @@ import type {
   CompletionOutcome,
   DueClaim,
   FailureRecord,
+  InstallationQuery,
   ListFilter,
   RefreshClaim,
   RefreshResult,
@@ -73,6 +74,7 @@ import {
   unreadableCredential,
 } from "../row-mapping.js";
 import {
+  checkInstallationQuery,
   checkJsonText,
   checkLimit,
   checkListFilter,
@@ -104,6 +106,19 @@ type ConnectionRow = Row & { id: string };
 export const CLAIM_DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
   AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
+
+/**
+ * findConnectionsByInstallation's rows, through the expression indexes of migration 0008 (SQLite uses
+ * one only for the very expression it was built on: keep the two in step). A null parameter matches
+ * nothing.
+ */
+export const BY_INSTALLATION_SQL = `SELECT id FROM connections
+   WHERE provider = @provider AND json_extract(metadata, '$.team_id') = @teamId
+  UNION
+  SELECT id FROM connections
+   WHERE provider = @provider AND json_extract(metadata, '$.enterprise_id') = @enterpriseId
+     AND (json_extract(metadata, '$.team_id') IS NULL OR json_extract(metadata, '$.team_id') = @enterpriseId)
+  ORDER BY id LIMIT @limit`;
 
 /**
  * The embedded store: one SQLite file in WAL mode, shared by the processes of
@@ -257,6 +272,13 @@ export class SqliteStore implements Store {
         nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
       };
     });
+  }
+
+  async findConnectionsByInstallation(query: InstallationQuery): Promise<string[]> {
+    const q = checkInstallationQuery(query);
+    return this.#read("findConnectionsByInstallation", () =>
+      this.#all<{ id: string }>(BY_INSTALLATION_SQL, q).map((r) => r.id),
+    );
   }
 
   async deleteConnection(id: string): Promise<boolean> {
