@@ -211,6 +211,20 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
     await uninstall(enterpriseId);
     expect(await connectionOf(org)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
   });
+  /** POSTs a delivery's body to the server, signed as Slack signs it now. */
+  const deliverSigned = (body: string) => {
+    const ts = Math.floor(h.clock.now() / 1000);
+    return fetch(eventsUrl(), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, body),
+      },
+      body,
+    });
+  };
+
   it("an uninstall arrives as token_revoked first: its one needs_reauth says so, the connection's reason then reads app_uninstalled", async () => {
     const team = h.emu.control.createTeam({ name: "reason-after-uninstall" });
     const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
@@ -233,19 +247,7 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
       h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
       const sent = (await h.emu.control.flushEvents()).filter((d) => d.teamId === team.teamId);
       expect(sent.map((d) => d.type)).toEqual(["tokens_revoked", "app_uninstalled"]);
-      for (const d of sent) {
-        const ts = Math.floor(h.clock.now() / 1000);
-        const res = await fetch(eventsUrl(), {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "x-slack-request-timestamp": String(ts),
-            "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, d.body),
-          },
-          body: d.body,
-        });
-        expect(res.status).toBe(200);
-      }
+      for (const d of sent) expect((await deliverSigned(d.body)).status).toBe(200);
     } finally {
       h.emu.control.setEventsUrl(h.emu.demoApp.clientId, eventsUrl());
       h.server.warden.off("needs_reauth", listener);
@@ -260,6 +262,29 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
       .filter((w) => w.data.connection_id === id);
     expect(hooks.map((w) => [w.type, w.data.reason])).toEqual([["connection.needs_reauth", "token_revoked"]]);
     // The connection, read afterwards, says what happened.
+    const connection = await connectionOf(id);
+    expect(connection).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
+    expect(connection.credentials.map((c) => [c.kind, c.reason])).toEqual([["bot", "app_uninstalled"]]);
+  });
+
+  it("a tokens_revoked that arrives after app_uninstalled leaves the reason app_uninstalled", async () => {
+    const team = h.emu.control.createTeam({ name: "revoked-after-uninstall" });
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    const id = (
+      await h.server.warden.connections.import({
+        provider: "slack",
+        credentials: { bot: botFromInstall(install, { bot_user_id: install.bot_user_id }) },
+        metadata: { team_id: team.teamId, bot_user_id: install.bot_user_id },
+      })
+    ).id;
+    h.emu.control.setEventsUrl(h.emu.demoApp.clientId, null);
+    try {
+      h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+      const sent = (await h.emu.control.flushEvents()).filter((d) => d.teamId === team.teamId);
+      for (const d of [...sent].reverse()) expect((await deliverSigned(d.body)).status).toBe(200);
+    } finally {
+      h.emu.control.setEventsUrl(h.emu.demoApp.clientId, eventsUrl());
+    }
     const connection = await connectionOf(id);
     expect(connection).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
     expect(connection.credentials.map((c) => [c.kind, c.reason])).toEqual([["bot", "app_uninstalled"]]);
