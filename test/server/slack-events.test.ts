@@ -211,6 +211,21 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
     await uninstall(enterpriseId);
     expect(await connectionOf(org)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
   });
+  /**
+   * A new workspace's install, imported under a generated id with what the install flow records:
+   * its team_id, and the bot user id that tokens_revoked names.
+   */
+  const importAsInstalled = async (name: string) => {
+    const team = h.emu.control.createTeam({ name });
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    const imported = await h.server.warden.connections.import({
+      provider: "slack",
+      credentials: { bot: botFromInstall(install, { bot_user_id: install.bot_user_id }) },
+      metadata: { team_id: team.teamId, bot_user_id: install.bot_user_id },
+    });
+    return { team, id: imported.id };
+  };
+
   /** POSTs a delivery's body to the server, signed as Slack signs it now. */
   const deliverSigned = (body: string) => {
     const ts = Math.floor(h.clock.now() / 1000);
@@ -226,16 +241,7 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
   };
 
   it("an uninstall arrives as token_revoked first: its one needs_reauth says so, the connection's reason then reads app_uninstalled", async () => {
-    const team = h.emu.control.createTeam({ name: "reason-after-uninstall" });
-    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
-    // As the install flow stores it: the bot user id is what tokens_revoked names.
-    const id = (
-      await h.server.warden.connections.import({
-        provider: "slack",
-        credentials: { bot: botFromInstall(install, { bot_user_id: install.bot_user_id }) },
-        metadata: { team_id: team.teamId, bot_user_id: install.bot_user_id },
-      })
-    ).id;
+    const { team, id } = await importAsInstalled("reason-after-uninstall");
     const heard: Array<{ kind: string | null; reason: string }> = [];
     const listener = (e: { connectionId: string; kind: string | null; reason: string }) => {
       if (e.connectionId === id) heard.push({ kind: e.kind, reason: e.reason });
@@ -268,15 +274,7 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
   });
 
   it("a tokens_revoked that arrives after app_uninstalled leaves the reason app_uninstalled", async () => {
-    const team = h.emu.control.createTeam({ name: "revoked-after-uninstall" });
-    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
-    const id = (
-      await h.server.warden.connections.import({
-        provider: "slack",
-        credentials: { bot: botFromInstall(install, { bot_user_id: install.bot_user_id }) },
-        metadata: { team_id: team.teamId, bot_user_id: install.bot_user_id },
-      })
-    ).id;
+    const { team, id } = await importAsInstalled("revoked-after-uninstall");
     h.emu.control.setEventsUrl(h.emu.demoApp.clientId, null);
     try {
       h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
