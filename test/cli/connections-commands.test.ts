@@ -225,3 +225,21 @@ describe("a SQLite path in a directory that does not exist", () => {
     }
   });
 });
+
+describe("connections list --limit", () => {
+  it("says on stderr when more connections match than it shows, and only then", async () => {
+    const { env } = freshEnv("list-limit");
+    const input = JSON.stringify(["A1", "A2", "A3"].map((id) => snakeEntry(id, install())));
+    expect((await runCli(["connections", "import", "-"], { env, input })).code).toBe(0);
+    const cut = await runCli(["connections", "list", "--limit", "2"], { env });
+    expect(cut.code).toBe(0);
+    expect(cut.stderr).toBe("the first 2 shown; more match (raise --limit, or leave it out)\n");
+    expect(cut.stdout).toContain("A2");
+    expect(cut.stdout).not.toContain("A3");
+    for (const limit of ["3", "10"]) {
+      const all = await runCli(["connections", "list", "--limit", limit, "--json"], { env });
+      expect(all.stderr).toBe("");
+      expect((JSON.parse(all.stdout) as unknown[]).length).toBe(3);
+    }
+  });
+});

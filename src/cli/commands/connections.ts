@@ -106,24 +106,27 @@ function requireSlack(cli: CliWarden, what: string): void {
   }
 }
 
+/** The connections matching `filter`, at most `max`; `more` when the store holds others past them. */
 async function allConnections(
   cli: CliWarden,
   filter: { provider?: string; status?: Status },
   max = Number.MAX_SAFE_INTEGER,
-) {
-  const out: Connection[] = [];
-  let cursor: string | undefined;
-  while (out.length < max) {
+): Promise<{ items: Connection[]; more: boolean }> {
+  const items: Connection[] = [];
+  let cursor: string | null = null;
+  do {
     const page = await cli.warden.connections.list({
       ...filter,
-      limit: Math.min(500, max - out.length),
-      ...(cursor === undefined ? {} : { cursor }),
+      limit: Math.min(500, max - items.length),
+      ...(cursor === null ? {} : { cursor }),
     });
-    out.push(...page.items);
-    if (page.nextCursor === null) break;
+    items.push(...page.items);
     cursor = page.nextCursor;
-  }
-  return out;
+  } while (cursor !== null && items.length < max);
+  // A full last page may end exactly at the last row: look one further before saying "more".
+  const more =
+    cursor !== null && (await cli.warden.connections.list({ ...filter, limit: 1, cursor })).items.length > 0;
+  return { items, more };
 }
 
 /** The ids an --all or <id> command works on; exactly one of the two. */
@@ -132,7 +135,7 @@ async function targets(cli: CliWarden, id: string | undefined, all: boolean | un
     throw new TokenwardenError("invalid_input", "give a connection id or --all (not both)");
   }
   if (id !== undefined) return [id];
-  return (await allConnections(cli, {})).filter((c) => c.status !== "needs_reauth").map((c) => c.id);
+  return (await allConnections(cli, {})).items.filter((c) => c.status !== "needs_reauth").map((c) => c.id);
 }
 
 export function registerConnectionsCommand(program: Command): void {
@@ -153,7 +156,7 @@ export function registerConnectionsCommand(program: Command): void {
     .addHelpText("after", "\nExample:\n  $ tokenwarden connections list --status needs_reauth --json")
     .action(async (flags: Flags & { provider?: string; status?: Status; limit?: number }, cmd: Command) => {
       await withWarden(flags, cmd, async (cli) => {
-        const items = await allConnections(
+        const { items, more } = await allConnections(
           cli,
           {
             ...(flags.provider === undefined ? {} : { provider: flags.provider }),
@@ -161,6 +164,11 @@ export function registerConnectionsCommand(program: Command): void {
           },
           flags.limit,
         );
+        // On stderr, so a script reading the table (or the JSON) reads rows only.
+        if (more)
+          process.stderr.write(
+            `the first ${items.length} shown; more match (raise --limit, or leave it out)\n`,
+          );
         if (flags.json === true) {
           printJson(items.map(connectionJson));
           return;
