@@ -59,16 +59,20 @@ export function createMetrics(): Metrics {
       this.set(hits + misses === 0 ? 0 : hits / (hits + misses));
     },
   });
-  const cacheRequests = new Gauge({
-    name: "tokenwarden_token_cache_requests",
-    help: "Token requests of this process by result (hit, miss), since start",
+  // A counter, as Prometheus expects of a running total (rate() works on it): the cache counts on
+  // its own, so each scrape adds what it counted since the last one.
+  let counted = { hits: 0, misses: 0 };
+  const cacheRequests = new Counter({
+    name: "tokenwarden_token_cache_requests_total",
+    help: "Token requests of this process by result (hit, miss)",
     labelNames: ["result"] as const,
     registers: [registry],
     collect() {
       if (sources === null) return;
       const { hits, misses } = sources.cacheStats();
-      cacheRequests.set({ result: "hit" }, hits);
-      cacheRequests.set({ result: "miss" }, misses);
+      if (hits > counted.hits) cacheRequests.inc({ result: "hit" }, hits - counted.hits);
+      if (misses > counted.misses) cacheRequests.inc({ result: "miss" }, misses - counted.misses);
+      counted = { hits, misses };
     },
   });
   return {

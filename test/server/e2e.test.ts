@@ -173,5 +173,22 @@ describe.each(STORE_KINDS)("server end to end (%s)", (kind) => {
     expect(metrics).toContain('tokenwarden_refreshes_total{provider="slack",outcome="refreshed"} 1');
     expect(metrics).toContain('tokenwarden_connections{status="active"} 1');
     expect(metrics).toMatch(/tokenwarden_webhook_deliveries_total\{outcome="delivered"\} [1-9]/);
+    // The cache's running totals are counters, and a scrape adds only what was counted since the last.
+    const total = (text: string, result: string) =>
+      Number(
+        new RegExp(`tokenwarden_token_cache_requests_total\\{result="${result}"\\} (\\d+)`).exec(text)?.[1],
+      );
+    expect(metrics).toContain("# TYPE tokenwarden_token_cache_requests_total counter");
+    const before = server.warden.stats();
+    const rescraped = await (await fetch(`${server.url}/metrics`)).text();
+    const after = server.warden.stats();
+    for (const [result, key] of [
+      ["hit", "hits"],
+      ["miss", "misses"],
+    ] as const) {
+      expect(total(rescraped, result)).toBeGreaterThanOrEqual(before[key]);
+      expect(total(rescraped, result)).toBeLessThanOrEqual(after[key]);
+    }
+    expect(total(rescraped, "hit") + total(rescraped, "miss")).toBeGreaterThan(0);
   });
 });
