@@ -59,6 +59,8 @@ export interface RunningServer {
   publicUrl: string;
   /** The API key when this process generated it (first start): print once. */
   generatedApiKey: string | null;
+  /** Providers this server can install, refresh and check (Slack when SLACK_CLIENT_ID/SECRET are set). */
+  providers: readonly string[];
   dispatcher: WebhookDispatcher | null;
   healthChecker: HealthChecker | null;
   close(): Promise<void>;
@@ -217,6 +219,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       url,
       publicUrl,
       generatedApiKey: apiKey.generated,
+      providers: config.slack === null ? [] : ["slack"],
       dispatcher,
       healthChecker,
       close() {

@@ -59,6 +59,9 @@ describe("tokenwarden serve", () => {
       child.kill(signal);
       expect(await exited).toBe(0);
       expect(stderr()).toContain(`${signal}: shutting down`);
+      expect(stderr()).toContain(
+        "note: Slack is not configured (set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)",
+      );
       // Stopped accepting: nothing answers any more.
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     }, 60_000);
@@ -73,6 +76,9 @@ describe("tokenwarden serve", () => {
       stderr: err,
     } = await startServe("log", {
       TOKENWARDEN_LOG_LEVEL: "info",
+      SLACK_CLIENT_ID: "1.2",
+      SLACK_CLIENT_SECRET: "client-secret-value",
+      SLACK_BASE_URL: "http://127.0.0.1:9",
     });
     // A token in a query string (as a proxied Web API call may carry one) and an OAuth callback's code.
     await fetch(`${url}/v1/proxy/T1/auth.test?token=xoxb-secret-in-query&channel=C1`, {
@@ -95,5 +101,6 @@ describe("tokenwarden serve", () => {
       expect(stdout).not.toContain(secret);
     }
     expect(stdout).not.toMatch(/"req":/); // the request log is not on stdout
+    expect(stderr).not.toContain("Slack is not configured");
   }, 60_000);
 });

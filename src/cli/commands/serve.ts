@@ -47,6 +47,12 @@ Example:
           `\n  API key (shown once; only its hash is stored): ${server.generatedApiKey}\n  export TOKENWARDEN_API_KEY=${server.generatedApiKey}\n\n`,
         );
       }
+      if (!server.providers.includes("slack")) {
+        // Not an error (a server may only serve stored tokens), but installs would fail with no word why.
+        process.stderr.write(
+          "tokenwarden: note: Slack is not configured (set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET): installs, refreshes and checks of Slack connections are off. `tokenwarden demo` runs one against the emulator.\n",
+        );
+      }
       const signal = await untilSignal();
       process.stderr.write(`tokenwarden: ${signal}: shutting down\n`);
       await server.close();
