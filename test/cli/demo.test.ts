@@ -1,12 +1,14 @@
 // `tokenwarden demo` when the server cannot start: the emulator it started first is closed, so
 // the process exits with the one-line error instead of hanging on a listening socket.
+
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt, runCli } from "./built-cli.js";
+import { BIN, ensureBuilt, runCli } from "./built-cli.js";
 
 let dir: string;
 let busy: Server;
@@ -59,6 +61,54 @@ describe("tokenwarden demo after a startup failure", () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("--token-ttl must be an integer ≥ 1");
       expect(r.stderr).not.toContain("--port");
+    }
+  }, 60_000);
+});
+
+describe("tokenwarden demo, running", () => {
+  it("prints the episode as it happens: an uninstall turns into a needs_reauth line with its reconnect link", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "demo", "--port", "0", "--database", `sqlite:${join(dir, "running.db")}`],
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    const seen = (pattern: RegExp) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const look = () => {
+          const m = pattern.exec(stdout);
+          if (m !== null) resolve(m);
+        };
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c.toString();
+          look();
+        });
+        child.on("exit", () => reject(new Error(`demo exited; it printed:\n${stdout}`)));
+        look();
+      });
+    try {
+      const [, uninstall] = await seen(/uninstall: {2}(curl .*)\n/);
+      expect(stdout).not.toContain("dashboard");
+      const [, url, body] = /-X POST (\S+) -d '([^']+)'/.exec(uninstall ?? "") ?? [];
+      const res = await fetch(url ?? "", {
+        method: "POST",
+        body: body ?? "",
+        headers: { "content-type": "application/json" },
+      });
+      expect(res.status).toBe(200);
+      const [line] = await seen(
+        /needs_reauth \S+ \((app_uninstalled|token_revoked)\): reconnect at http:\/\/\S+\n/,
+      );
+      expect(line).toContain("/oauth/slack/install?connection_id=");
+    } finally {
+      child.kill("SIGTERM");
     }
   }, 60_000);
 });

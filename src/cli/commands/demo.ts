@@ -65,14 +65,21 @@ export function registerDemoCommand(program: Command): void {
           },
           metadata: { team_id: id, team_name: emu.demoTeam.name, bot_user_id: install.bot_user_id ?? null },
         });
+        // What the demo is for, printed as it happens: rotations, and an episode's start and end.
+        const say = (line: string) => process.stdout.write(`  ${new Date().toISOString()} ${line}\n`);
         server.warden.on("refreshed", (e) => {
-          process.stdout.write(
-            `  ${new Date().toISOString()} refreshed ${e.connectionId}/${e.kind}: new token valid until ${e.expiresAt?.toISOString() ?? "never"}\n`,
+          say(
+            `refreshed ${e.connectionId}/${e.kind}: new token valid until ${e.expiresAt?.toISOString() ?? "never"}`,
           );
+        });
+        server.warden.on("needs_reauth", (e) => {
+          say(`needs_reauth ${e.connectionId} (${e.reason}): reconnect at ${e.reconnectUrl ?? "-"}`);
+        });
+        server.warden.on("recovered", (e) => {
+          say(`recovered ${e.connectionId}`);
         });
         const out = process.stdout;
         out.write(`tokenwarden demo\n`);
-        out.write(`  dashboard:  ${server.publicUrl}/\n`);
         out.write(
           `  API:        ${server.publicUrl}/v1/connections   (OpenAPI: ${server.publicUrl}/openapi.json)\n`,
         );
@@ -85,7 +92,7 @@ export function registerDemoCommand(program: Command): void {
           `  uninstall:  curl -s -X POST ${emu.url}/_emulator/uninstall -d '{"clientId":"${emu.demoApp.clientId}","teamId":"${id}"}'\n`,
         );
         out.write(`  reconnect:  open ${server.publicUrl}/oauth/slack/install?connection_id=${id}\n`);
-        out.write(`Rotation shows below as it happens; Ctrl-C stops.\n`);
+        out.write(`Rotations, needs_reauth and recovered show below as they happen; Ctrl-C stops.\n`);
         await untilSignal();
       } finally {
         try {
