@@ -77,5 +77,6 @@ function decodeKey(text: string, variable: string, what: string): Buffer {
 }
 
 function invalid(variable: string, problem: string): TokenwardenError {
-  return new TokenwardenError("config_invalid", `${variable} ${problem}`);
+  // The shape of loadConfig's errors: one line that names the variable, then what is wrong with it.
+  return new TokenwardenError("config_invalid", `invalid configuration: ${variable}: ${problem}`);
 }

@@ -128,7 +128,7 @@ describe("parseKeyRing", () => {
       const error = errorOf(() => parseKeyRing(value));
       expect(error.code).toBe("config_invalid");
       expect(error.message).toMatch(message);
-      expect(error.message).toContain("TOKENWARDEN_ENCRYPTION_KEY");
+      expect(error.message).toMatch(/^invalid configuration: TOKENWARDEN_ENCRYPTION_KEY: /);
       for (const secret of [K1, K2, K2.slice(0, 20), value].filter((s) => s.length > 8)) {
         expect(error.message).not.toContain(secret);
       }
