@@ -71,6 +71,7 @@ export function describeEvent(e: StoredEvent): string {
     case "recovered":
       return "recovered: usable again";
     case "checked":
+      if (d["source"] === "api_call") return `an API call with the token was refused: ${error ?? "unknown"}`;
       return d["ok"] === true ? "health check ok (auth.test)" : `health check failed: ${error ?? "unknown"}`;
     case "revoked":
       return `revoked (Slack reported ${error ?? e.reason ?? "a revocation"})`;

@@ -153,6 +153,8 @@ export async function markDead(
   error: string,
   eventType: "revoked" | "uninstalled" | "checked",
   ifVersions?: Partial<Record<CredentialKind, number>>,
+  /** What gave the verdict, when not a health check: `api_call` for a call made through withToken. */
+  source?: "api_call",
 ): Promise<void> {
   const connection = await ctx.store.getConnection(connectionId);
   if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
@@ -163,7 +165,14 @@ export async function markDead(
     kinds,
     { status: "needs_reauth", reason, lastError: error },
     now,
-    affected.map((kind) => ({ connectionId, kind, type: eventType, atMs: now, reason, data: { error } })),
+    affected.map((kind) => ({
+      connectionId,
+      kind,
+      type: eventType,
+      atMs: now,
+      reason,
+      data: source === undefined ? { error } : { error, source },
+    })),
     ifVersions,
   );
   for (const kind of affected) ctx.cache.delete({ connectionId, kind });

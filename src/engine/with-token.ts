@@ -98,6 +98,7 @@ export function makeWithToken(
           classification.error,
           "checked",
           { [first.kind]: version },
+          "api_call",
         );
       }
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, ProviderUnavailableError, type TokenwardenError } from "../../src/core/errors.js";
+import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
@@ -205,6 +206,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       expect(r.status).toBe("rejected");
       expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ProviderUnavailableError);
     }
+  });
+
+  it("a dead answer to a call through withToken kills the credential, and its event says an API call was refused", async () => {
+    const { id } = await h.installAndImport();
+    const body = await h.warden.withToken(id, async (token) => {
+      h.emu.control.revokeToken(token);
+      return authTest(h, token);
+    });
+    expect(body).toMatchObject({ ok: false, error: "token_revoked" });
+    expect(await h.warden.connections.get(id)).toMatchObject({
+      status: "needs_reauth",
+      reason: "token_revoked",
+    });
+    const checked = (await h.warden.connections.events(id)).find((e) => e.type === "checked");
+    expect(checked?.data).toMatchObject({ error: "token_revoked", source: "api_call" });
+    // The timeline (connections show, diagnose connection) says what happened, not "health check".
+    expect(checked === undefined ? "" : describeEvent(checked)).toBe(
+      "an API call with the token was refused: token_revoked",
+    );
   });
 
   it("a dead answer to a token replaced meanwhile does not kill the credential's current token", async () => {
