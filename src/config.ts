@@ -90,6 +90,13 @@ const EnvSchema = z
     SLACK_BASE_URL: unsetIfEmpty(HttpUrlSchema.default(DEFAULT_SLACK_BASE_URL)),
     TOKENWARDEN_LOG_LEVEL: unsetIfEmpty(LogLevelSchema.default("warn")),
     TOKENWARDEN_RETURN_URL_ORIGINS: unsetIfEmpty(OriginListSchema.default([])),
+    TOKENWARDEN_EVENT_RETENTION_DAYS: unsetIfEmpty(
+      z
+        .string()
+        .regex(/^\d{1,5}$/, "must be a whole number of days (0 keeps events forever)")
+        .transform(Number)
+        .default(90),
+    ),
   })
   .superRefine((env, ctx) => {
     const need = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
@@ -145,6 +152,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Origins (besides the public URL's) a `return_url` may point at. */
   returnUrlOrigins: readonly string[];
+  /** How long `serve` keeps the event log; null keeps it forever. */
+  eventRetentionMs: number | null;
 }
 
 /**
@@ -212,6 +221,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     slack,
     logLevel: e.TOKENWARDEN_LOG_LEVEL,
     returnUrlOrigins: Object.freeze(e.TOKENWARDEN_RETURN_URL_ORIGINS),
+    eventRetentionMs:
+      e.TOKENWARDEN_EVENT_RETENTION_DAYS === 0 ? null : e.TOKENWARDEN_EVENT_RETENTION_DAYS * 86_400_000,
   });
 }
 

@@ -355,6 +355,12 @@ export interface Store {
   abandonOutbox(id: string, owner: string, nowMs: number, lastError: string): Promise<boolean>;
   /** Deletes up to `limit` webhooks delivered or abandoned before `beforeMs`; returns how many. */
   pruneOutbox(beforeMs: number, limit: number): Promise<number>;
+  /**
+   * Deletes events recorded before `beforeMs`, oldest first, up to `limit`; returns how many. It looks
+   * at the `limit` oldest events only, so a pass costs the same whatever the log's size (and an event
+   * recorded out of order waits until those before it are old enough too).
+   */
+  pruneEvents(beforeMs: number, limit: number): Promise<number>;
 
   /**
    * Records that `key` happened in `scope` (a consumed OAuth state, a seen Slack event id) until

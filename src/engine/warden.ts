@@ -249,6 +249,23 @@ export async function createWarden(options: WardenOptions = {}) {
         options.onProgress?.(total);
       }
     },
+    /**
+     * Deletes events recorded before `before`, in batches (each its own short transaction, so
+     * refreshes keep committing meanwhile). Returns how many. `serve` runs this hourly with
+     * TOKENWARDEN_EVENT_RETENTION_DAYS; a library user schedules it as they like.
+     */
+    async pruneEvents(options: { before: Date; batchSize?: number }): Promise<number> {
+      const beforeMs = options.before.getTime();
+      if (!Number.isFinite(beforeMs))
+        throw new TokenwardenError("invalid_input", "pruneEvents: before must be a valid Date");
+      const batch = options.batchSize ?? 1_000;
+      let total = 0;
+      for (;;) {
+        const n = await openStoreRef.pruneEvents(beforeMs, batch);
+        total += n;
+        if (n < batch) return total;
+      }
+    },
     async providerState(provider: string): Promise<ProviderState> {
       if (!providers.has(provider))
         throw new TokenwardenError("not_found", `provider "${provider}" is not configured`);

@@ -23,6 +23,7 @@ import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 import { buildApp } from "./app.js";
 import { resolveApiKey } from "./auth.js";
+import { EventPruner } from "./event-pruner.js";
 import { HealthChecker } from "./health-checker.js";
 import { createMetrics } from "./metrics.js";
 import { OAuthStateSigner } from "./oauth-flow.js";
@@ -48,6 +49,8 @@ export interface StartServerOptions {
   webhookIntervalMs?: number;
   /** PostgreSQL schema (tests). */
   schema?: string;
+  /** Pruning of the event log (on by default, per TOKENWARDEN_EVENT_RETENTION_DAYS). */
+  eventPruning?: boolean | { everyMs?: number };
   /** The whole graceful shutdown's budget (default 25 s: inside Kubernetes' 30 s grace period). */
   shutdownTimeoutMs?: number;
 }
@@ -211,6 +214,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
             ...(typeof options.healthChecks === "object" ? options.healthChecks : {}),
           });
     healthChecker?.start();
+    const eventPruner =
+      options.eventPruning === false || config.eventRetentionMs === null
+        ? null
+        : new EventPruner({
+            store,
+            clock,
+            logger: stderrLogger,
+            retentionMs: config.eventRetentionMs,
+            ...(typeof options.eventPruning === "object" ? options.eventPruning : {}),
+          });
+    eventPruner?.start();
 
     let closing: Promise<void> | null = null;
     return {
@@ -227,7 +241,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
           const deadline = performance.now() + (options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
           const left = () => Math.max(0, deadline - performance.now());
           // Background work starts nothing new from here; what it has in hand finishes meanwhile.
-          const background = Promise.all([healthChecker?.stop(), dispatcher?.stop()]);
+          const background = Promise.all([healthChecker?.stop(), dispatcher?.stop(), eventPruner?.stop()]);
           // Stop accepting; in-flight requests finish (Fastify waits for them), but not past most of
           // the budget: then their connections are cut.
           const requestsDone = app.close();

@@ -1335,6 +1335,22 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(page3.map((e) => e.atMs)).toEqual([1_000]);
         expect(typeof page3[0]?.id).toBe("number");
       });
+
+      it("prunes events recorded before the cut-off, oldest first, in bounded batches", async () => {
+        await store.appendEvents([1_000, 2_000, 3_000, 4_000, 5_000].map((at) => event("T1", "checked", at)));
+        await store.appendEvents([event("T2", "imported", 1_500)]);
+        const left = async () => [
+          ...(await store.listEvents("T1", { limit: 10 })).map((e) => e.atMs),
+          ...(await store.listEvents("T2", { limit: 10 })).map((e) => e.atMs),
+        ];
+        expect(await store.pruneEvents(1_000, 100)).toBe(0); // strictly before the cut-off
+        expect(await store.pruneEvents(3_500, 2)).toBe(2); // a batch of the two oldest
+        expect(await left()).toEqual([5_000, 4_000, 3_000, 1_500]);
+        expect(await store.pruneEvents(3_500, 100)).toBe(2);
+        expect(await left()).toEqual([5_000, 4_000]);
+        expect(await store.pruneEvents(3_500, 100)).toBe(0);
+        await expect(store.pruneEvents(3_500, 0)).rejects.toMatchObject({ code: "invalid_input" });
+      });
     });
 
     describe("provider state", () => {

@@ -149,6 +149,16 @@ describe("loadConfig", () => {
     expect(alone.message).not.toContain("SECRET");
   });
 
+  it("reads the event retention in days: 90 by default, 0 keeps events forever, anything else refused", () => {
+    expect(loadConfig({}).eventRetentionMs).toBe(90 * 86_400_000);
+    expect(loadConfig({ TOKENWARDEN_EVENT_RETENTION_DAYS: "30" }).eventRetentionMs).toBe(30 * 86_400_000);
+    expect(loadConfig({ TOKENWARDEN_EVENT_RETENTION_DAYS: "0" }).eventRetentionMs).toBeNull();
+    for (const bad of ["-1", "1.5", "ninety", "1e3"]) {
+      const e = configError(() => loadConfig({ TOKENWARDEN_EVENT_RETENTION_DAYS: bad }));
+      expect(e.message).toContain("TOKENWARDEN_EVENT_RETENTION_DAYS: must be a whole number of days");
+    }
+  });
+
   it("refuses a short API key without printing it", () => {
     const e = configError(() => loadConfig({ TOKENWARDEN_API_KEY: "short-key" }));
     expect(e.message).toContain("TOKENWARDEN_API_KEY");

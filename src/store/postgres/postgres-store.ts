@@ -842,6 +842,19 @@ export class PostgresStore implements Store {
     return r.rowCount === 1;
   }
 
+  async pruneEvents(beforeMs: number, limit: number): Promise<number> {
+    const n = checkLimit(limit, "limit");
+    const t = this.#t.events;
+    const r = await this.#query("pruneEvents", (c) =>
+      c.query(
+        `DELETE FROM ${t} WHERE id IN (
+           SELECT id FROM (SELECT id, at_ms FROM ${t} ORDER BY id LIMIT $2) oldest WHERE at_ms < $1)`,
+        [beforeMs, n],
+      ),
+    );
+    return r.rowCount ?? 0;
+  }
+
   async pruneOutbox(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
     const t = this.#t.outbox;

@@ -630,6 +630,18 @@ export class SqliteStore implements Store {
     );
   }
 
+  async pruneEvents(beforeMs: number, limit: number): Promise<number> {
+    const n = checkLimit(limit, "limit");
+    return this.#write(
+      "pruneEvents",
+      () =>
+        this.#stmt(
+          `DELETE FROM events WHERE id IN (
+             SELECT id FROM (SELECT id, at_ms FROM events ORDER BY id LIMIT @n) WHERE at_ms < @before)`,
+        ).run({ before: beforeMs, n }).changes,
+    );
+  }
+
   async pruneOutbox(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
     return this.#write(
