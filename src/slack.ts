@@ -1,2 +1,3 @@
-// Bolt and @slack/web-api adapters land here (DESIGN.md "tokenwarden/slack").
+// The drop-in adapters for Bolt and @slack/web-api will be exported here; not built yet (README,
+// top). The entry point exists now so that its name is part of the package from the start.
 export {};
