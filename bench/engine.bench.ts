@@ -425,7 +425,9 @@ export async function run(): Promise<BenchReport[]> {
  * Profiles the storm phase alone. BENCH_PROFILE_STORM=1 writes a .cpuprofile (wall time: on a busy
  * host it also charges to a syscall the time the process waited for a core); BENCH_PROFILE_STORM=perf
  * samples on-CPU time of this process and the emulator with `perf record` (run node with
- * --perf-basic-prof to name JIT frames) into perf-<pid>.data files in the working directory.
+ * --perf-basic-prof to name JIT frames) into perf-<pid>.data files in the working directory;
+ * BENCH_PROFILE_STORM=heap writes a .heapprofile of every allocation, collected or not (where a
+ * storm's garbage comes from).
  */
 async function startProfile(emulatorPid: number): Promise<() => Promise<void>> {
   if (process.env["BENCH_PROFILE_STORM"] === "perf") return startPerf([process.pid, emulatorPid]);
@@ -433,6 +435,19 @@ async function startProfile(emulatorPid: number): Promise<() => Promise<void>> {
   const { writeFile } = await import("node:fs/promises");
   const session = new Session();
   session.connect();
+  if (process.env["BENCH_PROFILE_STORM"] === "heap") {
+    await session.post("HeapProfiler.enable");
+    await session.post("HeapProfiler.startSampling", {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    return async () => {
+      const { profile } = await session.post("HeapProfiler.stopSampling");
+      await writeFile(`storm-${Date.now()}.heapprofile`, JSON.stringify(profile));
+      session.disconnect();
+    };
+  }
   await session.post("Profiler.enable");
   await session.post("Profiler.start");
   return async () => {

@@ -205,8 +205,8 @@ describe("postgres: migrations and setup", () => {
       );
       const run = analyzed.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n");
       expect(run).not.toContain("Rows Removed by Filter"); // not one slack row read and passed over
-      const arrays = Array.from({ length: 14 }, (_, n) => ([7, 8, 10, 12].includes(n) ? "'{1}'" : "'{x}'"));
-      const complete = await plan("complete", completeRefreshesSql(t), [...arrays, "'ch'", "'p'"].join(", "));
+      const batch = `'[{"connection_id":"T7","kind":"bot","claim_id":"c","access":"a","refresh":"r","scopes":[],"expires_at_ms":1,"now_ms":1,"provider_data":{},"due_ms":1,"event_type":"refreshed","event_at_ms":1,"event_data":{}}]'`;
+      const complete = await plan("complete", completeRefreshesSql(t), `${batch}, 'ch', 'p'`);
       expect(complete).toContain("Index Scan using credentials_pkey");
       expect(complete).not.toContain("Seq Scan on credentials");
       await c.query("ROLLBACK");

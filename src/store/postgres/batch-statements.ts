@@ -32,25 +32,23 @@ export function claimDueSql(t: { credentials: string }): string {
 /**
  * Completes a batch of refreshes whose credentials are `active` and whose claims still hold, in one
  * statement: the SET list is completionPatch() in SQL; the refreshed events and one notification
- * ($15 channel, $16 payload) commit with it. Returns the claim ids it completed. The input joins the
+ * ($2 channel, $3 payload) commit with it. Returns the claim ids it completed. The input joins the
  * credentials on their primary key (a nested loop whatever the batch's size).
  */
 export function completeRefreshesSql(t: { credentials: string; events: string }): string {
   return `WITH input AS (
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::bigint[],
-             $14::text[])
-           AS i(connection_id, kind, claim_id, access, refresh, token_type, scopes, expires_at_ms, now_ms,
-             provider_data, due_ms, event_type, event_at_ms, event_data)
+           SELECT * FROM json_to_recordset($1::json) AS i(connection_id text, kind text, claim_id text,
+             access text, refresh text, token_type text, scopes jsonb, expires_at_ms bigint, now_ms bigint,
+             provider_data jsonb, due_ms bigint, event_type text, event_at_ms bigint, event_data jsonb)
          ), u AS (
            UPDATE ${t.credentials} AS c SET
              claim_id = NULL, claim_owner = NULL, claim_until_ms = NULL, claim_prev_in_doubt = NULL,
              claim_prev_run_at_ms = NULL, access_token_sealed = i.access,
              refresh_token_sealed = COALESCE(i.refresh, c.refresh_token_sealed), token_type = i.token_type,
-             scopes = i.scopes::jsonb, expires_at_ms = i.expires_at_ms, issued_at_ms = i.now_ms,
+             scopes = i.scopes, expires_at_ms = i.expires_at_ms, issued_at_ms = i.now_ms,
              refreshed_at_ms = i.now_ms, version = c.version + 1, status = 'active', reason = NULL,
              last_error = NULL, failure_count = 0, next_attempt_at_ms = NULL, refresh_in_doubt = false,
-             provider_data = c.provider_data || i.provider_data::jsonb, refresh_due_at_ms = i.due_ms,
+             provider_data = c.provider_data || i.provider_data, refresh_due_at_ms = i.due_ms,
              next_run_at_ms = i.due_ms
            FROM input i
            WHERE c.connection_id = i.connection_id AND c.kind = i.kind AND c.claim_id = i.claim_id
@@ -58,12 +56,12 @@ export function completeRefreshesSql(t: { credentials: string; events: string })
            RETURNING c.connection_id, c.kind, i.claim_id
          ), e AS (
            INSERT INTO ${t.events} (connection_id, kind, type, reason, at_ms, data)
-           SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data::jsonb
+           SELECT i.connection_id, i.kind, i.event_type, NULL, i.event_at_ms, i.event_data
            FROM input i JOIN u ON u.claim_id = i.claim_id
          ), n AS (
            -- One notification for the batch. It names every item: one this statement left out goes
            -- through #completeGeneral (announced there if it completes); an extra name costs a peer a read.
-           SELECT pg_notify($15, $16) WHERE EXISTS (SELECT 1 FROM u)
+           SELECT pg_notify($2, $3) WHERE EXISTS (SELECT 1 FROM u)
          )
          SELECT u.claim_id FROM u, (SELECT count(*) FROM n) AS notified`;
 }

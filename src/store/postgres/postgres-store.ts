@@ -551,32 +551,33 @@ export class PostgresStore implements Store {
    */
   async #completeActive(items: CompletionItem[], sealed: SealedTokens[]): Promise<Set<string>> {
     const t = this.#t;
-    const col = (f: (i: CompletionItem, n: number) => string | number | null): string =>
-      pgArrayLiteral(items.map(f));
+    // One JSON document for the batch: one native stringify, where fourteen array literals escaped
+    // every JSON-valued element again (a sixth of the bytes a storm allocated).
+    const input = JSON.stringify(
+      items.map((i, n) => ({
+        connection_id: i.claim.ref.connectionId,
+        kind: i.claim.ref.kind,
+        claim_id: i.claim.claimId,
+        access: sealed[n]?.accessTokenSealed ?? null,
+        refresh: sealed[n]?.refreshTokenSealed ?? null,
+        token_type: i.result.tokens.tokenType,
+        scopes: i.result.tokens.scopes,
+        expires_at_ms: i.result.tokens.expiresAtMs,
+        now_ms: i.nowMs,
+        provider_data: i.result.providerData,
+        due_ms: i.result.refreshDueAtMs,
+        event_type: i.event.type,
+        event_at_ms: i.event.atMs,
+        event_data: i.event.data ?? {},
+      })),
+    );
     const { rows } = await this.#query(
       "completeRefresh",
       (c) =>
         c.query<{ claim_id: string }>({
           name: `${this.#schema}.completeRefreshes`,
           text: completeRefreshesSql(t),
-          values: [
-            col((i) => i.claim.ref.connectionId),
-            col((i) => i.claim.ref.kind),
-            col((i) => i.claim.claimId),
-            col((_, n) => sealed[n]?.accessTokenSealed ?? null),
-            col((_, n) => sealed[n]?.refreshTokenSealed ?? null),
-            col((i) => i.result.tokens.tokenType),
-            col((i) => JSON.stringify(i.result.tokens.scopes)),
-            col((i) => i.result.tokens.expiresAtMs),
-            col((i) => i.nowMs),
-            col((i) => JSON.stringify(i.result.providerData)),
-            col((i) => i.result.refreshDueAtMs),
-            col((i) => i.event.type),
-            col((i) => i.event.atMs),
-            col((i) => JSON.stringify(i.event.data ?? {})),
-            this.#channel,
-            notifyPayload(items.map((i) => i.claim.ref)),
-          ],
+          values: [input, this.#channel, notifyPayload(items.map((i) => i.claim.ref))],
         }),
       this.#batches,
     );
