@@ -1353,6 +1353,117 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
     });
 
+    describe("edge cases", () => {
+      beforeEach(async () => {
+        await store.putConnection(connection("T1", [credential("bot", "t1-bot")]), 1_000, [
+          event("T1", "imported", 1_000),
+        ]);
+      });
+
+      const claim = (owner: string, nowMs: number) =>
+        store.claimRefresh(BOT, { owner, nowMs, leaseMs: LEASE, freshUntilMs: FORCE });
+
+      // Catches a regression (general path): completionPatch() drops the old refresh token when the reply has none.
+      it("keeps the previous refresh token when a credential recovering from refresh_failing gets a reply without one", async () => {
+        const first = claimOf(await claim("a", 1_000));
+        await store.failRefresh(
+          first,
+          {
+            status: "refresh_failing",
+            reason: "provider_unavailable",
+            lastError: "http_503",
+            nextAttemptAtMs: 2_000,
+            inDoubt: false,
+          },
+          1_100,
+          { ...event("T1", "refresh_failed", 1_100), reason: "provider_unavailable" },
+        );
+        const second = claimOf(await claim("a", 2_000));
+        const stored = await store.completeRefresh(
+          second,
+          {
+            tokens: tokens("r1", { refresh: false, expiresAtMs: 50_000 }),
+            providerData: {},
+            refreshDueAtMs: 45_000,
+          },
+          2_100,
+          event("T1", "refreshed", 2_100),
+        );
+        expect(stored).toBe(true);
+        const bot = await store.getCredential(BOT);
+        expect(bot?.status).toBe("active");
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-r1-PLAINTEXT");
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+      });
+
+      // Catches a regression: resealBatch selects rows by the access token's key only, so a row whose access token is
+      // already under the new key but whose refresh token is not (a refresh completed under the new ring
+      // with a reply that carried no refresh token) is never re-sealed; retiring the old key then loses it.
+      it("re-seals a refresh token left under the old key when the access token is already under the new one", async () => {
+        const rotated = await peer(rotatedSealer());
+        const c = claimOf(
+          await rotated.claimRefresh(BOT, {
+            owner: "new",
+            nowMs: 1_000,
+            leaseMs: LEASE,
+            freshUntilMs: FORCE,
+          }),
+        );
+        expect(
+          await rotated.completeRefresh(
+            c,
+            {
+              tokens: tokens("r1", { refresh: false, expiresAtMs: 50_000 }),
+              providerData: {},
+              refreshDueAtMs: 45_000,
+            },
+            1_100,
+            event("T1", "refreshed", 1_100),
+          ),
+        ).toBe(true);
+        let total = 0;
+        for (let n = await rotated.resealBatch(10); n > 0; n = await rotated.resealBatch(10)) total += n;
+        expect(total).toBe(1);
+        const newOnly = await peer(newKeyOnlySealer());
+        const bot = await newOnly.getCredential(BOT);
+        expect(bot?.accessToken.reveal()).toBe("xoxb-access-r1-PLAINTEXT");
+        expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
+      });
+
+      // Catches a regression: nextCursor set on a last page that is exactly full (an extra, empty page).
+      it("gives no cursor after a last page that is exactly full", async () => {
+        for (const id of ["T2", "T3", "T4"]) {
+          await store.putConnection(connection(id, [credential("bot", id)]), 1_000, []);
+        }
+        const first = await store.listConnections({ limit: 2 });
+        expect(first.items.map((c) => c.id)).toEqual(["T1", "T2"]);
+        expect(first.nextCursor).not.toBeNull();
+        const second = await store.listConnections({ limit: 2, cursor: first.nextCursor ?? "" });
+        expect(second.items.map((c) => c.id)).toEqual(["T3", "T4"]);
+        expect(second.nextCursor).toBeNull();
+      });
+
+      // Catches a regression: rollUpStatus lets a later credential win a tie, so the connection's reason flips to the
+      // user credential's although the bot credential (first in kind order) died first.
+      it("keeps the first credential's reason (bot before user) when both are needs_reauth", async () => {
+        await store.putConnection(
+          connection("T9", [credential("bot", "t9-bot"), credential("user", "t9-user")]),
+          1_000,
+          [],
+        );
+        const dead = (reason: "token_revoked" | "invalid_auth") => ({
+          status: "needs_reauth" as const,
+          reason,
+          lastError: reason,
+        });
+        await store.setCredentialStatus("T9", ["bot"], dead("token_revoked"), 2_000, []);
+        await store.setCredentialStatus("T9", ["user"], dead("invalid_auth"), 3_000, []);
+        const c = await store.getConnection("T9");
+        expect(c?.status).toBe("needs_reauth");
+        expect(c?.reason).toBe("token_revoked");
+      });
+    });
+
     describe("provider state", () => {
       it("upserts and says whether the status changed", async () => {
         expect(await store.getProviderState("slack")).toBeNull();

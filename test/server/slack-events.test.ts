@@ -38,6 +38,59 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
       payload: body,
     });
   };
+
+  /** tokens_revoked naming bot user ids (`bot`) and user ids (`oauth`). */
+  const revoked = (teamId: string, tokens: { bot?: string[]; oauth?: string[] }) =>
+    JSON.stringify({
+      type: "event_callback",
+      team_id: teamId,
+      event_id: `Ev${kind}${++n}`,
+      event: { type: "tokens_revoked", tokens },
+    });
+
+  const statuses = async (id: string) =>
+    Object.fromEntries(
+      (await h.server.warden.connections.get(id)).credentials.map((c) => [c.kind, c.status]),
+    );
+
+  async function importBotAndUser(teamId: string): Promise<void> {
+    await h.server.warden.connections.import({
+      id: teamId,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: "xoxe.xoxb-1-b",
+          refreshToken: "xoxe-1-b",
+          expiresIn: 43_200,
+          providerData: { bot_user_id: "UBOT" },
+        },
+        user: {
+          accessToken: "xoxe.xoxp-1-u",
+          refreshToken: "xoxe-1-u",
+          expiresIn: 43_200,
+          providerData: { user_id: "UUSER" },
+        },
+      },
+    });
+  }
+
+  it("a revoked bot token kills the bot credential only", async () => {
+    await importBotAndUser("TREV1");
+    expect((await deliver(revoked("TREV1", { bot: ["UBOT"] }))).statusCode).toBe(200);
+    expect(await statuses("TREV1")).toEqual({ bot: "needs_reauth", user: "active" });
+  });
+
+  it("a revoked user token kills the user credential only", async () => {
+    await importBotAndUser("TREV2");
+    expect((await deliver(revoked("TREV2", { oauth: ["UUSER"] }))).statusCode).toBe(200);
+    expect(await statuses("TREV2")).toEqual({ bot: "active", user: "needs_reauth" });
+  });
+
+  it("a revoked token of another user changes nothing", async () => {
+    await importBotAndUser("TREV3");
+    await deliver(revoked("TREV3", { oauth: ["UOTHER"] }));
+    expect(await statuses("TREV3")).toEqual({ bot: "active", user: "active" });
+  });
   const status = async (id: string) => (await h.server.warden.connections.get(id)).status;
 
   it("a store failure while finding the team is a 5xx, and Slack's retry acts on the event", async () => {

@@ -45,3 +45,14 @@ describe("the default logger", () => {
     expect(err).toContain("now at info");
   });
 });
+
+describe("the default logger's redaction", () => {
+  it("covers every token field, at the top of a log object and one level down", () => {
+    const fields = ["accessToken", "refreshToken", "access_token", "refresh_token", "client_secret"];
+    const top = Object.fromEntries(fields.map((f, i) => [f, `TOP${i}-SECRET`]));
+    const nested = { body: Object.fromEntries(fields.map((f, i) => [f, `NESTED${i}-SECRET`])) };
+    const err = stderrOf(`defaultLogger({}).error(${JSON.stringify({ ...top, ...nested })}, "logged");`);
+    expect(err).toContain('"msg":"logged"');
+    expect(err).not.toMatch(/(TOP|NESTED)\d-SECRET/);
+  });
+});

@@ -1,0 +1,224 @@
+// Engine guarantees checked nowhere else: one store claim per credential for concurrent callers in one
+// process, the injected Random in backoff and due-time jitter, one needs_reauth per episode across
+// kinds, peers dropping cached tokens on every kind of change, and delete with revoke for every
+// credential. Runs on both stores.
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { NeedsReauthError } from "../../src/core/errors.js";
+import type { Random } from "../../src/core/ports.js";
+import type { WardenEventMap } from "../../src/engine/warden-events.js";
+import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { eventually } from "../helpers/eventually.js";
+import { interceptStore } from "../helpers/intercept-store.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
+
+const HOUR = 3_600_000;
+
+const fixedRandom = (value: number): Random => ({
+  next: () => value,
+  token: (bytes) => randomBytes(bytes).toString("base64url"),
+});
+
+function collect<E extends keyof WardenEventMap>(h: EngineHarness, name: E): WardenEventMap[E][] {
+  const seen: WardenEventMap[E][] = [];
+  h.warden.on(name, (e) => seen.push(e));
+  return seen;
+}
+
+/** Which credentials of `id` a refresher pass at `atMs` would find due (a probe: it claims them). */
+async function dueAt(h: EngineHarness, atMs: number): Promise<string[]> {
+  const due = await h.store.claimDue({
+    owner: "probe",
+    nowMs: atMs,
+    leaseMs: 1_000,
+    limit: 10,
+    provider: "slack",
+  });
+  return due.map((d) => `${d.ref.connectionId}:${d.ref.kind}`);
+}
+
+describe.each(STORE_KINDS)("engine on %s", (kind) => {
+  let h: EngineHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  // Catches a regression: getToken without the in-process SingleFlight (the store claim alone still keeps the
+  // provider call count at 1, so counting refreshes cannot see it; counting claims can).
+  it("coalesces concurrent callers in one process into one store claim, not one per caller", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    let claims = 0;
+    const counted = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      claimRefresh: (real, ref, options) => {
+        claims++;
+        return real(ref, options);
+      },
+    });
+    const w = await h.peer({ store: counted });
+    h.clock.advance(12 * HOUR + 1);
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => w.getToken(id)));
+    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+    expect(claims).toBe(1);
+  });
+
+  // Catches a regression (engine wiring): failClaim passes a constant instead of ctx.random.next() to nextAttemptAt.
+  it("jitters the backoff with the injected Random", async () => {
+    h = await openEngineHarness(kind, { warden: { random: fixedRandom(0.99) } });
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    h.clock.advance(11 * HOUR);
+    await h.warden.getToken(id); // fails transiently; the old token is still valid
+    const credential = (await h.warden.connections.get(id)).credentials[0];
+    // First failure: uniform in [10 s, 20 s]; 0.99 puts it at 19.9 s.
+    expect((credential?.nextAttemptAtMs ?? 0) - h.clock.now()).toBe(19_900);
+  });
+
+  // Catches a regression (engine wiring): import and completion pass a constant instead of ctx.random.next()
+  // to jitteredRefreshDueAt, so every connection imported or refreshed together is due together.
+  it("jitters the refresh-ahead due time of a refresh with the injected Random", async () => {
+    h = await openEngineHarness(kind, { warden: { random: fixedRandom(0.99) } });
+    const { id } = await h.installAndImport();
+    h.clock.advance(11 * HOUR); // inside the 2 h margin: getToken refreshes
+    const fresh = await h.warden.getToken(id);
+    expect(fresh.expiresAt?.getTime()).toBe(h.clock.now() + 12 * HOUR);
+    const refreshedAt = h.clock.now();
+    expect(await dueAt(h, refreshedAt + 10 * HOUR - 31 * 60_000)).toEqual([]);
+    expect(await dueAt(h, refreshedAt + 10 * HOUR - 29 * 60_000)).toEqual([`${id}:bot`]);
+  });
+
+  it("jitters the due time of an import with the injected Random", async () => {
+    h = await openEngineHarness(kind, { warden: { random: fixedRandom(0.99) } });
+    const { id } = await h.installAndImport(); // 12 h token: due 10 h after issue, up to 30 min earlier with jitter
+    expect(await dueAt(h, h.clock.now() + 10 * HOUR - 29 * 60_000)).toEqual([`${id}:bot`]);
+  });
+
+  // Catches a regression (engine): announce() emits needs_reauth for every change that ends in needs_reauth.
+  it("emits needs_reauth once when the bot and then the user credential die", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport({ withUser: true });
+    const needs = collect(h, "needs_reauth");
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    h.clock.advance(11 * HOUR);
+    await expect(h.warden.getToken(id, { kind: "bot" })).rejects.toBeInstanceOf(NeedsReauthError);
+    await expect(h.warden.getToken(id, { kind: "user" })).rejects.toBeInstanceOf(NeedsReauthError);
+    expect((await h.warden.connections.get(id)).credentials.map((c) => c.status)).toEqual([
+      "needs_reauth",
+      "needs_reauth",
+    ]);
+    expect(needs).toHaveLength(1);
+  });
+
+  /** A peer (another process) whose memory holds the connection's current bot token. */
+  async function warmPeer(h: EngineHarness, id: string) {
+    const peer = await h.peer();
+    const expected = (await h.warden.getToken(id)).accessToken;
+    await eventually(
+      async () => {
+        await peer.getToken(id);
+        return peer.cachedToken(id, { kind: "bot" })?.accessToken ?? null;
+      },
+      (t) => t === expected,
+      { what: "the peer to cache the token" },
+    );
+    return peer;
+  }
+
+  // Catches a regression (PostgreSQL): failRefresh does not NOTIFY, so peers keep serving a dead credential's token.
+  it("a peer stops serving a cached token once a refresh in another process finds the credential dead", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    const peer = await warmPeer(h, id);
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    await expect(h.warden.connections.refresh(id)).rejects.toBeInstanceOf(NeedsReauthError);
+    await eventually(
+      () => peer.cachedToken(id, { kind: "bot" }),
+      (t) => t === null,
+      {
+        what: "the peer to drop the dead token",
+      },
+    );
+    await expect(peer.getToken(id)).rejects.toBeInstanceOf(NeedsReauthError);
+  });
+
+  // Catches a regression (PostgreSQL): deleteConnection does not NOTIFY, so peers keep serving a deleted connection.
+  it("a peer stops serving a cached token once another process deletes the connection", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    const peer = await warmPeer(h, id);
+    await h.warden.connections.delete(id, { revoke: true });
+    await eventually(
+      () => peer.cachedToken(id, { kind: "bot" }),
+      (t) => t === null,
+      {
+        what: "the peer to drop the deleted connection's token",
+      },
+    );
+    await expect(peer.getToken(id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
+  // Catches a regression (PostgreSQL): the general completion path (credential not active) does not NOTIFY.
+  it("a peer sees the new token when a refresh_failing credential recovers in another process", async () => {
+    h = await openEngineHarness(kind);
+    const { id, install } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    const [failed] = await h.warden.connections.refresh(id);
+    expect(failed?.refreshed).toBe(false);
+    expect((await h.warden.connections.get(id)).status).toBe("refresh_failing");
+    const peer = await warmPeer(h, id);
+    expect(peer.cachedToken(id, { kind: "bot" })?.accessToken).toBe(install["access_token"]);
+    const [ok] = await h.warden.connections.refresh(id);
+    expect(ok?.refreshed).toBe(true);
+    const fresh = (await h.warden.getToken(id)).accessToken;
+    expect(fresh).not.toBe(install["access_token"]);
+    await eventually(
+      async () => (await peer.getToken(id)).accessToken,
+      (t) => t === fresh,
+      { what: "the peer to serve the recovered token" },
+    );
+  });
+
+  // Catches a regression: delete with revoke stops after the first credential, leaving the user tokens alive at Slack.
+  it("delete with revoke revokes the user credential's tokens too", async () => {
+    h = await openEngineHarness(kind);
+    const { id, install } = await h.installAndImport({ withUser: true });
+    const user = install["authed_user"] as Record<string, unknown>;
+    expect(await h.warden.connections.delete(id, { revoke: true })).toEqual({
+      deleted: true,
+      revoked: [
+        { kind: "bot", ok: true },
+        { kind: "user", ok: true },
+      ],
+    });
+    for (const token of [
+      install["refresh_token"],
+      install["access_token"],
+      user["refresh_token"],
+      user["access_token"],
+    ])
+      expect(h.emu.control.tokenInfo(token as string)).toMatchObject({ state: "revoked" });
+  });
+
+  // Catches a regression: withToken forgets which token failed, so after token_expired it rotates again even when
+  // another process has already replaced that token (an extra rotation; Slack then revokes older tokens).
+  it("withToken after token_expired uses a token another process already stored instead of rotating again", async () => {
+    h = await openEngineHarness(kind);
+    const { id, install } = await h.installAndImport();
+    const peer = await h.peer();
+    const seen: string[] = [];
+    const result = await h.warden.withToken(id, async (token) => {
+      seen.push(token);
+      if (seen.length === 1) {
+        await peer.connections.refresh(id); // meanwhile another process rotates
+        return { ok: false, error: "token_expired" };
+      }
+      return { ok: true };
+    });
+    expect(result).toEqual({ ok: true });
+    expect(seen[0]).toBe(install["access_token"]);
+    expect(seen[1]).toBe((await peer.getToken(id)).accessToken);
+    expect(h.emu.control.counters().refreshes).toBe(1);
+  });
+});
