@@ -26,6 +26,30 @@ const CredentialInputSchema = z
     message: "give expiresAt or expiresIn, not both",
   });
 
+/**
+ * The path of the first string (a value or a key, at any depth) holding NUL, or null. No store can
+ * keep one (PostgreSQL refuses it in text and jsonb), so it is refused with the rest of the input,
+ * before anything is written: a file of several connections stays all or nothing.
+ */
+function pathOfNul(value: unknown, path: Array<string | number>): Array<string | number> | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = pathOfNul(value[i], [...path, i]);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (typeof value === "object" && value !== null && !(value instanceof Date)) {
+    for (const [key, v] of Object.entries(value)) {
+      if (key.includes("\u0000")) return [...path, key.replaceAll("\u0000", "\\0")];
+      const found = pathOfNul(v, [...path, key]);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}
+
 export const ImportInputSchema = z
   .object({
     id: ConnectionIdSchema.optional(),
@@ -42,7 +66,11 @@ export const ImportInputSchema = z
       }),
     metadata: z.record(z.string(), z.unknown()).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((input, ctx) => {
+    const path = pathOfNul(input, []);
+    if (path !== null) ctx.addIssue({ code: "custom", path, message: "must not contain NUL" });
+  });
 
 export type ImportInput = z.input<typeof ImportInputSchema>;
 export type CredentialInput = z.output<typeof CredentialInputSchema>;

@@ -133,6 +133,16 @@ describe("connections import is all or nothing", () => {
     expect((await runCli(["connections", "list", "--json"], { env })).stdout.trim()).toBe("[]");
   });
 
+  it("a NUL in a later entry's metadata: exit 2, that entry and field named, nothing written", async () => {
+    const { env } = freshEnv("import-nul");
+    const good = snakeEntry("first", install());
+    const bad = { ...snakeEntry("second", install()), metadata: { name: "a\u0000b" } };
+    const r = await runCli(["connections", "import", "-"], { env, input: JSON.stringify([good, bad]) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("[1]: metadata.name: must not contain NUL");
+    expect((await runCli(["connections", "list", "--json"], { env })).stdout.trim()).toBe("[]");
+  });
+
   it("--dry-run refuses what the import would refuse", async () => {
     const { env } = freshEnv("import-dry-run");
     const t = install();
