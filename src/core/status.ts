@@ -47,20 +47,6 @@ export function episodeTransition(before: Status | null, after: Status | null): 
 }
 
 /**
- * The credential status after a failed attempt with this classification.
- * Only a dead credential needs a person. A misconfigured *provider* is our
- * fault, not the connection's (invariant 4): the credential keeps retrying as
- * `refresh_failing` while the provider is flagged. `refreshable` or `forbidden`
- * on a refresh call is unexpected and retried like a transient failure.
- *
- * @example
- * statusAfterFailure({ kind: "dead", reason: "token_revoked", error: "token_revoked" }); // "needs_reauth"
- */
-export function statusAfterFailure(c: Classification): Status {
-  return c.kind === "dead" ? "needs_reauth" : "refresh_failing";
-}
-
-/**
  * The stable reason recorded for a classification. `refreshable` has none of its
  * own; on a refresh call it means the provider is misbehaving, so it reads as
  * `provider_unavailable`.

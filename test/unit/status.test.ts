@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { episodeTransition, reasonOf, statusAfterFailure, worstStatus } from "../../src/core/status.js";
+import { episodeTransition, reasonOf, worstStatus } from "../../src/core/status.js";
 import { STATUSES } from "../../src/core/types.js";
 
 describe("status", () => {
@@ -26,20 +26,7 @@ describe("status", () => {
     for (const s of STATUSES) expect(episodeTransition(s, null)).toBeNull();
   });
 
-  it("only a dead classification needs a person", () => {
-    expect(statusAfterFailure({ kind: "dead", reason: "invalid_grant", error: "invalid_grant" })).toBe(
-      "needs_reauth",
-    );
-    expect(statusAfterFailure({ kind: "transient", reason: "rate_limited", error: "ratelimited" })).toBe(
-      "refresh_failing",
-    );
-    expect(
-      statusAfterFailure({
-        kind: "misconfigured",
-        reason: "provider_misconfigured",
-        error: "bad_client_secret",
-      }),
-    ).toBe("refresh_failing");
+  it("records a stable reason for every classification", () => {
     expect(reasonOf({ kind: "refreshable", error: "token_expired" })).toBe("provider_unavailable");
     expect(reasonOf({ kind: "forbidden", reason: "missing_scope", error: "no_permission" })).toBe(
       "missing_scope",
