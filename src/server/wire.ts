@@ -227,6 +227,15 @@ export function tokenJson(t: AccessToken, nowMs: number): string {
   return `{"access_token":${JSON.stringify(t.accessToken)},"token_type":${JSON.stringify(t.tokenType)},"kind":"${t.kind}",${expiry}}`;
 }
 
+/** `expiresAtMs` → `expires_at_ms`: the engine records event data in camelCase, the API speaks snake_case. */
+const snake = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function snakeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeKeys);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [snake(k), snakeKeys(v)]));
+}
+
 export function eventView(e: StoredEvent) {
   return {
     id: e.id,
@@ -234,7 +243,7 @@ export function eventView(e: StoredEvent) {
     kind: e.kind,
     reason: e.reason,
     at: new Date(e.atMs).toISOString(),
-    data: e.data,
+    data: snakeKeys(e.data),
   };
 }
 

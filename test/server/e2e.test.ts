@@ -160,6 +160,14 @@ describe.each(STORE_KINDS)("server end to end (%s)", (kind) => {
     expect(proxied.status).toBe(200);
     expect(await proxied.json()).toMatchObject({ ok: true, message: { text: "hello" } });
     expect(emu.control.counters()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+    // The event log speaks the API's snake_case, event data included.
+    const log = ((await (await h.api(`/v1/connections/${teamId}/events?limit=50`)).json()) as Json)["items"];
+    const refreshed = (log as Array<{ type: string; data: Record<string, unknown> }>).find(
+      (e) => e.type === "refreshed",
+    );
+    expect(refreshed?.data).toMatchObject({ refresh_token_rotated: true });
+    expect(typeof refreshed?.data["expires_at_ms"]).toBe("number");
+    expect(JSON.stringify(log)).not.toMatch(/"[a-z]+[A-Z]\w*":/);
     const form = await h.api(`/v1/proxy/${teamId}/conversations.list?limit=5`);
     expect(((await form.json()) as Json)["ok"]).toBe(true);
     // 429 and Retry-After pass through.
