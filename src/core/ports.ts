@@ -215,8 +215,11 @@ export interface ListFilter {
  * in by the caller; no adapter reads the clock itself.
  */
 export interface Store {
-  /** Applies pending migrations; safe when several processes start at once. */
-  migrate(): Promise<void>;
+  /**
+   * Applies pending migrations; safe when several processes start at once. Returns the names of those
+   * this call applied (none when the schema was up to date, or another process applied them first).
+   */
+  migrate(): Promise<string[]>;
   close(): Promise<void>;
   /** Throws `store_unavailable` when the database cannot answer. */
   ping(): Promise<void>;

@@ -3,6 +3,8 @@ import { readdirSync, readFileSync } from "node:fs";
 export interface Migration {
   version: number;
   name: string;
+  /** The file's name without `.sql` (`0001_init`): how a person refers to it. */
+  file: string;
   sql: string;
 }
 
@@ -18,7 +20,12 @@ export function loadMigrations(dialect: "sqlite" | "postgres"): Migration[] {
       const match = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
       if (match === null) return [];
       return [
-        { version: Number(match[1]), name: match[2] ?? file, sql: readFileSync(new URL(file, dir), "utf8") },
+        {
+          version: Number(match[1]),
+          name: match[2] ?? file,
+          file: file.slice(0, -".sql".length),
+          sql: readFileSync(new URL(file, dir), "utf8"),
+        },
       ];
     })
     .sort((a, b) => a.version - b.version);

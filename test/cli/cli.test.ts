@@ -309,7 +309,12 @@ describe("tokenwarden CLI (built binary)", () => {
       const migrated = await runCli(["migrate"], { env: pgEnv });
       expect(migrated.stderr).toBe("");
       expect(migrated.code).toBe(0);
-      expect(migrated.stdout).toContain("schema up to date: postgres://");
+      // A new database: every migration applied, named in order.
+      expect(migrated.stdout).toMatch(
+        /^applied 0001_init, 0002_outbox, .*; schema up to date: postgres:\/\//,
+      );
+      const again = await runCli(["migrate", "--json"], { env: pgEnv });
+      expect(JSON.parse(again.stdout)).toMatchObject({ migrated: true, applied: [] });
       const t = install();
       const input = JSON.stringify({
         id: "pg-1",

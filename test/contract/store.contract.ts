@@ -108,8 +108,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
 
     describe("migrations and health", () => {
       it("migrates idempotently and answers ping", async () => {
-        await store.migrate();
-        await store.migrate();
+        // The harness migrated already: nothing is left to apply, and saying so is the answer.
+        expect(await store.migrate()).toEqual([]);
+        expect(await store.migrate()).toEqual([]);
         await expect(store.ping()).resolves.toBeUndefined();
       });
     });

@@ -27,13 +27,15 @@ Example:
       // Migrations touch no sealed value, so a throwaway key opens the store without needing the real one.
       const sealer = new AesGcmSealer(parseKeyRing(Buffer.alloc(32, 7).toString("base64")));
       const store = await openStore(url, sealer);
+      let applied: string[];
       try {
-        await store.migrate();
+        applied = await store.migrate();
       } finally {
         await store.close();
       }
       const display = describeDatabaseUrl(url);
-      if (flags.json === true) printJson({ database: display, migrated: true });
-      else process.stdout.write(`schema up to date: ${display}\n`);
+      if (flags.json === true) printJson({ database: display, migrated: true, applied });
+      else if (applied.length === 0) process.stdout.write(`schema up to date: ${display}\n`);
+      else process.stdout.write(`applied ${applied.join(", ")}; schema up to date: ${display}\n`);
     });
 }

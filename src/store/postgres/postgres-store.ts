@@ -271,8 +271,8 @@ export class PostgresStore implements Store {
     }
   }
 
-  async migrate(): Promise<void> {
-    await this.#tx("migrate", async (c) => {
+  async migrate(): Promise<string[]> {
+    return this.#tx("migrate", async (c) => {
       // Held to the end of this transaction: concurrent migrators run one after another, and
       // the later ones find every version applied. The key is per schema.
       await c.query("SELECT pg_advisory_xact_lock($1::bigint)", [
@@ -285,6 +285,7 @@ export class PostgresStore implements Store {
       );
       const { rows } = await c.query<{ version: number }>("SELECT version FROM schema_migrations");
       const applied = new Set(rows.map((r) => r.version));
+      const now: string[] = [];
       for (const migration of loadMigrations("postgres")) {
         if (applied.has(migration.version)) continue;
         await c.query(migration.sql);
@@ -292,7 +293,9 @@ export class PostgresStore implements Store {
           migration.version,
           migration.name,
         ]);
+        now.push(migration.file);
       }
+      return now;
     });
   }
 

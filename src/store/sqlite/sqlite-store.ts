@@ -174,20 +174,23 @@ export class SqliteStore implements Store {
     }
   }
 
-  async migrate(): Promise<void> {
-    this.#write("migrate", () => {
+  async migrate(): Promise<string[]> {
+    return this.#write("migrate", () => {
       this.#db.exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT",
       );
       // Under BEGIN IMMEDIATE: a second process waits here, then sees every version applied.
       const applied = new Set(this.#db.prepare("SELECT version FROM schema_migrations").pluck().all());
+      const now: string[] = [];
       for (const migration of loadMigrations("sqlite")) {
         if (applied.has(migration.version)) continue;
         this.#db.exec(migration.sql);
         this.#db
           .prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)")
           .run(migration.version, migration.name);
+        now.push(migration.file);
       }
+      return now;
     });
   }
 
