@@ -42,16 +42,20 @@ export function candidateInstallations(envelope: SlackEnvelope): InstallationCan
     found.set(id, c);
   };
   add(envelope.team_id, "team");
-  if (Array.isArray(envelope.authorizations)) {
-    for (const a of envelope.authorizations as Array<Record<string, unknown>>) {
-      if (a?.["is_enterprise_install"] === true) add(a["enterprise_id"], "enterprise");
-      add(a?.["team_id"], "team");
-    }
+  const authorizations = Array.isArray(envelope.authorizations)
+    ? (envelope.authorizations as Array<Record<string, unknown>>)
+    : [];
+  for (const a of authorizations) {
+    if (a?.["is_enterprise_install"] === true) add(a["enterprise_id"], "enterprise");
+    add(a?.["team_id"], "team");
   }
-  // Last: these name the org of a workspace-level install too, so they stand for the installation
-  // only when no id before them finds a connection (an older payload without authorizations).
-  add(envelope.enterprise_id, "enterprise");
-  add(envelope.context_enterprise_id, "enterprise");
+  // The envelope's own enterprise ids name the org of a workspace-level install too: an event about
+  // one workspace of an org must not reach the org-wide install. Only an older payload without
+  // authorizations leaves nothing better to go on.
+  if (authorizations.length === 0) {
+    add(envelope.enterprise_id, "enterprise");
+    add(envelope.context_enterprise_id, "enterprise");
+  }
   return [...found.values()];
 }
 

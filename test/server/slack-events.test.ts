@@ -264,6 +264,20 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
     await uninstall(enterpriseId);
     expect(await connectionOf(org)).toMatchObject({ status: "needs_reauth", reason: "app_uninstalled" });
   });
+
+  it("an uninstall in another workspace of the org, one not stored here, leaves the org-wide install alone", async () => {
+    const first = h.emu.control.createTeam({ name: "org2-first", enterpriseId: `E${kind}ORG2` });
+    const enterpriseId = first.enterpriseId ?? "";
+    const org = await importInstall(first.teamId, {
+      enterpriseInstall: true,
+      metadata: { enterprise_id: enterpriseId },
+    });
+    // A workspace of the same org with a workspace-level install tokenwarden does not hold.
+    const other = h.emu.control.createTeam({ name: "org2-other", enterpriseId });
+    h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: other.teamId });
+    await uninstall(other.teamId);
+    expect((await connectionOf(org)).status).toBe("active");
+  });
   /**
    * A new workspace's install, imported under a generated id with what the install flow records:
    * its team_id, and the bot user id that tokens_revoked names.
