@@ -184,8 +184,6 @@ export async function applySlackEvent(deps: EventDeps, envelope: SlackEnvelope):
   for (const connection of installation) {
     const kinds = connection.credentials
       .filter((c) => {
-        // An uninstall that arrived first said more than this revocation can: its reason stands.
-        if (c.status === "needs_reauth" && c.reason === "app_uninstalled") return false;
         if (c.kind === "bot")
           return bots.has(String(c.providerData["bot_user_id"] ?? connection.metadata["bot_user_id"]));
         if (c.kind === "user") return users.has(String(c.providerData["user_id"] ?? ""));

@@ -322,13 +322,22 @@ export function episodeEvents(connectionId: string, change: StatusChange, atMs: 
 /**
  * Which of a connection's credentials a status verdict applies to (setCredentialStatus): the kinds
  * named, and of those, with `ifVersions`, only the ones still at the version the verdict was about.
+ * An uninstall is the last word on a dead credential until it is replaced: another dead verdict
+ * (Slack's `tokens_revoked`, sent with the uninstall and racing it) leaves its reason alone.
  */
 export function verdictApplies(
   record: CredentialRecord,
   kinds: CredentialKind[] | "all",
   ifVersions: Partial<Record<CredentialKind, number>> | undefined,
+  status: { status: Status },
 ): boolean {
   if (kinds !== "all" && !kinds.includes(record.kind)) return false;
+  if (
+    status.status === "needs_reauth" &&
+    record.status === "needs_reauth" &&
+    record.reason === "app_uninstalled"
+  )
+    return false;
   const version = ifVersions?.[record.kind];
   return version === undefined || version === record.version;
 }

@@ -752,6 +752,33 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getCredential(BOT))?.status).toBe("needs_reauth");
       });
 
+      it("keeps app_uninstalled against a later dead verdict, which changes nothing and records nothing", async () => {
+        await seedT1();
+        const dead = (reason: "app_uninstalled" | "token_revoked") => ({
+          status: "needs_reauth" as const,
+          reason,
+          lastError: reason,
+        });
+        await store.setCredentialStatus("T1", "all", dead("app_uninstalled"), 1_200, [
+          event("T1", "uninstalled", 1_200),
+        ]);
+        const late = await store.setCredentialStatus("T1", ["bot"], dead("token_revoked"), 1_300, [
+          event("T1", "revoked", 1_300),
+        ]);
+        expect(late).toBeNull();
+        expect(await store.getCredential(BOT)).toMatchObject({
+          status: "needs_reauth",
+          reason: "app_uninstalled",
+        });
+        expect((await store.getConnection("T1"))?.reason).toBe("app_uninstalled");
+        expect((await store.listEvents("T1", { limit: 50 })).map((e) => e.type)).not.toContain("revoked");
+        // The other way round, the uninstall takes over the reason.
+        await store.putConnection(connection("T2", [credential("bot", "t2-bot")]), 1_000, []);
+        await store.setCredentialStatus("T2", "all", dead("token_revoked"), 1_200, []);
+        await store.setCredentialStatus("T2", "all", dead("app_uninstalled"), 1_300, []);
+        expect((await store.getConnection("T2"))?.reason).toBe("app_uninstalled");
+      });
+
       it("is fenced out after setCredentialStatus: the dead credential stays dead", async () => {
         await seedT1();
         const c = claimOf(await claim(BOT, "a", 1_000));

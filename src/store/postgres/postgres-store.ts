@@ -644,7 +644,7 @@ export class PostgresStore implements Store {
       const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
         connectionId,
       ]);
-      const applying = records.filter((r) => verdictApplies(r, kinds, ifVersions));
+      const applying = records.filter((r) => verdictApplies(r, kinds, ifVersions, status));
       if (applying.length === 0) return null;
       changed = applying.map(refOf);
       for (const record of applying) await this.#update(c, record, statusPatch(record, status));

@@ -450,7 +450,7 @@ export class SqliteStore implements Store {
     return this.#write("setCredentialStatus", () => {
       if (this.#get("SELECT 1 FROM connections WHERE id = ?", connectionId) === undefined) return null;
       const applying = this.#records("WHERE connection_id = ?", connectionId).filter((r) =>
-        verdictApplies(r, kinds, ifVersions),
+        verdictApplies(r, kinds, ifVersions, status),
       );
       if (applying.length === 0) return null;
       for (const record of applying) this.#update(record, statusPatch(record, status));
