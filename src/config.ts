@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { TokenwardenError } from "./core/errors.js";
 import { Secret } from "./core/secret.js";
+import { LOG_LEVEL_PROBLEM, LOG_LEVELS, type LogLevel } from "./engine/default-logger.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite:./tokenwarden.db";
 export const DEFAULT_SLACK_BASE_URL = "https://slack.com";
@@ -49,10 +50,11 @@ export const WardenOptionsSchema = z
 
 export type WardenOptionsInput = z.input<typeof WardenOptionsSchema>;
 
-/** pino's levels, most severe first; `silent` turns logging off. */
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-const LogLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
+/** Any case, as pino took it before this was checked (`INFO` kept working). */
+const LogLevelSchema = z.preprocess(
+  (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
+  z.enum(LOG_LEVELS, { error: LOG_LEVEL_PROBLEM }),
+);
 
 /**
  * Origins a `return_url` may point at: a list of http(s) URLs, separated by commas or spaces. An entry
@@ -224,25 +226,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     eventRetentionMs:
       e.TOKENWARDEN_EVENT_RETENTION_DAYS === 0 ? null : e.TOKENWARDEN_EVENT_RETENTION_DAYS * 86_400_000,
   });
-}
-
-/**
- * TOKENWARDEN_LOG_LEVEL alone, for a logger made before (or without) the whole configuration: the
- * library's default logger reads nothing else of the environment.
- *
- * @example
- * logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "info" }); // "info"
- */
-export function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
-  const raw = env["TOKENWARDEN_LOG_LEVEL"];
-  if (raw === undefined || raw === "") return "warn";
-  const r = LogLevelSchema.safeParse(raw);
-  if (!r.success)
-    throw new TokenwardenError(
-      "config_invalid",
-      `invalid configuration: ${formatIssues(r.error.issues.map((i) => ({ ...i, path: ["TOKENWARDEN_LOG_LEVEL"] })))}`,
-    );
-  return r.data;
 }
 
 /**

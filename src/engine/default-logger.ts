@@ -1,8 +1,33 @@
 import pino from "pino";
-import { logLevelFrom } from "../config.js";
+import { TokenwardenError } from "../core/errors.js";
 import type { Logger } from "../core/ports.js";
 
 const SECRET_FIELDS = ["accessToken", "refreshToken", "access_token", "refresh_token", "client_secret"];
+
+/** pino's levels, most severe first; `silent` turns logging off. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_LEVEL_PROBLEM = `must be one of ${LOG_LEVELS.join(", ")}`;
+
+/**
+ * TOKENWARDEN_LOG_LEVEL alone (in any case, as pino takes it), for the logger the library makes
+ * when given none: it reads nothing else of the environment. Throws `config_invalid` naming the
+ * variable, never its value.
+ *
+ * @example
+ * logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "INFO" }); // "info"
+ */
+export function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
+  const raw = (env["TOKENWARDEN_LOG_LEVEL"] ?? "").trim().toLowerCase();
+  if (raw === "") return "warn";
+  const level = LOG_LEVELS.find((l) => l === raw);
+  if (level === undefined)
+    throw new TokenwardenError(
+      "config_invalid",
+      `invalid configuration: TOKENWARDEN_LOG_LEVEL: ${LOG_LEVEL_PROBLEM}`,
+    );
+  return level;
+}
 
 /** pino redact paths for token fields at the top of a log object and one level down. */
 export const SECRET_REDACT_PATHS = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`]);

@@ -3,11 +3,11 @@ import {
   DEFAULT_DATABASE_URL,
   describeDatabaseUrl,
   loadConfig,
-  logLevelFrom,
   parseWardenOptions,
   WardenOptionsSchema,
 } from "../../src/config.js";
 import { TokenwardenError } from "../../src/core/errors.js";
+import { logLevelFrom } from "../../src/engine/default-logger.js";
 
 function configError(f: () => unknown): TokenwardenError {
   try {
@@ -143,6 +143,9 @@ describe("loadConfig", () => {
     expect(e.message).not.toContain("SECRET");
     // The library's default logger reads the level alone, with the same message.
     expect(logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "trace" })).toBe("trace");
+    // Any case, as pino took it before it was checked here.
+    expect(logLevelFrom({ TOKENWARDEN_LOG_LEVEL: " INFO " })).toBe("info");
+    expect(loadConfig({ TOKENWARDEN_LOG_LEVEL: "Warn" }).logLevel).toBe("warn");
     expect(logLevelFrom({})).toBe("warn");
     const alone = configError(() => logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "loudSECRET" }));
     expect(alone.message).toContain("TOKENWARDEN_LOG_LEVEL: must be one of");
