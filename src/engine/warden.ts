@@ -20,6 +20,7 @@ import {
 import { cryptoRandom } from "./crypto-random.js";
 import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
+import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
 import { systemClock } from "./system-clock.js";
@@ -258,13 +259,7 @@ export async function createWarden(options: WardenOptions = {}) {
       const beforeMs = options.before.getTime();
       if (!Number.isFinite(beforeMs))
         throw new TokenwardenError("invalid_input", "pruneEvents: before must be a valid Date");
-      const batch = options.batchSize ?? 1_000;
-      let total = 0;
-      for (;;) {
-        const n = await openStoreRef.pruneEvents(beforeMs, batch);
-        total += n;
-        if (n < batch) return total;
-      }
+      return pruneEventsInBatches(openStoreRef, beforeMs, { batchSize: options.batchSize ?? 1_000 });
     },
     async providerState(provider: string): Promise<ProviderState> {
       if (!providers.has(provider))

@@ -5,6 +5,7 @@
  * any number of `serve` processes may run it: a batch another one already deleted is simply empty.
  */
 import type { Clock, Logger, Store } from "../core/ports.js";
+import { pruneEventsInBatches } from "../engine/prune-events.js";
 
 export interface EventPrunerOptions {
   store: Pick<Store, "pruneEvents">;
@@ -47,14 +48,11 @@ export class EventPruner {
   /** One pass; returns how many events it deleted. */
   async prune(): Promise<number> {
     const { store, clock, retentionMs, batchSize } = this.#o;
-    const before = clock.now() - retentionMs;
-    let pruned = 0;
-    for (let i = 0; i < MAX_BATCHES_PER_PASS && !this.#stoppedMidPass(); i++) {
-      const n = await store.pruneEvents(before, batchSize);
-      pruned += n;
-      if (n < batchSize) break;
-    }
-    return pruned;
+    return pruneEventsInBatches(store, clock.now() - retentionMs, {
+      batchSize,
+      maxBatches: MAX_BATCHES_PER_PASS,
+      stopped: () => this.#stoppedMidPass(),
+    });
   }
 
   /** Only a pass the timer started stops early; one called directly (tests, tools) runs whole. */

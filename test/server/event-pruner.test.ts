@@ -50,6 +50,14 @@ describe("event log retention", () => {
     expect(await count()).toBe(0);
   });
 
+  it("goes past a young event recorded before old ones (a peer's clock ahead of ours)", async () => {
+    await store.appendEvents([event("T1", "checked", 101 * DAY)]); // a day in the future, first by id
+    await logOf(2_500, 0);
+    const pruner = new EventPruner({ store, clock, logger: silent, retentionMs: 90 * DAY, batchSize: 1_000 });
+    expect(await pruner.prune()).toBe(2_500);
+    expect(await count()).toBe(1);
+  });
+
   it("runs on its own once started, and stops", async () => {
     await logOf(40, 5);
     const pruner = new EventPruner({ store, clock, logger: silent, retentionMs: 90 * DAY, everyMs: 10 });
@@ -60,7 +68,8 @@ describe("event log retention", () => {
       await pruner.stop();
     }
     await store.appendEvents([event("T1", "checked", DAY)]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Twenty intervals and more: a pruner still running would have deleted it by now.
+    await new Promise((resolve) => setTimeout(resolve, 250));
     expect(await count()).toBe(6); // stopped: nothing pruned any more
   });
 

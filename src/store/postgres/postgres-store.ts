@@ -851,8 +851,10 @@ export class PostgresStore implements Store {
     const t = this.#t.events;
     const r = await this.#query("pruneEvents", (c) =>
       c.query(
-        `DELETE FROM ${t} WHERE id IN (
-           SELECT id FROM (SELECT id, at_ms FROM ${t} ORDER BY id LIMIT $2) oldest WHERE at_ms < $1)`,
+        // ANY(ARRAY(…)): one plan (the oldest ids by the primary key, then deleted by id) whatever the
+        // plan cache decides; IN (…) may become a hash join over the whole table under a generic plan.
+        `DELETE FROM ${t} WHERE id = ANY(ARRAY(
+           SELECT id FROM (SELECT id, at_ms FROM ${t} ORDER BY id LIMIT $2) oldest WHERE at_ms < $1))`,
         [beforeMs, n],
       ),
     );
