@@ -359,6 +359,13 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       const find = (q: { teamId?: string; enterpriseId?: string; limit?: number }) =>
         store.findConnectionsByInstallation({ provider: "slack", limit: 10, ...q });
 
+      it("stores a connection whose metadata holds an absurdly long team_id (metadata is free-form)", async () => {
+        // PostgreSQL refuses a B-tree entry over 2704 bytes: an index on every team_id made this a 5xx.
+        await put("long", { team_id: "T".repeat(4_000), enterprise_id: "E".repeat(4_000) });
+        await put("short", { team_id: "T1" });
+        expect(await find({ teamId: "T1" })).toEqual(["short"]);
+      });
+
       it("finds a workspace's connections by team_id and an org-wide install's by enterprise_id, ascending", async () => {
         await put("conn2", { team_id: "T1" }); // imported without an id
         await put("conn1", { team_id: "T1", enterprise_id: "E1" }); // a workspace of org E1: not the org

@@ -127,9 +127,11 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,49}$/;
 export function byInstallationSql(t: { connections: string }): string {
   return `SELECT id FROM ${t.connections}
            WHERE provider = $1 AND (metadata ->> 'team_id') = $2
+             AND octet_length(metadata ->> 'team_id') <= 255
           UNION
           SELECT id FROM ${t.connections}
            WHERE provider = $1 AND (metadata ->> 'enterprise_id') = $3
+             AND octet_length(metadata ->> 'enterprise_id') <= 255
              AND ((metadata ->> 'team_id') IS NULL OR (metadata ->> 'team_id') = $3)
           ORDER BY id LIMIT $4`;
 }

@@ -7,7 +7,10 @@
 -- writes to connections (imports, status changes) wait for it; reads and claims do not. Both builds
 -- take that same lock: unlike 0007 nothing is upgraded mid-transaction, and no lock needs taking up
 -- front.
+-- Only ids of a sane length are indexed: a B-tree entry holds at most 2704 bytes, and metadata is
+-- free-form, so a long value would make its import fail (and this migration, on a database holding
+-- one). No Slack id comes near 255 bytes; the lookup asks for the same bound.
 CREATE INDEX connections_metadata_team_id ON connections (provider, (metadata ->> 'team_id'))
-  WHERE (metadata ->> 'team_id') IS NOT NULL;
+  WHERE octet_length(metadata ->> 'team_id') <= 255;
 CREATE INDEX connections_metadata_enterprise_id ON connections (provider, (metadata ->> 'enterprise_id'))
-  WHERE (metadata ->> 'enterprise_id') IS NOT NULL;
+  WHERE octet_length(metadata ->> 'enterprise_id') <= 255;
