@@ -1,11 +1,15 @@
 import { InvalidArgumentError } from "commander";
 
-/** A commander parser for an integer option of at least `min`; the message names the option. */
-export function integerOption(name: string, min: number): (value: string) => number {
+/** A commander parser for an integer option from `min` (to `max`); the message names the option. */
+export function integerOption(name: string, min: number, max?: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (value.trim() === "" || !Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    if (value.trim() === "" || !Number.isInteger(n) || n < min || (max !== undefined && n > max))
+      throw new InvalidArgumentError(
+        max === undefined
+          ? `${name} must be an integer ≥ ${min}`
+          : `${name} must be an integer from ${min} to ${max}`,
+      );
     return n;
   };
 }

@@ -123,10 +123,8 @@ async function allConnections(
     items.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor !== null && items.length < max);
-  // A full last page may end exactly at the last row: look one further before saying "more".
-  const more =
-    cursor !== null && (await cli.warden.connections.list({ ...filter, limit: 1, cursor })).items.length > 0;
-  return { items, more };
+  // A page that ends exactly at the last row gives no cursor (the store contract), so one means more.
+  return { items, more: cursor !== null };
 }
 
 /** The ids an --all or <id> command works on; exactly one of the two. */

@@ -1,14 +1,6 @@
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
 import { startSlackEmulator } from "../../emulator/index.js";
-
-function nonNegativeInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
-    return n;
-  };
-}
+import { integerOption, portOption } from "../option-parsers.js";
 
 interface SlackEmulatorFlags {
   port: number;
@@ -26,20 +18,20 @@ export function registerEmulatorCommand(program: Command): void {
   emulator
     .command("slack")
     .description("emulate Slack's OAuth v2, token rotation, Web API auth layer and events (see README)")
-    .option("--port <port>", "port to listen on (0 = any free port)", nonNegativeInt("--port"), 3999)
+    .option("--port <port>", "port to listen on (0 = any free port)", portOption, 3999)
     .option("--host <host>", "interface to bind", "127.0.0.1")
     .option(
       "--access-ttl <seconds>",
       "expires_in of rotating access tokens (Slack: 43200)",
-      nonNegativeInt("--access-ttl"),
+      integerOption("--access-ttl", 0),
     )
     .option(
       "--refresh-grace <seconds>",
       "how long a used refresh token keeps working (default 120)",
-      nonNegativeInt("--refresh-grace"),
+      integerOption("--refresh-grace", 0),
     )
     .option("--events-url <url>", "where signed events (app_uninstalled, tokens_revoked) are POSTed")
-    .option("--latency-ms <ms>", "delay added to every Web API call", nonNegativeInt("--latency-ms"))
+    .option("--latency-ms <ms>", "delay added to every Web API call", integerOption("--latency-ms", 0))
     .option("--auto-approve", "skip the consent page: /oauth/v2/authorize redirects at once")
     .addHelpText(
       "after",

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { generateKey, KEY_ID } from "../../crypto/key-ring.js";
 import { isVerbose, openCliWarden, type StoreFlags, withStoreOption } from "../open-warden.js";
+import { integerOption } from "../option-parsers.js";
 import { printJson } from "../output.js";
 import { startProgress } from "../progress-bar.js";
 
@@ -49,17 +50,7 @@ Example:
     keys
       .command("rotate")
       .description("re-encrypt every stored token under the first key of TOKENWARDEN_ENCRYPTION_KEY, online")
-      .option(
-        "--batch-size <n>",
-        "tokens per transaction",
-        (v: string) => {
-          const n = Number(v);
-          if (!Number.isInteger(n) || n < 1 || n > 10_000)
-            throw new InvalidArgumentError("--batch-size must be 1-10000");
-          return n;
-        },
-        200,
-      )
+      .option("--batch-size <n>", "tokens per transaction", integerOption("--batch-size", 1, 10_000), 200)
       .option("--json", "print JSON"),
   )
     .addHelpText(
