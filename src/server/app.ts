@@ -58,7 +58,8 @@ export function logSafeUrl(url: string): string {
     .slice(q + 1)
     .split("&")
     .filter((pair) => pair !== "")
-    .map((pair) => `${pair.split("=")[0] ?? ""}=…`);
+    // A part without `=` is all value (`?xoxb-…` alone): nothing of it is shown.
+    .map((pair) => (pair.includes("=") ? `${pair.slice(0, pair.indexOf("="))}=…` : "…"));
   return `${url.slice(0, q)}?${keys.join("&")}`;
 }
 
