@@ -8,6 +8,7 @@ import {
 import { SingleFlight } from "../core/single-flight.js";
 import type { CredentialKind, CredentialRef, StoredCredential } from "../core/types.js";
 import type { EngineContext } from "./context.js";
+import { missingCredential } from "./missing-credential.js";
 import { type CurrentToken, refreshCredential } from "./refresh.js";
 import { refKey } from "./token-cache.js";
 
@@ -71,9 +72,7 @@ export function makeGetToken(ctx: EngineContext) {
   async function load(ref: CredentialRef, minTtlSeconds: number | undefined): Promise<AccessToken> {
     const stamp = ctx.store.changeStamp(ref);
     const credential = await ctx.store.getCredential(ref);
-    if (credential === null) {
-      throw new TokenwardenError("not_found", `no ${ref.kind} credential on connection ${ref.connectionId}`);
-    }
+    if (credential === null) throw await missingCredential(ctx, ref);
     if (credential.status === "needs_reauth") {
       throw new NeedsReauthError(
         ref.connectionId,

@@ -20,6 +20,7 @@ import type {
 } from "../core/types.js";
 import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
+import { missingCredential } from "./missing-credential.js";
 import { withTimeout } from "./timeout.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
@@ -108,10 +109,7 @@ export async function refreshCredential(
     });
     switch (claim.kind) {
       case "not_found":
-        throw new TokenwardenError(
-          "not_found",
-          `no ${ref.kind} credential on connection ${ref.connectionId}`,
-        );
+        throw await missingCredential(ctx, ref);
       case "already_fresh":
         return current(claim.credential);
       case "not_refreshable":

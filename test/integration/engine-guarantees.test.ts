@@ -156,7 +156,12 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
         what: "the peer to drop the deleted connection's token",
       },
     );
-    await expect(peer.getToken(id)).rejects.toMatchObject({ code: "not_found" });
+    // Named for what is missing: the connection, not "no bot credential" on it.
+    await expect(peer.getToken(id)).rejects.toMatchObject({
+      code: "not_found",
+      message: `no connection ${id}`,
+    });
+    await expect(peer.connections.refresh(id)).rejects.toMatchObject({ code: "not_found" });
   });
 
   // Catches a regression (PostgreSQL): the general completion path (credential not active) does not NOTIFY.
@@ -178,6 +183,15 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       (t) => t === fresh,
       { what: "the peer to serve the recovered token" },
     );
+  });
+
+  it("names the missing credential kind when the connection exists without it", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport(); // a bot credential only
+    await expect(h.warden.getToken(id, { kind: "user" })).rejects.toMatchObject({
+      code: "not_found",
+      message: `no user credential on connection ${id}`,
+    });
   });
 
   // Catches a regression: delete with revoke stops after the first credential, leaving the user tokens alive at Slack.
