@@ -8,11 +8,16 @@ import type { EngineContext } from "./context.js";
  * Asks the store once more, on this error path only.
  */
 export async function missingCredential(ctx: EngineContext, ref: CredentialRef): Promise<TokenwardenError> {
-  const connection = await ctx.store.getConnection(ref.connectionId).catch(() => null);
-  return new TokenwardenError(
-    "not_found",
-    connection === null
-      ? `no connection ${ref.connectionId}`
-      : `no ${ref.kind} credential on connection ${ref.connectionId}`,
-  );
+  const credentialMissing = `no ${ref.kind} credential on connection ${ref.connectionId}`;
+  try {
+    const connection = await ctx.store.getConnection(ref.connectionId);
+    return new TokenwardenError(
+      "not_found",
+      connection === null ? `no connection ${ref.connectionId}` : credentialMissing,
+    );
+  } catch (error) {
+    // Only the message was at stake: a store that cannot answer now changes nothing about the verdict.
+    ctx.logger.debug({ err: error, connectionId: ref.connectionId }, "could not tell which is missing");
+    return new TokenwardenError("not_found", credentialMissing);
+  }
 }

@@ -162,8 +162,8 @@ export function actsOn(envelope: SlackEnvelope): boolean {
 /**
  * Acts on one event_callback, on every connection of its installation; never throws for an unknown
  * team or event type (Slack would retry). A store failure throws: the caller answers 5xx and Slack's
- * retry acts on the event again (a connection it had already marked gets the event in its log once
- * more, and no second `needs_reauth`: that episode has begun).
+ * retry acts on the event again (a connection it had already marked dead as uninstalled is left as
+ * it is, with no second event and no second `needs_reauth`: that episode has begun).
  */
 export async function applySlackEvent(deps: EventDeps, envelope: SlackEnvelope): Promise<EventOutcome> {
   const event = eventOf(envelope);

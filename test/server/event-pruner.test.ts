@@ -58,6 +58,20 @@ describe("event log retention", () => {
     expect(await count()).toBe(1);
   });
 
+  it("ends a run after several short batches in a row instead of chasing writers (a cut-off past now)", async () => {
+    let batches = 0;
+    // A store where a writer keeps adding events the cut-off covers: every batch finds a few.
+    const busy = {
+      pruneEvents: async () => {
+        batches++;
+        return 3;
+      },
+    };
+    const pruner = new EventPruner({ store: busy, clock, logger: silent, retentionMs: 0, batchSize: 1_000 });
+    expect(await pruner.prune()).toBe(9);
+    expect(batches).toBe(3);
+  });
+
   it("runs on its own once started, and stops", async () => {
     await logOf(40, 5);
     const pruner = new EventPruner({ store, clock, logger: silent, retentionMs: 90 * DAY, everyMs: 10 });

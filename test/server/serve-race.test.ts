@@ -169,6 +169,10 @@ it("refreshes each credential exactly once per rotation across three serve proce
       (n) => n === 0,
       { what: `every refresh of round ${round} stored` },
     );
+    // Checked again once everything is stored: a second spend during the wait counts too.
+    const settled = emu.control.counters();
+    expect(settled.maxPresentations, "a refresh token presented twice").toBe(1);
+    expect(Object.values(settled.refreshesPerCredential)).toEqual(Array(CONNECTIONS * 2).fill(round));
     // Every process now hands out the same, current token for each credential, once the others'
     // notifications have arrived (they follow each commit by a few milliseconds).
     for (const id of ids) {
