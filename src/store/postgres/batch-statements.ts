@@ -71,10 +71,10 @@ const ESCAPED = /["\\]/g;
 
 /**
  * A PostgreSQL array literal of text or numbers (`{"a","b",NULL,12}`), sent as one text parameter
- * and cast in SQL (`$1::text[]`). The batch completion sends fourteen arrays of a whole batch each;
- * pg's own conversion runs two regular-expression replaces per element and leaves a rope of
- * concatenations to flatten, a sixth of the bytes a storm allocated. Strings are always quoted (so
- * the string "NULL" stays a string) and escaped only when they hold a quote or a backslash.
+ * and cast in SQL (`$1::text[]`), as the batched claim renewals send theirs. pg's own conversion
+ * runs two regular-expression replaces per element and leaves a rope of concatenations to flatten.
+ * Strings are always quoted (so the string "NULL" stays a string) and escaped only when they hold
+ * a quote or a backslash.
  */
 export function pgArrayLiteral(values: ReadonlyArray<string | number | null>): string {
   const parts = new Array<string>(values.length);
