@@ -246,14 +246,19 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
     ).toEqual({ handled: false, why: "unknown installation" });
   });
 
-  it("an org-wide uninstall reaches the org's connection by enterprise_id, not a workspace's own install", async () => {
-    const workspace = h.emu.control.createTeam({ name: "org-workspace", enterpriseId: `E${kind}ORG1` });
-    const enterpriseId = workspace.enterpriseId ?? "";
-    // The org-wide install, and the same org's workspace with an install of its own.
+  /** An org with a first workspace, and the app installed org-wide, imported by its enterprise_id. */
+  const importOrgWide = async (name: string, enterpriseId: string) => {
+    const workspace = h.emu.control.createTeam({ name, enterpriseId });
     const org = await importInstall(workspace.teamId, {
       enterpriseInstall: true,
       metadata: { enterprise_id: enterpriseId },
     });
+    return { workspace, enterpriseId, org };
+  };
+
+  it("an org-wide uninstall reaches the org's connection by enterprise_id, not a workspace's own install", async () => {
+    // The org-wide install, and the same org's workspace with an install of its own.
+    const { workspace, enterpriseId, org } = await importOrgWide("org-workspace", `E${kind}ORG1`);
     const own = await importInstall(workspace.teamId, {
       metadata: { team_id: workspace.teamId, enterprise_id: enterpriseId },
     });
@@ -266,12 +271,7 @@ describe.each(STORE_KINDS)("slack events reach every connection of the installat
   });
 
   it("an uninstall in another workspace of the org, one not stored here, leaves the org-wide install alone", async () => {
-    const first = h.emu.control.createTeam({ name: "org2-first", enterpriseId: `E${kind}ORG2` });
-    const enterpriseId = first.enterpriseId ?? "";
-    const org = await importInstall(first.teamId, {
-      enterpriseInstall: true,
-      metadata: { enterprise_id: enterpriseId },
-    });
+    const { enterpriseId, org } = await importOrgWide("org2-first", `E${kind}ORG2`);
     // A workspace of the same org with a workspace-level install tokenwarden does not hold.
     const other = h.emu.control.createTeam({ name: "org2-other", enterpriseId });
     h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: other.teamId });
