@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { TokenwardenError } from "./core/errors.js";
 import { Secret } from "./core/secret.js";
-import { LOG_LEVEL_PROBLEM, LOG_LEVELS, type LogLevel } from "./engine/default-logger.js";
+import { LOG_LEVEL_PROBLEM, type LogLevel, parseLogLevel } from "./engine/default-logger.js";
 
 export const DEFAULT_DATABASE_URL = "sqlite:./tokenwarden.db";
 export const DEFAULT_SLACK_BASE_URL = "https://slack.com";
@@ -51,10 +51,12 @@ export const WardenOptionsSchema = z
 export type WardenOptionsInput = z.input<typeof WardenOptionsSchema>;
 
 /** Any case, as pino took it before this was checked (`INFO` kept working). */
-const LogLevelSchema = z.preprocess(
-  (v) => (typeof v === "string" ? v.trim().toLowerCase() : v),
-  z.enum(LOG_LEVELS, { error: LOG_LEVEL_PROBLEM }),
-);
+const LogLevelSchema = z.string().transform((v, ctx): LogLevel => {
+  const level = parseLogLevel(v);
+  if (level !== null) return level;
+  ctx.addIssue({ code: "custom", message: LOG_LEVEL_PROBLEM });
+  return z.NEVER;
+});
 
 /**
  * Origins a `return_url` may point at: a list of http(s) URLs, separated by commas or spaces. An entry

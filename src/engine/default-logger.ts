@@ -9,6 +9,12 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_LEVEL_PROBLEM = `must be one of ${LOG_LEVELS.join(", ")}`;
 
+/** A level as pino takes it (any case, spaces around ignored), or null when it is none. */
+export function parseLogLevel(raw: string): LogLevel | null {
+  const wanted = raw.trim().toLowerCase();
+  return LOG_LEVELS.find((l) => l === wanted) ?? null;
+}
+
 /**
  * TOKENWARDEN_LOG_LEVEL alone (in any case, as pino takes it), for the logger the library makes
  * when given none: it reads nothing else of the environment. Throws `config_invalid` naming the
@@ -18,10 +24,10 @@ export const LOG_LEVEL_PROBLEM = `must be one of ${LOG_LEVELS.join(", ")}`;
  * logLevelFrom({ TOKENWARDEN_LOG_LEVEL: "INFO" }); // "info"
  */
 export function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
-  const raw = (env["TOKENWARDEN_LOG_LEVEL"] ?? "").trim().toLowerCase();
-  if (raw === "") return "warn";
-  const level = LOG_LEVELS.find((l) => l === raw);
-  if (level === undefined)
+  const raw = env["TOKENWARDEN_LOG_LEVEL"] ?? "";
+  if (raw.trim() === "") return "warn";
+  const level = parseLogLevel(raw);
+  if (level === null)
     throw new TokenwardenError(
       "config_invalid",
       `invalid configuration: TOKENWARDEN_LOG_LEVEL: ${LOG_LEVEL_PROBLEM}`,
