@@ -194,6 +194,21 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
   });
 
+  it("keeps the kind's message when the store cannot say whether the connection exists", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport(); // a bot credential only
+    const failing = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      getConnection: async () => {
+        throw new Error("the store went away");
+      },
+    });
+    const w = await h.peer({ store: failing });
+    await expect(w.getToken(id, { kind: "user" })).rejects.toMatchObject({
+      code: "not_found",
+      message: `no user credential on connection ${id}`,
+    });
+  });
+
   // Catches a regression: delete with revoke stops after the first credential, leaving the user tokens alive at Slack.
   it("delete with revoke revokes the user credential's tokens too", async () => {
     h = await openEngineHarness(kind);

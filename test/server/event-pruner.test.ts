@@ -72,6 +72,31 @@ describe("event log retention", () => {
     expect(batches).toBe(3);
   });
 
+  it("logs a failed pass and tries again at the next one", async () => {
+    let calls = 0;
+    const flaky = {
+      pruneEvents: async () => {
+        calls++;
+        if (calls === 1) throw new Error("the store went away");
+        return 0;
+      },
+    };
+    const warnings: string[] = [];
+    const logger = { ...silent, warn: (_obj: object, msg?: string) => void warnings.push(msg ?? "") };
+    const pruner = new EventPruner({ store: flaky, clock, logger, retentionMs: 90 * DAY, everyMs: 10 });
+    pruner.start();
+    try {
+      await eventually(
+        () => calls,
+        (n) => n >= 2,
+        { what: "a second pass after the failed one" },
+      );
+    } finally {
+      await pruner.stop();
+    }
+    expect(warnings).toEqual(["event pruning failed; retrying later"]);
+  });
+
   it("runs on its own once started, and stops", async () => {
     await logOf(40, 5);
     const pruner = new EventPruner({ store, clock, logger: silent, retentionMs: 90 * DAY, everyMs: 10 });
