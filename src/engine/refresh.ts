@@ -142,7 +142,12 @@ export async function refreshCredential(
           if (!held) continue;
           takenAt = renewedAt;
         }
-        return runClaim(ctx, claim, undefined, takenAt);
+        try {
+          return await runClaim(ctx, claim, undefined, takenAt);
+        } catch (error) {
+          if (error instanceof ClaimLost) continue; // the store has a newer word: start over from it
+          throw error;
+        }
       }
     }
   }
@@ -372,15 +377,15 @@ async function completeClaim(
   const saved = await storeCompletion(ctx, item);
   if (saved.kind === "fenced") {
     const latest = await ctx.store.getCredential(claim.ref);
-    if (!latest) throw new TokenwardenError("not_found", `connection ${claim.ref.connectionId} was deleted`);
     // An earlier try of this write may have committed and lost only its answer: then these are ours.
-    if (latest.accessToken.reveal() !== tokens.accessToken.reveal()) {
-      // Our claim was cleared (uninstalled or revoked meanwhile): the new tokens belong to a dead install.
+    if (latest === null || latest.accessToken.reveal() !== tokens.accessToken.reveal()) {
+      // Our claim was cleared (a reconnect, an uninstall, a delete) or taken over after its lease
+      // lapsed: whoever did that has the newer word.
       ctx.logger.warn(
         { connectionId: claim.ref.connectionId, kind: claim.ref.kind },
         "a refresh completed after its claim was taken away; its tokens were not stored",
       );
-      return usableOrThrow(ctx, latest);
+      throw new ClaimLost();
     }
   }
   ctx.cache.delete(claim.ref);
@@ -402,6 +407,18 @@ async function completeClaim(
     provider: credential.provider,
     tokens: { ...tokens, refreshToken: tokens.refreshToken ?? credential.refreshToken },
   };
+}
+
+/**
+ * A refresh's outcome was fenced out: its claim was cleared or taken over while the provider call was
+ * in flight (a reconnect, an uninstall, a delete, or a peer that took over a lapsed lease). Its
+ * caller must not be answered from what the claim saw (a replaced token, a verdict about it):
+ * `refreshCredential` starts over from the store, which has the newer word.
+ */
+export class ClaimLost extends Error {
+  constructor() {
+    super("the refresh claim was taken away before its outcome was recorded");
+  }
 }
 
 /** Waits before each retry of a failed write: refreshed tokens (the claim held meanwhile) or a claim handed back. */
@@ -505,6 +522,8 @@ async function failClaim(
       now,
       { ...base, type: "refresh_failed", reason, data: { error: classification.error } },
     );
+    // Not recorded: the verdict is about a token the store no longer holds (a reconnect replaced it).
+    if (change === null) throw new ClaimLost();
     ctx.cache.delete(claim.ref);
     ctx.logger.error(
       { connectionId: claim.ref.connectionId, kind: claim.ref.kind, reason, error: classification.error },
@@ -554,6 +573,8 @@ async function failClaim(
       data: { error: classification.error, nextAttemptAtMs, attempt: credential.failureCount + 1 },
     },
   );
+  // Not recorded: what this claim saw is no longer the store's (and its token may not be either).
+  if (change === null) throw new ClaimLost();
   ctx.logger.warn(
     {
       connectionId: claim.ref.connectionId,
