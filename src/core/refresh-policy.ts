@@ -41,6 +41,21 @@ export const DEFAULT_REFRESH_POLICY: Readonly<RefreshPolicy> = Object.freeze({
 export const DEFAULT_MIN_TTL_SECONDS = 60;
 
 /**
+ * Longer than any access token lives (Slack's: 12 h). A provider's larger `expires_in` is read as
+ * this, so an expiry stays an instant the stores can keep; imports are held to it too.
+ */
+export const MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 86_400;
+
+/**
+ * When a token that lives `expiresInSeconds` from `fromMs` expires: a whole millisecond (the stores
+ * keep integers; a fractional `expires_in` or clock would make the rotated pair unstorable), never
+ * later than the longest lifetime allows.
+ */
+export function expiryAfter(fromMs: number, expiresInSeconds: number): number {
+  return Math.floor(fromMs + Math.min(expiresInSeconds, MAX_TOKEN_LIFETIME_SECONDS) * 1000);
+}
+
+/**
  * The background refresher spreads due times over this fraction of the margin
  * (see {@link withJitter}), so tokens imported together do not all refresh at the
  * same instant; the rest of the margin is left for retries.

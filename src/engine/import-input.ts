@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { TokenwardenError } from "../core/errors.js";
+import { expiryAfter, MAX_TOKEN_LIFETIME_SECONDS } from "../core/refresh-policy.js";
 import type { CredentialKind } from "../core/types.js";
 
 /** Connection ids appear in URLs and logs: keep them printable and bounded. */
@@ -9,14 +10,17 @@ export const ConnectionIdSchema = z
 
 const TokenString = z.string().min(1).max(8192);
 
+/** The last instant a JavaScript Date can hold (ECMA-262 §21.4.1.22). */
+const MAX_DATE_MS = 8.64e15;
+
 const CredentialInputSchema = z
   .object({
     accessToken: TokenString,
     refreshToken: TokenString.nullish(),
     /** A Date or epoch milliseconds. */
-    expiresAt: z.union([z.date(), z.number().int().positive()]).optional(),
+    expiresAt: z.union([z.date(), z.number().int().positive().max(MAX_DATE_MS)]).optional(),
     /** Seconds from now, as OAuth replies say it. */
-    expiresIn: z.number().int().positive().optional(),
+    expiresIn: z.number().int().positive().max(MAX_TOKEN_LIFETIME_SECONDS).optional(),
     scopes: z.union([z.array(z.string().max(256)).max(500), z.string().max(8192)]).optional(),
     tokenType: z.string().min(1).max(64).optional(),
     providerData: z.record(z.string(), z.unknown()).optional(),
@@ -93,7 +97,7 @@ export function scopesOf(scopes: CredentialInput["scopes"]): string[] {
 export function expiresAtMsOf(c: CredentialInput, nowMs: number): number | null {
   if (c.expiresAt instanceof Date) return c.expiresAt.getTime();
   if (typeof c.expiresAt === "number") return c.expiresAt;
-  if (c.expiresIn !== undefined) return nowMs + c.expiresIn * 1000;
+  if (c.expiresIn !== undefined) return expiryAfter(nowMs, c.expiresIn);
   return null;
 }
 

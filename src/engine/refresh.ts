@@ -468,7 +468,10 @@ async function storeCompletion(ctx: EngineContext, item: CompletionItem): Promis
     try {
       return await ctx.completions.complete(item);
     } catch (error) {
-      const delayMs = STORE_RETRY_DELAYS_MS[attempt];
+      // The store refused this item's content (it says so up front, leaving its batch alone): a retry
+      // would be refused the same.
+      const refused = error instanceof TokenwardenError && error.code === "invalid_input";
+      const delayMs = refused ? undefined : STORE_RETRY_DELAYS_MS[attempt];
       const where = { err: error, connectionId: item.claim.ref.connectionId, kind: item.claim.ref.kind };
       if (delayMs === undefined) {
         ctx.logger.error(

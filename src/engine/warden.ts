@@ -82,7 +82,10 @@ export interface WardenOptions {
 export async function createWarden(options: WardenOptions = {}) {
   const env = options.env ?? process.env;
   const logger = options.logger ?? defaultLogger(env);
-  const clock = options.clock ?? systemClock;
+  // Whole milliseconds, whatever the clock given (one built on performance.now() has fractions): the
+  // stores keep instants as integers, and a fraction would make every write refuse.
+  const given = options.clock;
+  const clock: Clock = given === undefined ? systemClock : { now: () => Math.floor(given.now()) };
   const random = options.random ?? cryptoRandom;
   const database = options.database ?? env["TOKENWARDEN_DATABASE_URL"] ?? "sqlite:./tokenwarden.db";
 

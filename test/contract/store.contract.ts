@@ -553,6 +553,35 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await store.completeRefreshes([])).toEqual([]);
       });
 
+      // Found by review: one statement (PostgreSQL) or one transaction (SQLite) per batch, so a fractional
+      // expiry in one item rolled back every item beside it, their refresh tokens spent already.
+      it("fails an item it cannot keep on its own, and stores the others of its batch", async () => {
+        await seedT1();
+        const bot = claimOf(await claim(BOT, "a", 1_000));
+        const user = claimOf(await claim(USER, "a", 1_000));
+        const done = await store.completeRefreshes([
+          {
+            claim: bot,
+            result: refreshed("b1", { expiresAtMs: 50_000.5 }),
+            nowMs: 1_500,
+            event: event("T1", "refreshed", 1_500),
+          },
+          { claim: user, result: refreshed("u1"), nowMs: 1_500, event: event("T1", "refreshed", 1_500) },
+          {
+            claim: { ...bot, claimId: "other" },
+            result: { ...refreshed("x"), providerData: { team_name: "A\u0000B" } },
+            nowMs: 1_500,
+            event: event("T1", "refreshed", 1_500),
+          },
+        ]);
+        expect(done.map((o) => o.kind)).toEqual(["failed", "stored", "failed"]);
+        expect(done[0]).toMatchObject({ error: { code: "invalid_input" } });
+        expect((await store.getCredential(USER))?.accessToken.reveal()).toBe("xoxb-access-u1-PLAINTEXT");
+        // The refused item changed nothing: its claim still holds, its token is the old one.
+        expect((await claim(BOT, "b", 1_600)).kind).toBe("held_by_other");
+        expect((await store.getCredential(BOT))?.accessToken.reveal()).not.toContain("b1");
+      });
+
       it("reports the connection's status change per item: the one that ends an episode, once", async () => {
         await seedT1();
         const failing = {

@@ -250,4 +250,32 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(seen[1]).toBe((await peer.getToken(id)).accessToken);
     expect(h.emu.control.counters().refreshes).toBe(1);
   });
+
+  // Found by review: a fractional expires_in (or a clock with fractions of a millisecond) made the rotated
+  // pair unstorable in the stores' integer columns, and PostgreSQL refuses a NUL in the provider data.
+  // Either way the pair, already spent at Slack, was lost.
+  it("stores the rotated pair whatever odd numbers and text the reply and the clock carry", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    const odd = (async (input: string | URL | Request, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      const body = (await res.json()) as Record<string, unknown>;
+      const bent = {
+        ...body,
+        expires_in: 43_199.9995,
+        token_type: "bot\u0000",
+        team: { id, name: "A\u0000B" },
+      };
+      return new Response(JSON.stringify(bent), { status: res.status, headers: res.headers });
+    }) as typeof fetch;
+    const w = await h.peer({ fetch: odd, clock: { now: () => (h?.clock.now() ?? 0) + 0.25 } });
+    h.clock.advance(12 * HOUR + 1);
+    const token = await w.getToken(id);
+    expect(h.emu.control.tokenInfo(token.accessToken)).toMatchObject({ state: "active" });
+    expect(Number.isInteger(token.expiresAt?.getTime())).toBe(true);
+    const stored = (await h.warden.connections.get(id)).credentials[0];
+    expect(stored).toMatchObject({ tokenType: "bot", failureCount: 0 });
+    expect(JSON.stringify(stored?.providerData)).not.toContain("\\u0000");
+    expect((await h.warden.getToken(id)).accessToken).toBe(token.accessToken);
+  });
 });

@@ -860,6 +860,15 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       })
       .catch((e: unknown) => e as Error);
     expect((err as Error).message).not.toContain("xoxb-secret-value");
+    // Expiries no store can keep as an instant: 1e13 s from now, or 9e15 ms (past what a Date holds).
+    for (const bot of [{ expiresIn: 1e13 }, { expiresAt: 9e15 }]) {
+      await expect(
+        h.warden.connections.import({
+          provider: "slack",
+          credentials: { bot: { accessToken: "xoxb-secret-value", ...bot } },
+        }),
+      ).rejects.toMatchObject({ code: "invalid_input" });
+    }
     expect((await h.warden.connections.list()).items).toHaveLength(0);
   });
 });

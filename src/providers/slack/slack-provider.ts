@@ -8,6 +8,7 @@
 import { classifyTransportError, parseRetryAfter, transient } from "../../core/classify.js";
 import { TokenwardenError } from "../../core/errors.js";
 import type { CheckOutcome, Clock, Provider, RefreshInput, RefreshOutcome } from "../../core/ports.js";
+import { expiryAfter } from "../../core/refresh-policy.js";
 import { Secret } from "../../core/secret.js";
 import type { Classification, CredentialKind, TokenSet } from "../../core/types.js";
 import { requestFetch } from "../request-fetch.js";
@@ -124,8 +125,9 @@ function asObject(v: unknown): JsonObject | null {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as JsonObject) : null;
 }
 
+/** A non-empty string; one holding NUL is no value (PostgreSQL can keep none, and Slack sends none). */
 function asString(v: unknown): string | null {
-  return typeof v === "string" && v !== "" ? v : null;
+  return typeof v === "string" && v !== "" && !v.includes("\u0000") ? v : null;
 }
 
 /** `expires_in` in seconds; Slack sends an int (43200, or 43201 in SDK fixtures, §2.3.4). */
@@ -139,7 +141,7 @@ function splitScopes(v: unknown): string[] | null {
   return v
     .split(",")
     .map((s) => s.trim())
-    .filter((s) => s !== "");
+    .filter((s) => s !== "" && !s.includes("\u0000"));
 }
 
 /** Pairs of (Slack's key, our key). */
@@ -177,7 +179,7 @@ function pick(src: JsonObject | null, keys: KeyMap, out: JsonObject = {}): JsonO
   if (src === null) return out;
   for (const [from, to] of keys) {
     const v = src[from];
-    if ((typeof v === "string" && v !== "") || typeof v === "boolean") out[to] = v;
+    if (asString(v) !== null || typeof v === "boolean") out[to] = v;
   }
   return out;
 }
@@ -205,7 +207,7 @@ function toTokenSet(
     tokenType: asString(src.token_type) ?? fallback.tokenType,
     // Counted from when the request was sent, not received: the token's life began
     // in between, so this can only err early (the SDKs use receipt time, §7.5).
-    expiresAtMs: expiresIn === null ? null : sentAtMs + expiresIn * 1000,
+    expiresAtMs: expiresIn === null ? null : expiryAfter(sentAtMs, expiresIn),
     scopes: splitScopes(src.scope) ?? fallback.scopes,
   };
 }

@@ -32,7 +32,7 @@ import type {
   StoredEvent,
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
-import { FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
+import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
 import { checkRingHolds, resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
@@ -529,6 +529,10 @@ export class PostgresStore implements Store {
   }
 
   async completeRefreshes(items: CompletionItem[]): Promise<CompletionOutcome[]> {
+    return completeKeepable(items, (keepable) => this.#completeRefreshes(keepable));
+  }
+
+  async #completeRefreshes(items: CompletionItem[]): Promise<CompletionOutcome[]> {
     if (items.length === 0) return [];
     const sealed = items.map((i) => sealTokens(this.#sealer, i.claim.ref, i.result.tokens));
     const completed = await this.#completeActive(items, sealed);
