@@ -229,14 +229,13 @@ function nextRunAfterStatus(record: CredentialRecord): number | null {
 
 /**
  * A credential as `putConnection` writes it: active, no claim, no backoff, a
- * closed journal. Its version continues from the row it replaces so caches
- * holding the old tokens see a change.
+ * closed journal, at `version` (see credential-versions.ts).
  */
 export function newCredentialRecord(
   connection: Pick<NewConnection, "id" | "provider">,
   credential: NewCredential,
   sealed: SealedTokens,
-  previousVersion: number | null,
+  version: number,
   nowMs: number,
 ): CredentialRecord {
   const due = sealed.refreshTokenSealed === null ? null : credential.refreshDueAtMs;
@@ -253,7 +252,7 @@ export function newCredentialRecord(
     status: "active",
     reason: null,
     lastError: null,
-    version: (previousVersion ?? 0) + 1,
+    version,
     failureCount: 0,
     nextAttemptAtMs: null,
     refreshInDoubt: false,

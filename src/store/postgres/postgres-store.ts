@@ -51,6 +51,7 @@ import {
   statusPatch,
   verdictApplies,
 } from "../credential-transitions.js";
+import { versionAfter } from "../credential-versions.js";
 import { loadMigrations } from "../migration-files.js";
 import {
   checkMark,
@@ -340,7 +341,13 @@ export class PostgresStore implements Store {
         const seal = sealed[i] as (typeof sealed)[number];
         await this.#insertCredential(
           c,
-          newCredentialRecord(input, credential, seal, versions.get(credential.kind) ?? null, nowMs),
+          newCredentialRecord(
+            input,
+            credential,
+            seal,
+            versionAfter(versions.get(credential.kind) ?? null),
+            nowMs,
+          ),
         );
       }
       // A new connection starts active; a replaced one starts from its old status (a reconnect recovers).

@@ -51,6 +51,7 @@ import {
   statusPatch,
   verdictApplies,
 } from "../credential-transitions.js";
+import { versionAfter } from "../credential-versions.js";
 import { loadMigrations } from "../migration-files.js";
 import {
   checkMark,
@@ -228,7 +229,7 @@ export class SqliteStore implements Store {
           input,
           credential,
           sealed[i] as (typeof sealed)[number],
-          versions.get(credential.kind) ?? null,
+          versionAfter(versions.get(credential.kind) ?? null),
           nowMs,
         );
         this.#insertCredential(record);
