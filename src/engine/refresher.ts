@@ -102,11 +102,13 @@ export class Refresher {
       await this.#syncProviderStates();
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy
-    const now = ctx.clock.now();
     let claimed = 0;
     // Per provider, each with its own limit: a provider this instance does not run (or has paused, or
     // is only probing) never has its rows taken, so they neither use up the limit nor come back released.
     for (const provider of ctx.providers.keys()) {
+      // Read per provider: a lease is counted from this instant, and an earlier provider's slow claim
+      // must not have the store's lease end before the one the claim keeper counts.
+      const now = ctx.clock.now();
       const capacity = this.#capacity(provider, now, true);
       if (!this.#worthClaiming(provider, capacity)) continue;
       const claimedAt = performance.now(); // the leases begin before the round trip that takes them
