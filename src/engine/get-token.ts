@@ -127,9 +127,12 @@ export function makeGetToken(ctx: EngineContext) {
     });
   }
 
+  /**
+   * The kind a call that names none gets, read from the store: remembered only for the memory-only
+   * path, which a change to the connection's credentials (a peer's re-import adding a bot, say)
+   * sends back here by invalidating its cache entry.
+   */
   async function resolveKind(connectionId: string): Promise<CredentialKind> {
-    const known = defaultKinds.get(connectionId);
-    if (known) return known;
     const connection = await ctx.store.getConnection(connectionId);
     if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
     const kinds = new Set(connection.credentials.map((c) => c.kind));
@@ -154,7 +157,7 @@ export function makeGetToken(ctx: EngineContext) {
     async getToken(connectionId: string, options: GetTokenOptions = {}): Promise<AccessToken> {
       const hit = cachedToken(connectionId, options);
       if (hit !== null) return hit;
-      const kind = options.kind ?? defaultKinds.get(connectionId) ?? (await resolveKind(connectionId));
+      const kind = options.kind ?? (await resolveKind(connectionId));
       ctx.cache.recordMiss();
       return load({ connectionId, kind }, options.minTtlSeconds);
     },

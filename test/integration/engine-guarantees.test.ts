@@ -251,6 +251,32 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(1);
   });
 
+  // Found by review: the kind a call naming none gets was remembered per process forever, so after a peer
+  // re-imported a user-only connection with a bot credential, this process kept handing out the user token.
+  it("a call naming no kind follows a peer's re-import that adds the bot credential", async () => {
+    h = await openEngineHarness(kind);
+    const { id, install } = await h.installAndImport({ withUser: true });
+    const user = install["authed_user"] as Record<string, unknown>;
+    const credential = (from: Record<string, unknown>) => ({
+      accessToken: String(from["access_token"]),
+      refreshToken: String(from["refresh_token"]),
+      expiresIn: Number(from["expires_in"]),
+    });
+    await h.warden.connections.import({ id, provider: "slack", credentials: { user: credential(user) } });
+    expect((await h.warden.getToken(id)).kind).toBe("user");
+    const peer = await h.peer();
+    await peer.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: credential(install), user: credential(user) },
+    });
+    await eventually(
+      async () => (await h?.warden.getToken(id))?.kind,
+      (k) => k === "bot",
+      { what: "the bot token" },
+    );
+  });
+
   // Found by review: a fractional expires_in (or a clock with fractions of a millisecond) made the rotated
   // pair unstorable in the stores' integer columns, and PostgreSQL refuses a NUL in the provider data.
   // Either way the pair, already spent at Slack, was lost.
