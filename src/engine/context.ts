@@ -24,9 +24,15 @@ export interface EngineTimings {
 }
 
 export const DEFAULT_TIMINGS: EngineTimings = {
-  leaseMs: 15_000,
+  // Longer than a provider call can run plus the first backoff: a live holder renews its lease, so
+  // the length matters only once a holder died mid-call. Taking that claim over sooner re-sent the
+  // refresh token while the dead holder's request could still reach Slack after the re-send, minting a
+  // newer sibling that left the stored refresh token superseded (found by a chaos soak). A live
+  // holder that timed out retries no sooner either (its backoff starts at 10 s).
+  leaseMs: 30_000,
   providerTimeoutMs: 20_000,
-  waitTimeoutMs: 45_000,
+  // A waiter behind a holder that died waits out the lease, then refreshes itself.
+  waitTimeoutMs: 55_000,
   pollMs: 25,
   jitterFraction: DEFAULT_JITTER_FRACTION,
   backoffBaseMs: DEFAULT_BACKOFF.baseMs,

@@ -549,12 +549,14 @@ async function failClaim(
   // Transient (and anything unexpected): back off, never declare the connection dead (invariant 4).
   const reason = classification.kind === "transient" ? classification.reason : "provider_unavailable";
   const retryAfterMs = classification.kind === "transient" ? classification.retryAfterMs : undefined;
+  // The old refresh token's fate stays unknown until a definite answer about it arrives.
+  const inDoubt = attempt.inDoubt || attempt.previousAttemptLost;
   const nextAttemptAtMs = nextAttemptAt({
     failureCount: credential.failureCount + 1,
     nowMs: now,
     random01: ctx.random.next(),
     baseMs: ctx.timings.backoffBaseMs,
-    maxMs: ctx.timings.backoffMaxMs,
+    maxMs: inDoubt ? Math.min(ctx.timings.backoffMaxMs, IN_DOUBT_BACKOFF_MAX_MS) : ctx.timings.backoffMaxMs,
     expiresAtMs: credential.expiresAtMs,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
@@ -565,8 +567,7 @@ async function failClaim(
       reason,
       lastError: classification.error,
       nextAttemptAtMs,
-      // The old refresh token's fate stays unknown until a definite answer about it arrives.
-      inDoubt: attempt.inDoubt || attempt.previousAttemptLost,
+      inDoubt,
     },
     now,
     {
@@ -609,6 +610,14 @@ async function failClaim(
 }
 
 const MISCONFIGURED_PROBE_MS = 10_000;
+
+/**
+ * The backoff ceiling while a refresh token's fate is unknown (an answer lost, a timeout, a holder
+ * that died). Slack honours a used refresh token only for a short grace period (minutes, §3.4), so a
+ * doubling backoff after a lost answer let a run of transient failures outlast it, and the
+ * connection died of `refresh_response_lost` that a prompt retry would have saved.
+ */
+const IN_DOUBT_BACKOFF_MAX_MS = 15_000;
 
 function misconfiguredError(provider: string, what: string): TokenwardenError {
   return new TokenwardenError(

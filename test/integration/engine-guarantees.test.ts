@@ -251,6 +251,32 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(1);
   });
 
+  // Found by a chaos soak: after a lost answer the backoff kept doubling (10-20 s, 10-40 s, 10-80 s), so a
+  // few transient failures pushed the retry past Slack's grace period for the used refresh token, and
+  // the connection died of refresh_response_lost though every fault was transient.
+  it("keeps retrying a refresh whose answer was lost inside the grace period, whatever transient failures follow", async () => {
+    h = await openEngineHarness(kind, { warden: { random: fixedRandom(0.99) } });
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 1 });
+    h.clock.advance(11 * HOUR); // inside the refresh margin: due, the access token still valid
+    await h.warden.refreshDue(); // the emulator rotates; the answer never arrives
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 3 });
+    const waits: number[] = [];
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const credential = (await h.warden.connections.get(id)).credentials[0];
+      const waitMs = (credential?.nextAttemptAtMs ?? 0) - h.clock.now();
+      waits.push(waitMs);
+      h.clock.advance(waitMs);
+      await h.warden.refreshDue();
+    }
+    expect(waits.every((ms) => ms <= 15_000)).toBe(true);
+    const after = await h.warden.connections.get(id);
+    expect(after).toMatchObject({ status: "active" });
+    expect(h.emu.control.tokenInfo((await h.warden.getToken(id)).accessToken)).toMatchObject({
+      state: "active",
+    });
+  });
+
   // Found by review: the kind a call naming none gets was remembered per process forever, so after a peer
   // re-imported a user-only connection with a bot credential, this process kept handing out the user token.
   it("a call naming no kind follows a peer's re-import that adds the bot credential", async () => {

@@ -1,0 +1,18 @@
+// The default timings' relations that single flight rests on once a holder dies mid-call.
+import { describe, expect, it } from "vitest";
+import { DEFAULT_TIMINGS } from "../../src/engine/context.js";
+
+describe("default engine timings", () => {
+  // Found by a chaos soak: with a 15 s lease under a 20 s provider timeout, a peer took over a dead
+  // holder's claim and re-sent the refresh token while the dead holder's request could still reach the
+  // provider after it, minting a newer sibling that left the stored refresh token superseded.
+  it("a lease outlasts a provider call and the first backoff, as a live holder's own retry would", () => {
+    const t = DEFAULT_TIMINGS;
+    expect(t.leaseMs).toBeGreaterThanOrEqual(t.providerTimeoutMs + t.backoffBaseMs);
+  });
+
+  it("a caller waits long enough to see a dead holder's lease lapse and its own refresh answered", () => {
+    const t = DEFAULT_TIMINGS;
+    expect(t.waitTimeoutMs).toBeGreaterThanOrEqual(t.leaseMs + t.providerTimeoutMs);
+  });
+});
