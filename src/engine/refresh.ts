@@ -556,7 +556,10 @@ async function failClaim(
     nowMs: now,
     random01: ctx.random.next(),
     baseMs: ctx.timings.backoffBaseMs,
-    maxMs: inDoubt ? Math.min(ctx.timings.backoffMaxMs, IN_DOUBT_BACKOFF_MAX_MS) : ctx.timings.backoffMaxMs,
+    maxMs:
+      inDoubt && credential.failureCount < IN_DOUBT_PROMPT_RETRIES
+        ? Math.min(ctx.timings.backoffMaxMs, IN_DOUBT_BACKOFF_MAX_MS)
+        : ctx.timings.backoffMaxMs,
     expiresAtMs: credential.expiresAtMs,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
@@ -618,6 +621,12 @@ const MISCONFIGURED_PROBE_MS = 10_000;
  * connection died of `refresh_response_lost` that a prompt retry would have saved.
  */
 const IN_DOUBT_BACKOFF_MAX_MS = 15_000;
+/**
+ * How many failures in a row keep that ceiling: about two minutes of attempts, the grace period's
+ * length. A 5xx leaves the token in doubt too, and an outage must not turn every connection into a
+ * retry every 15 s for as long as it lasts; past the grace period the usual doubling resumes.
+ */
+const IN_DOUBT_PROMPT_RETRIES = 6;
 
 function misconfiguredError(provider: string, what: string): TokenwardenError {
   return new TokenwardenError(
