@@ -6,6 +6,7 @@ import type {
   CredentialRef,
   Reason,
   Status,
+  StoredCredential,
 } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { announce, providerFor, refreshCredential } from "./refresh.js";
@@ -41,10 +42,17 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
     const ref = { connectionId, kind: credential.kind };
     let token = credential.accessToken;
     let outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) => provider.check(token, signal));
+    const inDoubt =
+      outcome.kind === "failed" &&
+      outcome.classification.kind === "dead" &&
+      doubtful(await storedHolding(ctx, ref, token.reveal()));
+    // A dead verdict in doubt is judged only on a token a refresh has just brought: if that refresh
+    // fails, the refresh records its own verdict, and this one says nothing.
+    let undecided = inDoubt;
     if (
       outcome.kind === "failed" &&
-      outcome.classification.kind === "refreshable" &&
-      credential.refreshToken
+      credential.refreshToken &&
+      (outcome.classification.kind === "refreshable" || inDoubt)
     ) {
       try {
         const fresh = await refreshCredential(ctx, ref, {
@@ -52,6 +60,7 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
           staleAccessToken: token.reveal(),
           ignoreBackoff: true,
         });
+        if (!fresh.failure) undecided = false;
         token = fresh.tokens.accessToken;
         outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) => provider.check(token, signal));
       } catch (error) {
@@ -61,7 +70,10 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
     const now = ctx.clock.now();
     if (outcome.kind === "ok") await learnInstallation(ctx, connection, outcome.installation, now);
     const classification: Classification | null = outcome.kind === "failed" ? outcome.classification : null;
-    const version = classification?.kind === "dead" ? await versionHolding(ctx, ref, token.reveal()) : null;
+    const version =
+      classification?.kind === "dead" && !undecided
+        ? ((await storedHolding(ctx, ref, token.reveal()))?.version ?? null)
+        : null;
     if (classification?.kind === "dead" && version !== null) {
       const change = await ctx.store.setCredentialStatus(
         connectionId,
@@ -115,18 +127,29 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
 }
 
 /**
- * The version of a credential while `accessToken` is still its stored access token; null once it
- * has been replaced (rotated, reconnected): a provider's verdict on an old token says nothing about
- * the current one (Slack revokes superseded tokens, and a reconnect's old ones answer invalid_auth).
- * Passed to setCredentialStatus as a fence, so a rotation after this read is not overruled either.
+ * The stored credential while `accessToken` is still its access token; null once it has been
+ * replaced (rotated, reconnected): a provider's verdict on an old token says nothing about the
+ * current one (Slack revokes superseded tokens, and a reconnect's old ones answer invalid_auth). Its
+ * version goes to setCredentialStatus as a fence, so a rotation after this read is not overruled either.
  */
-export async function versionHolding(
+export async function storedHolding(
   ctx: EngineContext,
   ref: CredentialRef,
   accessToken: string,
-): Promise<number | null> {
+): Promise<StoredCredential | null> {
   const stored = await ctx.store.getCredential(ref);
-  return stored !== null && stored.accessToken.reveal() === accessToken ? stored.version : null;
+  return stored !== null && stored.accessToken.reveal() === accessToken ? stored : null;
+}
+
+/**
+ * Whether a dead verdict on this stored token must wait for a refresh: its last refresh's answer was
+ * lost, so the provider may hold tokens the store never heard of, and Slack's limit of two active
+ * access tokens (slack-api.md §3.4) then revokes the stored one while its refresh token still works
+ * (found by a chaos soak: two lost answers, then `token_revoked` killed a live connection). The
+ * refresh settles it: new tokens, or a refusal recorded as `refresh_response_lost`.
+ */
+export function doubtful(held: StoredCredential | null): boolean {
+  return held?.refreshInDoubt === true && held.refreshToken !== null;
 }
 
 /** Records what a check learned of the installation where the metadata says nothing (never overwrites). */

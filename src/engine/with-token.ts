@@ -1,6 +1,6 @@
 import { ProviderUnavailableError } from "../core/errors.js";
 import type { Classification, CredentialKind } from "../core/types.js";
-import { markDead, versionHolding } from "./check.js";
+import { doubtful, markDead, storedHolding } from "./check.js";
 import type { EngineContext } from "./context.js";
 import { type AccessToken, type GetTokenOptions, toAccessToken } from "./get-token.js";
 import { providerFor, refreshCredential } from "./refresh.js";
@@ -40,7 +40,9 @@ function refreshFailedError(
 /**
  * Runs `fn` with a fresh token. On `token_expired` it refreshes once (unless
  * another process already did) and retries once; on a dead-credential error it
- * marks the connection `needs_reauth` before passing the error on.
+ * marks the connection `needs_reauth` before passing the error on, unless the
+ * stored token's refresh is in doubt (see `doubtful`): then it refreshes and
+ * retries once first, and judges the answer to that.
  */
 export function makeWithToken(
   ctx: EngineContext,
@@ -68,28 +70,31 @@ export function makeWithToken(
       return providerFor(ctx, connection?.provider ?? "slack").classifyApiError(error, 200);
     };
     const first = await getToken(connectionId, options);
+    const ref = { connectionId, kind: first.kind };
     let used = first.accessToken;
     let result = await attempt(first);
-    if (result.error !== null && (await classify(result.error)).kind === "refreshable") {
-      const fresh = await refreshCredential(
-        ctx,
-        { connectionId, kind: first.kind },
-        { freshUntilMs: Number.MAX_SAFE_INTEGER, staleAccessToken: first.accessToken, ignoreBackoff: true },
-      );
-      // The refresh failed for now (the stored token comes back): the provider has just called that
-      // token expired, so calling again with it would only hand its error to the caller as an answer.
-      if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
-      const second = toAccessToken(fresh.tokens, first.kind, fresh.provider);
-      used = second.accessToken;
-      result = await attempt(second);
-    }
-    if (result.error !== null) {
+    let refreshed = false;
+    while (result.error !== null) {
       const classification = await classify(result.error);
-      const ref = { connectionId, kind: first.kind };
       // Only a verdict on the stored token kills the credential: one on a token since replaced (Slack
       // revokes superseded tokens; a reconnect's old ones answer invalid_auth) says nothing of it.
-      const version = classification.kind === "dead" ? await versionHolding(ctx, ref, used) : null;
-      if (classification.kind === "dead" && version !== null) {
+      const held = classification.kind === "dead" ? await storedHolding(ctx, ref, used) : null;
+      if (!refreshed && (classification.kind === "refreshable" || doubtful(held))) {
+        refreshed = true;
+        const fresh = await refreshCredential(ctx, ref, {
+          freshUntilMs: Number.MAX_SAFE_INTEGER,
+          staleAccessToken: used,
+          ignoreBackoff: true,
+        });
+        // The refresh failed for now (the stored token comes back): the provider has just refused that
+        // token, so calling again with it would only hand its error to the caller as an answer.
+        if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
+        const second = toAccessToken(fresh.tokens, first.kind, fresh.provider);
+        used = second.accessToken;
+        result = await attempt(second);
+        continue;
+      }
+      if (classification.kind === "dead" && held !== null) {
         await markDead(
           ctx,
           connectionId,
@@ -97,10 +102,11 @@ export function makeWithToken(
           classification.reason,
           classification.error,
           "checked",
-          { [first.kind]: version },
+          { [first.kind]: held.version },
           "api_call",
         );
       }
+      break;
     }
     if (result.kind === "threw") throw result.thrown;
     return result.value;

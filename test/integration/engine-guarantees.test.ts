@@ -278,6 +278,49 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
   });
 
+  /** Two refreshes whose answers were lost: Slack minted two tokens the store never heard of. */
+  async function afterTwoLostAnswers(h: EngineHarness): Promise<{ id: string; stored: string }> {
+    const { id, install } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 2 });
+    h.clock.advance(11 * HOUR);
+    await h.warden.refreshDue();
+    const next = (await h.warden.connections.get(id)).credentials[0]?.nextAttemptAtMs ?? 0;
+    h.clock.advance(next - h.clock.now());
+    await h.warden.refreshDue(); // now in backoff again: callers are served the stored token
+    const stored = String(install["access_token"]);
+    // Slack's limit of two active access tokens has revoked the one the store holds.
+    expect(h.emu.control.tokenInfo(stored)).toMatchObject({ state: "revoked" });
+    return { id, stored };
+  }
+
+  const authTest = async (h: EngineHarness, token: string) =>
+    (await fetch(`${h.emu.url}/api/auth.test`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+    }).then((r) => r.json())) as { ok: boolean; error?: string };
+
+  // Found by a chaos soak: two lost answers, then the first withToken caller's token_revoked marked a
+  // connection needs_reauth whose refresh token still worked (inside Slack's grace period).
+  it("withToken refreshes before believing token_revoked about a token whose last refresh was lost", async () => {
+    h = await openEngineHarness(kind);
+    const { id, stored } = await afterTwoLostAnswers(h);
+    const seen: string[] = [];
+    const result = await h.warden.withToken(id, async (token) => {
+      seen.push(token);
+      return authTest(h as EngineHarness, token);
+    });
+    expect(seen[0]).toBe(stored);
+    expect(result).toMatchObject({ ok: true });
+    expect(await h.warden.connections.get(id)).toMatchObject({ status: "active" });
+  });
+
+  it("a health check refreshes before believing token_revoked about a token whose last refresh was lost", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await afterTwoLostAnswers(h);
+    const checked = await h.warden.connections.check(id);
+    expect(checked).toMatchObject({ status: "active", credentials: [{ ok: true }] });
+  });
+
   // Found by review: the kind a call naming none gets was remembered per process forever, so after a peer
   // re-imported a user-only connection with a bot credential, this process kept handing out the user token.
   it("a call naming no kind follows a peer's re-import that adds the bot credential", async () => {
