@@ -137,6 +137,13 @@ export async function createWarden(options: WardenOptions = {}) {
   const openStoreRef = store;
   const events = new WardenEvents(logger);
   const timings = { ...DEFAULT_TIMINGS, ...options.timings };
+  if (timings.leaseMs <= timings.providerTimeoutMs) {
+    // Allowed (a live holder renews its lease), but the guarantee after a crash is weaker: say so once.
+    logger.warn(
+      { leaseMs: timings.leaseMs, providerTimeoutMs: timings.providerTimeoutMs },
+      "timings.leaseMs is not longer than timings.providerTimeoutMs: a claim whose holder dies mid-call can be taken over while its request may still reach the provider, leaving the stored refresh token superseded",
+    );
+  }
   const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,

@@ -321,6 +321,14 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(checked).toMatchObject({ status: "active", credentials: [{ ok: true }] });
   });
 
+  it("warns once at start when the lease is not longer than a provider call", async () => {
+    h = await openEngineHarness(kind);
+    const warned = () => h?.logs.filter((l) => l.includes("timings.leaseMs is not longer")).length;
+    expect(warned()).toBe(0); // the harness's lease (5 s) outlasts its provider timeout (2 s)
+    await h.peer({ timings: { leaseMs: 2_000, providerTimeoutMs: 2_000 } });
+    expect(warned()).toBe(1);
+  });
+
   // Found by review: the kind a call naming none gets was remembered per process forever, so after a peer
   // re-imported a user-only connection with a bot credential, this process kept handing out the user token.
   it("a call naming no kind follows a peer's re-import that adds the bot credential", async () => {
