@@ -4,7 +4,7 @@
 // credential. Runs on both stores.
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { NeedsReauthError } from "../../src/core/errors.js";
+import { NeedsReauthError, TokenwardenError } from "../../src/core/errors.js";
 import type { Random } from "../../src/core/ports.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
@@ -319,6 +319,41 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const { id } = await afterTwoLostAnswers(h);
     const checked = await h.warden.connections.check(id);
     expect(checked).toMatchObject({ status: "active", credentials: [{ ok: true }] });
+  });
+
+  it("believes neither of them while that refresh fails for now: nothing is marked dead", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await afterTwoLostAnswers(h);
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 2 });
+    const checked = await h.warden.connections.check(id);
+    expect(checked.credentials[0]).toMatchObject({ ok: false, error: "token_revoked" });
+    expect(checked.status).not.toBe("needs_reauth");
+    const used = await h.warden
+      .withToken(id, async (token) => authTest(h as EngineHarness, token))
+      .catch((e: { code?: string }) => e.code);
+    expect(used).toBe("provider_unavailable");
+    expect((await h.warden.connections.get(id)).status).not.toBe("needs_reauth");
+  });
+
+  // Found by review: a refused item was retried like a failed write (100 ms, 500 ms, 2 s), to be
+  // refused the same each time.
+  it("does not retry storing a completion the store refused for its content", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    let writes = 0;
+    const refusing = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: async (_real, items) => {
+        writes++;
+        return items.map(() => ({
+          kind: "failed" as const,
+          error: new TokenwardenError("invalid_input", "x"),
+        }));
+      },
+    });
+    const w = await h.peer({ store: refusing });
+    h.clock.advance(12 * HOUR + 1);
+    await expect(w.getToken(id)).rejects.toMatchObject({ code: "invalid_input" });
+    expect(writes).toBe(1);
   });
 
   it("warns once at start when the lease is not longer than a provider call", async () => {

@@ -129,4 +129,18 @@ describe.each(STORE_KINDS)("fenced-out refresh outcomes on %s", (kind) => {
     const stored = await h.warden.getToken(id);
     expect(stored.accessToken).toBe((resultB as { token: string }).token);
   });
+
+  it("an answer that arrives after another process deleted the connection stores nothing and says not_found", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    const gate = gatedFetch();
+    const a = await h.peer({ fetch: gate.fetch });
+    h.clock.advance(12 * HOUR + 1);
+    const pending = outcome(a.getToken(id));
+    await gate.requests(1);
+    await h.warden.connections.delete(id);
+    gate.release(0); // the emulator rotates; the claim it answers no longer exists
+    expect(await pending).toMatchObject({ error: "not_found" });
+    expect((await h.warden.connections.list()).items).toEqual([]);
+  });
 });
