@@ -65,17 +65,16 @@ export function makeWithToken(
         return { kind: "threw", thrown, error: errorOf(thrown) };
       }
     };
-    const classify = async (error: string): Promise<Classification> => {
-      const connection = await ctx.store.getConnection(connectionId);
-      return providerFor(ctx, connection?.provider ?? "slack").classifyApiError(error, 200);
-    };
     const first = await getToken(connectionId, options);
+    // The token names its provider: no store read to classify an answer.
+    const classify = (error: string): Classification =>
+      providerFor(ctx, first.provider).classifyApiError(error, 200);
     const ref = { connectionId, kind: first.kind };
     let used = first.accessToken;
     let result = await attempt(first);
     let refreshed = false;
     while (result.error !== null) {
-      const classification = await classify(result.error);
+      const classification = classify(result.error);
       // Only a verdict on the stored token kills the credential: one on a token since replaced (Slack
       // revokes superseded tokens; a reconnect's old ones answer invalid_auth) says nothing of it.
       const held = classification.kind === "dead" ? await storedHolding(ctx, ref, used) : null;
