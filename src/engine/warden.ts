@@ -188,6 +188,17 @@ export async function createWarden(options: WardenOptions = {}) {
         : connection.credentials.filter((c) => c.hasRefreshToken).map((c) => c.kind);
       const results = [];
       for (const kind of kinds) {
+        const summary = connection.credentials.find((c) => c.kind === kind);
+        if (summary !== undefined && !summary.hasRefreshToken && summary.status !== "needs_reauth") {
+          // Nothing to send: saying "refreshed" would claim a new token that was never asked for.
+          results.push({
+            kind,
+            refreshed: false,
+            error: "no_refresh_token",
+            expiresAt: summary.expiresAtMs === null ? null : new Date(summary.expiresAtMs),
+          });
+          continue;
+        }
         const r = await refreshCredential(
           ctx,
           { connectionId, kind },

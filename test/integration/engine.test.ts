@@ -845,6 +845,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     await expect(h.peer({}, `new:${wrongKey},${h.key}`)).resolves.toBeDefined();
   });
 
+  it("a forced refresh of a credential without a refresh token says so instead of 'refreshed'", async () => {
+    await h.warden.connections.import({
+      id: "L1",
+      provider: "slack",
+      credentials: { bot: { accessToken: "xoxb-long-lived", expiresIn: 3_600 } },
+    });
+    const before = h.emu.control.counters().refreshes;
+    const results = await h.warden.connections.refresh("L1", { kind: "bot" });
+    expect(results).toEqual([
+      {
+        kind: "bot",
+        refreshed: false,
+        error: "no_refresh_token",
+        expiresAt: new Date(h.clock.now() + 3_600_000),
+      },
+    ]);
+    expect(h.emu.control.counters().refreshes).toBe(before);
+  });
+
   it("rejects bad import input with a clear error and changes nothing", async () => {
     await expect(
       h.warden.connections.import({ provider: "slack", credentials: {} } as never),

@@ -365,7 +365,7 @@ Example:
                   id: cid,
                   kind: "-",
                   refreshed: false,
-                  error: "no refresh token",
+                  error: "no_refresh_token",
                   message: null,
                   expiresAt: null,
                 });
