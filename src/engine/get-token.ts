@@ -93,9 +93,15 @@ export function makeGetToken(ctx: EngineContext) {
     let fresh = await flights.run(refKey(ref), () =>
       refreshCredential(ctx, ref, { freshUntilMs, usableUntilMs }),
     );
-    if (!fresh.failure && fresh.tokens.expiresAtMs !== null && fresh.tokens.expiresAtMs < usableUntilMs) {
+    if (
+      fresh.servedWhileHeld === true &&
+      fresh.tokens.expiresAtMs !== null &&
+      fresh.tokens.expiresAtMs < usableUntilMs
+    ) {
       // This caller joined a flight that settled for a token another caller could still use (another
       // process was refreshing it) but that would not last as long as this caller asked: wait for it.
+      // Never after a refresh that completed: its token is the longest the provider grants (Slack's
+      // 12 h to a caller asking 24 h), and asking again would spend another refresh token for no more.
       fresh = await refreshCredential(ctx, ref, { freshUntilMs });
     }
     if (

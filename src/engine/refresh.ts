@@ -32,6 +32,11 @@ export interface CurrentToken {
   tokens: TokenSet;
   /** Set when a refresh was attempted and failed transiently while the stored token is still valid. */
   failure?: Classification;
+  /**
+   * Set when the stored token was served because it lasts as long as the caller can use
+   * (`usableUntilMs`) while another process is still refreshing it: not the outcome of a refresh.
+   */
+  servedWhileHeld?: true;
 }
 
 export interface RefreshRequest {
@@ -163,7 +168,7 @@ async function usableWhileHeld(
   const stored = await ctx.store.getCredential(ref);
   if (stored === null || stored.status === "needs_reauth") return null;
   if (stored.expiresAtMs !== null && stored.expiresAtMs < request.usableUntilMs) return null;
-  return current(stored);
+  return { ...current(stored), servedWhileHeld: true };
 }
 
 /** Without a refresh token (or dead), the stored token is all there is. */

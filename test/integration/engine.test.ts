@@ -845,6 +845,45 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     await expect(h.peer({}, `new:${wrongKey},${h.key}`)).resolves.toBeDefined();
   });
 
+  it("asking for more validity than Slack grants spends one refresh token, not two", async () => {
+    // Imported already expired (a migration of idle tokens), then asked for 24 h: the refresh brings
+    // Slack's 12 h, the most there is; asking again would spend a second refresh token for no more.
+    const { id, install } = await h.installAndImport();
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: String(install["access_token"]),
+          refreshToken: String(install["refresh_token"]),
+          expiresAt: h.clock.now() - 1_000,
+        },
+      },
+    });
+    const before = h.emu.control.counters().refreshes;
+    const token = await h.warden.getToken(id, { minTtlSeconds: 24 * 3600 });
+    expect(token.expiresAt?.getTime()).toBe(h.clock.now() + 43_200_000);
+    expect(h.emu.control.counters().refreshes - before).toBe(1);
+
+    // Imported with a lifetime Slack never gave (10 days), then asked for 24 h with one day left.
+    const other = await h.installAndImport();
+    await h.warden.connections.import({
+      id: other.id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: String(other.install["access_token"]),
+          refreshToken: String(other.install["refresh_token"]),
+          expiresIn: 10 * 86_400,
+        },
+      },
+    });
+    h.clock.advance(9 * 86_400_000);
+    const spent = h.emu.control.counters().refreshes;
+    await h.warden.getToken(other.id, { minTtlSeconds: 24 * 3600 });
+    expect(h.emu.control.counters().refreshes - spent).toBe(1);
+  });
+
   it("a forced refresh of a credential without a refresh token says so instead of 'refreshed'", async () => {
     await h.warden.connections.import({
       id: "L1",
