@@ -60,6 +60,11 @@ export interface EngineContext {
   flaggedProviders: Set<string>;
   /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */
   providerProbeAtMs: Map<string, number>;
+  /**
+   * Per provider rate limiting our refreshes (a 429 on the token endpoint, which Slack limits per
+   * app): until when, and the provider's error. Refreshes on demand and in the background alike wait.
+   */
+  providerPausedUntil: Map<string, { untilMs: number; error: string }>;
   reconnectUrl(connectionId: string, provider: string): string | null;
   /** Told of every refresh grant sent to a provider, with its outcome and latency (the server's metrics). */
   onRefresh?: ((observation: RefreshObservation) => void) | undefined;

@@ -219,6 +219,28 @@ async function settleWithoutSpending(
     }
     ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
   }
+  const paused = ctx.providerPausedUntil.get(c.provider);
+  if (paused !== undefined && now < paused.untilMs) {
+    // The provider limits the token endpoint per app: another credential's refresh now would only be
+    // refused too (and may extend the limit). Even a forced refresh waits; nothing is recorded on
+    // this credential, which did nothing wrong.
+    await handBack(ctx, claimed.claim);
+    const retryAfterMs = paused.untilMs - now;
+    if (c.expiresAtMs === null || c.expiresAtMs > now) {
+      const failure: Classification = {
+        kind: "transient",
+        reason: "rate_limited",
+        error: paused.error,
+        retryAfterMs,
+      };
+      return { ...current(c), failure };
+    }
+    throw new ProviderUnavailableError(
+      `${c.provider} is rate limiting refreshes (${paused.error}); next attempt in ${Math.ceil(retryAfterMs / 1000)} s`,
+      "rate_limited",
+      retryAfterMs,
+    );
+  }
   if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
     await handBack(ctx, claimed.claim);
     if (c.expiresAtMs === null || c.expiresAtMs > now) {
@@ -314,6 +336,8 @@ export async function runClaim(
         ),
       );
     } finally {
+      // Before the caller hears of it: the refresher starts its next call as soon as a slot frees.
+      pauseIfRateLimited(ctx, credential.provider, outcome);
       onProviderAnswered?.(outcome);
     }
     observe(ctx, credential, outcome, performance.now() - startedAt);
@@ -327,6 +351,20 @@ export async function runClaim(
     letGo();
   }
 }
+
+/** A 429 from the token endpoint pauses every refresh of that provider in this process for its Retry-After. */
+function pauseIfRateLimited(ctx: EngineContext, provider: string, outcome: RefreshOutcome | undefined): void {
+  if (outcome?.kind !== "failed") return;
+  const c = outcome.classification;
+  if (c.kind !== "transient" || c.reason !== "rate_limited") return;
+  const untilMs = ctx.clock.now() + (c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS);
+  if (untilMs > (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0)) {
+    ctx.providerPausedUntil.set(provider, { untilMs, error: c.error });
+  }
+}
+
+/** A 429 without Retry-After: a second, as before (the credential's own backoff spaces its retries). */
+const RATE_LIMIT_DEFAULT_PAUSE_MS = 1_000;
 
 function observe(
   ctx: EngineContext,

@@ -1,4 +1,4 @@
-import type { DueClaim, Logger, RefreshOutcome, UnreadableCredential } from "../core/ports.js";
+import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { handBack, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
@@ -39,7 +39,6 @@ export class Refresher {
   readonly #intervalMs: number;
   readonly #concurrency: number;
   readonly #inFlight = new Map<string, number>();
-  readonly #pausedUntil = new Map<string, number>();
   readonly #probeAt = new Map<string, number>();
   #nextStateSyncAt = 0;
   readonly #running = new Set<Promise<void>>();
@@ -167,7 +166,7 @@ export class Refresher {
    * is due and taken; without, probes are left to the passes the timer runs.
    */
   #capacity(provider: string, now: number, probe: boolean): number {
-    if ((this.#pausedUntil.get(provider) ?? 0) > now) return 0;
+    if ((this.#ctx.providerPausedUntil.get(provider)?.untilMs ?? 0) > now) return 0;
     let free: number;
     if (this.#ctx.flaggedProviders.has(provider)) {
       // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
@@ -209,7 +208,7 @@ export class Refresher {
       const credential = claim.credential;
       const provider = credential.provider;
       const now = ctx.clock.now();
-      if ((this.#pausedUntil.get(provider) ?? 0) > now || !ctx.providers.has(provider)) {
+      if ((ctx.providerPausedUntil.get(provider)?.untilMs ?? 0) > now || !ctx.providers.has(provider)) {
         await handBack(ctx, claim);
         return;
       }
@@ -217,15 +216,9 @@ export class Refresher {
       let answered = false;
       // The cap is on calls to the provider: its slot frees as soon as the provider has answered, and
       // the next call starts while this refresh's outcome is being stored.
-      const release = (outcome?: RefreshOutcome) => {
+      const release = () => {
         if (answered) return;
         answered = true;
-        // Paused before the freed slot starts the next call (a 429 whether or not the tokens have
-        // expired yet; the outcome is classified already).
-        const failure = outcome?.kind === "failed" ? outcome.classification : null;
-        if (failure?.kind === "transient" && failure.reason === "rate_limited") {
-          this.#pausedUntil.set(provider, ctx.clock.now() + (failure.retryAfterMs ?? 1_000));
-        }
         this.#inFlight.set(provider, (this.#inFlight.get(provider) ?? 1) - 1);
         this.#drain();
         this.#wake();

@@ -164,6 +164,7 @@ export async function createWarden(options: WardenOptions = {}) {
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
     providerProbeAtMs: new Map(),
+    providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
       publicUrl

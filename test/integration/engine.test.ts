@@ -425,6 +425,42 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
   }
 
+  it("a 429 pauses refreshes on demand too: another credential keeps its token and its status", async () => {
+    const a = await h.installAndImport();
+    advance(h, HOUR);
+    const b = await h.installAndImport();
+    const c = await h.installAndImport();
+    const failed = collect(h, "refresh_failed");
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 60, times: 100 });
+    advance(h, 10 * HOUR); // A is due (1 h left); B and C have 2 h left
+    await h.warden.getToken(a.id);
+    expect(failed.map((e) => [e.connectionId, e.reason])).toEqual([[a.id, "rate_limited"]]);
+    const calls = () => h.emu.control.counters().calls["oauth.v2.access"] ?? 0;
+    expect(calls()).toBe(1);
+    // Slack limits the token endpoint per app: within the Retry-After nobody else asks it either.
+    const token = await h.warden.getToken(b.id, { minTtlSeconds: 3 * 3600 });
+    expect(token.accessToken).toBe(b.install["access_token"]);
+    const [forced] = await h.warden.connections.refresh(c.id);
+    expect(forced).toMatchObject({ refreshed: false, error: "ratelimited" });
+    expect(calls()).toBe(1);
+    for (const id of [b.id, c.id]) expect((await h.warden.connections.get(id)).status).toBe("active");
+    expect(failed).toHaveLength(1);
+    // Past every expiry: A is refused again, and within that pause B's expired token is an error
+    // that says when to come back, not another call.
+    advance(h, 2 * HOUR + 1_000);
+    await expect(h.warden.getToken(a.id)).rejects.toMatchObject({ reason: "rate_limited" });
+    expect(calls()).toBe(2);
+    const error = await h.warden.getToken(b.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProviderUnavailableError);
+    expect(error).toMatchObject({ code: "provider_unavailable", reason: "rate_limited" });
+    expect((error as ProviderUnavailableError).retryAfterMs).toBe(60_000);
+    expect(calls()).toBe(2);
+    // After the Retry-After, refreshes go out again.
+    h.emu.control.clearFaults();
+    advance(h, 60_000);
+    expect((await h.warden.getToken(b.id)).accessToken).not.toBe(b.install["access_token"]);
+  });
+
   it("a claim handed back unspent whose release fails does not fail the caller, and is released on retry", async () => {
     const { id, install } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });

@@ -309,6 +309,7 @@ describe("the background refresher", () => {
       timings: { leaseMs: 15_000 },
       owner: "o",
       flaggedProviders: new Set(),
+      providerPausedUntil: new Map(),
     } as unknown as EngineContext;
     const refresher = new Refresher(ctx, { intervalMs: 5 });
     refresher.start();
