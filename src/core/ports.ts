@@ -122,6 +122,15 @@ export interface ClaimDueOptions {
   onUnreadable?: (credential: UnreadableCredential) => void;
 }
 
+/** What one `Store.resealBatch` did. Holds no secret. */
+export interface ResealBatch {
+  resealed: number;
+  /** Credentials under an old key whose values did not open: left under that key (named by id). */
+  unreadable: Array<{ ref: CredentialRef; keyId: string | null }>;
+  /** Where the next batch starts (pass it as `after`); null once the batch reached the end. */
+  next: CredentialRef | null;
+}
+
 /** A due credential `claimDue` could not open and parked instead of claiming. Holds no secret. */
 export interface UnreadableCredential {
   ref: CredentialRef;
@@ -330,10 +339,12 @@ export interface Store {
   checkKeyRing(): Promise<void>;
 
   /**
-   * Re-seals up to `limit` credentials with a token under an old key (both tokens), in one transaction.
-   * Returns how many were re-sealed; 0 means none are left.
+   * Re-seals, in one transaction, the credentials with a token under an old key (both tokens) among
+   * the next `limit` such credentials in key order (connection id, kind) after `after` (from the
+   * start when null). One whose value does not open (its key is not in the ring, or it was altered)
+   * is left as it is and reported; the others are re-sealed all the same.
    */
-  resealBatch(limit: number): Promise<number>;
+  resealBatch(limit: number, after?: CredentialRef | null): Promise<ResealBatch>;
 
   /**
    * Takes up to `limit` undelivered webhooks whose next attempt is due and that no live

@@ -23,6 +23,7 @@ import { makeGetToken } from "./get-token.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
+import { rotateAllKeys } from "./rotate-keys.js";
 import { systemClock } from "./system-clock.js";
 import { TokenCache } from "./token-cache.js";
 import { WardenEvents } from "./warden-events.js";
@@ -260,17 +261,16 @@ export async function createWarden(options: WardenOptions = {}) {
         reason === "app_uninstalled" ? "uninstalled" : "revoked",
       );
     },
-    /** Re-encrypts every secret under the first key, in batches, while the warden keeps serving. */
+    /**
+     * Re-encrypts every secret under the first key, in batches, while the warden keeps serving.
+     * Returns how many credentials it re-sealed. Credentials whose values do not open with the ring
+     * are left as they are and the rest re-sealed all the same; then it throws `config_invalid`
+     * naming them (by connection, kind and key id), since the old key cannot be retired yet.
+     */
     async rotateKeys(
       options: { batchSize?: number; onProgress?: (done: number) => void } = {},
     ): Promise<number> {
-      let total = 0;
-      for (;;) {
-        const n = await openStoreRef.resealBatch(options.batchSize ?? 200);
-        if (n === 0) return total;
-        total += n;
-        options.onProgress?.(total);
-      }
+      return rotateAllKeys(openStoreRef, options.batchSize ?? 200, options.onProgress);
     },
     /**
      * Deletes events recorded before `before`, in batches (each its own short transaction, so

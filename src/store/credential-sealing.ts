@@ -1,5 +1,5 @@
 import { TokenwardenError } from "../core/errors.js";
-import type { Sealer } from "../core/ports.js";
+import type { ResealBatch, Sealer } from "../core/ports.js";
 import type { CredentialRef, TokenSet } from "../core/types.js";
 import { sealedKeyId } from "../crypto/seal.js";
 
@@ -38,6 +38,40 @@ export function openTokens(
     refreshToken:
       row.refreshTokenSealed === null ? null : sealer.open(row.refreshTokenSealed, tokenAad(row, "refresh")),
   };
+}
+
+/**
+ * resealBatch's work on the stale rows it read, in key order: the patches to write, and the rows that
+ * do not open, reported instead of failing the batch (a key dropped too early must not stop an urgent
+ * rotation of every other row). `resealed` counts the patches.
+ */
+export function resealRows(
+  sealer: Sealer,
+  stale: ReadonlyArray<CredentialRef & SealedTokens>,
+  limit: number,
+): { batch: ResealBatch; patches: Array<{ ref: CredentialRef; patch: Partial<SealedTokens> }> } {
+  const batch: ResealBatch = { resealed: 0, unreadable: [], next: null };
+  const patches: Array<{ ref: CredentialRef; patch: Partial<SealedTokens> }> = [];
+  for (const row of stale) {
+    const ref = { connectionId: row.connectionId, kind: row.kind };
+    let patch: Partial<SealedTokens> | null;
+    try {
+      patch = resealTokens(sealer, row);
+    } catch {
+      const sealed = sealer.needsReseal(row.accessTokenSealed)
+        ? row.accessTokenSealed
+        : (row.refreshTokenSealed ?? row.accessTokenSealed);
+      batch.unreadable.push({ ref, keyId: sealedKeyId(sealed) });
+      continue;
+    }
+    if (patch !== null) patches.push({ ref, patch });
+  }
+  batch.resealed = patches.length;
+  const last = stale.at(-1);
+  if (stale.length === limit && last !== undefined) {
+    batch.next = { connectionId: last.connectionId, kind: last.kind };
+  }
+  return { batch, patches };
 }
 
 /** Re-seals what an old key sealed; null when nothing in the row needs it. */

@@ -16,7 +16,7 @@ import type {
 } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
 import type { CredentialRef, NewConnection, Status } from "../../src/core/types.js";
-import { sealedPrefix } from "../../src/crypto/seal.js";
+import { createSealer, sealedPrefix } from "../../src/crypto/seal.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 import {
@@ -24,6 +24,7 @@ import {
   credential,
   event,
   newKeyOnlySealer,
+  OLD_KEY,
   rotatedSealer,
   testSealer,
   tokens,
@@ -1508,9 +1509,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
             event("T1", "refreshed", 1_100),
           ),
         ).toBe(true);
-        let total = 0;
-        for (let n = await rotated.resealBatch(10); n > 0; n = await rotated.resealBatch(10)) total += n;
-        expect(total).toBe(1);
+        expect(await rotated.resealBatch(10)).toEqual({ resealed: 1, unreadable: [], next: null });
+        expect((await rotated.resealBatch(10)).resealed).toBe(0);
         const newOnly = await peer(newKeyOnlySealer());
         const bot = await newOnly.getCredential(BOT);
         expect(bot?.accessToken.reveal()).toBe("xoxb-access-r1-PLAINTEXT");
@@ -1895,9 +1895,10 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         const v1 = (await store.getCredential(BOT))?.version ?? -1;
         await store.putConnection(connection("T2", [credential("bot", "t2", { refresh: false })]), 1_000, []);
         const rotated = await peer(rotatedSealer());
-        expect(await rotated.resealBatch(2)).toBe(2);
-        expect(await rotated.resealBatch(2)).toBe(1);
-        expect(await rotated.resealBatch(2)).toBe(0);
+        // In key order: T1's bot and user, then T2's bot; `next` says where the following batch starts.
+        expect(await rotated.resealBatch(2)).toEqual({ resealed: 2, unreadable: [], next: USER });
+        expect(await rotated.resealBatch(2, USER)).toEqual({ resealed: 1, unreadable: [], next: null });
+        expect(await rotated.resealBatch(2)).toEqual({ resealed: 0, unreadable: [], next: null });
         // Nothing sealed with the old key is left at rest (on SQLite: not in freed space or the WAL
         // either), so the old key can be retired, or thrown away after a leak, at once.
         expect(await h.textAtRest()).not.toContain(sealedPrefix("old"));
@@ -1914,11 +1915,50 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await newOnly.getCredential(BOT))?.version).toBe(v1);
       });
 
+      it("passes over a credential it cannot open and re-seals the rest, naming it by key id", async () => {
+        await seedT1();
+        // T0 sorts first; its values are sealed under a key no ring below holds any more.
+        const gone = await peer(createSealer(`gone:${Buffer.alloc(32, 9).toString("base64")},${OLD_KEY}`));
+        await gone.putConnection(connection("T0", [credential("bot", "t0")]), 1_000, []);
+        await store.putConnection(connection("T2", [credential("bot", "t2")]), 1_000, []);
+        const rotated = await peer(rotatedSealer());
+        const T0 = { connectionId: "T0", kind: "bot" as const };
+        expect(await rotated.resealBatch(2)).toEqual({
+          resealed: 1,
+          unreadable: [{ ref: T0, keyId: "gone" }],
+          next: BOT,
+        });
+        expect(await rotated.resealBatch(2, BOT)).toEqual({
+          resealed: 2,
+          unreadable: [],
+          next: { connectionId: "T2", kind: "bot" },
+        });
+        expect(await rotated.resealBatch(2, { connectionId: "T2", kind: "bot" })).toEqual({
+          resealed: 0,
+          unreadable: [],
+          next: null,
+        });
+        // A new pass finds only the row it cannot open, and changes nothing.
+        expect(await rotated.resealBatch(2)).toEqual({
+          resealed: 0,
+          unreadable: [{ ref: T0, keyId: "gone" }],
+          next: null,
+        });
+        const newOnly = await peer(newKeyOnlySealer());
+        expect((await newOnly.getCredential(USER))?.accessToken.reveal()).toBe(
+          "xoxb-access-t1-user-PLAINTEXT",
+        );
+        expect(
+          (await newOnly.getCredential({ connectionId: "T2", kind: "bot" }))?.refreshToken?.reveal(),
+        ).toBe("xoxe-refresh-t2-PLAINTEXT");
+        expect((await gone.getCredential(T0))?.accessToken.reveal()).toBe("xoxb-access-t0-PLAINTEXT");
+      });
+
       it("re-seals safely alongside a refresh in flight", async () => {
         await seedT1();
         const c = claimOf(await claim(BOT, "a", 1_000));
         const rotated = await peer(rotatedSealer());
-        expect(await rotated.resealBatch(100)).toBe(2);
+        expect((await rotated.resealBatch(100)).resealed).toBe(2);
         expect(
           await store.completeRefresh(
             c,
@@ -1932,8 +1972,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(bot?.refreshToken?.reveal()).toBe("xoxe-refresh-t1-bot-PLAINTEXT");
         expect(bot?.accessToken.reveal()).toBe("xoxb-access-during-reseal-PLAINTEXT");
         // The completing store still sealed with the old key: one more batch finishes the rotation.
-        expect(await rotated.resealBatch(100)).toBe(1);
-        expect(await rotated.resealBatch(100)).toBe(0);
+        expect((await rotated.resealBatch(100)).resealed).toBe(1);
+        expect((await rotated.resealBatch(100)).resealed).toBe(0);
       });
     });
 

@@ -866,6 +866,33 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(await rotator.rotateKeys()).toBe(0);
   });
 
+  it("rotates every readable credential when one cannot be opened, then names that one", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await h.installAndImport()).id);
+    // One connection sealed under a key that was then dropped from the ring too early.
+    const goneKey = `gone:${randomBytes(32).toString("base64")}`;
+    const gone = await h.peer({}, `${goneKey},${h.key}`);
+    await gone.connections.import({
+      id: "A0",
+      provider: "slack",
+      credentials: { bot: { accessToken: "xoxb-a0", refreshToken: "xoxe-a0", expiresIn: 43_200 } },
+    });
+    const newKey = `new:${randomBytes(32).toString("base64")}`;
+    const rotator = await h.peer({}, `${newKey},${h.key}`);
+    const progress: number[] = [];
+    const error = await rotator
+      .rotateKeys({ batchSize: 2, onProgress: (n) => progress.push(n) })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "config_invalid" });
+    expect(String((error as Error).message)).toMatch(
+      /^re-encrypted 3 credential\(s\), but 1 could not be opened .*: A0\/bot \(key id "gone"\)\./,
+    );
+    expect(String((error as Error).message)).not.toContain(goneKey.slice(5));
+    expect(progress.at(-1)).toBe(3);
+    const newOnly = await h.peer({}, newKey);
+    for (const id of ids) expect((await newOnly.getToken(id)).accessToken).toMatch(/^xoxe\.xoxb-/);
+  });
+
   it("refuses to start with a key that did not seal what the store holds, before writing anything", async () => {
     const { id } = await h.installAndImport();
     const before = await h.warden.connections.events(id);

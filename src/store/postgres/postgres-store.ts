@@ -13,6 +13,7 @@ import type {
   ListFilter,
   RefreshClaim,
   RefreshResult,
+  ResealBatch,
   Sealer,
   StatusChange,
   Store,
@@ -33,7 +34,7 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { checkRingHolds, resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import { checkRingHolds, resealRows, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -789,28 +790,25 @@ export class PostgresStore implements Store {
     checkRingHolds(rows[0]?.sample ?? null, rows[0]?.held === true);
   }
 
-  async resealBatch(limit: number): Promise<number> {
+  async resealBatch(limit: number, after: CredentialRef | null = null): Promise<ResealBatch> {
     checkLimit(limit, "limit");
     const prefix = sealedPrefix(this.#sealer.currentKeyId);
     return this.#tx("resealBatch", async (c) => {
       // Row locks (in key order) keep a concurrent refresh from interleaving; substr, not LIKE,
-      // because `_` in a key id is a LIKE wildcard.
+      // because `_` in a key id is a LIKE wildcard. From `after` on, so a row left as it is
+      // (unreadable) is passed over, not read again by every later batch.
       const stale = await this.#records(
         c,
-        `WHERE substr(access_token_sealed, 1, $1::int) <> $2
-            OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, $1::int) <> $2)
+        `WHERE (substr(access_token_sealed, 1, $1::int) <> $2
+                OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, $1::int) <> $2))
+           AND ($4::text IS NULL OR (connection_id, kind) > ($4::text, $5::text))
          ORDER BY connection_id, kind LIMIT $3 FOR UPDATE`,
-        [prefix.length, prefix, limit],
+        [prefix.length, prefix, limit, after?.connectionId ?? null, after?.kind ?? null],
       );
-      let count = 0;
-      for (const record of stale) {
-        const patch = resealTokens(this.#sealer, record);
-        if (patch === null) continue;
-        // Same plaintext, so the version stays and no cache needs to notice.
-        await this.#update(c, record, patch);
-        count++;
-      }
-      return count;
+      const { batch, patches } = resealRows(this.#sealer, stale, limit);
+      // Same plaintext, so the version stays and no cache needs to notice.
+      for (const { ref, patch } of patches) await this.#update(c, ref, patch);
+      return batch;
     });
   }
 

@@ -13,6 +13,7 @@ import type {
   ListFilter,
   RefreshClaim,
   RefreshResult,
+  ResealBatch,
   Sealer,
   StatusChange,
   Store,
@@ -33,7 +34,7 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { checkRingHolds, resealTokens, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import { checkRingHolds, resealRows, type SealedTokens, sealTokens } from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -572,36 +573,34 @@ export class SqliteStore implements Store {
     checkRingHolds(sample, opensSome);
   }
 
-  async resealBatch(limit: number): Promise<number> {
+  async resealBatch(limit: number, after: CredentialRef | null = null): Promise<ResealBatch> {
     checkLimit(limit, "limit");
     const prefix = sealedPrefix(this.#sealer.currentKeyId);
-    const resealed = this.#write("resealBatch", () => {
-      // substr, not LIKE: `_` in a key id is a LIKE wildcard.
+    const batch = this.#write("resealBatch", () => {
+      // substr, not LIKE: `_` in a key id is a LIKE wildcard. In key order from `after`, so a row
+      // left as it is (unreadable) is passed over, not read again by every later batch.
       const stale = this.#records(
-        `WHERE substr(access_token_sealed, 1, ?) <> ?
-            OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, ?) <> ?)
-         LIMIT ?`,
+        `WHERE (substr(access_token_sealed, 1, ?) <> ?
+                OR (refresh_token_sealed IS NOT NULL AND substr(refresh_token_sealed, 1, ?) <> ?))
+           ${after === null ? "" : "AND (connection_id, kind) > (?, ?)"}
+         ORDER BY connection_id, kind LIMIT ?`,
         prefix.length,
         prefix,
         prefix.length,
         prefix,
+        ...(after === null ? [] : [after.connectionId, after.kind]),
         limit,
       );
-      let count = 0;
-      for (const record of stale) {
-        const patch = resealTokens(this.#sealer, record);
-        if (patch === null) continue;
-        // Same plaintext, so the version stays: caches need not notice a re-seal.
-        this.#update(record, patch);
-        count++;
-      }
-      return count;
+      const { batch, patches } = resealRows(this.#sealer, stale, limit);
+      // Same plaintext, so the version stays: caches need not notice a re-seal.
+      for (const { ref, patch } of patches) this.#update(ref, patch);
+      return batch;
     });
-    // Done: copy the WAL into the file and empty it, so the previous pages (old ciphertexts) are
-    // gone from disk and the old key can be retired at once. Best effort: a reader holding an old
-    // snapshot defers it to the next automatic checkpoint.
-    if (resealed === 0) this.#run("resealBatch", () => this.#db.pragma("wal_checkpoint(TRUNCATE)"));
-    return resealed;
+    // At the end of a pass: copy the WAL into the file and empty it, so the previous pages (old
+    // ciphertexts) are gone from disk and the old key can be retired at once. Best effort: a reader
+    // holding an old snapshot defers it to the next automatic checkpoint.
+    if (batch.next === null) this.#run("resealBatch", () => this.#db.pragma("wal_checkpoint(TRUNCATE)"));
+    return batch;
   }
 
   async claimOutbox(options: {
