@@ -44,6 +44,8 @@ export interface Sealer {
   /** Id of the key new values are sealed with; sealed values start with `v1.<keyId>.`. */
   readonly currentKeyId: string;
   seal(plaintext: string, aad: string): string;
+  /** Seals with the ring's key `keyId` rather than the current one (a key check); throws if the ring lacks it. */
+  sealWith(keyId: string, plaintext: string, aad: string): string;
   /** Throws if the value was tampered with, moved, or sealed with an unknown key. */
   open(sealed: string, aad: string): string;
   /** True when the value was sealed with a key other than the current (first) one. */
@@ -334,6 +336,7 @@ export interface Store {
    * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id
    * the store uses (never a key), when there are credentials and none is sealed with any key of the
    * ring (a wrong key). Some rows under a key dropped too early pass: those are parked one by one.
+   * Refuses too a ring key whose id the store knows under other key material (see `checkRingKeys`).
    * Run at startup, before anything is written under the wrong key.
    */
   checkKeyRing(): Promise<void>;

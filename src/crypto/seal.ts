@@ -35,13 +35,28 @@ export class AesGcmSealer implements Sealer {
   }
 
   seal(plaintext: string, aad: string): string {
+    return this.#sealUnder(this.currentKeyId, this.#current, plaintext, aad);
+  }
+
+  sealWith(keyId: string, plaintext: string, aad: string): string {
+    const key = this.#keys.get(keyId);
+    if (key === undefined) {
+      throw new TokenwardenError(
+        "config_invalid",
+        `${ENCRYPTION_KEY_VARIABLE} holds no key with id "${printableId(keyId)}"`,
+      );
+    }
+    return this.#sealUnder(keyId, key, plaintext, aad);
+  }
+
+  #sealUnder(keyId: string, key: Buffer, plaintext: string, aad: string): string {
     const iv = this.#ivs.next();
-    const cipher = createCipheriv("aes-256-gcm", this.#current, iv, { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(aad, "utf8"));
     // GCM is a stream mode: final() only computes the tag and adds no bytes.
     const ciphertext = cipher.update(plaintext, "utf8");
     cipher.final();
-    return `${VERSION}.${this.currentKeyId}.${b64(iv)}.${b64(ciphertext)}.${b64(cipher.getAuthTag())}`;
+    return `${VERSION}.${keyId}.${b64(iv)}.${b64(ciphertext)}.${b64(cipher.getAuthTag())}`;
   }
 
   open(sealed: string, aad: string): string {

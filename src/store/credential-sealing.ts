@@ -93,6 +93,65 @@ export function resealTokens(
   return Object.keys(patch).length === 0 ? null : patch;
 }
 
+/** What checkRingKeys reads and writes, from the store it checks. */
+export interface KeyRingEvidence {
+  /** The stored key check of `keyId` (a settings entry), or null. */
+  keyCheck(keyId: string): Promise<string | null>;
+  /** A few credentials whose access token is sealed under `keyId` (none: the store has no such value). */
+  sealedWith(keyId: string): Promise<Array<CredentialRef & { accessTokenSealed: string }>>;
+  /** Stores `value` as the key check of `keyId` unless one is there; returns the one stored. */
+  putKeyCheckIfAbsent(keyId: string, value: string): Promise<string>;
+}
+
+const KEY_CHECK_TEXT = "tokenwarden key check";
+const keyCheckAad = (keyId: string) => `key_check\u0000${keyId}`;
+/** The settings entry holding `keyId`'s key check. */
+export const keyCheckSetting = (keyId: string) => `key_check:${keyId}`;
+
+/**
+ * The other half of Store.checkKeyRing: every key of the ring must be the key its id names in this
+ * store. Ids are chosen by operators (`k1`, `k2`), so the same id can come back with other key
+ * material (a staging key, `keys generate --id k1` again): started, such an instance would seal new
+ * values no correctly keyed one can open. Each id gets a key check in the settings, a short value
+ * sealed under it, written by the first instance that starts with that id and opened by every later
+ * one. Before the first is written, a few values the store already holds under that id must open
+ * (one altered value among them is not a wrong key). Costs a settings read per key at startup; the
+ * search for stored values under an id runs once, until its key check exists.
+ */
+export async function checkRingKeys(sealer: Sealer, evidence: KeyRingEvidence): Promise<void> {
+  for (const keyId of sealer.keyIds) {
+    let check = await evidence.keyCheck(keyId);
+    if (check === null) {
+      const samples = await evidence.sealedWith(keyId);
+      const opens = (s: CredentialRef & { accessTokenSealed: string }) =>
+        succeeds(() => sealer.open(s.accessTokenSealed, tokenAad(s, "access")));
+      if (samples.length > 0 && !samples.some(opens)) throw notThatKey(keyId);
+      check = await evidence.putKeyCheckIfAbsent(
+        keyId,
+        sealer.sealWith(keyId, KEY_CHECK_TEXT, keyCheckAad(keyId)),
+      );
+    }
+    const stored = check;
+    if (!succeeds(() => sealer.open(stored, keyCheckAad(keyId)) === KEY_CHECK_TEXT)) throw notThatKey(keyId);
+  }
+}
+
+function succeeds(f: () => unknown): boolean {
+  try {
+    return f() !== false;
+  } catch {
+    return false;
+  }
+}
+
+function notThatKey(keyId: string): TokenwardenError {
+  return new TokenwardenError(
+    "config_invalid",
+    `the key with id "${keyId}" in TOKENWARDEN_ENCRYPTION_KEY is not the key this database knows by that id ` +
+      "(values sealed under it do not open): is it the key of another environment? A new key needs an id never used here before",
+  );
+}
+
 /**
  * Store.checkKeyRing's verdict. `sample` is any stored access token (null: the store holds none);
  * `ringOpensSome` whether any stored one is sealed with a key of the ring. The mistake it catches

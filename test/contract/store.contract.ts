@@ -1890,6 +1890,20 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await store.checkKeyRing();
       });
 
+      it("refuses a ring key whose id the store knows under other key material", async () => {
+        await seedT1();
+        const otherOld = () => createSealer(`old:${Buffer.alloc(32, 3).toString("base64")}`);
+        // Values under "old" are there to try: none opens with this "old".
+        await expect((await peer(otherOld())).checkKeyRing()).rejects.toMatchObject({
+          code: "config_invalid",
+        });
+        await store.checkKeyRing(); // the right key passes, and leaves its key check
+        await store.deleteConnection("T1");
+        // No value under "old" is left; the key check still says which key "old" is.
+        await expect((await peer(otherOld())).checkKeyRing()).rejects.toThrow(/the key with id "old"/);
+        await store.checkKeyRing();
+      });
+
       it("re-seals every secret with the new key in batches, keeping versions", async () => {
         await seedT1();
         const v1 = (await store.getCredential(BOT))?.version ?? -1;

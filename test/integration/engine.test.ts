@@ -966,6 +966,32 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(before);
   });
 
+  it("refuses to start with other key material under a key id the store knows", async () => {
+    await h.installAndImport();
+    const keyA = randomBytes(32).toString("base64");
+    const keyB = randomBytes(32).toString("base64");
+    const a = await h.peer({}, `prod:${keyA},${h.key}`);
+    await a.connections.import({
+      id: "P1",
+      provider: "slack",
+      credentials: { bot: { accessToken: "xoxb-p1", refreshToken: "xoxe-p1", expiresIn: 43_200 } },
+    });
+    const before = await h.warden.connections.list({});
+    // The staging key under the production key's id, say: it would seal what the real one cannot open.
+    for (const ring of [`prod:${keyB},${h.key}`, `${h.key},prod:${keyB}`]) {
+      const error = await h.peer({}, ring).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "config_invalid" });
+      expect(String((error as Error).message)).toContain('the key with id "prod"');
+      expect(String((error as Error).message)).not.toContain(keyB);
+    }
+    expect(await h.warden.connections.list({})).toEqual(before);
+    // A key id no value uses yet, where one did: its key check alone remembers which key it is.
+    const fresh = await h.peer({}, `next:${keyA},${h.key}`);
+    await fresh.close();
+    await expect(h.peer({}, `next:${keyB},${h.key}`)).rejects.toMatchObject({ code: "config_invalid" });
+    await expect(h.peer({}, `next:${keyA},${h.key}`)).resolves.toBeDefined();
+  });
+
   it("rejects bad import input with a clear error and changes nothing", async () => {
     await expect(
       h.warden.connections.import({ provider: "slack", credentials: {} } as never),

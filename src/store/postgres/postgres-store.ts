@@ -34,7 +34,14 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { checkRingHolds, resealRows, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import {
+  checkRingHolds,
+  checkRingKeys,
+  keyCheckSetting,
+  resealRows,
+  type SealedTokens,
+  sealTokens,
+} from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -788,6 +795,32 @@ export class PostgresStore implements Store {
       ),
     );
     checkRingHolds(rows[0]?.sample ?? null, rows[0]?.held === true);
+    await checkRingKeys(this.#sealer, {
+      keyCheck: async (keyId) => {
+        const { rows } = await this.#query("checkKeyRing", (c) =>
+          c.query<{ value: string }>(`SELECT value FROM ${t.settings} WHERE key = $1`, [
+            keyCheckSetting(keyId),
+          ]),
+        );
+        return rows[0]?.value ?? null;
+      },
+      sealedWith: async (keyId) => {
+        const { rows } = await this.#query("checkKeyRing", (c) =>
+          c.query<{ connection_id: string; kind: CredentialKind; sealed: string }>(
+            `SELECT connection_id, kind, access_token_sealed AS sealed FROM ${t.credentials}
+             WHERE access_token_sealed ^@ $1 LIMIT 3`,
+            [sealedPrefix(keyId)],
+          ),
+        );
+        return rows.map((r) => ({
+          connectionId: r.connection_id,
+          kind: r.kind,
+          accessTokenSealed: r.sealed,
+        }));
+      },
+      putKeyCheckIfAbsent: async (keyId, value) =>
+        (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,
+    });
   }
 
   async resealBatch(limit: number, after: CredentialRef | null = null): Promise<ResealBatch> {

@@ -34,7 +34,14 @@ import type {
 } from "../../core/types.js";
 import { sealedPrefix } from "../../crypto/seal.js";
 import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../completion-outcomes.js";
-import { checkRingHolds, resealRows, type SealedTokens, sealTokens } from "../credential-sealing.js";
+import {
+  checkRingHolds,
+  checkRingKeys,
+  keyCheckSetting,
+  resealRows,
+  type SealedTokens,
+  sealTokens,
+} from "../credential-sealing.js";
 import {
   claimPatch,
   claimResultOf,
@@ -571,6 +578,28 @@ export class SqliteStore implements Store {
       return { sample: any?.sealed ?? null, opensSome: held !== undefined };
     });
     checkRingHolds(sample, opensSome);
+    await checkRingKeys(this.#sealer, {
+      keyCheck: async (keyId) =>
+        this.#read(
+          "checkKeyRing",
+          () =>
+            this.#get<{ value: string }>("SELECT value FROM settings WHERE key = ?", keyCheckSetting(keyId))
+              ?.value ?? null,
+        ),
+      sealedWith: async (keyId) => {
+        const prefix = sealedPrefix(keyId);
+        return this.#read("checkKeyRing", () =>
+          this.#all<{ connection_id: string; kind: CredentialKind; sealed: string }>(
+            `SELECT connection_id, kind, access_token_sealed AS sealed FROM credentials
+             WHERE substr(access_token_sealed, 1, ?) = ? LIMIT 3`,
+            prefix.length,
+            prefix,
+          ).map((r) => ({ connectionId: r.connection_id, kind: r.kind, accessTokenSealed: r.sealed })),
+        );
+      },
+      putKeyCheckIfAbsent: async (keyId, value) =>
+        (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,
+    });
   }
 
   async resealBatch(limit: number, after: CredentialRef | null = null): Promise<ResealBatch> {
