@@ -136,6 +136,16 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(0); // memory never refreshes
   });
 
+  it("cachedToken never throws, even after close()", async () => {
+    const { id } = await h.installAndImport();
+    const peer = await h.peer();
+    await peer.getToken(id);
+    await peer.close();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // past the stamp's 1 ms freshness
+    expect(() => peer.cachedToken(id)).not.toThrow();
+    expect(peer.cachedToken(id)).toBeNull();
+  });
+
   it("coalesces concurrent callers in one process into one refresh", async () => {
     const { id } = await h.installAndImport();
     advance(h, 12 * HOUR + 1);

@@ -205,6 +205,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     clearTimeout(this.#staleTimer);
+    this.#stampFresh = false; // the next changeStamp sees the closed database
     if (this.#db.open) this.#db.close();
   }
 
@@ -792,6 +793,8 @@ export class SqliteStore implements Store {
     // far inside what is safe (Slack keeps the previous access token valid; it takes two more
     // rotations to revoke it).
     if (this.#stampFresh) return this.#changes;
+    // Closed: a stamp no cache entry holds, so the hot path misses (and never throws) after close().
+    if (!this.#db.open) return Number.NaN;
     const version = this.#dataVersion.get() as number;
     if (version !== this.#lastDataVersion) {
       this.#lastDataVersion = version;
