@@ -656,3 +656,88 @@ describe("postgres: claim renewals asked for together", () => {
     }
   });
 });
+
+describe("postgres: row locks taken by batch statements", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  /**
+   * Key rotation locks credentials in key order (resealBatch: ORDER BY connection_id, kind). A batch
+   * taking them in another order could hold one a rotation batch waits for while waiting for one it
+   * holds: a deadlock, which PostgreSQL ends by failing one of them after a second. Here an outside
+   * transaction holds A; a batch given [B, A] must wait for A without holding B.
+   */
+  for (const statement of ["completion", "renewal"] as const) {
+    it(`a batch ${statement} takes its rows in key order, whatever order it was given`, async () => {
+      const schema = await createPgSchema(`postgres-store.test.ts#lock-order-${statement}`);
+      db = schema;
+      const store = await openMigrated(schema);
+      const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      const prober = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await holder.connect();
+      await prober.connect();
+      const t = `"${schema.schema}".credentials`;
+      try {
+        const claims: RefreshClaim[] = [];
+        for (const id of ["A", "B"]) {
+          await store.putConnection(connection(id, [credential("bot", id)]), 1_000, []);
+          const r = await store.claimRefresh(
+            { connectionId: id, kind: "bot" },
+            { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+          );
+          if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+          claims.push(r.claim);
+        }
+        const [a, b] = claims as [RefreshClaim, RefreshClaim];
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM ${t} WHERE connection_id = 'A' FOR UPDATE`);
+        const batch =
+          statement === "completion"
+            ? store.completeRefreshes(
+                [b, a].map((claim) => ({
+                  claim,
+                  result: {
+                    tokens: tokens(`n-${claim.ref.connectionId}`),
+                    providerData: {},
+                    refreshDueAtMs: 9_000,
+                  },
+                  nowMs: 3_000,
+                  event: event(claim.ref.connectionId, "refreshed", 3_000),
+                })),
+              )
+            : Promise.all([store.renewClaim(b, 3_000, 30_000), store.renewClaim(a, 3_000, 30_000)]);
+        await eventually(
+          async () =>
+            (
+              await prober.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+                [`%${schema.schema}%`],
+              )
+            ).rows[0]?.n ?? 0,
+          (n) => n > 0,
+          { what: "the batch to wait for A" },
+        );
+        // B is free: the batch holds nothing while it waits for A.
+        await prober.query("BEGIN");
+        await prober.query(`SELECT 1 FROM ${t} WHERE connection_id = 'B' FOR UPDATE NOWAIT`);
+        await prober.query("ROLLBACK");
+        await holder.query("COMMIT");
+        const outcome = await batch;
+        if (statement === "completion")
+          expect(outcome).toEqual([
+            expect.objectContaining({ kind: "stored" }),
+            expect.objectContaining({ kind: "stored" }),
+          ]);
+        else expect(outcome).toEqual([true, true]);
+      } finally {
+        await holder.query("ROLLBACK").catch(() => {});
+        await holder.end();
+        await prober.end();
+        await store.close();
+      }
+    });
+  }
+});

@@ -504,7 +504,9 @@ export class PostgresStore implements Store {
   }
 
   async #flushRenewals(): Promise<void> {
-    const batch = this.#renewals;
+    // In key order, as every batch statement locks its rows (see #completeActive).
+    const asked = this.#renewals;
+    const batch = keyOrder(asked.map((r) => r.claim.ref)).map((n) => asked[n] as PendingRenewal);
     this.#renewals = [];
     const col = (f: (r: PendingRenewal) => string | number) => pgArrayLiteral(batch.map(f));
     try {
@@ -577,23 +579,28 @@ export class PostgresStore implements Store {
     const t = this.#t;
     // One JSON document for the batch: one native stringify, where fourteen array literals escaped
     // every JSON-valued element again (a sixth of the bytes a storm allocated).
+    // In key order: the statement locks rows in the order of its input, and key rotation
+    // (resealBatch) locks them in key order; two batches locking in opposite orders deadlock.
+    const order = keyOrder(items.map((i) => i.claim.ref));
     const input = JSON.stringify(
-      items.map((i, n) => ({
-        connection_id: i.claim.ref.connectionId,
-        kind: i.claim.ref.kind,
-        claim_id: i.claim.claimId,
-        access: sealed[n]?.accessTokenSealed ?? null,
-        refresh: sealed[n]?.refreshTokenSealed ?? null,
-        token_type: i.result.tokens.tokenType,
-        scopes: i.result.tokens.scopes,
-        expires_at_ms: i.result.tokens.expiresAtMs,
-        now_ms: i.nowMs,
-        provider_data: i.result.providerData,
-        due_ms: i.result.refreshDueAtMs,
-        event_type: i.event.type,
-        event_at_ms: i.event.atMs,
-        event_data: i.event.data ?? {},
-      })),
+      order
+        .map((n) => items[n] as CompletionItem)
+        .map((i, k) => ({
+          connection_id: i.claim.ref.connectionId,
+          kind: i.claim.ref.kind,
+          claim_id: i.claim.claimId,
+          access: sealed[order[k] as number]?.accessTokenSealed ?? null,
+          refresh: sealed[order[k] as number]?.refreshTokenSealed ?? null,
+          token_type: i.result.tokens.tokenType,
+          scopes: i.result.tokens.scopes,
+          expires_at_ms: i.result.tokens.expiresAtMs,
+          now_ms: i.nowMs,
+          provider_data: i.result.providerData,
+          due_ms: i.result.refreshDueAtMs,
+          event_type: i.event.type,
+          event_at_ms: i.event.atMs,
+          event_data: i.event.data ?? {},
+        })),
     );
     const { rows } = await this.#query(
       "completeRefresh",
@@ -1190,4 +1197,19 @@ function refOf(record: CredentialRecord): CredentialRef {
 /** A signed 64-bit advisory lock key derived from a name. */
 function advisoryKey(name: string): string {
   return createHash("sha256").update(name).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * The indexes of `refs` sorted by (connection id, kind), the order `resealBatch` locks rows in
+ * (connection ids are COLLATE "C", byte order; UTF-16 order agrees for every id without characters
+ * beyond U+FFFF, and where it does not, the cost is the deadlock retry this avoids, not a wrong answer).
+ */
+function keyOrder(refs: readonly CredentialRef[]): number[] {
+  const order = refs.map((_, n) => n);
+  return order.sort((x, y) => {
+    const a = refs[x] as CredentialRef;
+    const b = refs[y] as CredentialRef;
+    if (a.connectionId !== b.connectionId) return a.connectionId < b.connectionId ? -1 : 1;
+    return a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0;
+  });
 }
