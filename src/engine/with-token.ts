@@ -8,8 +8,9 @@ import { providerFor, refreshCredential } from "./refresh.js";
 export interface WithTokenOptions extends GetTokenOptions {
   /**
    * Reads the provider's error string from what `fn` threw or returned; the
-   * default understands `@slack/web-api` errors (`err.data.error`), Slack
-   * response bodies (`{ ok: false, error }`) and errors with a string `code`.
+   * default understands `@slack/web-api` errors (`err.data.error`) and Slack
+   * response bodies (`{ ok: false, error }`). A `code` is not read: it names the
+   * client's own failure (`slack_webapi_platform_error`, `ECONNRESET`), not Slack's answer.
    */
   errorOf?: (thrownOrReturned: unknown) => string | null;
 }
@@ -17,7 +18,7 @@ export interface WithTokenOptions extends GetTokenOptions {
 /** Finds Slack's error string in a WebClient error or a raw `{ ok: false, error }` body. */
 export function defaultErrorOf(value: unknown): string | null {
   if (typeof value !== "object" || value === null) return null;
-  const v = value as { ok?: unknown; error?: unknown; data?: { error?: unknown }; code?: unknown };
+  const v = value as { ok?: unknown; error?: unknown; data?: { error?: unknown } };
   if (typeof v.data?.error === "string") return v.data.error;
   if (v.ok === false && typeof v.error === "string") return v.error;
   if (typeof v.error === "string") return v.error;
