@@ -2027,6 +2027,19 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           { what: "the stamp to change after a status change" },
         );
       });
+
+      // Catches a regression: every write transaction moved SQLite's stamp, so each refresher pass
+      // that claimed nothing (once a second) sent every cached token back to the store.
+      it("stays as it was after writes that change nothing", async () => {
+        await seedT1();
+        await new Promise((resolve) => setTimeout(resolve, 20)); // the seed's own notifications, heard
+        const s0 = store.changeStamp(BOT);
+        expect(await claimDue("o", 1_000)).toEqual([]); // nothing due
+        expect((await claim(BOT, "a", 1_000, 5_000)).kind).toBe("already_fresh");
+        expect(await store.claimOutbox({ owner: "o", nowMs: 1_000, leaseMs: LEASE, limit: 10 })).toEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 5)); // past SQLite's 1 ms stamp freshness
+        expect(store.changeStamp(BOT)).toBe(s0);
+      });
     });
   });
 }

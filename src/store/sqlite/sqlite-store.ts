@@ -145,6 +145,7 @@ export class SqliteStore implements Store {
   readonly #sealer: Sealer;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #dataVersion: Database.Statement;
+  readonly #totalChanges: Database.Statement;
   readonly #outbox: boolean;
   #lastDataVersion = -1;
   #changes = 0;
@@ -157,6 +158,7 @@ export class SqliteStore implements Store {
     this.#sealer = sealer;
     this.#outbox = outbox;
     this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
+    this.#totalChanges = db.prepare("SELECT total_changes()").pluck();
     this.#staleTimer = setTimeout(() => {
       this.#stampFresh = false;
     }, 1);
@@ -899,8 +901,12 @@ export class SqliteStore implements Store {
 
   /** A write transaction holding the database's write lock from its first statement. */
   #write<T>(operation: string, fn: () => T): T {
+    const before = this.#totalChanges.get() as number;
     const result = this.#run(operation, () => this.#db.transaction(fn).immediate());
-    this.#changes++;
+    // Only a transaction that changed rows moves the stamp: a refresher pass that claimed nothing
+    // (once a second) would otherwise send every cached token back to the store. (Other processes'
+    // empty transactions leave data_version alone too: they write nothing to the file.)
+    if ((this.#totalChanges.get() as number) !== before) this.#changes++;
     return result;
   }
 
