@@ -1,0 +1,488 @@
+// Opt-in chaos soak (`npm run chaos`; CI does not run it). The Slack emulator in its own process, a
+// store, W worker processes (scripts/chaos-worker.ts) each running a warden with its refresher and
+// callers, and faults injected on a schedule derived from --seed: latency, lost answers, 5xx, 429,
+// hangs past the provider timeout, kill -9 of a worker and its restart. Then faults stop, everything
+// settles, and the invariants are checked. The schedule replays from the seed; the OS's timing does not.
+import { type ChildProcess, fork } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { startChild, stopChild } from "../bench/processes.js";
+import { SHIPPED_CLI } from "../bench/shipped.js";
+import { parseKeyRing } from "../src/crypto/key-ring.js";
+import { AesGcmSealer } from "../src/crypto/seal.js";
+import { DEFAULT_TIMINGS } from "../src/engine/context.js";
+import { createWarden, generateKey, type Store, type Warden } from "../src/index.js";
+import { openStore } from "../src/store/open-store.js";
+import { appender, hashToken, observeRefreshes, type WorkerConfig } from "./chaos-worker.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    seed: { type: "string", default: String(Math.floor(Math.random() * 2 ** 31)) },
+    duration: { type: "string", default: "120" },
+    connections: { type: "string", default: "40" },
+    workers: { type: "string", default: "4" },
+    store: { type: "string", default: "sqlite" },
+    // Access tokens live this long (the emulator's --access-ttl); the refresh margin is half of it, so
+    // each connection rotates every 7–10 s. Short expires_in rather than the emulator's clock advance:
+    // the wardens run on the real clock, and moving the emulator's alone would be clock skew, which
+    // makes callers' tokens expired at Slack by construction.
+    ttl: { type: "string", default: "20" },
+  },
+});
+const SEED = Number(flags.seed);
+const DURATION_MS = Number(flags.duration) * 1000;
+const CONNECTIONS = Number(flags.connections);
+const WORKERS = Number(flags.workers);
+const WORKER = join(import.meta.dirname, "chaos-worker.ts");
+const PG_URL = process.env["TOKENWARDEN_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
+/** Long enough for a holder killed at the very end: its lease lapses (30 s), then the refresher retries. */
+const SETTLE_MS = 90_000;
+
+// ---- the fault schedule ------------------------------------------------------------------------------
+
+/** mulberry32: a small deterministic PRNG, so a seed names one schedule. */
+function prng(seed: number): (lo: number, hi: number) => number {
+  let a = seed >>> 0;
+  return (lo, hi) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return lo + Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo + 1));
+  };
+}
+
+type FaultKind = "lost_response" | "http_500" | "internal_error" | "ratelimited" | "hang";
+type Action = { at: number } & (
+  | { kind: "latency"; ms: number }
+  | { kind: "fault"; fault: FaultKind; times: number; hangMs?: number; retryAfterSeconds?: number }
+  | { kind: "kill"; worker: number; restartAfterMs: number }
+);
+
+/**
+ * Why these bounds: a hung refresh mints its tokens at the emulator when the hang ends (latency and hang
+ * come before the handler). Its sender gave up at the provider timeout (20 s) and retries no sooner than
+ * the backoff floor (10 s) later, and a killed sender's claim is taken over only after the lease (30 s).
+ * Latency + hang stays under timeout + backoff floor (30 s), itself under timeout + lease, so every late
+ * answer mints before the retry does. Later ones (30–55 s) are the known "stacked late answer" artefact:
+ * a sibling minted after the retry's supersedes the stored refresh token. It is not provoked by default.
+ */
+const MAX_LATENCY_MS = 3_000;
+const HANG_PAST_TIMEOUT_MS = [1_000, 6_000] as const;
+
+function schedule(seed: number, durationMs: number, workers: number): Action[] {
+  const int = prng(seed);
+  const actions: Action[] = [];
+  for (let at = int(1_000, 3_000); at < durationMs; at += int(2_000, 5_000)) {
+    const roll = int(0, 99);
+    if (roll < 15) {
+      actions.push({ at, kind: "latency", ms: int(200, MAX_LATENCY_MS) });
+      actions.push({ at: at + int(3_000, 10_000), kind: "latency", ms: 0 });
+    } else if (roll < 35) actions.push({ at, kind: "fault", fault: "lost_response", times: int(1, 3) });
+    else if (roll < 50) actions.push({ at, kind: "fault", fault: "http_500", times: int(1, 5) });
+    else if (roll < 60) actions.push({ at, kind: "fault", fault: "internal_error", times: int(1, 3) });
+    else if (roll < 75) {
+      const retryAfterSeconds = int(1, 5);
+      actions.push({ at, kind: "fault", fault: "ratelimited", times: int(1, 5), retryAfterSeconds });
+    } else if (roll < 85) {
+      const hangMs = DEFAULT_TIMINGS.providerTimeoutMs + int(...HANG_PAST_TIMEOUT_MS);
+      actions.push({ at, kind: "fault", fault: "hang", times: 1, hangMs });
+    } else actions.push({ at, kind: "kill", worker: int(0, workers - 1), restartAfterMs: int(500, 4_000) });
+  }
+  return actions.filter((a) => a.at < durationMs).sort((a, b) => a.at - b.at);
+}
+
+// ---- the emulator, the store and the workers ------------------------------------------------------------
+
+interface Emulator {
+  url: string;
+  clientId: string;
+  clientSecret: string;
+  control(name: string, body?: unknown): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+async function startEmulator(): Promise<Emulator> {
+  const cmd = [...SHIPPED_CLI, "emulator", "slack", "--port", "0", "--access-ttl", String(flags.ttl)];
+  const { child, url, out } = await startChild(cmd, { ready: /SLACK_SIGNING_SECRET=\S+\s/ });
+  const control = async (name: string, body?: unknown) => {
+    const init = body === undefined ? {} : { method: "POST", body: JSON.stringify(body) };
+    const res = await fetch(`${url}/_emulator/${name}`, {
+      ...init,
+      headers: { "content-type": "application/json" },
+    });
+    if (!res.ok) throw new Error(`emulator ${name}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
+  const secret = (name: string) => new RegExp(`${name}=(\\S+)`).exec(out())?.[1] ?? "";
+  const [clientId, clientSecret] = [secret("SLACK_CLIENT_ID"), secret("SLACK_CLIENT_SECRET")];
+  return { url, clientId, clientSecret, control, stop: () => stopChild(child) };
+}
+
+/** A SQLite file in `dir`, or a private PostgreSQL schema dropped by `drop()`. */
+function storeUrl(dir: string): { database: string; drop(): Promise<void> } {
+  if (flags.store === "sqlite") return { database: `sqlite:${join(dir, "chaos.db")}`, drop: async () => {} };
+  if (flags.store !== "postgres") throw new Error(`--store must be sqlite or postgres, not ${flags.store}`);
+  const schema = `tw_chaos_${process.pid}`;
+  const url = new URL(PG_URL);
+  url.searchParams.set("schema", schema);
+  const drop = async () => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  };
+  return { database: url.toString(), drop };
+}
+
+/** N workspaces installed at the emulator, their bot tokens imported: short-lived, rotating. */
+async function importConnections(emu: Emulator, warden: Warden): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const { teamId } = (await emu.control("createTeam", { name: `Chaos ${i}` })) as { teamId: string };
+    const install = await emu.control("install", {
+      clientId: emu.clientId,
+      teamId,
+      botScopes: ["chat:write"],
+    });
+    await warden.connections.import({
+      id: teamId,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: install["access_token"] as string,
+          refreshToken: install["refresh_token"] as string,
+          expiresIn: install["expires_in"] as number,
+        },
+      },
+    });
+    ids.push(teamId);
+  }
+  return ids;
+}
+
+/** The worker processes: started, killed with SIGKILL, restarted; any other exit is a crash. */
+class Workers {
+  readonly slots: Array<ChildProcess | null> = [];
+  readonly crashes: string[] = [];
+  kills = 0;
+  readonly #killed = new Set<ChildProcess>();
+  readonly #restarts: Promise<void>[] = [];
+  #started = 0;
+  #stopping = false;
+
+  readonly #config: Omit<WorkerConfig, "logPath">;
+  readonly #dir: string;
+
+  constructor(config: Omit<WorkerConfig, "logPath">, dir: string) {
+    this.#config = config;
+    this.#dir = dir;
+  }
+
+  async start(index: number): Promise<void> {
+    const logPath = join(this.#dir, `worker-${index}.${this.#started++}.jsonl`);
+    const child = fork(WORKER, [], {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, CHAOS_WORKER: JSON.stringify({ ...this.#config, logPath }) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    this.slots[index] = child;
+    const exited = new Promise<never>((_, reject) =>
+      child.once("exit", (code, signal) => {
+        if (this.slots[index] === child) this.slots[index] = null;
+        const expected = this.#killed.has(child) || (this.#stopping && code === 0);
+        if (!expected) this.crashes.push(`worker ${index} (pid ${child.pid}) exited with ${code ?? signal}`);
+        reject(new Error(`worker ${index} exited before it was ready`));
+      }),
+    );
+    exited.catch(() => {});
+    await Promise.race([new Promise((resolve) => child.once("message", resolve)), exited]);
+  }
+
+  kill(index: number, restartAfterMs: number): boolean {
+    const child = this.slots[index];
+    if (child === null || child === undefined) return false; // still down from an earlier kill
+    this.#killed.add(child);
+    child.kill("SIGKILL");
+    this.kills++;
+    this.#restarts.push(sleep(restartAfterMs).then(() => this.start(index)));
+    return true;
+  }
+
+  restarted(): Promise<unknown> {
+    return Promise.all(this.#restarts);
+  }
+
+  /** Asks every worker to stop; each closes its warden (in-flight refreshes stored) and exits 0. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.slots.map((child) => {
+        if (child === null || child === undefined || child.exitCode !== null) return null;
+        const gone = new Promise((resolve) => child.once("exit", resolve));
+        child.send("stop");
+        return gone;
+      }),
+    );
+  }
+}
+
+async function runSchedule(actions: Action[], emu: Emulator, workers: Workers): Promise<void> {
+  const start = Date.now();
+  for (const a of actions) {
+    await sleep(Math.max(0, start + a.at - Date.now()));
+    let what: string;
+    if (a.kind === "latency") {
+      await emu.control("setLatency", { ms: a.ms, method: "oauth.v2.access" });
+      what = `latency ${a.ms} ms on oauth.v2.access`;
+    } else if (a.kind === "fault") {
+      const { fault: kind, times, hangMs, retryAfterSeconds } = a;
+      await emu.control("fault", { method: "oauth.v2.access", kind, times, hangMs, retryAfterSeconds });
+      what = `${kind} ×${a.times}${a.hangMs ? ` (${a.hangMs} ms)` : ""}${a.retryAfterSeconds ? ` (Retry-After ${a.retryAfterSeconds} s)` : ""}`;
+    } else {
+      const killed = workers.kill(a.worker, a.restartAfterMs);
+      what = killed
+        ? `kill -9 worker ${a.worker}, restart in ${a.restartAfterMs} ms`
+        : `(worker ${a.worker} is down)`;
+    }
+    console.log(`  +${(a.at / 1000).toFixed(1).padStart(6)} s  ${what}`);
+  }
+}
+
+/** Credentials not yet back to normal: not active, claimed, or with a refresh in doubt. */
+async function unsettled(store: Store, ids: string[]): Promise<string[]> {
+  const open: string[] = [];
+  for (const id of ids) {
+    const c = await store.getCredential({ connectionId: id, kind: "bot" });
+    if (c === null || c.status !== "active" || c.claimUntilMs !== null || c.refreshInDoubt) open.push(id);
+  }
+  return open;
+}
+
+/**
+ * Faults off, killed workers back, and time for every connection to recover. One still in backoff
+ * after that (an expired token whose refresh failed several times in a row waits up to minutes, by
+ * design) is refreshed now, as an operator would; how many needed it is reported.
+ */
+async function settle(emu: Emulator, workers: Workers, warden: Warden, store: Store, ids: string[]) {
+  await emu.control("clearFaults", {});
+  await emu.control("setLatency", { ms: 0, method: "oauth.v2.access" });
+  await workers.restarted();
+  const deadline = Date.now() + SETTLE_MS;
+  let open = await unsettled(store, ids);
+  while (open.length > 0 && Date.now() < deadline) {
+    await sleep(1_000);
+    open = await unsettled(store, ids);
+  }
+  const forced = await Promise.allSettled(open.map((id) => warden.connections.refresh(id)));
+  await workers.stop();
+  return { forced: open.length, forcedFailed: forced.filter((r) => r.status === "rejected").length };
+}
+
+// ---- the invariants ---------------------------------------------------------------------------------
+
+type Line = Record<string, unknown> & { t: string; at: number };
+interface Attempt {
+  sentAt: number;
+  doneAt: number;
+  outcome: string;
+}
+
+/** Every refresh attempt by token hash; a send without its "done" (a killed process) has outcome unknown. */
+function attemptsOf(files: Line[][]): Map<string, Attempt[]> {
+  const byToken = new Map<string, Attempt[]>();
+  for (const lines of files) {
+    const open = new Map<string, Attempt[]>(); // one process sends one token once at a time: FIFO pairs
+    for (const l of lines) {
+      const h = l["h"] as string;
+      if (l.t === "send") {
+        const a = { sentAt: l.at, doneAt: Number.POSITIVE_INFINITY, outcome: "unknown" };
+        byToken.set(h, [...(byToken.get(h) ?? []), a]);
+        open.set(h, [...(open.get(h) ?? []), a]);
+      } else if (l.t === "done") {
+        const a = open.get(h)?.shift();
+        if (a) Object.assign(a, { doneAt: l.at, outcome: l["outcome"] });
+      }
+    }
+  }
+  return byToken;
+}
+
+/**
+ * Invariant 1: a refresh token the emulator saw more than once was first sent by an attempt whose outcome
+ * stayed unknown, and nobody sent it again after a definite answer (spent or refused) had come back.
+ * Faults the emulator answers before its refresh logic (5xx, 429, internal_error) are no presentation.
+ */
+function unexplainedRepeats(presentations: Record<string, number>, attempts: Map<string, Attempt[]>): number {
+  let bad = 0;
+  for (const [token, n] of Object.entries(presentations)) {
+    if (n < 2) continue;
+    const tries = (attempts.get(hashToken(token)) ?? [])
+      .filter((a) => a.outcome !== "fault")
+      .sort((a, b) => a.sentAt - b.sentAt);
+    const afterAnswer = tries.some((later, k) =>
+      tries.slice(0, k).some((e) => e.outcome !== "unknown" && e.doneAt < later.sentAt),
+    );
+    if (tries.length < 2 || tries[0]?.outcome !== "unknown" || afterAnswer) {
+      bad++;
+      console.log(`    token ${hashToken(token)} presented ${n}×: ${JSON.stringify(tries)}`);
+    }
+  }
+  return bad;
+}
+
+async function readLogs(dir: string): Promise<Line[][]> {
+  const names = (await readdir(dir)).filter((n) => n.endsWith(".jsonl"));
+  const texts = await Promise.all(names.map((n) => readFile(join(dir, n), "utf8")));
+  return texts.map((t) => t.split("\n").flatMap((l) => (l === "" ? [] : [JSON.parse(l) as Line])));
+}
+
+/** Sums each process's last stats line (a killed one's last second is lost: counts only). */
+function totals(files: Line[][]): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const lines of files) {
+    const last = lines.findLast((l) => l.t === "stats") ?? {};
+    for (const [k, v] of Object.entries(last))
+      if (k !== "t" && k !== "at") sum[k] = (sum[k] ?? 0) + Number(v);
+  }
+  return sum;
+}
+
+async function needsReauthEpisodes(warden: Warden, ids: string[]): Promise<Map<string, number>> {
+  const episodes = new Map<string, number>();
+  for (const id of ids) {
+    const events = await warden.connections.events(id, { limit: 500 });
+    episodes.set(id, events.filter((e) => e.type === "needs_reauth").length);
+  }
+  return episodes;
+}
+
+async function check(
+  emu: Emulator,
+  warden: Warden,
+  store: Store,
+  ids: string[],
+  workers: Workers,
+  dir: string,
+  settled: { forced: number; forcedFailed: number },
+): Promise<boolean> {
+  const files = await readLogs(dir);
+  const lines = files.flat();
+  const count = (t: string) => lines.filter((l) => l.t === t);
+  const counters = (await emu.control("counters")) as {
+    refreshTokenPresentations: Record<string, number>;
+    maxPresentations: number;
+    invalidRefreshTokenAnswers: number;
+    refreshes: number;
+  };
+  const attempts = attemptsOf(files);
+  const unknown = [...attempts.values()].flat().filter((a) => a.outcome === "unknown").length;
+  const repeated = Object.values(counters.refreshTokenPresentations).filter((n) => n > 1).length;
+  const results: Array<[string, boolean, string]> = [];
+  const stats = totals(files);
+
+  const unexplained = unexplainedRepeats(counters.refreshTokenPresentations, attempts);
+  results.push([
+    "1 single flight: a token presented twice followed an unknown outcome",
+    unexplained === 0,
+    `${counters.refreshes} refreshes, ${repeated} tokens presented >1× (max ${counters.maxPresentations}), ${unknown} unknown outcomes, ${unexplained} unexplained, ${counters.invalidRefreshTokenAnswers} invalid_refresh_token`,
+  ]);
+  const stale = count("stale");
+  results.push([
+    "2 no caller got a token older than the store's",
+    stale.length === 0,
+    `${stats["probes"] ?? 0} probes, ${stale.length} stale`,
+  ]);
+
+  const statuses: Record<string, number> = {};
+  for (const id of ids) {
+    const { status } = await warden.connections.get(id);
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  }
+  results.push([
+    "3 every connection is active at the end",
+    statuses["active"] === ids.length,
+    `${JSON.stringify(statuses)}; ${settled.forced} refreshed by hand after settling (${settled.forcedFailed} failed)`,
+  ]);
+
+  const episodes = await needsReauthEpisodes(warden, ids);
+  const emitted = count("needs_reauth");
+  const over = ids.filter((id) => emitted.filter((e) => e["id"] === id).length > (episodes.get(id) ?? 0));
+  const totalEpisodes = [...episodes.values()].reduce((a, b) => a + b, 0);
+  results.push([
+    "4 at most one needs_reauth emission per episode",
+    over.length === 0,
+    `${emitted.length} emissions, ${totalEpisodes} episodes, ${over.length} connections over`,
+  ]);
+
+  const claimed = (
+    await Promise.all(ids.map((id) => store.getCredential({ connectionId: id, kind: "bot" })))
+  ).filter((c) => c?.claimUntilMs !== null).length;
+  results.push([
+    "5 no worker crashed but the killed; no claim held after settling",
+    workers.crashes.length === 0 && claimed === 0,
+    `${workers.kills} killed, ${workers.crashes.length} crashed ${JSON.stringify(workers.crashes)}, ${claimed} claims held`,
+  ]);
+
+  const rejected = count("rejected");
+  const errors = count("error");
+  for (const l of [...rejected, ...errors].slice(0, 10)) console.log(`    ${JSON.stringify(l)}`);
+  results.push([
+    "callers got a token Slack accepts, or needs_reauth / provider_unavailable",
+    rejected.length + errors.length === 0,
+    `${stats["ok"] ?? 0} ok, ${stats["unavailable"] ?? 0} provider_unavailable, ${stats["needsReauth"] ?? 0} needs_reauth, ${stats["expiredInFlight"] ?? 0} expired in flight, ${rejected.length} rejected, ${errors.length} other errors`,
+  ]);
+
+  for (const [name, pass, detail] of results) console.log(`${pass ? "PASS" : "FAIL"}  ${name}: ${detail}`);
+  return results.every(([, pass]) => pass);
+}
+
+// ---- main ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<boolean> {
+  const replay = `npm run chaos -- --seed ${SEED} --duration ${flags.duration} --store ${flags.store} --connections ${CONNECTIONS} --workers ${WORKERS} --ttl ${flags.ttl}`;
+  console.log(`chaos soak, seed ${SEED} (replay: ${replay})`);
+  const dir = await mkdtemp(join(tmpdir(), "tw-chaos-"));
+  const emu = await startEmulator();
+  const { database, drop } = storeUrl(dir);
+  const key = generateKey();
+  const store = await openStore(database, new AesGcmSealer(parseKeyRing(key)));
+  const slack = { clientId: emu.clientId, clientSecret: emu.clientSecret, baseUrl: emu.url };
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+  const log = appender(join(dir, "parent.jsonl")); // its forced refreshes count for invariant 1 too
+  const warden = await createWarden({
+    store,
+    providers: { slack },
+    fetch: observeRefreshes(log),
+    logger: quiet,
+    env: {},
+  });
+  let workers: Workers | null = null;
+  let passed = false;
+  try {
+    const ids = await importConnections(emu, warden);
+    workers = new Workers({ database, key, emulatorUrl: emu.url, ...slack, ids }, dir);
+    for (let i = 0; i < WORKERS; i++) await workers.start(i);
+    console.log(
+      `${store.constructor.name}, ${CONNECTIONS} connections, ${WORKERS} workers, ${flags.duration} s`,
+    );
+    await runSchedule(schedule(SEED, DURATION_MS, WORKERS), emu, workers);
+    console.log("faults off; settling");
+    const settled = await settle(emu, workers, warden, store, ids);
+    passed = await check(emu, warden, store, ids, workers, dir, settled);
+  } finally {
+    for (const child of workers?.slots ?? []) child?.kill("SIGKILL");
+    await warden.close();
+    await emu.stop();
+    await drop();
+    if (passed) await rm(dir, { recursive: true, force: true });
+    else console.log(`logs kept in ${dir}`);
+  }
+  console.log(`${passed ? "all invariants hold" : "INVARIANT VIOLATED"}; seed ${SEED}`);
+  return passed;
+}
+
+process.exitCode = (await main()) ? 0 : 1;
