@@ -1,21 +1,19 @@
 // One worker OS process of the chaos soak (scripts/chaos.ts): a warden with its background refresher,
-// and callers that check every token they are given with the emulator. Everything the parent judges
-// is appended to a JSON-lines file at once, so a worker killed with SIGKILL loses nothing it saw.
-// The parent imports the refresh observer from here too (its own forced refreshes are logged alike).
+// and callers that check every token they are given with the emulator. What the parent judges is
+// appended to a JSON-lines file at once, so a worker killed with SIGKILL loses nothing it saw. The
+// parent imports the refresh observer too: its own refreshes after settling are logged alike.
 import { createHash } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseKeyRing } from "../src/crypto/key-ring.js";
 import { AesGcmSealer } from "../src/crypto/seal.js";
-import { createWarden, type Warden } from "../src/index.js";
+import { createWarden } from "../src/index.js";
 import { openStore } from "../src/store/open-store.js";
 
 export interface WorkerConfig {
   database: string;
   key: string;
-  emulatorUrl: string;
-  clientId: string;
-  clientSecret: string;
+  slack: { baseUrl: string; clientId: string; clientSecret: string };
   ids: string[];
   logPath: string;
 }
@@ -28,11 +26,11 @@ export const appender =
   (record) =>
     appendFileSync(path, `${JSON.stringify({ ...record, at: Date.now() })}\n`);
 
-/** The soak's own name for a refresh token: never the token itself in a file. */
+/** The soak's name for a refresh token: never the token itself in a file. */
 export const hashToken = (token: string): string =>
   createHash("sha256").update(token).digest("hex").slice(0, 16);
 
-/** What a refresh answer tells about its token: spent or refused (known), or stopped before it (fault). */
+/** What an answer says of the token: spent or refused (known), or stopped before the refresh logic. */
 function outcomeOf(status: number, text: string): "ok" | "refused" | "fault" {
   if (status === 429 || status >= 500) return "fault";
   const body = JSON.parse(text) as { ok?: boolean; error?: string };
@@ -41,9 +39,9 @@ function outcomeOf(status: number, text: string): "ok" | "refused" | "fault" {
 }
 
 /**
- * The emulator counts presentations per refresh token but keeps no record of each one's outcome, so
- * every refresh sent is logged with how it ended; "unknown" (a timeout, a dropped connection, or no
- * "done" line because the process was killed) is what invariant 1 allows a second presentation after.
+ * The emulator counts presentations per refresh token but records no outcome per presentation, so
+ * every refresh sent is logged with how it ended. "unknown" (a timeout, a dropped connection, or no
+ * "done" line at all: the process was killed) is what allows a second presentation (invariant 1).
  */
 export const observeRefreshes =
   (log: Log): typeof fetch =>
@@ -62,46 +60,35 @@ export const observeRefreshes =
     }
   };
 
+/** Four callers, 40 ms apart: four such processes on two shared cores must leave room for the rest. */
 const CALLERS = 4;
-/** Pause between one caller's calls: four processes on two shared cores must leave room for the rest. */
 const CALL_GAP_MS = 40;
 /**
- * A peer's commit reaches this process's cache once its change stamp moves: on SQLite at the next turn
- * of the event loop (a 1 ms timer), on PostgreSQL when the NOTIFY arrives. A staleness probe reads the
- * store, waits this long, then asks for a token; one older than what it read is a violation.
+ * A peer's commit reaches this process's cache when its change stamp moves: on SQLite at the next
+ * turn of the event loop, on PostgreSQL when the NOTIFY arrives (a documented moment). A probe reads
+ * the store, waits this long, then asks; a token older than the one it read is a violation.
  */
 const PROBE_GRACE_MS = 100;
+
+type Answer = Record<string, unknown>;
 
 async function runWorker(cfg: WorkerConfig): Promise<void> {
   const log = appender(cfg.logPath);
   const stats = { ok: 0, needsReauth: 0, unavailable: 0, expiredInFlight: 0, probes: 0 };
-  let stopping = false;
-
-  async function emulator(path: string, init: RequestInit): Promise<Record<string, unknown>> {
-    const res = await fetch(`${cfg.emulatorUrl}${path}`, { method: "POST", ...init });
-    return (await res.json()) as Record<string, unknown>;
-  }
+  const call = async (path: string, init: RequestInit): Promise<Answer> =>
+    (await fetch(`${cfg.slack.baseUrl}${path}`, { method: "POST", ...init })).json() as Promise<Answer>;
   const authTest = (token: string) =>
-    emulator("/api/auth.test", { headers: { authorization: `Bearer ${token}` } });
+    call("/api/auth.test", { headers: { authorization: `Bearer ${token}` } });
   const tokenInfo = (token: string) =>
-    emulator("/_emulator/tokenInfo", {
+    call("/_emulator/tokenInfo", {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ token }),
     });
 
-  /** A refused token; one valid when served that expired on the way is the caller's luck, not a fault. */
-  async function judgeRefusal(id: string, path: string, token: string, error: unknown, servedAt: number) {
-    const info = await tokenInfo(token);
-    if (error === "token_expired" && Number(info["expiresAtMs"]) > servedAt) stats.expiredInFlight++;
-    else log({ t: "rejected", id, path, error, state: info["state"], revokeReason: info["revokeReason"] });
-  }
-
-  const warden: Warden = await createWarden({
+  const warden = await createWarden({
     database: cfg.database,
     encryptionKey: cfg.key,
-    providers: {
-      slack: { clientId: cfg.clientId, clientSecret: cfg.clientSecret, baseUrl: cfg.emulatorUrl },
-    },
+    providers: { slack: cfg.slack },
     fetch: observeRefreshes(log),
     env: {},
     logger: {
@@ -111,43 +98,53 @@ async function runWorker(cfg: WorkerConfig): Promise<void> {
       error: (obj, msg) => log({ t: "log", level: "error", msg, ...obj }),
     },
   });
-  // A store of its own for the staleness probes, as another process would read it.
-  const probeStore = await openStore(cfg.database, new AesGcmSealer(parseKeyRing(cfg.key)));
   warden.on("needs_reauth", (e) => log({ t: "needs_reauth", id: e.connectionId, reason: e.reason }));
+  const probeStore = await openStore(cfg.database, new AesGcmSealer(parseKeyRing(cfg.key))); // as a peer reads
 
-  async function viaGetToken(id: string): Promise<void> {
-    const { accessToken } = await warden.getToken(id, { minTtlSeconds: 5 });
-    const servedAt = Date.now();
-    const body = await authTest(accessToken);
-    if (body["ok"] === true) stats.ok++;
-    else await judgeRefusal(id, "getToken", accessToken, body["error"], servedAt);
+  /** Slack's answer about a token; one valid when served that expired on the way is the caller's luck. */
+  async function judge(id: string, path: string, used: { token: string; servedAt: number }, body: Answer) {
+    if (body["ok"] === true) return void stats.ok++;
+    const info = await tokenInfo(used.token);
+    if (body["error"] === "token_expired" && Number(info["expiresAtMs"]) > used.servedAt)
+      stats.expiredInFlight++;
+    else
+      log({ t: "rejected", id, path, error: body["error"], state: info["state"], why: info["revokeReason"] });
   }
 
+  async function viaGetToken(id: string): Promise<void> {
+    const { accessToken: token } = await warden.getToken(id, { minTtlSeconds: 5 });
+    const used = { token, servedAt: Date.now() };
+    await judge(id, "getToken", used, await authTest(token));
+  }
+
+  /** withToken refreshes and retries on token_expired itself: what it hands back must be accepted. */
   async function viaWithToken(id: string): Promise<void> {
     let used = { token: "", servedAt: 0 };
     const body = await warden.withToken(id, (token) => {
       used = { token, servedAt: Date.now() };
       return authTest(token);
     });
-    if (body["ok"] === true) stats.ok++;
-    else await judgeRefusal(id, "withToken", used.token, body["error"], used.servedAt);
+    await judge(id, "withToken", used, body);
   }
 
   /** Invariant 2: no caller gets a token older than the one the store held before it asked. */
   async function probe(id: string): Promise<void> {
-    const before = await probeStore.getCredential({ connectionId: id, kind: "bot" });
+    const had = (await probeStore.getCredential({ connectionId: id, kind: "bot" }))?.accessToken.reveal();
     await sleep(PROBE_GRACE_MS);
     const { accessToken } = await warden.getToken(id, { minTtlSeconds: 5 });
     stats.probes++;
-    const had = before?.accessToken.reveal();
     if (had === undefined || accessToken === had) return;
     const [got, stored] = await Promise.all([tokenInfo(accessToken), tokenInfo(had)]);
     const olderByMs = Number(stored["issuedAtMs"]) - Number(got["issuedAtMs"]);
     if (olderByMs > 0) log({ t: "stale", id, olderByMs });
   }
 
+  let stopping = false;
+  process.on("message", () => {
+    stopping = true; // the parent's only message
+  });
   async function caller(): Promise<void> {
-    while (!stopping) {
+    for (; !stopping; await sleep(CALL_GAP_MS)) {
       const id = cfg.ids[Math.floor(Math.random() * cfg.ids.length)] as string;
       const r = Math.random();
       try {
@@ -158,19 +155,15 @@ async function runWorker(cfg: WorkerConfig): Promise<void> {
         else if (code === "provider_unavailable") stats.unavailable++;
         else log({ t: "error", id, code, message: String(error) });
       }
-      await sleep(CALL_GAP_MS);
     }
   }
 
-  process.on("message", () => {
-    stopping = true; // the parent's only message: stop
-  });
   warden.startRefresher();
   const flushStats = setInterval(() => log({ t: "stats", ...stats }), 1_000);
   process.send?.("ready");
   await Promise.all(Array.from({ length: CALLERS }, caller));
   clearInterval(flushStats);
-  await warden.close();
+  await warden.close(); // waits for refreshes in flight to store their outcome
   await probeStore.close();
   log({ t: "stats", ...stats });
   process.disconnect?.();

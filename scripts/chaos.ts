@@ -4,6 +4,7 @@
 // hangs past the provider timeout, kill -9 of a worker and its restart. Then faults stop, everything
 // settles, and the invariants are checked. The schedule replays from the seed; the OS's timing does not.
 import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,18 +98,12 @@ function schedule(seed: number, durationMs: number, workers: number): Action[] {
 
 // ---- the emulator, the store and the workers ------------------------------------------------------------
 
-interface Emulator {
-  url: string;
-  clientId: string;
-  clientSecret: string;
-  control(name: string, body?: unknown): Promise<Record<string, unknown>>;
-  stop(): Promise<void>;
-}
+type Emulator = Awaited<ReturnType<typeof startEmulator>>;
 
-async function startEmulator(): Promise<Emulator> {
+async function startEmulator() {
   const cmd = [...SHIPPED_CLI, "emulator", "slack", "--port", "0", "--access-ttl", String(flags.ttl)];
   const { child, url, out } = await startChild(cmd, { ready: /SLACK_SIGNING_SECRET=\S+\s/ });
-  const control = async (name: string, body?: unknown) => {
+  const control = async (name: string, body?: unknown): Promise<Record<string, unknown>> => {
     const init = body === undefined ? {} : { method: "POST", body: JSON.stringify(body) };
     const res = await fetch(`${url}/_emulator/${name}`, {
       ...init,
@@ -118,11 +113,14 @@ async function startEmulator(): Promise<Emulator> {
     return (await res.json()) as Record<string, unknown>;
   };
   const secret = (name: string) => new RegExp(`${name}=(\\S+)`).exec(out())?.[1] ?? "";
-  const [clientId, clientSecret] = [secret("SLACK_CLIENT_ID"), secret("SLACK_CLIENT_SECRET")];
-  return { url, clientId, clientSecret, control, stop: () => stopChild(child) };
+  return {
+    slack: { baseUrl: url, clientId: secret("SLACK_CLIENT_ID"), clientSecret: secret("SLACK_CLIENT_SECRET") },
+    control,
+    stop: () => stopChild(child),
+  };
 }
 
-/** A SQLite file in `dir`, or a private PostgreSQL schema dropped by `drop()`. */
+/** A SQLite file in `dir`, or a private PostgreSQL schema that `drop()` removes. */
 function storeUrl(dir: string): { database: string; drop(): Promise<void> } {
   if (flags.store === "sqlite") return { database: `sqlite:${join(dir, "chaos.db")}`, drop: async () => {} };
   if (flags.store !== "postgres") throw new Error(`--store must be sqlite or postgres, not ${flags.store}`);
@@ -144,57 +142,46 @@ async function importConnections(emu: Emulator, warden: Warden): Promise<string[
   for (let i = 0; i < CONNECTIONS; i++) {
     const { teamId } = (await emu.control("createTeam", { name: `Chaos ${i}` })) as { teamId: string };
     const install = await emu.control("install", {
-      clientId: emu.clientId,
+      clientId: emu.slack.clientId,
       teamId,
       botScopes: ["chat:write"],
     });
-    await warden.connections.import({
-      id: teamId,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install["access_token"] as string,
-          refreshToken: install["refresh_token"] as string,
-          expiresIn: install["expires_in"] as number,
-        },
-      },
-    });
+    const bot = {
+      accessToken: String(install["access_token"]),
+      refreshToken: String(install["refresh_token"]),
+      expiresIn: Number(install["expires_in"]),
+    };
+    await warden.connections.import({ id: teamId, provider: "slack", credentials: { bot } });
     ids.push(teamId);
   }
   return ids;
 }
 
+type Workers = ReturnType<typeof workerPool>;
+
 /** The worker processes: started, killed with SIGKILL, restarted; any other exit is a crash. */
-class Workers {
-  readonly slots: Array<ChildProcess | null> = [];
-  readonly crashes: string[] = [];
-  kills = 0;
-  readonly #killed = new Set<ChildProcess>();
-  readonly #restarts: Promise<void>[] = [];
-  #started = 0;
-  #stopping = false;
+function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
+  const slots: Array<{ child: ChildProcess; logPath: string } | null> = [];
+  const crashes: string[] = [];
+  const killed = new Set<ChildProcess>();
+  const restarts: Promise<void>[] = [];
+  let started = 0;
+  let stopping = false;
 
-  readonly #config: Omit<WorkerConfig, "logPath">;
-  readonly #dir: string;
-
-  constructor(config: Omit<WorkerConfig, "logPath">, dir: string) {
-    this.#config = config;
-    this.#dir = dir;
-  }
-
-  async start(index: number): Promise<void> {
-    const logPath = join(this.#dir, `worker-${index}.${this.#started++}.jsonl`);
+  async function start(index: number): Promise<void> {
+    const logPath = join(dir, `worker-${index}.${started++}.jsonl`);
+    const env = { ...process.env, CHAOS_WORKER: JSON.stringify({ ...config, logPath }) };
     const child = fork(WORKER, [], {
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, CHAOS_WORKER: JSON.stringify({ ...this.#config, logPath }) },
+      env,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    this.slots[index] = child;
+    slots[index] = { child, logPath };
     const exited = new Promise<never>((_, reject) =>
       child.once("exit", (code, signal) => {
-        if (this.slots[index] === child) this.slots[index] = null;
-        const expected = this.#killed.has(child) || (this.#stopping && code === 0);
-        if (!expected) this.crashes.push(`worker ${index} (pid ${child.pid}) exited with ${code ?? signal}`);
+        if (slots[index]?.child === child) slots[index] = null;
+        if (!killed.has(child) && !(stopping && code === 0))
+          crashes.push(`worker ${index} exited with ${code ?? signal}`);
         reject(new Error(`worker ${index} exited before it was ready`));
       }),
     );
@@ -202,51 +189,60 @@ class Workers {
     await Promise.race([new Promise((resolve) => child.once("message", resolve)), exited]);
   }
 
-  kill(index: number, restartAfterMs: number): boolean {
-    const child = this.slots[index];
-    if (child === null || child === undefined) return false; // still down from an earlier kill
-    this.#killed.add(child);
-    child.kill("SIGKILL");
-    this.kills++;
-    this.#restarts.push(sleep(restartAfterMs).then(() => this.start(index)));
-    return true;
+  /** Refreshes the worker has sent and not yet heard back about (from its log). */
+  function inFlight(index: number): number {
+    const slot = slots[index];
+    if (!slot) return 0;
+    const text = readFileSync(slot.logPath, "utf8");
+    return text.split('"t":"send"').length - text.split('"t":"done"').length;
   }
 
-  restarted(): Promise<unknown> {
-    return Promise.all(this.#restarts);
+  /** SIGKILL, preferably while a refresh is in flight (waiting up to 8 s for one), then a restart later. */
+  async function kill(index: number, restartAfterMs: number): Promise<string> {
+    for (let waited = 0; waited < 8_000 && slots[index] && inFlight(index) === 0; waited += 20)
+      await sleep(20);
+    const slot = slots[index];
+    if (!slot) return `(worker ${index} is down)`;
+    const during = inFlight(index) > 0 ? "mid-refresh" : "idle";
+    killed.add(slot.child);
+    slot.child.kill("SIGKILL");
+    restarts.push(sleep(restartAfterMs).then(() => start(index)));
+    return `kill -9 worker ${index} (${during}), restart in ${restartAfterMs} ms`;
   }
 
   /** Asks every worker to stop; each closes its warden (in-flight refreshes stored) and exits 0. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    await Promise.all(
-      this.slots.map((child) => {
-        if (child === null || child === undefined || child.exitCode !== null) return null;
-        const gone = new Promise((resolve) => child.once("exit", resolve));
-        child.send("stop");
-        return gone;
-      }),
-    );
+  async function stop(): Promise<void> {
+    await Promise.all(restarts);
+    stopping = true;
+    const live = slots.flatMap((s) => (s && s.child.exitCode === null ? [s.child] : []));
+    await Promise.all(live.map((c) => new Promise((resolve) => c.once("exit", resolve).send("stop"))));
   }
+
+  const restarted = () => Promise.all(restarts);
+  const kills = () => killed.size;
+  return { start, kill, stop, restarted, crashes, kills, slots };
 }
 
 async function runSchedule(actions: Action[], emu: Emulator, workers: Workers): Promise<void> {
   const start = Date.now();
+  let latencyMs = 0;
+  const setLatency = (ms: number) => emu.control("setLatency", { ms, method: "oauth.v2.access" });
   for (const a of actions) {
     await sleep(Math.max(0, start + a.at - Date.now()));
     let what: string;
     if (a.kind === "latency") {
-      await emu.control("setLatency", { ms: a.ms, method: "oauth.v2.access" });
+      latencyMs = a.ms;
+      await setLatency(latencyMs);
       what = `latency ${a.ms} ms on oauth.v2.access`;
     } else if (a.kind === "fault") {
       const { fault: kind, times, hangMs, retryAfterSeconds } = a;
       await emu.control("fault", { method: "oauth.v2.access", kind, times, hangMs, retryAfterSeconds });
-      what = `${kind} ×${a.times}${a.hangMs ? ` (${a.hangMs} ms)` : ""}${a.retryAfterSeconds ? ` (Retry-After ${a.retryAfterSeconds} s)` : ""}`;
+      what = `${kind} ×${times}${hangMs ? `, ${hangMs} ms` : ""}${retryAfterSeconds ? `, Retry-After ${retryAfterSeconds} s` : ""}`;
     } else {
-      const killed = workers.kill(a.worker, a.restartAfterMs);
-      what = killed
-        ? `kill -9 worker ${a.worker}, restart in ${a.restartAfterMs} ms`
-        : `(worker ${a.worker} is down)`;
+      // A slow provider for a moment, so the kill is likely to land while a refresh is in flight.
+      await setLatency(Math.max(latencyMs, 2_000));
+      what = await workers.kill(a.worker, a.restartAfterMs);
+      await setLatency(latencyMs);
     }
     console.log(`  +${(a.at / 1000).toFixed(1).padStart(6)} s  ${what}`);
   }
@@ -267,7 +263,13 @@ async function unsettled(store: Store, ids: string[]): Promise<string[]> {
  * after that (an expired token whose refresh failed several times in a row waits up to minutes, by
  * design) is refreshed now, as an operator would; how many needed it is reported.
  */
-async function settle(emu: Emulator, workers: Workers, warden: Warden, store: Store, ids: string[]) {
+async function settle(
+  emu: Emulator,
+  workers: Workers,
+  warden: Warden,
+  store: Store,
+  ids: string[],
+): Promise<string> {
   await emu.control("clearFaults", {});
   await emu.control("setLatency", { ms: 0, method: "oauth.v2.access" });
   await workers.restarted();
@@ -279,33 +281,34 @@ async function settle(emu: Emulator, workers: Workers, warden: Warden, store: St
   }
   const forced = await Promise.allSettled(open.map((id) => warden.connections.refresh(id)));
   await workers.stop();
-  return { forced: open.length, forcedFailed: forced.filter((r) => r.status === "rejected").length };
+  const failed = forced.filter((r) => r.status === "rejected").length;
+  return `${open.length} still unsettled after ${SETTLE_MS / 1000} s, refreshed by hand (${failed} failed)`;
 }
 
 // ---- the invariants ---------------------------------------------------------------------------------
 
 type Line = Record<string, unknown> & { t: string; at: number };
-interface Attempt {
-  sentAt: number;
-  doneAt: number;
-  outcome: string;
+type Attempt = { sentAt: number; doneAt: number; outcome: string };
+type Result = [name: string, pass: boolean, detail: string];
+
+async function readLogs(dir: string): Promise<Line[][]> {
+  const names = (await readdir(dir)).filter((n) => n.endsWith(".jsonl"));
+  const texts = await Promise.all(names.map((n) => readFile(join(dir, n), "utf8")));
+  return texts.map((t) => t.split("\n").flatMap((l) => (l === "" ? [] : [JSON.parse(l) as Line])));
 }
 
-/** Every refresh attempt by token hash; a send without its "done" (a killed process) has outcome unknown. */
+/** Every refresh attempt by token hash; a send without its "done" (a killed process) stays unknown. */
 function attemptsOf(files: Line[][]): Map<string, Attempt[]> {
   const byToken = new Map<string, Attempt[]>();
   for (const lines of files) {
-    const open = new Map<string, Attempt[]>(); // one process sends one token once at a time: FIFO pairs
+    const open = new Map<string, Attempt>(); // single flight within a process: one send per token at a time
     for (const l of lines) {
       const h = l["h"] as string;
       if (l.t === "send") {
         const a = { sentAt: l.at, doneAt: Number.POSITIVE_INFINITY, outcome: "unknown" };
         byToken.set(h, [...(byToken.get(h) ?? []), a]);
-        open.set(h, [...(open.get(h) ?? []), a]);
-      } else if (l.t === "done") {
-        const a = open.get(h)?.shift();
-        if (a) Object.assign(a, { doneAt: l.at, outcome: l["outcome"] });
-      }
+        open.set(h, a);
+      } else if (l.t === "done") Object.assign(open.get(h) ?? {}, { doneAt: l.at, outcome: l["outcome"] });
     }
   }
   return byToken;
@@ -316,31 +319,49 @@ function attemptsOf(files: Line[][]): Map<string, Attempt[]> {
  * stayed unknown, and nobody sent it again after a definite answer (spent or refused) had come back.
  * Faults the emulator answers before its refresh logic (5xx, 429, internal_error) are no presentation.
  */
-function unexplainedRepeats(presentations: Record<string, number>, attempts: Map<string, Attempt[]>): number {
+async function singleFlight(emu: Emulator, files: Line[][]): Promise<Result> {
+  const c = (await emu.control("counters")) as {
+    refreshTokenPresentations: Record<string, number>;
+    maxPresentations: number;
+    invalidRefreshTokenAnswers: number;
+    refreshes: number;
+  };
+  const attempts = attemptsOf(files);
+  const repeated = Object.entries(c.refreshTokenPresentations).filter(([, n]) => n > 1);
   let bad = 0;
-  for (const [token, n] of Object.entries(presentations)) {
-    if (n < 2) continue;
-    const tries = (attempts.get(hashToken(token)) ?? [])
-      .filter((a) => a.outcome !== "fault")
-      .sort((a, b) => a.sentAt - b.sentAt);
+  for (const [token] of repeated) {
+    const tries = (attempts.get(hashToken(token)) ?? []).filter((a) => a.outcome !== "fault");
+    tries.sort((a, b) => a.sentAt - b.sentAt);
     const afterAnswer = tries.some((later, k) =>
       tries.slice(0, k).some((e) => e.outcome !== "unknown" && e.doneAt < later.sentAt),
     );
     if (tries.length < 2 || tries[0]?.outcome !== "unknown" || afterAnswer) {
       bad++;
-      console.log(`    token ${hashToken(token)} presented ${n}×: ${JSON.stringify(tries)}`);
+      console.log(`    refresh token ${hashToken(token)}: ${JSON.stringify(tries)}`);
     }
   }
-  return bad;
+  const unknown = [...attempts.values()].flat().filter((a) => a.outcome === "unknown").length;
+  const detail = `${c.refreshes} refreshes, ${repeated.length} tokens presented >1× (max ${c.maxPresentations}), ${unknown} unknown outcomes, ${bad} unexplained, ${c.invalidRefreshTokenAnswers} invalid_refresh_token`;
+  return ["1 a refresh token presented twice followed an unknown outcome", bad === 0, detail];
 }
 
-async function readLogs(dir: string): Promise<Line[][]> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith(".jsonl"));
-  const texts = await Promise.all(names.map((n) => readFile(join(dir, n), "utf8")));
-  return texts.map((t) => t.split("\n").flatMap((l) => (l === "" ? [] : [JSON.parse(l) as Line])));
+/** Invariant 4: per connection, no more needs_reauth emissions (all processes) than episodes (event log). */
+async function emissionsPerEpisode(warden: Warden, ids: string[], lines: Line[]): Promise<Result> {
+  let episodes = 0;
+  let over = 0;
+  for (const id of ids) {
+    const mine = (await warden.connections.events(id, { limit: 500 })).filter(
+      (e) => e.type === "needs_reauth",
+    );
+    episodes += mine.length;
+    if (lines.filter((l) => l.t === "needs_reauth" && l["id"] === id).length > mine.length) over++;
+  }
+  const emitted = lines.filter((l) => l.t === "needs_reauth").length;
+  const detail = `${emitted} emissions, ${episodes} episodes, ${over} connections over`;
+  return ["4 at most one needs_reauth emission per episode", over === 0, detail];
 }
 
-/** Sums each process's last stats line (a killed one's last second is lost: counts only). */
+/** Sums each process's last stats line (a killed one loses at most its last second: counts only). */
 function totals(files: Line[][]): Record<string, number> {
   const sum: Record<string, number> = {};
   for (const lines of files) {
@@ -351,15 +372,6 @@ function totals(files: Line[][]): Record<string, number> {
   return sum;
 }
 
-async function needsReauthEpisodes(warden: Warden, ids: string[]): Promise<Map<string, number>> {
-  const episodes = new Map<string, number>();
-  for (const id of ids) {
-    const events = await warden.connections.events(id, { limit: 500 });
-    episodes.set(id, events.filter((e) => e.type === "needs_reauth").length);
-  }
-  return episodes;
-}
-
 async function check(
   emu: Emulator,
   warden: Warden,
@@ -367,75 +379,45 @@ async function check(
   ids: string[],
   workers: Workers,
   dir: string,
-  settled: { forced: number; forcedFailed: number },
+  forced: string,
 ): Promise<boolean> {
   const files = await readLogs(dir);
   const lines = files.flat();
-  const count = (t: string) => lines.filter((l) => l.t === t);
-  const counters = (await emu.control("counters")) as {
-    refreshTokenPresentations: Record<string, number>;
-    maxPresentations: number;
-    invalidRefreshTokenAnswers: number;
-    refreshes: number;
-  };
-  const attempts = attemptsOf(files);
-  const unknown = [...attempts.values()].flat().filter((a) => a.outcome === "unknown").length;
-  const repeated = Object.values(counters.refreshTokenPresentations).filter((n) => n > 1).length;
-  const results: Array<[string, boolean, string]> = [];
-  const stats = totals(files);
-
-  const unexplained = unexplainedRepeats(counters.refreshTokenPresentations, attempts);
-  results.push([
-    "1 single flight: a token presented twice followed an unknown outcome",
-    unexplained === 0,
-    `${counters.refreshes} refreshes, ${repeated} tokens presented >1× (max ${counters.maxPresentations}), ${unknown} unknown outcomes, ${unexplained} unexplained, ${counters.invalidRefreshTokenAnswers} invalid_refresh_token`,
-  ]);
-  const stale = count("stale");
-  results.push([
-    "2 no caller got a token older than the store's",
-    stale.length === 0,
-    `${stats["probes"] ?? 0} probes, ${stale.length} stale`,
-  ]);
-
+  const of = (t: string) => lines.filter((l) => l.t === t);
+  const s = totals(files);
+  const credentials = await Promise.all(
+    ids.map((id) => store.getCredential({ connectionId: id, kind: "bot" })),
+  );
   const statuses: Record<string, number> = {};
-  for (const id of ids) {
-    const { status } = await warden.connections.get(id);
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  }
-  results.push([
-    "3 every connection is active at the end",
-    statuses["active"] === ids.length,
-    `${JSON.stringify(statuses)}; ${settled.forced} refreshed by hand after settling (${settled.forcedFailed} failed)`,
-  ]);
-
-  const episodes = await needsReauthEpisodes(warden, ids);
-  const emitted = count("needs_reauth");
-  const over = ids.filter((id) => emitted.filter((e) => e["id"] === id).length > (episodes.get(id) ?? 0));
-  const totalEpisodes = [...episodes.values()].reduce((a, b) => a + b, 0);
-  results.push([
-    "4 at most one needs_reauth emission per episode",
-    over.length === 0,
-    `${emitted.length} emissions, ${totalEpisodes} episodes, ${over.length} connections over`,
-  ]);
-
-  const claimed = (
-    await Promise.all(ids.map((id) => store.getCredential({ connectionId: id, kind: "bot" })))
-  ).filter((c) => c?.claimUntilMs !== null).length;
-  results.push([
-    "5 no worker crashed but the killed; no claim held after settling",
-    workers.crashes.length === 0 && claimed === 0,
-    `${workers.kills} killed, ${workers.crashes.length} crashed ${JSON.stringify(workers.crashes)}, ${claimed} claims held`,
-  ]);
-
-  const rejected = count("rejected");
-  const errors = count("error");
-  for (const l of [...rejected, ...errors].slice(0, 10)) console.log(`    ${JSON.stringify(l)}`);
-  results.push([
-    "callers got a token Slack accepts, or needs_reauth / provider_unavailable",
-    rejected.length + errors.length === 0,
-    `${stats["ok"] ?? 0} ok, ${stats["unavailable"] ?? 0} provider_unavailable, ${stats["needsReauth"] ?? 0} needs_reauth, ${stats["expiredInFlight"] ?? 0} expired in flight, ${rejected.length} rejected, ${errors.length} other errors`,
-  ]);
-
+  for (const c of credentials) statuses[c?.status ?? "missing"] = (statuses[c?.status ?? "missing"] ?? 0) + 1;
+  const claims = credentials.filter((c) => c?.claimUntilMs !== null).length;
+  const { crashes } = workers;
+  const refused = [...of("rejected"), ...of("error")];
+  for (const l of refused.slice(0, 10)) console.log(`    ${JSON.stringify(l)}`);
+  const results: Result[] = [
+    await singleFlight(emu, files),
+    [
+      "2 no caller got a token older than the store's",
+      of("stale").length === 0,
+      `${s["probes"]} probes, ${of("stale").length} stale`,
+    ],
+    [
+      "3 every connection is active at the end",
+      statuses["active"] === ids.length,
+      `${JSON.stringify(statuses)}; ${forced}`,
+    ],
+    await emissionsPerEpisode(warden, ids, lines),
+    [
+      "5 no worker crashed but the killed; no claim held after settling",
+      crashes.length === 0 && claims === 0,
+      `${workers.kills()} killed, ${crashes.length} crashed ${JSON.stringify(crashes)}, ${claims} claims held`,
+    ],
+    [
+      "callers got a token Slack accepts, or needs_reauth / provider_unavailable",
+      refused.length === 0,
+      `${s["ok"]} ok, ${s["unavailable"]} provider_unavailable, ${s["needsReauth"]} needs_reauth, ${s["expiredInFlight"]} expired in flight, ${of("rejected").length} rejected, ${of("error").length} other errors`,
+    ],
+  ];
   for (const [name, pass, detail] of results) console.log(`${pass ? "PASS" : "FAIL"}  ${name}: ${detail}`);
   return results.every(([, pass]) => pass);
 }
@@ -450,12 +432,11 @@ async function main(): Promise<boolean> {
   const { database, drop } = storeUrl(dir);
   const key = generateKey();
   const store = await openStore(database, new AesGcmSealer(parseKeyRing(key)));
-  const slack = { clientId: emu.clientId, clientSecret: emu.clientSecret, baseUrl: emu.url };
-  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
   const log = appender(join(dir, "parent.jsonl")); // its forced refreshes count for invariant 1 too
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
   const warden = await createWarden({
     store,
-    providers: { slack },
+    providers: { slack: emu.slack },
     fetch: observeRefreshes(log),
     logger: quiet,
     env: {},
@@ -464,17 +445,17 @@ async function main(): Promise<boolean> {
   let passed = false;
   try {
     const ids = await importConnections(emu, warden);
-    workers = new Workers({ database, key, emulatorUrl: emu.url, ...slack, ids }, dir);
+    workers = workerPool({ database, key, slack: emu.slack, ids }, dir);
     for (let i = 0; i < WORKERS; i++) await workers.start(i);
     console.log(
-      `${store.constructor.name}, ${CONNECTIONS} connections, ${WORKERS} workers, ${flags.duration} s`,
+      `${flags.store}, ${CONNECTIONS} connections, ${WORKERS} workers, ${flags.duration} s of faults:`,
     );
     await runSchedule(schedule(SEED, DURATION_MS, WORKERS), emu, workers);
     console.log("faults off; settling");
-    const settled = await settle(emu, workers, warden, store, ids);
-    passed = await check(emu, warden, store, ids, workers, dir, settled);
+    const forced = await settle(emu, workers, warden, store, ids);
+    passed = await check(emu, warden, store, ids, workers, dir, forced);
   } finally {
-    for (const child of workers?.slots ?? []) child?.kill("SIGKILL");
+    for (const slot of workers?.slots ?? []) slot?.child.kill("SIGKILL");
     await warden.close();
     await emu.stop();
     await drop();
