@@ -43,7 +43,8 @@ function refreshFailedError(
  * another process already did) and retries once; on a dead-credential error it
  * marks the connection `needs_reauth` before passing the error on, unless the
  * stored token's refresh is in doubt (see `doubtful`): then it refreshes and
- * retries once first, and judges the answer to that.
+ * retries once first, and judges the answer to that. A dead answer about a
+ * token the store has since replaced is retried once with the stored one.
  */
 export function makeWithToken(
   ctx: EngineContext,
@@ -93,6 +94,19 @@ export function makeWithToken(
         used = second.accessToken;
         result = await attempt(second);
         continue;
+      }
+      if (!refreshed && classification.kind === "dead" && held === null) {
+        // A dead answer about a token the store no longer holds (another process rotated it, and Slack
+        // revoked the old one on its way): it says nothing of the stored token, and the call did not
+        // happen, so it is made once more with that one.
+        refreshed = true;
+        const current = await getToken(connectionId, { ...options, kind: first.kind }).catch(() => null);
+        if (current !== null && current.accessToken !== used) {
+          used = current.accessToken;
+          result = await attempt(current);
+          continue;
+        }
+        break;
       }
       if (classification.kind === "dead" && held !== null) {
         await markDead(

@@ -253,6 +253,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await authTest(h, (await peer.getToken(id)).accessToken))["ok"]).toBe(true);
   });
 
+  it("a dead answer to a token replaced meanwhile is retried once with the stored token", async () => {
+    const { id } = await h.installAndImport();
+    const peer = await h.peer();
+    const used: string[] = [];
+    const body = await h.warden.withToken(id, async (token) => {
+      used.push(token);
+      if (used.length === 1) {
+        // On its way: another process rotates the credential, and Slack revokes this caller's token.
+        await peer.connections.refresh(id);
+        h.emu.control.revokeToken(token);
+      }
+      return authTest(h, token);
+    });
+    expect(body).toMatchObject({ ok: true });
+    expect(used).toHaveLength(2);
+    expect(used[1]).toBe((await peer.getToken(id)).accessToken);
+    expect((await h.warden.connections.get(id)).status).toBe("active");
+  });
+
   it("delete with revoke revokes the refresh token as well as the access token", async () => {
     const { id, install } = await h.installAndImport();
     const refreshToken = install["refresh_token"] as string;
