@@ -193,7 +193,12 @@ function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
   function inFlight(index: number): number {
     const slot = slots[index];
     if (!slot) return 0;
-    const text = readFileSync(slot.logPath, "utf8");
+    let text: string;
+    try {
+      text = readFileSync(slot.logPath, "utf8");
+    } catch {
+      return 0; // still starting: no log yet
+    }
     return text.split('"t":"send"').length - text.split('"t":"done"').length;
   }
 
@@ -206,7 +211,12 @@ function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
     const during = inFlight(index) > 0 ? "mid-refresh" : "idle";
     killed.add(slot.child);
     slot.child.kill("SIGKILL");
-    restarts.push(sleep(restartAfterMs).then(() => start(index)));
+    // A worker killed again while it starts rejects its start; the kill scheduled its next restart.
+    restarts.push(
+      sleep(restartAfterMs)
+        .then(() => start(index))
+        .catch(() => {}),
+    );
     return `kill -9 worker ${index} (${during}), restart in ${restartAfterMs} ms`;
   }
 
