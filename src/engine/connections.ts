@@ -18,8 +18,10 @@ import {
   parseImportInput,
   scopesOf,
 } from "./import-input.js";
-import { announce, providerFor } from "./refresh.js";
+import { announce, handBack, providerFor, quietCredential } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
+
+type Held = NonNullable<Awaited<ReturnType<typeof quietCredential>>>;
 
 /** A revocation's aim is a token that no longer works: one the provider calls expired or dead already meets it. */
 const alreadyUnusable = (c: Classification): boolean => c.kind === "dead" || c.kind === "refreshable";
@@ -132,31 +134,57 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
     ): Promise<{ deleted: true; revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> }> {
       const connection = await this.get(id);
       const revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> = [];
-      if (options.revoke) {
-        const provider = providerFor(ctx, connection.provider);
-        for (const credential of await ctx.store.listCredentials(id)) {
-          // The refresh token first, so no new access token can be minted from it while the access
-          // token is revoked; with rotation on, revoking one does not revoke the other.
-          const tokens: Array<[string, Secret]> = [["access token", credential.accessToken]];
-          if (credential.refreshToken !== null) tokens.unshift(["refresh token", credential.refreshToken]);
-          let error: string | undefined;
-          for (const [label, token] of tokens) {
-            const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
-              provider.revoke(token, signal),
-            );
-            if (outcome.kind === "ok" || alreadyUnusable(outcome.classification)) continue;
-            error ??= `${label}: ${outcome.classification.error}`;
-          }
-          revoked.push(
-            error === undefined
-              ? { kind: credential.kind, ok: true }
-              : { kind: credential.kind, ok: false, error },
-          );
+      const held: Held[] = [];
+      try {
+        if (options.revoke) await revokeAll(connection, held, revoked);
+        await ctx.store.deleteConnection(id);
+      } catch (error) {
+        // Not deleted: the claims go back, or they would read as refreshes in doubt.
+        for (const h of held) {
+          h.letGo();
+          await handBack(ctx, h.claim);
         }
+        throw error;
       }
-      await ctx.store.deleteConnection(id);
+      for (const h of held) h.letGo(); // deleted with their rows
       forget(id);
       return { deleted: true, revoked };
     },
   };
+
+  /**
+   * Revokes every token of the connection, refresh token first. Each credential's refresh claim is
+   * taken (waiting for a refresh in flight elsewhere to store its tokens) and held until the delete:
+   * otherwise a refresh answered between the revocation and the delete mints tokens nobody revokes.
+   */
+  async function revokeAll(
+    connection: Connection,
+    held: Held[],
+    revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }>,
+  ): Promise<void> {
+    const provider = providerFor(ctx, connection.provider);
+    for (const { kind } of connection.credentials) {
+      const quiet = await quietCredential(ctx, { connectionId: connection.id, kind });
+      if (quiet !== null) held.push(quiet);
+    }
+    for (const credential of await ctx.store.listCredentials(connection.id)) {
+      // The refresh token first, so no new access token can be minted from it while the access
+      // token is revoked; with rotation on, revoking one does not revoke the other.
+      const tokens: Array<[string, Secret]> = [["access token", credential.accessToken]];
+      if (credential.refreshToken !== null) tokens.unshift(["refresh token", credential.refreshToken]);
+      let error: string | undefined;
+      for (const [label, token] of tokens) {
+        const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+          provider.revoke(token, signal),
+        );
+        if (outcome.kind === "ok" || alreadyUnusable(outcome.classification)) continue;
+        error ??= `${label}: ${outcome.classification.error}`;
+      }
+      revoked.push(
+        error === undefined
+          ? { kind: credential.kind, ok: true }
+          : { kind: credential.kind, ok: false, error },
+      );
+    }
+  }
 }

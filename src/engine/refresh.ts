@@ -158,6 +158,38 @@ export async function refreshCredential(
   }
 }
 
+/**
+ * Takes a credential's refresh claim, waiting for any other process's refresh to finish first, so
+ * nothing can mint tokens from it while it is held (a revocation before a delete: a refresh answered
+ * in between would leave tokens the delete never revoked); `letGo` stops renewing it, and one not
+ * deleted with its row must be handed back (`handBack`). Null when there is
+ * nothing to hold: the credential is gone, dead or has no refresh token (no refresh can be in flight).
+ */
+export async function quietCredential(
+  ctx: EngineContext,
+  ref: CredentialRef,
+): Promise<{ claim: RefreshClaim; letGo: () => void } | null> {
+  const deadline = Date.now() + ctx.timings.waitTimeoutMs;
+  for (;;) {
+    const takenAt = performance.now();
+    const claim = await ctx.store.claimRefresh(ref, {
+      owner: ctx.owner,
+      nowMs: ctx.clock.now(),
+      leaseMs: ctx.timings.leaseMs,
+      freshUntilMs: Number.MAX_SAFE_INTEGER,
+    });
+    switch (claim.kind) {
+      case "claimed":
+        return { claim: claim.claim, letGo: ctx.claims.hold(claim.claim, takenAt) };
+      case "held_by_other":
+        await waitForHolder(ctx, ref, claim, deadline);
+        continue;
+      default:
+        return null;
+    }
+  }
+}
+
 /** The stored token, if it is what the caller can use while another process refreshes it. */
 async function usableWhileHeld(
   ctx: EngineContext,

@@ -21,3 +21,21 @@ export function interceptStore(store: Store, overrides: StoreOverrides): Store {
     },
   });
 }
+
+/**
+ * A gate for refreshed tokens: `completeRefreshes` (an override for interceptStore) waits until the
+ * test calls `open()`, so a refresh can be held between its provider's answer and its commit.
+ */
+export function completionGate(): { open: () => void; completeRefreshes: Override<"completeRefreshes"> } {
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return {
+    open: () => open(),
+    completeRefreshes: async (real, items) => {
+      await opened;
+      return real(items);
+    },
+  };
+}

@@ -5,7 +5,7 @@ import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
-import { interceptStore } from "../helpers/intercept-store.js";
+import { completionGate, interceptStore } from "../helpers/intercept-store.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
@@ -270,6 +270,31 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(used).toHaveLength(2);
     expect(used[1]).toBe((await peer.getToken(id)).accessToken);
     expect((await h.warden.connections.get(id)).status).toBe("active");
+  });
+
+  it("delete with revoke waits for a refresh in flight elsewhere and revokes the tokens it brought", async () => {
+    const { id } = await h.installAndImport();
+    // Another process whose refresh has been answered (new tokens minted) but is not stored yet.
+    const gate = completionGate();
+    const gated = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: gate.completeRefreshes,
+    });
+    const peer = await h.peer({ store: gated });
+    advance(h, 11 * HOUR);
+    const refreshing = peer.getToken(id);
+    await eventually(
+      () => h.emu.control.counterTotals().refreshes,
+      (n) => n === 1,
+      { what: "the provider to answer the peer" },
+    );
+    const deleting = h.warden.connections.delete(id, { revoke: true });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    gate.open();
+    const [token, deleted] = await Promise.all([refreshing, deleting]);
+    expect(deleted).toEqual({ deleted: true, revoked: [{ kind: "bot", ok: true }] });
+    // The tokens the peer's refresh brought are revoked too: none outlives the delete at Slack.
+    expect(h.emu.control.tokenInfo(token.accessToken)).toMatchObject({ state: "revoked" });
+    await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
   });
 
   it("delete with revoke revokes the refresh token as well as the access token", async () => {
@@ -553,16 +578,10 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
   it("holds the claim until the new tokens are stored: a commit slower than the lease spends nothing twice", async () => {
     const { id } = await h.installAndImport();
     // A store whose commits of refreshed tokens wait for the test, and that counts lease renewals.
-    let openGate: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      openGate = resolve;
-    });
+    const gate = completionGate();
     let renewals = 0;
     const slowStore = interceptStore(await openSealedStore(kind, h.location, h.key), {
-      completeRefreshes: async (real, items) => {
-        await gate;
-        return real(items);
-      },
+      completeRefreshes: gate.completeRefreshes,
       // Counted once stored: the clock below moves only after a renewal has committed, or a peer could
       // read the lease before the renewal's write and find it lapsed (seen once on a loaded CI host).
       renewClaim: async (real, ...args) => {
@@ -592,7 +611,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     }
     const second = h.warden.getToken(id); // another process: must wait for the holder, not spend again
     await new Promise((resolve) => setTimeout(resolve, 50));
-    openGate();
+    gate.open();
     const [a, b] = await Promise.all([first, second]);
     expect(b.accessToken).toBe(a.accessToken);
     expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
@@ -686,15 +705,9 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     advance(h, 10 * 60_000); // past the backoff
     // The first write (another connection's) is held until both of this one's answers are waiting
     // behind it, so they are stored in one batch.
-    let openGate: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      openGate = resolve;
-    });
+    const gate = completionGate();
     const gated = interceptStore(await openSealedStore(kind, h.location, h.key), {
-      completeRefreshes: async (real, items) => {
-        await gate;
-        return real(items);
-      },
+      completeRefreshes: gate.completeRefreshes,
     });
     const w = await h.peer({ store: gated });
     const recovered: unknown[] = [];
@@ -710,7 +723,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       (n) => n === 3,
     );
     await new Promise((resolve) => setTimeout(resolve, 20)); // their answers reach the batcher
-    openGate();
+    gate.open();
     await Promise.all([first, both]);
     expect((await w.connections.get(id)).status).toBe("active");
     expect(recovered).toHaveLength(1);
