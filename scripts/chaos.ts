@@ -164,6 +164,7 @@ function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
   const slots: Array<{ child: ChildProcess; logPath: string } | null> = [];
   const crashes: string[] = [];
   const killed = new Set<ChildProcess>();
+  const children = new Set<ChildProcess>();
   const restarts: Promise<void>[] = [];
   let started = 0;
   let stopping = false;
@@ -177,6 +178,7 @@ function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     slots[index] = { child, logPath };
+    children.add(child);
     const exited = new Promise<never>((_, reject) =>
       child.once("exit", (code, signal) => {
         if (slots[index]?.child === child) slots[index] = null;
@@ -224,13 +226,27 @@ function workerPool(config: Omit<WorkerConfig, "logPath">, dir: string) {
   async function stop(): Promise<void> {
     await Promise.all(restarts);
     stopping = true;
-    const live = slots.flatMap((s) => (s && s.child.exitCode === null ? [s.child] : []));
+    const live = slots.flatMap((s) =>
+      s && s.child.exitCode === null && s.child.signalCode === null ? [s.child] : [],
+    );
     await Promise.all(live.map((c) => new Promise((resolve) => c.once("exit", resolve).send("stop"))));
+  }
+
+  /** Every worker ever started that is still running, killed, and waited for: nothing writes after. */
+  async function killAll(): Promise<void> {
+    const live = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+    await Promise.all(
+      live.map((c) => {
+        const exited = new Promise((resolve) => c.once("exit", resolve));
+        c.kill("SIGKILL");
+        return exited;
+      }),
+    );
   }
 
   const restarted = () => Promise.all(restarts);
   const kills = () => killed.size;
-  return { start, kill, stop, restarted, crashes, kills, slots };
+  return { start, kill, stop, killAll, restarted, crashes, kills };
 }
 
 async function runSchedule(actions: Action[], emu: Emulator, workers: Workers): Promise<void> {
@@ -466,7 +482,7 @@ async function main(): Promise<boolean> {
     const run = { emu, warden, store, ids, workers, dir };
     passed = await check(run, await settle(run));
   } finally {
-    for (const slot of workers?.slots ?? []) slot?.child.kill("SIGKILL");
+    await workers?.killAll();
     await warden.close();
     await emu.stop();
     await drop();
