@@ -249,7 +249,6 @@ async function settleWithoutSpending(
       }
       throw misconfiguredError(c.provider, "rejected our client credentials");
     }
-    ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
   }
   const paused = ctx.providerPausedUntil.get(c.provider);
   if (paused !== undefined && now < paused.untilMs) {
@@ -292,6 +291,10 @@ async function settleWithoutSpending(
       c.nextAttemptAtMs - now,
     );
   }
+  // This caller sends: it is the probe. Taken only here, so a caller handed back above (in backoff,
+  // or paused) does not use up the slot of one that would have probed.
+  if (ctx.flaggedProviders.has(c.provider))
+    ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
   return null;
 }
 

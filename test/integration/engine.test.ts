@@ -446,6 +446,30 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().refreshes).toBe(1);
   });
 
+  it("a caller handed back for its own backoff does not use up a flagged provider's probe", async () => {
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    const wrong = await h.peer({
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "0".repeat(32), baseUrl: h.emu.url },
+      },
+    });
+    const calls = () => h.emu.control.counters().calls["oauth.v2.access"] ?? 0;
+    advance(h, 11 * HOUR); // both due, an hour left
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    await wrong.getToken(a.id); // A: a 500, so A backs off 10–15 s
+    await wrong.getToken(b.id); // B: our client secret refused, so the provider is flagged
+    expect(calls()).toBe(2);
+    advance(h, 10_001); // the next probe is due; A is still in its backoff
+    expect((await h.warden.connections.get(a.id)).credentials[0]?.nextAttemptAtMs).toBeGreaterThan(
+      h.clock.now(),
+    );
+    await wrong.getToken(a.id); // handed back for A's backoff: no probe sent
+    expect(calls()).toBe(2);
+    await wrong.getToken(b.id); // so B's refresh is the probe
+    expect(calls()).toBe(3);
+  });
+
   for (const fault of [
     { kind: "http_500" as const },
     { kind: "internal_error" as const },
