@@ -32,6 +32,9 @@ const { values: flags } = parseArgs({
     // the wardens run on the real clock, and moving the emulator's alone would be clock skew, which
     // makes callers' tokens expired at Slack by construction.
     ttl: { type: "string", default: "20" },
+    // Seconds a hang may run past the provider timeout (below). Above 6 the stacked late answer can
+    // happen; `--late 30` shows the soak failing on it (a check of the soak itself).
+    late: { type: "string", default: "6" },
   },
 });
 const SEED = Number(flags.seed);
@@ -72,7 +75,7 @@ type Action = { at: number } & (
  * a sibling minted after the retry's supersedes the stored refresh token. It is not provoked by default.
  */
 const MAX_LATENCY_MS = 3_000;
-const HANG_PAST_TIMEOUT_MS = [1_000, 6_000] as const;
+const HANG_PAST_TIMEOUT_MS = [1_000, Number(flags.late) * 1000] as const;
 
 function schedule(seed: number, durationMs: number, workers: number): Action[] {
   const int = prng(seed);
@@ -452,7 +455,7 @@ async function check(run: Run, forced: string): Promise<boolean> {
 // ---- main ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<boolean> {
-  const replay = `npm run chaos -- --seed ${SEED} --duration ${flags.duration} --store ${flags.store} --connections ${CONNECTIONS} --workers ${WORKERS} --ttl ${flags.ttl}`;
+  const replay = `npm run chaos -- --seed ${SEED} --duration ${flags.duration} --store ${flags.store} --connections ${CONNECTIONS} --workers ${WORKERS} --ttl ${flags.ttl} --late ${flags.late}`;
   console.log(`chaos soak, seed ${SEED} (replay: ${replay})`);
   const dir = await mkdtemp(join(tmpdir(), "tw-chaos-"));
   const emu = await startEmulator();
