@@ -75,6 +75,7 @@ export function makeWithToken(
     let used = first.accessToken;
     let result = await attempt(first);
     let refreshed = false;
+    let retriedReplaced = false;
     while (result.error !== null) {
       const classification = classify(result.error);
       // Only a verdict on the stored token kills the credential: one on a token since replaced (Slack
@@ -95,11 +96,12 @@ export function makeWithToken(
         result = await attempt(second);
         continue;
       }
-      if (!refreshed && classification.kind === "dead" && held === null) {
+      if (!retriedReplaced && classification.kind === "dead" && held === null) {
         // A dead answer about a token the store no longer holds (another process rotated it, and Slack
         // revoked the old one on its way): it says nothing of the stored token, and the call did not
-        // happen, so it is made once more with that one.
-        refreshed = true;
+        // happen, so it is made once more with that one. A flag of its own: that answer may still
+        // need the one refresh above (token_expired, or a stored token in doubt).
+        retriedReplaced = true;
         const current = await getToken(connectionId, { ...options, kind: first.kind }).catch(() => null);
         if (current !== null && current.accessToken !== used) {
           used = current.accessToken;

@@ -272,6 +272,30 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.get(id)).status).toBe("active");
   });
 
+  it("after a retry with the replaced token, a dead answer on a stored token in doubt still refreshes first", async () => {
+    const { id } = await h.installAndImport();
+    const peer = await h.peer();
+    const used: string[] = [];
+    await h.warden.withToken(id, async (token) => {
+      used.push(token);
+      if (used.length > 1) return authTest(h, token);
+      // Meanwhile another process rotates, then two of its refreshes lose their answers: Slack minted
+      // two tokens the store never heard of and revoked the stored one; its refresh token still works.
+      await peer.connections.refresh(id);
+      h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 2 });
+      await peer.connections.refresh(id);
+      await peer.connections.refresh(id);
+      const stored = await peer.connections.get(id);
+      expect(stored.credentials[0]?.status).not.toBe("needs_reauth");
+      return { ok: false, error: "token_revoked" }; // this caller's own, replaced token
+    });
+    // The retry with the stored token was refused too, but that token's refresh was in doubt: it was
+    // refreshed and judged again, not believed dead.
+    expect(used).toHaveLength(3);
+    expect((await authTest(h, used[2] ?? ""))["ok"]).toBe(true);
+    expect((await h.warden.connections.get(id)).status).toBe("active");
+  });
+
   it("delete with revoke waits for a refresh in flight elsewhere and revokes the tokens it brought", async () => {
     const { id } = await h.installAndImport();
     // Another process whose refresh has been answered (new tokens minted) but is not stored yet.
