@@ -1,9 +1,9 @@
 import { TokenwardenError } from "../core/errors.js";
 import type { ResealBatch, Sealer } from "../core/ports.js";
 import type { CredentialRef, TokenSet } from "../core/types.js";
-import { sealedKeyId } from "../crypto/seal.js";
+import { sealedKeyId, sealedPrefix } from "../crypto/seal.js";
 
-type TokenField = "access" | "refresh";
+export type TokenField = "access" | "refresh";
 
 /**
  * Associated data binding a sealed token to its row and field: a value copied
@@ -97,10 +97,28 @@ export function resealTokens(
 export interface KeyRingEvidence {
   /** The stored key check of `keyId` (a settings entry), or null. */
   keyCheck(keyId: string): Promise<string | null>;
-  /** A few credentials whose access token is sealed under `keyId` (none: the store has no such value). */
-  sealedWith(keyId: string): Promise<Array<CredentialRef & { accessTokenSealed: string }>>;
+  /** A few stored tokens sealed under `keyId`, either field (none: the store has no such value). */
+  sealedWith(keyId: string): Promise<SealedSample[]>;
   /** Stores `value` as the key check of `keyId` unless one is there; returns the one stored. */
   putKeyCheckIfAbsent(keyId: string, value: string): Promise<string>;
+}
+
+/** One stored token, as the key check samples it. */
+export type SealedSample = CredentialRef & { field: TokenField; sealed: string };
+
+/** The tokens of a row sealed under `keyId` (the rows a sampling query found hold one or both). */
+export function samplesUnder(
+  keyId: string,
+  rows: ReadonlyArray<CredentialRef & { access: string; refresh: string | null }>,
+): SealedSample[] {
+  const prefix = sealedPrefix(keyId);
+  return rows.flatMap((r) => {
+    const ref = { connectionId: r.connectionId, kind: r.kind };
+    const fields: SealedSample[] = [];
+    if (r.access.startsWith(prefix)) fields.push({ ...ref, field: "access", sealed: r.access });
+    if (r.refresh?.startsWith(prefix)) fields.push({ ...ref, field: "refresh", sealed: r.refresh });
+    return fields;
+  });
 }
 
 const KEY_CHECK_TEXT = "tokenwarden key check";
@@ -114,7 +132,8 @@ export const keyCheckSetting = (keyId: string) => `key_check:${keyId}`;
  * material (a staging key, `keys generate --id k1` again): started, such an instance would seal new
  * values no correctly keyed one can open. Each id gets a key check in the settings, a short value
  * sealed under it, written by the first instance that starts with that id and opened by every later
- * one. Before the first is written, a few values the store already holds under that id must open
+ * one. Before the first is written, a few tokens the store already holds under that id (access or
+ * refresh: a refresh token a provider never rotates can be all that is left under an old id) must open
  * (one altered value among them is not a wrong key). Costs a settings read per key at startup; the
  * search for stored values under an id runs once, until its key check exists.
  */
@@ -123,8 +142,7 @@ export async function checkRingKeys(sealer: Sealer, evidence: KeyRingEvidence): 
     let check = await evidence.keyCheck(keyId);
     if (check === null) {
       const samples = await evidence.sealedWith(keyId);
-      const opens = (s: CredentialRef & { accessTokenSealed: string }) =>
-        succeeds(() => sealer.open(s.accessTokenSealed, tokenAad(s, "access")));
+      const opens = (s: SealedSample) => succeeds(() => sealer.open(s.sealed, tokenAad(s, s.field)));
       if (samples.length > 0 && !samples.some(opens)) throw notThatKey(keyId);
       check = await evidence.putKeyCheckIfAbsent(
         keyId,

@@ -23,6 +23,7 @@ import {
   connection,
   credential,
   event,
+  NEW_KEY,
   newKeyOnlySealer,
   OLD_KEY,
   rotatedSealer,
@@ -1902,6 +1903,29 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         // No value under "old" is left; the key check still says which key "old" is.
         await expect((await peer(otherOld())).checkKeyRing()).rejects.toThrow(/the key with id "old"/);
         await store.checkKeyRing();
+      });
+
+      it("checks an old key id against the refresh tokens left under it, not only access tokens", async () => {
+        await store.putConnection(connection("T1", [credential("bot", "t1-bot")]), 1_000, []);
+        // A refresh under the new ring whose reply carried no refresh token: only that is left under "old".
+        const rotated = await peer(rotatedSealer());
+        const c = claimOf(
+          await rotated.claimRefresh(BOT, {
+            owner: "new",
+            nowMs: 1_000,
+            leaseMs: LEASE,
+            freshUntilMs: FORCE,
+          }),
+        );
+        await rotated.completeRefresh(
+          c,
+          { tokens: tokens("r1", { refresh: false }), providerData: {}, refreshDueAtMs: 45_000 },
+          1_100,
+          event("T1", "refreshed", 1_100),
+        );
+        const wrongOld = createSealer(`${NEW_KEY},old:${Buffer.alloc(32, 5).toString("base64")}`);
+        await expect((await peer(wrongOld)).checkKeyRing()).rejects.toThrow(/the key with id "old"/);
+        await rotated.checkKeyRing(); // the right ring passes
       });
 
       it("re-seals every secret with the new key in batches, keeping versions", async () => {

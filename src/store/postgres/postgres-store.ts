@@ -40,6 +40,7 @@ import {
   keyCheckSetting,
   resealRows,
   type SealedTokens,
+  samplesUnder,
   sealTokens,
 } from "../credential-sealing.js";
 import {
@@ -813,17 +814,21 @@ export class PostgresStore implements Store {
       },
       sealedWith: async (keyId) => {
         const { rows } = await this.#query("checkKeyRing", (c) =>
-          c.query<{ connection_id: string; kind: CredentialKind; sealed: string }>(
-            `SELECT connection_id, kind, access_token_sealed AS sealed FROM ${t.credentials}
-             WHERE access_token_sealed ^@ $1 LIMIT 3`,
+          c.query<{ connection_id: string; kind: CredentialKind; access: string; refresh: string | null }>(
+            `SELECT connection_id, kind, access_token_sealed AS access, refresh_token_sealed AS refresh
+             FROM ${t.credentials} WHERE access_token_sealed ^@ $1 OR refresh_token_sealed ^@ $1 LIMIT 3`,
             [sealedPrefix(keyId)],
           ),
         );
-        return rows.map((r) => ({
-          connectionId: r.connection_id,
-          kind: r.kind,
-          accessTokenSealed: r.sealed,
-        }));
+        return samplesUnder(
+          keyId,
+          rows.map((r) => ({
+            connectionId: r.connection_id,
+            kind: r.kind,
+            access: r.access,
+            refresh: r.refresh,
+          })),
+        );
       },
       putKeyCheckIfAbsent: async (keyId, value) =>
         (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,

@@ -40,6 +40,7 @@ import {
   keyCheckSetting,
   resealRows,
   type SealedTokens,
+  samplesUnder,
   sealTokens,
 } from "../credential-sealing.js";
 import {
@@ -591,13 +592,25 @@ export class SqliteStore implements Store {
         ),
       sealedWith: async (keyId) => {
         const prefix = sealedPrefix(keyId);
-        return this.#read("checkKeyRing", () =>
-          this.#all<{ connection_id: string; kind: CredentialKind; sealed: string }>(
-            `SELECT connection_id, kind, access_token_sealed AS sealed FROM credentials
-             WHERE substr(access_token_sealed, 1, ?) = ? LIMIT 3`,
+        const rows = this.#read("checkKeyRing", () =>
+          this.#all<{ connection_id: string; kind: CredentialKind; access: string; refresh: string | null }>(
+            `SELECT connection_id, kind, access_token_sealed AS access, refresh_token_sealed AS refresh
+             FROM credentials
+             WHERE substr(access_token_sealed, 1, ?) = ? OR substr(refresh_token_sealed, 1, ?) = ? LIMIT 3`,
             prefix.length,
             prefix,
-          ).map((r) => ({ connectionId: r.connection_id, kind: r.kind, accessTokenSealed: r.sealed })),
+            prefix.length,
+            prefix,
+          ),
+        );
+        return samplesUnder(
+          keyId,
+          rows.map((r) => ({
+            connectionId: r.connection_id,
+            kind: r.kind,
+            access: r.access,
+            refresh: r.refresh,
+          })),
         );
       },
       putKeyCheckIfAbsent: async (keyId, value) =>
