@@ -54,17 +54,18 @@ export function resealRows(
   const patches: Array<{ ref: CredentialRef; patch: Partial<SealedTokens> }> = [];
   for (const row of stale) {
     const ref = { connectionId: row.connectionId, kind: row.kind };
-    let patch: Partial<SealedTokens> | null;
-    try {
-      patch = resealTokens(sealer, row);
-    } catch {
-      const sealed = sealer.needsReseal(row.accessTokenSealed)
-        ? row.accessTokenSealed
-        : (row.refreshTokenSealed ?? row.accessTokenSealed);
-      batch.unreadable.push({ ref, keyId: sealedKeyId(sealed) });
+    const access = reseal(sealer, row.accessTokenSealed, tokenAad(row, "access"));
+    const refresh = reseal(sealer, row.refreshTokenSealed, tokenAad(row, "refresh"));
+    // Named by the key of the value that failed: the other may be under a key the ring still holds.
+    const failed = access.kind === "unreadable" ? access : refresh.kind === "unreadable" ? refresh : null;
+    if (failed !== null) {
+      batch.unreadable.push({ ref, keyId: failed.keyId });
       continue;
     }
-    if (patch !== null) patches.push({ ref, patch });
+    const patch: Partial<SealedTokens> = {};
+    if (access.kind === "resealed") patch.accessTokenSealed = access.sealed;
+    if (refresh.kind === "resealed") patch.refreshTokenSealed = refresh.sealed;
+    if (access.kind === "resealed" || refresh.kind === "resealed") patches.push({ ref, patch });
   }
   batch.resealed = patches.length;
   const last = stale.at(-1);
@@ -74,23 +75,20 @@ export function resealRows(
   return { batch, patches };
 }
 
-/** Re-seals what an old key sealed; null when nothing in the row needs it. */
-export function resealTokens(
+/** One sealed value under the current key: already there, re-sealed, or not openable (named by key id). */
+function reseal(
   sealer: Sealer,
-  row: CredentialRef & SealedTokens,
-): Partial<SealedTokens> | null {
-  const patch: Partial<SealedTokens> = {};
-  if (sealer.needsReseal(row.accessTokenSealed)) {
-    patch.accessTokenSealed = sealer.seal(
-      sealer.open(row.accessTokenSealed, tokenAad(row, "access")),
-      tokenAad(row, "access"),
-    );
+  sealed: string | null,
+  aad: string,
+): { kind: "current" } | { kind: "resealed"; sealed: string } | { kind: "unreadable"; keyId: string | null } {
+  if (sealed === null || !sealer.needsReseal(sealed)) return { kind: "current" };
+  let plaintext: string;
+  try {
+    plaintext = sealer.open(sealed, aad);
+  } catch {
+    return { kind: "unreadable", keyId: sealedKeyId(sealed) };
   }
-  if (row.refreshTokenSealed !== null && sealer.needsReseal(row.refreshTokenSealed)) {
-    const aad = tokenAad(row, "refresh");
-    patch.refreshTokenSealed = sealer.seal(sealer.open(row.refreshTokenSealed, aad), aad);
-  }
-  return Object.keys(patch).length === 0 ? null : patch;
+  return { kind: "resealed", sealed: sealer.seal(plaintext, aad) };
 }
 
 /** What checkRingKeys reads and writes, from the store it checks. */

@@ -1992,6 +1992,30 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await gone.getCredential(T0))?.accessToken.reveal()).toBe("xoxb-access-t0-PLAINTEXT");
       });
 
+      it("names the key of the value that does not open, not of the one that would", async () => {
+        const goneKey = `gone:${Buffer.alloc(32, 9).toString("base64")}`;
+        const gone = await peer(createSealer(`${goneKey},${OLD_KEY}`));
+        await gone.putConnection(connection("T0", [credential("bot", "t0")]), 1_000, []);
+        // Refreshed under "old" with a reply that kept the refresh token: access under "old", refresh under "gone".
+        const both = await peer(createSealer(`${OLD_KEY},${goneKey}`));
+        const T0 = { connectionId: "T0", kind: "bot" as const };
+        const c = claimOf(
+          await both.claimRefresh(T0, { owner: "o", nowMs: 1_000, leaseMs: LEASE, freshUntilMs: FORCE }),
+        );
+        await both.completeRefresh(
+          c,
+          { tokens: tokens("t0-2", { refresh: false }), providerData: {}, refreshDueAtMs: 45_000 },
+          1_100,
+          event("T0", "refreshed", 1_100),
+        );
+        const rotated = await peer(rotatedSealer());
+        expect(await rotated.resealBatch(10)).toEqual({
+          resealed: 0,
+          unreadable: [{ ref: T0, keyId: "gone" }],
+          next: null,
+        });
+      });
+
       it("re-seals safely alongside a refresh in flight", async () => {
         await seedT1();
         const c = claimOf(await claim(BOT, "a", 1_000));
