@@ -392,7 +392,8 @@ function pauseIfRateLimited(ctx: EngineContext, provider: string, outcome: Refre
   if (outcome?.kind !== "failed") return;
   const c = outcome.classification;
   if (c.kind !== "transient" || c.reason !== "rate_limited") return;
-  const untilMs = ctx.clock.now() + (c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS);
+  const pauseMs = Math.min(c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS, RATE_LIMIT_MAX_PAUSE_MS);
+  const untilMs = ctx.clock.now() + pauseMs;
   if (untilMs > (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0)) {
     ctx.providerPausedUntil.set(provider, { untilMs, error: c.error });
   }
@@ -400,6 +401,12 @@ function pauseIfRateLimited(ctx: EngineContext, provider: string, outcome: Refre
 
 /** A 429 without Retry-After: a second, as before (the credential's own backoff spaces its retries). */
 const RATE_LIMIT_DEFAULT_PAUSE_MS = 1_000;
+/**
+ * The longest a 429 pauses every refresh of its provider, whatever its Retry-After says (a proxy's, or
+ * a malformed date read as a day): then one refresh goes out, and a provider still limiting says so
+ * again. The credential that got the 429 keeps the full Retry-After in its own backoff.
+ */
+const RATE_LIMIT_MAX_PAUSE_MS = 60_000;
 
 function observe(
   ctx: EngineContext,
@@ -786,6 +793,8 @@ async function flagProvider(
 }
 
 async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
+  // A refresh went through: whatever rate limit paused the provider is over.
+  ctx.providerPausedUntil.delete(provider);
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   if (!ctx.flaggedProviders.has(provider)) return;
   ctx.flaggedProviders.delete(provider);

@@ -563,6 +563,20 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.getToken(b.id)).accessToken).not.toBe(b.install["access_token"]);
   });
 
+  it("a 429's pause of the whole provider lasts a minute at most, whatever its Retry-After", async () => {
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 86_400, times: 1 });
+    advance(h, 11 * HOUR);
+    await h.warden.getToken(a.id); // the one 429; A keeps its own day of backoff
+    expect((await h.warden.connections.refresh(b.id))[0]).toMatchObject({ refreshed: false });
+    advance(h, 60_000);
+    expect((await h.warden.connections.refresh(b.id))[0]).toMatchObject({ refreshed: true });
+    expect((await h.warden.connections.get(a.id)).credentials[0]?.nextAttemptAtMs).toBeGreaterThanOrEqual(
+      h.clock.now() - 60_000 + 86_400_000,
+    );
+  });
+
   it("a claim handed back unspent whose release fails does not fail the caller, and is released on retry", async () => {
     const { id, install } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
