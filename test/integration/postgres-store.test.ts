@@ -657,7 +657,7 @@ describe("postgres: claim renewals asked for together", () => {
   });
 });
 
-describe("postgres: row locks taken by batch statements", () => {
+describe("postgres: statements that lock the same rows in different orders", () => {
   let db: PgSchema | undefined;
   afterEach(async () => {
     await db?.drop();
@@ -665,79 +665,69 @@ describe("postgres: row locks taken by batch statements", () => {
   });
 
   /**
-   * Key rotation locks credentials in key order (resealBatch: ORDER BY connection_id, kind). A batch
-   * taking them in another order could hold one a rotation batch waits for while waiting for one it
-   * holds: a deadlock, which PostgreSQL ends by failing one of them after a second. Here an outside
-   * transaction holds A; a batch given [B, A] must wait for A without holding B.
+   * A batch completion locks rows in whatever order its plan visits them (a hash join over a table of
+   * some size: physical order), a key-rotation batch in key order: each can hold a row the other waits
+   * for. PostgreSQL ends that by failing one, and the store runs it again. A trigger that sleeps while
+   * the completion holds A1 only makes the interleaving certain; it changes no lock order.
    */
-  for (const statement of ["completion", "renewal"] as const) {
-    it(`a batch ${statement} takes its rows in key order, whatever order it was given`, async () => {
-      const schema = await createPgSchema(`postgres-store.test.ts#lock-order-${statement}`);
-      db = schema;
-      const store = await openMigrated(schema);
-      const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      const prober = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await holder.connect();
-      await prober.connect();
-      const t = `"${schema.schema}".credentials`;
-      try {
-        const claims: RefreshClaim[] = [];
-        for (const id of ["A", "B"]) {
-          await store.putConnection(connection(id, [credential("bot", id)]), 1_000, []);
-          const r = await store.claimRefresh(
-            { connectionId: id, kind: "bot" },
-            { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
-          );
-          if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
-          claims.push(r.claim);
-        }
-        const [a, b] = claims as [RefreshClaim, RefreshClaim];
-        await holder.query("BEGIN");
-        await holder.query(`SELECT 1 FROM ${t} WHERE connection_id = 'A' FOR UPDATE`);
-        const batch =
-          statement === "completion"
-            ? store.completeRefreshes(
-                [b, a].map((claim) => ({
-                  claim,
-                  result: {
-                    tokens: tokens(`n-${claim.ref.connectionId}`),
-                    providerData: {},
-                    refreshDueAtMs: 9_000,
-                  },
-                  nowMs: 3_000,
-                  event: event(claim.ref.connectionId, "refreshed", 3_000),
-                })),
-              )
-            : Promise.all([store.renewClaim(b, 3_000, 30_000), store.renewClaim(a, 3_000, 30_000)]);
-        await eventually(
-          async () =>
-            (
-              await prober.query<{ n: number }>(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
-                [`%${schema.schema}%`],
-              )
-            ).rows[0]?.n ?? 0,
-          (n) => n > 0,
-          { what: "the batch to wait for A" },
-        );
-        // B is free: the batch holds nothing while it waits for A.
-        await prober.query("BEGIN");
-        await prober.query(`SELECT 1 FROM ${t} WHERE connection_id = 'B' FOR UPDATE NOWAIT`);
-        await prober.query("ROLLBACK");
-        await holder.query("COMMIT");
-        const outcome = await batch;
-        if (statement === "completion")
-          expect(outcome).toEqual([
-            expect.objectContaining({ kind: "stored" }),
-            expect.objectContaining({ kind: "stored" }),
-          ]);
-        else expect(outcome).toEqual([true, true]);
-      } finally {
-        await holder.query("ROLLBACK").catch(() => {});
-        await holder.end();
-        await prober.end();
-        await store.close();
-      }
+  it("a batch completion and a re-seal over the same rows both succeed", { timeout: 30_000 }, async () => {
+    const schema = await createPgSchema("postgres-store.test.ts#deadlock");
+    db = schema;
+    const store = await openMigrated(schema);
+    const rotator = await PostgresStore.open({
+      connectionString: schema.url,
+      schema: schema.schema,
+      sealer: rotatedSealer(),
     });
-  }
+    const s = `"${schema.schema}"`;
+    try {
+      await store.putConnection(connection("A1", [credential("bot", "a1")]), 1_000, []); // physically first
+      // Enough rows that the completion's plan hashes its input and scans the table.
+      await schema.admin.query(`INSERT INTO ${s}.connections
+        SELECT 'F' || lpad(g::text, 5, '0'), provider, status, reason, metadata, created_at_ms, updated_at_ms
+        FROM ${s}.connections, generate_series(1, 2000) g WHERE id = 'A1'`);
+      await schema.admin.query(`INSERT INTO ${s}.credentials
+        SELECT 'F' || lpad(g::text, 5, '0'), kind, provider, access_token_sealed, refresh_token_sealed,
+               token_type, scopes, expires_at_ms, issued_at_ms, refreshed_at_ms, status, reason, last_error,
+               version, failure_count, next_attempt_at_ms, refresh_in_doubt, provider_data, refresh_due_at_ms,
+               NULL, NULL, NULL, NULL, NULL, next_run_at_ms
+        FROM ${s}.credentials, generate_series(1, 2000) g WHERE connection_id = 'A1'`);
+      // The filler rows are sealed for A1 and would not open under their own ids: out of the rotation.
+      await schema.admin.query(`UPDATE ${s}.credentials SET access_token_sealed = 'v1.new.x', refresh_token_sealed = NULL
+        WHERE connection_id LIKE 'F%'`);
+      await store.putConnection(connection("A0", [credential("bot", "a0")]), 1_000, []); // physically last
+      await schema.admin.query(`ANALYZE ${s}.credentials`);
+      await schema.admin.query(`CREATE FUNCTION ${s}.slow_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF OLD.claim_id IS NOT NULL AND NEW.claim_id IS NULL AND NEW.connection_id = 'A1' THEN
+            PERFORM pg_sleep(1.5);
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await schema.admin.query(`CREATE TRIGGER slow_completion BEFORE UPDATE ON ${s}.credentials
+        FOR EACH ROW EXECUTE FUNCTION ${s}.slow_completion()`);
+      const items = [];
+      for (const id of ["A0", "A1"]) {
+        const r = await store.claimRefresh(
+          { connectionId: id, kind: "bot" },
+          { owner: "o", nowMs: 2_000, leaseMs: 60_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+        );
+        if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+        items.push({
+          claim: r.claim,
+          result: { tokens: tokens(`n-${id}`), providerData: {}, refreshDueAtMs: 9_000 },
+          nowMs: 3_000,
+          event: event(id, "refreshed", 3_000),
+        });
+      }
+      const completing = store.completeRefreshes(items);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // A1 locked, its trigger asleep
+      const resealing = rotator.resealBatch(10);
+      expect((await completing).map((o) => o.kind)).toEqual(["stored", "stored"]);
+      expect((await resealing).resealed).toBe(2);
+    } finally {
+      await rotator.close();
+      await store.close();
+    }
+  });
 });

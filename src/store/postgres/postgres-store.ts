@@ -505,7 +505,7 @@ export class PostgresStore implements Store {
   }
 
   async #flushRenewals(): Promise<void> {
-    // In key order, as every batch statement locks its rows (see #completeActive).
+    // In key order, as #completeActive sends its items.
     const asked = this.#renewals;
     const batch = keyOrder(asked.map((r) => r.claim.ref)).map((n) => asked[n] as PendingRenewal);
     this.#renewals = [];
@@ -580,8 +580,9 @@ export class PostgresStore implements Store {
     const t = this.#t;
     // One JSON document for the batch: one native stringify, where fourteen array literals escaped
     // every JSON-valued element again (a sixth of the bytes a storm allocated).
-    // In key order: the statement locks rows in the order of its input, and key rotation
-    // (resealBatch) locks them in key order; two batches locking in opposite orders deadlock.
+    // In key order: with a nested-loop plan the statement locks rows in the order of its input, as key
+    // rotation (resealBatch) does, so they cannot deadlock. Other plans (a hash join) lock in physical
+    // order; a deadlock PostgreSQL then breaks costs a retry (#query).
     const order = keyOrder(items.map((i) => i.claim.ref));
     const input = JSON.stringify(
       order
@@ -1149,7 +1150,24 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * Runs `fn` on a pooled connection. A statement or transaction PostgreSQL aborted to break a
+   * deadlock (40P01) or a serialization conflict (40001) did nothing, so it is run again, after a
+   * short random pause, up to DEADLOCK_RETRIES times: rows locked in different orders by two
+   * statements (a batch completion's plan, a key-rotation batch) cost a retry, not an error.
+   */
   async #query<T>(operation: string, fn: (c: Client) => Promise<T>, pool = this.#pool): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#queryOnce(operation, fn, pool);
+      } catch (error) {
+        if (attempt >= DEADLOCK_RETRIES || !abortedToBreakAConflict(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
+      }
+    }
+  }
+
+  async #queryOnce<T>(operation: string, fn: (c: Client) => Promise<T>, pool: pg.Pool): Promise<T> {
     let client: Client;
     try {
       client = await pool.connect();
@@ -1173,6 +1191,14 @@ export class PostgresStore implements Store {
       client.release(broken);
     }
   }
+}
+
+/** Runs of a statement or transaction PostgreSQL aborted for a deadlock or serialization conflict. */
+const DEADLOCK_RETRIES = 3;
+
+function abortedToBreakAConflict(error: unknown): boolean {
+  const cause = error instanceof TokenwardenError ? error.cause : error;
+  return cause instanceof pg.DatabaseError && (cause.code === "40P01" || cause.code === "40001");
 }
 
 function refKey(ref: CredentialRef): string {
