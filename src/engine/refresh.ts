@@ -404,7 +404,8 @@ const RATE_LIMIT_DEFAULT_PAUSE_MS = 1_000;
 /**
  * The longest a 429 pauses every refresh of its provider, whatever its Retry-After says (a proxy's, or
  * a malformed date read as a day): then one refresh goes out, and a provider still limiting says so
- * again. The credential that got the 429 keeps the full Retry-After in its own backoff.
+ * again. The credential that got the 429 keeps the full Retry-After in its own backoff. A success does
+ * not end the pause early: in a storm it may come from a request sent before the 429.
  */
 const RATE_LIMIT_MAX_PAUSE_MS = 60_000;
 
@@ -793,8 +794,6 @@ async function flagProvider(
 }
 
 async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
-  // A refresh went through: whatever rate limit paused the provider is over.
-  ctx.providerPausedUntil.delete(provider);
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   if (!ctx.flaggedProviders.has(provider)) return;
   ctx.flaggedProviders.delete(provider);

@@ -577,6 +577,27 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     );
   });
 
+  it("a refresh answered before a 429 and stored after it does not end the pause", async () => {
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    const c = await h.installAndImport();
+    const gate = completionGate();
+    const gated = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      completeRefreshes: gate.completeRefreshes,
+    });
+    const w = await h.peer({ store: gated });
+    const calls = () => h.emu.control.counters().calls["oauth.v2.access"] ?? 0;
+    advance(h, 11 * HOUR);
+    const refreshingA = w.getToken(a.id); // answered at once, stored only when the gate opens
+    await eventually(calls, (n) => n === 1, { what: "A's refresh to be answered" });
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 60, times: 100 });
+    await w.getToken(b.id); // the 429
+    gate.open();
+    await refreshingA;
+    await w.getToken(c.id); // still inside B's Retry-After
+    expect(calls()).toBe(2);
+  });
+
   it("a claim handed back unspent whose release fails does not fail the caller, and is released on retry", async () => {
     const { id, install } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
