@@ -731,3 +731,37 @@ describe("postgres: statements that lock the same rows in different orders", () 
     }
   });
 });
+
+describe("postgres: what is run again after a deadlock abort", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("events appended together are recorded once each, after an abort part-way", async () => {
+    const schema = await createPgSchema("postgres-store.test.ts#abort-append");
+    db = schema;
+    const store = await openMigrated(schema);
+    const s = `"${schema.schema}"`;
+    try {
+      await store.putConnection(connection("C1", [credential("bot", "c1")]), 1_000, []);
+      // PostgreSQL picks the second insert as a deadlock's victim, once (a trigger stands in for the cycle).
+      await schema.admin.query(`CREATE SEQUENCE ${s}.victims`);
+      await schema.admin.query(`CREATE FUNCTION ${s}.deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.type = 'refreshed' AND nextval('${s}.victims') = 1 THEN
+            RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await schema.admin.query(`CREATE TRIGGER deadlock_once BEFORE INSERT ON ${s}.events
+        FOR EACH ROW EXECUTE FUNCTION ${s}.deadlock_once()`);
+      await store.appendEvents([event("C1", "checked", 2_000), event("C1", "refreshed", 2_000)]);
+      const events = await store.listEvents("C1", { limit: 10 });
+      expect(events.map((e) => e.type).reverse()).toEqual(["checked", "refreshed"]);
+    } finally {
+      await store.close();
+    }
+  });
+});

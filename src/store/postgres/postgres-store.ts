@@ -604,15 +604,17 @@ export class PostgresStore implements Store {
           event_data: i.event.data ?? {},
         })),
     );
-    const { rows } = await this.#query(
-      "completeRefresh",
-      (c) =>
-        c.query<{ claim_id: string }>({
-          name: `${this.#schema}.completeRefreshes`,
-          text: completeRefreshesSql(t),
-          values: [input, this.#channel, notifyPayload(items.map((i) => i.claim.ref))],
-        }),
-      this.#batches,
+    const { rows } = await this.#retryingAborted(() =>
+      this.#query(
+        "completeRefresh",
+        (c) =>
+          c.query<{ claim_id: string }>({
+            name: `${this.#schema}.completeRefreshes`,
+            text: completeRefreshesSql(t),
+            values: [input, this.#channel, notifyPayload(items.map((i) => i.claim.ref))],
+          }),
+        this.#batches,
+      ),
     );
     return new Set(rows.map((r) => r.claim_id));
   }
@@ -745,7 +747,8 @@ export class PostgresStore implements Store {
   }
 
   async appendEvents(events: NewEvent[]): Promise<void> {
-    if (events.length > 0) await this.#query("appendEvents", (c) => this.#insertEvents(c, events));
+    // One transaction: all or none (and so safe to run again after a deadlock abort).
+    if (events.length > 0) await this.#tx("appendEvents", (c) => this.#insertEvents(c, events));
   }
 
   async listEvents(
@@ -999,7 +1002,7 @@ export class PostgresStore implements Store {
 
   async putSettingIfAbsent(key: string, value: string): Promise<{ value: string; inserted: boolean }> {
     const t = this.#t.settings;
-    return this.#query("putSettingIfAbsent", async (c) => {
+    return this.#tx("putSettingIfAbsent", async (c) => {
       const r = await c.query(`INSERT INTO ${t} (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
         key,
         value,
@@ -1137,29 +1140,32 @@ export class PostgresStore implements Store {
    * several tables use a REPEATABLE READ snapshot so a connection and its credentials agree.
    */
   async #tx<T>(operation: string, fn: (c: Client) => Promise<T>, begin = "BEGIN"): Promise<T> {
-    return this.#query(operation, async (c) => {
-      await c.query(begin);
-      try {
-        const result = await fn(c);
-        await c.query("COMMIT");
-        return result;
-      } catch (error) {
-        await c.query("ROLLBACK").catch(() => {});
-        throw error;
-      }
-    });
+    return this.#retryingAborted(() =>
+      this.#query(operation, async (c) => {
+        await c.query(begin);
+        try {
+          const result = await fn(c);
+          await c.query("COMMIT");
+          return result;
+        } catch (error) {
+          await c.query("ROLLBACK").catch(() => {});
+          throw error;
+        }
+      }),
+    );
   }
 
   /**
-   * Runs `fn` on a pooled connection. A statement or transaction PostgreSQL aborted to break a
-   * deadlock (40P01) or a serialization conflict (40001) did nothing, so it is run again, after a
-   * short random pause, up to DEADLOCK_RETRIES times: rows locked in different orders by two
-   * statements (a batch completion's plan, a key-rotation batch) cost a retry, not an error.
+   * Runs `run` again, after a short random pause, up to DEADLOCK_RETRIES times, when PostgreSQL aborted
+   * it to break a deadlock (40P01) or a serialization conflict (40001): rows locked in different orders
+   * by two statements (a batch completion's plan, a key-rotation batch) cost a retry, not an error.
+   * Only for what such an abort undoes entirely: one transaction (#tx) or one statement; several
+   * autocommit statements would be half done, and run again in full.
    */
-  async #query<T>(operation: string, fn: (c: Client) => Promise<T>, pool = this.#pool): Promise<T> {
+  async #retryingAborted<T>(run: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#queryOnce(operation, fn, pool);
+        return await run();
       } catch (error) {
         if (attempt >= DEADLOCK_RETRIES || !abortedToBreakAConflict(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 45));
@@ -1167,7 +1173,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #queryOnce<T>(operation: string, fn: (c: Client) => Promise<T>, pool: pg.Pool): Promise<T> {
+  async #query<T>(operation: string, fn: (c: Client) => Promise<T>, pool = this.#pool): Promise<T> {
     let client: Client;
     try {
       client = await pool.connect();
