@@ -137,6 +137,9 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       const held: Held[] = [];
       try {
         if (options.revoke) await revokeAll(connection, held, revoked);
+        // No longer renewed: the delete is one short transaction, well inside the lease, and a renewal
+        // racing it would find the claim gone and log a takeover that is not one.
+        for (const h of held) h.letGo();
         await ctx.store.deleteConnection(id);
       } catch (error) {
         // Not deleted: the claims go back, or they would read as refreshes in doubt.
@@ -146,7 +149,6 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         }
         throw error;
       }
-      for (const h of held) h.letGo(); // deleted with their rows
       forget(id);
       return { deleted: true, revoked };
     },
