@@ -162,8 +162,8 @@ export async function refreshCredential(
  * Takes a credential's refresh claim, waiting for any other process's refresh to finish first, so
  * nothing can mint tokens from it while it is held (a revocation before a delete: a refresh answered
  * in between would leave tokens the delete never revoked); `letGo` stops renewing it, and one not
- * deleted with its row must be handed back (`handBack`). Null when there is
- * nothing to hold: the credential is gone, dead or has no refresh token (no refresh can be in flight).
+ * deleted with its row must be handed back (`handBack`). Null when there is nothing to hold: the
+ * credential is gone, dead or has no refresh token (no refresh can be in flight).
  */
 export async function quietCredential(
   ctx: EngineContext,
