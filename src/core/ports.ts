@@ -404,6 +404,13 @@ export interface Store {
   countConnectionsByStatus(): Promise<Record<Status, number>>;
 
   /**
+   * The database's clock minus this host's wall clock, in ms, measured around one round trip; null
+   * when every process sharing the store shares the host's clock too (SQLite). Leases are written and
+   * read with each process's own clock, so a large offset is worth a warning.
+   */
+  clockOffsetMs?(): Promise<number | null>;
+
+  /**
    * A number that changes whenever another process may have changed `ref`.
    * Synchronous and cheap: the token hot path compares it to skip the database.
    */

@@ -145,6 +145,7 @@ export async function createWarden(options: WardenOptions = {}) {
       "timings.leaseMs is not longer than timings.providerTimeoutMs: a claim whose holder dies mid-call can be taken over while its request may still reach the provider, leaving the stored refresh token superseded",
     );
   }
+  await warnOfClockOffset(store, logger);
   const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,
@@ -331,4 +332,23 @@ function slackFromEnv(env: NodeJS.ProcessEnv): SlackProviderOptions | undefined 
     ...(signingSecret ? { signingSecret } : {}),
     ...(baseUrl ? { baseUrl } : {}),
   };
+}
+
+/** Beyond this, the host's clock and the database's disagree enough to say so at start. */
+const CLOCK_OFFSET_WARN_MS = 5_000;
+
+/**
+ * Leases are written with the holder's clock and read with the reader's: a reader whose clock runs
+ * ahead of a live holder's by more than the lease's unrenewed part (20 s of the default 30 s) takes
+ * the claim over and may send its refresh token again. The database's clock is the one every host
+ * sees, so each warden compares its own with it once, at start. The wall clock, not an injected one:
+ * production runs on it, and a test's fake clock is not a host's.
+ */
+async function warnOfClockOffset(store: Store, logger: Logger): Promise<void> {
+  const offsetMs = await store.clockOffsetMs?.().catch(() => null);
+  if (offsetMs === undefined || offsetMs === null || Math.abs(offsetMs) <= CLOCK_OFFSET_WARN_MS) return;
+  logger.warn(
+    { offsetMs: Math.round(offsetMs) },
+    `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? "behind" : "ahead of"} the database's: refresh leases assume hosts' clocks agree within a few seconds (keep them synced, e.g. NTP), or one instance may take over another's live refresh`,
+  );
 }

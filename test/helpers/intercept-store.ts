@@ -1,8 +1,9 @@
 import type { Store } from "../../src/core/ports.js";
 
-type Override<K extends keyof Store> = Store[K] extends (...args: infer A) => infer R
-  ? (real: (...args: A) => R, ...args: A) => R
-  : never;
+type Override<K extends keyof Store> =
+  NonNullable<Store[K]> extends (...args: infer A) => infer R
+    ? (real: (...args: A) => R, ...args: A) => R
+    : never;
 
 /** Replacements for some of a store's methods; each gets the real method first. */
 export type StoreOverrides = { [K in keyof Store]?: Override<K> };
@@ -12,11 +13,14 @@ export function interceptStore(store: Store, overrides: StoreOverrides): Store {
   return new Proxy(store, {
     get(target, name) {
       const value = Reflect.get(target, name, target) as unknown;
-      if (typeof value !== "function") return value;
-      const real = (value as (...args: unknown[]) => unknown).bind(target);
       const override = overrides[name as keyof Store] as
         | ((real: (...args: unknown[]) => unknown, ...args: unknown[]) => unknown)
         | undefined;
+      // An optional method the store lacks (SQLite's clockOffsetMs) can be given one; its "real" is a no-op.
+      if (typeof value !== "function") {
+        return override === undefined ? value : (...args: unknown[]) => override(() => undefined, ...args);
+      }
+      const real = (value as (...args: unknown[]) => unknown).bind(target);
       return override === undefined ? real : (...args: unknown[]) => override(real, ...args);
     },
   });

@@ -364,6 +364,18 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(warned()).toBe(1);
   });
 
+  it("warns at start when this host's clock and the database's disagree by more than a few seconds", async () => {
+    h = await openEngineHarness(kind);
+    const warned = () => h?.logs.filter((l) => l.includes("refresh leases assume hosts' clocks agree")) ?? [];
+    expect(warned()).toEqual([]); // the real clocks, on one machine (SQLite has no clock of its own)
+    const skewed = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      clockOffsetMs: async () => 30_000,
+    });
+    await h.peer({ store: skewed });
+    expect(warned()).toHaveLength(1);
+    expect(warned()[0]).toContain("30 s behind the database's");
+  });
+
   // Found by review: the kind a call naming none gets was remembered per process forever, so after a peer
   // re-imported a user-only connection with a bot credential, this process kept handing out the user token.
   it("a call naming no kind follows a peer's re-import that adds the bot credential", async () => {

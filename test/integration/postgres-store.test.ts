@@ -765,3 +765,16 @@ describe("postgres: what is run again after a deadlock abort", () => {
     }
   });
 });
+
+describe("postgres: the database's clock", () => {
+  it("is this host's clock on one machine: the offset measured is well under a second", async () => {
+    const db = await createPgSchema("postgres-store.test.ts#clock");
+    const store = await openMigrated(db);
+    try {
+      expect(Math.abs((await store.clockOffsetMs()) ?? Number.NaN)).toBeLessThan(1_000);
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+});
