@@ -135,11 +135,13 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       const connection = await this.get(id);
       const revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> = [];
       const held: Held[] = [];
+      // Until the delete ends the claims stay in flight (close() waits for them) but are no longer
+      // renewed: the delete is one short transaction, well inside the lease, and a renewal racing it
+      // would find the claim gone and log a takeover that is not one.
+      let ending: Array<() => void> = [];
       try {
         if (options.revoke) await revokeAll(connection, held, revoked);
-        // No longer renewed: the delete is one short transaction, well inside the lease, and a renewal
-        // racing it would find the claim gone and log a takeover that is not one.
-        for (const h of held) h.letGo();
+        ending = held.map((h) => ctx.claims.handingBack(h.claim));
         await ctx.store.deleteConnection(id);
       } catch (error) {
         // Not deleted: the claims go back, or they would read as refreshes in doubt.
@@ -148,6 +150,8 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
           await handBack(ctx, h.claim);
         }
         throw error;
+      } finally {
+        for (const end of ending) end();
       }
       forget(id);
       return { deleted: true, revoked };

@@ -321,6 +321,38 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
   });
 
+  it("close() during a delete with revoke waits for the delete", async () => {
+    const { id } = await h.installAndImport();
+    let reached = false;
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const gated = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      deleteConnection: async (real, connectionId) => {
+        reached = true;
+        await gate;
+        return real(connectionId);
+      },
+    });
+    const w = await h.peer({ store: gated });
+    const deleting = w.connections.delete(id, { revoke: true });
+    await eventually(
+      () => reached,
+      (r) => r,
+      { what: "the delete to reach the store" },
+    );
+    let closed = false;
+    const closing = w.close().then(() => {
+      closed = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(closed).toBe(false); // the tokens are revoked: the connection must go too
+    open();
+    await Promise.all([closing, deleting]);
+    expect(await h.store.getConnection(id)).toBeNull();
+  });
+
   it("delete with revoke revokes the refresh token as well as the access token", async () => {
     const { id, install } = await h.installAndImport();
     const refreshToken = install["refresh_token"] as string;
