@@ -345,8 +345,13 @@ const CLOCK_OFFSET_WARN_MS = 5_000;
  * production runs on it, and a test's fake clock is not a host's.
  */
 async function warnOfClockOffset(store: Store, logger: Logger): Promise<void> {
-  const offsetMs = await store.clockOffsetMs?.().catch(() => null);
-  if (offsetMs === undefined || offsetMs === null || Math.abs(offsetMs) <= CLOCK_OFFSET_WARN_MS) return;
+  let offsetMs: number | null | undefined;
+  try {
+    offsetMs = await store.clockOffsetMs?.();
+  } catch {
+    return; // a warning's measurement never stops a start
+  }
+  if (typeof offsetMs !== "number" || Math.abs(offsetMs) <= CLOCK_OFFSET_WARN_MS) return;
   logger.warn(
     { offsetMs: Math.round(offsetMs) },
     `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? "behind" : "ahead of"} the database's: refresh leases assume hosts' clocks agree within a few seconds (keep them synced, e.g. NTP), or one instance may take over another's live refresh`,

@@ -13,12 +13,12 @@ export function interceptStore(store: Store, overrides: StoreOverrides): Store {
   return new Proxy(store, {
     get(target, name) {
       const value = Reflect.get(target, name, target) as unknown;
-      const override = overrides[name as keyof Store] as
+      const override = (Object.hasOwn(overrides, name) ? overrides[name as keyof Store] : undefined) as
         | ((real: (...args: unknown[]) => unknown, ...args: unknown[]) => unknown)
         | undefined;
       // An optional method the store lacks (SQLite's clockOffsetMs) can be given one; its "real" is a no-op.
       if (typeof value !== "function") {
-        return override === undefined ? value : (...args: unknown[]) => override(() => undefined, ...args);
+        return override === undefined ? value : (...args: unknown[]) => override(async () => null, ...args);
       }
       const real = (value as (...args: unknown[]) => unknown).bind(target);
       return override === undefined ? real : (...args: unknown[]) => override(real, ...args);

@@ -767,6 +767,29 @@ describe("postgres: what is run again after a deadlock abort", () => {
 });
 
 describe("postgres: the database's clock", () => {
+  it("is measured around the statement alone, not a wait for a pooled connection", async () => {
+    const db = await createPgSchema("postgres-store.test.ts#clock-busy-pool");
+    let slow = false;
+    class BusyPool extends pg.Pool {
+      override connect(...args: never[]): never {
+        const connect = () => (super.connect as (...a: never[]) => never).apply(this, args);
+        if (!slow) return connect();
+        return new Promise((resolve) => setTimeout(resolve, 2_500)).then(connect) as never;
+      }
+    }
+    const pool = new BusyPool({ connectionString: db.url, max: 2 });
+    const store = await PostgresStore.open({ pool, schema: db.schema, sealer: testSealer() });
+    try {
+      await store.migrate();
+      slow = true; // an app sharing the pool keeps it busy for 2.5 s
+      expect(Math.abs((await store.clockOffsetMs()) ?? Number.NaN)).toBeLessThan(1_000);
+    } finally {
+      await store.close();
+      await pool.end();
+      await db.drop();
+    }
+  });
+
   it("is this host's clock on one machine: the offset measured is well under a second", async () => {
     const db = await createPgSchema("postgres-store.test.ts#clock");
     const store = await openMigrated(db);

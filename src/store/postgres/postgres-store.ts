@@ -1013,13 +1013,16 @@ export class PostgresStore implements Store {
   }
 
   async clockOffsetMs(): Promise<number | null> {
-    const sentAt = Date.now();
-    const { rows } = await this.#query("clockOffsetMs", (c) =>
-      c.query<{ now_ms: number }>("SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now_ms"),
-    );
-    const answeredAt = Date.now();
-    // Read mid-way through the round trip, as near as this side can tell.
-    return Number(rows[0]?.now_ms) - (sentAt + answeredAt) / 2;
+    return this.#query("clockOffsetMs", async (c) => {
+      // Timed around the statement alone, not the wait for a pooled connection before it.
+      const sentAt = Date.now();
+      const { rows } = await c.query<{ now_ms: number }>(
+        "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now_ms",
+      );
+      const answeredAt = Date.now();
+      // Read mid-way through the round trip, as near as this side can tell.
+      return Number(rows[0]?.now_ms) - (sentAt + answeredAt) / 2;
+    });
   }
 
   async putSetting(key: string, value: string): Promise<void> {
