@@ -17,6 +17,7 @@ import type {
   Reason,
   StoredCredential,
   TokenSet,
+  TransientReason,
 } from "../core/types.js";
 import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
@@ -217,6 +218,51 @@ function usableOrThrow(ctx: EngineContext, credential: StoredCredential): Curren
 }
 
 /**
+ * handBackServing for a transient failure that ends at a known time (a rate-limit pause, a backoff):
+ * once the token has expired, `provider_unavailable` with `reason` says why and when to come back.
+ */
+function handBackUntil(
+  ctx: EngineContext,
+  claimed: Claimed,
+  now: number,
+  failure: { reason: TransientReason; error: string; retryAfterMs: number },
+  why: string,
+  reason: Reason,
+): Promise<CurrentToken> {
+  const { retryAfterMs } = failure;
+  return handBackServing(
+    ctx,
+    claimed,
+    now,
+    { kind: "transient", ...failure },
+    () =>
+      new ProviderUnavailableError(
+        `${why}; next attempt in ${Math.ceil(retryAfterMs / 1000)} s`,
+        reason,
+        retryAfterMs,
+      ),
+  );
+}
+
+/**
+ * Hands a claim back unspent and answers the caller: the stored token while it is still valid, with
+ * `failure` said (a caller whose token the provider has just refused, withToken's, must not take it
+ * as a fresh one); once it has expired, the error `expired` makes.
+ */
+async function handBackServing(
+  ctx: EngineContext,
+  claimed: Claimed,
+  now: number,
+  failure: Classification,
+  expired: () => Error,
+): Promise<CurrentToken> {
+  await handBack(ctx, claimed.claim);
+  const c = claimed.credential;
+  if (c.expiresAtMs === null || c.expiresAtMs > now) return { ...current(c), failure };
+  throw expired();
+}
+
+/**
  * A claim was won, but spending may still be wrong: the token that failed was
  * already replaced by another process, or the credential is in backoff.
  * Releases the claim in those cases.
@@ -232,63 +278,45 @@ async function settleWithoutSpending(
     return current(c);
   }
   const now = ctx.clock.now();
-  if (ctx.flaggedProviders.has(c.provider)) {
-    // Our client credentials were refused: every refresh would be refused too, and hammering the
-    // token endpoint earns a rate limit. One caller per process gets through as a probe every 10 s
-    // (a fixed secret is then noticed at once); the others keep a still-valid token or hear why not.
-    if (now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
-      await handBack(ctx, claimed.claim);
-      if (c.expiresAtMs === null || c.expiresAtMs > now) {
-        // Served, with the reason said (withToken must not take it as fresh: see below).
-        const failure: Classification = {
-          kind: "misconfigured",
-          reason: "provider_misconfigured",
-          error: "client credentials refused",
-        };
-        return { ...current(c), failure };
-      }
-      throw misconfiguredError(c.provider, "rejected our client credentials");
-    }
+  // Our client credentials were refused: every refresh would be refused too, and hammering the token
+  // endpoint earns a rate limit. One caller per process gets through as a probe every 10 s (a fixed
+  // secret is then noticed at once); the others keep a still-valid token or hear why not.
+  if (ctx.flaggedProviders.has(c.provider) && now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
+    const failure: Classification = {
+      kind: "misconfigured",
+      reason: "provider_misconfigured",
+      error: "client credentials refused",
+    };
+    return handBackServing(ctx, claimed, now, failure, () =>
+      misconfiguredError(c.provider, "rejected our client credentials"),
+    );
   }
   const paused = ctx.providerPausedUntil.get(c.provider);
   if (paused !== undefined && now < paused.untilMs) {
     // The provider limits the token endpoint per app: another credential's refresh now would only be
     // refused too (and may extend the limit). Even a forced refresh waits; nothing is recorded on
     // this credential, which did nothing wrong.
-    await handBack(ctx, claimed.claim);
-    const retryAfterMs = paused.untilMs - now;
-    if (c.expiresAtMs === null || c.expiresAtMs > now) {
-      const failure: Classification = {
-        kind: "transient",
-        reason: "rate_limited",
-        error: paused.error,
-        retryAfterMs,
-      };
-      return { ...current(c), failure };
-    }
-    throw new ProviderUnavailableError(
-      `${c.provider} is rate limiting refreshes (${paused.error}); next attempt in ${Math.ceil(retryAfterMs / 1000)} s`,
+    return handBackUntil(
+      ctx,
+      claimed,
+      now,
+      { reason: "rate_limited", error: paused.error, retryAfterMs: paused.untilMs - now },
+      `${c.provider} is rate limiting refreshes (${paused.error})`,
       "rate_limited",
-      retryAfterMs,
     );
   }
   if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
-    await handBack(ctx, claimed.claim);
-    if (c.expiresAtMs === null || c.expiresAtMs > now) {
-      // Served, with the failure said: a caller whose token the provider has just called expired
-      // (withToken) must not take this as a fresh one.
-      const failure: Classification = {
-        kind: "transient",
+    return handBackUntil(
+      ctx,
+      claimed,
+      now,
+      {
         reason: c.reason === "rate_limited" ? "rate_limited" : "provider_unavailable",
         error: c.lastError ?? "unknown",
         retryAfterMs: c.nextAttemptAtMs - now,
-      };
-      return { ...current(c), failure };
-    }
-    throw new ProviderUnavailableError(
-      `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"}); next attempt in ${Math.ceil((c.nextAttemptAtMs - now) / 1000)} s`,
+      },
+      `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"})`,
       c.reason ?? "provider_unavailable",
-      c.nextAttemptAtMs - now,
     );
   }
   // This caller sends: it is the probe. Taken only here, so a caller handed back above (in backoff,
@@ -385,6 +413,11 @@ export async function runClaim(
   } finally {
     letGo();
   }
+}
+
+/** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
+export function providerPaused(ctx: EngineContext, provider: string, now: number): boolean {
+  return now < (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0);
 }
 
 /** A 429 from the token endpoint pauses every refresh of that provider in this process for its Retry-After. */

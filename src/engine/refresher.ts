@@ -1,6 +1,6 @@
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
-import { handBack, runClaim } from "./refresh.js";
+import { handBack, providerPaused, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
 const MISCONFIGURED_PROBE_MS = 60_000;
@@ -166,7 +166,7 @@ export class Refresher {
    * is due and taken; without, probes are left to the passes the timer runs.
    */
   #capacity(provider: string, now: number, probe: boolean): number {
-    if ((this.#ctx.providerPausedUntil.get(provider)?.untilMs ?? 0) > now) return 0;
+    if (providerPaused(this.#ctx, provider, now)) return 0;
     let free: number;
     if (this.#ctx.flaggedProviders.has(provider)) {
       // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
@@ -208,7 +208,7 @@ export class Refresher {
       const credential = claim.credential;
       const provider = credential.provider;
       const now = ctx.clock.now();
-      if ((ctx.providerPausedUntil.get(provider)?.untilMs ?? 0) > now || !ctx.providers.has(provider)) {
+      if (providerPaused(ctx, provider, now) || !ctx.providers.has(provider)) {
         await handBack(ctx, claim);
         return;
       }

@@ -1,5 +1,6 @@
 import { TokenwardenError } from "../core/errors.js";
 import type { ResealBatch, Store } from "../core/ports.js";
+import { ENCRYPTION_KEY_VARIABLE } from "../crypto/key-ring.js";
 
 /** How many unreadable credentials the error names; the count covers the rest. */
 const NAMED = 10;
@@ -42,7 +43,7 @@ export async function rotateAllKeys(
     const more = unreadable.length > NAMED ? ` and ${unreadable.length - NAMED} more` : "";
     throw new TokenwardenError(
       "config_invalid",
-      `re-encrypted ${total} credential(s), but ${unreadable.length} could not be opened with TOKENWARDEN_ENCRYPTION_KEY and keep their old key: ${named}${more}. ` +
+      `re-encrypted ${total} credential(s), but ${unreadable.length} could not be opened with ${ENCRYPTION_KEY_VARIABLE} and keep their old key: ${named}${more}. ` +
         "Put the key they name back in the ring and rotate again, or reconnect (or delete) those connections; until then do not retire that key",
     );
   }

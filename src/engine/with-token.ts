@@ -39,13 +39,12 @@ function refreshFailedError(
 }
 
 /**
- * Runs `fn` with a fresh token; `fn` may run again (up to three runs in all),
- * so it should make one provider call. On `token_expired` it refreshes once (unless another process
- * already did) and retries once; on a dead-credential error it marks the
- * connection `needs_reauth` before passing the error on, unless the stored
- * token's refresh is in doubt (see `doubtful`): then it refreshes and retries
- * once first, and judges the answer to that. A dead answer about a token the
- * store has since replaced is retried once with the stored one.
+ * Runs `fn` with a fresh token; `fn` may run again (up to three runs in all), so it should make one
+ * provider call. On `token_expired` it refreshes once (unless another process already did) and
+ * retries once; on a dead-credential error it marks the connection `needs_reauth` before passing the
+ * error on, unless the stored token's refresh is in doubt (see `doubtful`): then it refreshes and
+ * retries once first, and judges the answer to that. A dead answer about a token the store has since
+ * replaced is retried once with the stored one.
  */
 export function makeWithToken(
   ctx: EngineContext,

@@ -1,6 +1,7 @@
 import { TokenwardenError } from "../core/errors.js";
 import type { ResealBatch, Sealer } from "../core/ports.js";
-import type { CredentialRef, TokenSet } from "../core/types.js";
+import type { CredentialKind, CredentialRef, TokenSet } from "../core/types.js";
+import { ENCRYPTION_KEY_VARIABLE } from "../crypto/key-ring.js";
 import { sealedKeyId, sealedPrefix } from "../crypto/seal.js";
 
 export type TokenField = "access" | "refresh";
@@ -104,14 +105,19 @@ export interface KeyRingEvidence {
 /** One stored token, as the key check samples it. */
 export type SealedSample = CredentialRef & { field: TokenField; sealed: string };
 
-/** The tokens of a row sealed under `keyId` (the rows a sampling query found hold one or both). */
-export function samplesUnder(
-  keyId: string,
-  rows: ReadonlyArray<CredentialRef & { access: string; refresh: string | null }>,
-): SealedSample[] {
+/** A row of the stores' sampling query: its credential and both its sealed tokens. */
+export interface SampledRow {
+  connection_id: string;
+  kind: CredentialKind;
+  access: string;
+  refresh: string | null;
+}
+
+/** The tokens sealed under `keyId` in the rows a sampling query found (each holds one or both). */
+export function samplesUnder(keyId: string, rows: readonly SampledRow[]): SealedSample[] {
   const prefix = sealedPrefix(keyId);
   return rows.flatMap((r) => {
-    const ref = { connectionId: r.connectionId, kind: r.kind };
+    const ref = { connectionId: r.connection_id, kind: r.kind };
     const fields: SealedSample[] = [];
     if (r.access.startsWith(prefix)) fields.push({ ...ref, field: "access", sealed: r.access });
     if (r.refresh?.startsWith(prefix)) fields.push({ ...ref, field: "refresh", sealed: r.refresh });
@@ -163,7 +169,7 @@ function succeeds(f: () => unknown): boolean {
 function notThatKey(keyId: string): TokenwardenError {
   return new TokenwardenError(
     "config_invalid",
-    `the key with id "${keyId}" in TOKENWARDEN_ENCRYPTION_KEY is not the key this database knows by that id ` +
+    `the key with id "${keyId}" in ${ENCRYPTION_KEY_VARIABLE} is not the key this database knows by that id ` +
       "(values sealed under it do not open): is it the key of another environment? A new key needs an id never used here before",
   );
 }

@@ -39,6 +39,7 @@ import {
   checkRingKeys,
   keyCheckSetting,
   resealRows,
+  type SampledRow,
   type SealedTokens,
   samplesUnder,
   sealTokens,
@@ -585,14 +586,14 @@ export class PostgresStore implements Store {
     // order; a deadlock PostgreSQL then breaks costs a retry (#query).
     const order = keyOrder(items.map((i) => i.claim.ref));
     const input = JSON.stringify(
-      order
-        .map((n) => items[n] as CompletionItem)
-        .map((i, k) => ({
+      order.map((n) => {
+        const i = items[n] as CompletionItem;
+        return {
           connection_id: i.claim.ref.connectionId,
           kind: i.claim.ref.kind,
           claim_id: i.claim.claimId,
-          access: sealed[order[k] as number]?.accessTokenSealed ?? null,
-          refresh: sealed[order[k] as number]?.refreshTokenSealed ?? null,
+          access: sealed[n]?.accessTokenSealed ?? null,
+          refresh: sealed[n]?.refreshTokenSealed ?? null,
           token_type: i.result.tokens.tokenType,
           scopes: i.result.tokens.scopes,
           expires_at_ms: i.result.tokens.expiresAtMs,
@@ -602,7 +603,8 @@ export class PostgresStore implements Store {
           event_type: i.event.type,
           event_at_ms: i.event.atMs,
           event_data: i.event.data ?? {},
-        })),
+        };
+      }),
     );
     const { rows } = await this.#retryingAborted(() =>
       this.#query(
@@ -818,21 +820,13 @@ export class PostgresStore implements Store {
       },
       sealedWith: async (keyId) => {
         const { rows } = await this.#query("checkKeyRing", (c) =>
-          c.query<{ connection_id: string; kind: CredentialKind; access: string; refresh: string | null }>(
+          c.query<SampledRow>(
             `SELECT connection_id, kind, access_token_sealed AS access, refresh_token_sealed AS refresh
              FROM ${t.credentials} WHERE access_token_sealed ^@ $1 OR refresh_token_sealed ^@ $1 LIMIT 3`,
             [sealedPrefix(keyId)],
           ),
         );
-        return samplesUnder(
-          keyId,
-          rows.map((r) => ({
-            connectionId: r.connection_id,
-            kind: r.kind,
-            access: r.access,
-            refresh: r.refresh,
-          })),
-        );
+        return samplesUnder(keyId, rows);
       },
       putKeyCheckIfAbsent: async (keyId, value) =>
         (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,

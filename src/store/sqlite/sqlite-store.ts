@@ -39,6 +39,7 @@ import {
   checkRingKeys,
   keyCheckSetting,
   resealRows,
+  type SampledRow,
   type SealedTokens,
   samplesUnder,
   sealTokens,
@@ -593,7 +594,7 @@ export class SqliteStore implements Store {
       sealedWith: async (keyId) => {
         const prefix = sealedPrefix(keyId);
         const rows = this.#read("checkKeyRing", () =>
-          this.#all<{ connection_id: string; kind: CredentialKind; access: string; refresh: string | null }>(
+          this.#all<SampledRow>(
             `SELECT connection_id, kind, access_token_sealed AS access, refresh_token_sealed AS refresh
              FROM credentials
              WHERE substr(access_token_sealed, 1, ?) = ? OR substr(refresh_token_sealed, 1, ?) = ? LIMIT 3`,
@@ -603,15 +604,7 @@ export class SqliteStore implements Store {
             prefix,
           ),
         );
-        return samplesUnder(
-          keyId,
-          rows.map((r) => ({
-            connectionId: r.connection_id,
-            kind: r.kind,
-            access: r.access,
-            refresh: r.refresh,
-          })),
-        );
+        return samplesUnder(keyId, rows);
       },
       putKeyCheckIfAbsent: async (keyId, value) =>
         (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,
