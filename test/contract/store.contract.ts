@@ -95,6 +95,26 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
     const claim = (ref: CredentialRef, owner: string, nowMs: number, freshUntilMs = FORCE) =>
       store.claimRefresh(ref, { owner, nowMs, leaseMs: LEASE, freshUntilMs });
 
+    /**
+     * A refresh of `ref` through `s` whose reply carried no refresh token: the new access token is
+     * sealed under `s`'s current key, the refresh token stays under the key it had.
+     */
+    async function refreshKeepingRefreshToken(s: Store, ref: CredentialRef, label: string): Promise<boolean> {
+      const c = claimOf(
+        await s.claimRefresh(ref, { owner: "o", nowMs: 1_000, leaseMs: LEASE, freshUntilMs: FORCE }),
+      );
+      return s.completeRefresh(
+        c,
+        {
+          tokens: tokens(label, { refresh: false, expiresAtMs: 50_000 }),
+          providerData: {},
+          refreshDueAtMs: 45_000,
+        },
+        1_100,
+        event(ref.connectionId, "refreshed", 1_100),
+      );
+    }
+
     const refreshed = (
       label: string,
       options: { refresh?: boolean; expiresAtMs?: number; due?: number } = {},
@@ -1490,26 +1510,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       // with a reply that carried no refresh token) is never re-sealed; retiring the old key then loses it.
       it("re-seals a refresh token left under the old key when the access token is already under the new one", async () => {
         const rotated = await peer(rotatedSealer());
-        const c = claimOf(
-          await rotated.claimRefresh(BOT, {
-            owner: "new",
-            nowMs: 1_000,
-            leaseMs: LEASE,
-            freshUntilMs: FORCE,
-          }),
-        );
-        expect(
-          await rotated.completeRefresh(
-            c,
-            {
-              tokens: tokens("r1", { refresh: false, expiresAtMs: 50_000 }),
-              providerData: {},
-              refreshDueAtMs: 45_000,
-            },
-            1_100,
-            event("T1", "refreshed", 1_100),
-          ),
-        ).toBe(true);
+        expect(await refreshKeepingRefreshToken(rotated, BOT, "r1")).toBe(true);
         expect(await rotated.resealBatch(10)).toEqual({ resealed: 1, unreadable: [], next: null });
         expect((await rotated.resealBatch(10)).resealed).toBe(0);
         const newOnly = await peer(newKeyOnlySealer());
@@ -1909,20 +1910,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await store.putConnection(connection("T1", [credential("bot", "t1-bot")]), 1_000, []);
         // A refresh under the new ring whose reply carried no refresh token: only that is left under "old".
         const rotated = await peer(rotatedSealer());
-        const c = claimOf(
-          await rotated.claimRefresh(BOT, {
-            owner: "new",
-            nowMs: 1_000,
-            leaseMs: LEASE,
-            freshUntilMs: FORCE,
-          }),
-        );
-        await rotated.completeRefresh(
-          c,
-          { tokens: tokens("r1", { refresh: false }), providerData: {}, refreshDueAtMs: 45_000 },
-          1_100,
-          event("T1", "refreshed", 1_100),
-        );
+        expect(await refreshKeepingRefreshToken(rotated, BOT, "r1")).toBe(true);
         const wrongOld = createSealer(`${NEW_KEY},old:${Buffer.alloc(32, 5).toString("base64")}`);
         await expect((await peer(wrongOld)).checkKeyRing()).rejects.toThrow(/the key with id "old"/);
         await rotated.checkKeyRing(); // the right ring passes
@@ -1999,15 +1987,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         // Refreshed under "old" with a reply that kept the refresh token: access under "old", refresh under "gone".
         const both = await peer(createSealer(`${OLD_KEY},${goneKey}`));
         const T0 = { connectionId: "T0", kind: "bot" as const };
-        const c = claimOf(
-          await both.claimRefresh(T0, { owner: "o", nowMs: 1_000, leaseMs: LEASE, freshUntilMs: FORCE }),
-        );
-        await both.completeRefresh(
-          c,
-          { tokens: tokens("t0-2", { refresh: false }), providerData: {}, refreshDueAtMs: 45_000 },
-          1_100,
-          event("T0", "refreshed", 1_100),
-        );
+        expect(await refreshKeepingRefreshToken(both, T0, "t0-2")).toBe(true);
         const rotated = await peer(rotatedSealer());
         expect(await rotated.resealBatch(10)).toEqual({
           resealed: 0,

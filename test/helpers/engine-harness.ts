@@ -114,22 +114,8 @@ export async function openEngineHarness(
         id: id ?? team.teamId,
         provider: "slack",
         credentials: {
-          bot: {
-            accessToken: install["access_token"] as string,
-            refreshToken: install["refresh_token"] as string,
-            expiresIn: install["expires_in"] as number,
-            scopes: install["scope"] as string,
-          },
-          ...(withUser
-            ? {
-                user: {
-                  accessToken: user["access_token"] as string,
-                  refreshToken: user["refresh_token"] as string,
-                  expiresIn: user["expires_in"] as number,
-                  scopes: user["scope"] as string,
-                },
-              }
-            : {}),
+          bot: { ...grantTokens(install), scopes: install["scope"] as string },
+          ...(withUser ? { user: { ...grantTokens(user), scopes: user["scope"] as string } } : {}),
         },
         metadata: { teamName: team.name },
       });
@@ -169,5 +155,18 @@ export function workerEnv(h: EngineHarness, ids: string[]): Record<string, strin
     TW_CLIENT_SECRET: h.emu.demoApp.clientSecret,
     TW_NOW_MS: String(h.clock.now()),
     TW_CONNECTIONS: ids.join(","),
+  };
+}
+
+/** An emulator grant (an install's bot part, its `authed_user`, a refresh reply) as an import credential. */
+export function grantTokens(grant: Record<string, unknown>): {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+} {
+  return {
+    accessToken: String(grant["access_token"]),
+    refreshToken: String(grant["refresh_token"]),
+    expiresIn: Number(grant["expires_in"]),
   };
 }

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, TokenwardenError } from "../../src/core/errors.js";
 import type { Random } from "../../src/core/ports.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { interceptStore } from "../helpers/intercept-store.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
@@ -389,18 +389,13 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     h = await openEngineHarness(kind);
     const { id, install } = await h.installAndImport({ withUser: true });
     const user = install["authed_user"] as Record<string, unknown>;
-    const credential = (from: Record<string, unknown>) => ({
-      accessToken: String(from["access_token"]),
-      refreshToken: String(from["refresh_token"]),
-      expiresIn: Number(from["expires_in"]),
-    });
-    await h.warden.connections.import({ id, provider: "slack", credentials: { user: credential(user) } });
+    await h.warden.connections.import({ id, provider: "slack", credentials: { user: grantTokens(user) } });
     expect((await h.warden.getToken(id)).kind).toBe("user");
     const peer = await h.peer();
     await peer.connections.import({
       id,
       provider: "slack",
-      credentials: { bot: credential(install), user: credential(user) },
+      credentials: { bot: grantTokens(install), user: grantTokens(user) },
     });
     await eventually(
       async () => (await h?.warden.getToken(id))?.kind,

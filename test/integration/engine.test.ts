@@ -3,7 +3,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, ProviderUnavailableError, type TokenwardenError } from "../../src/core/errors.js";
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
-import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
+import {
+  type EngineHarness,
+  FAST_TIMINGS,
+  grantTokens,
+  openEngineHarness,
+} from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { completionGate, interceptStore } from "../helpers/intercept-store.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
@@ -1069,16 +1074,11 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     // Imported already expired (a migration of idle tokens), then asked for 24 h: the refresh brings
     // Slack's 12 h, the most there is; asking again would spend a second refresh token for no more.
     const { id, install } = await h.installAndImport();
+    const { accessToken, refreshToken } = grantTokens(install);
     await h.warden.connections.import({
       id,
       provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: String(install["access_token"]),
-          refreshToken: String(install["refresh_token"]),
-          expiresAt: h.clock.now() - 1_000,
-        },
-      },
+      credentials: { bot: { accessToken, refreshToken, expiresAt: h.clock.now() - 1_000 } },
     });
     const before = h.emu.control.counters().refreshes;
     const token = await h.warden.getToken(id, { minTtlSeconds: 24 * 3600 });
@@ -1091,11 +1091,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       id: other.id,
       provider: "slack",
       credentials: {
-        bot: {
-          accessToken: String(other.install["access_token"]),
-          refreshToken: String(other.install["refresh_token"]),
-          expiresIn: 10 * 86_400,
-        },
+        bot: { ...grantTokens(other.install), expiresIn: 10 * 86_400 },
       },
     });
     h.clock.advance(9 * 86_400_000);

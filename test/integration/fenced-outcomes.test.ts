@@ -4,7 +4,7 @@
 // stores, against the emulator over HTTP.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Warden } from "../../src/engine/warden.js";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
 import { interceptStore } from "../helpers/intercept-store.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
@@ -56,13 +56,7 @@ describe.each(STORE_KINDS)("fenced-out refresh outcomes on %s", (kind) => {
     await peer.connections.import({
       id,
       provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: String(install["access_token"]),
-          refreshToken: String(install["refresh_token"]),
-          expiresIn: Number(install["expires_in"]),
-        },
-      },
+      credentials: { bot: grantTokens(install) },
     });
     return String(install["access_token"]);
   }
