@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { NeedsReauthError, ProviderUnavailableError, type TokenwardenError } from "../../src/core/errors.js";
+import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../../src/core/errors.js";
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import {
@@ -324,6 +324,22 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     // The tokens the peer's refresh brought are revoked too: none outlives the delete at Slack.
     expect(h.emu.control.tokenInfo(token.accessToken)).toMatchObject({ state: "revoked" });
     await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
+  it("a delete with revoke whose delete fails hands its claims back and says so", async () => {
+    const { id } = await h.installAndImport();
+    const failing = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      deleteConnection: async () => {
+        throw new TokenwardenError("store_unavailable", "the store is down");
+      },
+    });
+    const w = await h.peer({ store: failing });
+    await expect(w.connections.delete(id, { revoke: true })).rejects.toMatchObject({
+      code: "store_unavailable",
+    });
+    // Still there, unclaimed, and no refresh reads as lost: the claim went back with its journal.
+    const stored = await h.store.getCredential({ connectionId: id, kind: "bot" });
+    expect(stored).toMatchObject({ claimUntilMs: null, refreshInDoubt: false });
   });
 
   it("close() during a delete with revoke waits for the delete", async () => {
