@@ -3,11 +3,13 @@
  * of DESIGN.md's Contract. The store is opened here (not inside createWarden)
  * so commands that need it directly — `diagnose`, `migrate` — share one handle.
  */
+
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
+import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import { createWarden, type Warden } from "../engine/warden.js";
@@ -120,6 +122,8 @@ export interface CliWarden {
   warden: Warden;
   store: Store;
   slackConfigured: boolean;
+  /** A dead connection's reconnect link, when `TOKENWARDEN_PUBLIC_URL` says where the server is. */
+  reconnectUrl(connectionId: string, provider: string): string | null;
   close(): Promise<void>;
 }
 
@@ -139,7 +143,14 @@ export async function openCliWarden(
     ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
     ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
   });
-  return { warden, store, slackConfigured: slack !== null, close: () => warden.close() };
+  const publicUrl = env["TOKENWARDEN_PUBLIC_URL"] || null;
+  return {
+    warden,
+    store,
+    slackConfigured: slack !== null,
+    reconnectUrl: (id, provider) => (publicUrl === null ? null : reconnectUrlOf(publicUrl, provider, id)),
+    close: () => warden.close(),
+  };
 }
 
 /** The global `--verbose` flag, from any subcommand. */

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
+import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { CredentialKind, ProviderState } from "../core/types.js";
 import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
@@ -169,9 +170,7 @@ export async function createWarden(options: WardenOptions = {}) {
     providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
-      publicUrl
-        ? `${publicUrl.replace(/\/$/, "")}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(connectionId)}`
-        : null,
+      publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
   };
   for (const name of providers.keys()) {
     if ((await store.getProviderState(name))?.status === "misconfigured") ctx.flaggedProviders.add(name);

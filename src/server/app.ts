@@ -3,9 +3,11 @@
  * from explicit dependencies (no module singletons), so tests run several
  * side by side and `inject()` without a socket.
  */
+
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
+import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
@@ -102,8 +104,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     signer: o.signer,
     allowedReturnOrigins: new Set([new URL(publicUrl).origin, ...o.allowedReturnOrigins]),
     fetch: o.fetch ?? globalThis.fetch,
-    reconnectUrl: (connectionId, provider) =>
-      `${publicUrl}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(connectionId)}`,
+    reconnectUrl: (connectionId, provider) => reconnectUrlOf(publicUrl, provider, connectionId),
   };
   app.setErrorHandler(errorHandler);
   // The API takes JSON only; a text/plain body is a 415, not a string that fails validation.

@@ -11,6 +11,7 @@ import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { loadConfig } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
+import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
 import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
@@ -194,8 +195,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
             logger: stderrLogger,
             owner,
             fetch: doFetch,
-            reconnectUrl: (id, provider) =>
-              `${publicUrl}/oauth/${encodeURIComponent(provider)}/install?connection_id=${encodeURIComponent(id)}`,
+            reconnectUrl: (id, provider) => reconnectUrlOf(publicUrl, provider, id),
             onDelivery: (outcome) => metrics.observeWebhook(outcome),
             ...(options.webhookIntervalMs === undefined ? {} : { intervalMs: options.webhookIntervalMs }),
           });

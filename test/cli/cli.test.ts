@@ -218,10 +218,10 @@ describe("tokenwarden CLI (built binary)", () => {
     const rows = JSON.parse(list.stdout) as Array<{
       id: string;
       status: string;
-      credentials: Array<{ expiresAt: string }>;
+      credentials: Array<{ expires_at: string }>;
     }>;
     expect(rows.map((r) => r.id).sort()).toEqual([a.teamId, b.teamId].sort());
-    const expiresMs = Date.parse(rows[0]?.credentials[0]?.expiresAt ?? "");
+    const expiresMs = Date.parse(rows[0]?.credentials[0]?.expires_at ?? "");
     expect(Math.abs(expiresMs - (Date.now() + 43_200_000))).toBeLessThan(120_000);
 
     const show = await runCli(["connections", "show", a.teamId], { env });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Provider } from "../../src/core/ports.js";
 import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
 import { createWarden } from "../../src/engine/warden.js";
+import { ConnectionViewSchema } from "../../src/server/wire.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { ensureBuilt, runCli } from "./built-cli.js";
 import { cliEnv, installWorkspace } from "./cli-fixtures.js";
@@ -110,6 +111,65 @@ describe("connections check marks a dead install, and the webhook goes to the ou
     for (const r of outbox) {
       expect(r.payload).not.toContain(t.bot);
       expect(r.payload).not.toContain(t.refresh);
+    }
+  });
+});
+
+describe("--json prints the HTTP API's shapes", () => {
+  it("a connection as GET /v1/connections/:id returns it (reconnect_url too), its events as the events route, a refresh with expires_at", async () => {
+    const { env } = freshEnv("json-shapes");
+    const withUrl = { ...env, TOKENWARDEN_PUBLIC_URL: "https://tw.example.com/" };
+    const live = install();
+    const dead = install();
+    for (const t of [live, dead]) {
+      const r = await runCli(["connections", "import", "-"], {
+        env,
+        input: JSON.stringify(snakeEntry(t.teamId, t)),
+      });
+      expect(r.code).toBe(0);
+    }
+    emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: dead.teamId });
+    expect((await runCli(["connections", "check", dead.teamId], { env })).code).toBe(1);
+
+    const show = await runCli(["connections", "show", dead.teamId, "--json"], { env: withUrl });
+    expect(show.code).toBe(0);
+    const shown = JSON.parse(show.stdout) as Record<string, unknown> & { events: unknown[] };
+    const { events, ...connection } = shown;
+    // Strict: no field the API's view lacks (a camelCase leftover), none missing.
+    expect(() => ConnectionViewSchema.strict().parse(connection)).not.toThrow();
+    expect(connection).toMatchObject({
+      id: dead.teamId,
+      status: "needs_reauth",
+      reconnect_url: `https://tw.example.com/oauth/slack/install?connection_id=${dead.teamId}`,
+      credentials: [{ kind: "bot", has_refresh_token: true, failure_count: 0 }],
+    });
+    // Newest first; the connection's status change (kind null) after its credential's check.
+    expect(events[0]).toMatchObject({ type: "needs_reauth", kind: null, reason: "account_inactive" });
+    expect(events.at(-1)).toMatchObject({ type: "imported", kind: "bot", data: { rotating: true } });
+    expect(Object.keys((events.at(-1) as { data: object }).data)).toContain("expires_at_ms");
+    expect(Object.keys(events[0] as object).sort()).toEqual(["at", "data", "id", "kind", "reason", "type"]);
+
+    // Without TOKENWARDEN_PUBLIC_URL the CLI cannot know the link: null, as the field says.
+    const list = await runCli(["connections", "list", "--json"], { env });
+    const listed = JSON.parse(list.stdout) as Array<Record<string, unknown>>;
+    for (const c of listed) expect(() => ConnectionViewSchema.strict().parse(c)).not.toThrow();
+    expect(listed.find((c) => c["id"] === dead.teamId)?.["reconnect_url"]).toBeNull();
+
+    const refresh = await runCli(["connections", "refresh", live.teamId, "--json"], { env });
+    expect(refresh.code).toBe(0);
+    const [row] = JSON.parse(refresh.stdout) as Array<Record<string, unknown>>;
+    expect(Object.keys(row ?? {}).sort()).toEqual([
+      "error",
+      "expires_at",
+      "id",
+      "kind",
+      "message",
+      "refreshed",
+    ]);
+    expect(Date.parse(String(row?.["expires_at"]))).toBeGreaterThan(Date.now());
+    for (const out of [show.stdout, list.stdout, refresh.stdout]) {
+      for (const secret of [live.bot, live.refresh, dead.bot, dead.refresh])
+        expect(out).not.toContain(secret);
     }
   });
 });

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from "commander";
 import { TokenwardenError } from "../../core/errors.js";
 import { type Connection, type CredentialKind, STATUSES, type Status } from "../../core/types.js";
 import { describeEvent, iso } from "../../diagnose/explain-connection.js";
+import { connectionView, eventView } from "../../server/wire.js";
 import { EXIT } from "../exit.js";
 import { parseImportFile, SLACK_KINDS } from "../import-file.js";
 import {
@@ -45,29 +46,12 @@ function credentialsCell(c: Connection, nowMs: number): string {
     .join(", ");
 }
 
-/** Connections as JSON never hold a token: the engine's summaries have none. */
-function connectionJson(c: Connection) {
-  return {
-    id: c.id,
-    provider: c.provider,
-    status: c.status,
-    reason: c.reason,
-    metadata: c.metadata,
-    createdAt: iso(c.createdAtMs),
-    updatedAt: iso(c.updatedAtMs),
-    credentials: c.credentials.map((k) => ({
-      kind: k.kind,
-      status: k.status,
-      reason: k.reason,
-      lastError: k.lastError,
-      scopes: k.scopes,
-      expiresAt: k.expiresAtMs === null ? null : iso(k.expiresAtMs),
-      refreshedAt: k.refreshedAtMs === null ? null : iso(k.refreshedAtMs),
-      hasRefreshToken: k.hasRefreshToken,
-      failureCount: k.failureCount,
-      nextAttemptAt: k.nextAttemptAtMs === null ? null : iso(k.nextAttemptAtMs),
-    })),
-  };
+/**
+ * A connection as `--json` prints it: the HTTP API's view (`GET /v1/connections/:id`), so a script
+ * reads one shape whichever surface it asked. Never a token: the engine's summaries have none.
+ */
+function connectionJson(cli: CliWarden, c: Connection) {
+  return connectionView(c, cli.reconnectUrl);
 }
 
 async function withWarden<T>(flags: Flags, cmd: Command, fn: (cli: CliWarden) => Promise<T>): Promise<T> {
@@ -168,7 +152,7 @@ export function registerConnectionsCommand(program: Command): void {
             `the first ${items.length} shown; more match (raise --limit, or leave it out)\n`,
           );
         if (flags.json === true) {
-          printJson(items.map(connectionJson));
+          printJson(items.map((c) => connectionJson(cli, c)));
           return;
         }
         if (items.length === 0) {
@@ -206,16 +190,7 @@ export function registerConnectionsCommand(program: Command): void {
         const c = await cli.warden.connections.get(id);
         const events = await cli.warden.connections.events(id, { limit: flags.events });
         if (flags.json === true) {
-          printJson({
-            ...connectionJson(c),
-            events: events.map((e) => ({
-              at: iso(e.atMs),
-              kind: e.kind,
-              type: e.type,
-              reason: e.reason,
-              data: e.data,
-            })),
-          });
+          printJson({ ...connectionJson(cli, c), events: events.map(eventView) });
           return;
         }
         const now = Date.now();
@@ -295,7 +270,7 @@ Example:
           bar.tick();
         }
         bar.done();
-        if (flags.json === true) printJson(imported.map(connectionJson));
+        if (flags.json === true) printJson(imported.map((c) => connectionJson(cli, c)));
         else {
           const now = Date.now();
           process.stdout.write(
@@ -342,7 +317,7 @@ Example:
             refreshed: boolean;
             error: string | null;
             message: string | null;
-            expiresAt: string | null;
+            expires_at: string | null;
           }> = [];
           for (const cid of ids) {
             try {
@@ -357,7 +332,7 @@ Example:
                   refreshed: r.refreshed,
                   error: r.error,
                   message: null,
-                  expiresAt: r.expiresAt?.toISOString() ?? null,
+                  expires_at: r.expiresAt?.toISOString() ?? null,
                 });
               }
               if (results.length === 0)
@@ -367,7 +342,7 @@ Example:
                   refreshed: false,
                   error: "no_refresh_token",
                   message: null,
-                  expiresAt: null,
+                  expires_at: null,
                 });
             } catch (error) {
               rows.push({
@@ -375,7 +350,7 @@ Example:
                 kind: flags.kind ?? "-",
                 refreshed: false,
                 ...failureRow(error),
-                expiresAt: null,
+                expires_at: null,
               });
             }
             bar.tick();
@@ -390,7 +365,7 @@ Example:
                   r.id,
                   r.kind,
                   r.refreshed ? "refreshed" : failedCell(r),
-                  r.expiresAt ?? "-",
+                  r.expires_at ?? "-",
                 ]),
               ),
             );
