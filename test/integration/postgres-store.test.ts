@@ -616,6 +616,51 @@ describe("postgres: the change listener on a connection that goes silent", () =>
   });
 });
 
+describe("postgres: change stamps", () => {
+  it("remember a bounded number of keys, and a stamp never comes back to a value it had", async () => {
+    const listener = await ChangeListener.start(
+      { connectionString: TEST_POSTGRES_URL },
+      "tw_stamp_bound_test",
+      undefined,
+      3,
+    );
+    try {
+      const seen = new Map<string, Set<number>>();
+      const read = (key: string) => {
+        const s = listener.stamp(key);
+        expect(listener.stamp(key)).toBe(s); // nothing changed between two reads
+        if (!seen.has(key)) seen.set(key, new Set());
+        return s;
+      };
+      const moved = (key: string) => {
+        const s = read(key);
+        // A cache entry filled under any earlier stamp of this key must miss now.
+        expect(seen.get(key)?.has(s)).toBe(false);
+        seen.get(key)?.add(s);
+      };
+      for (const key of ["a", "b", "z"]) moved(key);
+      listener.bump("a");
+      moved("a");
+      expect(read("b")).toBe([...(seen.get("b") ?? [])][0]); // another key's change leaves b alone
+      listener.bump("b");
+      listener.bump("c");
+      expect(listener.size).toBe(3);
+      listener.bump("d"); // a fourth key: everything counts as changed, and the map starts over
+      expect(listener.size).toBe(1);
+      for (const key of ["a", "b", "z"]) moved(key);
+      listener.bump("a");
+      moved("a");
+      listener.bump("e");
+      listener.bump("f");
+      listener.bump("g");
+      for (const key of ["a", "b", "z"]) moved(key);
+      expect(listener.size).toBeLessThanOrEqual(3);
+    } finally {
+      await listener.close();
+    }
+  });
+});
+
 describe("postgres: claim renewals asked for together", () => {
   let db: PgSchema | undefined;
   afterEach(async () => {

@@ -20,11 +20,22 @@ const DEFAULT_TIMINGS: ListenerTimings = { heartbeatMs: 10_000, heartbeatTimeout
 export const EVERYTHING = "*";
 
 /**
+ * Keys remembered at most: every credential any process changes gets one, so without a bound the map
+ * grows to the whole table in every process. Past it, every key counts as changed (each cached token
+ * is read again once), and the map starts empty.
+ */
+export const DEFAULT_MAX_KEYS = 100_000;
+
+/**
  * Turns `NOTIFY` from other processes into cheap, synchronous change stamps.
  * Every transaction that changes credentials notifies `channel` once, with
  * their keys one per line (or `*` for all); a dedicated connection LISTENs and
- * bumps those keys' counters. While the listener is down, or after it reconnects, notifications
- * may have been missed, so every key counts as changed (the epoch moves).
+ * records each key's change. While the listener is down, or after it reconnects, notifications
+ * may have been missed, so every key counts as changed.
+ *
+ * Stamps come from one counter that only grows: a change gives its key the next value, and
+ * "everything changed" raises the floor every key's stamp is at least. So a stamp never comes back
+ * to a value a cache entry was filled under, whatever was forgotten in between.
  *
  * NOTE: a stamp moves when the notification arrives, a moment after the
  * commit; in that window a cache may serve the previous token, which is
@@ -33,8 +44,11 @@ export const EVERYTHING = "*";
 export class ChangeListener {
   readonly #config: pg.ClientConfig;
   readonly #channel: string;
+  /** Each key's stamp since its last change, when that is above the floor. */
   readonly #perKey = new Map<string, number>();
-  #epoch = 0;
+  readonly #maxKeys: number;
+  #counter = 0;
+  #floor = 0;
   #client: pg.Client | null = null;
   #closed = false;
   readonly #timings: ListenerTimings;
@@ -42,10 +56,11 @@ export class ChangeListener {
   #timer: NodeJS.Timeout | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
 
-  private constructor(config: pg.ClientConfig, channel: string, timings: ListenerTimings) {
+  private constructor(config: pg.ClientConfig, channel: string, timings: ListenerTimings, maxKeys: number) {
     this.#config = config;
     this.#channel = channel;
     this.#timings = timings;
+    this.#maxKeys = maxKeys;
   }
 
   /** Connects and LISTENs before resolving, so no change after `open()` goes unseen. */
@@ -53,21 +68,34 @@ export class ChangeListener {
     config: pg.ClientConfig,
     channel: string,
     timings: ListenerTimings = DEFAULT_TIMINGS,
+    maxKeys = DEFAULT_MAX_KEYS,
   ): Promise<ChangeListener> {
-    const listener = new ChangeListener(config, channel, timings);
+    const listener = new ChangeListener(config, channel, timings, maxKeys);
     await listener.#connect();
     listener.#startHeartbeat();
     return listener;
   }
 
   stamp(key: string): number {
-    if (this.#client === null) this.#epoch++; // deaf: assume everything changed
-    return this.#epoch + (this.#perKey.get(key) ?? 0);
+    if (this.#client === null) this.#everything(); // deaf: assume everything changed
+    const changed = this.#perKey.get(key);
+    return changed !== undefined && changed > this.#floor ? changed : this.#floor;
   }
 
   /** Also called for this process's own commits, which need not wait for the echo. */
   bump(key: string): void {
-    this.#perKey.set(key, (this.#perKey.get(key) ?? 0) + 1);
+    if (this.#perKey.size >= this.#maxKeys && !this.#perKey.has(key)) this.#everything();
+    this.#perKey.set(key, ++this.#counter);
+  }
+
+  /** How many keys are remembered (bounded by maxKeys). */
+  get size(): number {
+    return this.#perKey.size;
+  }
+
+  #everything(): void {
+    this.#floor = ++this.#counter;
+    this.#perKey.clear();
   }
 
   async close(): Promise<void> {
@@ -89,7 +117,7 @@ export class ChangeListener {
     });
     client.on("notification", (message) => {
       if (message.channel !== this.#channel || message.payload === undefined) return;
-      if (message.payload === EVERYTHING) this.#epoch++;
+      if (message.payload === EVERYTHING) this.#everything();
       else for (const key of message.payload.split("\n")) this.bump(key);
     });
     client.on("error", () => this.#lost(client));
@@ -106,7 +134,7 @@ export class ChangeListener {
       return;
     }
     this.#client = client;
-    this.#epoch++; // whatever happened while deaf counts as a change
+    this.#everything(); // whatever happened while deaf counts as a change
     this.#retryMs = 100;
   }
 
@@ -130,7 +158,7 @@ export class ChangeListener {
   #lost(client: pg.Client): void {
     if (client !== this.#client) return;
     this.#client = null;
-    this.#epoch++;
+    this.#everything();
     client.end().catch(() => {});
     this.#scheduleReconnect();
   }
