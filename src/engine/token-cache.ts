@@ -15,6 +15,13 @@ export interface CachedToken {
 }
 
 /**
+ * Connections whose tokens are kept at most. A process serving more than this many connections reads
+ * the least recently added back from the store (one indexed read) rather than hold every token it
+ * ever served, for a table of millions, in memory.
+ */
+export const DEFAULT_CACHED_CONNECTIONS = 100_000;
+
+/**
  * The hot path's memory: a valid token is served without a database round
  * trip while the store's change stamp for it is unchanged, so no process hands
  * out a token older than the store's.
@@ -22,8 +29,13 @@ export interface CachedToken {
 export class TokenCache {
   // Nested by connection, so the hot path builds no key string.
   readonly #entries = new Map<string, Map<CredentialKind, CachedToken>>();
+  readonly #maxConnections: number;
   #hits = 0;
   #misses = 0;
+
+  constructor(maxConnections = DEFAULT_CACHED_CONNECTIONS) {
+    this.#maxConnections = maxConnections;
+  }
 
   get(connectionId: string, kind: CredentialKind): CachedToken | undefined {
     return this.#entries.get(connectionId)?.get(kind);
@@ -31,6 +43,12 @@ export class TokenCache {
   set(ref: CredentialRef, entry: CachedToken): void {
     let kinds = this.#entries.get(ref.connectionId);
     if (kinds === undefined) {
+      // Oldest added first out: a hit costs no bookkeeping, and a connection evicted while in use
+      // comes back on its next read.
+      if (this.#entries.size >= this.#maxConnections) {
+        const oldest = this.#entries.keys().next();
+        if (oldest.done !== true) this.#entries.delete(oldest.value);
+      }
       kinds = new Map();
       this.#entries.set(ref.connectionId, kinds);
     }
@@ -50,6 +68,10 @@ export class TokenCache {
   }
   stats(): { hits: number; misses: number } {
     return { hits: this.#hits, misses: this.#misses };
+  }
+  /** Connections with a cached token. */
+  get size(): number {
+    return this.#entries.size;
   }
 }
 
