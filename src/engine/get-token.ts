@@ -10,7 +10,7 @@ import type { CredentialKind, CredentialRef, StoredCredential } from "../core/ty
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
 import { type CurrentToken, refreshCredential } from "./refresh.js";
-import { refKey } from "./token-cache.js";
+import { DEFAULT_CACHED_CONNECTIONS, refKey, setBounded } from "./token-cache.js";
 
 export interface GetTokenOptions {
   /** Which credential: `bot` or `user` for Slack, `default` elsewhere. Defaults to the connection's first. */
@@ -145,7 +145,7 @@ export function makeGetToken(ctx: EngineContext) {
     const kind = KIND_PREFERENCE.find((k) => kinds.has(k));
     if (kind === undefined)
       throw new TokenwardenError("not_found", `connection ${connectionId} has no credentials`);
-    defaultKinds.set(connectionId, kind);
+    setBounded(defaultKinds, connectionId, kind, DEFAULT_CACHED_CONNECTIONS); // as bounded as the cache
     return kind;
   }
 

@@ -43,14 +43,8 @@ export class TokenCache {
   set(ref: CredentialRef, entry: CachedToken): void {
     let kinds = this.#entries.get(ref.connectionId);
     if (kinds === undefined) {
-      // Oldest added first out: a hit costs no bookkeeping, and a connection evicted while in use
-      // comes back on its next read.
-      if (this.#entries.size >= this.#maxConnections) {
-        const oldest = this.#entries.keys().next();
-        if (oldest.done !== true) this.#entries.delete(oldest.value);
-      }
       kinds = new Map();
-      this.#entries.set(ref.connectionId, kinds);
+      setBounded(this.#entries, ref.connectionId, kinds, this.#maxConnections);
     }
     kinds.set(ref.kind, entry);
   }
@@ -73,6 +67,19 @@ export class TokenCache {
   get size(): number {
     return this.#entries.size;
   }
+}
+
+/**
+ * `map.set` that first drops the entry added first when a new key would pass `max`. Oldest added
+ * first out: a hit costs no bookkeeping, and an entry dropped while in use comes back on its next
+ * read from the store.
+ */
+export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (map.size >= max && !map.has(key)) {
+    const oldest = map.keys().next();
+    if (oldest.done !== true) map.delete(oldest.value);
+  }
+  map.set(key, value);
 }
 
 /** Single-flight key of a credential. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Secret } from "../../src/core/secret.js";
 import type { CredentialKind } from "../../src/core/types.js";
-import { type CachedToken, TokenCache } from "../../src/engine/token-cache.js";
+import { type CachedToken, setBounded, TokenCache } from "../../src/engine/token-cache.js";
 
 const entry = (token: string, kind: CredentialKind = "bot"): CachedToken => ({
   accessToken: new Secret(token),
@@ -41,5 +41,21 @@ describe("TokenCache", () => {
     expect(cache.size).toBe(100_000);
     expect(cache.get("T0", "bot")).toBeUndefined();
     expect(cache.get("T100000", "bot")).toBeDefined();
+  });
+
+  it("setBounded replaces a key in place and drops the first added for a new one", () => {
+    const map = new Map<string, number>();
+    setBounded(map, "a", 1, 2);
+    setBounded(map, "b", 2, 2);
+    setBounded(map, "a", 3, 2);
+    expect([...map]).toEqual([
+      ["a", 3],
+      ["b", 2],
+    ]);
+    setBounded(map, "c", 4, 2);
+    expect([...map]).toEqual([
+      ["b", 2],
+      ["c", 4],
+    ]);
   });
 });
