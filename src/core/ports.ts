@@ -100,6 +100,12 @@ export interface ClaimOptions {
   leaseMs: number;
   /** If the stored access token is valid until at least this instant, answer `already_fresh`. */
   freshUntilMs: number;
+  /**
+   * False when the holder will send no refresh (a delete quieting the credential before revoking
+   * it): the refresh journal is left as it was, so a holder that dies meanwhile leaves no lost
+   * attempt on record. Default true.
+   */
+  sends?: boolean;
 }
 
 export interface ClaimDueOptions {

@@ -178,6 +178,7 @@ export async function quietCredential(
       nowMs: ctx.clock.now(),
       leaseMs: ctx.timings.leaseMs,
       freshUntilMs: Number.MAX_SAFE_INTEGER,
+      sends: false,
     });
     switch (claim.kind) {
       case "claimed":

@@ -89,6 +89,7 @@ export function claimPatch(
   claim: { owner: string; claimId: string },
   nowMs: number,
   leaseMs: number,
+  sends = true,
 ): CredentialPatch {
   const untilMs = nowMs + leaseMs;
   return {
@@ -97,7 +98,8 @@ export function claimPatch(
     claimUntilMs: untilMs,
     claimPrevInDoubt: record.refreshInDoubt,
     claimPrevRunAtMs: record.nextRunAtMs,
-    refreshInDoubt: true,
+    // The journal entry: a refresh may be sent from now on (unless the holder says it sends none).
+    refreshInDoubt: sends || record.refreshInDoubt,
     nextRunAtMs: record.nextRunAtMs === null ? untilMs : Math.min(record.nextRunAtMs, untilMs),
   };
 }

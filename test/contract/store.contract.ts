@@ -480,6 +480,32 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(next.previousAttemptLost).toBe(true);
       });
 
+      it("a claim that sends nothing leaves the journal as it was: a holder that dies reports no lost attempt", async () => {
+        await seedT1();
+        const quiet = await store.claimRefresh(BOT, {
+          owner: "deleting",
+          nowMs: 1_000,
+          leaseMs: LEASE,
+          freshUntilMs: FORCE,
+          sends: false,
+        });
+        expect(quiet.kind).toBe("claimed");
+        expect((await (await peer()).getCredential(BOT))?.refreshInDoubt).toBe(false);
+        expect(await claim(BOT, "b", 1_001)).toMatchObject({ kind: "held_by_other" });
+        const next = claimOf(await claim(BOT, "b", 1_000 + LEASE + 1));
+        expect(next.previousAttemptLost).toBe(false);
+        // One that does send, and dies, is still on record after a quiet claim came and went.
+        const lapsedQuiet = await store.claimRefresh(BOT, {
+          owner: "deleting",
+          nowMs: 1_000 + 3 * LEASE,
+          leaseMs: LEASE,
+          freshUntilMs: FORCE,
+          sends: false,
+        });
+        expect(lapsedQuiet.kind).toBe("claimed");
+        expect(claimOf(await claim(BOT, "c", 1_000 + 4 * LEASE + 1)).previousAttemptLost).toBe(true);
+      });
+
       it("answers already_fresh when another process refreshed meanwhile; MAX_SAFE_INTEGER forces", async () => {
         await seedT1();
         const fresh = await claim(BOT, "a", 1_000, 10_000);

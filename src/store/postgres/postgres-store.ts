@@ -489,7 +489,7 @@ export class PostgresStore implements Store {
         owner: options.owner,
         claimId: randomUUID(),
       };
-      await this.#update(c, ref, claimPatch(record, claim, options.nowMs, options.leaseMs));
+      await this.#update(c, ref, claimPatch(record, claim, options.nowMs, options.leaseMs, options.sends));
       return claimResultOf(decision, open, { claim, previousAttemptLost: record.refreshInDoubt });
     });
   }

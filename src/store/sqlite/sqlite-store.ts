@@ -351,7 +351,7 @@ export class SqliteStore implements Store {
         owner: options.owner,
         claimId: randomUUID(),
       };
-      this.#update(ref, claimPatch(record, claim, options.nowMs, options.leaseMs));
+      this.#update(ref, claimPatch(record, claim, options.nowMs, options.leaseMs, options.sends));
       return claimResultOf(decision, open, { claim, previousAttemptLost: record.refreshInDoubt });
     });
   }
