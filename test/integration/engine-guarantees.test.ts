@@ -112,6 +112,43 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(needs).toHaveLength(1);
   });
 
+  it("a warden running another app's client credentials flags the provider and kills no connection", async () => {
+    h = await openEngineHarness(kind);
+    const { id, install } = await h.installAndImport();
+    // Once refreshed through tokenwarden, the credential knows which client its tokens belong to.
+    expect((await h.warden.connections.refresh(id))[0]).toMatchObject({ refreshed: true });
+    const refreshToken = (
+      await h.store.getCredential({ connectionId: id, kind: "bot" })
+    )?.refreshToken?.reveal();
+    expect(refreshToken).not.toBe(install["refresh_token"]);
+    const misconfigured = collect(h, "provider_misconfigured");
+    const staging = h.emu.control.createApp({ name: "staging" });
+    const wrong = await h.peer({
+      providers: {
+        slack: { clientId: staging.clientId, clientSecret: staging.clientSecret, baseUrl: h.emu.url },
+      },
+    });
+    const heard: unknown[] = [];
+    wrong.on("provider_misconfigured", (e) => heard.push(e));
+    expect((await wrong.connections.refresh(id))[0]).toMatchObject({ refreshed: false });
+    h.clock.advance(12 * HOUR);
+    await expect(wrong.getToken(id)).rejects.toMatchObject({ code: "provider_misconfigured" });
+    expect(heard).toHaveLength(1);
+    expect(misconfigured.length).toBeLessThanOrEqual(1);
+    const c = await h.warden.connections.get(id);
+    expect([c.status, c.credentials[0]?.status, c.credentials[0]?.failureCount]).toEqual([
+      "active",
+      "active",
+      0,
+    ]);
+    // Slack spent nothing: the right app still refreshes it.
+    expect((h.emu.control.tokenInfo(refreshToken ?? "") as { state: string }).state).toBe("active");
+    const right = await h.peer();
+    await right.connections.refresh(id);
+    expect((await right.connections.get(id)).status).toBe("active");
+    expect(h.emu.control.counters().invalidRefreshTokenAnswers).toBe(2);
+  });
+
   /** A peer (another process) whose memory holds the connection's current bot token. */
   async function warmPeer(h: EngineHarness, id: string) {
     const peer = await h.peer();

@@ -141,6 +141,7 @@ describe("Slack provider: refresh (oauth.v2.access, slack-api.md §3.3)", () => 
       team_id: "T9TK3CUKW",
       team_name: "Slack Softball Team",
       bot_user_id: "U0KRQLJ9H",
+      client_id: CLIENT_ID,
     });
     expect(JSON.stringify(outcome)).not.toContain("xoxe");
   });
@@ -212,6 +213,32 @@ describe("Slack provider: refresh (oauth.v2.access, slack-api.md §3.3)", () => 
       kind: "failed",
       classification: { ...expected, error: code },
       mayHaveReachedProvider: inDoubt,
+    });
+  });
+
+  it("reads invalid_refresh_token for a token another client id was issued as this warden's misconfiguration", async () => {
+    const issuedElsewhere = { ...input(), providerData: { client_id: "999.999" } };
+    replies.push({ body: { ok: false, error: "invalid_refresh_token" } });
+    expect(await provider().refresh(issuedElsewhere, signal())).toEqual({
+      kind: "failed",
+      classification: {
+        kind: "misconfigured",
+        reason: "provider_misconfigured",
+        error: "client_id_mismatch",
+      },
+      mayHaveReachedProvider: false,
+    });
+    // Issued to this client, or to one nobody recorded (an imported token): the token is dead.
+    for (const providerData of [{ client_id: CLIENT_ID }, {}]) {
+      replies.push({ body: { ok: false, error: "invalid_refresh_token" } });
+      expect(await provider().refresh({ ...input(), providerData }, signal())).toMatchObject({
+        classification: { kind: "dead", reason: "invalid_refresh_token" },
+      });
+    }
+    // Another client's token refused for another reason keeps that reason.
+    replies.push({ body: { ok: false, error: "token_revoked" } });
+    expect(await provider().refresh(issuedElsewhere, signal())).toMatchObject({
+      classification: { kind: "dead", reason: "token_revoked" },
     });
   });
 
@@ -411,6 +438,7 @@ describe("Slack provider: install flow (slack-api.md §2)", () => {
     const { bot, user, ...facts } = r.installation;
     expect(facts).toEqual({
       appId: "A0KRD7HC3",
+      clientId: CLIENT_ID,
       teamId: "T9TK3CUKW",
       teamName: "Slack Softball Team",
       enterpriseId: "E12345678",

@@ -41,6 +41,8 @@ export type SlackUserTokens = TokenSet & { userId: string };
 /** What an `oauth.v2.access` code exchange installed (§2.3.3). No secret outside `Secret`s. */
 export interface SlackInstallation {
   appId: string | null;
+  /** The client id that exchanged the code: its tokens refresh with this app's credentials only. */
+  clientId: string;
   /** null for an org-wide (enterprise) install. */
   teamId: string | null;
   teamName: string | null;
@@ -238,6 +240,7 @@ function refreshOutcomeOf(
   sentAtMs: number,
   kind: CredentialKind,
   fallback: { tokenType: string; scopes: string[] },
+  clientId: string,
 ): RefreshOutcome {
   const found = refreshedTokenSource(body, kind);
   const tokens = found === null ? null : toTokenSet(found.src, sentAtMs, fallback);
@@ -252,7 +255,36 @@ function refreshOutcomeOf(
   }
   const providerData = installFacts(body);
   pick(found.src, found.nested ? NESTED_USER_KEYS : FLAT_IDENTITY_KEYS, providerData);
+  providerData[CLIENT_ID_KEY] = clientId;
   return { kind: "refreshed", tokens, providerData };
+}
+
+/**
+ * The provider data key of the client id a credential's tokens were last issued to (by an install
+ * through tokenwarden, or a refresh): Slack refreshes a token only for the app it was issued to.
+ */
+export const CLIENT_ID_KEY = "client_id";
+
+/**
+ * Slack answers `invalid_refresh_token` to a refresh token of another app, and spends nothing
+ * (§3.3's table). Sent by a warden running another app's credentials (the staging app's, left in
+ * a production deploy), that answer says nothing of the token: it is this warden's configuration
+ * that is wrong, so the provider is flagged and the connection left alone. Known only for tokens
+ * that tokenwarden has installed or refreshed before (an imported one names no client).
+ */
+function refusedAsAnotherClients(
+  failed: Extract<CallResult, { kind: "failed" }>,
+  issuedTo: unknown,
+  clientId: string,
+): Extract<CallResult, { kind: "failed" }> {
+  const c = failed.classification;
+  if (c.kind !== "dead" || c.error !== "invalid_refresh_token") return failed;
+  if (typeof issuedTo !== "string" || issuedTo === clientId) return failed;
+  return {
+    kind: "failed",
+    classification: { kind: "misconfigured", reason: "provider_misconfigured", error: "client_id_mismatch" },
+    mayHaveReachedProvider: false,
+  };
 }
 
 /**
@@ -378,11 +410,14 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
         headers,
       );
       const r = await call("oauth.v2.access", form, headers, signal);
-      if (r.kind === "failed") return r;
-      return refreshOutcomeOf(r.body, r.sentAtMs, input.ref.kind, {
-        tokenType: input.tokenType,
-        scopes: input.scopes,
-      });
+      if (r.kind === "failed") return refusedAsAnotherClients(r, input.providerData[CLIENT_ID_KEY], clientId);
+      return refreshOutcomeOf(
+        r.body,
+        r.sentAtMs,
+        input.ref.kind,
+        { tokenType: input.tokenType, scopes: input.scopes },
+        clientId,
+      );
     },
 
     async check(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome> {
@@ -433,7 +468,7 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       const headers: ExtraHeaders = {};
       const r = await call("oauth.v2.access", withClient(form.toString(), headers), headers, signal);
       if (r.kind === "failed") return { kind: "failed", classification: r.classification };
-      const installation = installationOf(r.body, r.sentAtMs);
+      const installation = installationOf(r.body, r.sentAtMs, clientId);
       if (installation === null) {
         return { kind: "failed", classification: transient("provider_unavailable", "invalid_response") };
       }
@@ -446,21 +481,25 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       const r = await call("oauth.v2.exchange", withClient(form.toString(), headers), headers, signal);
       if (r.kind === "failed") return r;
       const tokenType = asString(r.body.token_type) ?? "bot";
-      return refreshOutcomeOf(r.body, r.sentAtMs, tokenType === "user" ? "user" : "bot", {
-        tokenType,
-        scopes: [],
-      });
+      return refreshOutcomeOf(
+        r.body,
+        r.sentAtMs,
+        tokenType === "user" ? "user" : "bot",
+        { tokenType, scopes: [] },
+        clientId,
+      );
     },
   };
 }
 
 /** Reads an install reply (§2.3.3, §2.3.4): bot token at top level, user token under `authed_user`. */
-function installationOf(body: JsonObject, sentAtMs: number): SlackInstallation | null {
+function installationOf(body: JsonObject, sentAtMs: number, clientId: string): SlackInstallation | null {
   const team = asObject(body.team);
   const enterprise = asObject(body.enterprise);
   const authedUser = asObject(body.authed_user);
   const installation: SlackInstallation = {
     appId: asString(body.app_id),
+    clientId,
     teamId: asString(team?.id),
     teamName: asString(team?.name),
     enterpriseId: asString(enterprise?.id),

@@ -4,7 +4,7 @@ import { TokenwardenError } from "../../core/errors.js";
 import type { Classification } from "../../core/types.js";
 import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
 import { withTimeout } from "../../engine/timeout.js";
-import type { SlackInstallation } from "../../providers/slack/slack-provider.js";
+import { CLIENT_ID_KEY, type SlackInstallation } from "../../providers/slack/slack-provider.js";
 import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
@@ -109,8 +109,10 @@ function importOf(id: string, i: SlackInstallation): ImportInput {
       ...(t.expiresAtMs === null ? {} : { expiresAt: t.expiresAtMs }),
       scopes: t.scopes,
       tokenType: t.tokenType,
-      providerData:
-        kind === "bot" ? { bot_user_id: i.bot?.botUserId ?? null } : { user_id: i.user?.userId ?? null },
+      providerData: {
+        ...(kind === "bot" ? { bot_user_id: i.bot?.botUserId ?? null } : { user_id: i.user?.userId ?? null }),
+        [CLIENT_ID_KEY]: i.clientId,
+      },
     };
   }
   return {
