@@ -178,7 +178,7 @@ export async function markDead(
   ifVersions?: Partial<Record<CredentialKind, number>>,
   /** What gave the verdict, when not a health check: `api_call` for a call made through withToken. */
   source?: "api_call",
-): Promise<void> {
+): Promise<CredentialKind[]> {
   const connection = await ctx.store.getConnection(connectionId);
   if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
   const now = ctx.clock.now();
@@ -207,4 +207,5 @@ export async function markDead(
     change,
     now,
   );
+  return affected;
 }

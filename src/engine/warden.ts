@@ -246,19 +246,42 @@ export async function createWarden(options: WardenOptions = {}) {
       await r.idle();
       return started;
     },
-    /** Marks credentials dead after an outside signal (Slack `app_uninstalled` / `tokens_revoked`). */
-    markNeedsReauth(
+    /**
+     * Marks credentials dead after an outside signal (Slack `app_uninstalled` / `tokens_revoked`).
+     * With `happenedAt`, the signal's own time, a credential issued at or after it is left alone:
+     * the signal is about the tokens it replaced (a late or retried event after a reconnect). Returns
+     * the kinds it applied to (none when the connection is gone, `not_found` aside).
+     */
+    async markNeedsReauth(
       connectionId: string,
       kinds: CredentialKind[] | "all",
       reason: "app_uninstalled" | "token_revoked" | "account_inactive" | "invalid_auth",
-    ): Promise<void> {
+      options: { happenedAt?: Date | number } = {},
+    ): Promise<CredentialKind[]> {
+      const eventType = reason === "app_uninstalled" ? "uninstalled" : "revoked";
+      if (options.happenedAt === undefined)
+        return markDead(ctx, connectionId, kinds, reason, reason, eventType);
+      const happenedAtMs =
+        options.happenedAt instanceof Date ? options.happenedAt.getTime() : options.happenedAt;
+      if (!Number.isFinite(happenedAtMs))
+        throw new TokenwardenError("invalid_input", "happenedAt must be a valid Date or epoch milliseconds");
+      const connection = await ctx.store.getConnection(connectionId);
+      if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
+      // Fenced on each credential's version: a reconnect landing between this read and the write
+      // replaces the credential (a new version), and the verdict no longer applies to it.
+      const older = connection.credentials.filter(
+        (c) => (kinds === "all" || kinds.includes(c.kind)) && c.issuedAtMs < happenedAtMs,
+      );
+      if (older.length === 0) return [];
+      const applying = older.map((c) => c.kind);
       return markDead(
         ctx,
         connectionId,
-        kinds,
+        applying,
         reason,
         reason,
-        reason === "app_uninstalled" ? "uninstalled" : "revoked",
+        eventType,
+        Object.fromEntries(older.map((c) => [c.kind, c.version])),
       );
     },
     /**

@@ -18,6 +18,8 @@ export interface SlackEnvelope {
   enterprise_id?: unknown;
   context_enterprise_id?: unknown;
   event_id?: unknown;
+  /** When the event happened, in epoch seconds (Slack's clock). */
+  event_time?: unknown;
   authorizations?: unknown;
   event?: { type?: unknown; tokens?: { bot?: unknown; oauth?: unknown } } | unknown;
 }
@@ -133,10 +135,16 @@ async function markDead(
   connectionId: string,
   kinds: CredentialKind[] | "all",
   reason: "app_uninstalled" | "token_revoked",
+  happenedAtMs: number | null,
 ): Promise<boolean> {
   try {
-    await warden.markNeedsReauth(connectionId, kinds, reason);
-    return true;
+    const marked = await warden.markNeedsReauth(
+      connectionId,
+      kinds,
+      reason,
+      happenedAtMs === null ? {} : { happenedAt: happenedAtMs },
+    );
+    return marked.length > 0;
   } catch (error) {
     if (error instanceof TokenwardenError && error.code === "not_found") return false;
     throw error;
@@ -170,13 +178,21 @@ export async function applySlackEvent(deps: EventDeps, envelope: SlackEnvelope):
   if (!actsOn(envelope)) return { handled: false, why: "event type not acted on" };
   const installation = await findInstallation(deps, envelope);
   if (installation.length === 0) return { handled: false, why: "unknown installation" };
+  // Slack delivers late (retries for minutes, Delayed Events for a day): credentials issued since
+  // the event (a reconnect) are not the ones it is about. `event_time` is in whole seconds, so the
+  // event is taken to end with its second: a token issued in that second counts as older.
+  const happenedAtMs =
+    typeof envelope.event_time === "number" && Number.isFinite(envelope.event_time)
+      ? (Math.floor(envelope.event_time) + 1) * 1000
+      : null;
   const acted: Array<{ connectionId: string; kinds: CredentialKind[] | "all" }> = [];
   if (event.type === "app_uninstalled") {
     for (const connection of installation) {
-      if (await markDead(deps.warden, connection.id, "all", "app_uninstalled"))
+      if (await markDead(deps.warden, connection.id, "all", "app_uninstalled", happenedAtMs))
         acted.push({ connectionId: connection.id, kinds: "all" });
     }
-    if (acted.length === 0) return { handled: false, why: "unknown installation" };
+    if (acted.length === 0)
+      return { handled: false, why: "every credential was issued after the event, or is gone" };
     return { handled: true, reason: "app_uninstalled", connections: acted };
   }
   const bots = new Set(asStrings(event.tokens?.bot));
@@ -190,9 +206,13 @@ export async function applySlackEvent(deps: EventDeps, envelope: SlackEnvelope):
         return false;
       })
       .map((c) => c.kind);
-    if (kinds.length > 0 && (await markDead(deps.warden, connection.id, kinds, "token_revoked")))
+    if (
+      kinds.length > 0 &&
+      (await markDead(deps.warden, connection.id, kinds, "token_revoked", happenedAtMs))
+    )
       acted.push({ connectionId: connection.id, kinds });
   }
-  if (acted.length === 0) return { handled: false, why: "no credential matches the revoked ids" };
+  if (acted.length === 0)
+    return { handled: false, why: "no credential issued before the event matches the revoked ids" };
   return { handled: true, reason: "token_revoked", connections: acted };
 }

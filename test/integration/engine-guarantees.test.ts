@@ -149,6 +149,43 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(h.emu.control.counters().invalidRefreshTokenAnswers).toBe(2);
   });
 
+  it("markNeedsReauth with happenedAt leaves a credential issued since alone, and refuses a bad instant", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport({ withUser: true });
+    const before = h.clock.now();
+    h.clock.advance(60_000);
+    // The user credential is replaced (a reconnect of that kind) after the signal happened.
+    const user = (await h.store.getCredential({ connectionId: id, kind: "user" })) ?? undefined;
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: {
+          accessToken: (await h.warden.getToken(id, { kind: "bot" })).accessToken,
+          refreshToken:
+            (await h.store.getCredential({ connectionId: id, kind: "bot" }))?.refreshToken?.reveal() ?? null,
+          expiresAt: before + 12 * HOUR,
+        },
+        user: { accessToken: user?.accessToken.reveal() ?? "", expiresIn: 3_600 },
+      },
+    });
+    await expect(
+      h.warden.markNeedsReauth(id, "all", "token_revoked", { happenedAt: new Date(before + 30_000) }),
+    ).resolves.toEqual([]);
+    expect((await h.warden.connections.get(id)).status).toBe("active");
+    await expect(
+      h.warden.markNeedsReauth(id, "all", "token_revoked", { happenedAt: Number.NaN }),
+    ).rejects.toMatchObject({ code: "invalid_input" });
+    await expect(
+      h.warden.markNeedsReauth(id, ["user"], "token_revoked", { happenedAt: h.clock.now() + 1 }),
+    ).resolves.toEqual(["user"]);
+    const c = await h.warden.connections.get(id);
+    expect(c.credentials.map((k) => [k.kind, k.status])).toEqual([
+      ["bot", "active"],
+      ["user", "needs_reauth"],
+    ]);
+  });
+
   /** A peer (another process) whose memory holds the connection's current bot token. */
   async function warmPeer(h: EngineHarness, id: string) {
     const peer = await h.peer();
