@@ -351,7 +351,9 @@ function explainRefreshToken(o: TokenObservation, token: Diagnosis["token"]): Di
         cause(
           "client_credentials_mismatch",
           "high",
-          `Slack answered ${c.error}: the client id or secret is wrong, so Slack refused before looking at the refresh token — it was not spent and still works with the right credentials.`,
+          c.error === "client_id_mismatch"
+            ? "This refresh token was issued to another client id than the one given (tokenwarden recorded its app's client id when it last installed or refreshed it). Slack would refuse it as invalid_refresh_token without spending it, so nothing was sent: it still works with its own app's credentials."
+            : `Slack answered ${c.error}: the client id or secret is wrong, so Slack refused before looking at the refresh token — it was not spent and still works with the right credentials.`,
         ),
       ],
       fix: [FIX.fixClientCredentials(), FIX.checkApp(o.context)],

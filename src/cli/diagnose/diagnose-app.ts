@@ -2,14 +2,41 @@
  * The I/O half of `diagnose app`: two probes with deliberately invalid tokens
  * (no side effect at Slack), then the pure `explainApp`.
  */
+
+import type { RefreshOutcome } from "../../core/ports.js";
 import { Secret } from "../../core/secret.js";
 import type { Diagnosis } from "../../diagnose/diagnosis.js";
 import { explainApp } from "../../diagnose/explain-app.js";
-import { createSlackProvider, type FetchLike } from "../../providers/slack/slack-provider.js";
+import {
+  createSlackProvider,
+  type FetchLike,
+  type SlackProvider,
+} from "../../providers/slack/slack-provider.js";
 
 /** Well-formed but never issued: Slack can only answer "invalid" about them, after checking the client. */
 const PROBE_REFRESH_TOKEN = "xoxe-1-tokenwarden-diagnose-probe-not-a-real-token";
 const PROBE_LEGACY_TOKEN = "xoxb-0-0-tokenwardendiagnoseprobe";
+
+/**
+ * Refreshes a token Slack never issued, with the client credentials `provider` holds: Slack checks the
+ * client first, so `invalid_refresh_token` means the id and secret are right, `bad_client_secret` or
+ * `invalid_client_id` that they are not. Nothing is spent and nothing stored.
+ */
+export function probeClientCredentials(
+  provider: SlackProvider,
+  signal: AbortSignal,
+): Promise<RefreshOutcome> {
+  return provider.refresh(
+    {
+      ref: { connectionId: "diagnose-app", kind: "bot" },
+      refreshToken: new Secret(PROBE_REFRESH_TOKEN),
+      tokenType: "bot",
+      scopes: [],
+      providerData: {},
+    },
+    signal,
+  );
+}
 
 export interface DiagnoseAppOptions {
   clientId: string;
@@ -31,16 +58,7 @@ export async function diagnoseApp(o: DiagnoseAppOptions): Promise<Diagnosis> {
     ...(o.fetch === undefined ? {} : { fetch: o.fetch }),
   });
   const signal = () => AbortSignal.timeout(o.timeoutMs ?? 10_000);
-  const refresh = await provider.refresh(
-    {
-      ref: { connectionId: "diagnose-app", kind: "bot" },
-      refreshToken: new Secret(PROBE_REFRESH_TOKEN),
-      tokenType: "bot",
-      scopes: [],
-      providerData: {},
-    },
-    signal(),
-  );
+  const refresh = await probeClientCredentials(provider, signal());
   const context = { baseUrl: o.baseUrl };
   if (refresh.kind === "refreshed") {
     // Cannot happen with a token Slack never issued; say so rather than guess.

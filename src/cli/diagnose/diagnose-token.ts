@@ -16,7 +16,13 @@ import { explainToken, type RefreshObservation } from "../../diagnose/explain-to
 import { recognizeToken, type TokenShape } from "../../diagnose/token-shape.js";
 import type { Warden } from "../../engine/warden.js";
 import { classifySlackError } from "../../providers/slack/slack-errors.js";
-import { createSlackProvider, type FetchLike } from "../../providers/slack/slack-provider.js";
+import {
+  CLIENT_ID_KEY,
+  createSlackProvider,
+  type FetchLike,
+  type SlackProvider,
+} from "../../providers/slack/slack-provider.js";
+import { probeClientCredentials } from "./diagnose-app.js";
 
 export interface DiagnoseTokenOptions {
   token: string;
@@ -80,7 +86,12 @@ export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagn
         };
       }
       if (found !== null) {
-        const refresh = await refreshStored(o.stored.store, o.stored.warden, found);
+        // Checked before the engine sees them: a refresh through the engine with a mistyped secret
+        // would flag the provider in the shared store (pausing every instance's refreshes), and one
+        // with another app's credentials would have Slack answer invalid_refresh_token, which the
+        // engine must believe of a token it cannot tie to a client: the connection would die.
+        const refused = await refusedClient(provider, found, client.clientId, signal());
+        const refresh = refused ?? (await refreshStored(o.stored.store, o.stored.warden, found));
         return {
           diagnosis: explainToken({ shape, refresh, context }),
           shape,
@@ -175,6 +186,35 @@ async function storedDeath(warden: Warden, credential: StoredCredential): Promis
   };
 }
 
+/**
+ * Why the given client credentials cannot refresh this stored credential, found without spending it
+ * or writing anything: the probe `diagnose app` makes (a wrong secret, an unknown client, Slack out
+ * of reach), or a client id other than the one the credential's tokens were issued to. Null when
+ * nothing stands in the way.
+ */
+async function refusedClient(
+  provider: SlackProvider,
+  credential: StoredCredential,
+  clientId: string,
+  signal: AbortSignal,
+): Promise<RefreshObservation | null> {
+  const issuedTo = credential.providerData[CLIENT_ID_KEY];
+  if (typeof issuedTo === "string" && issuedTo !== clientId) {
+    return { kind: "failed", classification: CLIENT_ID_MISMATCH };
+  }
+  const probe = await probeClientCredentials(provider, signal);
+  if (probe.kind === "failed" && probe.classification.error !== "invalid_refresh_token") {
+    return { kind: "failed", classification: probe.classification };
+  }
+  return null;
+}
+
+const CLIENT_ID_MISMATCH: Classification = {
+  kind: "misconfigured",
+  reason: "provider_misconfigured",
+  error: "client_id_mismatch",
+};
+
 /** Refreshes through the engine, so the new pair is committed before anyone sees it (invariant 2). */
 async function refreshStored(
   store: Store,
@@ -186,9 +226,11 @@ async function refreshStored(
     kind: credential.kind,
   };
   const before = await store.getCredential(ref);
+  let answered: string | null = null;
   let thrown: unknown = null;
   try {
-    await warden.connections.refresh(ref.connectionId, { kind: ref.kind });
+    const [result] = await warden.connections.refresh(ref.connectionId, { kind: ref.kind });
+    answered = result?.error ?? null;
   } catch (error) {
     thrown = error;
   }
@@ -196,9 +238,12 @@ async function refreshStored(
   if (before !== null && after !== null && after.version > before.version && after.lastError === null) {
     return { kind: "refreshed", savedToConnection: ref.connectionId };
   }
+  // What this refresh was answered first: the credential's last error may be an older one, and a
+  // refusal of the client (bad_client_secret) is recorded on the provider, not the credential.
   const error =
+    answered ??
     after?.lastError ??
     (typeof thrown === "object" && thrown !== null && "code" in thrown ? String(thrown.code) : "unknown");
-  const classification: Classification = classifySlackError(error, 200);
-  return { kind: "failed", classification };
+  if (error === CLIENT_ID_MISMATCH.error) return { kind: "failed", classification: CLIENT_ID_MISMATCH };
+  return { kind: "failed", classification: classifySlackError(error, 200) };
 }
