@@ -28,16 +28,22 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** A new workspace's tokens imported as connection `<prefix>-<team>`, through the CLI. */
+async function importInstalled(prefix: string, e: Record<string, string> = env) {
+  const t = installWorkspace(emu);
+  const id = `${prefix}-${t.teamId}`;
+  const input = JSON.stringify({
+    id,
+    provider: "slack",
+    credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
+  });
+  expect((await runCli(["connections", "import", "-"], { env: e, input })).code).toBe(0);
+  return { t, id };
+}
+
 describe("diagnose token --refresh of a stored refresh token with wrong client credentials", () => {
   it("says misconfigured (client_credentials_mismatch), not 'unreachable: Slack said unknown'", async () => {
-    const t = installWorkspace(emu);
-    const id = `wrongsecret-${t.teamId}`;
-    const input = JSON.stringify({
-      id,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env, input })).code).toBe(0);
+    const { t } = await importInstalled("wrongsecret");
 
     // The operator copied the wrong secret: Slack refuses the client before it reads the token.
     const r = await runCli(
@@ -54,14 +60,7 @@ describe("diagnose token --refresh of a stored refresh token with wrong client c
   });
 
   it("the human output does not send the user to check the network", async () => {
-    const t = installWorkspace(emu);
-    const id = `wrongsecret2-${t.teamId}`;
-    const input = JSON.stringify({
-      id,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env, input })).code).toBe(0);
+    const { t } = await importInstalled("wrongsecret2");
     const r = await runCli(
       ["diagnose", "token", "--token-env", "RT", "--refresh", "--client-secret", "0".repeat(32)],
       { env: { ...env, RT: t.refresh } },
@@ -79,13 +78,7 @@ describe("diagnose token --refresh with a wrong client secret: no side effect on
       TOKENWARDEN_DATABASE_URL: `sqlite:${sqlite}`,
       TOKENWARDEN_WEBHOOK_URL: "http://127.0.0.1:9/hook",
     };
-    const t = installWorkspace(emu);
-    const input = JSON.stringify({
-      id: `sidefx-${t.teamId}`,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env: e, input })).code).toBe(0);
+    const { t } = await importInstalled("sidefx", e);
     // A typo in a diagnostic run; the server on this store has the right secret.
     await runCli(["diagnose", "token", "--token-env", "RT", "--refresh", "--client-secret", "typo"], {
       env: { ...e, RT: t.refresh },
@@ -101,14 +94,7 @@ describe("diagnose token --refresh with a wrong client secret: no side effect on
 
 describe("diagnose token --refresh with the wrong app's client credentials", () => {
   it("spends nothing and leaves the stored connection active once tokenwarden has refreshed it", async () => {
-    const t = installWorkspace(emu);
-    const id = `otherapp-${t.teamId}`;
-    const input = JSON.stringify({
-      id,
-      provider: "slack",
-      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
-    });
-    expect((await runCli(["connections", "import", "-"], { env, input })).code).toBe(0);
+    const { id } = await importInstalled("otherapp");
     // Refreshed once by tokenwarden (the refresher does within hours of an import): the credential
     // now records the client its tokens belong to.
     expect((await runCli(["connections", "refresh", id], { env })).code).toBe(0);
