@@ -140,6 +140,9 @@ export async function openCliWarden(
     store,
     logger: cliLogger(verbose),
     env: {},
+    // A one-off command's refused credentials are its own: reported to the operator running it, not
+    // recorded for (and paging) the servers on this store, which may well hold the right secret.
+    providerState: "local",
     ...(slack === null ? {} : { providers: { slack: { ...slack, baseUrl } } }),
     ...(env["TOKENWARDEN_PUBLIC_URL"] ? { publicUrl: env["TOKENWARDEN_PUBLIC_URL"] } : {}),
   });

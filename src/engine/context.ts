@@ -58,6 +58,8 @@ export interface EngineContext {
   completions: CompletionBatcher;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;
+  /** Whether provider flags are read from and written to the store (WardenOptions.providerState). */
+  sharedProviderState: boolean;
   /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */
   providerProbeAtMs: Map<string, number>;
   /**

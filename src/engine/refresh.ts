@@ -809,13 +809,15 @@ async function flagProvider(
   error: string,
   atMs: number,
 ): Promise<void> {
-  const changed = await ctx.store.setProviderState({
-    provider,
-    status: "misconfigured",
-    reason: "provider_misconfigured",
-    lastError: error,
-    sinceMs: atMs,
-  });
+  const changed = ctx.sharedProviderState
+    ? await ctx.store.setProviderState({
+        provider,
+        status: "misconfigured",
+        reason: "provider_misconfigured",
+        lastError: error,
+        sinceMs: atMs,
+      })
+    : !ctx.flaggedProviders.has(provider);
   ctx.flaggedProviders.add(provider);
   ctx.providerProbeAtMs.set(provider, atMs + MISCONFIGURED_PROBE_MS);
   if (changed) {
@@ -831,5 +833,6 @@ async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: n
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   if (!ctx.flaggedProviders.has(provider)) return;
   ctx.flaggedProviders.delete(provider);
+  if (!ctx.sharedProviderState) return;
   await ctx.store.setProviderState({ provider, status: "ok", reason: null, lastError: null, sinceMs: atMs });
 }

@@ -253,6 +253,7 @@ export class Refresher {
   }
 
   async #syncProviderStates(): Promise<void> {
+    if (!this.#ctx.sharedProviderState) return;
     for (const name of this.#ctx.providers.keys()) {
       const state = await this.#ctx.store.getProviderState(name);
       if (state?.status === "misconfigured") this.#ctx.flaggedProviders.add(name);

@@ -54,6 +54,13 @@ export interface WardenOptions {
   fetch?: typeof globalThis.fetch;
   /** Use this store instead of opening `database` (it is closed with the warden, or if creating it fails). */
   store?: Store;
+  /**
+   * `shared` (the default): a provider flagged `misconfigured` (its client credentials refused) is
+   * recorded in the store, announced by webhook, and honoured by every instance on it. `local`: kept
+   * in this process only, neither read from nor written to the store. The CLI runs local, so a
+   * one-off command with a mistyped secret cannot pause the servers' refreshes or page anyone.
+   */
+  providerState?: "shared" | "local";
   /** Extra providers by id (a custom Provider implementation). */
   extraProviders?: Provider[];
   policy?: Partial<RefreshPolicy>;
@@ -166,13 +173,14 @@ export async function createWarden(options: WardenOptions = {}) {
     ),
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
+    sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
     providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
       publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
   };
-  for (const name of providers.keys()) {
+  for (const name of ctx.sharedProviderState ? providers.keys() : []) {
     if ((await store.getProviderState(name))?.status === "misconfigured") ctx.flaggedProviders.add(name);
   }
 

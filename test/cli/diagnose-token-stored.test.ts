@@ -70,8 +70,28 @@ describe("diagnose token --refresh of a stored refresh token with wrong client c
   });
 });
 
-describe("diagnose token --refresh with a wrong client secret: no side effect on the shared store", () => {
-  it("does not flag the provider misconfigured nor queue a provider.misconfigured webhook", async () => {
+describe("a CLI run with a wrong client secret: no side effect on the shared store", () => {
+  it("connections refresh reports bad_client_secret, and flags nothing for the servers on the store", async () => {
+    const sqlite = join(dir, "sidefx-refresh.db");
+    const e = {
+      ...env,
+      TOKENWARDEN_DATABASE_URL: `sqlite:${sqlite}`,
+      TOKENWARDEN_WEBHOOK_URL: "http://127.0.0.1:9/hook",
+    };
+    const { id } = await importInstalled("sidefx-refresh", e);
+    const r = await runCli(["connections", "refresh", id, "--client-secret", "typo", "--json"], { env: e });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject([{ id, refreshed: false, error: "bad_client_secret" }]);
+    const db = new Database(sqlite, { readonly: true });
+    const states = db.prepare("SELECT status FROM provider_states WHERE status = 'misconfigured'").all();
+    const hooks = db.prepare("SELECT type FROM outbox WHERE type = 'provider.misconfigured'").all();
+    db.close();
+    expect({ states, hooks }).toEqual({ states: [], hooks: [] });
+    // The right secret refreshes at once: nothing of the typo was kept.
+    expect((await runCli(["connections", "refresh", id], { env: e })).code).toBe(0);
+  });
+
+  it("diagnose token --refresh does not flag the provider misconfigured nor queue a provider.misconfigured webhook", async () => {
     const sqlite = join(dir, "sidefx.db");
     const e = {
       ...env,
