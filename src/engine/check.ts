@@ -203,7 +203,7 @@ export async function markDead(
     ctx,
     connectionId,
     connection.provider,
-    kinds === "all" || affected.length !== 1 ? null : (affected[0] ?? null),
+    affected.length === 1 ? (affected[0] ?? null) : null, // as the episode's stored event names it
     change,
     now,
   );

@@ -305,14 +305,25 @@ export function claimResultOf(
   }
 }
 
-/** The `needs_reauth` / `recovered` event of an episode that this change starts or ends, if any. */
-export function episodeEvents(connectionId: string, change: StatusChange, atMs: number): NewEvent[] {
+/**
+ * The `needs_reauth` / `recovered` event of an episode that this change starts or ends, if any. Its
+ * kind is the credential the change came from, when `causes` (the credential events of the same
+ * transaction) name one; null when several changed at once (an uninstall, an import of both).
+ */
+export function episodeEvents(
+  connectionId: string,
+  change: StatusChange,
+  atMs: number,
+  causes: readonly NewEvent[],
+): NewEvent[] {
   const transition = episodeTransition(change.before, change.after);
   if (transition === null) return [];
+  const kinds = new Set(causes.map((e) => e.kind));
+  const [only] = kinds;
   return [
     {
       connectionId,
-      kind: null,
+      kind: kinds.size === 1 ? (only ?? null) : null,
       type: transition,
       atMs,
       reason: transition === "needs_reauth" ? change.reason : null,

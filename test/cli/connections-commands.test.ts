@@ -143,8 +143,8 @@ describe("--json prints the HTTP API's shapes", () => {
       reconnect_url: `https://tw.example.com/oauth/slack/install?connection_id=${dead.teamId}`,
       credentials: [{ kind: "bot", has_refresh_token: true, failure_count: 0 }],
     });
-    // Newest first; the connection's status change (kind null) after its credential's check.
-    expect(events[0]).toMatchObject({ type: "needs_reauth", kind: null, reason: "account_inactive" });
+    // Newest first; the connection's status change, naming the credential, after that one's check.
+    expect(events[0]).toMatchObject({ type: "needs_reauth", kind: "bot", reason: "account_inactive" });
     expect(events.at(-1)).toMatchObject({ type: "imported", kind: "bot", data: { rotating: true } });
     expect(Object.keys((events.at(-1) as { data: object }).data)).toContain("expires_at_ms");
     expect(Object.keys(events[0] as object).sort()).toEqual(["at", "data", "id", "kind", "reason", "type"]);

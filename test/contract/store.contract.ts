@@ -1013,10 +1013,11 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           after: "needs_reauth",
           reason: "invalid_refresh_token",
         });
-        // The episode's own event is recorded with the change, in one transaction.
+        // The episode's own event is recorded with the change, in one transaction, naming the
+        // credential it came from.
         expect((await store.listEvents("T1", { limit: 1 }))[0]).toMatchObject({
           type: "needs_reauth",
-          kind: null,
+          kind: "bot",
           reason: "invalid_refresh_token",
         });
         expect((await store.getCredential(BOT))?.nextAttemptAtMs).toBeNull();

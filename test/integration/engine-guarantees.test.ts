@@ -186,6 +186,20 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     ]);
   });
 
+  it("a needs_reauth event names the credential that died, or none when several died at once", async () => {
+    h = await openEngineHarness(kind);
+    const heard: Array<string | null> = [];
+    h.warden.on("needs_reauth", (e) => heard.push(e.kind));
+    const one = await h.installAndImport({ withUser: true });
+    await h.warden.markNeedsReauth(one.id, ["user"], "token_revoked");
+    const both = await h.installAndImport({ withUser: true });
+    await h.warden.markNeedsReauth(both.id, "all", "app_uninstalled");
+    const stored = async (id: string) =>
+      (await h?.warden.connections.events(id, { limit: 10 }))?.find((e) => e.type === "needs_reauth")?.kind;
+    expect([await stored(one.id), await stored(both.id)]).toEqual(["user", null]);
+    expect(heard).toEqual(["user", null]);
+  });
+
   /** A peer (another process) whose memory holds the connection's current bot token. */
   async function warmPeer(h: EngineHarness, id: string) {
     const peer = await h.peer();

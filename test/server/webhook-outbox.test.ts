@@ -43,6 +43,8 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
     );
     const needs = types.filter((t) => t.type === "connection.needs_reauth");
     expect(needs.map((t) => t.data.connection_id).sort()).toEqual([...ids].sort());
+    // Bot-only installs: the webhook names the credential that died.
+    expect(needs.map((t) => (t.data as { kind?: unknown }).kind)).toEqual(ids.map(() => "bot"));
     // Nothing twice: one delivery per id, and each body names its own header id.
     expect(new Set(receiver.received.map((w) => w.headers["x-tokenwarden-id"])).size).toBe(
       receiver.received.length,

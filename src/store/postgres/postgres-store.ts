@@ -1101,7 +1101,7 @@ export class PostgresStore implements Store {
     );
     // Recorded here, in the caller's transaction, with the episode's own event (see the SQLite twin).
     const change = { before, after: worst.status, reason: worst.reason };
-    await this.#insertEvents(c, [...events, ...episodeEvents(connectionId, change, nowMs)]);
+    await this.#insertEvents(c, [...events, ...episodeEvents(connectionId, change, nowMs, events)]);
     return change;
   }
 

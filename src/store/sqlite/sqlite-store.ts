@@ -859,7 +859,7 @@ export class SqliteStore implements Store {
       connectionId,
     );
     const change = { before: row.status, after: worst.status, reason: worst.reason };
-    this.#insertEvents([...events, ...episodeEvents(connectionId, change, nowMs)]);
+    this.#insertEvents([...events, ...episodeEvents(connectionId, change, nowMs, events)]);
     return change;
   }
 
