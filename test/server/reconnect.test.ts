@@ -6,7 +6,7 @@ import { hop, installViaBrowser, openServerHarness, type ServerHarness } from ".
 
 type Json = Record<string, unknown>;
 
-describe.each(STORE_KINDS)("reconnect of a connection imported without its workspace (%s)", (kind) => {
+describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => {
   let h: ServerHarness;
   beforeAll(async () => {
     h = await openServerHarness(kind);
@@ -16,8 +16,8 @@ describe.each(STORE_KINDS)("reconnect of a connection imported without its works
     await h?.close();
   });
 
-  /** A workspace with the app installed, imported over the API without an id: its id is `conn_…`. */
-  async function importWithoutId(name: string): Promise<{ id: string; teamId: string }> {
+  /** A workspace with the app installed, imported over the API with `fields` (id, metadata) added. */
+  async function importInstalled(name: string, fields: (teamId: string) => Json = () => ({})) {
     const { clientId } = h.emu.demoApp;
     const team = h.emu.control.createTeam({ name });
     const install = h.emu.control.install({ clientId, teamId: team.teamId });
@@ -33,12 +33,18 @@ describe.each(STORE_KINDS)("reconnect of a connection imported without its works
             expires_in: 43_200,
           },
         },
+        ...fields(team.teamId),
       }),
     });
     expect(res.status).toBe(201);
-    const id = String(((await res.json()) as Json)["id"]);
-    expect(id).not.toBe(team.teamId);
-    return { id, teamId: team.teamId };
+    return { id: String(((await res.json()) as Json)["id"]), teamId: team.teamId };
+  }
+
+  /** Imported without an id: its id is `conn_…`, and nothing says which workspace it is. */
+  async function importWithoutId(name: string): Promise<{ id: string; teamId: string }> {
+    const imported = await importInstalled(name);
+    expect(imported.id).not.toBe(imported.teamId);
+    return imported;
   }
 
   async function kill(id: string, teamId: string): Promise<void> {
@@ -82,5 +88,27 @@ describe.each(STORE_KINDS)("reconnect of a connection imported without its works
     expect(page.status).toBe(400);
     expect(await page.text()).toContain("workspace is not known");
     expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
+  });
+
+  // The callback stores a reconnect with connections.import(), which replaces metadata: what the
+  // operator attached (a customer id, a tenant key) must survive the end user's reconnect.
+  it("a reconnect leaves the operator's metadata in place, the install's fields on top", async () => {
+    const { id, teamId } = await importInstalled("Acme", (teamId) => ({
+      id: "acme-prod",
+      metadata: { team_id: teamId, team_name: "stale name", customer_id: "cus_42", plan: "enterprise" },
+    }));
+    await kill(id, teamId);
+    const dead = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    h.emu.control.setAuthorize({ mode: "approve", teamId });
+    const back = await installViaBrowser(h, String(dead["reconnect_url"]));
+    expect(back.status).toBe(303);
+    const after = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    expect(after["status"]).toBe("active");
+    expect(after["metadata"]).toMatchObject({
+      team_id: teamId,
+      team_name: "Acme",
+      customer_id: "cus_42",
+      plan: "enterprise",
+    });
   });
 });

@@ -322,9 +322,10 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         });
       }
       let id = installedId;
+      // The connection this install writes: the link's own (checked below), else the workspace's.
+      const target = await ctx.store.getConnection(payload.cid ?? installedId);
       if (payload.cid !== null && payload.cid !== installedId) {
         // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
-        const target = await ctx.store.getConnection(payload.cid);
         const owns =
           target !== null &&
           (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
@@ -342,7 +343,12 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         }
         id = payload.cid;
       }
-      await ctx.warden.connections.import(importOf(id, installation));
+      const fresh = importOf(id, installation);
+      // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
+      // tenant key), and Slack's current answer wins for the fields it gives.
+      await ctx.warden.connections.import(
+        target === null ? fresh : { ...fresh, metadata: { ...target.metadata, ...fresh.metadata } },
+      );
       request.log.info({ connectionId: id }, "installed");
       if (payload.ret !== null) {
         const back = new URL(payload.ret);
