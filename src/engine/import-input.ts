@@ -13,6 +13,91 @@ const TokenString = z.string().min(1).max(8192);
 /** The last instant a JavaScript Date can hold (ECMA-262 §21.4.1.22). */
 const MAX_DATE_MS = 8.64e15;
 
+/** Deepest nesting of metadata and provider data (the object itself is level 1). */
+export const MAX_JSON_DEPTH = 32;
+
+type JsonPath = Array<string | number>;
+
+// String#isWellFormed is ES2024, past this project's lib; with the u flag a surrogate matches only
+// when unpaired (a pair reads as one astral code point).
+const LONE_SURROGATE = /\p{Surrogate}/u;
+const LONE_SURROGATE_ALL = /\p{Surrogate}/gu;
+
+/** Where a value sits: its key under its parent. A path is built only for the value reported. */
+interface Place {
+  parent: Place | null;
+  key: string | number;
+}
+
+function pathOf(place: Place | null): JsonPath {
+  const path: JsonPath = [];
+  for (let p = place; p !== null; p = p.parent) path.unshift(p.key);
+  return path;
+}
+
+/**
+ * The first string (a value or a key, at any depth) no store can keep, with why, or null: NUL
+ * (PostgreSQL refuses it in text and jsonb) or a lone UTF-16 surrogate, e.g. a name cut inside an
+ * emoji (jsonb refuses it; text would silently turn it into U+FFFD). Refused with the rest of the
+ * input, before anything is written, so a file of several connections stays all or nothing.
+ * Iterative and linear in the input's size: it may run on input nested thousands of levels deep.
+ */
+function unstorableString(root: unknown): { path: JsonPath; message: string } | null {
+  const why = (s: string): string | null =>
+    s.includes("\u0000")
+      ? "must not contain NUL"
+      : LONE_SURROGATE.test(s)
+        ? "must be well-formed text (it holds half of a UTF-16 surrogate pair)"
+        : null;
+  const stack: Array<{ value: unknown; place: Place | null }> = [{ value: root, place: null }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { value, place } = next;
+    if (typeof value === "string") {
+      const message = why(value);
+      if (message !== null) return { path: pathOf(place), message };
+    } else if (Array.isArray(value)) {
+      // Pushed last to first, so the first offending element is the one reported.
+      for (let i = value.length - 1; i >= 0; i--)
+        stack.push({ value: value[i], place: { parent: place, key: i } });
+    } else if (typeof value === "object" && value !== null && !(value instanceof Date)) {
+      const entries = Object.entries(value);
+      for (const [key] of entries) {
+        const message = why(key);
+        // The key is shown, made printable: it is the name of a field, and the path must point at it.
+        if (message !== null) {
+          const shown = key.replaceAll("\u0000", "\\0").replace(LONE_SURROGATE_ALL, "\uFFFD");
+          return { path: [...pathOf(place), shown], message };
+        }
+      }
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, v] = entries[i] as [string, unknown];
+        stack.push({ value: v, place: { parent: place, key } });
+      }
+    }
+  }
+  return null;
+}
+
+/** Whether JSON nests deeper than `max` levels; iterative, and stops at the first level too many. */
+function nestsDeeperThan(root: unknown, max: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value: root, depth: 1 }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { value, depth } = next;
+    if (typeof value !== "object" || value === null || value instanceof Date) continue;
+    if (depth > max) return true;
+    for (const v of Object.values(value)) stack.push({ value: v, depth: depth + 1 });
+  }
+  return false;
+}
+
+/**
+ * A JSON object an operator attaches (metadata, provider data). Bounded in depth: SQLite refuses
+ * JSON past 1000 levels, and nothing legitimate comes near 32. The message names the field only.
+ */
+export const JsonObjectSchema = z
+  .record(z.string(), z.unknown())
+  .refine((o) => !nestsDeeperThan(o, MAX_JSON_DEPTH), `must not nest deeper than ${MAX_JSON_DEPTH} levels`);
+
 const CredentialInputSchema = z
   .object({
     accessToken: TokenString,
@@ -23,36 +108,12 @@ const CredentialInputSchema = z
     expiresIn: z.number().int().positive().max(MAX_TOKEN_LIFETIME_SECONDS).optional(),
     scopes: z.union([z.array(z.string().max(256)).max(500), z.string().max(8192)]).optional(),
     tokenType: z.string().min(1).max(64).optional(),
-    providerData: z.record(z.string(), z.unknown()).optional(),
+    providerData: JsonObjectSchema.optional(),
   })
   .strict()
   .refine((c) => c.expiresAt === undefined || c.expiresIn === undefined, {
     message: "give expiresAt or expiresIn, not both",
   });
-
-/**
- * The path of the first string (a value or a key, at any depth) holding NUL, or null. No store can
- * keep one (PostgreSQL refuses it in text and jsonb), so it is refused with the rest of the input,
- * before anything is written: a file of several connections stays all or nothing.
- */
-function pathOfNul(value: unknown, path: Array<string | number>): Array<string | number> | null {
-  if (typeof value === "string") return value.includes("\u0000") ? path : null;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = pathOfNul(value[i], [...path, i]);
-      if (found !== null) return found;
-    }
-    return null;
-  }
-  if (typeof value === "object" && value !== null && !(value instanceof Date)) {
-    for (const [key, v] of Object.entries(value)) {
-      if (key.includes("\u0000")) return [...path, key.replaceAll("\u0000", "\\0")];
-      const found = pathOfNul(v, [...path, key]);
-      if (found !== null) return found;
-    }
-  }
-  return null;
-}
 
 export const ImportInputSchema = z
   .object({
@@ -68,12 +129,12 @@ export const ImportInputSchema = z
       .refine((c) => Object.values(c).some((v) => v !== undefined), {
         message: "at least one credential is required",
       }),
-    metadata: z.record(z.string(), z.unknown()).optional(),
+    metadata: JsonObjectSchema.optional(),
   })
   .strict()
   .superRefine((input, ctx) => {
-    const path = pathOfNul(input, []);
-    if (path !== null) ctx.addIssue({ code: "custom", path, message: "must not contain NUL" });
+    const found = unstorableString(input);
+    if (found !== null) ctx.addIssue({ code: "custom", ...found });
   });
 
 export type ImportInput = z.input<typeof ImportInputSchema>;

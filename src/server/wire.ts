@@ -7,7 +7,7 @@ import type { Connection, CredentialSummary, StoredEvent } from "../core/types.j
 import { STATUSES } from "../core/types.js";
 import type { CheckResult } from "../engine/check.js";
 import type { AccessToken } from "../engine/get-token.js";
-import { ConnectionIdSchema, type ImportInput } from "../engine/import-input.js";
+import { ConnectionIdSchema, type ImportInput, JsonObjectSchema } from "../engine/import-input.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -44,7 +44,7 @@ const CredentialBody = z
       .optional(),
     scopes: z.union([z.array(z.string().max(256)).max(500), z.string().max(8192)]).optional(),
     token_type: z.string().min(1).max(64).optional(),
-    provider_data: z.record(z.string(), z.unknown()).optional(),
+    provider_data: JsonObjectSchema.optional(),
   })
   .strict()
   .refine((c) => c.expires_at === undefined || c.expires_in === undefined, {
@@ -65,7 +65,7 @@ export const ImportBodySchema = z
       .refine((c) => Object.values(c).some((v) => v !== undefined), {
         message: "at least one credential is required",
       }),
-    metadata: z.record(z.string(), z.unknown()).optional(),
+    metadata: JsonObjectSchema.optional(),
   })
   .strict();
 export type ImportBody = z.output<typeof ImportBodySchema>;
