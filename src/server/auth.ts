@@ -54,13 +54,18 @@ export class ApiKeyVerifier {
     return true;
   }
 
+  /** The error a caller without the right key gets, or null when the key is right. */
+  refusal(authorization: string | undefined): TokenwardenError | null {
+    if (this.matches(authorization)) return null;
+    return new TokenwardenError(
+      "unauthorized",
+      "missing or wrong API key: send Authorization: Bearer <TOKENWARDEN_API_KEY>",
+    );
+  }
+
   assert(authorization: string | undefined): void {
-    if (!this.matches(authorization)) {
-      throw new TokenwardenError(
-        "unauthorized",
-        "missing or wrong API key: send Authorization: Bearer <TOKENWARDEN_API_KEY>",
-      );
-    }
+    const refusal = this.refusal(authorization);
+    if (refusal !== null) throw refusal;
   }
 }
 

@@ -235,6 +235,29 @@ describe.each(STORE_KINDS)("bad input (%s)", (kind) => {
     expect(await snapshot()).toBe(before);
   });
 
+  // The key is checked before the body is read: a caller without it learns nothing about its body
+  // (400 / 413 / 415) and makes the server parse none.
+  it("answers 401 to a request without the right key, whatever its body", async () => {
+    const before = await snapshot();
+    const wrongKey = { authorization: "Bearer wrong-key-0123456789" };
+    const bodies: InjectOptions[] = [
+      { url: "/v1/connections", headers: { "content-type": "application/json" }, payload: "{bad" },
+      { url: "/v1/connections", headers: { "content-type": "text/plain" }, payload: "hi" },
+      {
+        url: "/v1/connect-sessions",
+        headers: { ...wrongKey, "content-type": "application/json" },
+        payload: `{"pad":"${"x".repeat(300_000)}"}`,
+      },
+      {
+        url: `/v1/proxy/${teamId}/chat.postMessage`,
+        headers: { "content-type": "application/json" },
+        payload: "x".repeat(2 * 1024 * 1024),
+      },
+    ];
+    for (const request of bodies) await expectRefused({ method: "POST", ...request }, 401, "unauthorized");
+    expect(await snapshot()).toBe(before);
+  });
+
   it("refuses forged, stale, unsigned and malformed Slack events; a replay changes nothing", async () => {
     const before = await snapshot();
     const secret = h.emu.demoApp.signingSecret;
