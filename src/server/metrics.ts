@@ -3,7 +3,7 @@
  * never share counters). Gauges that mirror the store are read on scrape.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Store } from "../core/ports.js";
+import type { Logger, Store } from "../core/ports.js";
 import { STATUSES } from "../core/types.js";
 import type { RefreshObservation } from "../engine/context.js";
 import type { WebhookOutcome } from "./webhooks/dispatcher.js";
@@ -16,7 +16,8 @@ export interface Metrics {
   bind(sources: { store: Store; cacheStats: () => { hits: number; misses: number } }): void;
 }
 
-export function createMetrics(): Metrics {
+/** `logger` hears what a scrape could not read (never a secret: store errors name no value). */
+export function createMetrics(logger: Logger): Metrics {
   const registry = new Registry();
   const refreshes = new Counter({
     name: "tokenwarden_refreshes_total",
@@ -45,7 +46,16 @@ export function createMetrics(): Metrics {
     registers: [registry],
     async collect() {
       if (sources === null) return;
-      const counts = await sources.store.countConnectionsByStatus();
+      let counts: Awaited<ReturnType<Store["countConnectionsByStatus"]>>;
+      try {
+        counts = await sources.store.countConnectionsByStatus();
+      } catch (error) {
+        // The scrape goes on without this gauge: the other series are what shows the outage. Its
+        // samples are dropped rather than left at the last count, which would read as current.
+        this.reset();
+        logger.warn({ err: error }, "metrics: could not count connections; tokenwarden_connections left out");
+        return;
+      }
       for (const status of STATUSES) this.set({ status }, counts[status]);
     },
   });

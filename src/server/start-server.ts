@@ -105,8 +105,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const port = requestedPort === 0 && config.publicUrl === null ? await freePort(host) : requestedPort;
   const publicUrl = config.publicUrl ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   const doFetch = options.fetch ?? globalThis.fetch;
-  const metrics = createMetrics();
   const stderrLogger: Logger = options.logger ?? defaultLogger(env);
+  const metrics = createMetrics(stderrLogger);
 
   const databaseUrl = config.database.url.reveal();
   checkDatabaseLocation(databaseUrl);

@@ -1,0 +1,46 @@
+// /metrics reads tokenwarden_connections from the store on every scrape. A failed read (the database
+// down or slow) must cost that gauge only: the in-process series are what shows the outage.
+import { describe, expect, it } from "vitest";
+import { TokenwardenError } from "../../src/core/errors.js";
+import type { Logger, Store } from "../../src/core/ports.js";
+import { createMetrics } from "../../src/server/metrics.js";
+
+function recordingLogger(): Logger & { warned: Array<{ obj: object; msg: string | undefined }> } {
+  const warned: Array<{ obj: object; msg: string | undefined }> = [];
+  return { warned, debug() {}, info() {}, error() {}, warn: (obj, msg) => warned.push({ obj, msg }) };
+}
+
+describe("metrics while the store is down", () => {
+  it("serves the in-process series and leaves out the connections gauge, logging why", async () => {
+    const logger = recordingLogger();
+    const metrics = createMetrics(logger);
+    let down = false;
+    const store = {
+      countConnectionsByStatus: async () => {
+        if (down)
+          throw new TokenwardenError(
+            "store_unavailable",
+            "SQLite countConnectionsByStatus failed (SQLITE_BUSY)",
+          );
+        return { active: 3, refresh_failing: 0, needs_reauth: 1 };
+      },
+    } as unknown as Store;
+    metrics.bind({ store, cacheStats: () => ({ hits: 1, misses: 1 }) });
+    metrics.observeRefresh({ provider: "slack", kind: "bot", outcome: "refreshed", durationMs: 120 });
+    metrics.observeWebhook("delivered");
+    expect(await metrics.registry.metrics()).toContain('tokenwarden_connections{status="active"} 3');
+
+    down = true;
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('tokenwarden_refreshes_total{provider="slack",outcome="refreshed"} 1');
+    expect(text).toContain('tokenwarden_webhook_deliveries_total{outcome="delivered"} 1');
+    expect(text).toContain("tokenwarden_token_cache_hit_ratio 0.5");
+    // The last count is not served as if it were current.
+    expect(text).not.toMatch(/^tokenwarden_connections\{/m);
+    expect(logger.warned).toHaveLength(1);
+    expect(logger.warned[0]?.msg).toContain("tokenwarden_connections");
+
+    down = false;
+    expect(await metrics.registry.metrics()).toContain('tokenwarden_connections{status="needs_reauth"} 1');
+  });
+});
