@@ -2,7 +2,13 @@
 // an id, or with one of the operator's own): a health check learns the workspace from auth.test.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
-import { hop, installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
+import {
+  botFromInstall,
+  hop,
+  installViaBrowser,
+  openServerHarness,
+  type ServerHarness,
+} from "./server-harness.js";
 
 type Json = Record<string, unknown>;
 
@@ -110,5 +116,78 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
       customer_id: "cus_42",
       plan: "enterprise",
     });
+  });
+});
+
+// A reconnect completed in the wrong workspace is refused after the code exchange, when Slack has
+// already installed the app there and issued tokens: those must not stay live with nobody holding them.
+describe("refused reconnect into another workspace", () => {
+  let h: ServerHarness;
+  /** What each code exchange returned, and the token each auth.revoke named, in order. */
+  const exchanged: Json[] = [];
+  const revokedTokens: string[] = [];
+  const recording: typeof fetch = async (input, init) => {
+    const url = String(input);
+    if (url.endsWith("/api/auth.revoke")) {
+      revokedTokens.push(new Headers(init?.headers).get("authorization")?.slice("Bearer ".length) ?? "");
+    }
+    const res = await fetch(input, init);
+    if (url.endsWith("/api/oauth.v2.access") && String(init?.body ?? "").includes("authorization_code")) {
+      exchanged.push((await res.clone().json()) as Json);
+    }
+    return res;
+  };
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", { server: { fetch: recording } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  /** Connection `mine` of app `clientId`, reconnected by a person who picks workspace `other` in Slack. */
+  async function reconnectIntoOther(server: { publicUrl: string }, clientId: string): Promise<Json> {
+    const mine = h.emu.control.createTeam({ name: "mine" });
+    const other = h.emu.control.createTeam({ name: "other" });
+    const install = h.emu.control.install({ clientId, teamId: mine.teamId });
+    await h.server.warden.connections.import({
+      id: mine.teamId,
+      provider: "slack",
+      credentials: { bot: botFromInstall(install) },
+      metadata: { team_id: mine.teamId },
+    });
+    const admin = h.emu.control.createUser(other.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: other.teamId, userId: admin.userId });
+    const start = await hop(`${server.publicUrl}/oauth/slack/install?connection_id=${mine.teamId}`);
+    // The `team` hint only preselects: the person can pick another workspace in Slack.
+    const authorize = new URL(start.headers.get("location") ?? "");
+    authorize.searchParams.delete("team");
+    const consent = await hop(authorize.toString());
+    const page = await hop(consent.headers.get("location") ?? "");
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("different workspace");
+    expect(exchanged).toHaveLength(1);
+    return exchanged.pop() as Json;
+  }
+
+  it("revokes the refused installation's tokens, refresh token first", async () => {
+    const orphan = await reconnectIntoOther(h.server, h.emu.demoApp.clientId);
+    const refresh = String(orphan["refresh_token"]);
+    const access = String(orphan["access_token"]);
+    expect(h.emu.control.tokenInfo(refresh).state).not.toBe("active");
+    expect(h.emu.control.tokenInfo(access).state).not.toBe("active");
+    expect(revokedTokens).toEqual([refresh, access]);
+  });
+
+  it("leaves a non-rotating installation alone: its bot token is the workspace's, shared", async () => {
+    const app = h.emu.control.createApp({ tokenRotation: false });
+    const server = await h.start({
+      env: { ...h.env, SLACK_CLIENT_ID: app.clientId, SLACK_CLIENT_SECRET: app.clientSecret },
+      fetch: recording,
+    });
+    revokedTokens.length = 0;
+    const orphan = await reconnectIntoOther(server, app.clientId);
+    expect(orphan["refresh_token"]).toBeUndefined();
+    expect(h.emu.control.tokenInfo(String(orphan["access_token"])).state).toBe("active");
+    expect(revokedTokens).toEqual([]);
   });
 });

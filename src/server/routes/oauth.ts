@@ -4,7 +4,11 @@ import { TokenwardenError } from "../../core/errors.js";
 import type { Classification } from "../../core/types.js";
 import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
 import { withTimeout } from "../../engine/timeout.js";
-import { CLIENT_ID_KEY, type SlackInstallation } from "../../providers/slack/slack-provider.js";
+import {
+  CLIENT_ID_KEY,
+  type SlackInstallation,
+  type SlackProvider,
+} from "../../providers/slack/slack-provider.js";
 import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
@@ -14,6 +18,9 @@ const SLACK_TENANT_ID = /^[TE][A-Z0-9]{2,}$/;
 
 /** The code exchange of an install; the user is waiting on the callback page meanwhile. */
 const EXCHANGE_TIMEOUT_MS = 20_000;
+
+/** Revoking the tokens of a refused install; the user is waiting on the refusal page meanwhile. */
+const REVOKE_TIMEOUT_MS = 5_000;
 
 /** Slack's code lives 10 minutes (slack-api.md §2.2); a state outliving it is useless. */
 const STATE_TTL_MS = 10 * 60_000;
@@ -94,6 +101,39 @@ function failurePage(reply: FastifyReply, classification: Classification): Fasti
 /** The connection an installation belongs to: the workspace, or the org for an org-wide install. */
 function installationId(i: SlackInstallation): string | null {
   return i.isEnterpriseInstall ? i.enterpriseId : i.teamId;
+}
+
+/**
+ * Revokes the tokens of an installation the callback refuses to store, so none stays live at Slack
+ * with nobody holding it: per credential the refresh token first (no new access token is minted
+ * from it meanwhile), then the access token. Rotating credentials only: with rotation, auth.revoke
+ * revokes that one token and leaves the installation alone (slack-api.md §3.8, §4.3), whereas a
+ * non-rotating bot token is the workspace's own, shared with whoever else holds it (maybe another
+ * connection here), and revoking it would uninstall the app there. Best effort, bounded; never throws.
+ */
+async function revokeRefused(
+  provider: SlackProvider,
+  i: SlackInstallation,
+): Promise<Array<{ kind: "bot" | "user"; revoked: boolean | "not_rotating" }>> {
+  const credentials = [
+    ["bot", i.bot],
+    ["user", i.user],
+  ] as const;
+  return withTimeout(REVOKE_TIMEOUT_MS, (signal) =>
+    Promise.all(
+      credentials
+        .flatMap(([kind, t]) => (t === undefined ? [] : [{ kind, t }]))
+        .map(async ({ kind, t }) => {
+          if (t.refreshToken === null) return { kind, revoked: "not_rotating" as const };
+          let revoked = true;
+          for (const token of [t.refreshToken, t.accessToken]) {
+            const outcome = await provider.revoke(token, signal).catch(() => null);
+            revoked &&= outcome?.kind === "ok";
+          }
+          return { kind, revoked };
+        }),
+    ),
+  );
 }
 
 function importOf(id: string, i: SlackInstallation): ImportInput {
@@ -330,6 +370,12 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           target !== null &&
           (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
         if (!owns) {
+          // Slack has installed the app there and issued tokens by now: they must not stay live.
+          const revoked = await revokeRefused(slack.provider, installation);
+          request.log.warn(
+            { connectionId: payload.cid, installedId, revoked },
+            "reconnect into another workspace refused; its new tokens revoked",
+          );
           const known =
             target !== null && (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
           return page(
