@@ -39,6 +39,8 @@ export class WebhookReceiver {
   port = 0;
   /** Answer 500 to this many more requests, after recording them (a receiver that fails after receipt). */
   failNext = 0;
+  /** Headers of those 500s (a `Retry-After`). */
+  failHeaders: () => Record<string, string> = () => ({});
   #server: Server | null = null;
   get url(): string {
     return `http://127.0.0.1:${this.port}/hooks`;
@@ -53,7 +55,7 @@ export class WebhookReceiver {
         this.received.push({ headers: req.headers, body });
         if (this.failNext > 0) {
           this.failNext--;
-          res.writeHead(500).end("oops");
+          res.writeHead(500, this.failHeaders()).end("oops");
         } else res.writeHead(200).end("ok");
       });
     });

@@ -16,6 +16,29 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
     await receiver?.down();
   });
 
+  // RFC 9110 §10.2.3 allows an HTTP-date as well as seconds; README: "a `Retry-After` is honoured".
+  it("holds a webhook back until the HTTP-date a receiver's Retry-After names", async () => {
+    receiver = new WebhookReceiver();
+    await receiver.up();
+    h = await openServerHarness(kind, { webhookUrl: receiver.url, server: { webhookIntervalMs: 3_600_000 } });
+    const clock = h.clock;
+    receiver.failNext = 1;
+    receiver.failHeaders = () => ({ "retry-after": new Date(clock.now() + 2 * 3_600_000).toUTCString() });
+    const id = await h.installAndImport("Retry-After date");
+    await h.server.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    await h.server.dispatcher?.drain();
+    const attempts = () => receiver.received.filter((w) => w.body.includes("connection.needs_reauth")).length;
+    expect(attempts()).toBe(1);
+    // Ten minutes on, well before the date: nothing is due (the backoff alone would have retried).
+    clock.advance(10 * 60_000);
+    await h.server.dispatcher?.drain();
+    expect(attempts()).toBe(1);
+    // Past the date it is delivered.
+    clock.advance(2 * 3_600_000);
+    await h.server.dispatcher?.drain();
+    expect(attempts()).toBe(2);
+  });
+
   it("delivers every webhook after a restart once the receiver is back; repeats keep their id", async () => {
     receiver = new WebhookReceiver();
     await receiver.up();

@@ -9,6 +9,7 @@
  * every process retrying forever.
  */
 import { nextAttemptAt } from "../../core/backoff.js";
+import { parseRetryAfter } from "../../core/classify.js";
 import type { Clock, Logger, Random, Store } from "../../core/ports.js";
 import type { OutboxMessage } from "../../core/types.js";
 import { withTimeout } from "../../engine/timeout.js";
@@ -126,8 +127,9 @@ export class WebhookDispatcher {
       const res = await withTimeout(o.timeoutMs, (signal) => this.#post(m, signal));
       if (res.status < 200 || res.status >= 300) {
         failure = `http_${res.status}`;
-        const ra = Number(res.headers.get("retry-after"));
-        if (Number.isFinite(ra) && ra > 0) retryAfterMs = ra * 1000;
+        // Seconds or an HTTP-date (RFC 9110 §10.2.3); a date already past asks for no wait.
+        const ra = parseRetryAfter(res.headers.get("retry-after"), o.clock.now());
+        if (ra !== undefined && ra > 0) retryAfterMs = ra;
       }
     } catch (error) {
       failure = error instanceof Error && error.name === "TimeoutError" ? "timeout" : "connection_failed";
