@@ -96,6 +96,23 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
   });
 
+  // Mail clients, link trackers and chat tools append parameters of their own to the links they show.
+  it("an install link with a tracking parameter appended still redirects to Slack", async () => {
+    const { id, teamId } = await importInstalled("tracked", (teamId) => ({ metadata: { team_id: teamId } }));
+    const session = await connectLink(id);
+    await kill(id, teamId);
+    const dead = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    for (const link of [
+      `${dead["reconnect_url"]}&utm_source=email&utm_medium=alert`,
+      `${session}&fbclid=IwAR0abc`,
+    ]) {
+      const res = await hop(link);
+      expect(res.status, link).toBe(302);
+      expect(res.headers.get("location")).toContain(`/oauth/v2/authorize?`);
+      expect(new URL(res.headers.get("location") ?? "").searchParams.get("team")).toBe(teamId);
+    }
+  });
+
   // The callback stores a reconnect with connections.import(), which replaces metadata: what the
   // operator attached (a customer id, a tenant key) must survive the end user's reconnect.
   it("a reconnect leaves the operator's metadata in place, the install's fields on top", async () => {

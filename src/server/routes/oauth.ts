@@ -25,13 +25,13 @@ const REVOKE_TIMEOUT_MS = 5_000;
 /** Slack's code lives 10 minutes (slack-api.md §2.2); a state outliving it is useless. */
 const STATE_TTL_MS = 10 * 60_000;
 
-const InstallQuerySchema = z
-  .object({
-    connection_id: ConnectionIdSchema.optional(),
-    return_url: z.string().max(2048).optional(),
-    session: z.string().max(4096).optional(),
-  })
-  .strict();
+// Unknown keys are dropped, not refused: mail clients, link trackers and chat tools append their own
+// (utm_source, fbclid), and the person following the link must still reach Slack.
+const InstallQuerySchema = z.object({
+  connection_id: ConnectionIdSchema.optional(),
+  return_url: z.string().max(2048).optional(),
+  session: z.string().max(4096).optional(),
+});
 
 const CallbackQuerySchema = z
   .object({
