@@ -12,7 +12,12 @@ import {
 } from "../core/errors.js";
 
 /** Domain codes plus the few that only HTTP has. */
-export type HttpErrorCode = ErrorCode | "payload_too_large" | "unsupported_media_type" | "internal";
+export type HttpErrorCode =
+  | ErrorCode
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "internal"
+  | "shutting_down";
 
 /** A new code without a status fails `tsc`. */
 export const STATUS: Record<HttpErrorCode, number> = {
@@ -28,6 +33,7 @@ export const STATUS: Record<HttpErrorCode, number> = {
   provider_misconfigured: 502,
   provider_unavailable: 503,
   store_unavailable: 503,
+  shutting_down: 503,
 };
 
 /** An error raised by the HTTP layer itself (body size, media type) with a code of its own. */
