@@ -42,15 +42,23 @@ export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec,
   app.route({
     method: methods as ["GET"],
     url: spec.url,
-    // onRequest runs before the body is read: a caller without the key is told 401, not what is
-    // wrong with its body, and the server reads and parses no body for anyone on the network.
-    ...(spec.auth
+    // A route that takes a body checks the key in onRequest, before the body is read: a caller
+    // without the key is told 401, not what is wrong with its body, and the server reads and parses
+    // no body for anyone on the network. A GET has no body to read, and the token route is one: its
+    // key is checked first thing in the handler, one hook run less on the hot path.
+    ...(spec.auth && spec.method !== "GET"
       ? {
           onRequest: (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
             done(ctx.apiKey.refusal(request.headers.authorization) ?? undefined);
           },
         }
       : {}),
-    handler,
+    handler:
+      spec.auth && spec.method === "GET"
+        ? (request, reply) => {
+            ctx.apiKey.assert(request.headers.authorization);
+            return handler(request, reply);
+          }
+        : handler,
   });
 }

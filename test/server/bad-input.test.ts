@@ -255,6 +255,17 @@ describe.each(STORE_KINDS)("bad input (%s)", (kind) => {
       },
     ];
     for (const request of bodies) await expectRefused({ method: "POST", ...request }, 401, "unauthorized");
+    // A GET (its key checked in the handler, off the hook path) with a body it never reads.
+    await expectRefused(
+      {
+        method: "GET",
+        url: `/v1/connections/${teamId}/token`,
+        headers: { "content-type": "text/plain" },
+        payload: "x".repeat(2 * 1024 * 1024),
+      },
+      401,
+      "unauthorized",
+    );
     expect(await snapshot()).toBe(before);
   });
 
