@@ -55,3 +55,26 @@ export function fingerprint(token: string): string {
   const tail = token.length >= 24 ? token.slice(-4) : "";
   return `${prefix ?? ""}…${tail} (sha256:${hash})`;
 }
+
+/**
+ * Why a pasted value cannot be a Slack token, or null when nothing rules it out: a Slack token is
+ * printable ASCII (`xoxb-…`, `xoxe.xoxp-…`). Copying one out of a chat or a rich-text page brings
+ * typographic quotes or invisible characters along, which `fetch` refuses to put in a header, so
+ * without this check the diagnosis would blame the network. Names the character by code point,
+ * never by the token around it.
+ *
+ * @example
+ * foreignCharacter("\u201cxoxb-1-abc\u201d"); // "a typographic quote (U+201C)"
+ */
+export function foreignCharacter(token: string): string | null {
+  const found = /[^\x21-\x7e]/u.exec(token)?.[0];
+  if (found === undefined) return null;
+  const codePoint = `U+${(found.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+  if (/[\u2018-\u201f\u00ab\u00bb\u2039\u203a]/u.test(found)) return `a typographic quote (${codePoint})`;
+  if (/\s/u.test(found)) return `whitespace (${codePoint})`;
+  // Zero-width and bidi marks, soft hyphen, word joiner, BOM: invisible when pasted.
+  if (/[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/u.test(found))
+    return `an invisible character (${codePoint})`;
+  if (/\p{Cc}/u.test(found)) return `a control character (${codePoint})`;
+  return `a non-ASCII character (${codePoint})`;
+}

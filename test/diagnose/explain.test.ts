@@ -6,7 +6,7 @@ import { parseImportFile } from "../../src/cli/import-file.js";
 import { CAUSE_CODES } from "../../src/diagnose/diagnosis.js";
 import { causesOfAuthError, causesOfRefreshRefusal, explainToken } from "../../src/diagnose/explain-token.js";
 import { renderDiagnosis } from "../../src/diagnose/render-diagnosis.js";
-import { fingerprint, recognizeToken } from "../../src/diagnose/token-shape.js";
+import { fingerprint, foreignCharacter, recognizeToken } from "../../src/diagnose/token-shape.js";
 
 const context = { baseUrl: "https://slack.com" };
 
@@ -29,6 +29,17 @@ describe("token shapes", () => {
     expect(f).toMatch(/^xoxe\.xoxb-…9f3a \(sha256:[0-9a-f]{8}\)$/);
     expect(f).not.toContain("SECRET");
     expect(fingerprint("xoxb-short")).toMatch(/^xoxb-… \(sha256:/);
+  });
+
+  it.each([
+    ["\u201cxoxb-1-abc\u201d", "a typographic quote (U+201C)"],
+    ["xoxb-1\u200b-abc", "an invisible character (U+200B)"],
+    ["xoxb-1\u00a0abc", "whitespace (U+00A0)"],
+    ["xoxb-1\u0007abc", "a control character (U+0007)"],
+    ["xoxb-1-\u00e9", "a non-ASCII character (U+00E9)"],
+    ["xoxe.xoxb-1-abc", null],
+  ] as const)("a pasted %j: %s", (token, problem) => {
+    expect(foreignCharacter(token)).toBe(problem);
   });
 });
 

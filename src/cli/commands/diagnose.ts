@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { TokenwardenError } from "../../core/errors.js";
 import { type Diagnosis, diagnosisJson } from "../../diagnose/diagnosis.js";
 import { renderDiagnosis } from "../../diagnose/render-diagnosis.js";
-import { fingerprint } from "../../diagnose/token-shape.js";
+import { fingerprint, foreignCharacter } from "../../diagnose/token-shape.js";
 import { diagnoseApp } from "../diagnose/diagnose-app.js";
 import { diagnoseConnection } from "../diagnose/diagnose-connection.js";
 import { diagnoseToken } from "../diagnose/diagnose-token.js";
@@ -57,8 +57,13 @@ async function tokenFrom(arg: string | undefined, flags: TokenFlags): Promise<st
     );
   }
   token = token.trim();
-  if (token === "" || /\s/.test(token)) {
-    throw new TokenwardenError("invalid_input", "the token is empty or contains whitespace");
+  if (token === "") throw new TokenwardenError("invalid_input", "the token is empty");
+  const foreign = foreignCharacter(token);
+  if (foreign !== null) {
+    throw new TokenwardenError(
+      "invalid_input",
+      `the token holds a character a Slack token cannot: ${foreign}; copy it again as plain text`,
+    );
   }
   return token;
 }
