@@ -186,7 +186,11 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
           ? "revoked"
           : "invalid";
     const error = credential.lastError ?? reason;
-    const uninstalled = mine.find((e) => e.type === "uninstalled");
+    // A reconnect replaced the tokens: an uninstall or revocation reported before it killed the
+    // old set, not this one. The latest report since then is the one that explains the death.
+    const connectedAt = mine.findLastIndex((e) => e.type === "imported" || e.type === "reauthorized");
+    const sinceConnected = mine.slice(connectedAt + 1);
+    const uninstalled = sinceConnected.findLast((e) => e.type === "uninstalled");
     if (uninstalled !== undefined || reason === "app_uninstalled") {
       return dead({
         verdict: "revoked",
@@ -221,7 +225,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       });
     }
     if (reason === "token_revoked") {
-      const revokedEvent = mine.find((e) => e.type === "revoked");
+      const revokedEvent = sinceConnected.findLast((e) => e.type === "revoked");
       if (revokedEvent !== undefined) {
         return dead({
           verdict,

@@ -6,8 +6,9 @@ import { diagnoseApp } from "../../src/cli/diagnose/diagnose-app.js";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
 import { diagnoseToken } from "../../src/cli/diagnose/diagnose-token.js";
 import type { Diagnosis } from "../../src/diagnose/diagnosis.js";
+import { iso } from "../../src/diagnose/explain-connection.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
 
 let h: EngineHarness;
 /** Where an emulator was and is no longer: "emulator down". */
@@ -91,6 +92,41 @@ async function connectionDiagnosis(id: string): Promise<Diagnosis> {
   });
   expect(presentations()).toBe(before);
   return r.diagnosis;
+}
+
+/** Another system holding a copy of the refresh token (the integration we migrated from) spends it. */
+async function spendElsewhere(refreshToken: string): Promise<void> {
+  await fetch(`${h.emu.url}/api/oauth.v2.access`, {
+    method: "POST",
+    body: new URLSearchParams({
+      client_id: h.emu.demoApp.clientId,
+      client_secret: h.emu.demoApp.clientSecret,
+      grant_type: "refresh_token",
+      refresh_token: refreshToken,
+    }),
+  });
+}
+
+/** Reinstalls the team in the emulator and imports the new tokens under the same id: a reconnect. */
+async function reconnect(id: string, teamId: string): Promise<Record<string, unknown>> {
+  const body = h.emu.control.reinstall({
+    clientId: h.emu.demoApp.clientId,
+    teamId,
+    botScopes: ["chat:write", "channels:read"],
+  });
+  await h.warden.connections.import({
+    id,
+    provider: "slack",
+    credentials: { bot: { ...grantTokens(body), scopes: body["scope"] as string } },
+  });
+  expect((await h.warden.connections.get(id)).status).toBe("active");
+  return body;
+}
+
+/** Moves both clocks (the warden's and the emulator's) forward. */
+function advance(seconds: number): void {
+  h.clock.advance(seconds * 1000);
+  h.emu.control.advance(seconds);
 }
 
 describe("diagnose token, against the emulator", () => {
@@ -380,21 +416,58 @@ describe("diagnose connection, from the stored timeline", () => {
   it("another system spent the stored refresh token → invalid, refresh_token_reused", async () => {
     const { id, install: body } = await h.installAndImport();
     // The integration we migrated from still runs and refreshes with its copy.
-    await fetch(`${h.emu.url}/api/oauth.v2.access`, {
-      method: "POST",
-      body: new URLSearchParams({
-        client_id: h.emu.demoApp.clientId,
-        client_secret: h.emu.demoApp.clientSecret,
-        grant_type: "refresh_token",
-        refresh_token: body["refresh_token"] as string,
-      }),
-    });
-    h.emu.control.advance(600);
-    h.clock.advance(600_000);
+    await spendElsewhere(body["refresh_token"] as string);
+    advance(600);
     await expect(h.warden.connections.refresh(id)).rejects.toMatchObject({ code: "needs_reauth" });
     const d = await connectionDiagnosis(id);
     expectDiagnosis(d, "invalid", false, "refresh_token_reused");
     expect(d.causes[0]?.explanation).toMatch(/already been spent elsewhere/);
+  });
+
+  it("an uninstall before a reconnect does not explain a refresh token spent elsewhere after it", async () => {
+    const { id, install } = await h.installAndImport();
+    const teamId = (install["team"] as { id: string }).id;
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId });
+    await h.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    advance(3_600);
+    const body = await reconnect(id, teamId);
+    advance(3_600);
+    await spendElsewhere(body["refresh_token"] as string);
+    advance(600);
+    await expect(h.warden.connections.refresh(id)).rejects.toMatchObject({ reason: "invalid_refresh_token" });
+    const d = await connectionDiagnosis(id);
+    expectDiagnosis(d, "invalid", false, "refresh_token_reused");
+    expect(d.causes[0]?.explanation).not.toMatch(/uninstalled/);
+  });
+
+  it("a revocation reported before a reconnect is not the cause of a quiet revocation after it", async () => {
+    const { id, install } = await h.installAndImport();
+    const teamId = (install["team"] as { id: string }).id;
+    await h.warden.markNeedsReauth(id, ["bot"], "token_revoked");
+    const reported = (await h.warden.connections.events(id)).find((e) => e.type === "revoked");
+    expect(reported).toBeDefined();
+    advance(86_400);
+    const body = await reconnect(id, teamId);
+    advance(3_600);
+    // Slack's leak scanner revokes the new token, with no tokens_revoked event.
+    h.emu.control.leakToken(body["access_token"] as string);
+    await h.warden.connections.check(id);
+    const d = await connectionDiagnosis(id);
+    expect(d.verdict).toBe("revoked");
+    expect(d.causes[0]?.explanation).not.toContain(iso(reported?.atMs ?? 0));
+    expect(d.causes[0]?.explanation).not.toMatch(/Slack reported the revocation itself/);
+  });
+
+  it("of several revocations reported since the reconnect, the latest is named", async () => {
+    const { id } = await h.installAndImport();
+    await h.warden.markNeedsReauth(id, ["bot"], "token_revoked");
+    advance(3_600);
+    await h.warden.markNeedsReauth(id, ["bot"], "token_revoked");
+    const reports = (await h.warden.connections.events(id)).filter((e) => e.type === "revoked");
+    const latest = Math.max(...reports.map((e) => e.atMs));
+    const d = await connectionDiagnosis(id);
+    expectDiagnosis(d, "revoked", false, "admin_revoked");
+    expect(d.causes[0]?.explanation).toContain(iso(latest));
   });
 
   it("lost refresh response, then refused after the grace window → refresh_response_lost", async () => {
