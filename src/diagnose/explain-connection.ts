@@ -18,7 +18,10 @@ export interface ConnectionObservation {
   connection: Connection;
   /** Any order; the explanation sorts them. */
   events: StoredEvent[];
-  /** Kinds whose last refresh was started and never got an outcome (the journal's open entry). */
+  /**
+   * Kinds whose last refresh was started and never got an outcome (the journal's open entry) and
+   * that no process holds a live claim on any more: a refresh still in flight is not in doubt.
+   */
   refreshInDoubt: CredentialKind[];
   providerState: ProviderState | null;
   nowMs: number;
@@ -274,25 +277,35 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
   const flagged = misconfigured();
   if (flagged !== null) return flagged;
 
+  // A refresh whose process died (a deploy, an OOM, Ctrl-C) or whose reply was lost leaves the
+  // credential looking fine; the stored refresh token may already be spent at Slack.
+  const inDoubt = o.refreshInDoubt.includes(credential.kind);
+  const lostReply = (): Cause =>
+    cause(
+      "refresh_response_lost",
+      "medium",
+      "The outcome of the last refresh is unknown: it was sent, and its reply never arrived or its process stopped before recording it. The next attempt presents the old refresh token once more; inside Slack's grace window that recovers the connection, outside it the connection dies as refresh_response_lost.",
+    );
+  /** The open journal as one more cause, its refresh step made urgent, on an explanation that otherwise stands. */
+  const withJournal = (d: Omit<Diagnosis, "token">): ConnectionExplanation => {
+    if (!inDoubt) return done(d);
+    const refreshStep = FIX.refreshAndPersist(context);
+    const fix = d.fix.includes(refreshStep)
+      ? d.fix.map((f) => (f === refreshStep ? FIX.refreshWithinGrace(context) : f))
+      : [FIX.refreshWithinGrace(context), ...d.fix];
+    return done({ ...d, causes: [...d.causes, lostReply()], fix });
+  };
+
   if (credential.status === "refresh_failing") {
     const limited = credential.reason === "rate_limited";
-    const causes: Cause[] = [
+    const causes = [
       cause(
         limited ? "rate_limited" : "provider_unreachable",
         "high",
         `${credential.failureCount} refresh attempt${credential.failureCount === 1 ? "" : "s"} failed (${credential.lastError ?? "unknown"}); tokenwarden backs off${credential.nextAttemptAtMs === null ? "" : ` and tries again at ${iso(credential.nextAttemptAtMs)}`}. Transient: the connection is not dead.`,
       ),
     ];
-    if (o.refreshInDoubt.includes(credential.kind)) {
-      causes.push(
-        cause(
-          "refresh_response_lost",
-          "medium",
-          "The outcome of the last refresh is unknown (its reply never arrived). The next attempt presents the old refresh token once more; inside Slack's grace window that recovers the connection, outside it the connection dies as refresh_response_lost.",
-        ),
-      );
-    }
-    return done({
+    return withJournal({
       verdict: limited ? "rate_limited" : "unreachable",
       refreshable: true,
       error: credential.lastError,
@@ -303,7 +316,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
 
   if (credential.expiresAtMs !== null && credential.expiresAtMs <= o.nowMs) {
     if (credential.hasRefreshToken) {
-      return done({
+      return withJournal({
         verdict: "expired",
         refreshable: true,
         error: "token_expired",
@@ -341,7 +354,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       fix: [FIX.reinstall(context), FIX.importNew(context)],
     });
   }
-  return done({
+  return withJournal({
     verdict: "healthy",
     refreshable: credential.hasRefreshToken,
     error: null,

@@ -16,6 +16,8 @@ export const FIX = {
     c.connectionId === undefined
       ? `Refresh now and persist BOTH returned tokens (the new access token and the rotated refresh token) before using either: tokenwarden diagnose token --token-env SLACK_REFRESH_TOKEN --refresh (or curl -s -X POST ${c.baseUrl}/api/oauth.v2.access -d client_id=… -d client_secret=… -d grant_type=refresh_token -d refresh_token=…)`
       : `Refresh now; tokenwarden stores the new access token and the rotated refresh token in one transaction: tokenwarden connections refresh ${c.connectionId}`,
+  refreshWithinGrace: (c: FixContext): string =>
+    `Refresh now, within Slack's grace window (minutes): tokenwarden connections refresh ${c.connectionId ?? "<id>"}. It presents the stored refresh token once more; if Slack had already rotated it, that still works for a short while after, and the new pair is stored.`,
   keepRefreshing: (c: FixContext): string =>
     c.connectionId === undefined
       ? "Refresh ahead of expiry (Slack's SDKs start 2 h before the 12 h run out), from one place at a time, and save the rotated refresh token every time — or let tokenwarden do it (tokenwarden serve, or warden.startRefresher())."

@@ -4,20 +4,23 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
 import { ensureBuilt, runCli } from "./built-cli.js";
-import { cliEnv } from "./cli-fixtures.js";
+import { cliEnv, installWorkspace } from "./cli-fixtures.js";
 
 let emu: SlackEmulator;
 let dir: string;
 let env: Record<string, string>;
+let dbPath: string;
 
 beforeAll(async () => {
   ensureBuilt();
   emu = await startSlackEmulator();
   dir = await mkdtemp(join(tmpdir(), "tokenwarden-diagnose-cli-"));
-  env = cliEnv(emu, join(dir, "tw.db"), randomBytes(32).toString("base64"));
+  dbPath = join(dir, "tw.db");
+  env = cliEnv(emu, dbPath, randomBytes(32).toString("base64"));
 }, 120_000);
 afterAll(async () => {
   await emu?.close();
@@ -41,4 +44,45 @@ describe("diagnose token with a mis-pasted token", () => {
       expect(r.stderr).not.toContain("abcdefghijkl");
     });
   }
+});
+
+describe("diagnose connection after a refresh whose process died mid-call", () => {
+  it("names the refresh whose outcome was never recorded, once its claim has lapsed", async () => {
+    const t = installWorkspace(emu);
+    const id = `killed-${t.teamId}`;
+    const input = JSON.stringify({
+      id,
+      provider: "slack",
+      credentials: { bot: { access_token: t.bot, refresh_token: t.refresh, expires_in: 43_200 } },
+    });
+    expect((await runCli(["connections", "import", "-"], { env, input })).code).toBe(0);
+
+    // Slack never answers; the refreshing process is killed while it waits.
+    emu.control.fault("oauth.v2.access", { kind: "hang", times: 1 });
+    const killed = await runCli(["connections", "refresh", id], { env, timeoutMs: 4_000 });
+    expect(killed.timedOut).toBe(true);
+    emu.control.clearFaults();
+
+    const db = new Database(dbPath);
+    try {
+      const row = db
+        .prepare("SELECT status, refresh_in_doubt FROM credentials WHERE connection_id = ?")
+        .get(id) as { status: string; refresh_in_doubt: number };
+      expect(row).toEqual({ status: "active", refresh_in_doubt: 1 });
+
+      // Its lease still runs: from the store, a dead holder looks like a refresh in flight.
+      const during = await runCli(["diagnose", "connection", id, "--json"], { env });
+      const inFlight = JSON.parse(during.stdout) as { verdict: string; causes: Array<{ code: string }> };
+      expect(inFlight.causes.map((c) => c.code)).not.toContain("refresh_response_lost");
+
+      // The lease runs out (30 s, as the CLI's clock is the real one: aged in the file instead).
+      db.prepare("UPDATE credentials SET claim_until_ms = ? WHERE connection_id = ?").run(Date.now() - 1, id);
+    } finally {
+      db.close();
+    }
+    const r = await runCli(["diagnose", "connection", id, "--json"], { env });
+    const d = JSON.parse(r.stdout) as { verdict: string; causes: Array<{ code: string }>; fix: string[] };
+    expect(d.causes.map((c) => c.code)).toContain("refresh_response_lost");
+    expect(d.fix[0]).toContain(`tokenwarden connections refresh ${id}`);
+  }, 30_000);
 });

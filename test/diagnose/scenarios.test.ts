@@ -490,6 +490,26 @@ describe("diagnose connection, from the stored timeline", () => {
     expect(r.timeline.map((t) => t.text).join("\n")).toMatch(/refresh failed: .*retry at/);
   });
 
+  it("a refresh whose holder died: in flight while its claim holds, then refresh_response_lost", async () => {
+    const { id } = await h.installAndImport();
+    // A process claims the refresh (the journal opens), sends it, and dies before recording anything.
+    const claim = await h.store.claimRefresh(
+      { connectionId: id, kind: "bot" },
+      { owner: "gone", nowMs: h.clock.now(), leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+    );
+    expect(claim.kind).toBe("claimed");
+    const inFlight = await connectionDiagnosis(id);
+    expectDiagnosis(inFlight, "healthy", true, null);
+
+    advance(31);
+    const d = await connectionDiagnosis(id);
+    expectDiagnosis(d, "healthy", true, "refresh_response_lost");
+    expect(d.causes[0]?.likelihood).toBe("medium");
+    expect(d.fix[0]).toMatch(
+      new RegExp(`within Slack's grace window.*tokenwarden connections refresh ${id}`),
+    );
+  });
+
   it("a user deactivated (check) → inactive, user_deactivated", async () => {
     const { id } = await h.installAndImport({ withUser: true });
     const conn = await h.warden.connections.get(id);

@@ -18,7 +18,11 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
   const connection = await o.warden.connections.get(o.id);
   const events = await o.warden.connections.events(o.id, { limit: o.eventLimit ?? 200 });
   const refreshInDoubt: CredentialKind[] = [];
-  for (const c of await o.store.listCredentials(o.id)) if (c.refreshInDoubt) refreshInDoubt.push(c.kind);
+  for (const c of await o.store.listCredentials(o.id)) {
+    // A live claim is a refresh in flight, its outcome still to come; a lapsed one's holder is gone.
+    const claimHeld = c.claimUntilMs !== null && c.claimUntilMs > o.nowMs;
+    if (c.refreshInDoubt && !claimHeld) refreshInDoubt.push(c.kind);
+  }
   const providerState = await o.store.getProviderState(connection.provider);
   return explainConnection({
     connection,
