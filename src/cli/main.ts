@@ -8,6 +8,10 @@ import { registerKeysCommand } from "./commands/keys.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { reportFailure } from "./exit.js";
+import { dropOutputToClosedPipe } from "./output.js";
+
+dropOutputToClosedPipe(process.stdout);
+dropOutputToClosedPipe(process.stderr);
 
 const program = new Command()
   .name("tokenwarden")

@@ -1,5 +1,19 @@
 /** How the CLI prints results: JSON for machines, aligned tables for people. */
 
+/**
+ * A reader that stops early (`tokenwarden connections list --json | head`) closes the pipe, and
+ * Node's default for the EPIPE that follows is an unhandled 'error' with a stack trace. The reader
+ * has what it wanted, so what is still to print is dropped and the command runs to its end as it
+ * would with the pipe open: exiting at once could abandon a refresh mid-call (its claim held, its
+ * outcome unknown), and a long-running `emulator` or `serve` keeps serving the URL already read.
+ * Any other error on the stream still fails loudly.
+ */
+export function dropOutputToClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
+}
+
 /** Prints a value as JSON (two-space indent, trailing newline) on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -64,7 +64,14 @@ export interface CliResult {
  */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; input?: string; cwd?: string; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    input?: string;
+    cwd?: string;
+    timeoutMs?: number;
+    /** Close the read end of stdout after its first chunk, as `| head -1` does. */
+    stopReadingEarly?: boolean;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -85,6 +92,7 @@ export function runCli(
           }, options.timeoutMs);
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
+      if (options.stopReadingEarly === true) child.stdout.destroy();
     });
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();

@@ -296,6 +296,25 @@ describe("a SQLite path in a directory that does not exist", () => {
   });
 });
 
+describe("a reader that stops early (| head)", () => {
+  it("connections list --json: no unhandled EPIPE stack trace, the exit code of the command", async () => {
+    const { env } = freshEnv("epipe");
+    // Enough output that the pipe fills and the reader has gone before the last write.
+    const entries = Array.from({ length: 600 }, (_, i) => ({
+      id: `BULK${i}`,
+      provider: "slack",
+      credentials: { bot: { access_token: `xoxb-${i}-not-a-real-token`, scopes: ["chat:write"] } },
+      metadata: { teamName: `Team number ${i} with a longish name` },
+    }));
+    const imported = await runCli(["connections", "import", "-"], { env, input: JSON.stringify(entries) });
+    expect(imported.code).toBe(0);
+
+    const r = await runCli(["connections", "list", "--json"], { env, stopReadingEarly: true });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  }, 60_000);
+});
+
 describe("connections list --limit", () => {
   it("says on stderr when more connections match than it shows, and only then", async () => {
     const { env } = freshEnv("list-limit");

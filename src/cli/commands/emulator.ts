@@ -51,14 +51,9 @@ Example:
         ...(flags.latencyMs === undefined ? {} : { latencyMs: flags.latencyMs }),
         ...(flags.autoApprove === true ? { autoApprove: true } : {}),
       });
-      const out = process.stdout;
       // A reader that stops reading (`… | head -1`) has taken the URL it wanted: the emulator keeps
-      // serving it until Ctrl-C or SIGTERM, as it would with stdout open. Exiting would leave that URL
-      // pointing at nothing, and Node's default, an unhandled 'error', crashed with a stack trace.
-      // Output to a closed pipe is dropped; any other stdout error still fails loudly.
-      out.on("error", (error: NodeJS.ErrnoException) => {
-        if (error.code !== "EPIPE") throw error;
-      });
+      // serving it until Ctrl-C or SIGTERM (main.ts drops output to the closed pipe).
+      const out = process.stdout;
       out.write(`Slack emulator listening on ${emu.url}\n`);
       out.write(`  SLACK_BASE_URL=${emu.url}\n`);
       out.write(`  SLACK_CLIENT_ID=${emu.demoApp.clientId}\n`);
