@@ -82,8 +82,11 @@ export type TokenKind = "bot" | "user" | "refresh" | "unknown";
 
 export interface Diagnosis {
   verdict: Verdict;
-  /** True when a refresh (no person involved) can restore or extend the credential. */
-  refreshable: boolean;
+  /**
+   * True when a refresh (no person involved) can restore or extend the credential; null when the
+   * answer that would tell never came (`diagnose app` with a probe that got a 5xx, a 429 or nothing).
+   */
+  refreshable: boolean | null;
   /** The provider's error string (`token_revoked`, `ECONNREFUSED`, …); null when there was none. */
   error: string | null;
   token: { kind: TokenKind; rotating: boolean };

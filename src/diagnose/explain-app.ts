@@ -53,28 +53,20 @@ export function explainApp(o: AppObservation): Diagnosis {
     };
   }
   if (c.kind === "transient") {
-    const limited = c.reason === "rate_limited";
-    return {
-      verdict: limited ? "rate_limited" : "unreachable",
-      refreshable: false,
-      error: c.error,
-      token,
-      causes: [
-        {
-          code: limited ? "rate_limited" : "provider_unreachable",
-          likelihood: "high",
-          explanation: `No verdict on the credentials: ${limited ? "Slack rate-limited the check" : `no usable answer from ${o.context.baseUrl}`} (${c.error}).`,
-        },
-      ],
-      fix: [
-        limited
-          ? FIX.waitAndRetry(c.retryAfterMs === undefined ? null : Math.ceil(c.retryAfterMs / 1000))
-          : FIX.checkNetwork(o.context),
-      ],
-    };
+    return noAnswer(o, c, "No verdict on the credentials: ", "the check");
   }
   const rotationOff = o.rotation?.error === "token_rotation_not_enabled";
   const rotationOn = o.rotation?.error === "invalid_token" || o.rotation?.error === "token_already_exchanged";
+  if (!rotationOff && !rotationOn) {
+    // A 5xx, a 429 or a timeout says nothing about rotation: "not rotating" would send the
+    // operator to change app settings that may be right.
+    return noAnswer(
+      o,
+      o.rotation ?? { kind: "transient", reason: "provider_unavailable", error: "invalid_response" },
+      "The client id and secret are right (Slack checked them), but whether token rotation is on could not be determined: ",
+      "the rotation probe (oauth.v2.exchange)",
+    );
+  }
   const causes: Cause[] = [];
   if (rotationOff) {
     causes.push({
@@ -91,5 +83,29 @@ export function explainApp(o: AppObservation): Diagnosis {
     token: { kind: "unknown", rotating: rotationOn },
     causes,
     fix: rotationOff ? [FIX.enableRotation()] : [],
+  };
+}
+
+/** A probe got no usable answer: no verdict, and `refreshable` unknown rather than false. */
+function noAnswer(o: AppObservation, c: Classification, known: string, probe: string): Diagnosis {
+  const limited = c.kind === "transient" && c.reason === "rate_limited";
+  const retryAfterMs = c.kind === "transient" ? c.retryAfterMs : undefined;
+  return {
+    verdict: limited ? "rate_limited" : "unreachable",
+    refreshable: null,
+    error: c.error,
+    token,
+    causes: [
+      {
+        code: limited ? "rate_limited" : "provider_unreachable",
+        likelihood: "high",
+        explanation: `${known}${limited ? `Slack rate-limited ${probe}` : `no usable answer to ${probe} from ${o.context.baseUrl}`} (${c.error}).`,
+      },
+    ],
+    fix: [
+      limited
+        ? FIX.waitAndRetry(retryAfterMs === undefined ? null : Math.ceil(retryAfterMs / 1000))
+        : FIX.checkNetwork(o.context),
+    ],
   };
 }

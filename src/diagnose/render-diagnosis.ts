@@ -45,9 +45,11 @@ export function renderDiagnosis(d: Diagnosis, o: RenderOptions): string {
   lines.push(`Verdict: ${HEADLINE[d.verdict]}`);
   if (d.error !== null) lines.push(errorLine(d.verdict, d.error));
   lines.push(
-    d.refreshable
-      ? "Refreshable: yes — a refresh (no person needed) can restore or extend it."
-      : "Refreshable: no — a refresh will not help.",
+    d.refreshable === null
+      ? "Refreshable: unknown — the answer that would tell did not come."
+      : d.refreshable
+        ? "Refreshable: yes — a refresh (no person needed) can restore or extend it."
+        : "Refreshable: no — a refresh will not help.",
   );
   if (o.timeline !== undefined && o.timeline.length > 0) {
     lines.push("", "What happened (oldest first):");

@@ -39,7 +39,7 @@ async function diagnoseWithoutSpending(
 function expectDiagnosis(
   d: Diagnosis,
   verdict: Diagnosis["verdict"],
-  refreshable: boolean,
+  refreshable: boolean | null,
   leading: string | null,
 ) {
   expect({ verdict: d.verdict, refreshable: d.refreshable, leading: d.causes[0]?.code ?? null }).toEqual({
@@ -373,10 +373,23 @@ describe("diagnose app, against the emulator", () => {
     expectDiagnosis(d, "healthy", false, "rotation_not_enabled");
   });
 
-  it("emulator down → unreachable", async () => {
+  it("emulator down → unreachable, refreshable unknown", async () => {
     const d = await diagnoseApp({ clientId: "1.2", clientSecret: "x", baseUrl: downUrl });
-    expectDiagnosis(d, "unreachable", false, "provider_unreachable");
+    expectDiagnosis(d, "unreachable", null, "provider_unreachable");
   });
+
+  for (const [fault, verdict, leading] of [
+    ["http_500", "unreachable", "provider_unreachable"],
+    ["ratelimited", "rate_limited", "rate_limited"],
+  ] as const) {
+    it(`${fault} on the rotation probe → ${verdict}: rotation undetermined, not "not rotating"`, async () => {
+      h.emu.control.fault("oauth.v2.exchange", { kind: fault, times: 1 });
+      const d = await diagnoseApp({ ...h.emu.demoApp, baseUrl: h.emu.url });
+      expectDiagnosis(d, verdict, null, leading);
+      expect(d.causes[0]?.explanation).toMatch(/client id and secret are right.*could not be determined/);
+      expect(d.causes.map((c) => c.code)).not.toContain("rotation_not_enabled");
+    });
+  }
 });
 
 describe("diagnose connection, from the stored timeline", () => {
