@@ -282,6 +282,34 @@ describe("bulk check and refresh report each connection's failure, with its mess
   });
 });
 
+describe("connections refresh --all --kind", () => {
+  it("refreshes that kind where a connection holds it; a bot-only connection is not a failure", async () => {
+    const { env } = freshEnv("all-kind");
+    const botOnly = install();
+    const both = installWorkspace(emu, ["chat:write"], ["search:read"]);
+    const withUser = snakeEntry("b-with-user", both);
+    const entries = [
+      snakeEntry("a-bot-only", botOnly),
+      {
+        ...withUser,
+        credentials: {
+          ...withUser.credentials,
+          user: { access_token: both.user, refresh_token: both.userRefresh, expires_in: 43_200 },
+        },
+      },
+    ];
+    const imported = await runCli(["connections", "import", "-"], { env, input: JSON.stringify(entries) });
+    expect(imported.code).toBe(0);
+
+    const r = await runCli(["connections", "refresh", "--all", "--kind", "user", "--json"], { env });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject([
+      { id: "b-with-user", kind: "user", refreshed: true, error: null },
+    ]);
+    expect(r.code).toBe(0);
+  });
+});
+
 describe("a SQLite path in a directory that does not exist", () => {
   it("is refused with exit 2 naming the directory, and nothing is created (no key file, no database)", async () => {
     const missing = join(dir, "no-such-dir");

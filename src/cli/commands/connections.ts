@@ -111,13 +111,25 @@ async function allConnections(
   return { items, more: cursor !== null };
 }
 
-/** The ids an --all or <id> command works on; exactly one of the two. */
-async function targets(cli: CliWarden, id: string | undefined, all: boolean | undefined): Promise<string[]> {
+/**
+ * The ids an --all or <id> command works on; exactly one of the two. With a kind, --all means the
+ * connections holding a live credential of that kind: a bot-only install has no user token to
+ * refresh, which is not a failure, and a dead bot does not stop its user token being refreshed.
+ */
+async function targets(
+  cli: CliWarden,
+  id: string | undefined,
+  all: boolean | undefined,
+  kind?: CredentialKind,
+): Promise<string[]> {
   if ((id === undefined) === (all !== true)) {
     throw new TokenwardenError("invalid_input", "give a connection id or --all (not both)");
   }
   if (id !== undefined) return [id];
-  return (await allConnections(cli, {})).items.filter((c) => c.status !== "needs_reauth").map((c) => c.id);
+  const live = (c: { status: Status }) => c.status !== "needs_reauth";
+  return (await allConnections(cli, {})).items
+    .filter((c) => (kind === undefined ? live(c) : c.credentials.some((k) => k.kind === kind && live(k))))
+    .map((c) => c.id);
 }
 
 export function registerConnectionsCommand(program: Command): void {
@@ -292,7 +304,10 @@ Example:
           "refresh now (ignoring backoff); the rotated refresh token is stored before anything else",
         )
         .argument("[id]", "connection id")
-        .option("--all", "every connection that is not needs_reauth")
+        .option(
+          "--all",
+          "every connection that is not needs_reauth (with --kind: that holds a live one of that kind)",
+        )
         .option("--kind <kind>", "only this credential (bot, user, default)", kindOption)
         .option("--json", "print JSON"),
     ),
@@ -308,7 +323,7 @@ Example:
         cmd: Command,
       ) => {
         await withWarden(flags, cmd, async (cli) => {
-          const ids = await targets(cli, id, flags.all);
+          const ids = await targets(cli, id, flags.all, flags.kind);
           requireSlack(cli, "refreshing");
           const bar = startProgress("refreshing", ids.length);
           const rows: Array<{
