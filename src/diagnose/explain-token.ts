@@ -102,8 +102,14 @@ function explainWorkingToken(
   return { verdict: "healthy", refreshable: o.shape.rotating, error: null, token, causes, fix: [] };
 }
 
-/** Which causes a Slack error points at, most likely first. Shared with `diagnose connection`. */
-export function causesOfAuthError(error: string, shape: Pick<TokenShape, "kind" | "rotating">): Cause[] {
+/**
+ * Which causes a Slack error points at, most likely first. Shared with `diagnose connection`
+ * (whose stored credentials are tokens; it passes no prefix).
+ */
+export function causesOfAuthError(
+  error: string,
+  shape: Pick<TokenShape, "kind" | "rotating"> & { prefix?: string | null },
+): Cause[] {
   const user = shape.kind === "user";
   switch (error) {
     case "token_expired":
@@ -172,6 +178,20 @@ export function causesOfAuthError(error: string, shape: Pick<TokenShape, "kind" 
             cause("user_deactivated", "low", "Or the bot user was removed from the workspace by an admin."),
           ];
     case "invalid_auth":
+      // A value without any Slack prefix was never a Slack token: no reinstall made it stale.
+      if (shape.prefix === null)
+        return [
+          cause(
+            "token_unknown",
+            "high",
+            "The value does not start with a Slack token prefix (xoxb-, xoxp-, xoxe.…): it is not a token Slack issued. Most often something else was copied (a client or signing secret, a password, an app id) or the start of the token was cut off.",
+          ),
+          cause(
+            "reinstalled",
+            "low",
+            "If it is an old token with its prefix missing: a reinstall after an uninstall starts a new set of tokens, and old copies answer invalid_auth.",
+          ),
+        ];
       return [
         cause(
           "reinstalled",

@@ -46,6 +46,18 @@ describe("diagnose token with a mis-pasted token", () => {
   }
 });
 
+describe("diagnose token with a value that has no Slack token prefix at all", () => {
+  it("invalid_auth for a non-token leads with token_unknown, not 'reinstalled'", async () => {
+    const r = await runCli(["diagnose", "token", "--token-env", "TK", "--json"], {
+      env: { ...env, TK: "my-slack-app-password-123" },
+    });
+    expect(r.code).toBe(1);
+    const d = JSON.parse(r.stdout) as { verdict: string; causes: Array<{ code: string }> };
+    expect(d.verdict).toBe("invalid");
+    expect(d.causes[0]?.code).toBe("token_unknown");
+  });
+});
+
 describe("diagnose connection after a refresh whose process died mid-call", () => {
   it("names the refresh whose outcome was never recorded, once its claim has lapsed", async () => {
     const t = installWorkspace(emu);

@@ -70,6 +70,20 @@ describe("explanations", () => {
     );
   });
 
+  it("invalid_auth for a value with no Slack prefix leads with token_unknown; for a token, reinstalled", () => {
+    const leading = (value: string) =>
+      explainToken({
+        shape: recognizeToken(value),
+        authTest: {
+          kind: "failed",
+          classification: { kind: "dead", reason: "invalid_auth", error: "invalid_auth" },
+        },
+        context,
+      }).causes[0]?.code;
+    expect(leading("my-slack-app-password-123")).toBe("token_unknown");
+    expect(leading("xoxb-1-2-abc")).toBe("reinstalled");
+  });
+
   it("an unknown Slack error is unreachable-style transient, never a dead verdict", () => {
     const d = explainToken({
       shape: recognizeToken("xoxb-1"),
