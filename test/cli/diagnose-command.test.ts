@@ -58,6 +58,23 @@ describe("diagnose token with a value that has no Slack token prefix at all", ()
   });
 });
 
+describe("diagnose with an invalid Slack base URL", () => {
+  it("--slack-base-url http://[::1 is a usage error (exit 2, one line), not an UNREACHABLE diagnosis", async () => {
+    const r = await runCli(["diagnose", "token", "--token-env", "TK", "--slack-base-url", "http://[::1"], {
+      env: { ...env, TK: "xoxb-1234567890-abcdefghijkl" },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("tokenwarden: --slack-base-url is not a valid http(s) URL\n");
+    expect(r.stdout).toBe("");
+  });
+
+  it("from SLACK_BASE_URL: the variable is named", async () => {
+    const r = await runCli(["diagnose", "app"], { env: { ...env, SLACK_BASE_URL: "http://[::1" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("tokenwarden: SLACK_BASE_URL is not a valid http(s) URL\n");
+  });
+});
+
 describe("diagnose connection after a refresh whose process died mid-call", () => {
   it("names the refresh whose outcome was never recorded, once its claim has lapsed", async () => {
     const t = installWorkspace(emu);
