@@ -30,14 +30,19 @@ export function devKeyPathFor(database: string): string {
  * Development only: reads the key file at `path`, or creates it (mode 0600)
  * with a fresh key. Safe when several processes start at once: the file
  * appears whole, via `link`, or not at all. Refuses a file others can read.
+ * `beforeCreating` runs only when the file would be created; if it throws, nothing is written.
  *
  * @example
  * const { value, created } = await loadOrCreateDevKey(".tokenwarden/dev-encryption-key");
  * if (created) log.warn({}, "generated a development encryption key");
  */
-export async function loadOrCreateDevKey(path: string): Promise<DevKey> {
+export async function loadOrCreateDevKey(
+  path: string,
+  beforeCreating: () => Promise<void> = async () => {},
+): Promise<DevKey> {
   const existing = await readKeyFile(path);
   if (existing !== null) return { value: existing, created: false };
+  await beforeCreating();
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   // Write a private temp file, then link it into place: link fails with EEXIST
   // if another process won, and a reader never sees a half-written key.
@@ -78,6 +83,8 @@ export async function resolveEncryptionKey(options: {
   envValue: string | undefined;
   nodeEnv: string | undefined;
   devKeyPath: string;
+  /** Runs before a development key file is generated (not when one is read); throw to refuse. */
+  beforeCreatingDevKey?: () => Promise<void>;
 }): Promise<ResolvedKey> {
   const { envValue, nodeEnv, devKeyPath } = options;
   if (envValue !== undefined && envValue.trim() !== "") {
@@ -89,7 +96,7 @@ export async function resolveEncryptionKey(options: {
       `${ENCRYPTION_KEY_VARIABLE} is required when NODE_ENV=production (generate one with \`tokenwarden keys generate\`)`,
     );
   }
-  const dev = await loadOrCreateDevKey(devKeyPath);
+  const dev = await loadOrCreateDevKey(devKeyPath, options.beforeCreatingDevKey);
   return {
     keys: parseKeyRing(dev.value, `the development key file ${devKeyPath}`),
     source: "dev_key_file",

@@ -3,7 +3,7 @@
 // runs that report each connection's failure and go on.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -341,6 +341,46 @@ describe("a reader that stops early (| head)", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
   }, 60_000);
+});
+
+describe("a command run without TOKENWARDEN_ENCRYPTION_KEY", () => {
+  it("on a database written with a key: exit 2, one line, and no development key file left behind", async () => {
+    const { env, path } = freshEnv("forgotten-key");
+    expect(
+      (
+        await runCli(["connections", "import", "-"], {
+          env,
+          input: JSON.stringify(snakeEntry("T1", install())),
+        })
+      ).code,
+    ).toBe(0);
+    const keyFile = join(dir, ".tokenwarden-dev-key");
+    expect(existsSync(keyFile)).toBe(false);
+
+    // The operator forgot to export the key in this shell.
+    const { TOKENWARDEN_ENCRYPTION_KEY: _forgotten, ...withoutKey } = env;
+    const r = await runCli(["connections", "list"], { env: withoutKey });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^tokenwarden: TOKENWARDEN_ENCRYPTION_KEY is not set and this database already holds connections.*\n$/,
+    );
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(keyFile)).toBe(false);
+    expect(rows(path, "SELECT key FROM settings WHERE key LIKE 'key_check:%'")).toHaveLength(1);
+  });
+
+  it("on a new database: a development key file is generated, with a warning", async () => {
+    const { env } = freshEnv("dev-key-new");
+    const own = join(dir, "dev-key-new");
+    const { TOKENWARDEN_ENCRYPTION_KEY: _none, ...withoutKey } = env;
+    await mkdir(own);
+    const r = await runCli(["connections", "list"], {
+      env: { ...withoutKey, TOKENWARDEN_DATABASE_URL: `sqlite:${join(own, "tw.db")}` },
+    });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/generated a development key/);
+    expect(existsSync(join(own, ".tokenwarden-dev-key"))).toBe(true);
+  });
 });
 
 describe("connections list --limit", () => {

@@ -25,6 +25,17 @@ describe("loadOrCreateDevKey", () => {
     expect(second).toEqual({ value: first.value, created: false });
   });
 
+  it("asks before creating, never before reading; a refusal writes nothing", async () => {
+    const path = join(dir, "dev.key");
+    const refuse = async () => {
+      throw new TokenwardenError("config_invalid", "not here");
+    };
+    await expect(loadOrCreateDevKey(path, refuse)).rejects.toThrow("not here");
+    await expect(stat(path)).rejects.toMatchObject({ code: "ENOENT" });
+    const created = await loadOrCreateDevKey(path);
+    expect(await loadOrCreateDevKey(path, refuse)).toEqual({ value: created.value, created: false });
+  });
+
   it("gives every concurrent caller the same key", async () => {
     const path = join(dir, "dev.key");
     const results = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateDevKey(path)));

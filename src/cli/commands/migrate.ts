@@ -1,9 +1,6 @@
 import type { Command } from "commander";
 import { describeDatabaseUrl } from "../../config.js";
-import { parseKeyRing } from "../../crypto/key-ring.js";
-import { AesGcmSealer } from "../../crypto/seal.js";
-import { openStore } from "../../store/open-store.js";
-import { databaseUrl, type StoreFlags, withStoreOption } from "../open-warden.js";
+import { databaseUrl, openKeylessStore, type StoreFlags, withStoreOption } from "../open-warden.js";
 import { printJson } from "../output.js";
 
 export function registerMigrateCommand(program: Command): void {
@@ -24,9 +21,8 @@ Example:
     )
     .action(async (flags: StoreFlags & { json?: boolean }) => {
       const url = databaseUrl(flags);
-      // Migrations touch no sealed value, so a throwaway key opens the store without needing the real one.
-      const sealer = new AesGcmSealer(parseKeyRing(Buffer.alloc(32, 7).toString("base64")));
-      const store = await openStore(url, sealer);
+      // Migrations touch no sealed value, so the store opens without needing the real key.
+      const store = await openKeylessStore(url);
       let applied: string[];
       try {
         applied = await store.migrate();
