@@ -39,6 +39,23 @@ describe.each(STORE_KINDS)("webhook outbox (%s)", (kind) => {
     expect(attempts()).toBe(2);
   });
 
+  it("holds a Retry-After beyond the longest backoff to an hour, so the webhook is still tried", async () => {
+    receiver = new WebhookReceiver();
+    await receiver.up();
+    h = await openServerHarness(kind, { webhookUrl: receiver.url, server: { webhookIntervalMs: 3_600_000 } });
+    const clock = h.clock;
+    receiver.failNext = 1;
+    receiver.failHeaders = () => ({ "retry-after": String(365 * 24 * 3_600) });
+    const id = await h.installAndImport("Retry-After next year");
+    await h.server.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    await h.server.dispatcher?.drain();
+    const attempts = () => receiver.received.filter((w) => w.body.includes("connection.needs_reauth")).length;
+    expect(attempts()).toBe(1);
+    clock.advance(3_600_000 + 1_000);
+    await h.server.dispatcher?.drain();
+    expect(attempts()).toBe(2);
+  });
+
   it("delivers every webhook after a restart once the receiver is back; repeats keep their id", async () => {
     receiver = new WebhookReceiver();
     await receiver.up();

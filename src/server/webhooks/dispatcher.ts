@@ -127,9 +127,11 @@ export class WebhookDispatcher {
       const res = await withTimeout(o.timeoutMs, (signal) => this.#post(m, signal));
       if (res.status < 200 || res.status >= 300) {
         failure = `http_${res.status}`;
-        // Seconds or an HTTP-date (RFC 9110 §10.2.3); a date already past asks for no wait.
+        // Seconds or an HTTP-date (RFC 9110 §10.2.3); a date already past asks for no wait. Held to
+        // the longest backoff: a receiver naming next year would keep the webhook from ever being
+        // tried again, or given up on as a dead letter.
         const ra = parseRetryAfter(res.headers.get("retry-after"), o.clock.now());
-        if (ra !== undefined && ra > 0) retryAfterMs = ra;
+        if (ra !== undefined && ra > 0) retryAfterMs = Math.min(ra, o.backoffMaxMs);
       }
     } catch (error) {
       failure = error instanceof Error && error.name === "TimeoutError" ? "timeout" : "connection_failed";
