@@ -308,6 +308,26 @@ describe("connections refresh --all --kind", () => {
     ]);
     expect(r.code).toBe(0);
   });
+
+  it("--all reports a credential with nothing to refresh and goes on, exit 0; named, it is a failure", async () => {
+    const { env } = freshEnv("all-no-refresh");
+    const rotating = install();
+    const legacy = install();
+    const entries = [
+      snakeEntry("a-rotating", rotating),
+      { id: "b-legacy", provider: "slack", credentials: { bot: { access_token: legacy.bot } } },
+    ];
+    expect((await runCli(["connections", "import", "-"], { env, input: JSON.stringify(entries) })).code).toBe(
+      0,
+    );
+    const all = await runCli(["connections", "refresh", "--all", "--json"], { env });
+    expect(JSON.parse(all.stdout)).toMatchObject([
+      { id: "a-rotating", refreshed: true },
+      { id: "b-legacy", refreshed: false, error: "no_refresh_token" },
+    ]);
+    expect(all.code).toBe(0);
+    expect((await runCli(["connections", "refresh", "b-legacy"], { env })).code).toBe(1);
+  });
 });
 
 describe("a SQLite path in a directory that does not exist", () => {

@@ -384,7 +384,11 @@ Example:
                 ]),
               ),
             );
-          process.exitCode = rows.every((r) => r.refreshed) ? EXIT.ok : EXIT.failed;
+          // Under --all a credential with nothing to refresh (a non-rotating token) is reported, not
+          // failed: a workspace holding one would otherwise make every scheduled run exit 1.
+          const failed = (r: (typeof rows)[number]) =>
+            !r.refreshed && !(flags.all === true && r.error === "no_refresh_token");
+          process.exitCode = rows.some(failed) ? EXIT.failed : EXIT.ok;
         });
       },
     );
