@@ -1,6 +1,8 @@
 // A reconnect link must work for a connection whose id is not its Slack workspace (imported without
 // an id, or with one of the operator's own): a health check learns the workspace from auth.test.
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TokenwardenError } from "../../src/core/errors.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 import {
   botFromInstall,
@@ -193,6 +195,32 @@ describe("refused reconnect into another workspace", () => {
     expect(h.emu.control.tokenInfo(refresh).state).not.toBe("active");
     expect(h.emu.control.tokenInfo(access).state).not.toBe("active");
     expect(revokedTokens).toEqual([refresh, access]);
+  });
+
+  it("revokes the tokens of an installation the store failed to keep", async () => {
+    const team = h.emu.control.createTeam({ name: "store down" });
+    const admin = h.emu.control.createUser(team.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
+    revokedTokens.length = 0;
+    const connections = h.server.warden.connections;
+    const real = connections.import;
+    connections.import = async () => {
+      connections.import = real;
+      throw new TokenwardenError("store_unavailable", "the store is down");
+    };
+    try {
+      const start = await hop(`${h.server.publicUrl}/oauth/slack/install`);
+      const consent = await hop(start.headers.get("location") ?? "");
+      const page = await hop(consent.headers.get("location") ?? "");
+      expect(page.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      connections.import = real;
+    }
+    const orphan = exchanged.pop() as Json;
+    const refresh = String(orphan["refresh_token"]);
+    const access = String(orphan["access_token"]);
+    expect(revokedTokens).toEqual([refresh, access]);
+    expect(h.emu.control.tokenInfo(refresh).state).not.toBe("active");
   });
 
   it("leaves a non-rotating installation alone: its bot token is the workspace's, shared", async () => {

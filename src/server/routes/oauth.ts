@@ -104,7 +104,8 @@ function installationId(i: SlackInstallation): string | null {
 }
 
 /**
- * Revokes the tokens of an installation the callback refuses to store, so none stays live at Slack
+ * Revokes the tokens of an installation the callback does not store (refused, unreadable, or the
+ * store failed), so none stays live at Slack
  * with nobody holding it: per credential the refresh token first (no new access token is minted
  * from it meanwhile), then the access token. Rotating credentials only: with rotation, auth.revoke
  * revokes that one token and leaves the installation alone (slack-api.md §3.8, §4.3), whereas a
@@ -355,6 +356,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       const installation = exchanged.installation;
       const installedId = installationId(installation);
       if (installedId === null) {
+        const revoked = await revokeRefused(slack.provider, installation);
+        request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
         return failurePage(reply, {
           kind: "transient",
           reason: "provider_unavailable",
@@ -392,9 +395,16 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       const fresh = importOf(id, installation);
       // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
       // tenant key), and Slack's current answer wins for the fields it gives.
-      await ctx.warden.connections.import(
-        target === null ? fresh : { ...fresh, metadata: { ...target.metadata, ...fresh.metadata } },
-      );
+      try {
+        await ctx.warden.connections.import(
+          target === null ? fresh : { ...fresh, metadata: { ...target.metadata, ...fresh.metadata } },
+        );
+      } catch (error) {
+        // Not stored, so nobody holds them: revoked before the error page asks for another try.
+        const revoked = await revokeRefused(slack.provider, installation);
+        request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+        throw error;
+      }
       request.log.info({ connectionId: id }, "installed");
       if (payload.ret !== null) {
         const back = new URL(payload.ret);
