@@ -12,7 +12,7 @@ import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import { ApiKeyVerifier } from "./auth.js";
-import { errorHandler, HttpError, sendError } from "./error-reply.js";
+import { errorHandler, sendError } from "./error-reply.js";
 import type { Metrics } from "./metrics.js";
 import type { OAuthStateSigner } from "./oauth-flow.js";
 import { RouteBook } from "./route-book.js";
@@ -95,18 +95,17 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: false,
   });
   // During shutdown a request can still arrive on a keep-alive connection that is busy (only idle
-  // ones are reaped). It is refused before anything runs; Fastify has already set Connection: close,
-  // so the client's retry opens a new connection, to another instance.
-  let closing = false;
+  // ones are reaped). Every route refuses it before its work (route() in server-context.ts: a flag
+  // read in the handler, where a global onRequest hook would cost the token route a hook run on
+  // every call); Fastify has already set Connection: close, so the client's retry opens a new
+  // connection, to another instance.
+  const lifecycle = { closing: false };
   app.addHook("preClose", (done) => {
-    closing = true;
+    lifecycle.closing = true;
     done();
   });
-  app.addHook("onRequest", (_request, reply, done) => {
-    if (!closing) return done();
-    void sendError(reply, new HttpError("shutting_down", "the server is shutting down; retry the request"));
-  });
   const ctx: ServerContext = {
+    lifecycle,
     warden: o.warden,
     store: o.store,
     clock: o.clock,

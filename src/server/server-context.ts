@@ -3,12 +3,15 @@ import type { Clock, Store } from "../core/ports.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import type { ApiKeyVerifier } from "./auth.js";
+import { HttpError } from "./error-reply.js";
 import type { Metrics } from "./metrics.js";
 import type { OAuthStateSigner } from "./oauth-flow.js";
 import type { RouteBook, RouteSpec } from "./route-book.js";
 
 /** What every route module gets; built once per app by `buildApp`. */
 export interface ServerContext {
+  /** Set once the server starts closing: routes then answer 503 shutting_down. */
+  lifecycle: { readonly closing: boolean };
   warden: Warden;
   store: Store;
   clock: Clock;
@@ -39,6 +42,7 @@ type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown
 export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec, handler: Handler): void {
   ctx.book.add(spec);
   const methods = spec.method === "ANY" ? ["GET", "POST", "PUT", "PATCH", "DELETE"] : [spec.method];
+  const keyInHandler = spec.auth && spec.method === "GET";
   app.route({
     method: methods as ["GET"],
     url: spec.url,
@@ -46,19 +50,19 @@ export function route(app: FastifyInstance, ctx: ServerContext, spec: RouteSpec,
     // without the key is told 401, not what is wrong with its body, and the server reads and parses
     // no body for anyone on the network. A GET has no body to read, and the token route is one: its
     // key is checked first thing in the handler, one hook run less on the hot path.
-    ...(spec.auth && spec.method !== "GET"
+    ...(spec.auth && !keyInHandler
       ? {
           onRequest: (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
             done(ctx.apiKey.refusal(request.headers.authorization) ?? undefined);
           },
         }
       : {}),
-    handler:
-      spec.auth && spec.method === "GET"
-        ? (request, reply) => {
-            ctx.apiKey.assert(request.headers.authorization);
-            return handler(request, reply);
-          }
-        : handler,
+    handler: (request, reply) => {
+      if (ctx.lifecycle.closing) {
+        throw new HttpError("shutting_down", "the server is shutting down; retry the request");
+      }
+      if (keyInHandler) ctx.apiKey.assert(request.headers.authorization);
+      return handler(request, reply);
+    },
   });
 }
