@@ -11,11 +11,8 @@ import { HttpUrlSchema } from "../config.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
-import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
-import { ENCRYPTION_KEY_VARIABLE, parseKeyRing } from "../crypto/key-ring.js";
-import { AesGcmSealer } from "../crypto/seal.js";
+import { openKeyedStore } from "../engine/open-keyed-store.js";
 import { createWarden, type Warden } from "../engine/warden.js";
-import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 
 export const DEFAULT_DATABASE = "sqlite:./tokenwarden.db";
 
@@ -101,54 +98,24 @@ function webhooksConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env["TOKENWARDEN_WEBHOOK_URL"] ?? "") !== "";
 }
 
-/**
- * A store opened with a throwaway key, for work that reads and writes no sealed value (migrations,
- * listing connections). Never use it to write a token: nothing could open it again.
- */
-export async function openKeylessStore(database: string): Promise<Store> {
-  return openStore(database, new AesGcmSealer(parseKeyRing(Buffer.alloc(32, 7).toString("base64"))));
-}
-
-/**
- * A development key is generated for a database with nothing sealed in it yet, never for one that
- * holds connections: their tokens were sealed with a key this shell lacks (forgotten, not exported),
- * and a new key would be refused by the key check, leaving behind a key file that opens nothing
- * and that every later run without the variable would pick up.
- */
-async function refuseIfHoldingConnections(database: string): Promise<void> {
-  const probe = await openKeylessStore(database);
-  try {
-    await probe.migrate();
-    if ((await probe.listConnections({ limit: 1 })).items.length > 0) {
-      throw new TokenwardenError(
-        "config_invalid",
-        `${ENCRYPTION_KEY_VARIABLE} is not set and this database already holds connections, sealed with the key they were written with: set that key (no development key was generated)`,
-      );
-    }
-  } finally {
-    await probe.close();
-  }
-}
-
 /** Opens (and migrates) the store with the configured key; warns once when a development key was generated. */
 export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
   const database = databaseUrl(flags, env);
-  checkDatabaseLocation(database);
-  const key = await resolveEncryptionKey({
-    envValue: env["TOKENWARDEN_ENCRYPTION_KEY"],
-    nodeEnv: env["NODE_ENV"],
-    devKeyPath: devKeyPathFor(database),
-    beforeCreatingDevKey: () => refuseIfHoldingConnections(database),
-  });
-  if (key.devKeyCreated) {
-    process.stderr.write(
-      `tokenwarden: warning: no TOKENWARDEN_ENCRYPTION_KEY; generated a development key in ${key.devKeyPath} (set the variable in production)\n`,
-    );
-  }
   // A connection the CLI marks dead must be announced like one the server marks: with webhooks
   // configured, the change writes its webhook to the outbox in the same transaction, and the
   // server's dispatcher (wherever `tokenwarden serve` runs on this store) delivers it.
-  const store = await openStore(database, new AesGcmSealer(key.keys), { outbox: webhooksConfigured(env) });
+  const { store } = await openKeyedStore(
+    {
+      database,
+      encryptionKey: env["TOKENWARDEN_ENCRYPTION_KEY"],
+      nodeEnv: env["NODE_ENV"],
+      onDevKeyCreated: (path) =>
+        process.stderr.write(
+          `tokenwarden: warning: no TOKENWARDEN_ENCRYPTION_KEY; generated a development key in ${path} (set the variable in production)\n`,
+        ),
+    },
+    { outbox: webhooksConfigured(env) },
+  );
   await store.migrate();
   return store;
 }

@@ -4,10 +4,7 @@ import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { CredentialKind, ProviderState } from "../core/types.js";
-import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
-import { AesGcmSealer } from "../crypto/seal.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
-import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 import { checkConnection, markDead } from "./check.js";
 import { ClaimKeeper } from "./claim-keeper.js";
 import { CompletionBatcher } from "./completion-batcher.js";
@@ -21,6 +18,7 @@ import {
 import { cryptoRandom } from "./crypto-random.js";
 import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
+import { openKeyedStore } from "./open-keyed-store.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
@@ -116,21 +114,20 @@ export async function createWarden(options: WardenOptions = {}) {
 
   let store = options.store;
   if (store === undefined) {
-    checkDatabaseLocation(database);
-    const key = await resolveEncryptionKey({
-      envValue: options.encryptionKey ?? env["TOKENWARDEN_ENCRYPTION_KEY"],
-      nodeEnv: env["NODE_ENV"],
-      devKeyPath: options.devKeyPath || devKeyPathFor(database),
-    });
-    if (key.devKeyCreated) {
-      logger.warn(
-        { path: key.devKeyPath },
-        "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
-      );
-    }
-    store = await openStore(database, new AesGcmSealer(key.keys), {
-      outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]),
-    });
+    ({ store } = await openKeyedStore(
+      {
+        database,
+        encryptionKey: options.encryptionKey ?? env["TOKENWARDEN_ENCRYPTION_KEY"],
+        nodeEnv: env["NODE_ENV"],
+        ...(options.devKeyPath ? { devKeyPath: options.devKeyPath } : {}),
+        onDevKeyCreated: (path) =>
+          logger.warn(
+            { path },
+            "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
+          ),
+      },
+      { outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]) },
+    ));
   }
   try {
     await store.migrate();

@@ -12,16 +12,14 @@ import pino from "pino";
 import { loadConfig } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
-import { devKeyPathFor, resolveEncryptionKey } from "../crypto/dev-key-file.js";
-import { AesGcmSealer } from "../crypto/seal.js";
 import type { EngineTimings } from "../engine/context.js";
 import { cryptoRandom } from "../engine/crypto-random.js";
 import { defaultLogger } from "../engine/default-logger.js";
+import { openKeyedStore } from "../engine/open-keyed-store.js";
 import { systemClock } from "../engine/system-clock.js";
 import { settlesWithin } from "../engine/timeout.js";
 import { createWarden, type Warden } from "../engine/warden.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
-import { checkDatabaseLocation, openStore } from "../store/open-store.js";
 import { buildApp } from "./app.js";
 import { resolveApiKey } from "./auth.js";
 import { EventPruner } from "./event-pruner.js";
@@ -109,22 +107,19 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const metrics = createMetrics(stderrLogger);
 
   const databaseUrl = config.database.url.reveal();
-  checkDatabaseLocation(databaseUrl);
-  const key = await resolveEncryptionKey({
-    envValue: config.encryptionKey?.reveal(),
-    nodeEnv: config.nodeEnv,
-    devKeyPath: devKeyPathFor(databaseUrl),
-  });
-  if (key.devKeyCreated) {
-    stderrLogger.warn(
-      { path: key.devKeyPath },
-      "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
-    );
-  }
-  const store = await openStore(databaseUrl, new AesGcmSealer(key.keys), {
-    outbox: config.webhook !== null,
-    ...(options.schema === undefined ? {} : { schema: options.schema }),
-  });
+  const { store, keys } = await openKeyedStore(
+    {
+      database: databaseUrl,
+      encryptionKey: config.encryptionKey?.reveal(),
+      nodeEnv: config.nodeEnv,
+      onDevKeyCreated: (path) =>
+        stderrLogger.warn(
+          { path },
+          "no TOKENWARDEN_ENCRYPTION_KEY: generated a development key file; set the variable in production",
+        ),
+    },
+    { outbox: config.webhook !== null, ...(options.schema === undefined ? {} : { schema: options.schema }) },
+  );
   const warden = await createWarden({
     store,
     clock,
@@ -149,7 +144,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   });
   try {
     const apiKey = await resolveApiKey(store, config.apiKey?.reveal() ?? null);
-    const signer = OAuthStateSigner.fromKeyRing(key.keys);
+    const signer = OAuthStateSigner.fromKeyRing(keys);
     const slack =
       config.slack === null
         ? null

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { describeDatabaseUrl } from "../../config.js";
-import { databaseUrl, openKeylessStore, type StoreFlags, withStoreOption } from "../open-warden.js";
+import { openKeylessStore } from "../../engine/open-keyed-store.js";
+import { databaseUrl, type StoreFlags, withStoreOption } from "../open-warden.js";
 import { printJson } from "../output.js";
 
 export function registerMigrateCommand(program: Command): void {
