@@ -160,7 +160,12 @@ export type Classification =
   | { kind: "refreshable"; error: string }
   | { kind: "dead"; reason: DeadReason; error: string }
   | { kind: "transient"; reason: TransientReason; error: string; retryAfterMs?: number }
-  | { kind: "misconfigured"; reason: "provider_misconfigured"; error: string }
+  /**
+   * Our client credentials are refused. `scope: "credential"`: they work, but this credential's
+   * tokens were issued to another client (Slack's `invalid_refresh_token` to another app's token);
+   * only that credential is held back, not the provider.
+   */
+  | { kind: "misconfigured"; reason: "provider_misconfigured"; error: string; scope?: "credential" }
   /** The token is fine but lacks a scope or permission: the caller's problem, not the lifecycle's. */
   | { kind: "forbidden"; reason: "missing_scope"; error: string };
 

@@ -615,7 +615,7 @@ async function failClaim(
 ): Promise<CurrentToken> {
   const now = ctx.clock.now();
   const base = { connectionId: claim.ref.connectionId, kind: claim.ref.kind, atMs: now };
-  if (classification.kind === "misconfigured") {
+  if (classification.kind === "misconfigured" && classification.scope !== "credential") {
     // Our client credentials are wrong: the refresh token was not spent, so the connection is untouched.
     await handBack(ctx, claim);
     await flagProvider(ctx, credential.provider, classification.error, now);
@@ -666,8 +666,14 @@ async function failClaim(
       ctx.reconnectUrl(claim.ref.connectionId, credential.provider),
     );
   }
-  // Transient (and anything unexpected): back off, never declare the connection dead (invariant 4).
-  const reason = classification.kind === "transient" ? classification.reason : "provider_unavailable";
+  // Transient, a credential issued to another client, and anything unexpected: back off, never
+  // declare the connection dead (invariant 4).
+  const reason =
+    classification.kind === "transient"
+      ? classification.reason
+      : classification.kind === "misconfigured"
+        ? classification.reason
+        : "provider_unavailable";
   const retryAfterMs = classification.kind === "transient" ? classification.retryAfterMs : undefined;
   // The old refresh token's fate stays unknown until a definite answer about it arrives.
   const inDoubt = attempt.inDoubt || attempt.previousAttemptLost;

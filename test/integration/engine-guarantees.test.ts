@@ -112,7 +112,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(needs).toHaveLength(1);
   });
 
-  it("a warden running another app's client credentials flags the provider and kills no connection", async () => {
+  it("a warden running another app's client credentials kills no connection, and flags no provider", async () => {
     h = await openEngineHarness(kind);
     const { id, install } = await h.installAndImport();
     // Once refreshed through tokenwarden, the credential knows which client its tokens belong to.
@@ -121,7 +121,6 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       await h.store.getCredential({ connectionId: id, kind: "bot" })
     )?.refreshToken?.reveal();
     expect(refreshToken).not.toBe(install["refresh_token"]);
-    const misconfigured = collect(h, "provider_misconfigured");
     const staging = h.emu.control.createApp({ name: "staging" });
     const wrong = await h.peer({
       providers: {
@@ -130,23 +129,62 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     });
     const heard: unknown[] = [];
     wrong.on("provider_misconfigured", (e) => heard.push(e));
-    expect((await wrong.connections.refresh(id))[0]).toMatchObject({ refreshed: false });
+    expect((await wrong.connections.refresh(id))[0]).toMatchObject({
+      refreshed: false,
+      error: "client_id_mismatch",
+    });
     h.clock.advance(12 * HOUR);
-    await expect(wrong.getToken(id)).rejects.toMatchObject({ code: "provider_misconfigured" });
-    expect(heard).toHaveLength(1);
-    expect(misconfigured.length).toBeLessThanOrEqual(1);
+    await expect(wrong.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    // Held back and retried, not dead; the provider (whose other credentials may be fine) not flagged.
     const c = await h.warden.connections.get(id);
-    expect([c.status, c.credentials[0]?.status, c.credentials[0]?.failureCount]).toEqual([
-      "active",
-      "active",
-      0,
-    ]);
-    // Slack spent nothing: the right app still refreshes it.
+    expect([
+      c.status,
+      c.credentials[0]?.status,
+      c.credentials[0]?.reason,
+      c.credentials[0]?.lastError,
+    ]).toEqual(["refresh_failing", "refresh_failing", "provider_misconfigured", "client_id_mismatch"]);
+    expect(heard).toEqual([]);
+    expect((await h.warden.providerState("slack")).status).toBe("ok");
+    // Slack spent nothing: the right app still refreshes it, and the connection recovers.
     expect((h.emu.control.tokenInfo(refreshToken ?? "") as { state: string }).state).toBe("active");
     const right = await h.peer();
     await right.connections.refresh(id);
     expect((await right.connections.get(id)).status).toBe("active");
     expect(h.emu.control.counters().invalidRefreshTokenAnswers).toBe(2);
+  });
+
+  it("one credential of another app's client never stops the refresher refreshing the others", async () => {
+    h = await openEngineHarness(kind);
+    // A workspace installed through a previous app (its client id recorded at that install).
+    const legacy = h.emu.control.createApp({ name: "Legacy App" });
+    const oldTeam = h.emu.control.createTeam({ name: "Old" });
+    const oldInstall = h.emu.control.install({ clientId: legacy.clientId, teamId: oldTeam.teamId });
+    await h.warden.connections.import({
+      id: "old",
+      provider: "slack",
+      credentials: { bot: { ...grantTokens(oldInstall), providerData: { client_id: legacy.clientId } } },
+    });
+    h.clock.advance(HOUR);
+    const { id: fine } = await h.installAndImport();
+    const passes = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        await h?.warden.refreshDue();
+        h?.clock.advance(61_000);
+      }
+    };
+    h.clock.advance(10.5 * HOUR);
+    await passes(3);
+    const bot = async () =>
+      (await h?.warden.connections.get(fine))?.credentials.find((k) => k.kind === "bot");
+    const first = await bot();
+    expect(first?.refreshedAtMs ?? null).not.toBeNull();
+    h.clock.advance(10.5 * HOUR);
+    await passes(100);
+    const second = await bot();
+    expect(second?.refreshedAtMs).toBeGreaterThan(first?.refreshedAtMs ?? 0);
+    expect(second?.expiresAtMs ?? 0).toBeGreaterThan(h.clock.now());
+    expect((await h.warden.providerState("slack")).status).toBe("ok");
+    expect((await h.warden.connections.get("old")).status).toBe("refresh_failing");
   });
 
   it("markNeedsReauth with happenedAt leaves a credential issued since alone, and refuses a bad instant", async () => {

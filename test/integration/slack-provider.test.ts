@@ -225,6 +225,7 @@ describe("Slack provider: refresh (oauth.v2.access, slack-api.md §3.3)", () => 
         kind: "misconfigured",
         reason: "provider_misconfigured",
         error: "client_id_mismatch",
+        scope: "credential",
       },
       mayHaveReachedProvider: false,
     });

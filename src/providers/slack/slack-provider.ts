@@ -268,9 +268,11 @@ export const CLIENT_ID_KEY = "client_id";
 /**
  * Slack answers `invalid_refresh_token` to a refresh token of another app, and spends nothing
  * (§3.3's table). Sent by a warden running another app's credentials (the staging app's, left in
- * a production deploy), that answer says nothing of the token: it is this warden's configuration
- * that is wrong, so the provider is flagged and the connection left alone. Known only for tokens
- * that tokenwarden has installed or refreshed before (an imported one names no client).
+ * a production deploy), that answer says nothing of the token: it is a mismatch between this
+ * warden's client and that credential, which is held back and retried (never declared dead). Not
+ * the whole provider: one leftover credential of an old app must not stop every other refresh.
+ * Known only for tokens that tokenwarden has installed or refreshed before (an imported one names
+ * no client).
  */
 function refusedAsAnotherClients(
   failed: Extract<CallResult, { kind: "failed" }>,
@@ -282,7 +284,12 @@ function refusedAsAnotherClients(
   if (typeof issuedTo !== "string" || issuedTo === clientId) return failed;
   return {
     kind: "failed",
-    classification: { kind: "misconfigured", reason: "provider_misconfigured", error: "client_id_mismatch" },
+    classification: {
+      kind: "misconfigured",
+      reason: "provider_misconfigured",
+      error: "client_id_mismatch",
+      scope: "credential",
+    },
     mayHaveReachedProvider: false,
   };
 }
