@@ -223,6 +223,33 @@ describe("refused reconnect into another workspace", () => {
     expect(h.emu.control.tokenInfo(refresh).state).not.toBe("active");
   });
 
+  it("does not revoke the tokens of an installation the store kept, though the import then failed", async () => {
+    const team = h.emu.control.createTeam({ name: "committed" });
+    const admin = h.emu.control.createUser(team.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
+    revokedTokens.length = 0;
+    const connections = h.server.warden.connections;
+    const real = connections.import;
+    // The import commits; what fails is its read-back of the saved connection (a store error).
+    connections.import = async (input) => {
+      connections.import = real;
+      await real(input);
+      throw new TokenwardenError("store_unavailable", "the store did not answer the read-back");
+    };
+    try {
+      const start = await hop(`${h.server.publicUrl}/oauth/slack/install`);
+      const consent = await hop(start.headers.get("location") ?? "");
+      await hop(consent.headers.get("location") ?? "");
+    } finally {
+      connections.import = real;
+    }
+    const installed = exchanged.pop() as Json;
+    expect((await connections.get(team.teamId)).status).toBe("active");
+    expect(revokedTokens).toEqual([]);
+    expect(h.emu.control.tokenInfo(String(installed["refresh_token"])).state).toBe("active");
+    expect(h.emu.control.tokenInfo(String(installed["access_token"])).state).toBe("active");
+  });
+
   it("leaves a non-rotating installation alone: its bot token is the workspace's, shared", async () => {
     const app = h.emu.control.createApp({ tokenRotation: false });
     const server = await h.start({

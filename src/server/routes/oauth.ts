@@ -137,6 +137,19 @@ async function revokeRefused(
   );
 }
 
+/** Whether the store holds any of the installation's access tokens under connection `id`. */
+async function storedAny(ctx: ServerContext, id: string, i: SlackInstallation): Promise<boolean> {
+  for (const [kind, t] of [
+    ["bot", i.bot],
+    ["user", i.user],
+  ] as const) {
+    if (t === undefined) continue;
+    const stored = await ctx.store.getCredential({ connectionId: id, kind });
+    if (stored !== null && stored.accessToken.reveal() === t.accessToken.reveal()) return true;
+  }
+  return false;
+}
+
 function importOf(id: string, i: SlackInstallation): ImportInput {
   const credentials: ImportInput["credentials"] = {};
   for (const [kind, t] of [
@@ -400,9 +413,13 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           target === null ? fresh : { ...fresh, metadata: { ...target.metadata, ...fresh.metadata } },
         );
       } catch (error) {
-        // Not stored, so nobody holds them: revoked before the error page asks for another try.
-        const revoked = await revokeRefused(slack.provider, installation);
-        request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+        // Revoked only when known not to be stored (nobody holds them then): an import can fail after
+        // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
+        // holds would kill a connection that reads active. Unknown (the store still down) is kept.
+        if (!(await storedAny(ctx, id, installation).catch(() => true))) {
+          const revoked = await revokeRefused(slack.provider, installation);
+          request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+        }
         throw error;
       }
       request.log.info({ connectionId: id }, "installed");
