@@ -313,6 +313,8 @@ export interface Store {
     nowMs: number,
     events: NewEvent[],
     ifVersions?: Partial<Record<CredentialKind, number>>,
+    /** Only credentials issued before this instant (checked under the row lock). */
+    ifIssuedBeforeMs?: number,
   ): Promise<StatusChange | null>;
 
   /**

@@ -175,10 +175,16 @@ export async function markDead(
   reason: Reason,
   error: string,
   eventType: "revoked" | "uninstalled" | "checked",
-  ifVersions?: Partial<Record<CredentialKind, number>>,
-  /** What gave the verdict, when not a health check: `api_call` for a call made through withToken. */
-  source?: "api_call",
+  options: {
+    /** Only credentials still at these versions (the verdict was about the token of that version). */
+    ifVersions?: Partial<Record<CredentialKind, number>>;
+    /** Only credentials issued before this instant (the signal happened then: markNeedsReauth). */
+    ifIssuedBeforeMs?: number;
+    /** What gave the verdict, when not a health check: `api_call` for a call made through withToken. */
+    source?: "api_call";
+  } = {},
 ): Promise<CredentialKind[]> {
+  const { ifVersions, ifIssuedBeforeMs, source } = options;
   const connection = await ctx.store.getConnection(connectionId);
   if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
   const now = ctx.clock.now();
@@ -197,6 +203,7 @@ export async function markDead(
       data: source === undefined ? { error } : { error, source },
     })),
     ifVersions,
+    ifIssuedBeforeMs,
   );
   for (const kind of affected) ctx.cache.delete({ connectionId, kind });
   announce(
@@ -207,5 +214,6 @@ export async function markDead(
     change,
     now,
   );
-  return affected;
+  // None applied (all replaced since, or issued after the signal): say so, not what was asked.
+  return change === null ? [] : affected;
 }

@@ -270,24 +270,11 @@ export async function createWarden(options: WardenOptions = {}) {
         options.happenedAt instanceof Date ? options.happenedAt.getTime() : options.happenedAt;
       if (!Number.isFinite(happenedAtMs))
         throw new TokenwardenError("invalid_input", "happenedAt must be a valid Date or epoch milliseconds");
-      const connection = await ctx.store.getConnection(connectionId);
-      if (connection === null) throw new TokenwardenError("not_found", `no connection ${connectionId}`);
-      // Fenced on each credential's version: a reconnect landing between this read and the write
-      // replaces the credential (a new version), and the verdict no longer applies to it.
-      const older = connection.credentials.filter(
-        (c) => (kinds === "all" || kinds.includes(c.kind)) && c.issuedAtMs < happenedAtMs,
-      );
-      if (older.length === 0) return [];
-      const applying = older.map((c) => c.kind);
-      return markDead(
-        ctx,
-        connectionId,
-        applying,
-        reason,
-        reason,
-        eventType,
-        Object.fromEntries(older.map((c) => [c.kind, c.version])),
-      );
+      // Decided under the store's row lock, not from a read before it: a refresh committing meanwhile
+      // (its token issued before the signal, and killed by it too) must not slip past the verdict.
+      return markDead(ctx, connectionId, kinds, reason, reason, eventType, {
+        ifIssuedBeforeMs: happenedAtMs,
+      });
     },
     /**
      * Re-encrypts every secret under the first key, in batches, while the warden keeps serving.

@@ -118,8 +118,7 @@ export function makeWithToken(
           classification.reason,
           classification.error,
           "checked",
-          { [first.kind]: held.version },
-          "api_call",
+          { ifVersions: { [first.kind]: held.version }, source: "api_call" },
         );
       }
       break;

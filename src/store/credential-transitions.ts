@@ -342,8 +342,10 @@ export function verdictApplies(
   kinds: CredentialKind[] | "all",
   ifVersions: Partial<Record<CredentialKind, number>> | undefined,
   status: { status: Status },
+  ifIssuedBeforeMs?: number,
 ): boolean {
   if (kinds !== "all" && !kinds.includes(record.kind)) return false;
+  if (ifIssuedBeforeMs !== undefined && record.issuedAtMs >= ifIssuedBeforeMs) return false;
   if (
     status.status === "needs_reauth" &&
     record.status === "needs_reauth" &&

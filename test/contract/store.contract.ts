@@ -841,6 +841,22 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getCredential(BOT))?.status).toBe("needs_reauth");
       });
 
+      it("setCredentialStatus with ifIssuedBeforeMs spares a credential issued since, decided under the lock", async () => {
+        await seedT1();
+        const issued = (await store.getCredential(BOT))?.issuedAtMs ?? -1;
+        const dead = { status: "needs_reauth" as const, reason: "app_uninstalled" as const, lastError: "x" };
+        // A signal from before the credential was issued: nothing changes, nothing is recorded.
+        expect(await store.setCredentialStatus("T1", "all", dead, 1_200, [], undefined, issued)).toBeNull();
+        expect((await store.getCredential(BOT))?.status).toBe("active");
+        // A refresh (a new version, issued at 1_100) before a signal at 1_150: still marked.
+        const c = claimOf(await claim(BOT, "a", 1_100));
+        await store.completeRefresh(c, refreshed("rotated"), 1_100, event("T1", "refreshed", 1_100));
+        expect((await store.getCredential(BOT))?.issuedAtMs).toBe(1_100);
+        const change = await store.setCredentialStatus("T1", ["bot"], dead, 1_200, [], undefined, 1_150);
+        expect(change).toMatchObject({ after: "needs_reauth" });
+        expect((await store.getCredential(BOT))?.status).toBe("needs_reauth");
+      });
+
       // Found by review: versions restarted at 1 when a connection was deleted and imported again (at the
       // same instant here, as a frozen clock would have it), so a verdict about the deleted connection's
       // token landed on the new connection's.

@@ -238,6 +238,57 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(heard).toEqual(["user", null]);
   });
 
+  it("markNeedsReauth with happenedAt marks a credential refreshed before the event, though its refresh commits mid-marking", async () => {
+    h = await openEngineHarness(kind);
+    const harness = h;
+    const { id } = await harness.installAndImport();
+    harness.clock.advance(11 * HOUR);
+
+    // Process A refreshes: Slack answers, the commit is held.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let answered = false;
+    const refresher = await harness.peer({
+      store: interceptStore(await openSealedStore(harness.kind, harness.location, harness.key), {
+        completeRefreshes: async (real, items) => {
+          answered = true;
+          await gate;
+          return real(items);
+        },
+      }),
+    });
+    const refreshing = refresher.connections.refresh(id);
+    await eventually(
+      () => answered,
+      (v) => v,
+      { what: "Slack to answer the refresh" },
+    );
+
+    // Then the workspace uninstalls the app (every token dies, the new pair too), and the event comes.
+    harness.emu.control.uninstall({ clientId: harness.emu.demoApp.clientId, teamId: id });
+    const eventTimeSeconds = Math.floor(harness.clock.now() / 1000);
+    const happenedAt = (eventTimeSeconds + 1) * 1000; // as src/server/slack-events.ts computes it
+
+    // Process B applies the event; A's commit lands between B's read and B's write.
+    const marker = await harness.peer({
+      store: interceptStore(await openSealedStore(harness.kind, harness.location, harness.key), {
+        setCredentialStatus: async (real, ...args) => {
+          open();
+          await refreshing;
+          return real(...args);
+        },
+      }),
+    });
+    await marker.markNeedsReauth(id, "all", "app_uninstalled", { happenedAt });
+
+    const bot = (await harness.warden.connections.get(id)).credentials.find((c) => c.kind === "bot");
+    expect(bot?.refreshedAtMs ?? Infinity).toBeLessThan(happenedAt); // issued before the event
+    expect(bot?.status).toBe("needs_reauth");
+    expect(bot?.reason).toBe("app_uninstalled");
+  });
+
   /** A peer (another process) whose memory holds the connection's current bot token. */
   async function warmPeer(h: EngineHarness, id: string) {
     const peer = await h.peer();

@@ -670,6 +670,7 @@ export class PostgresStore implements Store {
     nowMs: number,
     events: NewEvent[],
     ifVersions?: Partial<Record<CredentialKind, number>>,
+    ifIssuedBeforeMs?: number,
   ): Promise<StatusChange | null> {
     let changed: CredentialRef[] = [];
     const change = await this.#tx("setCredentialStatus", async (c) => {
@@ -678,7 +679,7 @@ export class PostgresStore implements Store {
       const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
         connectionId,
       ]);
-      const applying = records.filter((r) => verdictApplies(r, kinds, ifVersions, status));
+      const applying = records.filter((r) => verdictApplies(r, kinds, ifVersions, status, ifIssuedBeforeMs));
       if (applying.length === 0) return null;
       changed = applying.map(refOf);
       for (const record of applying) await this.#update(c, record, statusPatch(record, status));

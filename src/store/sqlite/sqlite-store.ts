@@ -464,11 +464,12 @@ export class SqliteStore implements Store {
     nowMs: number,
     events: NewEvent[],
     ifVersions?: Partial<Record<CredentialKind, number>>,
+    ifIssuedBeforeMs?: number,
   ): Promise<StatusChange | null> {
     return this.#write("setCredentialStatus", () => {
       if (this.#get("SELECT 1 FROM connections WHERE id = ?", connectionId) === undefined) return null;
       const applying = this.#records("WHERE connection_id = ?", connectionId).filter((r) =>
-        verdictApplies(r, kinds, ifVersions, status),
+        verdictApplies(r, kinds, ifVersions, status, ifIssuedBeforeMs),
       );
       if (applying.length === 0) return null;
       for (const record of applying) this.#update(record, statusPatch(record, status));
