@@ -90,7 +90,15 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         events,
       );
       forget(id);
-      announce(ctx, id, parsed.provider, null, change, now);
+      // As the episode's stored event names it: the one credential imported, or none of several.
+      announce(
+        ctx,
+        id,
+        parsed.provider,
+        credentials.length === 1 ? (credentials[0]?.kind ?? null) : null,
+        change,
+        now,
+      );
       const saved = await ctx.store.getConnection(id);
       if (saved === null)
         throw new TokenwardenError("conflict", `connection ${id} was deleted while importing`);

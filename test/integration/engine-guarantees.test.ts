@@ -289,6 +289,23 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(bot?.reason).toBe("app_uninstalled");
   });
 
+  it("a recovered event after a reconnect is heard with the kind its stored event (and webhook) names", async () => {
+    h = await openEngineHarness(kind);
+    const heard: Array<string | null> = [];
+    h.warden.on("recovered", (e) => heard.push(e.kind));
+    const { id } = await h.installAndImport();
+    await h.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    const again = h.emu.control.reinstall({ clientId: h.emu.demoApp.clientId, teamId: id });
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: grantTokens(again as unknown as Record<string, unknown>) },
+    });
+    const stored = (await h.warden.connections.events(id, { limit: 20 })).find((e) => e.type === "recovered");
+    expect(stored?.kind).toBe("bot");
+    expect(heard).toEqual(["bot"]);
+  });
+
   /** A peer (another process) whose memory holds the connection's current bot token. */
   async function warmPeer(h: EngineHarness, id: string) {
     const peer = await h.peer();
