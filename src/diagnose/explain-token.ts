@@ -237,6 +237,8 @@ function explainFailure(o: TokenObservation, token: Diagnosis["token"], c: Class
         refreshable: false,
         causes: causesOfAuthError(c.error, o.shape),
         fix: [
+          // Not a token Slack issued: the value is the first thing to check, before any reinstall.
+          ...(o.shape.prefix === null ? [FIX.checkValue()] : []),
           FIX.reinstall(o.context),
           FIX.importNew(o.context),
           FIX.updateSecretStore(),

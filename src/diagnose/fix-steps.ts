@@ -22,6 +22,8 @@ export const FIX = {
     c.connectionId === undefined
       ? "Refresh ahead of expiry (Slack's SDKs start 2 h before the 12 h run out), from one place at a time, and save the rotated refresh token every time — or let tokenwarden do it (tokenwarden serve, or warden.startRefresher())."
       : "Keep a refresher running so tokens are renewed ahead of expiry: tokenwarden serve (or warden.startRefresher() in your app).",
+  checkValue: (): string =>
+    "Check that this is the token you meant: every Slack token starts with xoxb-, xoxp-, xoxe.xoxb-, xoxe.xoxp- or (a refresh token) xoxe-, and this value does not; it may be another secret (a client or signing secret) or a token with its start cut off. Copy it again from where your app reads it.",
   reinstall: (c: FixContext): string =>
     `Reinstall the app or re-run OAuth: a person with access to the workspace opens the install link (Slack app settings → Install App, or your OAuth install flow${c.connectionId === undefined ? "" : `; with tokenwarden serve: ${"/oauth/slack/install?connection_id="}${c.connectionId}`}) and approves it; no API call can revive this credential.`,
   importNew: (c: FixContext): string =>

@@ -71,7 +71,7 @@ describe("explanations", () => {
   });
 
   it("invalid_auth for a value with no Slack prefix leads with token_unknown; for a token, reinstalled", () => {
-    const leading = (value: string) =>
+    const explained = (value: string) =>
       explainToken({
         shape: recognizeToken(value),
         authTest: {
@@ -79,9 +79,13 @@ describe("explanations", () => {
           classification: { kind: "dead", reason: "invalid_auth", error: "invalid_auth" },
         },
         context,
-      }).causes[0]?.code;
+      });
+    const leading = (value: string) => explained(value).causes[0]?.code;
     expect(leading("my-slack-app-password-123")).toBe("token_unknown");
     expect(leading("xoxb-1-2-abc")).toBe("reinstalled");
+    // And the first step is to check the value, not to reinstall; a real token goes straight there.
+    expect(explained("my-slack-app-password-123").fix[0]).toMatch(/^Check that this is the token you meant/);
+    expect(explained("xoxb-1-2-abc").fix[0]).toMatch(/^Reinstall the app/);
   });
 
   it("an unknown Slack error is unreachable-style transient, never a dead verdict", () => {
