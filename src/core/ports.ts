@@ -168,6 +168,11 @@ export interface RefreshResult {
 export interface CompletionItem {
   claim: RefreshClaim;
   result: RefreshResult;
+  /**
+   * The new tokens' issue (and refresh) time: when the request was sent, not when its answer came.
+   * A refresh the provider answered was processed before anything that follows it (an uninstall
+   * among them), so a signal dated after this instant is about these tokens too.
+   */
   nowMs: number;
   event: NewEvent;
 }
@@ -189,6 +194,11 @@ export interface FailureRecord {
   nextAttemptAtMs: number | null;
   /** The request may have reached the provider, so its outcome is unknown (keeps the journal entry open). */
   inDoubt: boolean;
+}
+
+/** What a status verdict changed (`Store.setCredentialStatus`): the kinds it applied to, and the roll-up. */
+export interface VerdictChange extends StatusChange {
+  changed: CredentialKind[];
 }
 
 export interface StatusChange {
@@ -315,7 +325,7 @@ export interface Store {
     ifVersions?: Partial<Record<CredentialKind, number>>,
     /** Only credentials issued before this instant (checked under the row lock). */
     ifIssuedBeforeMs?: number,
-  ): Promise<StatusChange | null>;
+  ): Promise<VerdictChange | null>;
 
   /**
    * Claims up to `limit` credentials that are due — `next_run_at <= nowMs`
@@ -472,4 +482,11 @@ export interface Provider {
   revoke(token: Secret, signal: AbortSignal): Promise<CheckOutcome>;
   /** Classifies an API error string seen by a caller (withToken, the proxy). */
   classifyApiError(error: string, httpStatus: number, retryAfterMs?: number): Classification;
+  /**
+   * Whether this provider's client is the one a credential's tokens were issued to, when it can tell
+   * from the credential's provider data (Slack: `client_id`, recorded at install and refresh);
+   * undefined when it cannot. A back-off another client's refusal (`scope: "credential"`) left on
+   * the credential does not hold this warden back when it is the right client.
+   */
+  issuedToThisClient?(providerData: Record<string, unknown>): boolean | undefined;
 }

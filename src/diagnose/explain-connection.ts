@@ -296,6 +296,24 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     return done({ ...d, causes: [...d.causes, lostReply()], fix });
   };
 
+  if (credential.status === "refresh_failing" && credential.reason === "provider_misconfigured") {
+    // A warden running another app's client refreshed it (client_id_mismatch): the token is not the
+    // problem, and neither is the network.
+    return withJournal({
+      verdict: "misconfigured",
+      refreshable: true,
+      error: credential.lastError,
+      causes: [
+        cause(
+          "client_credentials_mismatch",
+          "high",
+          `${credential.failureCount} refresh attempt${credential.failureCount === 1 ? "" : "s"} were refused (${credential.lastError ?? "unknown"}): a tokenwarden running another Slack app's client id and secret refreshed this credential, whose tokens belong to the app recorded when it was installed or last refreshed. Slack spent nothing; the right app's credentials refresh it.`,
+        ),
+      ],
+      fix: [FIX.fixClientCredentials(), FIX.checkApp(context), FIX.refreshAndPersist(context)],
+    });
+  }
+
   if (credential.status === "refresh_failing") {
     const limited = credential.reason === "rate_limited";
     const causes = [

@@ -210,10 +210,11 @@ export async function markDead(
     ctx,
     connectionId,
     connection.provider,
-    affected.length === 1 ? (affected[0] ?? null) : null, // as the episode's stored event names it
+    // As the episode's stored event names it: the one credential the verdict changed, or none.
+    change?.changed.length === 1 ? (change.changed[0] ?? null) : null,
     change,
     now,
   );
-  // None applied (all replaced since, or issued after the signal): say so, not what was asked.
-  return change === null ? [] : affected;
+  // What the store changed (all, some or none of what was asked): not what was asked.
+  return change?.changed ?? [];
 }

@@ -268,6 +268,18 @@ async function handBackServing(
  * already replaced by another process, or the credential is in backoff.
  * Releases the claim in those cases.
  */
+/**
+ * A back-off left by another client's refusal (a warden running another app's credentials got
+ * `client_id_mismatch` on this credential) when this warden is the client the tokens belong to:
+ * it does not hold this warden back, which can refresh them.
+ */
+function backoffIsAnotherClients(ctx: EngineContext, c: StoredCredential): boolean {
+  return (
+    c.reason === "provider_misconfigured" &&
+    ctx.providers.get(c.provider)?.issuedToThisClient?.(c.providerData) === true
+  );
+}
+
 async function settleWithoutSpending(
   ctx: EngineContext,
   claimed: Claimed,
@@ -306,7 +318,12 @@ async function settleWithoutSpending(
       "rate_limited",
     );
   }
-  if (!request.ignoreBackoff && c.nextAttemptAtMs !== null && c.nextAttemptAtMs > now) {
+  if (
+    !request.ignoreBackoff &&
+    c.nextAttemptAtMs !== null &&
+    c.nextAttemptAtMs > now &&
+    !backoffIsAnotherClients(ctx, c)
+  ) {
     return handBackUntil(
       ctx,
       claimed,
@@ -386,6 +403,7 @@ export async function runClaim(
   try {
     let outcome: RefreshOutcome | undefined;
     const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
+    const sentAtMs = ctx.clock.now();
     try {
       outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
         provider.refresh(
@@ -406,7 +424,7 @@ export async function runClaim(
     }
     observe(ctx, credential, outcome, performance.now() - startedAt);
     if (outcome.kind === "refreshed")
-      return await completeClaim(ctx, claim, credential, outcome, previousAttemptLost);
+      return await completeClaim(ctx, claim, credential, outcome, previousAttemptLost, sentAtMs);
     return await failClaim(ctx, claim, credential, outcome.classification, {
       inDoubt: outcome.mayHaveReachedProvider,
       previousAttemptLost,
@@ -468,12 +486,14 @@ async function completeClaim(
   credential: StoredCredential,
   outcome: Extract<Awaited<ReturnType<Provider["refresh"]>>, { kind: "refreshed" }>,
   previousAttemptLost: boolean,
+  /** When the request went out: the new tokens' issue time (see CompletionItem.nowMs). */
+  sentAtMs: number,
 ): Promise<CurrentToken> {
   const now = ctx.clock.now();
   const tokens = outcome.tokens;
   const hasRefreshToken = tokens.refreshToken !== null || credential.refreshToken !== null;
   const refreshDueAtMs = jitteredRefreshDueAt(
-    { expiresAtMs: tokens.expiresAtMs, issuedAtMs: now, hasRefreshToken },
+    { expiresAtMs: tokens.expiresAtMs, issuedAtMs: sentAtMs, hasRefreshToken },
     ctx.random.next(),
     ctx.policy,
     ctx.timings.jitterFraction,
@@ -481,7 +501,7 @@ async function completeClaim(
   const item: CompletionItem = {
     claim,
     result: { tokens, providerData: outcome.providerData, refreshDueAtMs },
-    nowMs: now,
+    nowMs: sentAtMs,
     event: {
       connectionId: claim.ref.connectionId,
       kind: claim.ref.kind,
@@ -668,6 +688,9 @@ async function failClaim(
   }
   // Transient, a credential issued to another client, and anything unexpected: back off, never
   // declare the connection dead (invariant 4).
+  // Another client's credential: Slack accepted our client id and secret (it checks them before the
+  // token), so a flag on the provider (a probe landing here) is lifted.
+  if (classification.kind === "misconfigured") await markProviderHealthy(ctx, credential.provider, now);
   const reason =
     classification.kind === "transient"
       ? classification.reason

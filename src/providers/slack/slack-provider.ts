@@ -454,6 +454,11 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       return classifySlackError(error, httpStatus, retryAfterMs);
     },
 
+    issuedToThisClient(providerData: Record<string, unknown>): boolean | undefined {
+      const issuedTo = providerData[CLIENT_ID_KEY];
+      return typeof issuedTo === "string" ? issuedTo === clientId : undefined;
+    },
+
     authorizeUrl(o: AuthorizeUrlOptions): string {
       const params = new URLSearchParams({ client_id: clientId, scope: o.scopes.join(",") });
       if (o.userScopes !== undefined && o.userScopes.length > 0)

@@ -18,6 +18,7 @@ import type {
   StatusChange,
   Store,
   UnreadableCredential,
+  VerdictChange,
 } from "../../core/ports.js";
 import type {
   Connection,
@@ -671,7 +672,7 @@ export class PostgresStore implements Store {
     events: NewEvent[],
     ifVersions?: Partial<Record<CredentialKind, number>>,
     ifIssuedBeforeMs?: number,
-  ): Promise<StatusChange | null> {
+  ): Promise<VerdictChange | null> {
     let changed: CredentialRef[] = [];
     const change = await this.#tx("setCredentialStatus", async (c) => {
       const before = await this.#lockConnection(c, connectionId);
@@ -685,7 +686,7 @@ export class PostgresStore implements Store {
       for (const record of applying) await this.#update(c, record, statusPatch(record, status));
       const rolled = await this.#rollUp(c, connectionId, before, nowMs, eventsOf(events, applying));
       await this.#notify(c, changed);
-      return rolled;
+      return { ...rolled, changed: applying.map((r) => r.kind) };
     });
     this.#bumpLocal(changed);
     return change;

@@ -18,6 +18,7 @@ import type {
   StatusChange,
   Store,
   UnreadableCredential,
+  VerdictChange,
 } from "../../core/ports.js";
 import type {
   Connection,
@@ -465,7 +466,7 @@ export class SqliteStore implements Store {
     events: NewEvent[],
     ifVersions?: Partial<Record<CredentialKind, number>>,
     ifIssuedBeforeMs?: number,
-  ): Promise<StatusChange | null> {
+  ): Promise<VerdictChange | null> {
     return this.#write("setCredentialStatus", () => {
       if (this.#get("SELECT 1 FROM connections WHERE id = ?", connectionId) === undefined) return null;
       const applying = this.#records("WHERE connection_id = ?", connectionId).filter((r) =>
@@ -473,7 +474,8 @@ export class SqliteStore implements Store {
       );
       if (applying.length === 0) return null;
       for (const record of applying) this.#update(record, statusPatch(record, status));
-      return this.#rollUp(connectionId, nowMs, eventsOf(events, applying));
+      const rolled = this.#rollUp(connectionId, nowMs, eventsOf(events, applying));
+      return rolled === null ? null : { ...rolled, changed: applying.map((r) => r.kind) };
     });
   }
 
