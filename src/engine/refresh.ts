@@ -492,8 +492,10 @@ async function completeClaim(
   const now = ctx.clock.now();
   const tokens = outcome.tokens;
   const hasRefreshToken = tokens.refreshToken !== null || credential.refreshToken !== null;
+  // From the answer's arrival, not the send: the policy's floor keeps a token just stored from being
+  // due at once, and a late answer (a slow provider, short-lived tokens) would otherwise be.
   const refreshDueAtMs = jitteredRefreshDueAt(
-    { expiresAtMs: tokens.expiresAtMs, issuedAtMs: sentAtMs, hasRefreshToken },
+    { expiresAtMs: tokens.expiresAtMs, issuedAtMs: now, hasRefreshToken },
     ctx.random.next(),
     ctx.policy,
     ctx.timings.jitterFraction,
