@@ -254,8 +254,9 @@ export async function createWarden(options: WardenOptions = {}) {
     /**
      * Marks credentials dead after an outside signal (Slack `app_uninstalled` / `tokens_revoked`).
      * With `happenedAt`, the signal's own time, a credential issued at or after it is left alone:
-     * the signal is about the tokens it replaced (a late or retried event after a reconnect). Returns
-     * the kinds it applied to (none when the connection is gone, `not_found` aside).
+     * the signal is about the tokens it replaced (a late or retried event after a reconnect). That is
+     * decided under the store's row lock, so a refresh committing meanwhile is judged by its own issue
+     * time. Returns the kinds it changed; throws `not_found` when the connection is gone.
      */
     async markNeedsReauth(
       connectionId: string,
@@ -263,18 +264,20 @@ export async function createWarden(options: WardenOptions = {}) {
       reason: "app_uninstalled" | "token_revoked" | "account_inactive" | "invalid_auth",
       options: { happenedAt?: Date | number } = {},
     ): Promise<CredentialKind[]> {
-      const eventType = reason === "app_uninstalled" ? "uninstalled" : "revoked";
-      if (options.happenedAt === undefined)
-        return markDead(ctx, connectionId, kinds, reason, reason, eventType);
       const happenedAtMs =
         options.happenedAt instanceof Date ? options.happenedAt.getTime() : options.happenedAt;
-      if (!Number.isFinite(happenedAtMs))
+      if (happenedAtMs !== undefined && !Number.isFinite(happenedAtMs))
         throw new TokenwardenError("invalid_input", "happenedAt must be a valid Date or epoch milliseconds");
-      // Decided under the store's row lock, not from a read before it: a refresh committing meanwhile
-      // (its token issued before the signal, and killed by it too) must not slip past the verdict.
-      return markDead(ctx, connectionId, kinds, reason, reason, eventType, {
-        ifIssuedBeforeMs: happenedAtMs,
-      });
+      const eventType = reason === "app_uninstalled" ? "uninstalled" : "revoked";
+      return markDead(
+        ctx,
+        connectionId,
+        kinds,
+        reason,
+        reason,
+        eventType,
+        happenedAtMs === undefined ? {} : { ifIssuedBeforeMs: happenedAtMs },
+      );
     },
     /**
      * Re-encrypts every secret under the first key, in batches, while the warden keeps serving.

@@ -3,6 +3,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
+import type { Connection } from "../../src/core/types.js";
+import type { ImportInput } from "../../src/engine/import-input.js";
+import type { Warden } from "../../src/engine/warden.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 import {
   botFromInstall,
@@ -197,25 +200,38 @@ describe("refused reconnect into another workspace", () => {
     expect(revokedTokens).toEqual([refresh, access]);
   });
 
-  it("revokes the tokens of an installation the store failed to keep", async () => {
-    const team = h.emu.control.createTeam({ name: "store down" });
+  /**
+   * A fresh install through the browser into a new workspace, with the warden's import replaced once
+   * by `failing` (which may call the real one); returns the callback page and the team.
+   */
+  async function installWhileImporting(
+    name: string,
+    failing: (real: Warden["connections"]["import"], input: ImportInput) => Promise<Connection>,
+  ): Promise<{ page: Response; teamId: string }> {
+    const team = h.emu.control.createTeam({ name });
     const admin = h.emu.control.createUser(team.teamId, { name: "admin" });
     h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
     revokedTokens.length = 0;
     const connections = h.server.warden.connections;
     const real = connections.import;
-    connections.import = async () => {
+    connections.import = async (input) => {
       connections.import = real;
-      throw new TokenwardenError("store_unavailable", "the store is down");
+      return failing(real, input);
     };
     try {
       const start = await hop(`${h.server.publicUrl}/oauth/slack/install`);
       const consent = await hop(start.headers.get("location") ?? "");
-      const page = await hop(consent.headers.get("location") ?? "");
-      expect(page.status).toBeGreaterThanOrEqual(500);
+      return { page: await hop(consent.headers.get("location") ?? ""), teamId: team.teamId };
     } finally {
       connections.import = real;
     }
+  }
+
+  it("revokes the tokens of an installation the store failed to keep", async () => {
+    const { page } = await installWhileImporting("store down", async () => {
+      throw new TokenwardenError("store_unavailable", "the store is down");
+    });
+    expect(page.status).toBeGreaterThanOrEqual(500);
     const orphan = exchanged.pop() as Json;
     const refresh = String(orphan["refresh_token"]);
     const access = String(orphan["access_token"]);
@@ -224,27 +240,13 @@ describe("refused reconnect into another workspace", () => {
   });
 
   it("does not revoke the tokens of an installation the store kept, though the import then failed", async () => {
-    const team = h.emu.control.createTeam({ name: "committed" });
-    const admin = h.emu.control.createUser(team.teamId, { name: "admin" });
-    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
-    revokedTokens.length = 0;
-    const connections = h.server.warden.connections;
-    const real = connections.import;
     // The import commits; what fails is its read-back of the saved connection (a store error).
-    connections.import = async (input) => {
-      connections.import = real;
+    const { teamId } = await installWhileImporting("committed", async (real, input) => {
       await real(input);
       throw new TokenwardenError("store_unavailable", "the store did not answer the read-back");
-    };
-    try {
-      const start = await hop(`${h.server.publicUrl}/oauth/slack/install`);
-      const consent = await hop(start.headers.get("location") ?? "");
-      await hop(consent.headers.get("location") ?? "");
-    } finally {
-      connections.import = real;
-    }
+    });
     const installed = exchanged.pop() as Json;
-    expect((await connections.get(team.teamId)).status).toBe("active");
+    expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
     expect(revokedTokens).toEqual([]);
     expect(h.emu.control.tokenInfo(String(installed["refresh_token"])).state).toBe("active");
     expect(h.emu.control.tokenInfo(String(installed["access_token"])).state).toBe("active");

@@ -103,47 +103,45 @@ function installationId(i: SlackInstallation): string | null {
   return i.isEnterpriseInstall ? i.enterpriseId : i.teamId;
 }
 
+/** The installation's credentials, bot first, each with its kind. */
+function credentialsOf(i: SlackInstallation) {
+  return [
+    { kind: "bot" as const, t: i.bot },
+    { kind: "user" as const, t: i.user },
+  ].flatMap(({ kind, t }) => (t === undefined ? [] : [{ kind, t }]));
+}
+
 /**
  * Revokes the tokens of an installation the callback does not store (refused, unreadable, or the
- * store failed), so none stays live at Slack
- * with nobody holding it: per credential the refresh token first (no new access token is minted
- * from it meanwhile), then the access token. Rotating credentials only: with rotation, auth.revoke
- * revokes that one token and leaves the installation alone (slack-api.md §3.8, §4.3), whereas a
- * non-rotating bot token is the workspace's own, shared with whoever else holds it (maybe another
- * connection here), and revoking it would uninstall the app there. Best effort, bounded; never throws.
+ * store failed), so none stays live at Slack with nobody holding it: per credential the refresh
+ * token first (no new access token is minted from it meanwhile), then the access token. Rotating
+ * credentials only: with rotation, auth.revoke revokes that one token and leaves the installation
+ * alone (slack-api.md §3.8, §4.3), whereas a non-rotating bot token is the workspace's own, shared
+ * with whoever else holds it (maybe another connection here), and revoking it would uninstall the
+ * app there. Best effort, bounded; never throws.
  */
-async function revokeRefused(
+async function revokeUnstored(
   provider: SlackProvider,
   i: SlackInstallation,
 ): Promise<Array<{ kind: "bot" | "user"; revoked: boolean | "not_rotating" }>> {
-  const credentials = [
-    ["bot", i.bot],
-    ["user", i.user],
-  ] as const;
   return withTimeout(REVOKE_TIMEOUT_MS, (signal) =>
     Promise.all(
-      credentials
-        .flatMap(([kind, t]) => (t === undefined ? [] : [{ kind, t }]))
-        .map(async ({ kind, t }) => {
-          if (t.refreshToken === null) return { kind, revoked: "not_rotating" as const };
-          let revoked = true;
-          for (const token of [t.refreshToken, t.accessToken]) {
-            const outcome = await provider.revoke(token, signal).catch(() => null);
-            revoked &&= outcome?.kind === "ok";
-          }
-          return { kind, revoked };
-        }),
+      credentialsOf(i).map(async ({ kind, t }) => {
+        if (t.refreshToken === null) return { kind, revoked: "not_rotating" as const };
+        let revoked = true;
+        for (const token of [t.refreshToken, t.accessToken]) {
+          const outcome = await provider.revoke(token, signal).catch(() => null);
+          revoked &&= outcome?.kind === "ok";
+        }
+        return { kind, revoked };
+      }),
     ),
   );
 }
 
 /** Whether the store holds any of the installation's access tokens under connection `id`. */
 async function storedAny(ctx: ServerContext, id: string, i: SlackInstallation): Promise<boolean> {
-  for (const [kind, t] of [
-    ["bot", i.bot],
-    ["user", i.user],
-  ] as const) {
-    if (t === undefined) continue;
+  for (const { kind, t } of credentialsOf(i)) {
     const stored = await ctx.store.getCredential({ connectionId: id, kind });
     if (stored !== null && stored.accessToken.reveal() === t.accessToken.reveal()) return true;
   }
@@ -152,11 +150,7 @@ async function storedAny(ctx: ServerContext, id: string, i: SlackInstallation): 
 
 function importOf(id: string, i: SlackInstallation): ImportInput {
   const credentials: ImportInput["credentials"] = {};
-  for (const [kind, t] of [
-    ["bot", i.bot],
-    ["user", i.user],
-  ] as const) {
-    if (t === undefined) continue;
+  for (const { kind, t } of credentialsOf(i)) {
     credentials[kind] = {
       accessToken: t.accessToken.reveal(),
       ...(t.refreshToken === null ? {} : { refreshToken: t.refreshToken.reveal() }),
@@ -369,7 +363,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       const installation = exchanged.installation;
       const installedId = installationId(installation);
       if (installedId === null) {
-        const revoked = await revokeRefused(slack.provider, installation);
+        const revoked = await revokeUnstored(slack.provider, installation);
         request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
         return failurePage(reply, {
           kind: "transient",
@@ -387,7 +381,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
         if (!owns) {
           // Slack has installed the app there and issued tokens by now: they must not stay live.
-          const revoked = await revokeRefused(slack.provider, installation);
+          const revoked = await revokeUnstored(slack.provider, installation);
           request.log.warn(
             { connectionId: payload.cid, installedId, revoked },
             "reconnect into another workspace refused; its new tokens revoked",
@@ -417,7 +411,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
         // holds would kill a connection that reads active. Unknown (the store still down) is kept.
         if (!(await storedAny(ctx, id, installation).catch(() => true))) {
-          const revoked = await revokeRefused(slack.provider, installation);
+          const revoked = await revokeUnstored(slack.provider, installation);
           request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
         }
         throw error;
