@@ -14,7 +14,7 @@ const TokenString = z.string().min(1).max(8192);
 const MAX_DATE_MS = 8.64e15;
 
 /** Deepest nesting of metadata and provider data (the object itself is level 1). */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 
 type JsonPath = Array<string | number>;
 

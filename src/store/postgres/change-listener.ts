@@ -24,7 +24,7 @@ export const EVERYTHING = "*";
  * grows to the whole table in every process. Past it, every key counts as changed (each cached token
  * is read again once), and the map starts empty.
  */
-export const DEFAULT_MAX_KEYS = 100_000;
+const DEFAULT_MAX_KEYS = 100_000;
 
 /**
  * Turns `NOTIFY` from other processes into cheap, synchronous change stamps.
