@@ -349,6 +349,18 @@ export interface Store {
   getProviderState(provider: string): Promise<ProviderState | null>;
   /** Upserts; returns whether the status changed. */
   setProviderState(state: ProviderState): Promise<boolean>;
+  /**
+   * Sets a `misconfigured` provider back to `ok`, recorded with `clientFingerprint`, when its flag
+   * names other client credentials and no refusal of them was reported since `assertedBeforeMs`: no
+   * live process sends them any more (each reports a refusal at every probe). A flag that names no
+   * credentials, or these, is left alone. Returns whether it lifted the flag.
+   */
+  liftStaleProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    assertedBeforeMs: number,
+    nowMs: number,
+  ): Promise<boolean>;
 
   /**
    * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id
@@ -489,4 +501,10 @@ export interface Provider {
    * the credential does not hold this warden back when it is the right client.
    */
   issuedToThisClient?(providerData: Record<string, unknown>): boolean | undefined;
+  /**
+   * Names the client credentials this provider sends, without revealing them (a truncated hash of the
+   * client id and secret). A provider flag records it: a warden whose credentials differ (the new
+   * secret, mid-rollout) ignores a refusal of the old ones. Without it, every flag applies.
+   */
+  readonly clientFingerprint?: string;
 }

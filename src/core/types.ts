@@ -150,6 +150,13 @@ export interface ProviderState {
   reason: Reason | null;
   lastError: string | null;
   sinceMs: number;
+  /**
+   * The client credentials the status was recorded with (Provider.clientFingerprint); null or absent
+   * when unknown, and then the status holds for every client.
+   */
+  clientFingerprint?: string | null;
+  /** When a refusal was last reported (each report of a `misconfigured` status); null for `ok`. */
+  assertedAtMs?: number | null;
 }
 
 /**

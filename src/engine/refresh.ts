@@ -847,6 +847,8 @@ async function flagProvider(
         reason: "provider_misconfigured",
         lastError: error,
         sinceMs: atMs,
+        clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+        assertedAtMs: atMs,
       })
     : !ctx.flaggedProviders.has(provider);
   ctx.flaggedProviders.add(provider);
@@ -865,5 +867,13 @@ async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: n
   if (!ctx.flaggedProviders.has(provider)) return;
   ctx.flaggedProviders.delete(provider);
   if (!ctx.sharedProviderState) return;
-  await ctx.store.setProviderState({ provider, status: "ok", reason: null, lastError: null, sinceMs: atMs });
+  await ctx.store.setProviderState({
+    provider,
+    status: "ok",
+    reason: null,
+    lastError: null,
+    sinceMs: atMs,
+    clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+    assertedAtMs: null,
+  });
 }

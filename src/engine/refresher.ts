@@ -1,5 +1,6 @@
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
+import { syncProviderFlags } from "./provider-flags.js";
 import { handBack, providerPaused, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
@@ -98,7 +99,7 @@ export class Refresher {
     // Another process may flag (or clear) a provider; a few seconds' lag is harmless, a query per pass is not.
     if (performance.now() >= this.#nextStateSyncAt) {
       this.#nextStateSyncAt = performance.now() + PROVIDER_STATE_SYNC_MS;
-      await this.#syncProviderStates();
+      await syncProviderFlags(ctx);
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy
     let claimed = 0;
@@ -260,15 +261,6 @@ export class Refresher {
       this.#running.delete(work);
       this.#wake();
     });
-  }
-
-  async #syncProviderStates(): Promise<void> {
-    if (!this.#ctx.sharedProviderState) return;
-    for (const name of this.#ctx.providers.keys()) {
-      const state = await this.#ctx.store.getProviderState(name);
-      if (state?.status === "misconfigured") this.#ctx.flaggedProviders.add(name);
-      else this.#ctx.flaggedProviders.delete(name);
-    }
   }
 
   #schedule(delayMs: number): void {

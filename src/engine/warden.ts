@@ -19,6 +19,7 @@ import { cryptoRandom } from "./crypto-random.js";
 import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
 import { openKeyedStore } from "./open-keyed-store.js";
+import { syncProviderFlags } from "./provider-flags.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
@@ -177,9 +178,7 @@ export async function createWarden(options: WardenOptions = {}) {
     reconnectUrl: (connectionId, provider) =>
       publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
   };
-  for (const name of ctx.sharedProviderState ? providers.keys() : []) {
-    if ((await store.getProviderState(name))?.status === "misconfigured") ctx.flaggedProviders.add(name);
-  }
+  await syncProviderFlags(ctx);
 
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);

@@ -270,6 +270,19 @@ export function eventFromRow(row: Row): StoredEvent {
   };
 }
 
+/** A provider state's columns in the order the stores' upserts list them. */
+export function providerStateValues(state: ProviderState): unknown[] {
+  return [
+    state.provider,
+    state.status,
+    state.reason,
+    state.lastError,
+    state.sinceMs,
+    state.clientFingerprint ?? null,
+    state.assertedAtMs ?? null,
+  ];
+}
+
 export function providerStateFromRow(row: Row): ProviderState {
   return {
     provider: text(row, "provider"),
@@ -277,6 +290,8 @@ export function providerStateFromRow(row: Row): ProviderState {
     reason: textOrNull(row, "reason") as Reason | null,
     lastError: textOrNull(row, "last_error"),
     sinceMs: int(row, "since_ms"),
+    clientFingerprint: textOrNull(row, "client_fingerprint"),
+    assertedAtMs: intOrNull(row, "asserted_at_ms"),
   };
 }
 

@@ -26,6 +26,7 @@ import {
   NEW_KEY,
   newKeyOnlySealer,
   OLD_KEY,
+  refusedClient,
   rotatedSealer,
   testSealer,
   tokens,
@@ -1632,6 +1633,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           reason: "provider_misconfigured",
           lastError: "invalid_client_id",
           sinceMs: 2,
+          clientFingerprint: null,
+          assertedAtMs: null,
         });
         expect(
           await store.setProviderState({
@@ -1643,6 +1646,38 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           }),
         ).toBe(true);
         expect((await store.getProviderState("slack"))?.sinceMs).toBe(4);
+      });
+
+      it("lifts a flag only when it names other client credentials and was last reported before the bound", async () => {
+        const flag = (clientFingerprint: string | null, assertedAtMs: number | null) =>
+          store.setProviderState(refusedClient(1_000, { clientFingerprint, assertedAtMs }));
+        await flag("old-secret", 5_000);
+        expect(await store.getProviderState("slack")).toMatchObject({
+          status: "misconfigured",
+          clientFingerprint: "old-secret",
+          assertedAtMs: 5_000,
+        });
+        // Reported at the bound or after: a process still sends those credentials.
+        expect(await store.liftStaleProviderFlag("slack", "new-secret", 5_000, 9_000)).toBe(false);
+        // The flag names the credentials asking: theirs is no stale flag of someone else's.
+        expect(await store.liftStaleProviderFlag("slack", "old-secret", 6_000, 9_000)).toBe(false);
+        expect(await store.liftStaleProviderFlag("gitlab", "new-secret", 6_000, 9_000)).toBe(false);
+        expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
+        expect(await store.liftStaleProviderFlag("slack", "new-secret", 5_001, 9_000)).toBe(true);
+        expect(await store.getProviderState("slack")).toEqual({
+          provider: "slack",
+          status: "ok",
+          reason: null,
+          lastError: null,
+          sinceMs: 9_000,
+          clientFingerprint: "new-secret",
+          assertedAtMs: null,
+        });
+        expect(await store.liftStaleProviderFlag("slack", "newer-secret", 10_000, 11_000)).toBe(false);
+        // A flag that names no credentials (recorded before flags named them) holds for everyone.
+        await flag(null, null);
+        expect(await store.liftStaleProviderFlag("slack", "new-secret", 10_000, 11_000)).toBe(false);
+        expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
       });
     });
 

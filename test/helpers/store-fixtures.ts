@@ -4,6 +4,7 @@ import type {
   NewConnection,
   NewCredential,
   NewEvent,
+  ProviderState,
   TokenSet,
 } from "../../src/core/types.js";
 import { createSealer } from "../../src/crypto/seal.js";
@@ -64,4 +65,19 @@ export function alterCiphertext(sealed: string): string {
     throw new Error("not a v1 sealed value");
   parts[3] = `${ciphertext.startsWith("A") ? "B" : "A"}${ciphertext.slice(1)}`;
   return parts.join(".");
+}
+
+/** Slack's client credentials refused since `atMs` (bad_client_secret), as a provider flag records it. */
+export function refusedClient(
+  atMs: number,
+  named: { clientFingerprint?: string | null; assertedAtMs?: number | null } = {},
+): ProviderState {
+  return {
+    provider: "slack",
+    status: "misconfigured",
+    reason: "provider_misconfigured",
+    lastError: "bad_client_secret",
+    sinceMs: atMs,
+    ...named,
+  };
 }

@@ -3,7 +3,9 @@
 // right client, a flagged provider's probe and `diagnose connection` make of that state.
 import { afterEach, describe, expect, it } from "vitest";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
+import { clientFingerprint } from "../../src/providers/client-fingerprint.js";
 import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
+import { refusedClient } from "../helpers/store-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
@@ -64,17 +66,18 @@ describe.each(STORE_KINDS)("client_id_mismatch as the flagged provider's probe o
     const old = await leftover(h);
     const { id: fine } = await h.installAndImport();
     h.clock.advance(13 * HOUR); // every access token has expired
-    // A deploy with a wrong secret flags the provider (shared state).
-    const wrongSecret = await h.peer({
-      providers: {
-        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "not-the-secret", baseUrl: h.emu.url },
-      },
-    });
-    await wrongSecret.connections.refresh(fine).catch(() => undefined);
-    expect((await h.warden.providerState("slack")).status).toBe("misconfigured");
+    // Slack refused these very client credentials a while ago (the flag names them), so every process
+    // sending them holds back to one probe a minute.
+    const { clientId, clientSecret } = h.emu.demoApp;
+    await h.store.setProviderState(
+      refusedClient(h.clock.now(), {
+        clientFingerprint: clientFingerprint(clientId, clientSecret),
+        assertedAtMs: h.clock.now(),
+      }),
+    );
 
-    // The secret is fixed; a new process starts (it reads the flag) and its probe happens to be the
-    // leftover credential: Slack accepted our client id and secret and refused only that token.
+    // A new process starts (it reads the flag) and its probe happens to be the leftover credential:
+    // Slack accepted our client id and secret and refused only that token.
     const right = await h.peer();
     // (Its access token has expired, so the forced refresh throws rather than answering refreshed: false.)
     await expect(right.connections.refresh(old)).rejects.toMatchObject({ reason: "provider_misconfigured" });

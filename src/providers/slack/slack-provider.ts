@@ -11,6 +11,7 @@ import type { CheckOutcome, Clock, Provider, RefreshInput, RefreshOutcome } from
 import { expiryAfter } from "../../core/refresh-policy.js";
 import { Secret } from "../../core/secret.js";
 import type { Classification, CredentialKind, TokenSet } from "../../core/types.js";
+import { clientFingerprint } from "../client-fingerprint.js";
 import { requestFetch } from "../request-fetch.js";
 import { classifySlackError } from "./slack-errors.js";
 
@@ -458,6 +459,8 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
       const issuedTo = providerData[CLIENT_ID_KEY];
       return typeof issuedTo === "string" ? issuedTo === clientId : undefined;
     },
+
+    clientFingerprint: clientFingerprint(clientId, clientSecret.reveal()),
 
     authorizeUrl(o: AuthorizeUrlOptions): string {
       const params = new URLSearchParams({ client_id: clientId, scope: o.scopes.join(",") });

@@ -82,6 +82,7 @@ import {
   mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
+  providerStateValues,
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
@@ -785,17 +786,36 @@ export class PostgresStore implements Store {
       );
       // since_ms is when the current status began: an unchanged status keeps it.
       await c.query(
-        `INSERT INTO ${t} AS p (provider, status, reason, last_error, since_ms) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO ${t} AS p (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
            since_ms = CASE WHEN p.status = excluded.status THEN p.since_ms ELSE excluded.since_ms END,
-           status = excluded.status`,
-        [state.provider, state.status, state.reason, state.lastError, state.sinceMs],
+           status = excluded.status, client_fingerprint = excluded.client_fingerprint,
+           asserted_at_ms = excluded.asserted_at_ms`,
+        providerStateValues(state),
       );
       // A provider never seen is implicitly ok.
       const changed = (rows[0]?.status ?? "ok") !== state.status;
       if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });
+  }
+
+  async liftStaleProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    assertedBeforeMs: number,
+    nowMs: number,
+  ): Promise<boolean> {
+    const r = await this.#query("liftStaleProviderFlag", (c) =>
+      c.query(
+        `UPDATE ${this.#t.providerStates} SET status = 'ok', reason = NULL, last_error = NULL, since_ms = $4,
+           client_fingerprint = $2, asserted_at_ms = NULL
+         WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint <> $2 AND asserted_at_ms < $3`,
+        [provider, clientFingerprint, assertedBeforeMs, nowMs],
+      ),
+    );
+    return (r.rowCount ?? 0) > 0;
   }
 
   async checkKeyRing(): Promise<void> {

@@ -82,6 +82,7 @@ import {
   mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
+  providerStateValues,
   recordFromRow,
   unreadableCredential,
 } from "../row-mapping.js";
@@ -559,16 +560,36 @@ export class SqliteStore implements Store {
       );
       // since_ms is when the current status began: an unchanged status keeps it.
       this.#stmt(
-        `INSERT INTO provider_states (provider, status, reason, last_error, since_ms) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO provider_states (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
            since_ms = CASE WHEN provider_states.status = excluded.status THEN provider_states.since_ms ELSE excluded.since_ms END,
-           status = excluded.status`,
-      ).run(state.provider, state.status, state.reason, state.lastError, state.sinceMs);
+           status = excluded.status, client_fingerprint = excluded.client_fingerprint,
+           asserted_at_ms = excluded.asserted_at_ms`,
+      ).run(...providerStateValues(state));
       // A provider never seen is implicitly ok.
       const changed = (old?.status ?? "ok") !== state.status;
       if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });
+  }
+
+  async liftStaleProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    assertedBeforeMs: number,
+    nowMs: number,
+  ): Promise<boolean> {
+    return this.#write(
+      "liftStaleProviderFlag",
+      () =>
+        this.#stmt(
+          `UPDATE provider_states SET status = 'ok', reason = NULL, last_error = NULL, since_ms = @nowMs,
+             client_fingerprint = @clientFingerprint, asserted_at_ms = NULL
+           WHERE provider = @provider AND status = 'misconfigured' AND client_fingerprint <> @clientFingerprint
+             AND asserted_at_ms < @assertedBeforeMs`,
+        ).run({ provider, clientFingerprint, assertedBeforeMs, nowMs }).changes > 0,
+    );
   }
 
   async checkKeyRing(): Promise<void> {
