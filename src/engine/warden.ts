@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { TokenwardenError } from "../core/errors.js";
+import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
@@ -205,11 +205,28 @@ export async function createWarden(options: WardenOptions = {}) {
           });
           continue;
         }
-        const r = await refreshCredential(
-          ctx,
-          { connectionId, kind },
-          { freshUntilMs: Number.MAX_SAFE_INTEGER, ignoreBackoff: true },
-        );
+        let r: Awaited<ReturnType<typeof refreshCredential>>;
+        try {
+          r = await refreshCredential(
+            ctx,
+            { connectionId, kind },
+            { freshUntilMs: Number.MAX_SAFE_INTEGER, ignoreBackoff: true },
+          );
+        } catch (error) {
+          // A credential's own outcome (dead, an outage) thrown because its token has expired is still
+          // this credential's row: a throw would lose the rows of the credentials refreshed and stored
+          // before it. Anything else (the store, an unknown id, the provider) throws.
+          if (!isRefreshOutcome(error)) throw error;
+          const stored = (await base.get(connectionId)).credentials.find((c) => c.kind === kind);
+          results.push({
+            kind,
+            refreshed: false,
+            error: stored?.lastError ?? (error instanceof NeedsReauthError ? error.reason : error.code),
+            expiresAt:
+              stored === undefined || stored.expiresAtMs === null ? null : new Date(stored.expiresAtMs),
+          });
+          continue;
+        }
         results.push({
           kind,
           refreshed: r.failure === undefined,
@@ -372,4 +389,13 @@ async function warnOfClockOffset(store: Store, logger: Logger): Promise<void> {
     { offsetMs: Math.round(offsetMs) },
     `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? "behind" : "ahead of"} the database's: refresh leases assume hosts' clocks agree within a few seconds (keep them synced, e.g. NTP), or one instance may take over another's live refresh`,
   );
+}
+
+/**
+ * An error that tells what became of a credential's refresh (dead, or an outage), not that it could
+ * not be tried: `provider_misconfigured` (the provider is not configured here, or is flagged) is about
+ * every credential of the provider, and still throws.
+ */
+function isRefreshOutcome(error: unknown): error is NeedsReauthError | ProviderUnavailableError {
+  return error instanceof NeedsReauthError || error instanceof ProviderUnavailableError;
 }

@@ -327,7 +327,8 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const { id } = await h.installAndImport();
     const peer = await warmPeer(h, id);
     h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: id });
-    await expect(h.warden.connections.refresh(id)).rejects.toBeInstanceOf(NeedsReauthError);
+    expect((await h.warden.connections.refresh(id))[0]).toMatchObject({ refreshed: false });
+    expect((await h.warden.connections.get(id)).status).toBe("needs_reauth");
     await eventually(
       () => peer.cachedToken(id, { kind: "bot" }),
       (t) => t === null,
