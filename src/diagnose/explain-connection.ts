@@ -24,6 +24,11 @@ export interface ConnectionObservation {
    */
   refreshInDoubt: CredentialKind[];
   providerState: ProviderState | null;
+  /**
+   * The provider flag names client credentials other than the ones this diagnosis runs with (a
+   * process still on an old secret): it holds back only the processes sending those.
+   */
+  flagNamesOtherCredentials?: boolean;
   nowMs: number;
   context: FixContext;
 }
@@ -120,8 +125,20 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
           : ("unknown" as const),
     rotating: credential?.hasRefreshToken ?? false,
   };
+  const flag = o.providerState?.status === "misconfigured" ? o.providerState : null;
+  const othersFlag = flag !== null && o.flagNamesOtherCredentials === true ? flag : null;
+  const ourFlag = othersFlag === null ? flag : null;
+  const othersCause = othersFlag
+    ? [
+        cause(
+          "client_credentials_mismatch",
+          "low",
+          `Since ${iso(othersFlag.sinceMs)} Slack refuses client credentials other than the ones configured here (${othersFlag.lastError ?? "unknown"}), as another process reported (one still on an old secret?). It holds back only the processes that send them; the flag is lifted three minutes after the last such report.`,
+        ),
+      ]
+    : [];
   const done = (diagnosis: Omit<Diagnosis, "token">): ConnectionExplanation => ({
-    diagnosis: { ...diagnosis, token, causes: rankCauses(diagnosis.causes) },
+    diagnosis: { ...diagnosis, token, causes: rankCauses([...diagnosis.causes, ...othersCause]) },
     timeline,
     credential: credential?.kind ?? null,
   });
@@ -129,16 +146,16 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
   // The provider flag explains a credential that should work but cannot be refreshed; a dead one
   // stays dead whatever the client credentials, so its own story (and fix) comes first.
   const misconfigured = (): ConnectionExplanation | null =>
-    o.providerState?.status === "misconfigured"
+    ourFlag !== null
       ? done({
           verdict: "misconfigured",
           refreshable: false,
-          error: o.providerState.lastError,
+          error: ourFlag.lastError,
           causes: [
             cause(
               "client_credentials_mismatch",
               "high",
-              `Since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}). Refreshes are held back; the connection's refresh tokens were not spent and will work once the credentials are fixed.`,
+              `Since ${iso(ourFlag.sinceMs)} Slack refuses our client credentials (${ourFlag.lastError ?? "unknown"}). Refreshes are held back; the connection's refresh tokens were not spent and will work once the credentials are fixed.`,
             ),
           ],
           fix: [FIX.fixClientCredentials(), FIX.checkApp(context), FIX.refreshAndPersist(context)],
@@ -164,7 +181,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     // Still worth saying when the provider is flagged too: the reconnect's code exchange needs
     // the right client credentials, so they are fixed first.
     const dead = (d: Omit<Diagnosis, "token">): ConnectionExplanation =>
-      o.providerState?.status === "misconfigured"
+      ourFlag !== null
         ? done({
             ...d,
             causes: [
@@ -172,7 +189,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
               cause(
                 "client_credentials_mismatch",
                 "low",
-                `Also, since ${iso(o.providerState.sinceMs)} Slack refuses our client credentials (${o.providerState.lastError ?? "unknown"}); that did not kill this credential, but a reconnect needs them right.`,
+                `Also, since ${iso(ourFlag.sinceMs)} Slack refuses our client credentials (${ourFlag.lastError ?? "unknown"}); that did not kill this credential, but a reconnect needs them right.`,
               ),
             ],
             fix: [FIX.fixClientCredentials(), ...d.fix],

@@ -1,6 +1,7 @@
 // Issue 5's scenario suite: each cause reproduced in the emulator, diagnosed by the same
 // functions the CLI calls, checking verdict, refreshable, the leading cause, and that no
 // refresh token was spent unless asked (the emulator counts every presentation).
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diagnoseApp } from "../../src/cli/diagnose/diagnose-app.js";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
@@ -8,6 +9,7 @@ import { diagnoseToken } from "../../src/cli/diagnose/diagnose-token.js";
 import type { Diagnosis } from "../../src/diagnose/diagnosis.js";
 import { iso } from "../../src/diagnose/explain-connection.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
+import { clientFingerprint } from "../../src/providers/client-fingerprint.js";
 import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
 
 let h: EngineHarness;
@@ -431,7 +433,8 @@ describe("diagnose connection, from the stored timeline", () => {
     // The integration we migrated from still runs and refreshes with its copy.
     await spendElsewhere(body["refresh_token"] as string);
     advance(600);
-    await expect(h.warden.connections.refresh(id)).rejects.toMatchObject({ code: "needs_reauth" });
+    expect(await h.warden.connections.refresh(id)).toMatchObject([{ refreshed: false }]);
+    expect((await h.warden.connections.get(id)).status).toBe("needs_reauth");
     const d = await connectionDiagnosis(id);
     expectDiagnosis(d, "invalid", false, "refresh_token_reused");
     expect(d.causes[0]?.explanation).toMatch(/already been spent elsewhere/);
@@ -447,7 +450,10 @@ describe("diagnose connection, from the stored timeline", () => {
     advance(3_600);
     await spendElsewhere(body["refresh_token"] as string);
     advance(600);
-    await expect(h.warden.connections.refresh(id)).rejects.toMatchObject({ reason: "invalid_refresh_token" });
+    expect(await h.warden.connections.refresh(id)).toMatchObject([
+      { refreshed: false, error: "invalid_refresh_token" },
+    ]);
+    expect((await h.warden.connections.get(id)).reason).toBe("invalid_refresh_token");
     const d = await connectionDiagnosis(id);
     expectDiagnosis(d, "invalid", false, "refresh_token_reused");
     expect(d.causes[0]?.explanation).not.toMatch(/uninstalled/);
@@ -490,7 +496,8 @@ describe("diagnose connection, from the stored timeline", () => {
     expect(first[0]?.refreshed).toBe(false);
     h.emu.control.advance(600);
     h.clock.advance(600_000);
-    await expect(h.warden.connections.refresh(id)).rejects.toMatchObject({ reason: "refresh_response_lost" });
+    expect(await h.warden.connections.refresh(id)).toMatchObject([{ refreshed: false }]);
+    expect((await h.warden.connections.get(id)).reason).toBe("refresh_response_lost");
     const r = await diagnoseConnection({
       id,
       store: h.store,
@@ -550,6 +557,37 @@ describe("diagnose connection, from the stored timeline", () => {
       { refreshed: false, error: "bad_client_secret" },
     ]);
     expectDiagnosis(await connectionDiagnosis(id), "misconfigured", false, "client_credentials_mismatch");
+    await setSlackState(h, "ok");
+  });
+
+  it("a flag of other client credentials (a process still on an old secret) is named, not blamed", async () => {
+    const { id } = await h.installAndImport();
+    const oldSecret = "0".repeat(32);
+    const bad = await h.peer({
+      providers: { slack: { clientId: h.emu.demoApp.clientId, clientSecret: oldSecret, baseUrl: h.emu.url } },
+    });
+    await bad.connections.refresh(id);
+    const diagnose = async (secret: string) =>
+      (
+        await diagnoseConnection({
+          id,
+          store: h.store,
+          warden: h.warden,
+          baseUrl: h.emu.url,
+          nowMs: h.clock.now(),
+          clientFingerprint: clientFingerprint(h.emu.demoApp.clientId, secret),
+        })
+      ).diagnosis;
+    // Run with the credentials that work: the connection is fine, and the flag is named as another
+    // process's problem.
+    const ours = await diagnose(h.emu.demoApp.clientSecret);
+    expect(ours.verdict).not.toBe("misconfigured");
+    expect(ours.causes.find((c) => c.code === "client_credentials_mismatch")).toMatchObject({
+      likelihood: "low",
+    });
+    expect(JSON.stringify(ours)).not.toContain(oldSecret);
+    // Run with the refused ones: that is this deployment's problem.
+    expectDiagnosis(await diagnose(oldSecret), "misconfigured", false, "client_credentials_mismatch");
     await setSlackState(h, "ok");
   });
 

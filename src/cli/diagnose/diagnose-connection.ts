@@ -12,6 +12,8 @@ export interface DiagnoseConnectionOptions {
   nowMs: number;
   /** How many events to read, newest first. */
   eventLimit?: number;
+  /** The client credentials this command runs with (Provider.clientFingerprint), when configured. */
+  clientFingerprint?: string;
 }
 
 export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<ConnectionExplanation> {
@@ -29,6 +31,10 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
     events,
     refreshInDoubt,
     providerState,
+    flagNamesOtherCredentials:
+      o.clientFingerprint !== undefined &&
+      typeof providerState?.clientFingerprint === "string" &&
+      providerState.clientFingerprint !== o.clientFingerprint,
     nowMs: o.nowMs,
     context: { baseUrl: o.baseUrl },
   });
