@@ -9,6 +9,12 @@ export type { EngineTimings } from "./engine/context.js";
 export type { AccessToken, GetTokenOptions } from "./engine/get-token.js";
 export type { ImportInput } from "./engine/import-input.js";
 export type { RefresherOptions } from "./engine/refresher.js";
-export { createWarden, type SlackProviderOptions, type Warden, type WardenOptions } from "./engine/warden.js";
+export {
+  createWarden,
+  type SlackProviderOptions,
+  type Warden,
+  type WardenOptions,
+  type WardenProviderState,
+} from "./engine/warden.js";
 export type * from "./engine/warden-events.js";
 export type { WithTokenOptions } from "./engine/with-token.js";

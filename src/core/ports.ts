@@ -350,17 +350,17 @@ export interface Store {
   /** Upserts; returns whether the status changed. */
   setProviderState(state: ProviderState): Promise<boolean>;
   /**
-   * Sets a `misconfigured` provider back to `ok`, recorded with `clientFingerprint`, when its flag
-   * names other client credentials and no refusal of them was reported since `assertedBeforeMs`: no
-   * live process sends them any more (each reports a refusal at every probe). A flag that names no
-   * credentials, or these, is left alone. Returns whether it lifted the flag.
+   * Sets a `misconfigured` provider back to `ok`, recorded with `lift.clientFingerprint`; returns
+   * whether it did. Without `staleBeforeMs` these credentials just worked: it lifts a flag that names
+   * them or names none (a null fingerprint lifts any). With it, a flag that names other credentials
+   * and was last reported before then: no process still sending them is running.
    */
-  liftStaleProviderFlag(
+  liftProviderFlag(
     provider: string,
-    clientFingerprint: string,
-    assertedBeforeMs: number,
-    nowMs: number,
+    lift: { clientFingerprint: string | null; nowMs: number; staleBeforeMs?: number },
   ): Promise<boolean>;
+  /** A process still refused reports it again: dates a flag that names its credentials `nowMs`. */
+  reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean>;
 
   /**
    * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id

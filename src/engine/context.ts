@@ -60,8 +60,16 @@ export interface EngineContext {
   flaggedProviders: Set<string>;
   /** Whether provider flags are read from and written to the store (WardenOptions.providerState). */
   sharedProviderState: boolean;
+  /**
+   * Providers whose client credentials were refused to this process itself: held back until its own
+   * probe succeeds, whatever the shared state says meanwhile (another process may overwrite or lift a
+   * flag that names other credentials).
+   */
+  refusedHere: Set<string>;
   /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */
   providerProbeAtMs: Map<string, number>;
+  /** Per flagged provider, when the refresher (any pass of this process's) may next take a probe. */
+  refresherProbeAtMs: Map<string, number>;
   /**
    * Per provider rate limiting our refreshes (a 429 on the token endpoint, which Slack limits per
    * app): until when, and the provider's error. Refreshes on demand and in the background alike wait.

@@ -2,12 +2,18 @@ import type { Provider } from "../core/ports.js";
 import type { ProviderState } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 
+/** A flagged provider's probe from callers: one refresh per process every 10 s. */
+export const CALLER_PROBE_MS = 10_000;
+/** A flagged provider's probe from the refresher: one a minute per process, however many passes run. */
+export const REFRESHER_PROBE_MS = 60_000;
+
 /**
- * A flag of other client credentials that nobody has reported again for this long is stale: a process
- * whose credentials are refused reports again at each probe (one a minute while it has due work), so
- * after three minutes of silence none is left running, and the rollout that replaced it is over.
+ * A flag of other client credentials that nobody has reported again for this long is stale. A process
+ * whose credentials are refused reports again at every sync of its refresher (5 s) and at every probe,
+ * so five minutes of silence means none is left running; the margin also absorbs clocks a few minutes
+ * apart (a report is dated by its sender's clock, its age judged by the reader's).
  */
-export const STALE_FLAG_MS = 3 * 60_000;
+export const STALE_FLAG_MS = 5 * 60_000;
 
 /**
  * Whether a stored `misconfigured` state holds this warden's provider back: it does when it names the
@@ -23,26 +29,91 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
 }
 
 /**
- * Reads each provider's shared state into this process's flags. A flag of other client credentials
- * that no process has reported for STALE_FLAG_MS is lifted, unless this warden's own credentials were
- * flagged here.
+ * The provider refused this process's client credentials: it holds back (probes only) until its own
+ * probe succeeds, and records the flag, naming these credentials. The error log and the
+ * `provider_misconfigured` emission come once per process when it is first refused, and whenever the
+ * shared status changes (the store then queues the webhook).
+ */
+export async function flagProvider(
+  ctx: EngineContext,
+  provider: string,
+  error: string,
+  atMs: number,
+): Promise<void> {
+  const fresh = !ctx.refusedHere.has(provider);
+  ctx.refusedHere.add(provider);
+  ctx.flaggedProviders.add(provider);
+  ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
+  ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
+  const changed =
+    ctx.sharedProviderState &&
+    (await ctx.store.setProviderState({
+      provider,
+      status: "misconfigured",
+      reason: "provider_misconfigured",
+      lastError: error,
+      sinceMs: atMs,
+      clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+      assertedAtMs: atMs,
+    }));
+  if (changed || fresh) {
+    ctx.logger.error(
+      { provider, error },
+      "provider rejected our client credentials; connections left untouched",
+    );
+    ctx.events.emit("provider_misconfigured", { provider, error, atMs });
+  }
+}
+
+/**
+ * A refresh of a flagged provider went through (its probe): these credentials work. Lifts the shared
+ * flag only when it names them or none: a flag of other credentials (a process still on an old
+ * secret) is theirs to lift.
+ */
+export async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
+  // Checked in memory: a store read per refresh would tax every refresh for a rare state.
+  if (!ctx.flaggedProviders.has(provider)) return;
+  ctx.flaggedProviders.delete(provider);
+  ctx.refusedHere.delete(provider);
+  if (!ctx.sharedProviderState) return;
+  await ctx.store.liftProviderFlag(provider, {
+    clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+    nowMs: atMs,
+  });
+}
+
+/**
+ * Reads each provider's shared state into this process's flags (at startup and at each refresher
+ * sync). A process refused itself stays flagged whatever the store says, and reports the refusal
+ * again (a heartbeat, so its flag never looks stale while it runs). Otherwise a flag of other client
+ * credentials that no process has reported for STALE_FLAG_MS is lifted.
  */
 export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
   if (!ctx.sharedProviderState) return;
   for (const [name, provider] of ctx.providers) {
+    const ours = provider.clientFingerprint;
+    const now = ctx.clock.now();
+    if (ctx.refusedHere.has(name)) {
+      ctx.flaggedProviders.add(name);
+      if (ours !== undefined) await ctx.store.reassertProviderFlag(name, ours, now);
+      continue;
+    }
     const state = await ctx.store.getProviderState(name);
     if (flagApplies(state, provider)) {
       ctx.flaggedProviders.add(name);
       continue;
     }
-    const wasFlagged = ctx.flaggedProviders.delete(name);
-    const ours = provider.clientFingerprint;
-    if (state?.status !== "misconfigured" || ours === undefined || wasFlagged) continue;
-    const now = ctx.clock.now();
-    if (await ctx.store.liftStaleProviderFlag(name, ours, now - STALE_FLAG_MS, now)) {
+    ctx.flaggedProviders.delete(name);
+    if (state?.status !== "misconfigured" || ours === undefined) continue;
+    const lifted = await ctx.store.liftProviderFlag(name, {
+      clientFingerprint: ours,
+      nowMs: now,
+      staleBeforeMs: now - STALE_FLAG_MS,
+    });
+    if (lifted) {
       ctx.logger.info(
         { provider: name },
-        "lifted a provider flag of other client credentials that no process has reported refused for three minutes",
+        "lifted a provider flag of other client credentials that no process has reported refused for five minutes",
       );
     }
   }

@@ -22,6 +22,7 @@ import type {
 import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
+import { CALLER_PROBE_MS, flagProvider, markProviderHealthy } from "./provider-flags.js";
 import { withTimeout } from "./timeout.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
@@ -339,8 +340,7 @@ async function settleWithoutSpending(
   }
   // This caller sends: it is the probe. Taken only here, so a caller handed back above (in backoff,
   // or paused) does not use up the slot of one that would have probed.
-  if (ctx.flaggedProviders.has(c.provider))
-    ctx.providerProbeAtMs.set(c.provider, now + MISCONFIGURED_PROBE_MS);
+  if (ctx.flaggedProviders.has(c.provider)) ctx.providerProbeAtMs.set(c.provider, now + CALLER_PROBE_MS);
   return null;
 }
 
@@ -763,8 +763,6 @@ async function failClaim(
   );
 }
 
-const MISCONFIGURED_PROBE_MS = 10_000;
-
 /**
  * The backoff ceiling while a refresh token's fate is unknown (an answer lost, a timeout, a holder
  * that died). Slack honours a used refresh token only for a short grace period (minutes, §3.4), so a
@@ -832,48 +830,4 @@ export function announce(
   } else if (transition === "recovered") {
     ctx.events.emit("recovered", { connectionId, provider, kind, atMs });
   }
-}
-
-async function flagProvider(
-  ctx: EngineContext,
-  provider: string,
-  error: string,
-  atMs: number,
-): Promise<void> {
-  const changed = ctx.sharedProviderState
-    ? await ctx.store.setProviderState({
-        provider,
-        status: "misconfigured",
-        reason: "provider_misconfigured",
-        lastError: error,
-        sinceMs: atMs,
-        clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
-        assertedAtMs: atMs,
-      })
-    : !ctx.flaggedProviders.has(provider);
-  ctx.flaggedProviders.add(provider);
-  ctx.providerProbeAtMs.set(provider, atMs + MISCONFIGURED_PROBE_MS);
-  if (changed) {
-    ctx.logger.error(
-      { provider, error },
-      "provider rejected our client credentials; connections left untouched",
-    );
-    ctx.events.emit("provider_misconfigured", { provider, error, atMs });
-  }
-}
-
-async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
-  // Checked in memory: a store read per refresh would tax every refresh for a rare state.
-  if (!ctx.flaggedProviders.has(provider)) return;
-  ctx.flaggedProviders.delete(provider);
-  if (!ctx.sharedProviderState) return;
-  await ctx.store.setProviderState({
-    provider,
-    status: "ok",
-    reason: null,
-    lastError: null,
-    sinceMs: atMs,
-    clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
-    assertedAtMs: null,
-  });
 }

@@ -4,7 +4,8 @@ import { syncProviderFlags } from "./provider-flags.js";
 import { handBack, providerPaused, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
-const MISCONFIGURED_PROBE_MS = 60_000;
+/** A flagged provider's refresher probe: one a minute per process, however many passes run. */
+export const REFRESHER_PROBE_MS = 60_000;
 const PROVIDER_STATE_SYNC_MS = 5_000;
 
 export interface RefresherOptions {
@@ -40,7 +41,6 @@ export class Refresher {
   readonly #intervalMs: number;
   readonly #concurrency: number;
   readonly #inFlight = new Map<string, number>();
-  readonly #probeAt = new Map<string, number>();
   #nextStateSyncAt = 0;
   readonly #running = new Set<Promise<void>>();
   /**
@@ -179,8 +179,9 @@ export class Refresher {
     let free: number;
     if (this.#ctx.flaggedProviders.has(provider)) {
       // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
-      if (!probe || now < (this.#probeAt.get(provider) ?? 0)) return 0;
-      this.#probeAt.set(provider, now + MISCONFIGURED_PROBE_MS);
+      const probeAt = this.#ctx.refresherProbeAtMs;
+      if (!probe || now < (probeAt.get(provider) ?? 0)) return 0;
+      probeAt.set(provider, now + REFRESHER_PROBE_MS);
       free = 1;
     } else {
       // The free slots, and as many again claimed ahead to start when slots free up.

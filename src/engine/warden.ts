@@ -19,7 +19,7 @@ import { cryptoRandom } from "./crypto-random.js";
 import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
 import { openKeyedStore } from "./open-keyed-store.js";
-import { syncProviderFlags } from "./provider-flags.js";
+import { flagApplies, syncProviderFlags } from "./provider-flags.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
@@ -36,6 +36,9 @@ export interface SlackProviderOptions {
   /** Slack's origin; `/api/*` and `/oauth/v2/authorize` live below it. Point it at the emulator in tests. */
   baseUrl?: string;
 }
+
+/** `warden.providerState()`: the stored state, every field present, and whether it holds this warden back. */
+export type WardenProviderState = Required<ProviderState> & { appliesHere: boolean };
 
 export interface WardenOptions {
   /** `sqlite:PATH` or `postgres://…`; default `TOKENWARDEN_DATABASE_URL`, else `sqlite:./tokenwarden.db`. */
@@ -171,8 +174,10 @@ export async function createWarden(options: WardenOptions = {}) {
     ),
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
+    refusedHere: new Set(),
     sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
+    refresherProbeAtMs: new Map(),
     providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
@@ -317,18 +322,29 @@ export async function createWarden(options: WardenOptions = {}) {
         throw new TokenwardenError("invalid_input", "pruneEvents: before must be a valid Date");
       return pruneEventsInBatches(openStoreRef, beforeMs, { batchSize: options.batchSize ?? 1_000 });
     },
-    async providerState(provider: string): Promise<ProviderState> {
-      if (!providers.has(provider))
+    /**
+     * The provider's shared state, and whether it holds this warden back (`appliesHere`): a flag of
+     * other client credentials (a process still on an old secret) is `misconfigured` in the store
+     * but does not hold back a warden whose own credentials work.
+     */
+    async providerState(provider: string): Promise<WardenProviderState> {
+      const configured = providers.get(provider);
+      if (configured === undefined)
         throw new TokenwardenError("not_found", `provider "${provider}" is not configured`);
-      return (
-        (await openStoreRef.getProviderState(provider)) ?? {
-          provider,
-          status: "ok",
-          reason: null,
-          lastError: null,
-          sinceMs: 0,
-        }
-      );
+      const stored = await openStoreRef.getProviderState(provider);
+      const appliesHere = ctx.sharedProviderState
+        ? ctx.refusedHere.has(provider) || flagApplies(stored, configured)
+        : ctx.flaggedProviders.has(provider);
+      return {
+        provider,
+        status: stored?.status ?? "ok",
+        reason: stored?.reason ?? null,
+        lastError: stored?.lastError ?? null,
+        sinceMs: stored?.sinceMs ?? 0,
+        clientFingerprint: stored?.clientFingerprint ?? null,
+        assertedAtMs: stored?.assertedAtMs ?? null,
+        appliesHere,
+      };
     },
     /** Cache counters of the token hot path. */
     stats: () => ctx.cache.stats(),

@@ -1648,9 +1648,11 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getProviderState("slack"))?.sinceMs).toBe(4);
       });
 
-      it("lifts a flag only when it names other client credentials and was last reported before the bound", async () => {
+      it("lifts a stale flag only when it names other client credentials, last reported before the bound", async () => {
         const flag = (clientFingerprint: string | null, assertedAtMs: number | null) =>
           store.setProviderState(refusedClient(1_000, { clientFingerprint, assertedAtMs }));
+        const stale = (provider: string, clientFingerprint: string, staleBeforeMs: number) =>
+          store.liftProviderFlag(provider, { clientFingerprint, nowMs: 9_000, staleBeforeMs });
         await flag("old-secret", 5_000);
         expect(await store.getProviderState("slack")).toMatchObject({
           status: "misconfigured",
@@ -1658,12 +1660,16 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           assertedAtMs: 5_000,
         });
         // Reported at the bound or after: a process still sends those credentials.
-        expect(await store.liftStaleProviderFlag("slack", "new-secret", 5_000, 9_000)).toBe(false);
+        expect(await stale("slack", "new-secret", 5_000)).toBe(false);
         // The flag names the credentials asking: theirs is no stale flag of someone else's.
-        expect(await store.liftStaleProviderFlag("slack", "old-secret", 6_000, 9_000)).toBe(false);
-        expect(await store.liftStaleProviderFlag("gitlab", "new-secret", 6_000, 9_000)).toBe(false);
+        expect(await stale("slack", "old-secret", 6_000)).toBe(false);
+        expect(await stale("gitlab", "new-secret", 6_000)).toBe(false);
+        // A process still refused reports again: the flag is fresh once more.
+        expect(await store.reassertProviderFlag("slack", "new-secret", 7_000)).toBe(false);
+        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000)).toBe(true);
+        expect(await stale("slack", "new-secret", 6_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
-        expect(await store.liftStaleProviderFlag("slack", "new-secret", 5_001, 9_000)).toBe(true);
+        expect(await stale("slack", "new-secret", 7_001)).toBe(true);
         expect(await store.getProviderState("slack")).toEqual({
           provider: "slack",
           status: "ok",
@@ -1673,11 +1679,36 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           clientFingerprint: "new-secret",
           assertedAtMs: null,
         });
-        expect(await store.liftStaleProviderFlag("slack", "newer-secret", 10_000, 11_000)).toBe(false);
-        // A flag that names no credentials (recorded before flags named them) holds for everyone.
+        expect(await stale("slack", "newer-secret", 10_000)).toBe(false);
+        expect(await store.reassertProviderFlag("slack", "new-secret", 10_000)).toBe(false);
+        // A flag that names no credentials (recorded before flags named them) is never stale.
         await flag(null, null);
-        expect(await store.liftStaleProviderFlag("slack", "new-secret", 10_000, 11_000)).toBe(false);
+        expect(await stale("slack", "new-secret", 10_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
+      });
+
+      it("lifts, after a success, a flag that names the credentials that worked or none, never another's", async () => {
+        const works = (clientFingerprint: string | null) =>
+          store.liftProviderFlag("slack", { clientFingerprint, nowMs: 9_000 });
+        await store.setProviderState(refusedClient(1_000, { clientFingerprint: "old", assertedAtMs: 1_000 }));
+        expect(await works("new")).toBe(false);
+        expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
+        expect(await works("old")).toBe(true);
+        expect(await store.getProviderState("slack")).toMatchObject({ status: "ok", sinceMs: 9_000 });
+        expect(await works("old")).toBe(false); // nothing to lift
+        await store.setProviderState(refusedClient(1_000));
+        expect(await works("new")).toBe(true);
+        await store.setProviderState(refusedClient(1_000, { clientFingerprint: "old", assertedAtMs: 1_000 }));
+        expect(await works(null)).toBe(true); // a provider that cannot name its credentials
+      });
+
+      it("reports one change for concurrent first flags, whatever the store's locking", async () => {
+        const changed = await Promise.all(
+          Array.from({ length: 8 }, () =>
+            store.setProviderState(refusedClient(1_000, { clientFingerprint: "old", assertedAtMs: 1_000 })),
+          ),
+        );
+        expect(changed.filter(Boolean)).toHaveLength(1);
       });
     });
 

@@ -9,7 +9,7 @@ import { diagnoseToken } from "../../src/cli/diagnose/diagnose-token.js";
 import type { Diagnosis } from "../../src/diagnose/diagnosis.js";
 import { iso } from "../../src/diagnose/explain-connection.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
-import { clientFingerprint } from "../../src/providers/client-fingerprint.js";
+import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, grantTokens, openEngineHarness } from "../helpers/engine-harness.js";
 
 let h: EngineHarness;
@@ -83,12 +83,12 @@ async function setSlackState(harness: EngineHarness, status: "ok" | "misconfigur
   });
 }
 
-async function connectionDiagnosis(id: string): Promise<Diagnosis> {
+async function connectionDiagnosis(id: string, warden: Warden = h.warden): Promise<Diagnosis> {
   const before = presentations();
   const r = await diagnoseConnection({
     id,
     store: h.store,
-    warden: h.warden,
+    warden,
     baseUrl: h.emu.url,
     nowMs: h.clock.now(),
   });
@@ -556,7 +556,13 @@ describe("diagnose connection, from the stored timeline", () => {
     expect(await bad.connections.refresh(id)).toMatchObject([
       { refreshed: false, error: "bad_client_secret" },
     ]);
-    expectDiagnosis(await connectionDiagnosis(id), "misconfigured", false, "client_credentials_mismatch");
+    // Diagnosed where that secret is configured (this deployment's own problem).
+    expectDiagnosis(
+      await connectionDiagnosis(id, bad),
+      "misconfigured",
+      false,
+      "client_credentials_mismatch",
+    );
     await setSlackState(h, "ok");
   });
 
@@ -567,27 +573,21 @@ describe("diagnose connection, from the stored timeline", () => {
       providers: { slack: { clientId: h.emu.demoApp.clientId, clientSecret: oldSecret, baseUrl: h.emu.url } },
     });
     await bad.connections.refresh(id);
-    const diagnose = async (secret: string) =>
-      (
-        await diagnoseConnection({
-          id,
-          store: h.store,
-          warden: h.warden,
-          baseUrl: h.emu.url,
-          nowMs: h.clock.now(),
-          clientFingerprint: clientFingerprint(h.emu.demoApp.clientId, secret),
-        })
-      ).diagnosis;
     // Run with the credentials that work: the connection is fine, and the flag is named as another
     // process's problem.
-    const ours = await diagnose(h.emu.demoApp.clientSecret);
+    const ours = await connectionDiagnosis(id);
     expect(ours.verdict).not.toBe("misconfigured");
     expect(ours.causes.find((c) => c.code === "client_credentials_mismatch")).toMatchObject({
       likelihood: "low",
     });
     expect(JSON.stringify(ours)).not.toContain(oldSecret);
     // Run with the refused ones: that is this deployment's problem.
-    expectDiagnosis(await diagnose(oldSecret), "misconfigured", false, "client_credentials_mismatch");
+    expectDiagnosis(
+      await connectionDiagnosis(id, bad),
+      "misconfigured",
+      false,
+      "client_credentials_mismatch",
+    );
     await setSlackState(h, "ok");
   });
 

@@ -3,7 +3,6 @@ import { TokenwardenError } from "../../core/errors.js";
 import { type Diagnosis, diagnosisJson } from "../../diagnose/diagnosis.js";
 import { renderDiagnosis } from "../../diagnose/render-diagnosis.js";
 import { fingerprint, foreignCharacter } from "../../diagnose/token-shape.js";
-import { clientFingerprint } from "../../providers/client-fingerprint.js";
 import { diagnoseApp } from "../diagnose/diagnose-app.js";
 import { diagnoseConnection } from "../diagnose/diagnose-connection.js";
 import { diagnoseToken } from "../diagnose/diagnose-token.js";
@@ -257,16 +256,12 @@ Example:
       const baseUrl = slackBaseUrl(flags);
       const cli = await openCliWarden(flags, isVerbose(cmd));
       try {
-        const client = slackCredentials(flags);
         const r = await diagnoseConnection({
           id,
           store: cli.store,
           warden: cli.warden,
           baseUrl,
           nowMs: Date.now(),
-          ...(client === null
-            ? {}
-            : { clientFingerprint: clientFingerprint(client.clientId, client.clientSecret) }),
         });
         if (flags.json === true) printJson(diagnosisJson(r.diagnosis));
         else

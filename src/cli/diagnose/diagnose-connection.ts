@@ -12,8 +12,6 @@ export interface DiagnoseConnectionOptions {
   nowMs: number;
   /** How many events to read, newest first. */
   eventLimit?: number;
-  /** The client credentials this command runs with (Provider.clientFingerprint), when configured. */
-  clientFingerprint?: string;
 }
 
 export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<ConnectionExplanation> {
@@ -25,16 +23,15 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
     const claimHeld = c.claimUntilMs !== null && c.claimUntilMs > o.nowMs;
     if (c.refreshInDoubt && !claimHeld) refreshInDoubt.push(c.kind);
   }
-  const providerState = await o.store.getProviderState(connection.provider);
+  // Through the warden when it runs this provider: it says whether a flag names its own credentials.
+  const here = await o.warden.providerState(connection.provider).catch(() => null);
+  const providerState = here ?? (await o.store.getProviderState(connection.provider));
   return explainConnection({
     connection,
     events,
     refreshInDoubt,
     providerState,
-    flagNamesOtherCredentials:
-      o.clientFingerprint !== undefined &&
-      typeof providerState?.clientFingerprint === "string" &&
-      providerState.clientFingerprint !== o.clientFingerprint,
+    flagNamesOtherCredentials: here !== null && here.status === "misconfigured" && !here.appliesHere,
     nowMs: o.nowMs,
     context: { baseUrl: o.baseUrl },
   });

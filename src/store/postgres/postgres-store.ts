@@ -780,6 +780,12 @@ export class PostgresStore implements Store {
   async setProviderState(state: ProviderState): Promise<boolean> {
     const t = this.#t.providerStates;
     return this.#tx("setProviderState", async (c) => {
+      // A row to lock first: FOR UPDATE locks nothing while there is none, and concurrent first
+      // refusals would each read "ok" and each report a change (a webhook each).
+      await c.query(
+        `INSERT INTO ${t} (provider, status, since_ms) VALUES ($1, 'ok', $2) ON CONFLICT (provider) DO NOTHING`,
+        [state.provider, state.sinceMs],
+      );
       const { rows } = await c.query<{ status: string }>(
         `SELECT status FROM ${t} WHERE provider = $1 FOR UPDATE`,
         [state.provider],
@@ -801,18 +807,36 @@ export class PostgresStore implements Store {
     });
   }
 
-  async liftStaleProviderFlag(
+  async liftProviderFlag(
     provider: string,
-    clientFingerprint: string,
-    assertedBeforeMs: number,
-    nowMs: number,
+    lift: { clientFingerprint: string | null; nowMs: number; staleBeforeMs?: number },
   ): Promise<boolean> {
-    const r = await this.#query("liftStaleProviderFlag", (c) =>
+    const whose =
+      lift.staleBeforeMs === undefined
+        ? "($2::text IS NULL OR client_fingerprint IS NULL OR client_fingerprint = $2)"
+        : "client_fingerprint <> $2 AND asserted_at_ms < $4";
+    const r = await this.#query("liftProviderFlag", (c) =>
       c.query(
-        `UPDATE ${this.#t.providerStates} SET status = 'ok', reason = NULL, last_error = NULL, since_ms = $4,
+        `UPDATE ${this.#t.providerStates} SET status = 'ok', reason = NULL, last_error = NULL, since_ms = $3,
            client_fingerprint = $2, asserted_at_ms = NULL
-         WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint <> $2 AND asserted_at_ms < $3`,
-        [provider, clientFingerprint, assertedBeforeMs, nowMs],
+         WHERE provider = $1 AND status = 'misconfigured' AND ${whose}`,
+        [
+          provider,
+          lift.clientFingerprint,
+          lift.nowMs,
+          ...(lift.staleBeforeMs === undefined ? [] : [lift.staleBeforeMs]),
+        ],
+      ),
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean> {
+    const r = await this.#query("reassertProviderFlag", (c) =>
+      c.query(
+        `UPDATE ${this.#t.providerStates} SET asserted_at_ms = $3
+         WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint = $2`,
+        [provider, clientFingerprint, nowMs],
       ),
     );
     return (r.rowCount ?? 0) > 0;

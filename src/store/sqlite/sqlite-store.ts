@@ -574,21 +574,38 @@ export class SqliteStore implements Store {
     });
   }
 
-  async liftStaleProviderFlag(
+  async liftProviderFlag(
     provider: string,
-    clientFingerprint: string,
-    assertedBeforeMs: number,
-    nowMs: number,
+    lift: { clientFingerprint: string | null; nowMs: number; staleBeforeMs?: number },
   ): Promise<boolean> {
+    const whose =
+      lift.staleBeforeMs === undefined
+        ? "(@fingerprint IS NULL OR client_fingerprint IS NULL OR client_fingerprint = @fingerprint)"
+        : "client_fingerprint <> @fingerprint AND asserted_at_ms < @staleBeforeMs";
     return this.#write(
-      "liftStaleProviderFlag",
+      "liftProviderFlag",
       () =>
         this.#stmt(
           `UPDATE provider_states SET status = 'ok', reason = NULL, last_error = NULL, since_ms = @nowMs,
-             client_fingerprint = @clientFingerprint, asserted_at_ms = NULL
-           WHERE provider = @provider AND status = 'misconfigured' AND client_fingerprint <> @clientFingerprint
-             AND asserted_at_ms < @assertedBeforeMs`,
-        ).run({ provider, clientFingerprint, assertedBeforeMs, nowMs }).changes > 0,
+             client_fingerprint = @fingerprint, asserted_at_ms = NULL
+           WHERE provider = @provider AND status = 'misconfigured' AND ${whose}`,
+        ).run({
+          provider,
+          fingerprint: lift.clientFingerprint,
+          nowMs: lift.nowMs,
+          ...(lift.staleBeforeMs === undefined ? {} : { staleBeforeMs: lift.staleBeforeMs }),
+        }).changes > 0,
+    );
+  }
+
+  async reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean> {
+    return this.#write(
+      "reassertProviderFlag",
+      () =>
+        this.#stmt(
+          `UPDATE provider_states SET asserted_at_ms = ?
+           WHERE provider = ? AND status = 'misconfigured' AND client_fingerprint = ?`,
+        ).run(nowMs, provider, clientFingerprint).changes > 0,
     );
   }
 
