@@ -809,6 +809,30 @@ describe("postgres: what is run again after a deadlock abort", () => {
       await store.close();
     }
   });
+  it("a prune batch aborted to break a deadlock (a delete of the same connection's events) runs again", async () => {
+    const schema = await createPgSchema("postgres-store.test.ts#abort-prune");
+    db = schema;
+    const store = await openMigrated(schema);
+    const s = `"${schema.schema}"`;
+    try {
+      await store.putConnection(connection("C1", [credential("bot", "c1")]), 1_000, []);
+      await store.appendEvents([event("C1", "checked", 2_000), event("C1", "refreshed", 3_000)]);
+      await schema.admin.query(`CREATE SEQUENCE ${s}.victims`);
+      await schema.admin.query(`CREATE FUNCTION ${s}.deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('${s}.victims') = 1 THEN
+            RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+          END IF;
+          RETURN OLD;
+        END $$`);
+      await schema.admin.query(`CREATE TRIGGER deadlock_once BEFORE DELETE ON ${s}.events
+        FOR EACH ROW EXECUTE FUNCTION ${s}.deadlock_once()`);
+      expect(await store.pruneEvents(10_000, 100)).toBe(2);
+      expect(await store.listEvents("C1", { limit: 10 })).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe("postgres: the database's clock", () => {

@@ -949,13 +949,17 @@ export class PostgresStore implements Store {
   async pruneEvents(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
     const t = this.#t.events;
-    const r = await this.#query("pruneEvents", (c) =>
-      c.query(
-        // ANY(ARRAY(…)): one plan (the oldest ids by the primary key, then deleted by id) whatever the
-        // plan cache decides; IN (…) may become a hash join over the whole table under a generic plan.
-        `DELETE FROM ${t} WHERE id = ANY(ARRAY(
-           SELECT id FROM (SELECT id, at_ms FROM ${t} ORDER BY id LIMIT $2) oldest WHERE at_ms < $1))`,
-        [beforeMs, n],
+    // One statement, so safe to run again when PostgreSQL aborts it to break a deadlock (a connection
+    // deleted meanwhile locks its events in another order).
+    const r = await this.#retryingAborted(() =>
+      this.#query("pruneEvents", (c) =>
+        c.query(
+          // ANY(ARRAY(…)): one plan (the oldest ids by the primary key, then deleted by id) whatever the
+          // plan cache decides; IN (…) may become a hash join over the whole table under a generic plan.
+          `DELETE FROM ${t} WHERE id = ANY(ARRAY(
+             SELECT id FROM (SELECT id, at_ms FROM ${t} ORDER BY id LIMIT $2) oldest WHERE at_ms < $1))`,
+          [beforeMs, n],
+        ),
       ),
     );
     return r.rowCount ?? 0;
