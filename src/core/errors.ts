@@ -39,13 +39,23 @@ export class NeedsReauthError extends TokenwardenError {
   }
 }
 
-/** A transient provider failure; `retryAfterMs` is the provider's own hint when it gave one. */
+/**
+ * A transient provider failure; `retryAfterMs` is the provider's own hint when it gave one, and
+ * `providerError` the provider's error this caller met (`http_500`, `ratelimited`), when there was one.
+ */
 export class ProviderUnavailableError extends TokenwardenError {
   readonly reason: Reason;
   readonly retryAfterMs: number | null;
-  constructor(message: string, reason: Reason, retryAfterMs: number | null, options?: ErrorOptions) {
+  readonly providerError: string | null;
+  constructor(
+    message: string,
+    reason: Reason,
+    retryAfterMs: number | null,
+    options?: ErrorOptions & { providerError?: string },
+  ) {
     super("provider_unavailable", message, options);
     this.reason = reason;
     this.retryAfterMs = retryAfterMs;
+    this.providerError = options?.providerError ?? null;
   }
 }

@@ -359,8 +359,18 @@ export interface Store {
     provider: string,
     lift: { clientFingerprint: string | null; nowMs: number; staleBeforeMs?: number },
   ): Promise<boolean>;
-  /** A process still refused reports it again: dates a flag that names its credentials `nowMs`. */
-  reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean>;
+  /**
+   * A process still refused reports it again: a `misconfigured` flag that names credentials (any:
+   * another refused process's may have taken it) and was last reported before `assertedBeforeMs` is
+   * dated `nowMs` and named `clientFingerprint`. A flag that names none is left alone. Returns whether
+   * it wrote.
+   */
+  reassertProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    nowMs: number,
+    assertedBeforeMs: number,
+  ): Promise<boolean>;
 
   /**
    * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id

@@ -3,6 +3,8 @@
  * read from its status and event log (no network call), as a Diagnosis plus a
  * timeline a person can follow. Pure: the caller reads the store.
  */
+
+import { STALE_FLAG_MS } from "../core/provider-flag-times.js";
 import type {
   Connection,
   CredentialKind,
@@ -133,7 +135,7 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
         cause(
           "client_credentials_mismatch",
           "low",
-          `Since ${iso(othersFlag.sinceMs)} Slack refuses client credentials other than the ones configured here (${othersFlag.lastError ?? "unknown"}), as another process reported (one still on an old secret?). It holds back only the processes that send them; the flag is lifted three minutes after the last such report.`,
+          `Since ${iso(othersFlag.sinceMs)} Slack refuses client credentials other than the ones configured here (${othersFlag.lastError ?? "unknown"}), as another process reported (one still on an old secret?). It holds back only the processes that send them; the flag is lifted ${STALE_FLAG_MS / 60_000} minutes after the last such report.`,
         ),
       ]
     : [];

@@ -1,4 +1,5 @@
 import type { Provider } from "../core/ports.js";
+import { STALE_FLAG_MS } from "../core/provider-flag-times.js";
 import type { ProviderState } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 
@@ -7,13 +8,9 @@ export const CALLER_PROBE_MS = 10_000;
 /** A flagged provider's probe from the refresher: one a minute per process, however many passes run. */
 export const REFRESHER_PROBE_MS = 60_000;
 
-/**
- * A flag of other client credentials that nobody has reported again for this long is stale. A process
- * whose credentials are refused reports again at every sync of its refresher (5 s) and at every probe,
- * so five minutes of silence means none is left running; the margin also absorbs clocks a few minutes
- * apart (a report is dated by its sender's clock, its age judged by the reader's).
- */
-export const STALE_FLAG_MS = 5 * 60_000;
+export { STALE_FLAG_MS };
+/** How old a flag's last report gets before a refused process's sync reports again (a write: on SQLite it costs every process its cached tokens, so not every 5 s). */
+export const REASSERT_MS = 60_000;
 
 /**
  * Whether a stored `misconfigured` state holds this warden's provider back: it does when it names the
@@ -28,11 +25,19 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
   return flagged === null || ours === undefined || flagged === ours;
 }
 
+/** Holds this process back from `provider` (probes only), the next probes a full interval away. */
+export function holdBack(ctx: EngineContext, provider: string, atMs: number): void {
+  ctx.flaggedProviders.add(provider);
+  ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
+  ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
+}
+
 /**
  * The provider refused this process's client credentials: it holds back (probes only) until its own
  * probe succeeds, and records the flag, naming these credentials. The error log and the
  * `provider_misconfigured` emission come once per process when it is first refused, and whenever the
- * shared status changes (the store then queues the webhook).
+ * shared status changes (the store then queues the webhook). A store that cannot record it is logged,
+ * not thrown: the refusal is the caller's answer, and this process holds back all the same.
  */
 export async function flagProvider(
   ctx: EngineContext,
@@ -41,21 +46,27 @@ export async function flagProvider(
   atMs: number,
 ): Promise<void> {
   const fresh = !ctx.refusedHere.has(provider);
+  holdBack(ctx, provider, atMs);
   ctx.refusedHere.add(provider);
-  ctx.flaggedProviders.add(provider);
-  ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
-  ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
-  const changed =
-    ctx.sharedProviderState &&
-    (await ctx.store.setProviderState({
-      provider,
-      status: "misconfigured",
-      reason: "provider_misconfigured",
-      lastError: error,
-      sinceMs: atMs,
-      clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
-      assertedAtMs: atMs,
-    }));
+  let changed = false;
+  if (ctx.sharedProviderState) {
+    try {
+      changed = await ctx.store.setProviderState({
+        provider,
+        status: "misconfigured",
+        reason: "provider_misconfigured",
+        lastError: error,
+        sinceMs: atMs,
+        clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+        assertedAtMs: atMs,
+      });
+    } catch (err) {
+      ctx.logger.warn(
+        { provider, err },
+        "could not record the provider flag; this process holds back all the same",
+      );
+    }
+  }
   if (changed || fresh) {
     ctx.logger.error(
       { provider, error },
@@ -76,10 +87,16 @@ export async function markProviderHealthy(ctx: EngineContext, provider: string, 
   ctx.flaggedProviders.delete(provider);
   ctx.refusedHere.delete(provider);
   if (!ctx.sharedProviderState) return;
-  await ctx.store.liftProviderFlag(provider, {
-    clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
-    nowMs: atMs,
-  });
+  try {
+    await ctx.store.liftProviderFlag(provider, {
+      clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+      nowMs: atMs,
+    });
+  } catch (err) {
+    // Not thrown: the refresh that proved the credentials is stored, and its caller gets its tokens.
+    // The flag stays in the store: the refresher's next sync reads it again, and its probe lifts it.
+    ctx.logger.warn({ provider, err }, "could not lift the provider flag; a later probe will");
+  }
 }
 
 /**
@@ -95,7 +112,9 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     const now = ctx.clock.now();
     if (ctx.refusedHere.has(name)) {
       ctx.flaggedProviders.add(name);
-      if (ours !== undefined) await ctx.store.reassertProviderFlag(name, ours, now);
+      // Whichever refused credentials the flag names now (a second refused secret may have taken it),
+      // it is re-dated, so it never goes stale while a refused process runs.
+      if (ours !== undefined) await ctx.store.reassertProviderFlag(name, ours, now, now - REASSERT_MS);
       continue;
     }
     const state = await ctx.store.getProviderState(name);

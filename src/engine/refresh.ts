@@ -22,7 +22,7 @@ import type {
 import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
-import { CALLER_PROBE_MS, flagProvider, markProviderHealthy } from "./provider-flags.js";
+import { CALLER_PROBE_MS, flagProvider, holdBack, markProviderHealthy } from "./provider-flags.js";
 import { withTimeout } from "./timeout.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
@@ -242,6 +242,7 @@ function handBackUntil(
         `${why}; next attempt in ${Math.ceil(retryAfterMs / 1000)} s`,
         reason,
         retryAfterMs,
+        { providerError: failure.error },
       ),
   );
 }
@@ -420,6 +421,7 @@ export async function runClaim(
     } finally {
       // Before the caller hears of it: the refresher starts its next call as soon as a slot frees.
       pauseIfRateLimited(ctx, credential.provider, outcome);
+      holdBackIfRefused(ctx, credential.provider, outcome);
       onProviderAnswered?.(outcome);
     }
     observe(ctx, credential, outcome, performance.now() - startedAt);
@@ -437,6 +439,17 @@ export async function runClaim(
 /** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
 export function providerPaused(ctx: EngineContext, provider: string, now: number): boolean {
   return now < (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0);
+}
+
+/**
+ * Our client credentials were refused: this process holds back at once, before the slot this call
+ * held starts the next claim (flagProvider records and announces it a moment later, after the hand-back).
+ */
+function holdBackIfRefused(ctx: EngineContext, provider: string, outcome: RefreshOutcome | undefined): void {
+  if (outcome?.kind !== "failed") return;
+  const c = outcome.classification;
+  if (c.kind !== "misconfigured" || c.scope === "credential") return;
+  holdBack(ctx, provider, ctx.clock.now());
 }
 
 /** A 429 from the token endpoint pauses every refresh of that provider in this process for its Retry-After. */
@@ -651,6 +664,9 @@ async function failClaim(
     );
   }
   if (classification.kind === "dead") {
+    // Slack checks the client id and secret before the token (§3.7), so a flagged provider's probe
+    // answered about the token says our client credentials work.
+    await markProviderHealthy(ctx, credential.provider, now);
     const reason: DeadReason =
       attempt.previousAttemptLost && classification.reason === "invalid_refresh_token"
         ? "refresh_response_lost"
@@ -760,6 +776,7 @@ async function failClaim(
     `refreshing ${claim.ref.kind} credential of ${claim.ref.connectionId} failed (${classification.error}); will retry`,
     reason,
     nextAttemptAtMs - now,
+    { providerError: classification.error },
   );
 }
 

@@ -30,6 +30,15 @@ function logUnreadable(logger: Logger, u: UnreadableCredential): void {
   );
 }
 
+/** A claim waiting for a provider slot. */
+interface Waiting {
+  claim: DueClaim;
+  /** performance.now() when the claim was asked for: its lease counts from then. */
+  claimedAt: number;
+  /** Taken as a flagged provider's probe. */
+  probe: boolean;
+}
+
 /**
  * The background refresher (invariant 3): claims due credentials in batches
  * (the store finds them through an index and spreads them over instances),
@@ -48,7 +57,7 @@ export class Refresher {
    * so no slot sits empty for a claim's round trip. Each is started within a third of its lease or
    * released (its heartbeat, started with the call, must come before the lease lapses).
    */
-  #ready: Array<{ claim: DueClaim; claimedAt: number }> = [];
+  #ready: Array<Waiting> = [];
   /** Set by stop(): waiting claims are released instead of started. */
   #handingBack = false;
   #timer: NodeJS.Timeout | null = null;
@@ -112,6 +121,9 @@ export class Refresher {
       const capacity = this.#capacity(provider, now, true);
       if (!this.#worthClaiming(provider, capacity)) continue;
       const claimedAt = performance.now(); // the leases begin before the round trip that takes them
+      // A flagged provider's claim is its probe (capacity gave it one slot); others wait behind a
+      // refusal that comes meanwhile, and are handed back rather than sent (see #start).
+      const probe = ctx.flaggedProviders.has(provider);
       const claims = await ctx.store.claimDue({
         owner: ctx.owner,
         nowMs: now,
@@ -123,7 +135,7 @@ export class Refresher {
           if (u.unparked !== undefined) void handBack(ctx, u.unparked);
         },
       });
-      for (const claim of claims) this.#ready.push({ claim, claimedAt });
+      for (const claim of claims) this.#ready.push({ claim, claimedAt, probe });
       claimed += claims.length;
       this.#drain();
     }
@@ -151,7 +163,7 @@ export class Refresher {
         this.#track(handBack(this.#ctx, entry.claim));
       } else if (this.#hasSlot(entry.claim.credential.provider)) {
         queue.shift();
-        this.#start(entry.claim, entry.claimedAt);
+        this.#start(entry);
       } else {
         break;
       }
@@ -161,7 +173,7 @@ export class Refresher {
     if (queue.length === 0 || this.#ctx.providers.size === 1) return;
     this.#ready = [];
     for (const entry of queue) {
-      if (this.#hasSlot(entry.claim.credential.provider)) this.#start(entry.claim, entry.claimedAt);
+      if (this.#hasSlot(entry.claim.credential.provider)) this.#start(entry);
       else this.#ready.push(entry);
     }
   }
@@ -214,13 +226,16 @@ export class Refresher {
     return busy === 0 || capacity >= Math.max(1, Math.floor(this.#concurrency / 4));
   }
 
-  #start(claim: DueClaim, claimedAt: number): void {
+  #start({ claim, claimedAt, probe }: Waiting): void {
     const ctx = this.#ctx;
     const job = (async () => {
       const credential = claim.credential;
       const provider = credential.provider;
       const now = ctx.clock.now();
-      if (providerPaused(ctx, provider, now) || !ctx.providers.has(provider)) {
+      // Paused, not run here, or refused our client credentials since this was claimed (a claim taken
+      // ahead, or by a pass that answer woke): handed back unspent, not sent with those credentials.
+      const refused = ctx.flaggedProviders.has(provider) && !probe;
+      if (providerPaused(ctx, provider, now) || !ctx.providers.has(provider) || refused) {
         await handBack(ctx, claim);
         return;
       }

@@ -226,7 +226,12 @@ export async function createWarden(options: WardenOptions = {}) {
           results.push({
             kind,
             refreshed: false,
-            error: stored?.lastError ?? (error instanceof NeedsReauthError ? error.reason : error.code),
+            // What this attempt met: the provider's error when it got one (an outage, a pause), the
+            // answer that killed the credential (this attempt's or the one before it), else why not.
+            error:
+              error instanceof NeedsReauthError
+                ? (stored?.lastError ?? error.reason)
+                : (error.providerError ?? error.reason),
             expiresAt:
               stored === undefined || stored.expiresAtMs === null ? null : new Date(stored.expiresAtMs),
           });
@@ -323,18 +328,21 @@ export async function createWarden(options: WardenOptions = {}) {
       return pruneEventsInBatches(openStoreRef, beforeMs, { batchSize: options.batchSize ?? 1_000 });
     },
     /**
-     * The provider's shared state, and whether it holds this warden back (`appliesHere`): a flag of
-     * other client credentials (a process still on an old secret) is `misconfigured` in the store
-     * but does not hold back a warden whose own credentials work.
+     * The provider's shared state, and whether it concerns this warden (`appliesHere`): this warden
+     * was refused itself, or the flag names its client credentials, or names none. A flag of other
+     * credentials (a process still on an old secret) is `misconfigured` in the store but says nothing
+     * of a warden whose own credentials work. (A `local` warden never holds back on the shared flag,
+     * but one that concerns it is still its problem: `diagnose connection` reads it so.)
      */
     async providerState(provider: string): Promise<WardenProviderState> {
       const configured = providers.get(provider);
       if (configured === undefined)
         throw new TokenwardenError("not_found", `provider "${provider}" is not configured`);
       const stored = await openStoreRef.getProviderState(provider);
-      const appliesHere = ctx.sharedProviderState
-        ? ctx.refusedHere.has(provider) || flagApplies(stored, configured)
-        : ctx.flaggedProviders.has(provider);
+      const appliesHere =
+        ctx.refusedHere.has(provider) ||
+        ctx.flaggedProviders.has(provider) ||
+        flagApplies(stored, configured);
       return {
         provider,
         status: stored?.status ?? "ok",

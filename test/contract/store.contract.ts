@@ -1664,9 +1664,10 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         // The flag names the credentials asking: theirs is no stale flag of someone else's.
         expect(await stale("slack", "old-secret", 6_000)).toBe(false);
         expect(await stale("gitlab", "new-secret", 6_000)).toBe(false);
-        // A process still refused reports again: the flag is fresh once more.
-        expect(await store.reassertProviderFlag("slack", "new-secret", 7_000)).toBe(false);
-        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000)).toBe(true);
+        // A process still refused reports again: the flag is fresh once more (not again within the bound).
+        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000, 5_000)).toBe(false);
+        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000, 6_000)).toBe(true);
+        expect(await store.reassertProviderFlag("slack", "old-secret", 7_500, 6_000)).toBe(false);
         expect(await stale("slack", "new-secret", 6_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
         expect(await stale("slack", "new-secret", 7_001)).toBe(true);
@@ -1680,9 +1681,18 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           assertedAtMs: null,
         });
         expect(await stale("slack", "newer-secret", 10_000)).toBe(false);
-        expect(await store.reassertProviderFlag("slack", "new-secret", 10_000)).toBe(false);
-        // A flag that names no credentials (recorded before flags named them) is never stale.
+        expect(await store.reassertProviderFlag("slack", "new-secret", 10_000, 10_000)).toBe(false); // ok
+        // Another refused process's report takes a flag that names other refused credentials.
+        await flag("typo-secret", 9_500);
+        expect(await store.reassertProviderFlag("slack", "old-secret", 10_000, 9_600)).toBe(true);
+        expect(await store.getProviderState("slack")).toMatchObject({
+          status: "misconfigured",
+          clientFingerprint: "old-secret",
+          assertedAtMs: 10_000,
+        });
+        // A flag that names no credentials (recorded before flags named them) is never stale, nor taken.
         await flag(null, null);
+        expect(await store.reassertProviderFlag("slack", "old-secret", 10_000, 10_000)).toBe(false);
         expect(await stale("slack", "new-secret", 10_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
       });

@@ -3,51 +3,14 @@
 // clock skew, concurrent first refusals, and what providerState() and diagnose make of it all.
 import { afterEach, describe, expect, it } from "vitest";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
-import type { Store } from "../../src/core/ports.js";
-import { parseKeyRing } from "../../src/crypto/key-ring.js";
-import { AesGcmSealer } from "../../src/crypto/seal.js";
 import { STALE_FLAG_MS } from "../../src/engine/provider-flags.js";
 import type { Warden } from "../../src/engine/warden.js";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
-import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
+import { grants, misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
 import { refusedClient } from "../helpers/store-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
-
-/** The harness's store, opened as a server with webhooks on opens it (outbox rows written). */
-async function outboxStore(h: EngineHarness): Promise<Store> {
-  const sealer = new AesGcmSealer(parseKeyRing(h.key));
-  if (h.kind === "sqlite") return SqliteStore.open({ path: h.location, sealer, outbox: true });
-  const { PostgresStore } = await import("../../src/store/postgres/postgres-store.js");
-  return PostgresStore.open({
-    connectionString: TEST_POSTGRES_URL,
-    schema: h.location,
-    sealer,
-    poolMax: 8,
-    outbox: true,
-  });
-}
-
-/** oauth.v2.access requests that reached the emulator, refused or not. */
-function grants(h: EngineHarness): number {
-  return h.emu.control.counters().calls["oauth.v2.access"] ?? 0;
-}
-
-/**
- * The provider.misconfigured webhooks written since the last call (each one pages someone): they are
- * leased away for ten years, so the next call sees only new ones.
- */
-async function misconfiguredWebhooks(h: EngineHarness): Promise<number> {
-  const rows = await h.store.claimOutbox({
-    owner: "review",
-    nowMs: h.clock.now() + 365 * 24 * HOUR,
-    leaseMs: 10 * 365 * 24 * HOUR,
-    limit: 1_000,
-  });
-  return rows.filter((r) => r.type === "provider.misconfigured").length;
-}
 
 describe.each(STORE_KINDS)("provider flags during a client secret change on %s", (kind) => {
   let h: EngineHarness | null = null;

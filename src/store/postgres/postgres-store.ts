@@ -831,12 +831,18 @@ export class PostgresStore implements Store {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean> {
+  async reassertProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    nowMs: number,
+    assertedBeforeMs: number,
+  ): Promise<boolean> {
     const r = await this.#query("reassertProviderFlag", (c) =>
       c.query(
-        `UPDATE ${this.#t.providerStates} SET asserted_at_ms = $3
-         WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint = $2`,
-        [provider, clientFingerprint, nowMs],
+        `UPDATE ${this.#t.providerStates} SET asserted_at_ms = $3, client_fingerprint = $2
+         WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint IS NOT NULL
+           AND (asserted_at_ms IS NULL OR asserted_at_ms < $4)`,
+        [provider, clientFingerprint, nowMs, assertedBeforeMs],
       ),
     );
     return (r.rowCount ?? 0) > 0;

@@ -598,14 +598,20 @@ export class SqliteStore implements Store {
     );
   }
 
-  async reassertProviderFlag(provider: string, clientFingerprint: string, nowMs: number): Promise<boolean> {
+  async reassertProviderFlag(
+    provider: string,
+    clientFingerprint: string,
+    nowMs: number,
+    assertedBeforeMs: number,
+  ): Promise<boolean> {
     return this.#write(
       "reassertProviderFlag",
       () =>
         this.#stmt(
-          `UPDATE provider_states SET asserted_at_ms = ?
-           WHERE provider = ? AND status = 'misconfigured' AND client_fingerprint = ?`,
-        ).run(nowMs, provider, clientFingerprint).changes > 0,
+          `UPDATE provider_states SET asserted_at_ms = ?, client_fingerprint = ?
+           WHERE provider = ? AND status = 'misconfigured' AND client_fingerprint IS NOT NULL
+             AND (asserted_at_ms IS NULL OR asserted_at_ms < ?)`,
+        ).run(nowMs, clientFingerprint, provider, assertedBeforeMs).changes > 0,
     );
   }
 
