@@ -360,16 +360,17 @@ export interface Store {
     lift: { clientFingerprint: string | null; nowMs: number; staleBeforeMs?: number },
   ): Promise<boolean>;
   /**
-   * A process still refused reports it again: a `misconfigured` flag that names credentials (any:
-   * another refused process's may have taken it) and was last reported before `assertedBeforeMs` is
-   * dated `nowMs` and named `clientFingerprint`. A flag that names none is left alone. Returns whether
-   * it wrote.
+   * A process still refused reports it again: a `misconfigured` flag is dated `nowMs` and named
+   * `clientFingerprint` when it names these credentials and was last reported before
+   * `before.ownBeforeMs`, or names other credentials and was last reported before
+   * `before.othersBeforeMs` (about to go stale: their process has stopped reporting). A flag that
+   * names none is left alone. Returns whether it wrote.
    */
   reassertProviderFlag(
     provider: string,
     clientFingerprint: string,
     nowMs: number,
-    assertedBeforeMs: number,
+    before: { ownBeforeMs: number; othersBeforeMs: number },
   ): Promise<boolean>;
 
   /**

@@ -65,7 +65,7 @@ export interface EngineContext {
    * probe succeeds, whatever the shared state says meanwhile (another process may overwrite or lift a
    * flag that names other credentials).
    */
-  refusedHere: Set<string>;
+  refusedHere: Map<string, Refusal>;
   /** Per flagged provider, when this process may next let a caller's refresh through as a probe. */
   providerProbeAtMs: Map<string, number>;
   /** Per flagged provider, when the refresher (any pass of this process's) may next take a probe. */
@@ -87,4 +87,12 @@ export interface RefreshObservation {
   /** `refreshed`, or the classification of the failure. */
   outcome: "refreshed" | "refreshable" | "dead" | "transient" | "misconfigured" | "forbidden";
   durationMs: number;
+}
+
+/** This process's own refusal of a provider's client credentials (EngineContext.refusedHere). */
+export interface Refusal {
+  /** When the refusal arrived: an answer to a request sent before then says nothing of it. */
+  sinceMs: number;
+  /** Whether it was logged and emitted (once per refusal, per process). */
+  announced: boolean;
 }

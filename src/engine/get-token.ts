@@ -113,6 +113,7 @@ export function makeGetToken(ctx: EngineContext) {
         `could not refresh ${ref.kind} credential of ${ref.connectionId} (${fresh.failure.error})`,
         "provider_unavailable",
         null,
+        { providerError: fresh.failure.error },
       );
     }
     return toAccessToken(fresh.tokens, ref.kind, fresh.provider);

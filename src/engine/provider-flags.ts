@@ -1,7 +1,7 @@
 import type { Provider } from "../core/ports.js";
 import { STALE_FLAG_MS } from "../core/provider-flag-times.js";
 import type { ProviderState } from "../core/types.js";
-import type { EngineContext } from "./context.js";
+import type { EngineContext, Refusal } from "./context.js";
 
 /** A flagged provider's probe from callers: one refresh per process every 10 s. */
 export const CALLER_PROBE_MS = 10_000;
@@ -25,11 +25,20 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
   return flagged === null || ours === undefined || flagged === ours;
 }
 
-/** Holds this process back from `provider` (probes only), the next probes a full interval away. */
-export function holdBack(ctx: EngineContext, provider: string, atMs: number): void {
+/**
+ * The provider refused this process's client credentials: it holds back from `provider` (probes only,
+ * the next a full interval away) until its own probe succeeds, whatever a sync reads meanwhile.
+ */
+export function holdBack(ctx: EngineContext, provider: string, atMs: number): Refusal {
+  let refusal = ctx.refusedHere.get(provider);
+  if (refusal === undefined) {
+    refusal = { sinceMs: atMs, announced: false };
+    ctx.refusedHere.set(provider, refusal);
+  }
   ctx.flaggedProviders.add(provider);
   ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
   ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
+  return refusal;
 }
 
 /**
@@ -45,9 +54,9 @@ export async function flagProvider(
   error: string,
   atMs: number,
 ): Promise<void> {
-  const fresh = !ctx.refusedHere.has(provider);
-  holdBack(ctx, provider, atMs);
-  ctx.refusedHere.add(provider);
+  const refusal = holdBack(ctx, provider, atMs);
+  const fresh = !refusal.announced;
+  refusal.announced = true;
   let changed = false;
   if (ctx.sharedProviderState) {
     try {
@@ -81,9 +90,17 @@ export async function flagProvider(
  * flag only when it names them or none: a flag of other credentials (a process still on an old
  * secret) is theirs to lift.
  */
-export async function markProviderHealthy(ctx: EngineContext, provider: string, atMs: number): Promise<void> {
+export async function markProviderHealthy(
+  ctx: EngineContext,
+  provider: string,
+  atMs: number,
+  /** When the request that proved them was sent: one sent before this process was refused proves nothing. */
+  sentAtMs: number,
+): Promise<void> {
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   if (!ctx.flaggedProviders.has(provider)) return;
+  const refusal = ctx.refusedHere.get(provider);
+  if (refusal !== undefined && sentAtMs < refusal.sinceMs) return;
   ctx.flaggedProviders.delete(provider);
   ctx.refusedHere.delete(provider);
   if (!ctx.sharedProviderState) return;
@@ -112,9 +129,16 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     const now = ctx.clock.now();
     if (ctx.refusedHere.has(name)) {
       ctx.flaggedProviders.add(name);
-      // Whichever refused credentials the flag names now (a second refused secret may have taken it),
-      // it is re-dated, so it never goes stale while a refused process runs.
-      if (ours !== undefined) await ctx.store.reassertProviderFlag(name, ours, now, now - REASSERT_MS);
+      // Its own flag is re-dated once a minute, so it never goes stale while a refused process runs.
+      // A flag naming other refused credentials is taken over only when nobody has reported it for
+      // all but a minute of the stale bound: while its own process reports it, it stays theirs (a
+      // process whose credentials work again would otherwise lift it with its next success).
+      if (ours !== undefined) {
+        await ctx.store.reassertProviderFlag(name, ours, now, {
+          ownBeforeMs: now - REASSERT_MS,
+          othersBeforeMs: now - (STALE_FLAG_MS - REASSERT_MS),
+        });
+      }
       continue;
     }
     const state = await ctx.store.getProviderState(name);

@@ -430,6 +430,7 @@ export async function runClaim(
     return await failClaim(ctx, claim, credential, outcome.classification, {
       inDoubt: outcome.mayHaveReachedProvider,
       previousAttemptLost,
+      sentAtMs,
     });
   } finally {
     letGo();
@@ -556,7 +557,7 @@ async function completeClaim(
   if (saved.kind === "stored") {
     announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, saved.change, now);
   }
-  await markProviderHealthy(ctx, credential.provider, now);
+  await markProviderHealthy(ctx, credential.provider, now, sentAtMs);
   return {
     ref: claim.ref,
     provider: credential.provider,
@@ -646,7 +647,7 @@ async function failClaim(
   claim: RefreshClaim,
   credential: StoredCredential,
   classification: Classification,
-  attempt: { inDoubt: boolean; previousAttemptLost: boolean },
+  attempt: { inDoubt: boolean; previousAttemptLost: boolean; sentAtMs: number },
 ): Promise<CurrentToken> {
   const now = ctx.clock.now();
   const base = { connectionId: claim.ref.connectionId, kind: claim.ref.kind, atMs: now };
@@ -664,9 +665,11 @@ async function failClaim(
     );
   }
   if (classification.kind === "dead") {
-    // Slack checks the client id and secret before the token (§3.7), so a flagged provider's probe
-    // answered about the token says our client credentials work.
-    await markProviderHealthy(ctx, credential.provider, now);
+    // Slack checks the client id and secret before the refresh token (§3.7), so a flagged provider's
+    // probe answered invalid_refresh_token says our client credentials work.
+    if (classification.error === "invalid_refresh_token") {
+      await markProviderHealthy(ctx, credential.provider, now, attempt.sentAtMs);
+    }
     const reason: DeadReason =
       attempt.previousAttemptLost && classification.reason === "invalid_refresh_token"
         ? "refresh_response_lost"
@@ -708,7 +711,9 @@ async function failClaim(
   // declare the connection dead (invariant 4).
   // Another client's credential: Slack accepted our client id and secret (it checks them before the
   // token), so a flag on the provider (a probe landing here) is lifted.
-  if (classification.kind === "misconfigured") await markProviderHealthy(ctx, credential.provider, now);
+  if (classification.kind === "misconfigured") {
+    await markProviderHealthy(ctx, credential.provider, now, attempt.sentAtMs);
+  }
   const reason =
     classification.kind === "transient"
       ? classification.reason

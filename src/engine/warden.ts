@@ -37,7 +37,7 @@ export interface SlackProviderOptions {
   baseUrl?: string;
 }
 
-/** `warden.providerState()`: the stored state, every field present, and whether it holds this warden back. */
+/** `warden.providerState()`: the stored state, every field present, and whether it concerns this warden. */
 export type WardenProviderState = Required<ProviderState> & { appliesHere: boolean };
 
 export interface WardenOptions {
@@ -174,7 +174,7 @@ export async function createWarden(options: WardenOptions = {}) {
     ),
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
-    refusedHere: new Set(),
+    refusedHere: new Map(),
     sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
     refresherProbeAtMs: new Map(),

@@ -35,6 +35,7 @@ function refreshFailedError(
     `the provider called the ${kind} token of ${connectionId} expired, and refreshing it failed (${failure.error})`,
     transient || failure.kind === "misconfigured" ? failure.reason : "provider_unavailable",
     transient ? (failure.retryAfterMs ?? null) : null,
+    { providerError: failure.error },
   );
 }
 

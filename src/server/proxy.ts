@@ -110,7 +110,7 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
         `Slack did not answer ${r.method} (${classification.error})`,
         "provider_unavailable",
         null,
-        { cause: error },
+        { cause: error, providerError: classification.error },
       );
     }
     const back: Record<string, string> = {};

@@ -1665,9 +1665,11 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await stale("slack", "old-secret", 6_000)).toBe(false);
         expect(await stale("gitlab", "new-secret", 6_000)).toBe(false);
         // A process still refused reports again: the flag is fresh once more (not again within the bound).
-        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000, 5_000)).toBe(false);
-        expect(await store.reassertProviderFlag("slack", "old-secret", 7_000, 6_000)).toBe(true);
-        expect(await store.reassertProviderFlag("slack", "old-secret", 7_500, 6_000)).toBe(false);
+        const reassert = (fingerprint: string, nowMs: number, ownBeforeMs: number, othersBeforeMs = 0) =>
+          store.reassertProviderFlag("slack", fingerprint, nowMs, { ownBeforeMs, othersBeforeMs });
+        expect(await reassert("old-secret", 7_000, 5_000)).toBe(false);
+        expect(await reassert("old-secret", 7_000, 6_000)).toBe(true);
+        expect(await reassert("old-secret", 7_500, 6_000)).toBe(false);
         expect(await stale("slack", "new-secret", 6_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
         expect(await stale("slack", "new-secret", 7_001)).toBe(true);
@@ -1681,10 +1683,13 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           assertedAtMs: null,
         });
         expect(await stale("slack", "newer-secret", 10_000)).toBe(false);
-        expect(await store.reassertProviderFlag("slack", "new-secret", 10_000, 10_000)).toBe(false); // ok
-        // Another refused process's report takes a flag that names other refused credentials.
+        expect(await reassert("new-secret", 10_000, 10_000, 10_000)).toBe(false); // ok
+        // Another refused process's report takes a flag that names other refused credentials only once
+        // their process has stopped reporting it (its last report before othersBeforeMs).
         await flag("typo-secret", 9_500);
-        expect(await store.reassertProviderFlag("slack", "old-secret", 10_000, 9_600)).toBe(true);
+        expect(await reassert("old-secret", 10_000, 9_600, 9_500)).toBe(false);
+        expect((await store.getProviderState("slack"))?.clientFingerprint).toBe("typo-secret");
+        expect(await reassert("old-secret", 10_000, 0, 9_501)).toBe(true);
         expect(await store.getProviderState("slack")).toMatchObject({
           status: "misconfigured",
           clientFingerprint: "old-secret",
@@ -1692,7 +1697,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         });
         // A flag that names no credentials (recorded before flags named them) is never stale, nor taken.
         await flag(null, null);
-        expect(await store.reassertProviderFlag("slack", "old-secret", 10_000, 10_000)).toBe(false);
+        expect(await reassert("old-secret", 10_000, 10_000, 10_000)).toBe(false);
         expect(await stale("slack", "new-secret", 10_000)).toBe(false);
         expect((await store.getProviderState("slack"))?.status).toBe("misconfigured");
       });

@@ -835,14 +835,15 @@ export class PostgresStore implements Store {
     provider: string,
     clientFingerprint: string,
     nowMs: number,
-    assertedBeforeMs: number,
+    before: { ownBeforeMs: number; othersBeforeMs: number },
   ): Promise<boolean> {
     const r = await this.#query("reassertProviderFlag", (c) =>
       c.query(
         `UPDATE ${this.#t.providerStates} SET asserted_at_ms = $3, client_fingerprint = $2
          WHERE provider = $1 AND status = 'misconfigured' AND client_fingerprint IS NOT NULL
-           AND (asserted_at_ms IS NULL OR asserted_at_ms < $4)`,
-        [provider, clientFingerprint, nowMs, assertedBeforeMs],
+           AND (asserted_at_ms IS NULL
+             OR asserted_at_ms < CASE WHEN client_fingerprint = $2 THEN $4::bigint ELSE $5::bigint END)`,
+        [provider, clientFingerprint, nowMs, before.ownBeforeMs, before.othersBeforeMs],
       ),
     );
     return (r.rowCount ?? 0) > 0;

@@ -602,16 +602,17 @@ export class SqliteStore implements Store {
     provider: string,
     clientFingerprint: string,
     nowMs: number,
-    assertedBeforeMs: number,
+    before: { ownBeforeMs: number; othersBeforeMs: number },
   ): Promise<boolean> {
     return this.#write(
       "reassertProviderFlag",
       () =>
         this.#stmt(
-          `UPDATE provider_states SET asserted_at_ms = ?, client_fingerprint = ?
-           WHERE provider = ? AND status = 'misconfigured' AND client_fingerprint IS NOT NULL
-             AND (asserted_at_ms IS NULL OR asserted_at_ms < ?)`,
-        ).run(nowMs, clientFingerprint, provider, assertedBeforeMs).changes > 0,
+          `UPDATE provider_states SET asserted_at_ms = @nowMs, client_fingerprint = @fingerprint
+           WHERE provider = @provider AND status = 'misconfigured' AND client_fingerprint IS NOT NULL
+             AND (asserted_at_ms IS NULL OR asserted_at_ms <
+               CASE WHEN client_fingerprint = @fingerprint THEN @ownBeforeMs ELSE @othersBeforeMs END)`,
+        ).run({ provider, fingerprint: clientFingerprint, nowMs, ...before }).changes > 0,
     );
   }
 
