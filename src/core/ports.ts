@@ -347,8 +347,12 @@ export interface Store {
   listEvents(connectionId: string, options: { limit: number; beforeId?: number }): Promise<StoredEvent[]>;
 
   getProviderState(provider: string): Promise<ProviderState | null>;
-  /** Upserts; returns whether the status changed. */
-  setProviderState(state: ProviderState): Promise<boolean>;
+  /**
+   * Upserts; returns whether the status changed. With `keepIfReportedAfterMs` (when the refused
+   * request was sent), a `misconfigured` state naming other credentials than a flag reported after
+   * then leaves that flag's name and date: the newer evidence names the flag.
+   */
+  setProviderState(state: ProviderState, options?: { keepIfReportedAfterMs?: number }): Promise<boolean>;
   /**
    * Sets a `misconfigured` provider back to `ok`, recorded with `lift.clientFingerprint`; returns
    * whether it did. Without `staleBeforeMs` these credentials just worked: it lifts a flag that names

@@ -58,6 +58,12 @@ export interface EngineContext {
   completions: CompletionBatcher;
   /** Providers known to reject our client credentials (mirrors the store's provider states). */
   flaggedProviders: Set<string>;
+  /**
+   * Per flagged provider, since when the refusal that holds this process back is known (its own
+   * refusal's arrival, or the shared flag's `sinceMs`): an answer to a request sent by then proves
+   * nothing about the credentials now.
+   */
+  flaggedSinceMs: Map<string, number>;
   /** Whether provider flags are read from and written to the store (WardenOptions.providerState). */
   sharedProviderState: boolean;
   /**
@@ -91,8 +97,6 @@ export interface RefreshObservation {
 
 /** This process's own refusal of a provider's client credentials (EngineContext.refusedHere). */
 export interface Refusal {
-  /** When the refusal arrived: an answer to a request sent before then says nothing of it. */
-  sinceMs: number;
   /** Whether it was logged and emitted (once per refusal, per process). */
   announced: boolean;
 }

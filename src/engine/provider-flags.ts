@@ -9,6 +9,11 @@ export const CALLER_PROBE_MS = 10_000;
 export const REFRESHER_PROBE_MS = 60_000;
 
 export { STALE_FLAG_MS };
+/**
+ * How long a flag naming other refused credentials goes unreported before a refused process takes it
+ * over (their process has stopped: a live one re-dates it every REASSERT_MS).
+ */
+export const OTHERS_SILENT_MS = 2 * 60_000;
 /** How old a flag's last report gets before a refused process's sync reports again (a write: on SQLite it costs every process its cached tokens, so not every 5 s). */
 export const REASSERT_MS = 60_000;
 
@@ -25,6 +30,18 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
   return flagged === null || ours === undefined || flagged === ours;
 }
 
+/** Holds this process back from `provider`, as of `sinceMs` unless it already was. */
+function raiseFlag(ctx: EngineContext, provider: string, sinceMs: number): void {
+  if (ctx.flaggedProviders.has(provider)) return;
+  ctx.flaggedProviders.add(provider);
+  ctx.flaggedSinceMs.set(provider, sinceMs);
+}
+
+function dropFlag(ctx: EngineContext, provider: string): void {
+  ctx.flaggedProviders.delete(provider);
+  ctx.flaggedSinceMs.delete(provider);
+}
+
 /**
  * The provider refused this process's client credentials: it holds back from `provider` (probes only,
  * the next a full interval away) until its own probe succeeds, whatever a sync reads meanwhile.
@@ -32,10 +49,10 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
 export function holdBack(ctx: EngineContext, provider: string, atMs: number): Refusal {
   let refusal = ctx.refusedHere.get(provider);
   if (refusal === undefined) {
-    refusal = { sinceMs: atMs, announced: false };
+    refusal = { announced: false };
     ctx.refusedHere.set(provider, refusal);
   }
-  ctx.flaggedProviders.add(provider);
+  raiseFlag(ctx, provider, atMs);
   ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
   ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
   return refusal;
@@ -53,6 +70,8 @@ export async function flagProvider(
   provider: string,
   error: string,
   atMs: number,
+  /** When the refused request was sent. */
+  sentAtMs: number,
 ): Promise<void> {
   const refusal = holdBack(ctx, provider, atMs);
   const fresh = !refusal.announced;
@@ -60,15 +79,20 @@ export async function flagProvider(
   let changed = false;
   if (ctx.sharedProviderState) {
     try {
-      changed = await ctx.store.setProviderState({
-        provider,
-        status: "misconfigured",
-        reason: "provider_misconfigured",
-        lastError: error,
-        sinceMs: atMs,
-        clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
-        assertedAtMs: atMs,
-      });
+      // A flag another refused process reported after this request was sent stays named after it:
+      // this refusal may be a late answer about credentials that work by now.
+      changed = await ctx.store.setProviderState(
+        {
+          provider,
+          status: "misconfigured",
+          reason: "provider_misconfigured",
+          lastError: error,
+          sinceMs: atMs,
+          clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
+          assertedAtMs: atMs,
+        },
+        { keepIfReportedAfterMs: sentAtMs },
+      );
     } catch (err) {
       ctx.logger.warn(
         { provider, err },
@@ -94,14 +118,16 @@ export async function markProviderHealthy(
   ctx: EngineContext,
   provider: string,
   atMs: number,
-  /** When the request that proved them was sent: one sent before this process was refused proves nothing. */
+  /**
+   * When the request that proved them was sent: one sent by the time the refusal holding this process
+   * back was known (its own, or the shared flag's) proves nothing about the credentials now.
+   */
   sentAtMs: number,
 ): Promise<void> {
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   if (!ctx.flaggedProviders.has(provider)) return;
-  const refusal = ctx.refusedHere.get(provider);
-  if (refusal !== undefined && sentAtMs < refusal.sinceMs) return;
-  ctx.flaggedProviders.delete(provider);
+  if (sentAtMs <= (ctx.flaggedSinceMs.get(provider) ?? Number.NEGATIVE_INFINITY)) return;
+  dropFlag(ctx, provider);
   ctx.refusedHere.delete(provider);
   if (!ctx.sharedProviderState) return;
   try {
@@ -128,25 +154,25 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     const ours = provider.clientFingerprint;
     const now = ctx.clock.now();
     if (ctx.refusedHere.has(name)) {
-      ctx.flaggedProviders.add(name);
       // Its own flag is re-dated once a minute, so it never goes stale while a refused process runs.
-      // A flag naming other refused credentials is taken over only when nobody has reported it for
-      // all but a minute of the stale bound: while its own process reports it, it stays theirs (a
-      // process whose credentials work again would otherwise lift it with its next success).
+      // A flag naming other refused credentials is taken over only once their process has stopped
+      // reporting it (two minutes: a live one re-dates it every minute): while it reports, the flag
+      // stays theirs (a process whose credentials work again would otherwise lift it with its next
+      // success).
       if (ours !== undefined) {
         await ctx.store.reassertProviderFlag(name, ours, now, {
           ownBeforeMs: now - REASSERT_MS,
-          othersBeforeMs: now - (STALE_FLAG_MS - REASSERT_MS),
+          othersBeforeMs: now - OTHERS_SILENT_MS,
         });
       }
       continue;
     }
     const state = await ctx.store.getProviderState(name);
-    if (flagApplies(state, provider)) {
-      ctx.flaggedProviders.add(name);
+    if (state !== null && flagApplies(state, provider)) {
+      raiseFlag(ctx, name, state.sinceMs);
       continue;
     }
-    ctx.flaggedProviders.delete(name);
+    dropFlag(ctx, name);
     if (state?.status !== "misconfigured" || ours === undefined) continue;
     const lifted = await ctx.store.liftProviderFlag(name, {
       clientFingerprint: ours,

@@ -654,7 +654,7 @@ async function failClaim(
   if (classification.kind === "misconfigured" && classification.scope !== "credential") {
     // Our client credentials are wrong: the refresh token was not spent, so the connection is untouched.
     await handBack(ctx, claim);
-    await flagProvider(ctx, credential.provider, classification.error, now);
+    await flagProvider(ctx, credential.provider, classification.error, now, attempt.sentAtMs);
     // As with an outage: a token that still works is still served while the secret gets fixed.
     if (credential.expiresAtMs === null || credential.expiresAtMs > now) {
       return { ...current(credential), failure: classification };

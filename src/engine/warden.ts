@@ -175,6 +175,7 @@ export async function createWarden(options: WardenOptions = {}) {
     completions: new CompletionBatcher(store),
     flaggedProviders: new Set(),
     refusedHere: new Map(),
+    flaggedSinceMs: new Map(),
     sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
     refresherProbeAtMs: new Map(),

@@ -270,6 +270,32 @@ export function eventFromRow(row: Row): StoredEvent {
   };
 }
 
+/**
+ * What a provider-state upsert writes over the row it found (locked): a `misconfigured` state for
+ * other client credentials leaves a flag that names its own, reported after `keepIfReportedAfterMs`
+ * (when this refusal's request was sent), named and dated as it is. The newer evidence names the flag:
+ * a late answer to a request sent before someone else's refusal (credentials that work by now,
+ * perhaps) must not take it, or its next success would lift the flag of processes refused now.
+ */
+export function providerStateOver(
+  row: Row | undefined,
+  state: ProviderState,
+  keepIfReportedAfterMs: number | undefined,
+): ProviderState {
+  if (row === undefined || keepIfReportedAfterMs === undefined) return state;
+  const named = textOrNull(row, "client_fingerprint");
+  const reported = intOrNull(row, "asserted_at_ms");
+  const keep =
+    text(row, "status") === "misconfigured" &&
+    state.status === "misconfigured" &&
+    named !== null &&
+    state.clientFingerprint != null &&
+    named !== state.clientFingerprint &&
+    reported !== null &&
+    reported > keepIfReportedAfterMs;
+  return keep ? { ...state, clientFingerprint: named, assertedAtMs: reported } : state;
+}
+
 /** A provider state's columns in the order the stores' upserts list them. */
 export function providerStateValues(state: ProviderState): unknown[] {
   return [

@@ -112,6 +112,7 @@ describe.each(STORE_KINDS)("a probe answered invalid_refresh_token on %s", (kind
       lastError: "bad_client_secret",
       sinceMs: h.clock.now(),
     });
+    h.clock.advance(1_000); // the process starts, and probes, after the flag was raised
     const w = await h.peer();
     expect((await w.providerState("slack")).appliesHere).toBe(true);
     // The probe happens to land on a credential whose refresh token was revoked.

@@ -82,6 +82,7 @@ import {
   mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
+  providerStateOver,
   providerStateValues,
   recordFromRow,
   unreadableCredential,
@@ -777,7 +778,10 @@ export class PostgresStore implements Store {
     return rows[0] === undefined ? null : providerStateFromRow(rows[0]);
   }
 
-  async setProviderState(state: ProviderState): Promise<boolean> {
+  async setProviderState(
+    state: ProviderState,
+    options: { keepIfReportedAfterMs?: number } = {},
+  ): Promise<boolean> {
     const t = this.#t.providerStates;
     return this.#tx("setProviderState", async (c) => {
       // A row to lock first: FOR UPDATE locks nothing while there is none, and concurrent first
@@ -786,10 +790,10 @@ export class PostgresStore implements Store {
         `INSERT INTO ${t} (provider, status, since_ms) VALUES ($1, 'ok', $2) ON CONFLICT (provider) DO NOTHING`,
         [state.provider, state.sinceMs],
       );
-      const { rows } = await c.query<{ status: string }>(
-        `SELECT status FROM ${t} WHERE provider = $1 FOR UPDATE`,
-        [state.provider],
-      );
+      const { rows } = await c.query<Row>(`SELECT * FROM ${t} WHERE provider = $1 FOR UPDATE`, [
+        state.provider,
+      ]);
+      const written = providerStateOver(rows[0], state, options.keepIfReportedAfterMs);
       // since_ms is when the current status began: an unchanged status keeps it.
       await c.query(
         `INSERT INTO ${t} AS p (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
@@ -798,10 +802,10 @@ export class PostgresStore implements Store {
            since_ms = CASE WHEN p.status = excluded.status THEN p.since_ms ELSE excluded.since_ms END,
            status = excluded.status, client_fingerprint = excluded.client_fingerprint,
            asserted_at_ms = excluded.asserted_at_ms`,
-        providerStateValues(state),
+        providerStateValues(written),
       );
       // A provider never seen is implicitly ok.
-      const changed = (rows[0]?.status ?? "ok") !== state.status;
+      const changed = (rows[0]?.["status"] ?? "ok") !== state.status;
       if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });

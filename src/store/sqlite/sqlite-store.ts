@@ -82,6 +82,7 @@ import {
   mergeMetadata,
   openClaimedCredential,
   providerStateFromRow,
+  providerStateOver,
   providerStateValues,
   recordFromRow,
   unreadableCredential,
@@ -552,12 +553,13 @@ export class SqliteStore implements Store {
     return row === undefined ? null : providerStateFromRow(row);
   }
 
-  async setProviderState(state: ProviderState): Promise<boolean> {
+  async setProviderState(
+    state: ProviderState,
+    options: { keepIfReportedAfterMs?: number } = {},
+  ): Promise<boolean> {
     return this.#write("setProviderState", () => {
-      const old = this.#get<{ status: string }>(
-        "SELECT status FROM provider_states WHERE provider = ?",
-        state.provider,
-      );
+      const old = this.#get<Row>("SELECT * FROM provider_states WHERE provider = ?", state.provider);
+      const written = providerStateOver(old, state, options.keepIfReportedAfterMs);
       // since_ms is when the current status began: an unchanged status keeps it.
       this.#stmt(
         `INSERT INTO provider_states (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
@@ -566,9 +568,9 @@ export class SqliteStore implements Store {
            since_ms = CASE WHEN provider_states.status = excluded.status THEN provider_states.since_ms ELSE excluded.since_ms END,
            status = excluded.status, client_fingerprint = excluded.client_fingerprint,
            asserted_at_ms = excluded.asserted_at_ms`,
-      ).run(...providerStateValues(state));
+      ).run(...providerStateValues(written));
       // A provider never seen is implicitly ok.
-      const changed = (old?.status ?? "ok") !== state.status;
+      const changed = (old?.["status"] ?? "ok") !== state.status;
       if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, changed, randomUUID()));
       return changed;
     });
