@@ -169,7 +169,8 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     }
     const state = await ctx.store.getProviderState(name);
     if (state !== null && flagApplies(state, provider)) {
-      raiseFlag(ctx, name, state.sinceMs);
+      // As of when the flag was raised, never later than now: another host's clock may run ahead.
+      raiseFlag(ctx, name, Math.min(state.sinceMs, now));
       continue;
     }
     dropFlag(ctx, name);

@@ -11,6 +11,7 @@ import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
+import { refusedClient } from "../helpers/store-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 const MINUTE = 60_000;
@@ -216,5 +217,18 @@ describe.each(STORE_KINDS)("provider flags and late answers on %s", (kind) => {
       status: "misconfigured",
       pagedAgain: 0,
     });
+  });
+  it("a shared flag dated by a clock a day ahead does not keep a process's later probes from lifting it", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    // Raised by a host whose clock runs a day ahead, naming no credentials: every process holds back.
+    await h.store.setProviderState(refusedClient(h.clock.now() + 24 * 60 * MINUTE));
+    const w = await h.peer();
+    expect((await w.providerState("slack")).appliesHere).toBe(true);
+    h.clock.advance(11 * 60 * MINUTE); // due, and the process's probe goes out after it started
+    h.clock.advance(1_000);
+    const [row] = await w.connections.refresh(id);
+    expect(row).toMatchObject({ refreshed: true });
+    expect((await h.store.getProviderState("slack"))?.status).toBe("ok");
   });
 });
