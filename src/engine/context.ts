@@ -99,4 +99,6 @@ export interface RefreshObservation {
 export interface Refusal {
   /** Whether it was logged and emitted (once per refusal, per process). */
   announced: boolean;
+  /** The record of the latest refusal in the store, which the next waits for (flagProvider). */
+  recording: Promise<void>;
 }

@@ -49,10 +49,12 @@ function dropFlag(ctx: EngineContext, provider: string): void {
 export function holdBack(ctx: EngineContext, provider: string, atMs: number): Refusal {
   let refusal = ctx.refusedHere.get(provider);
   if (refusal === undefined) {
-    refusal = { announced: false };
+    refusal = { announced: false, recording: Promise.resolve() };
     ctx.refusedHere.set(provider, refusal);
   }
   raiseFlag(ctx, provider, atMs);
+  // Its own refusal is the newest news: answers to requests sent before it prove nothing either.
+  ctx.flaggedSinceMs.set(provider, Math.max(ctx.flaggedSinceMs.get(provider) ?? atMs, atMs));
   ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
   ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
   return refusal;
@@ -76,6 +78,14 @@ export async function flagProvider(
   const refusal = holdBack(ctx, provider, atMs);
   const fresh = !refusal.announced;
   refusal.announced = true;
+  // One record at a time per process: of a burst of refusals, the first announces, and a later one
+  // whose write happened to change the status must not announce it again.
+  const previous = refusal.recording;
+  let done = () => {};
+  refusal.recording = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  await previous;
   let changed = false;
   if (ctx.sharedProviderState) {
     try {
@@ -100,6 +110,7 @@ export async function flagProvider(
       );
     }
   }
+  done();
   if (changed || fresh) {
     ctx.logger.error(
       { provider, error },
@@ -169,8 +180,10 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     }
     const state = await ctx.store.getProviderState(name);
     if (state !== null && flagApplies(state, provider)) {
-      // As of when the flag was raised, never later than now: another host's clock may run ahead.
-      raiseFlag(ctx, name, Math.min(state.sinceMs, now));
+      // As of now, when this process learnt of it, on its own clock: a request sent before then proves
+      // nothing about the refusal (the flag's own date may come from a clock that runs ahead, or from
+      // other credentials' refusal that the flag has since passed to these).
+      raiseFlag(ctx, name, now);
       continue;
     }
     dropFlag(ctx, name);

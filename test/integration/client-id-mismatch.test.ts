@@ -78,8 +78,8 @@ describe.each(STORE_KINDS)("client_id_mismatch as the flagged provider's probe o
 
     // A new process starts (it reads the flag) and its probe happens to be the leftover credential:
     // Slack accepted our client id and secret and refused only that token.
-    h.clock.advance(1_000);
     const right = await h.peer();
+    h.clock.advance(1_000); // its probe goes out after it learnt of the flag
     expect((await right.connections.refresh(old))[0]).toMatchObject({
       refreshed: false,
       error: "client_id_mismatch",

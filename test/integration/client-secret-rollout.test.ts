@@ -67,8 +67,8 @@ describe.each(STORE_KINDS)("a rolling client secret change on %s", (kind) => {
     h = await openEngineHarness(kind);
     const { id } = await h.installAndImport();
     await h.store.setProviderState(refusedClient(h.clock.now()));
-    h.clock.advance(11 * HOUR);
     const w = await h.peer();
+    h.clock.advance(11 * HOUR);
     const before = h.emu.control.counters().refreshes;
     await w.refreshDue(); // one probe
     await w.refreshDue(); // the next probe is a minute away

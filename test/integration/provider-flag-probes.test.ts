@@ -112,8 +112,8 @@ describe.each(STORE_KINDS)("a probe answered invalid_refresh_token on %s", (kind
       lastError: "bad_client_secret",
       sinceMs: h.clock.now(),
     });
-    h.clock.advance(1_000); // the process starts, and probes, after the flag was raised
     const w = await h.peer();
+    h.clock.advance(1_000); // the process probes after it learnt of the flag
     expect((await w.providerState("slack")).appliesHere).toBe(true);
     // The probe happens to land on a credential whose refresh token was revoked.
     h.emu.control.revokeToken(String(install["refresh_token"]));
@@ -125,5 +125,45 @@ describe.each(STORE_KINDS)("a probe answered invalid_refresh_token on %s", (kind
       status: "ok",
       appliesHere: false,
     });
+  });
+});
+
+describe.each(STORE_KINDS)("a burst of refusals on %s", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  it("announces once, whichever refusal's record changes the shared status", async () => {
+    h = await openEngineHarness(kind);
+    for (let i = 0; i < 3; i++) await h.installAndImport();
+    const { interceptStore } = await import("../helpers/intercept-store.js");
+    const { openSealedStore } = await import("../helpers/store-under-test.js");
+    let first = true;
+    // The first refusal's record is slow: a later one's would change the status first.
+    const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      setProviderState: async (real, ...args) => {
+        if (first) {
+          first = false;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        return real(...args);
+      },
+    });
+    const bad = await h.peer({
+      store,
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "the-old-secret", baseUrl: h.emu.url },
+      },
+    });
+    const raised: unknown[] = [];
+    bad.on("provider_misconfigured", (e) => raised.push(e));
+    h.clock.advance(11 * HOUR);
+    await Promise.all(
+      (await bad.connections.list({})).items.map((c) => bad.connections.refresh(c.id).catch(() => undefined)),
+    );
+    expect(raised).toHaveLength(1);
+    expect((await h.store.getProviderState("slack"))?.status).toBe("misconfigured");
   });
 });

@@ -799,7 +799,9 @@ export class PostgresStore implements Store {
         `INSERT INTO ${t} AS p (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
-           since_ms = CASE WHEN p.status = excluded.status THEN p.since_ms ELSE excluded.since_ms END,
+           since_ms = CASE WHEN p.status = excluded.status
+             AND p.client_fingerprint IS NOT DISTINCT FROM excluded.client_fingerprint
+             THEN p.since_ms ELSE excluded.since_ms END,
            status = excluded.status, client_fingerprint = excluded.client_fingerprint,
            asserted_at_ms = excluded.asserted_at_ms`,
         providerStateValues(written),

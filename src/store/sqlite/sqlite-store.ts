@@ -565,7 +565,9 @@ export class SqliteStore implements Store {
         `INSERT INTO provider_states (provider, status, reason, last_error, since_ms, client_fingerprint, asserted_at_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (provider) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
-           since_ms = CASE WHEN provider_states.status = excluded.status THEN provider_states.since_ms ELSE excluded.since_ms END,
+           since_ms = CASE WHEN provider_states.status = excluded.status
+             AND provider_states.client_fingerprint IS excluded.client_fingerprint
+             THEN provider_states.since_ms ELSE excluded.since_ms END,
            status = excluded.status, client_fingerprint = excluded.client_fingerprint,
            asserted_at_ms = excluded.asserted_at_ms`,
       ).run(...providerStateValues(written));
