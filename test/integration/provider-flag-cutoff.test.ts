@@ -6,66 +6,12 @@
 //     late success (a request sent before its credentials were refused) lifts nothing.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Clock } from "../../src/core/ports.js";
-import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
-import { misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
+import { gate, misconfiguredWebhooks, on, type Wire } from "../helpers/provider-flag-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 const MINUTE = 60_000;
-
-interface Wire {
-  accepted: () => boolean;
-  holdNext?: Promise<void> | undefined;
-  held?: boolean;
-}
-
-function wired(h: EngineHarness, wire: Wire): typeof globalThis.fetch {
-  const real = h.emu.demoApp.clientSecret;
-  return async (input, init) => {
-    const body = typeof init?.body === "string" ? init.body : undefined;
-    const isGrant = body?.includes("grant_type=refresh_token") ?? false;
-    const swapped =
-      body === undefined || !isGrant
-        ? init
-        : {
-            ...init,
-            body: body.replace(
-              /client_secret=[^&]*/,
-              `client_secret=${wire.accepted() ? real : "refused-at-slack"}`,
-            ),
-          };
-    const res = await globalThis.fetch(input, swapped);
-    const hold = isGrant ? wire.holdNext : undefined;
-    if (hold !== undefined) {
-      wire.holdNext = undefined;
-      const text = await res.text();
-      wire.held = true;
-      await hold;
-      return new Response(text, { status: res.status, headers: res.headers });
-    }
-    return res;
-  };
-}
-
-async function on(h: EngineHarness, clientSecret: string, wire: Wire, clock?: Clock): Promise<Warden> {
-  return h.peer({
-    providers: {
-      slack: { clientId: h.emu.demoApp.clientId, clientSecret, baseUrl: h.emu.url },
-    },
-    fetch: wired(h, wire),
-    store: await outboxStore(h),
-    ...(clock === undefined ? {} : { clock }),
-  });
-}
-
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open: () => void = () => {};
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { wait, open };
-}
 
 describe.each(STORE_KINDS)("provider flag cut-offs on %s (review of f308bff)", (kind) => {
   let h: EngineHarness | null = null;

@@ -7,69 +7,13 @@
 //     whose clock is minutes ahead does not find it stale first.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Clock } from "../../src/core/ports.js";
-import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
-import { misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
+import { gate, misconfiguredWebhooks, on, type Wire } from "../helpers/provider-flag-fixtures.js";
 import { refusedClient } from "../helpers/store-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 const MINUTE = 60_000;
-
-/** Slack's side of one process: which secret Slack sees (decided when the request is sent), and an optional hold on the answer. */
-interface Wire {
-  accepted: () => boolean;
-  /** When set, the next answer is held until it resolves (Slack has processed the request already). */
-  holdNext?: Promise<void> | undefined;
-  held?: boolean;
-}
-
-function wired(h: EngineHarness, wire: Wire): typeof globalThis.fetch {
-  const real = h.emu.demoApp.clientSecret;
-  return async (input, init) => {
-    const body = typeof init?.body === "string" ? init.body : undefined;
-    const isGrant = body?.includes("grant_type=refresh_token") ?? false;
-    const swapped =
-      body === undefined || !isGrant
-        ? init
-        : {
-            ...init,
-            body: body.replace(
-              /client_secret=[^&]*/,
-              `client_secret=${wire.accepted() ? real : "refused-at-slack"}`,
-            ),
-          };
-    const res = await globalThis.fetch(input, swapped);
-    const hold = isGrant ? wire.holdNext : undefined;
-    if (hold !== undefined) {
-      wire.holdNext = undefined;
-      const text = await res.text();
-      wire.held = true;
-      await hold;
-      return new Response(text, { status: res.status, headers: res.headers });
-    }
-    return res;
-  };
-}
-
-async function on(h: EngineHarness, clientSecret: string, wire: Wire, clock?: Clock): Promise<Warden> {
-  return h.peer({
-    providers: {
-      slack: { clientId: h.emu.demoApp.clientId, clientSecret, baseUrl: h.emu.url },
-    },
-    fetch: wired(h, wire),
-    store: await outboxStore(h),
-    ...(clock === undefined ? {} : { clock }),
-  });
-}
-
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open: () => void = () => {};
-  const wait = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { wait, open };
-}
 
 describe.each(STORE_KINDS)("provider flags and late answers on %s", (kind) => {
   let h: EngineHarness | null = null;
