@@ -179,6 +179,8 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
       continue;
     }
     const state = await ctx.store.getProviderState(name);
+    // Refused while the read was on its way: that refusal is newer than what was read.
+    if (ctx.refusedHere.has(name)) continue;
     if (state !== null && flagApplies(state, provider)) {
       // As of now, when this process learnt of it, on its own clock: a request sent before then proves
       // nothing about the refusal (the flag's own date may come from a clock that runs ahead, or from

@@ -167,3 +167,56 @@ describe.each(STORE_KINDS)("a burst of refusals on %s", (kind) => {
     expect((await h.store.getProviderState("slack"))?.status).toBe("misconfigured");
   });
 });
+
+describe.each(STORE_KINDS)("a sync that reads the shared flag while a refusal arrives on %s", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  it("keeps the process held back: the refusal is newer than what the sync read", async () => {
+    h = await openEngineHarness(kind);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await h.installAndImport()).id);
+    const { interceptStore } = await import("../helpers/intercept-store.js");
+    const { openSealedStore } = await import("../helpers/store-under-test.js");
+    let hold: Promise<void> | null = null;
+    let reading = false;
+    // The sync's read happens before the refusal (no flag yet), and its answer arrives after.
+    const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      getProviderState: async (real, ...args) => {
+        const state = await real(...args);
+        if (hold !== null) {
+          reading = true;
+          await hold;
+        }
+        return state;
+      },
+    });
+    const bad = await h.peer({
+      store,
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "the-old-secret", baseUrl: h.emu.url },
+      },
+    });
+    h.clock.advance(11 * HOUR);
+    let release = () => {};
+    hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const pass = bad.refreshDue(); // its sync reads the (unflagged) state, then waits
+    const { eventually } = await import("../helpers/eventually.js");
+    await eventually(
+      () => reading,
+      (x) => x,
+      { what: "the sync's read" },
+    );
+    hold = null;
+    await bad.connections.refresh(ids[0] ?? "").catch(() => undefined); // refused: held back, flagged
+    const before = grants(h);
+    release();
+    await pass; // the sync goes on with what it read, then the pass claims
+    expect(grants(h) - before).toBe(0);
+  });
+});
