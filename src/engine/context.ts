@@ -56,14 +56,12 @@ export interface EngineContext {
   claims: ClaimKeeper;
   /** Where finished refreshes are persisted: group-committed, one store write at a time. */
   completions: CompletionBatcher;
-  /** Providers known to reject our client credentials (mirrors the store's provider states). */
-  flaggedProviders: Set<string>;
   /**
-   * Per flagged provider, since when the refusal that holds this process back is known (its own
-   * refusal's arrival, or the shared flag's `sinceMs`): an answer to a request sent by then proves
-   * nothing about the credentials now.
+   * Providers known to reject our client credentials (mirrors the store's provider states), each with
+   * since when this process knows of the refusal holding it back (its own refusal's arrival, or its
+   * sync's reading of the shared flag): an answer to a request sent by then proves nothing.
    */
-  flaggedSinceMs: Map<string, number>;
+  flaggedProviders: Map<string, number>;
   /** Whether provider flags are read from and written to the store (WardenOptions.providerState). */
   sharedProviderState: boolean;
   /**

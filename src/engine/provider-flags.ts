@@ -8,7 +8,6 @@ export const CALLER_PROBE_MS = 10_000;
 /** A flagged provider's probe from the refresher: one a minute per process, however many passes run. */
 export const REFRESHER_PROBE_MS = 60_000;
 
-export { STALE_FLAG_MS };
 /**
  * How long a flag naming other refused credentials goes unreported before a refused process takes it
  * over (their process has stopped: a live one re-dates it every REASSERT_MS).
@@ -32,14 +31,7 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
 
 /** Holds this process back from `provider`, as of `sinceMs` unless it already was. */
 function raiseFlag(ctx: EngineContext, provider: string, sinceMs: number): void {
-  if (ctx.flaggedProviders.has(provider)) return;
-  ctx.flaggedProviders.add(provider);
-  ctx.flaggedSinceMs.set(provider, sinceMs);
-}
-
-function dropFlag(ctx: EngineContext, provider: string): void {
-  ctx.flaggedProviders.delete(provider);
-  ctx.flaggedSinceMs.delete(provider);
+  if (!ctx.flaggedProviders.has(provider)) ctx.flaggedProviders.set(provider, sinceMs);
 }
 
 /**
@@ -52,9 +44,8 @@ export function holdBack(ctx: EngineContext, provider: string, atMs: number): Re
     refusal = { announced: false, recording: Promise.resolve() };
     ctx.refusedHere.set(provider, refusal);
   }
-  raiseFlag(ctx, provider, atMs);
   // Its own refusal is the newest news: answers to requests sent before it prove nothing either.
-  ctx.flaggedSinceMs.set(provider, Math.max(ctx.flaggedSinceMs.get(provider) ?? atMs, atMs));
+  ctx.flaggedProviders.set(provider, Math.max(ctx.flaggedProviders.get(provider) ?? atMs, atMs));
   ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
   ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
   return refusal;
@@ -136,9 +127,9 @@ export async function markProviderHealthy(
   sentAtMs: number,
 ): Promise<void> {
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
-  if (!ctx.flaggedProviders.has(provider)) return;
-  if (sentAtMs <= (ctx.flaggedSinceMs.get(provider) ?? Number.NEGATIVE_INFINITY)) return;
-  dropFlag(ctx, provider);
+  const flaggedSince = ctx.flaggedProviders.get(provider);
+  if (flaggedSince === undefined || sentAtMs <= flaggedSince) return;
+  ctx.flaggedProviders.delete(provider);
   ctx.refusedHere.delete(provider);
   if (!ctx.sharedProviderState) return;
   try {
@@ -188,7 +179,7 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
       raiseFlag(ctx, name, now);
       continue;
     }
-    dropFlag(ctx, name);
+    ctx.flaggedProviders.delete(name);
     if (state?.status !== "misconfigured" || ours === undefined) continue;
     const lifted = await ctx.store.liftProviderFlag(name, {
       clientFingerprint: ours,
@@ -198,7 +189,7 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     if (lifted) {
       ctx.logger.info(
         { provider: name },
-        "lifted a provider flag of other client credentials that no process has reported refused for five minutes",
+        `lifted a provider flag of other client credentials that no process has reported refused for ${STALE_FLAG_MS / 60_000} minutes`,
       );
     }
   }

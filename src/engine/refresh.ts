@@ -266,11 +266,6 @@ async function handBackServing(
 }
 
 /**
- * A claim was won, but spending may still be wrong: the token that failed was
- * already replaced by another process, or the credential is in backoff.
- * Releases the claim in those cases.
- */
-/**
  * A back-off left by another client's refusal (a warden running another app's credentials got
  * `client_id_mismatch` on this credential) when this warden is the client the tokens belong to:
  * it does not hold this warden back, which can refresh them.
@@ -282,6 +277,11 @@ function backoffIsAnotherClients(ctx: EngineContext, c: StoredCredential): boole
   );
 }
 
+/**
+ * A claim was won, but spending may still be wrong: the token that failed was
+ * already replaced by another process, or the credential is in backoff.
+ * Releases the claim in those cases.
+ */
 async function settleWithoutSpending(
   ctx: EngineContext,
   claimed: Claimed,
@@ -715,11 +715,9 @@ async function failClaim(
     await markProviderHealthy(ctx, credential.provider, now, attempt.sentAtMs);
   }
   const reason =
-    classification.kind === "transient"
+    classification.kind === "transient" || classification.kind === "misconfigured"
       ? classification.reason
-      : classification.kind === "misconfigured"
-        ? classification.reason
-        : "provider_unavailable";
+      : "provider_unavailable";
   const retryAfterMs = classification.kind === "transient" ? classification.retryAfterMs : undefined;
   // The old refresh token's fate stays unknown until a definite answer about it arrives.
   const inDoubt = attempt.inDoubt || attempt.previousAttemptLost;

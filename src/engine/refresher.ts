@@ -1,11 +1,9 @@
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
-import { syncProviderFlags } from "./provider-flags.js";
+import { REFRESHER_PROBE_MS, syncProviderFlags } from "./provider-flags.js";
 import { handBack, providerPaused, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
-/** A flagged provider's refresher probe: one a minute per process, however many passes run. */
-export const REFRESHER_PROBE_MS = 60_000;
 const PROVIDER_STATE_SYNC_MS = 5_000;
 
 export interface RefresherOptions {

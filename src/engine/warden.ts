@@ -173,9 +173,8 @@ export async function createWarden(options: WardenOptions = {}) {
       logger,
     ),
     completions: new CompletionBatcher(store),
-    flaggedProviders: new Set(),
+    flaggedProviders: new Map(),
     refusedHere: new Map(),
-    flaggedSinceMs: new Map(),
     sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
     refresherProbeAtMs: new Map(),
@@ -340,10 +339,8 @@ export async function createWarden(options: WardenOptions = {}) {
       if (configured === undefined)
         throw new TokenwardenError("not_found", `provider "${provider}" is not configured`);
       const stored = await openStoreRef.getProviderState(provider);
-      const appliesHere =
-        ctx.refusedHere.has(provider) ||
-        ctx.flaggedProviders.has(provider) ||
-        flagApplies(stored, configured);
+      // A process refused itself is flagged too (holdBack), until its own probe succeeds.
+      const appliesHere = ctx.flaggedProviders.has(provider) || flagApplies(stored, configured);
       return {
         provider,
         status: stored?.status ?? "ok",

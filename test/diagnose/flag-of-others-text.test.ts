@@ -2,7 +2,7 @@
 // STALE_FLAG_MS without a report, whatever that is.
 import { afterEach, describe, expect, it } from "vitest";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
-import { STALE_FLAG_MS } from "../../src/engine/provider-flags.js";
+import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { refusedClient } from "../helpers/store-fixtures.js";
 

@@ -3,7 +3,7 @@
 // the processes on the new secret are not held back by the old one's refusals, and nobody lifts and
 // raises the flag in turn (each raise is a provider.misconfigured webhook that pages someone).
 import { afterEach, describe, expect, it } from "vitest";
-import { STALE_FLAG_MS } from "../../src/engine/provider-flags.js";
+import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { refusedClient } from "../helpers/store-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";

@@ -2,7 +2,7 @@
 // keeps it fresh; claims taken ahead are not sent once the credentials are refused; a probe answered
 // about the token (Slack checked the client first) lifts the flag.
 import { afterEach, describe, expect, it } from "vitest";
-import { STALE_FLAG_MS } from "../../src/engine/provider-flags.js";
+import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { grants, misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";

@@ -3,7 +3,7 @@
 // clock skew, concurrent first refusals, and what providerState() and diagnose make of it all.
 import { afterEach, describe, expect, it } from "vitest";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
-import { STALE_FLAG_MS } from "../../src/engine/provider-flags.js";
+import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
 import { grants, misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
