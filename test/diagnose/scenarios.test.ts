@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diagnoseApp } from "../../src/cli/diagnose/diagnose-app.js";
 import { diagnoseConnection } from "../../src/cli/diagnose/diagnose-connection.js";
 import { diagnoseToken } from "../../src/cli/diagnose/diagnose-token.js";
+import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import type { Diagnosis } from "../../src/diagnose/diagnosis.js";
 import { iso } from "../../src/diagnose/explain-connection.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
@@ -545,41 +546,24 @@ describe("diagnose connection, from the stored timeline", () => {
     expect(d.token.kind).toBe("user");
   });
 
-  it("wrong client secret flags the provider → misconfigured, client_credentials_mismatch", async () => {
-    const { id } = await h.installAndImport();
-    const bad = await h.peer({
-      providers: {
-        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "0".repeat(32), baseUrl: h.emu.url },
-      },
-    });
-    // The token is still valid, so the refused refresh reports its error rather than throwing.
-    expect(await bad.connections.refresh(id)).toMatchObject([
-      { refreshed: false, error: "bad_client_secret" },
-    ]);
-    // Diagnosed where that secret is configured (this deployment's own problem).
-    expectDiagnosis(
-      await connectionDiagnosis(id, bad),
-      "misconfigured",
-      false,
-      "client_credentials_mismatch",
-    );
-    await setSlackState(h, "ok");
-  });
-
-  it("a flag of other client credentials (a process still on an old secret) is named, not blamed", async () => {
+  it("wrong client secret flags the provider → misconfigured where it is configured, a low cause elsewhere", async () => {
     const { id } = await h.installAndImport();
     const oldSecret = "0".repeat(32);
     const bad = await h.peer({
       providers: { slack: { clientId: h.emu.demoApp.clientId, clientSecret: oldSecret, baseUrl: h.emu.url } },
     });
-    await bad.connections.refresh(id);
+    // The token is still valid, so the refused refresh reports its error rather than throwing.
+    expect(await bad.connections.refresh(id)).toMatchObject([
+      { refreshed: false, error: "bad_client_secret" },
+    ]);
     // Run with the credentials that work: the connection is fine, and the flag is named as another
     // process's problem.
     const ours = await connectionDiagnosis(id);
     expect(ours.verdict).not.toBe("misconfigured");
-    expect(ours.causes.find((c) => c.code === "client_credentials_mismatch")).toMatchObject({
-      likelihood: "low",
-    });
+    const named = ours.causes.find((c) => c.code === "client_credentials_mismatch");
+    expect(named).toMatchObject({ likelihood: "low" });
+    // It says when such a flag goes: STALE_FLAG_MS after its last report.
+    expect(named?.explanation ?? "").toContain(`lifted ${STALE_FLAG_MS / 60_000} minutes after`);
     expect(JSON.stringify(ours)).not.toContain(oldSecret);
     // Run with the refused ones: that is this deployment's problem.
     expectDiagnosis(

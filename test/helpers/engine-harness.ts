@@ -170,3 +170,31 @@ export function grantTokens(grant: Record<string, unknown>): {
     expiresIn: Number(grant["expires_in"]),
   };
 }
+
+/** Slack's auth.test with `token`, straight to the emulator (what an API call through withToken does). */
+export async function authTest(h: EngineHarness, token: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${h.emu.url}/api/auth.test`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** Re-imports an install's tokens as lasting 24 h where Slack says 12 h: past 12 h, Slack answers token_expired. */
+export async function importLongerThanSlack(
+  h: EngineHarness,
+  id: string,
+  install: Record<string, unknown>,
+): Promise<void> {
+  await h.warden.connections.import({
+    id,
+    provider: "slack",
+    credentials: {
+      bot: {
+        accessToken: install["access_token"] as string,
+        refreshToken: install["refresh_token"] as string,
+        expiresIn: 86_400,
+      },
+    },
+  });
+}

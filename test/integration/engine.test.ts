@@ -4,9 +4,11 @@ import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "..
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import {
+  authTest,
   type EngineHarness,
   FAST_TIMINGS,
   grantTokens,
+  importLongerThanSlack,
   openEngineHarness,
 } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
@@ -18,33 +20,6 @@ const HOUR = 3_600_000;
 /** Moves our clock and the emulator's together (they share it). */
 function advance(h: EngineHarness, ms: number): void {
   h.clock.advance(ms);
-}
-
-async function authTest(h: EngineHarness, token: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${h.emu.url}/api/auth.test`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}` },
-  });
-  return (await res.json()) as Record<string, unknown>;
-}
-
-/** Re-imports an install's tokens as lasting 24 h where Slack says 12 h: past 12 h, Slack answers token_expired. */
-async function importLongerThanSlack(
-  h: EngineHarness,
-  id: string,
-  install: Record<string, unknown>,
-): Promise<void> {
-  await h.warden.connections.import({
-    id,
-    provider: "slack",
-    credentials: {
-      bot: {
-        accessToken: install["access_token"] as string,
-        refreshToken: install["refresh_token"] as string,
-        expiresIn: 86_400,
-      },
-    },
-  });
 }
 
 function collect<E extends keyof WardenEventMap>(h: EngineHarness, name: E): WardenEventMap[E][] {

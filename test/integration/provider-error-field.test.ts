@@ -3,17 +3,14 @@
 // expires within the second, among others.
 import { afterEach, describe, expect, it } from "vitest";
 import { ProviderUnavailableError } from "../../src/core/errors.js";
-import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import {
+  authTest,
+  type EngineHarness,
+  importLongerThanSlack,
+  openEngineHarness,
+} from "../helpers/engine-harness.js";
 
 const HOUR = 3_600_000;
-
-async function authTest(h: EngineHarness, token: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${h.emu.url}/api/auth.test`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}` },
-  });
-  return (await res.json()) as Record<string, unknown>;
-}
 
 describe("ProviderUnavailableError.providerError on sqlite", () => {
   let h: EngineHarness | null = null;
@@ -26,17 +23,7 @@ describe("ProviderUnavailableError.providerError on sqlite", () => {
     h = await openEngineHarness("sqlite");
     const { id, install } = await h.installAndImport();
     // Ours says 24 h, Slack's 12 h: past 12 h the call meets token_expired.
-    await h.warden.connections.import({
-      id,
-      provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: install["access_token"] as string,
-          refreshToken: install["refresh_token"] as string,
-          expiresIn: 86_400,
-        },
-      },
-    });
+    await importLongerThanSlack(h, id, install);
     h.clock.advance(12 * HOUR + 1);
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
     const harness = h;
