@@ -75,3 +75,43 @@ describe.each(STORE_KINDS)("a refresh stored, then the flag's lift fails, on %s"
     });
   });
 });
+
+describe.each(STORE_KINDS)("a refusal the store fails to record on %s", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  it("answers the refusal, holds the process back and announces it, without throwing the store's error", async () => {
+    h = await openEngineHarness(kind);
+    const { id } = await h.installAndImport();
+    const { interceptStore } = await import("../helpers/intercept-store.js");
+    const { openSealedStore } = await import("../helpers/store-under-test.js");
+    const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      setProviderState: async () => {
+        throw new Error("connection reset while recording the flag");
+      },
+    });
+    const bad = await h.peer({
+      store,
+      providers: {
+        slack: { clientId: h.emu.demoApp.clientId, clientSecret: "the-old-secret", baseUrl: h.emu.url },
+      },
+    });
+    const raised: unknown[] = [];
+    bad.on("provider_misconfigured", (e) => raised.push(e));
+    const calls = () => h?.emu.control.counters().calls["oauth.v2.access"] ?? 0;
+    const before = calls();
+    // The token is still valid: the refusal is this credential's row, not the store's error.
+    expect(await bad.connections.refresh(id)).toMatchObject([
+      { refreshed: false, error: "bad_client_secret" },
+    ]);
+    expect(raised).toHaveLength(1);
+    expect((await bad.providerState("slack")).appliesHere).toBe(true);
+    // Held back all the same: the next forced refresh within the probe interval sends nothing.
+    await bad.connections.refresh(id);
+    expect(calls() - before).toBe(1);
+    expect((await h.store.getProviderState("slack"))?.status ?? "ok").toBe("ok"); // nothing recorded
+  });
+});
