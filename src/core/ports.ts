@@ -18,6 +18,12 @@ import type {
 /** The only source of time: epoch milliseconds. Tests pass a fake one. */
 export interface Clock {
   now(): number;
+  /**
+   * Milliseconds from any origin on a clock that never steps (the host's monotonic clock), for a
+   * process's own schedules: probe spacing, pauses, which of two moments came first. Optional: without
+   * it they are read off `now()`, a backward step counted as no time passing (steady-clock.ts).
+   */
+  elapsedMs?(): number;
 }
 
 /** The only source of randomness for jitter, owner ids and OAuth state, so a failing test can replay. */

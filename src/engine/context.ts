@@ -44,6 +44,12 @@ export interface EngineContext {
   store: Store;
   providers: ReadonlyMap<string, Provider>;
   clock: Clock;
+  /**
+   * This process's clock for its own schedules and orderings (probe spacing, pauses, "sent after the
+   * refusal"): the injected clock with backward steps taken out (steady-clock.ts). Stored instants stay
+   * on `clock`. Every `…SteadyMs` value and the maps' instants below are on this clock.
+   */
+  steadyNow: () => number;
   random: Random;
   logger: Logger;
   policy: RefreshPolicy;
@@ -58,8 +64,8 @@ export interface EngineContext {
   completions: CompletionBatcher;
   /**
    * Providers known to reject our client credentials (mirrors the store's provider states), each with
-   * since when this process knows of the refusal holding it back (its own refusal's arrival, or its
-   * sync's reading of the shared flag): an answer to a request sent by then proves nothing.
+   * since when (steady) this process knows of the refusal holding it back (its own refusal's arrival,
+   * or its sync's reading of the shared flag): an answer to a request sent by then proves nothing.
    */
   flaggedProviders: Map<string, number>;
   /** Whether provider flags are read from and written to the store (WardenOptions.providerState). */
@@ -78,7 +84,7 @@ export interface EngineContext {
    * Per provider rate limiting our refreshes (a 429 on the token endpoint, which Slack limits per
    * app): until when, and the provider's error. Refreshes on demand and in the background alike wait.
    */
-  providerPausedUntil: Map<string, { untilMs: number; error: string }>;
+  providerPausedUntil: Map<string, { untilSteadyMs: number; error: string }>;
   reconnectUrl(connectionId: string, provider: string): string | null;
   /** Told of every refresh grant sent to a provider, with its outcome and latency (the server's metrics). */
   onRefresh?: ((observation: RefreshObservation) => void) | undefined;

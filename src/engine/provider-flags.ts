@@ -29,25 +29,26 @@ export function flagApplies(state: ProviderState | null, provider: Provider | un
   return flagged === null || ours === undefined || flagged === ours;
 }
 
-/** Holds this process back from `provider`, as of `sinceMs` unless it already was. */
-function raiseFlag(ctx: EngineContext, provider: string, sinceMs: number): void {
-  if (!ctx.flaggedProviders.has(provider)) ctx.flaggedProviders.set(provider, sinceMs);
+/** Holds this process back from `provider`, as of now unless it already was. */
+function raiseFlag(ctx: EngineContext, provider: string): void {
+  if (!ctx.flaggedProviders.has(provider)) ctx.flaggedProviders.set(provider, ctx.steadyNow());
 }
 
 /**
  * The provider refused this process's client credentials: it holds back from `provider` (probes only,
  * the next a full interval away) until its own probe succeeds, whatever a sync reads meanwhile.
  */
-export function holdBack(ctx: EngineContext, provider: string, atMs: number): Refusal {
+export function holdBack(ctx: EngineContext, provider: string): Refusal {
   let refusal = ctx.refusedHere.get(provider);
   if (refusal === undefined) {
     refusal = { announced: false, recording: Promise.resolve() };
     ctx.refusedHere.set(provider, refusal);
   }
   // Its own refusal is the newest news: answers to requests sent before it prove nothing either.
-  ctx.flaggedProviders.set(provider, Math.max(ctx.flaggedProviders.get(provider) ?? atMs, atMs));
-  ctx.providerProbeAtMs.set(provider, atMs + CALLER_PROBE_MS);
-  ctx.refresherProbeAtMs.set(provider, atMs + REFRESHER_PROBE_MS);
+  const steadyMs = ctx.steadyNow();
+  ctx.flaggedProviders.set(provider, Math.max(ctx.flaggedProviders.get(provider) ?? steadyMs, steadyMs));
+  ctx.providerProbeAtMs.set(provider, steadyMs + CALLER_PROBE_MS);
+  ctx.refresherProbeAtMs.set(provider, steadyMs + REFRESHER_PROBE_MS);
   return refusal;
 }
 
@@ -66,7 +67,7 @@ export async function flagProvider(
   /** When the refused request was sent. */
   sentAtMs: number,
 ): Promise<void> {
-  const refusal = holdBack(ctx, provider, atMs);
+  const refusal = holdBack(ctx, provider);
   const fresh = !refusal.announced;
   refusal.announced = true;
   // One record at a time per process: of a burst of refusals, the first announces, and a later one
@@ -121,14 +122,14 @@ export async function markProviderHealthy(
   provider: string,
   atMs: number,
   /**
-   * When the request that proved them was sent: one sent by the time the refusal holding this process
-   * back was known (its own, or the shared flag's) proves nothing about the credentials now.
+   * When (steady) the request that proved them was sent: one sent by the time the refusal holding
+   * this process back was known (its own, or the shared flag's) proves nothing about the credentials now.
    */
-  sentAtMs: number,
+  sentSteadyMs: number,
 ): Promise<void> {
   // Checked in memory: a store read per refresh would tax every refresh for a rare state.
   const flaggedSince = ctx.flaggedProviders.get(provider);
-  if (flaggedSince === undefined || sentAtMs <= flaggedSince) return;
+  if (flaggedSince === undefined || sentSteadyMs <= flaggedSince) return;
   ctx.flaggedProviders.delete(provider);
   ctx.refusedHere.delete(provider);
   if (!ctx.sharedProviderState) return;
@@ -176,7 +177,7 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
       // As of now, when this process learnt of it, on its own clock: a request sent before then proves
       // nothing about the refusal (the flag's own date may come from a clock that runs ahead, or from
       // other credentials' refusal that the flag has since passed to these).
-      raiseFlag(ctx, name, now);
+      raiseFlag(ctx, name);
       continue;
     }
     ctx.flaggedProviders.delete(name);

@@ -293,10 +293,11 @@ async function settleWithoutSpending(
     return current(c);
   }
   const now = ctx.clock.now();
+  const steadyMs = ctx.steadyNow();
   // Our client credentials were refused: every refresh would be refused too, and hammering the token
   // endpoint earns a rate limit. One caller per process gets through as a probe every 10 s (a fixed
   // secret is then noticed at once); the others keep a still-valid token or hear why not.
-  if (ctx.flaggedProviders.has(c.provider) && now < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
+  if (ctx.flaggedProviders.has(c.provider) && steadyMs < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
     const failure: Classification = {
       kind: "misconfigured",
       reason: "provider_misconfigured",
@@ -307,7 +308,7 @@ async function settleWithoutSpending(
     );
   }
   const paused = ctx.providerPausedUntil.get(c.provider);
-  if (paused !== undefined && now < paused.untilMs) {
+  if (paused !== undefined && steadyMs < paused.untilSteadyMs) {
     // The provider limits the token endpoint per app: another credential's refresh now would only be
     // refused too (and may extend the limit). Even a forced refresh waits; nothing is recorded on
     // this credential, which did nothing wrong.
@@ -315,7 +316,7 @@ async function settleWithoutSpending(
       ctx,
       claimed,
       now,
-      { reason: "rate_limited", error: paused.error, retryAfterMs: paused.untilMs - now },
+      { reason: "rate_limited", error: paused.error, retryAfterMs: paused.untilSteadyMs - steadyMs },
       `${c.provider} is rate limiting refreshes (${paused.error})`,
       "rate_limited",
     );
@@ -341,7 +342,7 @@ async function settleWithoutSpending(
   }
   // This caller sends: it is the probe. Taken only here, so a caller handed back above (in backoff,
   // or paused) does not use up the slot of one that would have probed.
-  if (ctx.flaggedProviders.has(c.provider)) ctx.providerProbeAtMs.set(c.provider, now + CALLER_PROBE_MS);
+  if (ctx.flaggedProviders.has(c.provider)) ctx.providerProbeAtMs.set(c.provider, steadyMs + CALLER_PROBE_MS);
   return null;
 }
 
@@ -405,6 +406,7 @@ export async function runClaim(
     let outcome: RefreshOutcome | undefined;
     const startedAt = performance.now(); // latency is measured, not decided on: the wall clock is right here
     const sentAtMs = ctx.clock.now();
+    const sentSteadyMs = ctx.steadyNow();
     try {
       outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
         provider.refresh(
@@ -426,11 +428,15 @@ export async function runClaim(
     }
     observe(ctx, credential, outcome, performance.now() - startedAt);
     if (outcome.kind === "refreshed")
-      return await completeClaim(ctx, claim, credential, outcome, previousAttemptLost, sentAtMs);
+      return await completeClaim(ctx, claim, credential, outcome, previousAttemptLost, {
+        sentAtMs,
+        sentSteadyMs,
+      });
     return await failClaim(ctx, claim, credential, outcome.classification, {
       inDoubt: outcome.mayHaveReachedProvider,
       previousAttemptLost,
       sentAtMs,
+      sentSteadyMs,
     });
   } finally {
     letGo();
@@ -438,8 +444,8 @@ export async function runClaim(
 }
 
 /** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
-export function providerPaused(ctx: EngineContext, provider: string, now: number): boolean {
-  return now < (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0);
+export function providerPaused(ctx: EngineContext, provider: string): boolean {
+  return ctx.steadyNow() < (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? 0);
 }
 
 /**
@@ -450,7 +456,7 @@ function holdBackIfRefused(ctx: EngineContext, provider: string, outcome: Refres
   if (outcome?.kind !== "failed") return;
   const c = outcome.classification;
   if (c.kind !== "misconfigured" || c.scope === "credential") return;
-  holdBack(ctx, provider, ctx.clock.now());
+  holdBack(ctx, provider);
 }
 
 /** A 429 from the token endpoint pauses every refresh of that provider in this process for its Retry-After. */
@@ -459,9 +465,9 @@ function pauseIfRateLimited(ctx: EngineContext, provider: string, outcome: Refre
   const c = outcome.classification;
   if (c.kind !== "transient" || c.reason !== "rate_limited") return;
   const pauseMs = Math.min(c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS, RATE_LIMIT_MAX_PAUSE_MS);
-  const untilMs = ctx.clock.now() + pauseMs;
-  if (untilMs > (ctx.providerPausedUntil.get(provider)?.untilMs ?? 0)) {
-    ctx.providerPausedUntil.set(provider, { untilMs, error: c.error });
+  const untilSteadyMs = ctx.steadyNow() + pauseMs;
+  if (untilSteadyMs > (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? 0)) {
+    ctx.providerPausedUntil.set(provider, { untilSteadyMs, error: c.error });
   }
 }
 
@@ -500,8 +506,8 @@ async function completeClaim(
   credential: StoredCredential,
   outcome: Extract<Awaited<ReturnType<Provider["refresh"]>>, { kind: "refreshed" }>,
   previousAttemptLost: boolean,
-  /** When the request went out: the new tokens' issue time (see CompletionItem.nowMs). */
-  sentAtMs: number,
+  /** When the request went out: `sentAtMs` is the new tokens' issue time (see CompletionItem.nowMs). */
+  { sentAtMs, sentSteadyMs }: { sentAtMs: number; sentSteadyMs: number },
 ): Promise<CurrentToken> {
   const now = ctx.clock.now();
   const tokens = outcome.tokens;
@@ -557,7 +563,7 @@ async function completeClaim(
   if (saved.kind === "stored") {
     announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, saved.change, now);
   }
-  await markProviderHealthy(ctx, credential.provider, now, sentAtMs);
+  await markProviderHealthy(ctx, credential.provider, now, sentSteadyMs);
   return {
     ref: claim.ref,
     provider: credential.provider,
@@ -647,7 +653,7 @@ async function failClaim(
   claim: RefreshClaim,
   credential: StoredCredential,
   classification: Classification,
-  attempt: { inDoubt: boolean; previousAttemptLost: boolean; sentAtMs: number },
+  attempt: { inDoubt: boolean; previousAttemptLost: boolean; sentAtMs: number; sentSteadyMs: number },
 ): Promise<CurrentToken> {
   const now = ctx.clock.now();
   const base = { connectionId: claim.ref.connectionId, kind: claim.ref.kind, atMs: now };
@@ -668,7 +674,7 @@ async function failClaim(
     // Slack checks the client id and secret before the refresh token (§3.7), so a flagged provider's
     // probe answered invalid_refresh_token says our client credentials work.
     if (classification.error === "invalid_refresh_token") {
-      await markProviderHealthy(ctx, credential.provider, now, attempt.sentAtMs);
+      await markProviderHealthy(ctx, credential.provider, now, attempt.sentSteadyMs);
     }
     const reason: DeadReason =
       attempt.previousAttemptLost && classification.reason === "invalid_refresh_token"
@@ -712,7 +718,7 @@ async function failClaim(
   // Another client's credential: Slack accepted our client id and secret (it checks them before the
   // token), so a flag on the provider (a probe landing here) is lifted.
   if (classification.kind === "misconfigured") {
-    await markProviderHealthy(ctx, credential.provider, now, attempt.sentAtMs);
+    await markProviderHealthy(ctx, credential.provider, now, attempt.sentSteadyMs);
   }
   const reason =
     classification.kind === "transient" || classification.kind === "misconfigured"

@@ -116,7 +116,7 @@ export class Refresher {
       // Read per provider: a lease is counted from this instant, and an earlier provider's slow claim
       // must not have the store's lease end before the one the claim keeper counts.
       const now = ctx.clock.now();
-      const capacity = this.#capacity(provider, now, true);
+      const capacity = this.#capacity(provider, true);
       if (!this.#worthClaiming(provider, capacity)) continue;
       const claimedAt = performance.now(); // the leases begin before the round trip that takes them
       // A flagged provider's claim is its probe (capacity gave it one slot); others wait behind a
@@ -184,14 +184,15 @@ export class Refresher {
    * How many claims of `provider` a pass would take now. With `probe`, a flagged provider's probe slot
    * is due and taken; without, probes are left to the passes the timer runs.
    */
-  #capacity(provider: string, now: number, probe: boolean): number {
-    if (providerPaused(this.#ctx, provider, now)) return 0;
+  #capacity(provider: string, probe: boolean): number {
+    if (providerPaused(this.#ctx, provider)) return 0;
     let free: number;
     if (this.#ctx.flaggedProviders.has(provider)) {
       // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
       const probeAt = this.#ctx.refresherProbeAtMs;
-      if (!probe || now < (probeAt.get(provider) ?? 0)) return 0;
-      probeAt.set(provider, now + REFRESHER_PROBE_MS);
+      const steadyMs = this.#ctx.steadyNow();
+      if (!probe || steadyMs < (probeAt.get(provider) ?? 0)) return 0;
+      probeAt.set(provider, steadyMs + REFRESHER_PROBE_MS);
       free = 1;
     } else {
       // The free slots, and as many again claimed ahead to start when slots free up.
@@ -229,11 +230,10 @@ export class Refresher {
     const job = (async () => {
       const credential = claim.credential;
       const provider = credential.provider;
-      const now = ctx.clock.now();
       // Paused, not run here, or refused our client credentials since this was claimed (a claim taken
       // ahead, or by a pass that answer woke): handed back unspent, not sent with those credentials.
       const refused = ctx.flaggedProviders.has(provider) && !probe;
-      if (providerPaused(ctx, provider, now) || !ctx.providers.has(provider) || refused) {
+      if (providerPaused(ctx, provider) || !ctx.providers.has(provider) || refused) {
         await handBack(ctx, claim);
         return;
       }
@@ -300,9 +300,8 @@ export class Refresher {
    */
   #wake(): void {
     if (this.#stopped || this.#ticking !== null || this.#timer === null) return;
-    const now = this.#ctx.clock.now();
     const providers = [...this.#ctx.providers.keys()];
-    if (!providers.some((p) => this.#worthClaiming(p, this.#capacity(p, now, false)))) return;
+    if (!providers.some((p) => this.#worthClaiming(p, this.#capacity(p, false)))) return;
     clearTimeout(this.#timer);
     this.#schedule(0);
   }

@@ -24,6 +24,7 @@ import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
 import { rotateAllKeys } from "./rotate-keys.js";
+import { steadyClock } from "./steady-clock.js";
 import { systemClock } from "./system-clock.js";
 import { TokenCache } from "./token-cache.js";
 import { WardenEvents } from "./warden-events.js";
@@ -96,7 +97,13 @@ export async function createWarden(options: WardenOptions = {}) {
   // Whole milliseconds, whatever the clock given (one built on performance.now() has fractions): the
   // stores keep instants as integers, and a fraction would make every write refuse.
   const given = options.clock;
-  const clock: Clock = given === undefined ? systemClock : { now: () => Math.floor(given.now()) };
+  const clock: Clock =
+    given === undefined
+      ? systemClock
+      : {
+          now: () => Math.floor(given.now()),
+          ...(given.elapsedMs === undefined ? {} : { elapsedMs: () => (given.elapsedMs as () => number)() }),
+        };
   const random = options.random ?? cryptoRandom;
   const database = options.database ?? env["TOKENWARDEN_DATABASE_URL"] ?? "sqlite:./tokenwarden.db";
 
@@ -160,6 +167,7 @@ export async function createWarden(options: WardenOptions = {}) {
     store,
     providers,
     clock,
+    steadyNow: steadyClock(clock),
     random,
     logger,
     policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },

@@ -300,6 +300,7 @@ describe("the background refresher", () => {
       store: hanging,
       providers: new Map([["slack", {}]]),
       clock: new FakeClock(1_000),
+      steadyNow: () => 1_000,
       logger: silent,
       timings: { leaseMs: 15_000 },
       owner: "o",

@@ -1,0 +1,88 @@
+// A host clock stepped back (an NTP step at boot, a VM resumed from a snapshot) must not hold a process
+// back for as long as the step: the probe spacing after a refusal, the "sent after the refusal"
+// ordering and a 429's pause are this process's own schedules, kept on a clock that never runs back.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Clock } from "../../src/core/ports.js";
+import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { on } from "../helpers/provider-flag-fixtures.js";
+import { STORE_KINDS } from "../helpers/store-under-test.js";
+
+const HOUR = 3_600_000;
+
+describe.each(STORE_KINDS)("a clock stepped back on %s", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  /**
+   * A host's clocks: the wall clock is the harness's minus a step the test sets (as NTP left it); the
+   * monotonic clock is the harness's, which no step moves.
+   */
+  function steppable(harness: EngineHarness): Clock & { stepBack(ms: number): void } {
+    let behindMs = 0;
+    return {
+      now: () => harness.clock.now() - behindMs,
+      elapsedMs: () => harness.clock.now(),
+      stepBack: (ms) => {
+        behindMs += ms;
+      },
+    };
+  }
+
+  it("a refused process whose clock then steps back an hour probes again 10 s on, and its success lifts the flag", async () => {
+    h = await openEngineHarness(kind);
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    let fixed = false;
+    const clock = steppable(h);
+    const proc = await on(h, "the-secret", { accepted: () => fixed }, clock);
+    expect((await proc.connections.refresh(a.id))[0]).toMatchObject({ refreshed: false });
+    expect((await proc.providerState("slack")).appliesHere).toBe(true);
+    fixed = true; // regenerated at Slack to match
+    clock.stepBack(HOUR);
+    h.clock.advance(11_000);
+    const row = (await proc.connections.refresh(b.id))[0];
+    const state = await proc.providerState("slack");
+    expect({ refreshed: row?.refreshed, status: state.status, appliesHere: state.appliesHere }).toEqual({
+      refreshed: true,
+      status: "ok",
+      appliesHere: false,
+    });
+  });
+
+  it("the refresher of a refused process whose clock then steps back an hour probes again a minute on", async () => {
+    h = await openEngineHarness(kind);
+    for (let i = 0; i < 3; i++) await h.installAndImport();
+    let fixed = false;
+    const clock = steppable(h);
+    const proc = await on(h, "the-secret", { accepted: () => fixed }, clock);
+    h.clock.advance(11.5 * HOUR); // all due, and still due an hour earlier
+    await proc.refreshDue(); // refused: held back to one probe a minute
+    expect((await proc.providerState("slack")).appliesHere).toBe(true);
+    fixed = true;
+    clock.stepBack(HOUR);
+    h.clock.advance(61_000);
+    await proc.refreshDue(); // the probe: lifts the flag
+    await proc.refreshDue(); // the rest
+    const refreshed = h.emu.control.counters().refreshes;
+    expect({ refreshed, appliesHere: (await proc.providerState("slack")).appliesHere }).toEqual({
+      refreshed: 3,
+      appliesHere: false,
+    });
+  });
+
+  it("a 429's pause ends after its Retry-After even if the clock steps back an hour meanwhile", async () => {
+    h = await openEngineHarness(kind);
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    const clock = steppable(h);
+    const proc = await h.peer({ clock });
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 30, times: 1 });
+    expect((await proc.connections.refresh(a.id))[0]).toMatchObject({ refreshed: false });
+    clock.stepBack(HOUR);
+    h.clock.advance(31_000);
+    expect((await proc.connections.refresh(b.id))[0]).toMatchObject({ refreshed: true });
+  });
+});
