@@ -16,6 +16,11 @@ export interface EngineTimings {
   waitTimeoutMs: number;
   /** How often a waiter re-reads the store. */
   pollMs: number;
+  /**
+   * How often a process re-reads the shared provider flags (at its refresher's passes), and, while its
+   * own client credentials are refused, reports that (with or without a refresher).
+   */
+  providerSyncMs: number;
   /** Spread of the background refresh time, earlier only, as a fraction of the refresh margin. */
   jitterFraction: number;
   /** Transient failure backoff. */
@@ -34,6 +39,8 @@ export const DEFAULT_TIMINGS: EngineTimings = {
   // A waiter behind a holder that died waits out the lease, then refreshes itself.
   waitTimeoutMs: 55_000,
   pollMs: 25,
+  // A few seconds' lag on another process's flag is harmless; a store read per pass is not.
+  providerSyncMs: 5_000,
   jitterFraction: DEFAULT_JITTER_FRACTION,
   backoffBaseMs: DEFAULT_BACKOFF.baseMs,
   backoffMaxMs: DEFAULT_BACKOFF.maxMs,

@@ -4,8 +4,6 @@ import { REFRESHER_PROBE_MS, syncProviderFlags } from "./provider-flags.js";
 import { handBack, providerPaused, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
-const PROVIDER_STATE_SYNC_MS = 5_000;
-
 export interface RefresherOptions {
   /** How often to look for due credentials when the last look found none. */
   intervalMs?: number;
@@ -103,9 +101,9 @@ export class Refresher {
    */
   async tick(): Promise<number> {
     const ctx = this.#ctx;
-    // Another process may flag (or clear) a provider; a few seconds' lag is harmless, a query per pass is not.
+    // Another process may flag (or clear) a provider (timings.providerSyncMs).
     if (performance.now() >= this.#nextStateSyncAt) {
-      this.#nextStateSyncAt = performance.now() + PROVIDER_STATE_SYNC_MS;
+      this.#nextStateSyncAt = performance.now() + ctx.timings.providerSyncMs;
       await syncProviderFlags(ctx);
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy

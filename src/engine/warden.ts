@@ -23,6 +23,7 @@ import { flagApplies, syncProviderFlags } from "./provider-flags.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
+import { RefusalHeartbeat } from "./refusal-heartbeat.js";
 import { rotateAllKeys } from "./rotate-keys.js";
 import { steadyClock } from "./steady-clock.js";
 import { systemClock } from "./system-clock.js";
@@ -196,6 +197,8 @@ export async function createWarden(options: WardenOptions = {}) {
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);
   let refresher: Refresher | null = null;
+  const heartbeat = new RefusalHeartbeat(ctx, () => refresher?.running ?? false);
+  heartbeat.start();
 
   const connections = {
     ...base,
@@ -370,6 +373,7 @@ export async function createWarden(options: WardenOptions = {}) {
     async close(options: { timeoutMs?: number } = {}): Promise<void> {
       const deadline = performance.now() + (options.timeoutMs ?? timings.providerTimeoutMs + 5_000);
       await refresher?.stop(deadline - performance.now());
+      await heartbeat.stop();
       if (!(await ctx.claims.settled(Math.max(0, deadline - performance.now())))) {
         logger.warn(
           { inFlight: ctx.claims.size },

@@ -302,7 +302,7 @@ describe("the background refresher", () => {
       clock: new FakeClock(1_000),
       steadyNow: () => 1_000,
       logger: silent,
-      timings: { leaseMs: 15_000 },
+      timings: { leaseMs: 15_000, providerSyncMs: 5_000 },
       owner: "o",
       flaggedProviders: new Set(),
       providerPausedUntil: new Map(),
