@@ -7,6 +7,7 @@ import type {
   NewConnection,
   NewEvent,
   OutboxMessage,
+  ProviderPause,
   ProviderState,
   Reason,
   Status,
@@ -353,6 +354,13 @@ export interface Store {
   listEvents(connectionId: string, options: { limit: number; beforeId?: number }): Promise<StoredEvent[]>;
 
   getProviderState(provider: string): Promise<ProviderState | null>;
+  /**
+   * Records that the provider asked for a pause until `pause.untilMs`; a pause recorded to end later is
+   * kept. Throws `invalid_input` for an instant that is not a whole number of ms or a NUL in the text.
+   */
+  pauseProvider(pause: ProviderPause): Promise<void>;
+  /** The provider's recorded pause, which may have ended by now, or null. */
+  getProviderPause(provider: string): Promise<ProviderPause | null>;
   /**
    * Upserts; returns whether the status changed. With `keepIfReportedAfterMs` (when the refused
    * request was sent), a `misconfigured` state naming other credentials than a flag reported after

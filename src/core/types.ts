@@ -159,6 +159,15 @@ export interface ProviderState {
   assertedAtMs?: number | null;
 }
 
+/** A rate limit on a provider's token endpoint that pauses every instance's refreshes (a 429's Retry-After). */
+export interface ProviderPause {
+  provider: string;
+  /** Epoch ms, on the clock of the instance that got the 429. */
+  untilMs: number;
+  /** The provider's error (`ratelimited`). */
+  error: string;
+}
+
 /**
  * How a provider's answer is to be treated (DESIGN.md invariant 4). Expected
  * outcomes are values, never exceptions.

@@ -90,8 +90,9 @@ export interface EngineContext {
   /**
    * Per provider rate limiting our refreshes (a 429 on the token endpoint, which Slack limits per
    * app): until when, and the provider's error. Refreshes on demand and in the background alike wait.
+   * `sharedUntilMs` (wall) is the latest end the store is known to hold, this process's or adopted.
    */
-  providerPausedUntil: Map<string, { untilSteadyMs: number; error: string }>;
+  providerPausedUntil: Map<string, { untilSteadyMs: number; error: string; sharedUntilMs: number }>;
   reconnectUrl(connectionId: string, provider: string): string | null;
   /** Told of every refresh grant sent to a provider, with its outcome and latency (the server's metrics). */
   onRefresh?: ((observation: RefreshObservation) => void) | undefined;

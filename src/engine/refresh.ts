@@ -23,6 +23,7 @@ import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
 import { CALLER_PROBE_MS, flagProvider, holdBack, markProviderHealthy } from "./provider-flags.js";
+import { pauseIfRateLimited } from "./provider-pauses.js";
 import { withTimeout } from "./timeout.js";
 
 type Claimed = Extract<ClaimResult, { kind: "claimed" }>;
@@ -443,11 +444,6 @@ export async function runClaim(
   }
 }
 
-/** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
-export function providerPaused(ctx: EngineContext, provider: string): boolean {
-  return ctx.steadyNow() < (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? 0);
-}
-
 /**
  * Our client credentials were refused: this process holds back at once, before the slot this call
  * held starts the next claim (flagProvider records and announces it a moment later, after the hand-back).
@@ -458,28 +454,6 @@ function holdBackIfRefused(ctx: EngineContext, provider: string, outcome: Refres
   if (c.kind !== "misconfigured" || c.scope === "credential") return;
   holdBack(ctx, provider);
 }
-
-/** A 429 from the token endpoint pauses every refresh of that provider in this process for its Retry-After. */
-function pauseIfRateLimited(ctx: EngineContext, provider: string, outcome: RefreshOutcome | undefined): void {
-  if (outcome?.kind !== "failed") return;
-  const c = outcome.classification;
-  if (c.kind !== "transient" || c.reason !== "rate_limited") return;
-  const pauseMs = Math.min(c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS, RATE_LIMIT_MAX_PAUSE_MS);
-  const untilSteadyMs = ctx.steadyNow() + pauseMs;
-  if (untilSteadyMs > (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? 0)) {
-    ctx.providerPausedUntil.set(provider, { untilSteadyMs, error: c.error });
-  }
-}
-
-/** A 429 without Retry-After: a second, as before (the credential's own backoff spaces its retries). */
-const RATE_LIMIT_DEFAULT_PAUSE_MS = 1_000;
-/**
- * The longest a 429 pauses every refresh of its provider, whatever its Retry-After says (a proxy's, or
- * a malformed date read as a day): then one refresh goes out, and a provider still limiting says so
- * again. The credential that got the 429 keeps the full Retry-After in its own backoff. A success does
- * not end the pause early: in a storm it may come from a request sent before the 429.
- */
-const RATE_LIMIT_MAX_PAUSE_MS = 60_000;
 
 function observe(
   ctx: EngineContext,

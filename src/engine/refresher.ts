@@ -1,7 +1,8 @@
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
 import type { EngineContext } from "./context.js";
 import { REFRESHER_PROBE_MS, syncProviderFlags } from "./provider-flags.js";
-import { handBack, providerPaused, runClaim } from "./refresh.js";
+import { providerPaused, syncProviderPauses } from "./provider-pauses.js";
+import { handBack, runClaim } from "./refresh.js";
 import { settlesWithin } from "./timeout.js";
 
 export interface RefresherOptions {
@@ -105,6 +106,7 @@ export class Refresher {
     if (performance.now() >= this.#nextStateSyncAt) {
       this.#nextStateSyncAt = performance.now() + ctx.timings.providerSyncMs;
       await syncProviderFlags(ctx);
+      await syncProviderPauses(ctx);
     }
     this.#drain(); // also hands back claims that waited too long while every slot was busy
     let claimed = 0;

@@ -20,6 +20,7 @@ import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
 import { openKeyedStore } from "./open-keyed-store.js";
 import { flagApplies, syncProviderFlags } from "./provider-flags.js";
+import { syncProviderPauses } from "./provider-pauses.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
 import { Refresher, type RefresherOptions } from "./refresher.js";
@@ -193,6 +194,7 @@ export async function createWarden(options: WardenOptions = {}) {
       publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
   };
   await syncProviderFlags(ctx);
+  await syncProviderPauses(ctx);
 
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);

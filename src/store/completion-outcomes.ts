@@ -1,6 +1,5 @@
-import { TokenwardenError } from "../core/errors.js";
 import type { CompletionItem, CompletionOutcome } from "../core/ports.js";
-import { checkJsonText, checkText } from "./store-input.js";
+import { checkInstant, checkJsonText, checkText } from "./store-input.js";
 
 /** Stored, and the connection's status cannot have changed (an `active` credential stayed active). */
 export const STORED_NO_CHANGE: CompletionOutcome = Object.freeze({ kind: "stored", change: null });
@@ -11,13 +10,6 @@ export function storedOrThrow(outcome: CompletionOutcome | undefined): boolean {
   if (outcome === undefined) throw new Error("completeRefreshes answered no outcome");
   if (outcome.kind === "failed") throw outcome.error;
   return outcome.kind === "stored";
-}
-
-/** An epoch-ms instant both stores can keep (BIGINT; a STRICT INTEGER column on SQLite). */
-function checkInstant(value: number | null, what: string): void {
-  if (value !== null && !Number.isSafeInteger(value)) {
-    throw new TokenwardenError("invalid_input", `${what} must be a whole number of milliseconds`);
-  }
 }
 
 /** Throws `invalid_input` for an item either store would refuse (a fraction of a millisecond, a NUL). */

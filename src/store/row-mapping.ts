@@ -4,6 +4,7 @@ import type {
   Connection,
   CredentialKind,
   CredentialSummary,
+  ProviderPause,
   ProviderState,
   Reason,
   Status,
@@ -319,6 +320,10 @@ export function providerStateFromRow(row: Row): ProviderState {
     clientFingerprint: textOrNull(row, "client_fingerprint"),
     assertedAtMs: intOrNull(row, "asserted_at_ms"),
   };
+}
+
+export function providerPauseFromRow(row: Row): ProviderPause {
+  return { provider: text(row, "provider"), untilMs: int(row, "until_ms"), error: text(row, "error") };
 }
 
 function text(row: Row, column: string): string {

@@ -1,6 +1,6 @@
 import { TokenwardenError } from "../core/errors.js";
 import type { InstallationQuery } from "../core/ports.js";
-import type { NewConnection } from "../core/types.js";
+import type { NewConnection, ProviderPause } from "../core/types.js";
 
 /** The cursor is the last id of the previous page; opaque so its form may change. */
 export function encodeCursor(lastId: string): string {
@@ -41,6 +41,23 @@ export function checkJsonText(value: unknown, what: string): void {
       }
     }
   }
+}
+
+/** An epoch-ms instant both stores can keep (BIGINT; a STRICT INTEGER column on SQLite). */
+export function checkInstant(value: number | null, what: string): void {
+  if (value !== null && !Number.isSafeInteger(value)) {
+    throw new TokenwardenError("invalid_input", `${what} must be a whole number of milliseconds`);
+  }
+}
+
+/** Store.pauseProvider's input, refused before it reaches either store. */
+export function checkPause(pause: ProviderPause): void {
+  if (typeof pause.provider !== "string" || pause.provider === "")
+    throw new TokenwardenError("invalid_input", "a pause needs its provider");
+  checkText(pause.provider, "a pause's provider");
+  checkInstant(pause.untilMs, "a pause's untilMs");
+  if (typeof pause.error !== "string") throw new TokenwardenError("invalid_input", "a pause needs its error");
+  checkText(pause.error, "a pause's error");
 }
 
 /** A list filter's text fields (users type them into query strings). */

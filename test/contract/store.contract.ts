@@ -1727,6 +1727,47 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
     });
 
+    describe("provider pauses (a 429 shared by every instance)", () => {
+      it("records a pause, keeps the later end of two, and reads null for a provider never paused", async () => {
+        expect(await store.getProviderPause("slack")).toBeNull();
+        await store.pauseProvider({ provider: "slack", untilMs: 5_000, error: "ratelimited" });
+        await store.pauseProvider({ provider: "slack", untilMs: 3_000, error: "older" });
+        expect(await store.getProviderPause("slack")).toEqual({
+          provider: "slack",
+          untilMs: 5_000,
+          error: "ratelimited",
+        });
+        await store.pauseProvider({ provider: "slack", untilMs: 9_000, error: "again" });
+        expect(await store.getProviderPause("slack")).toEqual({
+          provider: "slack",
+          untilMs: 9_000,
+          error: "again",
+        });
+        expect(await store.getProviderPause("other")).toBeNull();
+      });
+
+      it("refuses a pause either store could not keep, and changes nothing", async () => {
+        await store.pauseProvider({ provider: "slack", untilMs: 5_000, error: "ratelimited" });
+        const bad = [
+          { provider: "slack", untilMs: 6_000.5, error: "ratelimited" },
+          { provider: "slack", untilMs: Number.NaN, error: "ratelimited" },
+          { provider: "", untilMs: 6_000, error: "ratelimited" },
+          { provider: "slack", untilMs: 6_000, error: "rate\u0000limited" },
+          { provider: "sl\u0000ack", untilMs: 6_000, error: "ratelimited" },
+        ];
+        for (const pause of bad) {
+          await expect(store.pauseProvider(pause), JSON.stringify(pause)).rejects.toMatchObject({
+            code: "invalid_input",
+          });
+        }
+        expect(await store.getProviderPause("slack")).toEqual({
+          provider: "slack",
+          untilMs: 5_000,
+          error: "ratelimited",
+        });
+      });
+    });
+
     describe("outbox, single-use marks, settings (the server's state)", () => {
       const webhooksOf = async (s: Store, nowMs = 10_000_000) =>
         s.claimOutbox({ owner: "probe", nowMs, leaseMs: 1, limit: 100 });

@@ -27,6 +27,7 @@ import type {
   NewConnection,
   NewEvent,
   OutboxMessage,
+  ProviderPause,
   ProviderState,
   Reason,
   Status,
@@ -81,6 +82,7 @@ import {
   eventFromRow,
   mergeMetadata,
   openClaimedCredential,
+  providerPauseFromRow,
   providerStateFromRow,
   providerStateOver,
   providerStateValues,
@@ -93,6 +95,7 @@ import {
   checkLimit,
   checkListFilter,
   checkNewConnection,
+  checkPause,
   checkProvider,
   decodeCursor,
   encodeCursor,
@@ -188,6 +191,7 @@ export class PostgresStore implements Store {
     credentials: string;
     events: string;
     providerStates: string;
+    providerPauses: string;
     outbox: string;
     onceMarks: string;
     settings: string;
@@ -219,6 +223,7 @@ export class PostgresStore implements Store {
       credentials: `${q}.credentials`,
       events: `${q}.events`,
       providerStates: `${q}.provider_states`,
+      providerPauses: `${q}.provider_pauses`,
       outbox: `${q}.outbox`,
       onceMarks: `${q}.once_marks`,
       settings: `${q}.settings`,
@@ -776,6 +781,25 @@ export class PostgresStore implements Store {
       c.query(`SELECT * FROM ${this.#t.providerStates} WHERE provider = $1`, [provider]),
     );
     return rows[0] === undefined ? null : providerStateFromRow(rows[0]);
+  }
+
+  async pauseProvider(pause: ProviderPause): Promise<void> {
+    checkPause(pause);
+    await this.#query("pauseProvider", (c) =>
+      c.query(
+        `INSERT INTO ${this.#t.providerPauses} AS p (provider, until_ms, error) VALUES ($1, $2, $3)
+         ON CONFLICT (provider) DO UPDATE SET until_ms = EXCLUDED.until_ms, error = EXCLUDED.error
+         WHERE EXCLUDED.until_ms > p.until_ms`,
+        [pause.provider, pause.untilMs, pause.error],
+      ),
+    );
+  }
+
+  async getProviderPause(provider: string): Promise<ProviderPause | null> {
+    const { rows } = await this.#query("getProviderPause", (c) =>
+      c.query(`SELECT * FROM ${this.#t.providerPauses} WHERE provider = $1`, [provider]),
+    );
+    return rows[0] === undefined ? null : providerPauseFromRow(rows[0]);
   }
 
   async setProviderState(

@@ -27,6 +27,7 @@ import type {
   NewConnection,
   NewEvent,
   OutboxMessage,
+  ProviderPause,
   ProviderState,
   Reason,
   Status,
@@ -81,6 +82,7 @@ import {
   eventFromRow,
   mergeMetadata,
   openClaimedCredential,
+  providerPauseFromRow,
   providerStateFromRow,
   providerStateOver,
   providerStateValues,
@@ -93,6 +95,7 @@ import {
   checkLimit,
   checkListFilter,
   checkNewConnection,
+  checkPause,
   checkProvider,
   decodeCursor,
   encodeCursor,
@@ -551,6 +554,24 @@ export class SqliteStore implements Store {
       this.#get("SELECT * FROM provider_states WHERE provider = ?", provider),
     );
     return row === undefined ? null : providerStateFromRow(row);
+  }
+
+  async pauseProvider(pause: ProviderPause): Promise<void> {
+    checkPause(pause);
+    this.#write("pauseProvider", () =>
+      this.#stmt(
+        `INSERT INTO provider_pauses (provider, until_ms, error) VALUES (@provider, @untilMs, @error)
+         ON CONFLICT (provider) DO UPDATE SET until_ms = excluded.until_ms, error = excluded.error
+         WHERE excluded.until_ms > provider_pauses.until_ms`,
+      ).run(pause),
+    );
+  }
+
+  async getProviderPause(provider: string): Promise<ProviderPause | null> {
+    const row = this.#read("getProviderPause", () =>
+      this.#get("SELECT * FROM provider_pauses WHERE provider = ?", provider),
+    );
+    return row === undefined ? null : providerPauseFromRow(row);
   }
 
   async setProviderState(
