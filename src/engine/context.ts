@@ -1,4 +1,5 @@
 import { DEFAULT_BACKOFF } from "../core/backoff.js";
+import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_JITTER_FRACTION, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { ClaimKeeper } from "./claim-keeper.js";
@@ -45,6 +46,42 @@ export const DEFAULT_TIMINGS: EngineTimings = {
   backoffBaseMs: DEFAULT_BACKOFF.baseMs,
   backoffMaxMs: DEFAULT_BACKOFF.maxMs,
 };
+
+/** Node's timers take at most this (about 24.8 days); a longer delay fires after 1 ms instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * The defaults overridden by `given` (an undefined value keeps the default), checked: each duration a
+ * whole number of ms from 1 to MAX_TIMER_MS (a 0, a negative or a NaN interval would run a store round
+ * trip every millisecond, a fraction would make a lease's bigint refuse), the jitter a fraction in [0, 1).
+ * Throws `config_invalid` naming the timing.
+ */
+export function resolveTimings(given: Partial<EngineTimings> = {}): EngineTimings {
+  const timings: EngineTimings = { ...DEFAULT_TIMINGS };
+  for (const [key, value] of Object.entries(given) as Array<[keyof EngineTimings, number | undefined]>) {
+    if (value !== undefined) timings[key] = value;
+  }
+  for (const [key, value] of Object.entries(timings)) {
+    if (key === "jitterFraction") {
+      if (!(Number.isFinite(value) && value >= 0 && value < 1))
+        throw new TokenwardenError(
+          "config_invalid",
+          "timings.jitterFraction must be a number from 0 to below 1",
+        );
+    } else if (!(Number.isSafeInteger(value) && value >= 1 && value <= MAX_TIMER_MS)) {
+      throw new TokenwardenError(
+        "config_invalid",
+        `timings.${key} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+      );
+    }
+  }
+  if (timings.backoffMaxMs < timings.backoffBaseMs)
+    throw new TokenwardenError(
+      "config_invalid",
+      "timings.backoffMaxMs must not be below timings.backoffBaseMs",
+    );
+  return timings;
+}
 
 /** Everything the engine's functions need, passed explicitly (no module singletons). */
 export interface EngineContext {

@@ -146,6 +146,30 @@ export async function markProviderHealthy(
 }
 
 /**
+ * Reports again that this process's own client credentials for `provider` are refused, if the flag's
+ * last report is a minute old: its flag is re-dated once a minute, so it never goes stale while a
+ * refused process runs. A flag naming other refused credentials is taken over only once their process
+ * has stopped reporting it (two minutes: a live one re-dates it every minute): while it reports, the
+ * flag stays theirs (a process whose credentials work again would otherwise lift it with its next
+ * success).
+ */
+async function reportRefusal(ctx: EngineContext, provider: string): Promise<void> {
+  const ours = ctx.providers.get(provider)?.clientFingerprint;
+  if (ours === undefined) return;
+  const now = ctx.clock.now();
+  await ctx.store.reassertProviderFlag(provider, ours, now, {
+    ownBeforeMs: now - REASSERT_MS,
+    othersBeforeMs: now - OTHERS_SILENT_MS,
+  });
+}
+
+/** reportRefusal for every provider refusing this process's client credentials (RefusalHeartbeat). */
+export async function reportRefusals(ctx: EngineContext): Promise<void> {
+  if (!ctx.sharedProviderState) return;
+  for (const provider of [...ctx.refusedHere.keys()]) await reportRefusal(ctx, provider);
+}
+
+/**
  * Reads each provider's shared state into this process's flags (at startup and at each refresher
  * sync). A process refused itself stays flagged whatever the store says, and reports the refusal
  * again (a heartbeat, so its flag never looks stale while it runs). Otherwise a flag of other client
@@ -157,17 +181,7 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
     const ours = provider.clientFingerprint;
     const now = ctx.clock.now();
     if (ctx.refusedHere.has(name)) {
-      // Its own flag is re-dated once a minute, so it never goes stale while a refused process runs.
-      // A flag naming other refused credentials is taken over only once their process has stopped
-      // reporting it (two minutes: a live one re-dates it every minute): while it reports, the flag
-      // stays theirs (a process whose credentials work again would otherwise lift it with its next
-      // success).
-      if (ours !== undefined) {
-        await ctx.store.reassertProviderFlag(name, ours, now, {
-          ownBeforeMs: now - REASSERT_MS,
-          othersBeforeMs: now - OTHERS_SILENT_MS,
-        });
-      }
+      await reportRefusal(ctx, name);
       continue;
     }
     const state = await ctx.store.getProviderState(name);

@@ -15,7 +15,7 @@ const SHARE_STEP_MS = 1_000;
 
 /** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
 export function providerPaused(ctx: EngineContext, provider: string): boolean {
-  return ctx.steadyNow() < (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? 0);
+  return ctx.steadyNow() < (ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? Number.NEGATIVE_INFINITY);
 }
 
 /**
@@ -35,7 +35,7 @@ export function pauseIfRateLimited(
   const pauseMs = Math.min(c.retryAfterMs ?? RATE_LIMIT_DEFAULT_PAUSE_MS, RATE_LIMIT_MAX_PAUSE_MS);
   const current = ctx.providerPausedUntil.get(provider);
   const untilSteadyMs = ctx.steadyNow() + pauseMs;
-  if (untilSteadyMs <= (current?.untilSteadyMs ?? 0)) return;
+  if (untilSteadyMs <= (current?.untilSteadyMs ?? Number.NEGATIVE_INFINITY)) return;
   const untilMs = ctx.clock.now() + pauseMs;
   const sharedUntilMs = current?.sharedUntilMs ?? 0;
   // A burst of 429s (every call in flight gets one) extends the pause by milliseconds each: one write.
@@ -66,7 +66,10 @@ export async function syncProviderPauses(ctx: EngineContext): Promise<void> {
     if (pause === null || pause.untilMs <= (current?.sharedUntilMs ?? 0)) continue;
     const remainingMs = Math.min(pause.untilMs - ctx.clock.now(), RATE_LIMIT_MAX_PAUSE_MS);
     if (remainingMs <= 0) continue;
-    const untilSteadyMs = Math.max(ctx.steadyNow() + remainingMs, current?.untilSteadyMs ?? 0);
+    const untilSteadyMs = Math.max(
+      ctx.steadyNow() + remainingMs,
+      current?.untilSteadyMs ?? Number.NEGATIVE_INFINITY,
+    );
     ctx.providerPausedUntil.set(name, { untilSteadyMs, error: pause.error, sharedUntilMs: pause.untilMs });
   }
 }

@@ -103,7 +103,8 @@ export async function refreshCredential(
   ref: CredentialRef,
   request: RefreshRequest,
 ): Promise<CurrentToken> {
-  const deadline = Date.now() + ctx.timings.waitTimeoutMs;
+  // Time actually waited, on the monotonic clock: a wall clock stepped back must not stretch the wait.
+  const deadline = performance.now() + ctx.timings.waitTimeoutMs;
   // Failures recorded before this request began; one recorded later (by a holder this request
   // waited for) is the forced attempt already made, and is honoured rather than sent again.
   let failuresAtStart: number | null = null;
@@ -172,7 +173,7 @@ export async function quietCredential(
   ctx: EngineContext,
   ref: CredentialRef,
 ): Promise<{ claim: RefreshClaim; letGo: () => void } | null> {
-  const deadline = Date.now() + ctx.timings.waitTimeoutMs;
+  const deadline = performance.now() + ctx.timings.waitTimeoutMs; // monotonic, as refreshCredential's
   for (;;) {
     const takenAt = performance.now();
     const claim = await ctx.store.claimRefresh(ref, {
@@ -298,7 +299,10 @@ async function settleWithoutSpending(
   // Our client credentials were refused: every refresh would be refused too, and hammering the token
   // endpoint earns a rate limit. One caller per process gets through as a probe every 10 s (a fixed
   // secret is then noticed at once); the others keep a still-valid token or hear why not.
-  if (ctx.flaggedProviders.has(c.provider) && steadyMs < (ctx.providerProbeAtMs.get(c.provider) ?? 0)) {
+  if (
+    ctx.flaggedProviders.has(c.provider) &&
+    steadyMs < (ctx.providerProbeAtMs.get(c.provider) ?? Number.NEGATIVE_INFINITY)
+  ) {
     const failure: Classification = {
       kind: "misconfigured",
       reason: "provider_misconfigured",
@@ -317,7 +321,11 @@ async function settleWithoutSpending(
       ctx,
       claimed,
       now,
-      { reason: "rate_limited", error: paused.error, retryAfterMs: paused.untilSteadyMs - steadyMs },
+      {
+        reason: "rate_limited",
+        error: paused.error,
+        retryAfterMs: Math.ceil(paused.untilSteadyMs - steadyMs),
+      },
       `${c.provider} is rate limiting refreshes (${paused.error})`,
       "rate_limited",
     );
@@ -355,7 +363,7 @@ async function waitForHolder(
 ): Promise<void> {
   // Polls back off (×1.5 up to 250 ms): a slow provider should not turn waiters into a load on the store.
   let delayMs = ctx.timings.pollMs;
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, delayMs));
     delayMs = Math.min(250, Math.ceil(delayMs * 1.5));
     const c = await ctx.store.getCredential(ref);

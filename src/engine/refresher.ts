@@ -191,7 +191,7 @@ export class Refresher {
       // One probe a minute finds out when the client credentials are fixed, without hammering meanwhile.
       const probeAt = this.#ctx.refresherProbeAtMs;
       const steadyMs = this.#ctx.steadyNow();
-      if (!probe || steadyMs < (probeAt.get(provider) ?? 0)) return 0;
+      if (!probe || steadyMs < (probeAt.get(provider) ?? Number.NEGATIVE_INFINITY)) return 0;
       probeAt.set(provider, steadyMs + REFRESHER_PROBE_MS);
       free = 1;
     } else {

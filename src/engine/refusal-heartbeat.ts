@@ -1,22 +1,22 @@
 import type { EngineContext } from "./context.js";
-import { syncProviderFlags } from "./provider-flags.js";
+import { reportRefusals } from "./provider-flags.js";
+import { settlesWithin } from "./timeout.js";
 
 /**
- * Keeps this process's refusal of its client credentials reported while no refresher of its own runs
- * (a web process that only calls getToken). A refresher's pass reports it at its sync; without one the
- * process would report only when its callers probe, and five quiet minutes (tokens still valid, served
- * from memory) would let its flag go stale: another process lifts it, and the next refusal raises it
- * again and pages again. Idle, and costless beyond a timer, while nothing is refused here.
+ * Keeps this process's refusal of its client credentials reported every `timings.providerSyncMs`,
+ * whatever else runs. A refresher's passes report it too, but a quiet refresher's passes may be
+ * minutes apart (`intervalMs`), and a web process that only calls getToken has none: it would report
+ * only when its callers probe, and five quiet minutes (tokens still valid, served from memory) would let
+ * its flag go stale: another process lifts it, and the next refusal raises it again and pages again.
+ * Idle, and costless beyond a timer, while nothing is refused here.
  */
 export class RefusalHeartbeat {
   readonly #ctx: EngineContext;
-  readonly #refresherRuns: () => boolean;
   #timer: NodeJS.Timeout | null = null;
   #beat: Promise<void> | null = null;
 
-  constructor(ctx: EngineContext, refresherRuns: () => boolean) {
+  constructor(ctx: EngineContext) {
     this.#ctx = ctx;
-    this.#refresherRuns = refresherRuns;
   }
 
   start(): void {
@@ -25,16 +25,20 @@ export class RefusalHeartbeat {
     this.#timer.unref(); // never what keeps a process alive
   }
 
-  /** Stops the timer and waits for a report in progress (before the store closes under it). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and waits, at most `timeoutMs`, for a report in progress (before the store closes
+   * under it); a report stuck on a store that stopped answering is left behind, as close() leaves a
+   * refresh in flight.
+   */
+  async stop(timeoutMs: number): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    await this.#beat;
+    if (this.#beat !== null) await settlesWithin(this.#beat, timeoutMs);
   }
 
   #tick(): void {
-    if (this.#beat !== null || this.#ctx.refusedHere.size === 0 || this.#refresherRuns()) return;
-    this.#beat = syncProviderFlags(this.#ctx)
+    if (this.#beat !== null || this.#ctx.refusedHere.size === 0) return;
+    this.#beat = reportRefusals(this.#ctx)
       .catch((err: unknown) =>
         this.#ctx.logger.warn(
           { err },

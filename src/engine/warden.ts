@@ -10,10 +10,10 @@ import { ClaimKeeper } from "./claim-keeper.js";
 import { CompletionBatcher } from "./completion-batcher.js";
 import { makeConnections } from "./connections.js";
 import {
-  DEFAULT_TIMINGS,
   type EngineContext,
   type EngineTimings,
   type RefreshObservation,
+  resolveTimings,
 } from "./context.js";
 import { cryptoRandom } from "./crypto-random.js";
 import { defaultLogger } from "./default-logger.js";
@@ -106,6 +106,8 @@ export async function createWarden(options: WardenOptions = {}) {
           now: () => Math.floor(given.now()),
           ...(given.elapsedMs === undefined ? {} : { elapsedMs: () => (given.elapsedMs as () => number)() }),
         };
+  // Before anything opens: a bad timing is refused with nothing to close.
+  const timings = resolveTimings(options.timings);
   const random = options.random ?? cryptoRandom;
   const database = options.database ?? env["TOKENWARDEN_DATABASE_URL"] ?? "sqlite:./tokenwarden.db";
 
@@ -155,7 +157,6 @@ export async function createWarden(options: WardenOptions = {}) {
 
   const openStoreRef = store;
   const events = new WardenEvents(logger);
-  const timings = { ...DEFAULT_TIMINGS, ...options.timings };
   if (timings.leaseMs <= timings.providerTimeoutMs) {
     // Allowed (a live holder renews its lease), but the guarantee after a crash is weaker: say so once.
     logger.warn(
@@ -199,7 +200,7 @@ export async function createWarden(options: WardenOptions = {}) {
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);
   let refresher: Refresher | null = null;
-  const heartbeat = new RefusalHeartbeat(ctx, () => refresher?.running ?? false);
+  const heartbeat = new RefusalHeartbeat(ctx);
   heartbeat.start();
 
   const connections = {
@@ -374,8 +375,8 @@ export async function createWarden(options: WardenOptions = {}) {
      */
     async close(options: { timeoutMs?: number } = {}): Promise<void> {
       const deadline = performance.now() + (options.timeoutMs ?? timings.providerTimeoutMs + 5_000);
-      await refresher?.stop(deadline - performance.now());
-      await heartbeat.stop();
+      await heartbeat.stop(deadline - performance.now());
+      await refresher?.stop(Math.max(0, deadline - performance.now()));
       if (!(await ctx.claims.settled(Math.max(0, deadline - performance.now())))) {
         logger.warn(
           { inFlight: ctx.claims.size },

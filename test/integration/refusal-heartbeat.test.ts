@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
-import { misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
+import { interceptStore } from "../helpers/intercept-store.js";
+import { gate, misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 
 describe.each(STORE_KINDS)("a refused process without a refresher on %s", (kind) => {
@@ -46,6 +47,96 @@ describe.each(STORE_KINDS)("a refused process without a refresher on %s", (kind)
     expect({ status: state?.status, pagedAgain: await misconfiguredWebhooks(h) }).toEqual({
       status: "misconfigured",
       pagedAgain: 0,
+    });
+  });
+});
+
+// Review findings (branch review7): each test below fails on the code it was written against.
+describe.each(STORE_KINDS)("the refusal heartbeat on %s (review)", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  function wrongSecret(harness: EngineHarness) {
+    return {
+      slack: {
+        clientId: harness.emu.demoApp.clientId,
+        clientSecret: "the-old-secret",
+        baseUrl: harness.emu.url,
+      },
+    };
+  }
+
+  it("close() returns within its timeout while a report is stuck on the store", async () => {
+    h = await openEngineHarness(kind);
+    const a = await h.installAndImport();
+    const stuck = gate();
+    let reports = 0;
+    const web = await h.peer({
+      providers: wrongSecret(h),
+      store: interceptStore(await outboxStore(h), {
+        // A store that stops answering (a lost connection, a lock held elsewhere).
+        reassertProviderFlag: async (real, ...args) => {
+          reports++;
+          await stuck.wait;
+          return real(...args);
+        },
+      }),
+      timings: { ...FAST_TIMINGS, providerSyncMs: 10 },
+    });
+    let closing: Promise<void> = Promise.resolve();
+    try {
+      await web.connections.refresh(a.id); // refused: the heartbeat starts reporting
+      await eventually(
+        () => reports,
+        (n) => n > 0,
+        { what: "a report on its way to the store" },
+      );
+      let closed = false;
+      closing = web.close({ timeoutMs: 100 }).then(() => {
+        closed = true;
+      });
+      await eventually(
+        () => closed,
+        (c) => c,
+        { timeoutMs: 3_000, what: "close({ timeoutMs: 100 }) to return" },
+      );
+    } finally {
+      stuck.open();
+      await closing; // before the harness closes the same store
+    }
+  });
+
+  it("keeps reporting its refusal while its refresher's passes are further apart than providerSyncMs", async () => {
+    h = await openEngineHarness(kind);
+    const harness = h;
+    const a = await h.installAndImport();
+    const web = await h.peer({
+      providers: wrongSecret(h),
+      store: await outboxStore(h),
+      timings: { ...FAST_TIMINGS, providerSyncMs: 10 },
+    });
+    // A refresher that looks for due credentials every ten minutes (a quiet deployment).
+    web.startRefresher({ intervalMs: 10 * 60_000 });
+    await web.connections.refresh(a.id);
+    expect((await web.providerState("slack")).appliesHere).toBe(true);
+    h.clock.advance(61_000);
+    const now = h.clock.now();
+    await eventually(
+      async () => (await harness.store.getProviderState("slack"))?.assertedAtMs,
+      (at) => at === now,
+      { what: "the refused process to re-date its flag a minute on" },
+    );
+  });
+
+  it.each([0, -1, Number.NaN])("refuses a providerSyncMs of %s at creation", async (providerSyncMs) => {
+    h = await openEngineHarness(kind);
+    // 0, negative or NaN: setInterval runs the heartbeat every millisecond (a store round trip each,
+    // a write transaction on SQLite), and the refresher's `now + NaN` never syncs again.
+    await expect(h.peer({ timings: { ...FAST_TIMINGS, providerSyncMs } })).rejects.toMatchObject({
+      code: "config_invalid",
     });
   });
 });

@@ -1,6 +1,6 @@
 // The default timings' relations that single flight rests on once a holder dies mid-call.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TIMINGS } from "../../src/engine/context.js";
+import { DEFAULT_TIMINGS, resolveTimings } from "../../src/engine/context.js";
 
 describe("default engine timings", () => {
   // Found by a chaos soak: with a 15 s lease under a 20 s provider timeout, a peer took over a dead
@@ -14,5 +14,28 @@ describe("default engine timings", () => {
   it("a caller waits long enough to see a dead holder's lease lapse and its own refresh answered", () => {
     const t = DEFAULT_TIMINGS;
     expect(t.waitTimeoutMs).toBeGreaterThanOrEqual(t.leaseMs + t.providerTimeoutMs);
+  });
+});
+
+describe("resolveTimings", () => {
+  it("keeps a default where the value given is undefined, and takes a jitter of 0", () => {
+    expect(resolveTimings({ leaseMs: undefined, jitterFraction: 0, pollMs: 7 })).toEqual({
+      ...DEFAULT_TIMINGS,
+      jitterFraction: 0,
+      pollMs: 7,
+    });
+  });
+
+  it.each([
+    [{ providerSyncMs: 0 }, /timings\.providerSyncMs must be a whole number/],
+    [{ leaseMs: -1 }, /timings\.leaseMs/],
+    [{ pollMs: Number.NaN }, /timings\.pollMs/],
+    [{ waitTimeoutMs: 1.5 }, /timings\.waitTimeoutMs/],
+    [{ providerTimeoutMs: 2 ** 31 }, /timings\.providerTimeoutMs/],
+    [{ jitterFraction: 1 }, /timings\.jitterFraction/],
+    [{ backoffBaseMs: 10_000, backoffMaxMs: 5_000 }, /backoffMaxMs must not be below/],
+  ])("refuses %o with config_invalid naming the timing", (given, message) => {
+    expect(() => resolveTimings(given)).toThrow(message);
+    expect(() => resolveTimings(given)).toThrow(expect.objectContaining({ code: "config_invalid" }));
   });
 });
