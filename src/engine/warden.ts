@@ -16,6 +16,7 @@ import {
   resolveTimings,
 } from "./context.js";
 import { cryptoRandom } from "./crypto-random.js";
+import { DatabaseAlignedClock } from "./database-clock.js";
 import { defaultLogger } from "./default-logger.js";
 import { makeGetToken } from "./get-token.js";
 import { openKeyedStore } from "./open-keyed-store.js";
@@ -99,13 +100,16 @@ export async function createWarden(options: WardenOptions = {}) {
   // Whole milliseconds, whatever the clock given (one built on performance.now() has fractions): the
   // stores keep instants as integers, and a fraction would make every write refuse.
   const given = options.clock;
-  const clock: Clock =
+  const hostClock: Clock =
     given === undefined
       ? systemClock
       : {
           now: () => Math.floor(given.now()),
           ...(given.elapsedMs === undefined ? {} : { elapsedMs: () => (given.elapsedMs as () => number)() }),
         };
+  // Read off the database's clock where hosts share it (aligned once the store is open).
+  let store = options.store;
+  const clock = new DatabaseAlignedClock(hostClock, async () => store?.clockOffsetMs?.(), logger);
   // Before anything opens: a bad timing is refused with nothing to close.
   const timings = resolveTimings(options.timings);
   const random = options.random ?? cryptoRandom;
@@ -127,7 +131,6 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   for (const provider of options.extraProviders ?? []) providers.set(provider.id, provider);
 
-  let store = options.store;
   if (store === undefined) {
     ({ store } = await openKeyedStore(
       {
@@ -164,7 +167,8 @@ export async function createWarden(options: WardenOptions = {}) {
       "timings.leaseMs is not longer than timings.providerTimeoutMs: a claim whose holder dies mid-call can be taken over while its request may still reach the provider, leaving the stored refresh token superseded",
     );
   }
-  await warnOfClockOffset(store, logger);
+  await clock.align();
+  if (store.clockOffsetMs !== undefined) clock.start();
   const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,
@@ -366,6 +370,12 @@ export async function createWarden(options: WardenOptions = {}) {
         appliesHere,
       };
     },
+    /**
+     * The clock this warden dates everything by: the one given (or the system's), plus the host's
+     * offset from the database's clock on PostgreSQL (see DatabaseAlignedClock). For a server beside
+     * it whose leases must agree with other instances'.
+     */
+    clock: clock as Clock,
     /** Cache counters of the token hot path. */
     stats: () => ctx.cache.stats(),
     /**
@@ -383,6 +393,7 @@ export async function createWarden(options: WardenOptions = {}) {
           "closing with refreshes still in flight; their claims lapse and the next attempt recovers them",
         );
       }
+      clock.stop();
       await openStoreRef.close();
     },
   };
@@ -402,30 +413,6 @@ function slackFromEnv(env: NodeJS.ProcessEnv): SlackProviderOptions | undefined 
     ...(signingSecret ? { signingSecret } : {}),
     ...(baseUrl ? { baseUrl } : {}),
   };
-}
-
-/** Beyond this, the host's clock and the database's disagree enough to say so at start. */
-const CLOCK_OFFSET_WARN_MS = 5_000;
-
-/**
- * Leases are written with the holder's clock and read with the reader's: a reader whose clock runs
- * ahead of a live holder's by more than the lease's unrenewed part (20 s of the default 30 s) takes
- * the claim over and may send its refresh token again. The database's clock is the one every host
- * sees, so each warden compares its own with it once, at start. The wall clock, not an injected one:
- * production runs on it, and a test's fake clock is not a host's.
- */
-async function warnOfClockOffset(store: Store, logger: Logger): Promise<void> {
-  let offsetMs: number | null | undefined;
-  try {
-    offsetMs = await store.clockOffsetMs?.();
-  } catch {
-    return; // a warning's measurement never stops a start
-  }
-  if (typeof offsetMs !== "number" || Math.abs(offsetMs) <= CLOCK_OFFSET_WARN_MS) return;
-  logger.warn(
-    { offsetMs: Math.round(offsetMs) },
-    `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? "behind" : "ahead of"} the database's: refresh leases assume hosts' clocks agree within a few seconds (keep them synced, e.g. NTP), or one instance may take over another's live refresh`,
-  );
 }
 
 /**

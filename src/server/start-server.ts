@@ -96,7 +96,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     ...env,
     ...(options.database === undefined ? {} : { TOKENWARDEN_DATABASE_URL: options.database }),
   });
-  const clock = options.clock ?? systemClock;
+  const hostClock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
   const host = options.host ?? "127.0.0.1";
   const requestedPort = options.port ?? 3003;
@@ -122,7 +122,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   );
   const warden = await createWarden({
     store,
-    clock,
+    clock: hostClock,
     random,
     logger: stderrLogger,
     fetch: doFetch,
@@ -142,6 +142,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         }),
     onRefresh: (o) => metrics.observeRefresh(o),
   });
+  // The warden's: on PostgreSQL read off the database's clock, so the outbox's leases and the OAuth
+  // state's expiry agree across instances as the refresh leases do.
+  const clock = warden.clock;
   try {
     const apiKey = await resolveApiKey(store, config.apiKey?.reveal() ?? null);
     const signer = OAuthStateSigner.fromKeyRing(keys);

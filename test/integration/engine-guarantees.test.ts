@@ -561,7 +561,7 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
 
   it("warns at start when this host's clock and the database's disagree by more than a few seconds", async () => {
     h = await openEngineHarness(kind);
-    const warned = () => h?.logs.filter((l) => l.includes("refresh leases assume hosts' clocks agree")) ?? [];
+    const warned = () => h?.logs.filter((l) => l.includes("the host's time sync")) ?? [];
     expect(warned()).toEqual([]); // the real clocks, on one machine (SQLite has no clock of its own)
     const skewed = interceptStore(await openSealedStore(kind, h.location, h.key), {
       clockOffsetMs: async () => 30_000,

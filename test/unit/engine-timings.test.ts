@@ -1,6 +1,6 @@
 // The default timings' relations that single flight rests on once a holder dies mid-call.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TIMINGS, resolveTimings } from "../../src/engine/context.js";
+import { DEFAULT_TIMINGS, type EngineTimings, resolveTimings } from "../../src/engine/context.js";
 
 describe("default engine timings", () => {
   // Found by a chaos soak: with a 15 s lease under a 20 s provider timeout, a peer took over a dead
@@ -19,7 +19,9 @@ describe("default engine timings", () => {
 
 describe("resolveTimings", () => {
   it("keeps a default where the value given is undefined, and takes a jitter of 0", () => {
-    expect(resolveTimings({ leaseMs: undefined, jitterFraction: 0, pollMs: 7 })).toEqual({
+    // As a JavaScript caller may pass it (TypeScript's exact optional properties would refuse it).
+    const given = { leaseMs: undefined, jitterFraction: 0, pollMs: 7 } as unknown as Partial<EngineTimings>;
+    expect(resolveTimings(given)).toEqual({
       ...DEFAULT_TIMINGS,
       jitterFraction: 0,
       pollMs: 7,

@@ -1,0 +1,76 @@
+import type { Clock, Logger } from "../core/ports.js";
+
+/** Offsets below this are measurement noise or a well-synced host: instants stay on this host's clock. */
+const ALIGN_FROM_MS = 1_000;
+/** Beyond this the host's time sync is off: worth a warning even once it is corrected for. */
+const WARN_FROM_MS = 5_000;
+/** How often the offset is measured again (a host's clock drifts, or is stepped, while it runs). */
+const REALIGN_EVERY_MS = 5 * 60_000;
+
+/**
+ * The warden's clock on a store that several hosts share (PostgreSQL): this host's clock plus its
+ * measured offset from the database's, once that offset is a second or more. Every instant the
+ * instances compare with each other (a lease's end, a due time, a flag's last report, a shared pause)
+ * is then read off one timeline, the database's, and single flight no longer rests on the hosts'
+ * clocks agreeing: a host whose clock ran 30 s ahead used to see a live holder's lease as lapsed and
+ * send the same refresh token again. The offset is measured at start and every five minutes, with the
+ * host's wall clock, not an injected one (a test's fake clock is not a host's; its offset reads as none).
+ * `elapsedMs` passes through: a correction that moves `now()` never moves the steady clock.
+ */
+export class DatabaseAlignedClock implements Clock {
+  readonly #base: Clock;
+  readonly #measure: () => Promise<number | null | undefined>;
+  readonly #logger: Logger;
+  #offsetMs = 0;
+  #warnedMs = 0;
+  #timer: NodeJS.Timeout | null = null;
+  readonly elapsedMs?: () => number;
+
+  constructor(base: Clock, measure: () => Promise<number | null | undefined>, logger: Logger) {
+    this.#base = base;
+    this.#measure = measure;
+    this.#logger = logger;
+    if (base.elapsedMs !== undefined) this.elapsedMs = base.elapsedMs.bind(base);
+  }
+
+  now(): number {
+    return this.#base.now() + this.#offsetMs;
+  }
+
+  /** The offset applied now (ms the database's clock is ahead of this host's; 0 below a second). */
+  get offsetMs(): number {
+    return this.#offsetMs;
+  }
+
+  /** Measures the offset again and applies it; a failed measurement keeps the last one. */
+  async align(): Promise<void> {
+    let measured: number | null | undefined;
+    try {
+      measured = await this.#measure();
+    } catch {
+      return; // the store is down: the next measurement, or the next start, tries again
+    }
+    if (typeof measured !== "number" || !Number.isFinite(measured)) return;
+    const offsetMs = Math.abs(measured) < ALIGN_FROM_MS ? 0 : Math.round(measured);
+    if (Math.abs(offsetMs) >= WARN_FROM_MS && Math.abs(offsetMs - this.#warnedMs) >= WARN_FROM_MS) {
+      this.#logger.warn(
+        { offsetMs },
+        `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? "behind" : "ahead of"} the database's: tokenwarden reads its instants off the database's clock, but the host's time sync (NTP) is off`,
+      );
+      this.#warnedMs = offsetMs;
+    }
+    this.#offsetMs = offsetMs;
+  }
+
+  /** Measures again every five minutes, until stop(); never what keeps a process alive. */
+  start(): void {
+    if (this.#timer !== null) return;
+    this.#timer = setInterval(() => void this.align(), REALIGN_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}

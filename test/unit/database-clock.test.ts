@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { DatabaseAlignedClock } from "../../src/engine/database-clock.js";
+
+function logger(lines: string[]) {
+  const record = (_obj: object, msg?: string) => void lines.push(msg ?? "");
+  return { debug: record, info: record, warn: record, error: record };
+}
+
+describe("DatabaseAlignedClock", () => {
+  it("applies an offset of a second or more, ignores less, and keeps the last one when a measurement fails", async () => {
+    let measured: number | Error = 400;
+    const lines: string[] = [];
+    const clock = new DatabaseAlignedClock(
+      { now: () => 1_000_000 },
+      async () => {
+        if (measured instanceof Error) throw measured;
+        return measured;
+      },
+      logger(lines),
+    );
+    await clock.align();
+    expect(clock.now()).toBe(1_000_000); // noise, or a well-synced host
+    measured = -1_500.4;
+    await clock.align();
+    expect(clock.now()).toBe(998_500);
+    measured = new Error("connection refused");
+    await clock.align();
+    expect(clock.now()).toBe(998_500);
+    expect(lines).toEqual([]); // under five seconds: corrected without a warning
+  });
+
+  it("warns of an offset of five seconds or more once, and again only when it moves by as much", async () => {
+    let measured = 30_000;
+    const lines: string[] = [];
+    const clock = new DatabaseAlignedClock({ now: () => 0 }, async () => measured, logger(lines));
+    await clock.align();
+    await clock.align();
+    measured = 31_000;
+    await clock.align();
+    measured = -60_000;
+    await clock.align();
+    expect(lines.map((l) => l.slice(0, 40))).toEqual([
+      "this host's clock is 30 s behind the dat",
+      "this host's clock is 60 s ahead of the d",
+    ]);
+    expect(clock.now()).toBe(-60_000);
+  });
+
+  it("passes the steady reading through untouched by the offset", async () => {
+    const clock = new DatabaseAlignedClock(
+      { now: () => 5_000, elapsedMs: () => 42 },
+      async () => 10_000,
+      logger([]),
+    );
+    await clock.align();
+    expect({ now: clock.now(), elapsed: clock.elapsedMs?.() }).toEqual({ now: 15_000, elapsed: 42 });
+  });
+});
