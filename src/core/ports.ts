@@ -355,8 +355,9 @@ export interface Store {
 
   getProviderState(provider: string): Promise<ProviderState | null>;
   /**
-   * Records that the provider asked for a pause until `pause.untilMs`; a pause recorded to end later is
-   * kept. Throws `invalid_input` for an instant that is not a whole number of ms or a NUL in the text.
+   * Records that the provider asked for a pause until `pause.untilMs`, replacing the record before it:
+   * the latest 429 is the provider's latest word (and an end dated by a clock that ran ahead must not
+   * outlive it). Throws `invalid_input` for an instant that is not a whole number of ms, or a NUL.
    */
   pauseProvider(pause: ProviderPause): Promise<void>;
   /** The provider's recorded pause, which may have ended by now, or null. */

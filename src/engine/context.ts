@@ -47,12 +47,16 @@ export const DEFAULT_TIMINGS: EngineTimings = {
   backoffMaxMs: DEFAULT_BACKOFF.maxMs,
 };
 
-/** Node's timers take at most this (about 24.8 days); a longer delay fires after 1 ms instead. */
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The longest timing taken: a day. Node's timers take at most 2³¹−1 ms (about 24.8 days) and fire a
+ * longer delay after 1 ms; timings are also added to (a provider call's timer to its slice width,
+ * close()'s default wait to 5 s), so the bound sits far below that.
+ */
+export const MAX_TIMING_MS = 86_400_000;
 
 /**
  * The defaults overridden by `given` (an undefined value keeps the default), checked: each duration a
- * whole number of ms from 1 to MAX_TIMER_MS (a 0, a negative or a NaN interval would run a store round
+ * whole number of ms from 1 to MAX_TIMING_MS (a 0, a negative or a NaN interval would run a store round
  * trip every millisecond, a fraction would make a lease's bigint refuse), the jitter a fraction in [0, 1).
  * Throws `config_invalid` naming the timing.
  */
@@ -68,10 +72,10 @@ export function resolveTimings(given: Partial<EngineTimings> = {}): EngineTiming
           "config_invalid",
           "timings.jitterFraction must be a number from 0 to below 1",
         );
-    } else if (!(Number.isSafeInteger(value) && value >= 1 && value <= MAX_TIMER_MS)) {
+    } else if (!(Number.isSafeInteger(value) && value >= 1 && value <= MAX_TIMING_MS)) {
       throw new TokenwardenError(
         "config_invalid",
-        `timings.${key} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`,
+        `timings.${key} must be a whole number of milliseconds from 1 to ${MAX_TIMING_MS} (a day)`,
       );
     }
   }

@@ -10,7 +10,10 @@ const RATE_LIMIT_DEFAULT_PAUSE_MS = 1_000;
  * not end the pause early: in a storm it may come from a request sent before the 429.
  */
 const RATE_LIMIT_MAX_PAUSE_MS = 60_000;
-/** A pause this process would share is written only when it ends this much later than one already shared. */
+/**
+ * A pause this process would share is written only when its end is this far from the end the store is
+ * known to hold: a burst of 429s (every call in flight gets one) moves the end by milliseconds each.
+ */
 const SHARE_STEP_MS = 1_000;
 
 /** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
@@ -38,8 +41,8 @@ export function pauseIfRateLimited(
   if (untilSteadyMs <= (current?.untilSteadyMs ?? Number.NEGATIVE_INFINITY)) return;
   const untilMs = ctx.clock.now() + pauseMs;
   const sharedUntilMs = current?.sharedUntilMs ?? 0;
-  // A burst of 429s (every call in flight gets one) extends the pause by milliseconds each: one write.
-  const share = ctx.sharedProviderState && untilMs >= sharedUntilMs + SHARE_STEP_MS;
+  // Either way: a known end far ahead of this one was dated by a clock that ran ahead, and this 429 is newer.
+  const share = ctx.sharedProviderState && Math.abs(untilMs - sharedUntilMs) >= SHARE_STEP_MS;
   ctx.providerPausedUntil.set(provider, {
     untilSteadyMs,
     error: c.error,
@@ -61,9 +64,10 @@ export async function syncProviderPauses(ctx: EngineContext): Promise<void> {
   for (const name of ctx.providers.keys()) {
     const pause = await ctx.store.getProviderPause(name);
     const current = ctx.providerPausedUntil.get(name);
-    // Each recorded pause is adopted once: read again at the next sync it would otherwise restart the
-    // minute's cap, and a pause dated by a clock a day ahead would hold every instance back for a day.
-    if (pause === null || pause.untilMs <= (current?.sharedUntilMs ?? 0)) continue;
+    // Each record is adopted once: read again at the next sync it would otherwise restart the minute's
+    // cap, and a pause dated by a clock a day ahead would hold every instance back for a day. A record
+    // with another end is a newer 429 (the store keeps the latest), whenever it ends.
+    if (pause === null || pause.untilMs === current?.sharedUntilMs) continue;
     const remainingMs = Math.min(pause.untilMs - ctx.clock.now(), RATE_LIMIT_MAX_PAUSE_MS);
     if (remainingMs <= 0) continue;
     const untilSteadyMs = Math.max(

@@ -198,8 +198,15 @@ export async function createWarden(options: WardenOptions = {}) {
     reconnectUrl: (connectionId, provider) =>
       publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
   };
-  await syncProviderFlags(ctx);
-  await syncProviderPauses(ctx);
+  try {
+    await syncProviderFlags(ctx);
+    await syncProviderPauses(ctx);
+  } catch (error) {
+    // A refused start closes what it opened, as above: the store's pool would keep the process up.
+    clock.stop();
+    await store.close().catch(() => {});
+    throw error;
+  }
 
   const tokens = makeGetToken(ctx);
   const base = makeConnections(ctx, tokens.forget);

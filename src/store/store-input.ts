@@ -55,6 +55,8 @@ export function checkPause(pause: ProviderPause): void {
   if (typeof pause.provider !== "string" || pause.provider === "")
     throw new TokenwardenError("invalid_input", "a pause needs its provider");
   checkText(pause.provider, "a pause's provider");
+  if (typeof pause.untilMs !== "number")
+    throw new TokenwardenError("invalid_input", "a pause's untilMs must be a whole number of milliseconds");
   checkInstant(pause.untilMs, "a pause's untilMs");
   if (typeof pause.error !== "string") throw new TokenwardenError("invalid_input", "a pause needs its error");
   checkText(pause.error, "a pause's error");

@@ -15,7 +15,7 @@ import type {
   UnreadableCredential,
 } from "../../src/core/ports.js";
 import { Secret } from "../../src/core/secret.js";
-import type { CredentialRef, NewConnection, Status } from "../../src/core/types.js";
+import type { CredentialRef, NewConnection, ProviderPause, Status } from "../../src/core/types.js";
 import { createSealer, sealedPrefix } from "../../src/crypto/seal.js";
 import { eventually } from "../helpers/eventually.js";
 import { FakeClock } from "../helpers/fake-clock.js";
@@ -1728,14 +1728,15 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
     });
 
     describe("provider pauses (a 429 shared by every instance)", () => {
-      it("records a pause, keeps the later end of two, and reads null for a provider never paused", async () => {
+      it("records a pause, the latest record replacing the one before whenever it ends, and reads null for a provider never paused", async () => {
         expect(await store.getProviderPause("slack")).toBeNull();
         await store.pauseProvider({ provider: "slack", untilMs: 5_000, error: "ratelimited" });
-        await store.pauseProvider({ provider: "slack", untilMs: 3_000, error: "older" });
+        // An end dated by a clock that ran ahead must not outlive the provider's next word.
+        await store.pauseProvider({ provider: "slack", untilMs: 3_000, error: "newer" });
         expect(await store.getProviderPause("slack")).toEqual({
           provider: "slack",
-          untilMs: 5_000,
-          error: "ratelimited",
+          untilMs: 3_000,
+          error: "newer",
         });
         await store.pauseProvider({ provider: "slack", untilMs: 9_000, error: "again" });
         expect(await store.getProviderPause("slack")).toEqual({
@@ -1760,6 +1761,21 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
             code: "invalid_input",
           });
         }
+        expect(await store.getProviderPause("slack")).toEqual({
+          provider: "slack",
+          untilMs: 5_000,
+          error: "ratelimited",
+        });
+      });
+    });
+
+    describe("provider pauses: an instant that is no number (review8)", () => {
+      it("refuses a null untilMs with invalid_input, as any instant that is not a whole number of ms", async () => {
+        // checkInstant lets null through (completions may carry a null instant), so the row reaches the
+        // database and its NOT NULL refuses it as store_unavailable: an outage to whoever alerts on it.
+        await store.pauseProvider({ provider: "slack", untilMs: 5_000, error: "ratelimited" });
+        const bad = { provider: "slack", untilMs: null, error: "ratelimited" } as unknown as ProviderPause;
+        await expect(store.pauseProvider(bad)).rejects.toMatchObject({ code: "invalid_input" });
         expect(await store.getProviderPause("slack")).toEqual({
           provider: "slack",
           untilMs: 5_000,

@@ -1,9 +1,11 @@
 // Slack limits oauth.v2.access per app, not per process: a 429 one instance got pauses the others'
 // refreshes too (they adopt it at their next provider sync), instead of each sending into the limit.
 import { afterEach, describe, expect, it } from "vitest";
+import { TokenwardenError } from "../../src/core/errors.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { interceptStore } from "../helpers/intercept-store.js";
 import { grants } from "../helpers/provider-flag-fixtures.js";
-import { STORE_KINDS } from "../helpers/store-under-test.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
 
@@ -50,5 +52,81 @@ describe.each(STORE_KINDS)("a 429 shared by every instance on %s", (kind) => {
     // The harness's clock moved 11 h; the adopted pause is a minute on the steady clock, long over.
     await other.refreshDue();
     expect(h.emu.control.counters().refreshes).toBe(2);
+  });
+
+  it("after a pause recorded by a host whose clock runs far ahead, a genuine 429 elsewhere still pauses the others", async () => {
+    h = await openEngineHarness(kind);
+    const first = await h.installAndImport();
+    for (let i = 0; i < 3; i++) await h.installAndImport();
+    // A host a day ahead recorded a 429 once; every instance started since adopts it for a minute.
+    await h.store.pauseProvider({
+      provider: "slack",
+      untilMs: h.clock.now() + 24 * HOUR,
+      error: "ratelimited",
+    });
+    const other = await h.peer(); // adopts it at startup, for a minute
+    h.clock.advance(11 * HOUR); // all due; that minute is long over
+    // Slack limits the app now, and this instance (its clock right) is the first to hear of it.
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 30, times: 1 });
+    await h.warden.getToken(first.id);
+    expect(grants(h)).toBe(1);
+    // The other instance's next sync should adopt this genuine 30 s pause and send nothing. On current
+    // code the store keeps the skewed end (a later end wins, so this 429's write changes nothing) and
+    // the other instance's once-only rule (sharedUntilMs, the skewed end) would skip it anyway: it
+    // sends its three due refreshes into the limit, as before 0010, for as long as the skew lasts.
+    await other.refreshDue();
+    expect(grants(h)).toBe(1);
+  });
+
+  it("after the host's clock is stepped back past a recorded pause, a genuine 429 still pauses the others", async () => {
+    h = await openEngineHarness(kind);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.installAndImport()).id);
+    const other = await h.peer(); // another process on this host (the same clock)
+    h.clock.advance(11 * HOUR); // all due
+    // The host's clock runs half an hour fast for a while (a VM resumed, a bad NTP source): a 429
+    // then is recorded half an hour ahead, and the other process adopts it (for its 30 s).
+    h.clock.advance(HOUR / 2);
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 30, times: 1 });
+    await h.warden.getToken(ids[0] as string);
+    await other.refreshDue();
+    expect(grants(h)).toBe(1);
+    // The clock is put right, and time goes on past that 30 s.
+    h.clock.advance(-HOUR / 2);
+    // Each process reads its steady clock once after the step (a fake clock's backward step counts as
+    // no time passing from the next reading on); both are still paused, so nothing is sent.
+    await h.warden.refreshDue();
+    await other.refreshDue();
+    expect(grants(h)).toBe(1);
+    h.clock.advance(120_000);
+    // Slack limits the app again now: this 429 pauses the process that got it, and should pause the
+    // other at its next sync. On current code its record is refused (the end dated half an hour
+    // ahead is later) and the other's once-only rule skips anything up to that end: for the half
+    // hour, no 429 is shared, and the other sends its due refreshes into the limit.
+    h.emu.control.fault("oauth.v2.access", { kind: "ratelimited", retryAfterSeconds: 30, times: 1 });
+    await h.warden.getToken(ids[1] as string);
+    expect(grants(h)).toBe(2);
+    await other.refreshDue();
+    expect(grants(h)).toBe(2);
+  });
+
+  it("a start refused because the pauses could not be read closes the store it was given", async () => {
+    h = await openEngineHarness(kind);
+    let closed = 0;
+    const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      getProviderPause: async () => {
+        throw new TokenwardenError("store_unavailable", "the database went away for a moment");
+      },
+      close: async (real) => {
+        closed++;
+        return real();
+      },
+    });
+    await expect(h.peer({ store })).rejects.toMatchObject({ code: "store_unavailable" });
+    // createWarden closes the store on a refused start (PostgreSQL's pool and LISTEN client would keep
+    // the process up), but only around migrate and the key check: this read comes after.
+    const closedByTheRefusal = closed;
+    if (closed === 0) await store.close(); // not left open for the rest of the run
+    expect(closedByTheRefusal).toBe(1);
   });
 });

@@ -33,7 +33,7 @@ describe("resolveTimings", () => {
     [{ leaseMs: -1 }, /timings\.leaseMs/],
     [{ pollMs: Number.NaN }, /timings\.pollMs/],
     [{ waitTimeoutMs: 1.5 }, /timings\.waitTimeoutMs/],
-    [{ providerTimeoutMs: 2 ** 31 }, /timings\.providerTimeoutMs/],
+    [{ providerTimeoutMs: 86_400_001 }, /timings\.providerTimeoutMs must be .* to 86400000 \(a day\)/],
     [{ jitterFraction: 1 }, /timings\.jitterFraction/],
     [{ backoffBaseMs: 10_000, backoffMaxMs: 5_000 }, /backoffMaxMs must not be below/],
   ])("refuses %o with config_invalid naming the timing", (given, message) => {

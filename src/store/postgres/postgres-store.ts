@@ -787,9 +787,8 @@ export class PostgresStore implements Store {
     checkPause(pause);
     await this.#query("pauseProvider", (c) =>
       c.query(
-        `INSERT INTO ${this.#t.providerPauses} AS p (provider, until_ms, error) VALUES ($1, $2, $3)
-         ON CONFLICT (provider) DO UPDATE SET until_ms = EXCLUDED.until_ms, error = EXCLUDED.error
-         WHERE EXCLUDED.until_ms > p.until_ms`,
+        `INSERT INTO ${this.#t.providerPauses} (provider, until_ms, error) VALUES ($1, $2, $3)
+         ON CONFLICT (provider) DO UPDATE SET until_ms = EXCLUDED.until_ms, error = EXCLUDED.error`,
         [pause.provider, pause.untilMs, pause.error],
       ),
     );

@@ -561,8 +561,7 @@ export class SqliteStore implements Store {
     this.#write("pauseProvider", () =>
       this.#stmt(
         `INSERT INTO provider_pauses (provider, until_ms, error) VALUES (@provider, @untilMs, @error)
-         ON CONFLICT (provider) DO UPDATE SET until_ms = excluded.until_ms, error = excluded.error
-         WHERE excluded.until_ms > provider_pauses.until_ms`,
+         ON CONFLICT (provider) DO UPDATE SET until_ms = excluded.until_ms, error = excluded.error`,
       ).run(pause),
     );
   }
