@@ -464,9 +464,9 @@ export interface Store {
   countConnectionsByStatus(): Promise<Record<Status, number>>;
 
   /**
-   * The database's clock minus this host's wall clock, in ms, measured around one round trip; null
-   * when every process sharing the store shares the host's clock too (SQLite). Leases are written and
-   * read with each process's own clock, so a large offset is worth a warning.
+   * The database's clock minus this host's wall clock, in ms, measured around a round trip; null when
+   * no round trip was quick enough to trust, and absent where every process sharing the store shares
+   * the host's clock too (SQLite). A warden adds it to its clock (DatabaseAlignedClock).
    */
   clockOffsetMs?(): Promise<number | null>;
 

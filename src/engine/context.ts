@@ -98,6 +98,8 @@ export interface EngineContext {
    * on `clock`. Every `…SteadyMs` value and the maps' instants below are on this clock.
    */
   steadyNow: () => number;
+  /** `clock.now()` and a lease's length for taking, renewing or judging a lease (DatabaseAlignedClock.lease). */
+  leaseWindow: () => { nowMs: number; leaseMs: number };
   random: Random;
   logger: Logger;
   policy: RefreshPolicy;

@@ -37,6 +37,19 @@ export class DatabaseAlignedClock implements Clock {
     return this.#base.now() + this.#offsetMs;
   }
 
+  /**
+   * A lease taken or judged now, safe whichever clock the other instances read: `nowMs` is the earlier
+   * of this host's clock and the database's (a lease is judged lapsed only once it has on both), and
+   * `leaseMs` is stretched by the offset so the end written is `leaseMs` past the later of the two. An
+   * instance that has not aligned (a previous release during a rolling deploy, a first measurement that
+   * failed) then never sees an aligned holder's live lease as lapsed while the hosts' clocks agree, and
+   * aligned instances never do whatever the hosts' clocks say.
+   */
+  lease(leaseMs: number): { nowMs: number; leaseMs: number } {
+    const hostMs = this.#base.now();
+    return { nowMs: hostMs + Math.min(0, this.#offsetMs), leaseMs: leaseMs + Math.abs(this.#offsetMs) };
+  }
+
   /** The offset applied now (ms the database's clock is ahead of this host's; 0 below a second). */
   get offsetMs(): number {
     return this.#offsetMs;

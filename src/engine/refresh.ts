@@ -112,8 +112,7 @@ export async function refreshCredential(
     let takenAt = performance.now(); // a lease won here began before the round trip that won it
     const claim = await ctx.store.claimRefresh(ref, {
       owner: ctx.owner,
-      nowMs: ctx.clock.now(),
-      leaseMs: ctx.timings.leaseMs,
+      ...ctx.leaseWindow(),
       freshUntilMs: request.freshUntilMs,
     });
     switch (claim.kind) {
@@ -143,7 +142,8 @@ export async function refreshCredential(
           const renewedAt = performance.now();
           let held: boolean;
           try {
-            held = await ctx.store.renewClaim(claim.claim, ctx.clock.now(), ctx.timings.leaseMs);
+            const lease = ctx.leaseWindow();
+            held = await ctx.store.renewClaim(claim.claim, lease.nowMs, lease.leaseMs);
           } catch (error) {
             await handBack(ctx, claim.claim); // nothing was sent
             throw error;
@@ -178,8 +178,7 @@ export async function quietCredential(
     const takenAt = performance.now();
     const claim = await ctx.store.claimRefresh(ref, {
       owner: ctx.owner,
-      nowMs: ctx.clock.now(),
-      leaseMs: ctx.timings.leaseMs,
+      ...ctx.leaseWindow(),
       freshUntilMs: Number.MAX_SAFE_INTEGER,
       sends: false,
     });
@@ -372,7 +371,7 @@ async function waitForHolder(
     if (c.status === "needs_reauth" || c.claimUntilMs === null) return; // released
     // A live holder keeps renewing its lease; only one that stopped (it died) lets it lapse, and then
     // the caller's loop takes the claim over with `previousAttemptLost`. Until then, reads only.
-    if (ctx.clock.now() >= held.untilMs) return;
+    if (ctx.leaseWindow().nowMs >= held.untilMs) return;
   }
   throw new ProviderUnavailableError(
     `a refresh of ${ref.kind} credential of ${ref.connectionId} is still in progress in another process`,

@@ -115,7 +115,7 @@ export class Refresher {
     for (const provider of ctx.providers.keys()) {
       // Read per provider: a lease is counted from this instant, and an earlier provider's slow claim
       // must not have the store's lease end before the one the claim keeper counts.
-      const now = ctx.clock.now();
+      const lease = ctx.leaseWindow();
       const capacity = this.#capacity(provider, true);
       if (!this.#worthClaiming(provider, capacity)) continue;
       const claimedAt = performance.now(); // the leases begin before the round trip that takes them
@@ -124,8 +124,7 @@ export class Refresher {
       const probe = ctx.flaggedProviders.has(provider);
       const claims = await ctx.store.claimDue({
         owner: ctx.owner,
-        nowMs: now,
-        leaseMs: ctx.timings.leaseMs,
+        ...lease,
         limit: capacity,
         provider,
         onUnreadable: (u) => {

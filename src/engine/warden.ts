@@ -174,7 +174,9 @@ export async function createWarden(options: WardenOptions = {}) {
     store,
     providers,
     clock,
-    steadyNow: steadyClock(clock),
+    // Off the host's clock: a re-measured offset moves `now()`, never the process's own schedules.
+    steadyNow: steadyClock(hostClock),
+    leaseWindow: () => clock.lease(timings.leaseMs),
     random,
     logger,
     policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
@@ -184,7 +186,10 @@ export async function createWarden(options: WardenOptions = {}) {
     cache: new TokenCache(),
     claims: new ClaimKeeper(
       timings.leaseMs,
-      (claim) => openStoreRef.renewClaim(claim, clock.now(), timings.leaseMs),
+      (claim) => {
+        const lease = clock.lease(timings.leaseMs);
+        return openStoreRef.renewClaim(claim, lease.nowMs, lease.leaseMs);
+      },
       logger,
     ),
     completions: new CompletionBatcher(store),
@@ -378,11 +383,11 @@ export async function createWarden(options: WardenOptions = {}) {
       };
     },
     /**
-     * The clock this warden dates everything by: the one given (or the system's), plus the host's
-     * offset from the database's clock on PostgreSQL (see DatabaseAlignedClock). For a server beside
-     * it whose leases must agree with other instances'.
+     * The clock this warden dates stored instants by: the one given (or the system's), plus the host's
+     * offset from the database's clock on PostgreSQL (see DatabaseAlignedClock). What to compare a
+     * stored instant with (`diagnose` does).
      */
-    clock: clock as Clock,
+    clock: clock as Clock & { lease(leaseMs: number): { nowMs: number; leaseMs: number } },
     /** Cache counters of the token hot path. */
     stats: () => ctx.cache.stats(),
     /**

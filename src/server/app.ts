@@ -27,6 +27,8 @@ export interface AppOptions {
   warden: Warden;
   store: Store;
   clock: Clock;
+  /** This host's clock, where it differs from `clock` (ServerContext.hostClock); `clock` without it. */
+  hostClock?: Clock;
   metrics: Metrics;
   publicUrl: string;
   apiKeyDigest: Buffer;
@@ -109,6 +111,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     warden: o.warden,
     store: o.store,
     clock: o.clock,
+    hostClock: o.hostClock ?? o.clock,
     book: new RouteBook(),
     metrics: o.metrics,
     publicUrl,

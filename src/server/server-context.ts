@@ -14,7 +14,10 @@ export interface ServerContext {
   lifecycle: { readonly closing: boolean };
   warden: Warden;
   store: Store;
+  /** The warden's clock: stored instants and leases, which other instances compare (the database's, on PostgreSQL). */
   clock: Clock;
+  /** This host's own clock: for timestamps checked against clocks outside the deployment (Slack's request signatures). */
+  hostClock: Clock;
   book: RouteBook;
   metrics: Metrics;
   /** Origin users reach this server at, without a trailing slash. */

@@ -142,8 +142,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         }),
     onRefresh: (o) => metrics.observeRefresh(o),
   });
-  // The warden's: on PostgreSQL read off the database's clock, so the outbox's leases and the OAuth
-  // state's expiry agree across instances as the refresh leases do.
+  // The warden's: on PostgreSQL the database's clock, so the outbox's leases, the single-use marks and
+  // the OAuth state's expiry agree across instances as refresh leases do. What is checked against a
+  // clock outside the deployment (Slack's request timestamps, receivers' webhook windows) stays on
+  // this host's.
   const clock = warden.clock;
   try {
     const apiKey = await resolveApiKey(store, config.apiKey?.reveal() ?? null);
@@ -168,6 +170,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       warden,
       store,
       clock,
+      hostClock,
       metrics,
       publicUrl,
       apiKeyDigest: apiKey.digest,
@@ -189,6 +192,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
             url: config.webhook.url,
             secret: config.webhook.secret.reveal(),
             clock,
+            signingClock: hostClock,
             random,
             logger: stderrLogger,
             owner,

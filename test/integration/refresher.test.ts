@@ -301,6 +301,7 @@ describe("the background refresher", () => {
       providers: new Map([["slack", {}]]),
       clock: new FakeClock(1_000),
       steadyNow: () => 1_000,
+      leaseWindow: () => ({ nowMs: 1_000, leaseMs: 15_000 }),
       logger: silent,
       timings: { leaseMs: 15_000, providerSyncMs: 5_000 },
       owner: "o",

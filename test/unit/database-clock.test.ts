@@ -55,4 +55,15 @@ describe("DatabaseAlignedClock", () => {
     await clock.align();
     expect({ now: clock.now(), elapsed: clock.elapsedMs?.() }).toEqual({ now: 15_000, elapsed: 42 });
   });
+
+  it("takes and judges a lease by the earlier of the two clocks, and ends it a full lease past the later", async () => {
+    let measured = -60_000; // the database's clock a minute behind this host's
+    const clock = new DatabaseAlignedClock({ now: () => 1_000_000 }, async () => measured, logger([]));
+    await clock.align();
+    // Judged at the database's time (the earlier); written to end 30 s past this host's (the later).
+    expect(clock.lease(30_000)).toEqual({ nowMs: 940_000, leaseMs: 90_000 });
+    measured = 60_000; // a minute ahead
+    await clock.align();
+    expect(clock.lease(30_000)).toEqual({ nowMs: 1_000_000, leaseMs: 90_000 });
+  });
 });

@@ -171,7 +171,7 @@ export function registerConnectionsCommand(program: Command): void {
           process.stdout.write("no connections\n");
           return;
         }
-        const now = Date.now();
+        const now = cli.warden.clock.now(); // stored instants are dated on it
         process.stdout.write(
           formatTable(
             ["ID", "PROVIDER", "STATUS", "REASON", "CREDENTIALS (access token expiry)", "UPDATED"],
@@ -205,7 +205,7 @@ export function registerConnectionsCommand(program: Command): void {
           printJson({ ...connectionJson(cli, c), events: events.map(eventView) });
           return;
         }
-        const now = Date.now();
+        const now = cli.warden.clock.now(); // stored instants are dated on it
         const out = process.stdout;
         out.write(`${c.id}  ${c.provider}  ${c.status}${c.reason ? ` (${c.reason})` : ""}\n`);
         if (Object.keys(c.metadata).length > 0) out.write(`metadata: ${JSON.stringify(c.metadata)}\n`);
@@ -284,7 +284,7 @@ Example:
         bar.done();
         if (flags.json === true) printJson(imported.map((c) => connectionJson(cli, c)));
         else {
-          const now = Date.now();
+          const now = cli.warden.clock.now(); // stored instants are dated on it
           process.stdout.write(
             formatTable(
               ["ID", "PROVIDER", "STATUS", "CREDENTIALS"],

@@ -261,7 +261,8 @@ Example:
           store: cli.store,
           warden: cli.warden,
           baseUrl,
-          nowMs: Date.now(),
+          // Stored instants are dated on the warden's clock (the database's, on PostgreSQL).
+          nowMs: cli.warden.clock.now(),
         });
         if (flags.json === true) printJson(diagnosisJson(r.diagnosis));
         else

@@ -85,7 +85,7 @@ export function registerSlackEventRoutes(app: FastifyInstance, ctx: ServerContex
         const verdict = verifySlackSignature({
           signingSecret,
           rawBody: raw,
-          nowMs: ctx.clock.now(),
+          nowMs: ctx.hostClock.now(), // Slack dates its requests by its own clock, real time
           timestampHeader: request.headers["x-slack-request-timestamp"],
           signatureHeader: request.headers["x-slack-signature"],
         });

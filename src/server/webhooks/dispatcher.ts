@@ -23,6 +23,8 @@ export interface DispatcherOptions {
   url: string;
   secret: string;
   clock: Clock;
+  /** Dates each request's signature timestamp, which receivers check against their own clocks (default: `clock`). */
+  signingClock?: Clock;
   random: Random;
   logger: Logger;
   owner: string;
@@ -64,6 +66,7 @@ export class WebhookDispatcher {
       backoffMaxMs: 3_600_000,
       retentionMs: 7 * 86_400_000,
       giveUpAfterMs: 3 * 86_400_000,
+      signingClock: options.clock,
       ...options,
     };
   }
@@ -171,7 +174,7 @@ export class WebhookDispatcher {
   async #post(m: OutboxMessage, signal: AbortSignal): Promise<Response> {
     const o = this.#o;
     const body = webhookBody(m, o.reconnectUrl);
-    const timestamp = Math.floor(o.clock.now() / 1000);
+    const timestamp = Math.floor(o.signingClock.now() / 1000);
     const res = await o.fetch(o.url, {
       method: "POST",
       headers: {

@@ -1,0 +1,73 @@
+// Review findings (branch review9): `serve` now dates everything by warden.clock, the database's clock on
+// PostgreSQL, including what is checked against clocks outside the deployment: Slack's request
+// timestamps (a 5-minute window on Slack's clock) and the timestamps of outgoing webhooks (checked by
+// each receiver against its own). A database whose clock is off (a self-hosted PostgreSQL whose time
+// sync broke) then makes every instance refuse Slack's events and every receiver refuse the webhooks,
+// where before only an instance whose own host clock was off did. Each test fails on 100aa25.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
+import { verifyWebhook } from "../../src/server/webhooks/signature.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { openServerHarness, type ServerHarness, WEBHOOK_SECRET, WebhookReceiver } from "./server-harness.js";
+
+const TEN_MINUTES = 10 * 60_000;
+
+describe("serve on a postgres whose clock runs ten minutes ahead of the hosts' and Slack's (review)", () => {
+  let h: ServerHarness | null = null;
+  let receiver: WebhookReceiver | null = null;
+  beforeEach(() => {
+    // What the warden measures against this host's clock (which agrees with Slack's).
+    vi.spyOn(PostgresStore.prototype, "clockOffsetMs").mockResolvedValue(TEN_MINUTES);
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await h?.close();
+    await receiver?.down();
+    h = null;
+    receiver = null;
+  });
+
+  it("accepts a Slack event signed just now (Slack's timestamp is checked against real time)", async () => {
+    h = await openServerHarness("postgres");
+    const body = JSON.stringify({ type: "url_verification", challenge: "c-123" });
+    const ts = Math.floor(h.clock.now() / 1000); // Slack's clock, and this host's
+    const res = await h.server.app.inject({
+      method: "POST",
+      url: "/slack/events",
+      headers: {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": String(ts),
+        "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, body),
+      },
+      payload: body,
+    });
+    expect({ status: res.statusCode, body: res.body }).toEqual({
+      status: 200,
+      body: JSON.stringify({ challenge: "c-123" }),
+    });
+  });
+
+  it("signs webhooks with a timestamp a receiver on real time accepts (verifyWebhook, its 5-minute window)", async () => {
+    receiver = new WebhookReceiver();
+    await receiver.up();
+    h = await openServerHarness("postgres", {
+      webhookUrl: receiver.url,
+      server: { webhookIntervalMs: 3_600_000 },
+    });
+    const id = await h.installAndImport("Receiver on real time");
+    await h.server.warden.markNeedsReauth(id, "all", "app_uninstalled");
+    await h.server.dispatcher?.drain();
+    const hook = receiver.received.find((w) => w.body.includes("connection.needs_reauth"));
+    expect(hook).toBeDefined();
+    const nowMs = h.clock.now(); // the receiver's clock, as this host's
+    expect(
+      verifyWebhook({
+        secret: WEBHOOK_SECRET,
+        body: hook?.body ?? "",
+        nowMs,
+        timestampHeader: hook?.headers["x-tokenwarden-timestamp"] as string | undefined,
+        signatureHeader: hook?.headers["x-tokenwarden-signature"] as string | undefined,
+      }),
+    ).toBe(true);
+  });
+});
