@@ -117,7 +117,13 @@ export interface ClaimOptions {
 
 export interface ClaimDueOptions {
   owner: string;
+  /** Judges what is due. */
   nowMs: number;
+  /**
+   * The instant leases are taken and judged at, where it is not `nowMs`: a warden reading the
+   * database's clock judges leases by the earlier of its two clocks (DatabaseAlignedClock.lease).
+   */
+  leaseNowMs?: number;
   leaseMs: number;
   /** At most this many claims. */
   limit: number;
@@ -355,11 +361,13 @@ export interface Store {
 
   getProviderState(provider: string): Promise<ProviderState | null>;
   /**
-   * Records that the provider asked for a pause until `pause.untilMs`, replacing the record before it:
-   * the latest 429 is the provider's latest word (and an end dated by a clock that ran ahead must not
-   * outlive it). Throws `invalid_input` for an instant that is not a whole number of ms, or a NUL.
+   * Records that the provider asked for a pause until `pause.untilMs`. A recorded pause that ends later
+   * is kept (a shorter Retry-After heard meanwhile must not cut a live pause short), unless it ends
+   * after `options.replaceEndingAfterMs`: later than any pause could end that was recorded now, so
+   * dated by a clock that ran ahead, and not to outlive this one. Throws `invalid_input` for an
+   * instant that is not a whole number of ms, or a NUL.
    */
-  pauseProvider(pause: ProviderPause): Promise<void>;
+  pauseProvider(pause: ProviderPause, options?: { replaceEndingAfterMs?: number }): Promise<void>;
   /** The provider's recorded pause, which may have ended by now, or null. */
   getProviderPause(provider: string): Promise<ProviderPause | null>;
   /**

@@ -6,6 +6,15 @@ const ALIGN_FROM_MS = 1_000;
 const WARN_FROM_MS = 5_000;
 /** How often the offset is measured again (a host's clock drifts, or is stepped, while it runs). */
 const REALIGN_EVERY_MS = 5 * 60_000;
+/** How soon a warden that has not measured the offset yet (its first try failed) tries again. */
+const RETRY_UNMEASURED_MS = 10_000;
+/**
+ * The most a lease is stretched by (see lease()). Each ms of it is a ms longer that a holder which died
+ * mid-refresh keeps its credential from the others, and the retry of a lost answer must land inside
+ * Slack's grace window for the old refresh token (a couple of minutes): a 30 s lease plus a minute
+ * does. Offsets beyond it are covered for aligned instances; only unaligned ones lose the margin.
+ */
+const MAX_LEASE_STRETCH_MS = 60_000;
 
 /**
  * The warden's clock on a store that several hosts share (PostgreSQL): this host's clock plus its
@@ -22,6 +31,7 @@ export class DatabaseAlignedClock implements Clock {
   readonly #measure: () => Promise<number | null | undefined>;
   readonly #logger: Logger;
   #offsetMs = 0;
+  #measured = false;
   #warnedMs = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly elapsedMs?: () => number;
@@ -40,14 +50,15 @@ export class DatabaseAlignedClock implements Clock {
   /**
    * A lease taken or judged now, safe whichever clock the other instances read: `nowMs` is the earlier
    * of this host's clock and the database's (a lease is judged lapsed only once it has on both), and
-   * `leaseMs` is stretched by the offset so the end written is `leaseMs` past the later of the two. An
-   * instance that has not aligned (a previous release during a rolling deploy, a first measurement that
-   * failed) then never sees an aligned holder's live lease as lapsed while the hosts' clocks agree, and
-   * aligned instances never do whatever the hosts' clocks say.
+   * `leaseMs` is stretched by the offset (up to a minute) so the end written is `leaseMs` past the
+   * later of the two. An instance that has not aligned (a previous release during a rolling deploy, a
+   * first measurement that failed) then never sees an aligned holder's live lease as lapsed while the
+   * hosts' clocks agree, and aligned instances never do whatever the hosts' clocks say.
    */
   lease(leaseMs: number): { nowMs: number; leaseMs: number } {
     const hostMs = this.#base.now();
-    return { nowMs: hostMs + Math.min(0, this.#offsetMs), leaseMs: leaseMs + Math.abs(this.#offsetMs) };
+    const stretchMs = Math.min(Math.abs(this.#offsetMs), MAX_LEASE_STRETCH_MS);
+    return { nowMs: hostMs + Math.min(0, this.#offsetMs), leaseMs: leaseMs + stretchMs };
   }
 
   /** The offset applied now (ms the database's clock is ahead of this host's; 0 below a second). */
@@ -64,6 +75,7 @@ export class DatabaseAlignedClock implements Clock {
       return; // the store is down: the next measurement, or the next start, tries again
     }
     if (typeof measured !== "number" || !Number.isFinite(measured)) return;
+    this.#measured = true;
     const offsetMs = Math.abs(measured) < ALIGN_FROM_MS ? 0 : Math.round(measured);
     if (Math.abs(offsetMs) >= WARN_FROM_MS && Math.abs(offsetMs - this.#warnedMs) >= WARN_FROM_MS) {
       this.#logger.warn(
@@ -75,15 +87,27 @@ export class DatabaseAlignedClock implements Clock {
     this.#offsetMs = offsetMs;
   }
 
-  /** Measures again every five minutes, until stop(); never what keeps a process alive. */
+  /**
+   * Measures again every five minutes (every 10 s until a measurement has succeeded), until stop();
+   * never what keeps a process alive.
+   */
   start(): void {
     if (this.#timer !== null) return;
-    this.#timer = setInterval(() => void this.align(), REALIGN_EVERY_MS);
-    this.#timer.unref();
+    const next = () => {
+      this.#timer = setTimeout(
+        async () => {
+          await this.align();
+          if (this.#timer !== null) next(); // null: stopped meanwhile
+        },
+        this.#measured ? REALIGN_EVERY_MS : RETRY_UNMEASURED_MS,
+      );
+      this.#timer.unref();
+    };
+    next();
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
   }
 }

@@ -49,9 +49,15 @@ export function pauseIfRateLimited(
     sharedUntilMs: share ? untilMs : sharedUntilMs,
   });
   if (!share) return;
-  ctx.store.pauseProvider({ provider, untilMs, error: c.error }).catch((err: unknown) => {
-    ctx.logger.warn({ provider, err }, "could not record the provider's rate limit for other instances");
-  });
+  // A recorded pause ending later than any 429 now could have asked for was dated by a clock that ran
+  // ahead: replaced, so it stops no genuine 429 from being shared. One that ends later within that is
+  // kept: a shorter Retry-After heard meanwhile must not cut a live pause short.
+  const replaceEndingAfterMs = ctx.clock.now() + RATE_LIMIT_MAX_PAUSE_MS;
+  ctx.store
+    .pauseProvider({ provider, untilMs, error: c.error }, { replaceEndingAfterMs })
+    .catch((err: unknown) => {
+      ctx.logger.warn({ provider, err }, "could not record the provider's rate limit for other instances");
+    });
 }
 
 /**

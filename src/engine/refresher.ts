@@ -124,7 +124,9 @@ export class Refresher {
       const probe = ctx.flaggedProviders.has(provider);
       const claims = await ctx.store.claimDue({
         owner: ctx.owner,
-        ...lease,
+        nowMs: ctx.clock.now(),
+        leaseNowMs: lease.nowMs,
+        leaseMs: lease.leaseMs,
         limit: capacity,
         provider,
         onUnreadable: (u) => {

@@ -65,13 +65,13 @@ export function hasLiveClaim(record: CredentialRecord, nowMs: number): boolean {
 }
 
 /** True when `claimDue` may take the row (the SQL WHERE clause of both adapters says the same). */
-export function isDue(record: CredentialRecord, nowMs: number): boolean {
+export function isDue(record: CredentialRecord, nowMs: number, leaseNowMs = nowMs): boolean {
   return (
     record.nextRunAtMs !== null &&
     record.nextRunAtMs <= nowMs &&
     record.status !== "needs_reauth" &&
     record.refreshTokenSealed !== null &&
-    !hasLiveClaim(record, nowMs)
+    !hasLiveClaim(record, leaseNowMs)
   );
 }
 

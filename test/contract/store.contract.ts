@@ -1728,11 +1728,24 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
     });
 
     describe("provider pauses (a 429 shared by every instance)", () => {
-      it("records a pause, the latest record replacing the one before whenever it ends, and reads null for a provider never paused", async () => {
+      it("records a pause, keeps a later end over an earlier one, and reads null for a provider never paused", async () => {
         expect(await store.getProviderPause("slack")).toBeNull();
         await store.pauseProvider({ provider: "slack", untilMs: 5_000, error: "ratelimited" });
-        // An end dated by a clock that ran ahead must not outlive the provider's next word.
-        await store.pauseProvider({ provider: "slack", untilMs: 3_000, error: "newer" });
+        // A shorter Retry-After heard meanwhile must not cut a live pause short.
+        await store.pauseProvider(
+          { provider: "slack", untilMs: 3_000, error: "older" },
+          { replaceEndingAfterMs: 6_000 },
+        );
+        expect(await store.getProviderPause("slack")).toEqual({
+          provider: "slack",
+          untilMs: 5_000,
+          error: "ratelimited",
+        });
+        // An end later than any pause recorded now could have (a clock that ran ahead) is replaced.
+        await store.pauseProvider(
+          { provider: "slack", untilMs: 3_000, error: "newer" },
+          { replaceEndingAfterMs: 4_000 },
+        );
         expect(await store.getProviderPause("slack")).toEqual({
           provider: "slack",
           untilMs: 3_000,

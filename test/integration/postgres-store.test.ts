@@ -195,13 +195,13 @@ describe("postgres: migrations and setup", () => {
       };
       // The due index leads with the provider: a claim reads that provider's due rows only, however
       // many of the others' are due earlier (here acme's are a quarter, interleaved with slack's).
-      const claim = await plan("claim_due", claimDueSql(t), "100, 64, 'owner', 15000, 'acme'");
+      const claim = await plan("claim_due", claimDueSql(t), "100, 64, 'owner', 15000, 'acme', 100");
       expect(claim).toContain("Index Scan using credentials_provider_next_run_at");
       expect(claim).toMatch(/Index Cond: \(\(provider = \$5\) AND \(next_run_at_ms <= \$1\)\)/);
       expect(claim).toContain("Tid Scan");
       expect(claim).not.toContain("Seq Scan");
       const { rows: analyzed } = await c.query(
-        "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE claim_due(50000, 64, 'owner', 15000, 'acme')",
+        "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE claim_due(50000, 64, 'owner', 15000, 'acme', 50000)",
       );
       const run = analyzed.map((r: { "QUERY PLAN": string }) => r["QUERY PLAN"]).join("\n");
       expect(run).not.toContain("Rows Removed by Filter"); // not one slack row read and passed over

@@ -147,7 +147,7 @@ describe("sqlite: setup and errors", () => {
     try {
       const plan = db
         .prepare(`EXPLAIN QUERY PLAN SELECT * FROM credentials ${CLAIM_DUE_CLAUSE}`)
-        .all({ provider: "acme", nowMs: 1, limit: 10 }) as Array<{ detail: string }>;
+        .all({ provider: "acme", nowMs: 1, leaseNowMs: 1, limit: 10 }) as Array<{ detail: string }>;
       const details = plan.map((p) => p.detail).join("\n");
       // Both the provider and the due time bound the index range; no sort, no table scan.
       expect(details).toContain(

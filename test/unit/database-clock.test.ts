@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { DatabaseAlignedClock } from "../../src/engine/database-clock.js";
 
 function logger(lines: string[]) {
@@ -65,5 +65,36 @@ describe("DatabaseAlignedClock", () => {
     measured = 60_000; // a minute ahead
     await clock.align();
     expect(clock.lease(30_000)).toEqual({ nowMs: 1_000_000, leaseMs: 90_000 });
+    // Stretched by a minute at most: a dead holder's credential is retried inside Slack's grace window.
+    measured = -180_000;
+    await clock.align();
+    expect(clock.lease(30_000)).toEqual({ nowMs: 820_000, leaseMs: 90_000 });
+  });
+
+  it("tries a failed first measurement again 10 s on, then every five minutes", async () => {
+    vi.useFakeTimers();
+    try {
+      const answers: Array<number | Error> = [new Error("connection refused"), 2_000, 3_000];
+      const clock = new DatabaseAlignedClock(
+        { now: () => 0 },
+        async () => {
+          const next = answers.shift();
+          if (next instanceof Error) throw next;
+          return next;
+        },
+        logger([]),
+      );
+      await clock.align(); // at start: fails
+      clock.start();
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(clock.now()).toBe(2_000);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(clock.now()).toBe(2_000); // measured once: the next is five minutes on
+      await vi.advanceTimersByTimeAsync(5 * 60_000);
+      expect(clock.now()).toBe(3_000);
+      clock.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -3,8 +3,8 @@
 // whatever the parameters: test/integration/postgres-store.test.ts checks those plans on a large table.
 
 /**
- * Claims up to $2 due credentials of provider $5 for owner $3 at time $1 with a lease of $4 ms,
- * returning the rows. Due rows come through the partial index on (provider, next_run_at_ms), most
+ * Claims up to $2 credentials of provider $5 due at time $1 for owner $3, with a lease of $4 ms judged
+ * and taken at time $6 (ClaimDueOptions.leaseNowMs), returning the rows. Due rows come through the partial index on (provider, next_run_at_ms), most
  * overdue first, and only that provider's are read (migration 0007); rows other instances are
  * claiming right now are skipped, not waited for. The SET list is claimPatch() in SQL (claim,
  * journal opened, previous journal and run time kept for releaseClaim); it touches no indexed column,
@@ -16,13 +16,13 @@ export function claimDueSql(t: { credentials: string }): string {
   return `WITH due AS (
            SELECT ctid FROM ${t.credentials}
            WHERE provider = $5 AND next_run_at_ms <= $1 AND status <> 'needs_reauth'
-             AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= $1)
+             AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= $6)
            ORDER BY next_run_at_ms
            LIMIT $2
            FOR UPDATE SKIP LOCKED
          )
          UPDATE ${t.credentials} AS c
-         SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $1::bigint + $4::bigint,
+         SET claim_id = gen_random_uuid()::text, claim_owner = $3, claim_until_ms = $6::bigint + $4::bigint,
              claim_prev_in_doubt = c.refresh_in_doubt, claim_prev_run_at_ms = c.next_run_at_ms,
              refresh_in_doubt = true
          WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM due))

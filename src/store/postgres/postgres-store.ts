@@ -91,6 +91,7 @@ import {
 } from "../row-mapping.js";
 import {
   checkInstallationQuery,
+  checkInstant,
   checkJsonText,
   checkLimit,
   checkListFilter,
@@ -710,7 +711,14 @@ export class PostgresStore implements Store {
         c.query({
           name: `${this.#schema}.claimDue`,
           text: claimDueSql(t),
-          values: [options.nowMs, limit, options.owner, options.leaseMs, provider],
+          values: [
+            options.nowMs,
+            limit,
+            options.owner,
+            options.leaseMs,
+            provider,
+            options.leaseNowMs ?? options.nowMs,
+          ],
         }),
       this.#batches,
     );
@@ -783,13 +791,16 @@ export class PostgresStore implements Store {
     return rows[0] === undefined ? null : providerStateFromRow(rows[0]);
   }
 
-  async pauseProvider(pause: ProviderPause): Promise<void> {
+  async pauseProvider(pause: ProviderPause, options: { replaceEndingAfterMs?: number } = {}): Promise<void> {
     checkPause(pause);
+    const replaceAfterMs = options.replaceEndingAfterMs ?? Number.MAX_SAFE_INTEGER;
+    checkInstant(replaceAfterMs, "replaceEndingAfterMs");
     await this.#query("pauseProvider", (c) =>
       c.query(
-        `INSERT INTO ${this.#t.providerPauses} (provider, until_ms, error) VALUES ($1, $2, $3)
-         ON CONFLICT (provider) DO UPDATE SET until_ms = EXCLUDED.until_ms, error = EXCLUDED.error`,
-        [pause.provider, pause.untilMs, pause.error],
+        `INSERT INTO ${this.#t.providerPauses} AS p (provider, until_ms, error) VALUES ($1, $2, $3)
+         ON CONFLICT (provider) DO UPDATE SET until_ms = EXCLUDED.until_ms, error = EXCLUDED.error
+         WHERE EXCLUDED.until_ms > p.until_ms OR p.until_ms > $4`,
+        [pause.provider, pause.untilMs, pause.error, replaceAfterMs],
       ),
     );
   }

@@ -91,6 +91,7 @@ import {
 } from "../row-mapping.js";
 import {
   checkInstallationQuery,
+  checkInstant,
   checkJsonText,
   checkLimit,
   checkListFilter,
@@ -121,7 +122,7 @@ type ConnectionRow = Row & { id: string };
  * next_run_at_ms), so only that provider's due rows are read (migration 0007).
  */
 export const CLAIM_DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
-  AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)
+  AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
 
 /**
@@ -491,6 +492,7 @@ export class SqliteStore implements Store {
     const claims = this.#write("claimDue", () => {
       const due = this.#records(CLAIM_DUE_CLAUSE, {
         nowMs: options.nowMs,
+        leaseNowMs: options.leaseNowMs ?? options.nowMs,
         provider,
         limit,
       });
@@ -515,7 +517,7 @@ export class SqliteStore implements Store {
       owner: options.owner,
       claimId: randomUUID(),
     };
-    const patch = claimPatch(record, claim, options.nowMs, options.leaseMs);
+    const patch = claimPatch(record, claim, options.leaseNowMs ?? options.nowMs, options.leaseMs);
     const claimed = { ...record, ...patch };
     const opening = openClaimedCredential(claimed, this.#sealer);
     if (opening.kind === "unreadable") {
@@ -556,13 +558,16 @@ export class SqliteStore implements Store {
     return row === undefined ? null : providerStateFromRow(row);
   }
 
-  async pauseProvider(pause: ProviderPause): Promise<void> {
+  async pauseProvider(pause: ProviderPause, options: { replaceEndingAfterMs?: number } = {}): Promise<void> {
     checkPause(pause);
+    const replaceAfterMs = options.replaceEndingAfterMs ?? Number.MAX_SAFE_INTEGER;
+    checkInstant(replaceAfterMs, "replaceEndingAfterMs");
     this.#write("pauseProvider", () =>
       this.#stmt(
         `INSERT INTO provider_pauses (provider, until_ms, error) VALUES (@provider, @untilMs, @error)
-         ON CONFLICT (provider) DO UPDATE SET until_ms = excluded.until_ms, error = excluded.error`,
-      ).run(pause),
+         ON CONFLICT (provider) DO UPDATE SET until_ms = excluded.until_ms, error = excluded.error
+         WHERE excluded.until_ms > provider_pauses.until_ms OR provider_pauses.until_ms > @replaceAfterMs`,
+      ).run({ ...pause, replaceAfterMs }),
     );
   }
 
