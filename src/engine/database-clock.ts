@@ -9,10 +9,12 @@ const REALIGN_EVERY_MS = 5 * 60_000;
 /** How soon a warden that has not measured the offset yet (its first try failed) tries again. */
 const RETRY_UNMEASURED_MS = 10_000;
 /**
- * The most a lease is stretched by (see lease()). Each ms of it is a ms longer that a holder which died
- * mid-refresh keeps its credential from the others, and the retry of a lost answer must land inside
- * Slack's grace window for the old refresh token (a couple of minutes): a 30 s lease plus a minute
- * does. Offsets beyond it are covered for aligned instances; only unaligned ones lose the margin.
+ * The most a lease is moved for a host whose clock is not the database's (see lease()), either way.
+ * Each ms is a ms longer that a holder which died mid-refresh keeps its credential from the others,
+ * and the retry of a lost answer must land inside Slack's grace window for the old refresh token (a
+ * couple of minutes): a 30 s lease plus a minute does. Aligned instances never rely on it: they write
+ * and judge leases on the database's clock. Only an unaligned one beside them loses the margin, once
+ * the hosts are more than a minute off the database.
  */
 const MAX_LEASE_STRETCH_MS = 60_000;
 
@@ -34,6 +36,8 @@ export class DatabaseAlignedClock implements Clock {
   #measured = false;
   #warnedMs = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** Bumped by start() and stop(): a measurement that ends after either schedules nothing. */
+  #chain = 0;
   readonly elapsedMs?: () => number;
 
   constructor(base: Clock, measure: () => Promise<number | null | undefined>, logger: Logger) {
@@ -48,17 +52,23 @@ export class DatabaseAlignedClock implements Clock {
   }
 
   /**
-   * A lease taken or judged now, safe whichever clock the other instances read: `nowMs` is the earlier
-   * of this host's clock and the database's (a lease is judged lapsed only once it has on both), and
-   * `leaseMs` is stretched by the offset (up to a minute) so the end written is `leaseMs` past the
-   * later of the two. An instance that has not aligned (a previous release during a rolling deploy, a
-   * first measurement that failed) then never sees an aligned holder's live lease as lapsed while the
-   * hosts' clocks agree, and aligned instances never do whatever the hosts' clocks say.
+   * A lease taken or judged now. On the database's clock, with a margin for instances that have not
+   * aligned (a previous release during a rolling deploy, a first measurement that failed), which read
+   * their hosts' clocks, each side at most a minute:
+   * - a lease is judged lapsed once it has on the database's clock and, if this host's runs behind
+   *   it, on this host's too (`nowMs`): an unaligned holder on a host like this one wrote its end on
+   *   that clock;
+   * - the end written (`nowMs + leaseMs`) is a full lease past the database's clock and, if this
+   *   host's runs ahead, past this host's too: an unaligned reader on a host like this one judges it
+   *   on that clock.
+   * Aligned instances agree exactly whatever their hosts' clocks say: each end is at least a lease
+   * past the database's time, and each judgement at most a minute behind it.
    */
   lease(leaseMs: number): { nowMs: number; leaseMs: number } {
-    const hostMs = this.#base.now();
-    const stretchMs = Math.min(Math.abs(this.#offsetMs), MAX_LEASE_STRETCH_MS);
-    return { nowMs: hostMs + Math.min(0, this.#offsetMs), leaseMs: leaseMs + stretchMs };
+    const alignedMs = this.now();
+    const behindMs = Math.min(Math.max(0, this.#offsetMs), MAX_LEASE_STRETCH_MS);
+    const aheadMs = Math.min(Math.max(0, -this.#offsetMs), MAX_LEASE_STRETCH_MS);
+    return { nowMs: alignedMs - behindMs, leaseMs: leaseMs + behindMs + aheadMs };
   }
 
   /** The offset applied now (ms the database's clock is ahead of this host's; 0 below a second). */
@@ -93,11 +103,12 @@ export class DatabaseAlignedClock implements Clock {
    */
   start(): void {
     if (this.#timer !== null) return;
+    const chain = ++this.#chain;
     const next = () => {
       this.#timer = setTimeout(
         async () => {
           await this.align();
-          if (this.#timer !== null) next(); // null: stopped meanwhile
+          if (chain === this.#chain) next(); // else stopped (and maybe started again) meanwhile
         },
         this.#measured ? REALIGN_EVERY_MS : RETRY_UNMEASURED_MS,
       );
@@ -107,6 +118,7 @@ export class DatabaseAlignedClock implements Clock {
   }
 
   stop(): void {
+    this.#chain++;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
   }

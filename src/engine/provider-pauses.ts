@@ -15,6 +15,13 @@ const RATE_LIMIT_MAX_PAUSE_MS = 60_000;
  * known to hold: a burst of 429s (every call in flight gets one) moves the end by milliseconds each.
  */
 const SHARE_STEP_MS = 1_000;
+/**
+ * How much later than this process's now + the longest pause a recorded end may be and still be kept:
+ * instances' clocks disagree by up to a couple of seconds (offsets under 1 s are not corrected, and a
+ * measurement is off by up to half a second), and a live minute's pause recorded by a host a little
+ * ahead must not read as one dated by a clock that ran away.
+ */
+const CLOCK_SLACK_MS = 5_000;
 
 /** Whether a 429 still pauses every refresh of `provider` in this process (see pauseIfRateLimited). */
 export function providerPaused(ctx: EngineContext, provider: string): boolean {
@@ -52,7 +59,7 @@ export function pauseIfRateLimited(
   // A recorded pause ending later than any 429 now could have asked for was dated by a clock that ran
   // ahead: replaced, so it stops no genuine 429 from being shared. One that ends later within that is
   // kept: a shorter Retry-After heard meanwhile must not cut a live pause short.
-  const replaceEndingAfterMs = ctx.clock.now() + RATE_LIMIT_MAX_PAUSE_MS;
+  const replaceEndingAfterMs = ctx.clock.now() + RATE_LIMIT_MAX_PAUSE_MS + CLOCK_SLACK_MS;
   ctx.store
     .pauseProvider({ provider, untilMs, error: c.error }, { replaceEndingAfterMs })
     .catch((err: unknown) => {

@@ -269,3 +269,101 @@ describe.each(STORE_KINDS)("a database whose clock runs ahead of the hosts' on %
     expect({ status: c?.status, reason: c?.reason }).toEqual({ status: "active", reason: null });
   });
 });
+
+// Review findings (branch review11) on the database-aligned clock as 0b1ec25 left it.
+describe.each(STORE_KINDS)("hosts whose offsets from the database differ on %s (review11)", (kind) => {
+  let h: EngineHarness | null = null;
+  afterEach(async () => {
+    await h?.close();
+    h = null;
+  });
+
+  // Fails on 0b1ec25 (passes on 7891e59). A holder on a host 3 minutes BEHIND the database (aligned:
+  // offset +180 s) takes its lease at the earlier clock, its host's, and since 0b1ec25 stretches it by a
+  // minute at most (database-clock.ts lease(), MAX_LEASE_STRETCH_MS): the end it writes is its host's
+  // now + 5 s + 60 s, i.e. the database's now - 115 s. An aligned instance on a host in step with the
+  // database judges leases at the database's now (min of its two clocks): the holder's live claim reads
+  // as lapsed the moment it is taken, and it spends the same refresh token again.
+  it("an instance in step with the database does not take over the live claim of a holder on a host 3 minutes behind it", async () => {
+    h = await openEngineHarness(kind);
+    const harness = h;
+    const a = await h.installAndImport();
+    h.clock.advance(11 * HOUR);
+    const gate = completionGate();
+    const holder = await h.peer({
+      clock: { now: () => harness.clock.now() - 180_000 },
+      store: interceptStore(await openSealedStore(kind, h.location, h.key), {
+        clockOffsetMs: async () => 180_000, // measured: the database runs 3 minutes ahead of this host
+        completeRefreshes: gate.completeRefreshes,
+      }),
+    });
+    const holding = holder.connections.refresh(a.id);
+    await eventually(
+      () => harness.emu.control.counterTotals().refreshes,
+      (n) => n === 1,
+      { what: "Slack to answer the holder" },
+    );
+    // Another instance, on a host in step with the database (measured: no offset).
+    const other = await h.peer({
+      store: interceptStore(await openSealedStore(kind, h.location, h.key), {
+        clockOffsetMs: async () => 0,
+      }),
+      timings: { ...FAST_TIMINGS, waitTimeoutMs: 300 },
+    });
+    const row = (await other.connections.refresh(a.id))[0];
+    gate.open();
+    await holding;
+    expect({
+      refreshed: row?.refreshed,
+      presentations: h.emu.control.counters().maxPresentations,
+    }).toEqual({ refreshed: false, presentations: 1 });
+  });
+
+  // Fails on 0b1ec25 (and on 7891e59: not a regression, but what 0b1ec25's cap was meant to ensure). A
+  // holder on a host in step with the database dies after its refresh reached Slack. The survivor's host
+  // runs 3 minutes behind the database (aligned: offset +180 s); it judges the lapsed lease at the
+  // earlier of its clocks, its host's, which reaches the lease's end 3 minutes after the database does:
+  // the in-doubt retry lands past Slack's grace window (120 s in the emulator) and the connection is
+  // lost as refresh_response_lost. The minute's cap bounds the writer's stretch, not the reader's.
+  it("a survivor on a host 3 minutes behind the database retries a dead holder's refresh within Slack's grace window", async () => {
+    h = await openEngineHarness(kind);
+    const harness = h;
+    const a = await h.installAndImport();
+    h.clock.advance(11 * HOUR); // due
+    // The holder, in step with the database: its lease ends 5 s on (FAST_TIMINGS.leaseMs).
+    const claimed = await h.store.claimRefresh(
+      { connectionId: a.id, kind: "bot" },
+      {
+        owner: "holder-that-died",
+        nowMs: h.clock.now(),
+        leaseMs: 5_000,
+        freshUntilMs: Number.MAX_SAFE_INTEGER,
+      },
+    );
+    if (claimed.kind !== "claimed") throw new Error(`not claimed: ${claimed.kind}`);
+    const res = await fetch(`${h.emu.url}/api/oauth.v2.access`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: claimed.credential.refreshToken?.reveal() ?? "",
+        client_id: h.emu.demoApp.clientId,
+        client_secret: h.emu.demoApp.clientSecret,
+      }),
+    });
+    expect(((await res.json()) as { ok: boolean }).ok).toBe(true);
+    const survivor = await h.peer({
+      clock: { now: () => harness.clock.now() - 180_000 },
+      store: interceptStore(await openSealedStore(kind, h.location, h.key), {
+        clockOffsetMs: async () => 180_000,
+      }),
+    });
+    // The survivor's refresher passes over the next four minutes, 5 s apart.
+    for (let t = 0; t < 240_000; t += 5_000) {
+      h.clock.advance(5_000);
+      await survivor.refreshDue();
+    }
+    const c = await h.store.getConnection(a.id);
+    expect({ status: c?.status, reason: c?.reason }).toEqual({ status: "active", reason: null });
+  });
+});

@@ -65,10 +65,14 @@ describe("DatabaseAlignedClock", () => {
     measured = 60_000; // a minute ahead
     await clock.align();
     expect(clock.lease(30_000)).toEqual({ nowMs: 1_000_000, leaseMs: 90_000 });
-    // Stretched by a minute at most: a dead holder's credential is retried inside Slack's grace window.
+    // Moved by a minute at most either way: a dead holder's credential is retried inside Slack's grace
+    // window, and every end is still a full lease past the database's time.
     measured = -180_000;
     await clock.align();
     expect(clock.lease(30_000)).toEqual({ nowMs: 820_000, leaseMs: 90_000 });
+    measured = 180_000; // this host three minutes behind the database
+    await clock.align();
+    expect(clock.lease(30_000)).toEqual({ nowMs: 1_120_000, leaseMs: 90_000 }); // ends at 1_210_000
   });
 
   it("tries a failed first measurement again 10 s on, then every five minutes", async () => {
@@ -93,6 +97,52 @@ describe("DatabaseAlignedClock", () => {
       await vi.advanceTimersByTimeAsync(5 * 60_000);
       expect(clock.now()).toBe(3_000);
       clock.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+// Review findings (branch review11) on the timer chain 0b1ec25 introduced.
+describe("DatabaseAlignedClock's timer chain (review11)", () => {
+  // Fails on 0b1ec25. stop() while a timed measurement is in flight, then start() before it answers:
+  // start() sees no timer and begins a chain; the first chain's callback, answered, sees a timer (the
+  // new chain's) and schedules its next one over it (database-clock.ts start(): `if (this.#timer !==
+  // null) next()`). Two chains measure from then on, and stop() clears only the one it holds.
+  it("a stop() and start() while a measurement is in flight leave one chain, and stop() ends it", async () => {
+    vi.useFakeTimers();
+    try {
+      let measures = 0;
+      let answer: (ms: number) => void = () => {};
+      const clock = new DatabaseAlignedClock(
+        { now: () => 0 },
+        () => {
+          measures++;
+          if (measures > 1) return Promise.resolve(0); // answered at once from the second on
+          return new Promise<number>((resolve) => {
+            answer = resolve;
+          });
+        },
+        logger([]),
+      );
+      clock.start();
+      await vi.advanceTimersByTimeAsync(10_000); // the first timed measurement, in flight
+      expect(measures).toBe(1);
+      clock.stop();
+      clock.start();
+      answer(0);
+      await vi.advanceTimersByTimeAsync(0);
+      const before = measures;
+      await vi.advanceTimersByTimeAsync(30 * 60_000); // measured: one each five minutes, 6 or 7 in all
+      const whileRunning = measures - before;
+      clock.stop();
+      const stoppedAt = measures;
+      await vi.advanceTimersByTimeAsync(30 * 60_000);
+      const afterStop = measures - stoppedAt;
+      expect({ oneChain: whileRunning <= 7, whileRunning, afterStop }).toMatchObject({
+        oneChain: true,
+        afterStop: 0,
+      });
     } finally {
       vi.useRealTimers();
     }
