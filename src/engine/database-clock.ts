@@ -12,9 +12,11 @@ const RETRY_UNMEASURED_MS = 10_000;
  * The most a lease is moved for a host whose clock is not the database's (see lease()), either way.
  * Each ms is a ms longer that a holder which died mid-refresh keeps its credential from the others,
  * and the retry of a lost answer must land inside Slack's grace window for the old refresh token (a
- * couple of minutes): a 30 s lease plus a minute does. Aligned instances never rely on it: they write
- * and judge leases on the database's clock. Only an unaligned one beside them loses the margin, once
- * the hosts are more than a minute off the database.
+ * couple of minutes): a 30 s lease plus a minute does. The two margins add up when the holder's host
+ * runs ahead of the database and the survivor's behind it, by more than 30 s each; a smaller cap would
+ * close that, but leave an unaligned instance beside aligned ones unsafe (a second spend) where it is
+ * safe today, with the hosts in agreement and 30-60 s off the database. Aligned instances never rely on
+ * the margin for safety: they write and judge leases on the database's clock.
  */
 const MAX_LEASE_STRETCH_MS = 60_000;
 
