@@ -28,13 +28,19 @@ const MAX_LEASE_STRETCH_MS = 60_000;
  * clocks agreeing: a host whose clock ran 30 s ahead used to see a live holder's lease as lapsed and
  * send the same refresh token again. The offset is measured at start and every five minutes, with the
  * host's wall clock, not an injected one (a test's fake clock is not a host's; its offset reads as none).
- * `elapsedMs` passes through: a correction that moves `now()` never moves the steady clock.
+ * Between measurements an applied offset runs on the monotonic clock (`elapsedMs`) from the last one:
+ * the hosts with an offset are the ones whose time sync is off, and when it comes back it steps their
+ * clocks, which must not move this one by the step until the next measurement (a step forward would
+ * see live leases as lapsed). `elapsedMs` passes through: a correction that moves `now()` never moves
+ * the steady clock.
  */
 export class DatabaseAlignedClock implements Clock {
   readonly #base: Clock;
   readonly #measure: () => Promise<number | null | undefined>;
   readonly #logger: Logger;
   #offsetMs = 0;
+  /** Where the applied offset put this clock at the last measurement, and the monotonic reading then. */
+  #anchor: { alignedMs: number; elapsedMs: number } | null = null;
   #measured = false;
   #warnedMs = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -50,6 +56,9 @@ export class DatabaseAlignedClock implements Clock {
   }
 
   now(): number {
+    if (this.#anchor !== null && this.elapsedMs !== undefined) {
+      return Math.floor(this.#anchor.alignedMs + (this.elapsedMs() - this.#anchor.elapsedMs));
+    }
     return this.#base.now() + this.#offsetMs;
   }
 
@@ -97,6 +106,10 @@ export class DatabaseAlignedClock implements Clock {
       this.#warnedMs = offsetMs;
     }
     this.#offsetMs = offsetMs;
+    this.#anchor =
+      offsetMs !== 0 && this.elapsedMs !== undefined
+        ? { alignedMs: this.#base.now() + offsetMs, elapsedMs: this.elapsedMs() }
+        : null;
   }
 
   /**

@@ -147,4 +147,26 @@ describe("DatabaseAlignedClock's timer chain (review11)", () => {
       vi.useRealTimers();
     }
   });
+
+  it("runs an applied offset on the monotonic clock between measurements: a step of the host's clock moves it only at the next", async () => {
+    let hostMs = 1_000_000;
+    let elapsed = 500.25;
+    let measured = -60_000; // this host's clock a minute ahead of the database's
+    const clock = new DatabaseAlignedClock(
+      { now: () => hostMs, elapsedMs: () => elapsed },
+      async () => measured,
+      logger([]),
+    );
+    await clock.align();
+    expect(clock.now()).toBe(940_000);
+    hostMs -= 60_000; // NTP comes back and steps the host's clock to the right time
+    expect(clock.now()).toBe(940_000); // not a minute behind the database now
+    elapsed += 1_000;
+    hostMs += 1_000;
+    expect(clock.now()).toBe(941_000);
+    measured = 0; // the next measurement: in step, no offset, the host's clock again
+    await clock.align();
+    hostMs += 5;
+    expect(clock.now()).toBe(941_005);
+  });
 });
