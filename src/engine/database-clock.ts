@@ -82,11 +82,6 @@ export class DatabaseAlignedClock implements Clock {
     return { nowMs: alignedMs - behindMs, leaseMs: leaseMs + behindMs + aheadMs };
   }
 
-  /** The offset applied now (ms the database's clock is ahead of this host's; 0 below a second). */
-  get offsetMs(): number {
-    return this.#offsetMs;
-  }
-
   /** Measures the offset again and applies it; a failed measurement keeps the last one. */
   async align(): Promise<void> {
     let measured: number | null | undefined;

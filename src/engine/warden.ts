@@ -105,7 +105,7 @@ export async function createWarden(options: WardenOptions = {}) {
       ? systemClock
       : {
           now: () => Math.floor(given.now()),
-          ...(given.elapsedMs === undefined ? {} : { elapsedMs: () => (given.elapsedMs as () => number)() }),
+          ...(given.elapsedMs === undefined ? {} : { elapsedMs: given.elapsedMs.bind(given) }),
         };
   // Read off the database's clock where hosts share it (aligned once the store is open).
   let store = options.store;
@@ -169,6 +169,7 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   await clock.align();
   if (store.clockOffsetMs !== undefined) clock.start();
+  const leaseWindow = () => clock.lease(timings.leaseMs);
   const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,
@@ -176,7 +177,7 @@ export async function createWarden(options: WardenOptions = {}) {
     clock,
     // Off the host's clock: a re-measured offset moves `now()`, never the process's own schedules.
     steadyNow: steadyClock(hostClock),
-    leaseWindow: () => clock.lease(timings.leaseMs),
+    leaseWindow,
     random,
     logger,
     policy: { ...DEFAULT_REFRESH_POLICY, ...options.policy },
@@ -187,7 +188,7 @@ export async function createWarden(options: WardenOptions = {}) {
     claims: new ClaimKeeper(
       timings.leaseMs,
       (claim) => {
-        const lease = clock.lease(timings.leaseMs);
+        const lease = leaseWindow();
         return openStoreRef.renewClaim(claim, lease.nowMs, lease.leaseMs);
       },
       logger,
@@ -387,7 +388,7 @@ export async function createWarden(options: WardenOptions = {}) {
      * offset from the database's clock on PostgreSQL (see DatabaseAlignedClock). What to compare a
      * stored instant with (`diagnose` does).
      */
-    clock: clock as Clock & { lease(leaseMs: number): { nowMs: number; leaseMs: number } },
+    clock: clock as Clock,
     /** Cache counters of the token hot path. */
     stats: () => ctx.cache.stats(),
     /**
