@@ -2,8 +2,9 @@
 // not an older stored error; a refresh stored before a failed flag lift is a row, not a throw.
 import { afterEach, describe, expect, it } from "vitest";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { interceptStore } from "../helpers/intercept-store.js";
 import { refusedClient } from "../helpers/store-fixtures.js";
-import { STORE_KINDS } from "../helpers/store-under-test.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
 
@@ -48,8 +49,6 @@ describe.each(STORE_KINDS)("a refresh stored, then the flag's lift fails, on %s"
     const { id } = await h.installAndImport({ withUser: true });
     // A flag naming no credentials (or these): this process is held back, and its forced refresh is the probe.
     await h.store.setProviderState(refusedClient(h.clock.now()));
-    const { interceptStore } = await import("../helpers/intercept-store.js");
-    const { openSealedStore } = await import("../helpers/store-under-test.js");
     let failLift = true;
     const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
       liftProviderFlag: async (real, ...args) => {
@@ -86,8 +85,6 @@ describe.each(STORE_KINDS)("a refusal the store fails to record on %s", (kind) =
   it("answers the refusal, holds the process back and announces it, without throwing the store's error", async () => {
     h = await openEngineHarness(kind);
     const { id } = await h.installAndImport();
-    const { interceptStore } = await import("../helpers/intercept-store.js");
-    const { openSealedStore } = await import("../helpers/store-under-test.js");
     const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
       setProviderState: async () => {
         throw new Error("connection reset while recording the flag");

@@ -5,8 +5,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { STALE_FLAG_MS } from "../../src/core/provider-flag-times.js";
 import type { Warden } from "../../src/engine/warden.js";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { eventually } from "../helpers/eventually.js";
+import { interceptStore } from "../helpers/intercept-store.js";
 import { grants, misconfiguredWebhooks, outboxStore } from "../helpers/provider-flag-fixtures.js";
-import { STORE_KINDS } from "../helpers/store-under-test.js";
+import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
 
 const HOUR = 3_600_000;
 
@@ -80,7 +82,6 @@ describe.each(STORE_KINDS)("the refresher's claims ahead after a refusal on %s",
     // One slot: one call in flight, one claim waiting for the slot (claimed ahead).
     bad.startRefresher({ intervalMs: 5, concurrencyPerProvider: 1 });
     const harness = h;
-    const { eventually } = await import("../helpers/eventually.js");
     await eventually(
       () => refused.length,
       (n) => n > 0,
@@ -138,8 +139,6 @@ describe.each(STORE_KINDS)("a burst of refusals on %s", (kind) => {
   it("announces once, whichever refusal's record changes the shared status", async () => {
     h = await openEngineHarness(kind);
     for (let i = 0; i < 3; i++) await h.installAndImport();
-    const { interceptStore } = await import("../helpers/intercept-store.js");
-    const { openSealedStore } = await import("../helpers/store-under-test.js");
     let first = true;
     // The first refusal's record is slow: a later one's would change the status first.
     const store = interceptStore(await openSealedStore(kind, h.location, h.key), {
@@ -179,8 +178,6 @@ describe.each(STORE_KINDS)("a sync that reads the shared flag while a refusal ar
     h = await openEngineHarness(kind);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await h.installAndImport()).id);
-    const { interceptStore } = await import("../helpers/intercept-store.js");
-    const { openSealedStore } = await import("../helpers/store-under-test.js");
     let hold: Promise<void> | null = null;
     let reading = false;
     // The sync's read happens before the refusal (no flag yet), and its answer arrives after.
@@ -206,7 +203,6 @@ describe.each(STORE_KINDS)("a sync that reads the shared flag while a refusal ar
       release = resolve;
     });
     const pass = bad.refreshDue(); // its sync reads the (unflagged) state, then waits
-    const { eventually } = await import("../helpers/eventually.js");
     await eventually(
       () => reading,
       (x) => x,

@@ -131,6 +131,34 @@ describe.each(STORE_KINDS)("the refusal heartbeat on %s (review)", (kind) => {
     );
   });
 
+  it("a report the store refuses is logged, not thrown, and the next beat reports again", async () => {
+    h = await openEngineHarness(kind);
+    const harness = h;
+    const a = await h.installAndImport();
+    let failures = 1;
+    const web = await h.peer({
+      providers: wrongSecret(h),
+      store: interceptStore(await outboxStore(h), {
+        reassertProviderFlag: async (real, ...args) => {
+          if (failures-- > 0) throw new Error("connection terminated unexpectedly");
+          return real(...args);
+        },
+      }),
+      timings: { ...FAST_TIMINGS, providerSyncMs: 10 },
+    });
+    await web.connections.refresh(a.id); // refused: the heartbeat starts reporting
+    h.clock.advance(61_000);
+    const now = h.clock.now();
+    await eventually(
+      async () => (await harness.store.getProviderState("slack"))?.assertedAtMs,
+      (at) => at === now,
+      { what: "a later beat to re-date the flag" },
+    );
+    expect(
+      harness.logs.filter((l) => l.includes("could not report this process's refused client credentials")),
+    ).toHaveLength(1);
+  });
+
   it.each([0, -1, Number.NaN])("refuses a providerSyncMs of %s at creation", async (providerSyncMs) => {
     h = await openEngineHarness(kind);
     // 0, negative or NaN: setInterval runs the heartbeat every millisecond (a store round trip each,
