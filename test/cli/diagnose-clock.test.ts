@@ -1,7 +1,7 @@
-// Review finding (branch review9): `tokenwarden diagnose connection` compares stored instants (a claim's
-// lease end, an access token's expiry), dated on the database's clock since 100aa25, with this host's
-// Date.now(), not with its warden's clock. Run from a host whose clock is a minute ahead of the database's,
-// it reads a live refresh as one whose outcome was lost. Fails on 100aa25.
+// `tokenwarden diagnose connection` compares stored instants (a claim's lease end, an access token's
+// expiry), dated on the database's clock, with its warden's clock, not with this host's Date.now(): run
+// from a host whose clock is a minute ahead of the database's, it must not read a live refresh as one
+// whose outcome was lost. From a review (branch review9).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,9 +1,9 @@
-// Review findings (branch review9): `serve` now dates everything by warden.clock, the database's clock on
-// PostgreSQL, including what is checked against clocks outside the deployment: Slack's request
-// timestamps (a 5-minute window on Slack's clock) and the timestamps of outgoing webhooks (checked by
-// each receiver against its own). A database whose clock is off (a self-hosted PostgreSQL whose time
-// sync broke) then makes every instance refuse Slack's events and every receiver refuse the webhooks,
-// where before only an instance whose own host clock was off did. Each test fails on 100aa25.
+// `serve` dates its stored instants by warden.clock (the database's clock on PostgreSQL), but what is
+// checked against clocks outside the deployment stays on the host's: Slack's request timestamps (a
+// 5-minute window on Slack's clock) and outgoing webhooks' timestamps (each receiver checks them against
+// its own). Otherwise a database whose clock is off (a self-hosted PostgreSQL whose time sync broke)
+// would make every instance refuse Slack's events and every receiver refuse the webhooks. From a review
+// (branch review9).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
 import { verifyWebhook } from "../../src/server/webhooks/signature.js";
