@@ -267,8 +267,16 @@ export interface Store {
   /**
    * Creates or replaces a connection with its credentials (status back to
    * `active`, claims and backoff cleared), appending `event` per credential.
+   * The metadata replaces the stored one; with `mergeMetadata`, its keys are laid over the
+   * stored metadata as it is at the write (top level, given keys win), so a key written since the
+   * caller last read the connection is kept.
    */
-  putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange>;
+  putConnection(
+    input: NewConnection,
+    nowMs: number,
+    events: NewEvent[],
+    options?: { mergeMetadata?: boolean },
+  ): Promise<StatusChange>;
   getConnection(id: string): Promise<Connection | null>;
   listConnections(filter: ListFilter): Promise<{ items: Connection[]; nextCursor: string | null }>;
   /**

@@ -40,12 +40,18 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
     /**
      * Imports existing tokens as a connection, or replaces its tokens (a
      * reconnect: a dead connection becomes `active` and `recovered` is emitted).
+     * The metadata given replaces the stored one; with `mergeMetadata`, it is laid over the stored
+     * metadata in the same write (a reconnect keeps what the operator attached, including keys
+     * written after the caller last read the connection).
      *
      * @example
      * await warden.connections.import({ id: "T123", provider: "slack",
      *   credentials: { bot: { accessToken, refreshToken, expiresIn: 43200 } } });
      */
-    async import(input: ImportInput): Promise<Connection> {
+    async import(input: ImportInput, options: { mergeMetadata?: boolean } = {}): Promise<Connection> {
+      if (options.mergeMetadata !== undefined && typeof options.mergeMetadata !== "boolean") {
+        throw new TokenwardenError("invalid_input", "mergeMetadata must be true or false");
+      }
       const parsed = parseImportInput(input);
       providerFor(ctx, parsed.provider);
       const now = ctx.clock.now();
@@ -88,6 +94,7 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         { id, provider: parsed.provider, metadata: parsed.metadata ?? {}, credentials },
         now,
         events,
+        { mergeMetadata: options.mergeMetadata === true },
       );
       forget(id);
       // As the episode's stored event names it: the one credential imported, or none of several.

@@ -223,6 +223,47 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await store.getCredential(USER)).toBeNull();
       });
 
+      // A reconnect lays the install's fields over what is stored at the write: a key written after
+      // the caller read the connection (a check filling in team_id) must not be lost to a stale copy.
+      it("replaces a connection merging its metadata: stored keys kept, given keys win, shallow", async () => {
+        await store.putConnection(
+          {
+            id: "T1",
+            provider: "slack",
+            metadata: { customer: "cus_42", team_name: "old", nested: { a: 1 } },
+            credentials: [credential("bot", "t1")],
+          },
+          1_000,
+          [],
+        );
+        await store.updateMetadata("T1", { team_id: "T1" }, 2_000, { onlyMissing: true });
+        await store.putConnection(
+          {
+            id: "T1",
+            provider: "slack",
+            metadata: { team_name: "new", nested: { b: 2 } },
+            credentials: [credential("bot", "t1-v2")],
+          },
+          3_000,
+          [],
+          { mergeMetadata: true },
+        );
+        expect((await store.getConnection("T1"))?.metadata).toEqual({
+          customer: "cus_42",
+          team_id: "T1",
+          team_name: "new",
+          nested: { b: 2 },
+        });
+        // A new connection merges onto nothing.
+        await store.putConnection(
+          { id: "T9", provider: "slack", metadata: { x: 1 }, credentials: [credential("bot", "t9")] },
+          3_000,
+          [],
+          { mergeMetadata: true },
+        );
+        expect((await store.getConnection("T9"))?.metadata).toEqual({ x: 1 });
+      });
+
       it("rejects a connection that lists a kind twice, changing nothing", async () => {
         const bad = connection("T1", [credential("bot", "a"), credential("bot", "b")]);
         await expect(store.putConnection(bad, 1_000, [])).rejects.toMatchObject({ code: "invalid_input" });

@@ -437,6 +437,30 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.get(id)).metadata).toMatchObject({ team_id: "T-set-by-the-operator" });
   });
 
+  it("an import with mergeMetadata keeps the stored metadata under its own; a bad flag changes nothing", async () => {
+    const { id } = await h.installAndImport();
+    const token = (await h.warden.getToken(id)).accessToken;
+    const again = (metadata: Record<string, unknown>) => ({
+      id,
+      provider: "slack",
+      credentials: { bot: { accessToken: token, expiresIn: 3_600 } },
+      metadata,
+    });
+    await h.warden.connections.import(again({ customer: "cus_42", team_name: "old" }));
+    await h.warden.connections.check(id); // fills in team_id, as it would between a reader and its write
+    await h.warden.connections.import(again({ team_name: "new" }), { mergeMetadata: true });
+    expect((await h.warden.connections.get(id)).metadata).toEqual({
+      customer: "cus_42",
+      team_id: id,
+      team_name: "new",
+    });
+    const bad = { mergeMetadata: "yes" } as unknown as { mergeMetadata: boolean };
+    await expect(h.warden.connections.import(again({}), bad)).rejects.toMatchObject({
+      code: "invalid_input",
+    });
+    expect((await h.warden.connections.get(id)).metadata).toMatchObject({ customer: "cus_42" });
+  });
+
   it("withToken under a flagged provider answers provider_misconfigured, not Slack's token_expired", async () => {
     const { id } = await h.installAndImport();
     const wrong = await h.peer({

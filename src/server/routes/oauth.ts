@@ -399,13 +399,12 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         }
         id = payload.cid;
       }
-      const fresh = importOf(id, installation);
       // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
-      // tenant key), and Slack's current answer wins for the fields it gives.
+      // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
+      // the write, not from `target`: a key written since that read (a health check filling in the
+      // workspace, the operator's update) is kept.
       try {
-        await ctx.warden.connections.import(
-          target === null ? fresh : { ...fresh, metadata: { ...target.metadata, ...fresh.metadata } },
-        );
+        await ctx.warden.connections.import(importOf(id, installation), { mergeMetadata: true });
       } catch (error) {
         // Revoked only when known not to be stored (nobody holds them then): an import can fail after
         // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now

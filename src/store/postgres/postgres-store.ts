@@ -336,7 +336,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  async putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange> {
+  async putConnection(
+    input: NewConnection,
+    nowMs: number,
+    events: NewEvent[],
+    options: { mergeMetadata?: boolean } = {},
+  ): Promise<StatusChange> {
     checkNewConnection(input);
     const sealed = input.credentials.map((c) =>
       sealTokens(this.#sealer, { connectionId: input.id, kind: c.kind }, c.tokens),
@@ -349,9 +354,11 @@ export class PostgresStore implements Store {
       for (const p of previous) kinds.add(p.kind);
       const versions = new Map(previous.map((r) => [r.kind, r.version]));
       await c.query(
-        `INSERT INTO ${t.connections} (id, provider, status, reason, metadata, created_at_ms, updated_at_ms)
+        `INSERT INTO ${t.connections} AS stored
+           (id, provider, status, reason, metadata, created_at_ms, updated_at_ms)
          VALUES ($1, $2, 'active', NULL, $3, $4, $4)
-         ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, metadata = excluded.metadata,
+         ON CONFLICT (id) DO UPDATE SET provider = excluded.provider,
+           metadata = ${options.mergeMetadata ? "stored.metadata || excluded.metadata" : "excluded.metadata"},
            updated_at_ms = excluded.updated_at_ms`,
         [input.id, input.provider, JSON.stringify(input.metadata), nowMs],
       );

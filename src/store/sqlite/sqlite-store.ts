@@ -224,13 +224,26 @@ export class SqliteStore implements Store {
     this.#run("ping", () => this.#db.prepare("SELECT 1").get());
   }
 
-  async putConnection(input: NewConnection, nowMs: number, events: NewEvent[]): Promise<StatusChange> {
+  async putConnection(
+    input: NewConnection,
+    nowMs: number,
+    events: NewEvent[],
+    options: { mergeMetadata?: boolean } = {},
+  ): Promise<StatusChange> {
     checkNewConnection(input);
     const sealed = input.credentials.map((c) =>
       sealTokens(this.#sealer, { connectionId: input.id, kind: c.kind }, c.tokens),
     );
     return this.#write("putConnection", () => {
-      const old = this.#get<StatusRow>("SELECT status FROM connections WHERE id = ?", input.id);
+      const old = this.#get<StatusRow & { metadata: string }>(
+        "SELECT status, metadata FROM connections WHERE id = ?",
+        input.id,
+      );
+      // Merged here, inside the write transaction, as PostgreSQL's `||` does: shallow, given keys win.
+      const metadata =
+        options.mergeMetadata && old !== undefined
+          ? mergeMetadata(JSON.parse(old.metadata) as object, input.metadata, false)
+          : input.metadata;
       const versions = new Map(
         this.#all<{ kind: CredentialKind; version: number }>(
           "SELECT kind, version FROM credentials WHERE connection_id = ?",
@@ -242,7 +255,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, 'active', NULL, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, metadata = excluded.metadata,
            updated_at_ms = excluded.updated_at_ms`,
-      ).run(input.id, input.provider, JSON.stringify(input.metadata), nowMs, nowMs);
+      ).run(input.id, input.provider, JSON.stringify(metadata), nowMs, nowMs);
       this.#stmt("DELETE FROM credentials WHERE connection_id = ?").run(input.id);
       input.credentials.forEach((credential, i) => {
         const record = newCredentialRecord(
