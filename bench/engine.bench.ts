@@ -104,7 +104,10 @@ async function warmGetToken(): Promise<BenchReport> {
  * what bounds the run: the share of it each process spent on a core and waiting for one (a thread on
  * a core all the time is the bound; threads that all wait for a core mean the cores are).
  */
-function cpuMeter(emulatorPid: number, refreshes: number, self: string): () => string {
+/** What a run cost: the line to print, and the CPU of every process involved per refresh (µs). */
+type CpuReading = { text: string; totalUs: number | null };
+
+function cpuMeter(emulatorPid: number, refreshes: number, self: string): () => CpuReading {
   const ours = (pid: number) => pid === process.pid;
   const emulator = (pid: number) => pid === emulatorPid;
   const postgres = (_pid: number, comm: string) => comm === "postgres";
@@ -131,7 +134,14 @@ function cpuMeter(emulatorPid: number, refreshes: number, self: string): () => s
       const pct = (s: number) => `${Math.round((100 * s) / wall)} %`;
       return `${name} ${pct(d.onCpu)}/${pct(d.waiting)}`;
     });
-    return `CPU per refresh: ${self} ${((cpu.user + cpu.system) / refreshes).toFixed(0)} µs (kernel ${(cpu.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}; of the run on a core/waiting for one: ${self} ${shares.join(", ")}`;
+    const others =
+      end.emulator === null || start.emulator === null || end.postgres === null || start.postgres === null
+        ? null
+        : end.emulator - start.emulator + (end.postgres - start.postgres);
+    return {
+      text: `CPU per refresh: ${self} ${((cpu.user + cpu.system) / refreshes).toFixed(0)} µs (kernel ${(cpu.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}; of the run on a core/waiting for one: ${self} ${shares.join(", ")}`,
+      totalUs: others === null ? null : (cpu.user + cpu.system + others * 1e6) / refreshes,
+    };
   };
 }
 
@@ -217,10 +227,9 @@ async function prepareRaw(emu: Emulator): Promise<() => Promise<Measured>> {
       const r = await call(emu, "/api/oauth.v2.access", body, "application/x-www-form-urlencoded");
       if (r["ok"] !== true) throw new Error(`raw refresh failed: ${String(r["error"])}`);
     });
-    return {
-      rate: STORM / ((performance.now() - t0) / 1000),
-      extra: meter(),
-    };
+    const rate = STORM / ((performance.now() - t0) / 1000);
+    const cpu = meter();
+    return { rate, extra: cpu.text, cpuUs: cpu.totalUs };
   };
 }
 
@@ -309,7 +318,8 @@ async function openStormBed(emu: Emulator, db: StormDatabase): Promise<StormBed>
       await inParallel(ids, async (id) => void (await warden.connections.delete(id)));
       return {
         rate,
-        extra: `mean provider call ${(providerMs / size).toFixed(1)} ms; ${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}; ${cpu}`,
+        extra: `mean provider call ${(providerMs / size).toFixed(1)} ms; ${String(counters["refreshes"])} refreshes, max presentations ${String(counters["maxPresentations"])}, invalid_refresh_token ${String(counters["invalidRefreshTokenAnswers"])}; ${cpu.text}`,
+        cpuUs: cpu.totalUs,
       };
     };
   };
@@ -322,7 +332,8 @@ async function openStormBed(emu: Emulator, db: StormDatabase): Promise<StormBed>
   };
 }
 
-type Measured = { rate: number; extra: string };
+/** A run's rate, what to print beside it, and its CPU per refresh over every process (µs; null off Linux). */
+type Measured = { rate: number; extra: string; cpuUs: number | null };
 const formatRate = (rate: number) => `${Math.round(rate).toLocaleString("en-US")}/s`;
 /** A storm and the raw baseline measured just before and just after it. */
 type Round = { storm: Measured; raw: Measured; rawAfter: Measured };
@@ -346,7 +357,29 @@ function stormReport(store: string, rounds: Round[], aim?: string): BenchReport 
       extra: `before ${formatRate(median.raw.rate)}, after ${formatRate(median.rawAfter.rate)}; before: ${median.raw.extra}`,
     },
     ...(aim === undefined ? {} : { aim }),
+    notes: cpuNote(rounds, median),
   };
+}
+
+/**
+ * The same comparison by CPU: what the raw run's processes (client, emulator) spend per refresh
+ * against what the storm's (tokenwarden, emulator, PostgreSQL) spend. Where every process is bound
+ * by CPU this is the throughput ratio; the throughput ratio also moves with how the host's cores
+ * are shared (on two cores the raw run is bound by the emulator's one core or by both, as the host
+ * runs faster or slower), this one much less.
+ */
+function cpuNote(rounds: Round[], median: Round): string[] {
+  const cpuRatio = (r: Round): number | null =>
+    r.storm.cpuUs === null || r.raw.cpuUs === null || r.rawAfter.cpuUs === null
+      ? null
+      : (r.raw.cpuUs + r.rawAfter.cpuUs) / 2 / r.storm.cpuUs;
+  const m = cpuRatio(median);
+  if (m === null || median.storm.cpuUs === null) return [];
+  const all = rounds.map((r) => `${cpuRatio(r)?.toFixed(2) ?? "n/a"}×`).join(", ");
+  const raw = ((median.raw.cpuUs ?? 0) + (median.rawAfter.cpuUs ?? 0)) / 2;
+  return [
+    `CPU per refresh over every process: storm ${median.storm.cpuUs.toFixed(0)} µs, raw ${raw.toFixed(0)} µs: ${m.toFixed(2)}× by CPU (rounds ${all}; the ratio above where every process is CPU-bound, less dependent on how the host shares its cores)`,
+  ];
 }
 
 export async function run(): Promise<BenchReport[]> {

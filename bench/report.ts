@@ -6,6 +6,8 @@ export interface BenchReport {
   baseline: { label: string; value: number; extra?: string };
   /** What ratio (subject / baseline) we aim for, for the reader. */
   aim?: string;
+  /** Lines printed after the ratio: how to read it. */
+  notes?: string[];
 }
 
 export function formatReport(r: BenchReport): string {
@@ -16,6 +18,7 @@ export function formatReport(r: BenchReport): string {
     `  ${r.subject.label}: ${fmt(r.subject.value)} ${r.unit}${r.subject.extra ? ` (${r.subject.extra})` : ""}`,
     `  ${r.baseline.label}: ${fmt(r.baseline.value)} ${r.unit}${r.baseline.extra ? ` (${r.baseline.extra})` : ""}`,
     `  ratio: ${ratio.toFixed(2)}×${r.aim ? `   aim: ${r.aim}` : ""}`,
+    ...(r.notes ?? []).map((note) => `  ${note}`),
   ];
   return lines.join("\n");
 }
