@@ -148,6 +148,8 @@ export interface Config {
   apiKey: Secret | null;
   /** null: webhooks are off. */
   webhook: { url: string; secret: Secret } | null;
+  /** Signs the redirects back to a return_url (TOKENWARDEN_WEBHOOK_SECRET, webhooks on or off); null: unsigned. */
+  returnUrlSecret: Secret | null;
   /** Base of reconnect links; null when unknown. */
   publicUrl: string | null;
   /** null: Slack is not configured. */
@@ -221,6 +223,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       e.TOKENWARDEN_WEBHOOK_URL !== undefined && e.TOKENWARDEN_WEBHOOK_SECRET !== undefined
         ? Object.freeze({ url: e.TOKENWARDEN_WEBHOOK_URL, secret: new Secret(e.TOKENWARDEN_WEBHOOK_SECRET) })
         : null,
+    // Also signs the redirect back to a return_url (src/server/return-url.ts), with or without webhooks.
+    returnUrlSecret: secretOrNull(e.TOKENWARDEN_WEBHOOK_SECRET),
     publicUrl: e.TOKENWARDEN_PUBLIC_URL?.replace(/\/+$/, "") ?? null,
     slack,
     logLevel: e.TOKENWARDEN_LOG_LEVEL,

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerO
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
+import type { Secret } from "../core/secret.js";
 import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
@@ -35,6 +36,8 @@ export interface AppOptions {
   signer: OAuthStateSigner;
   slack: ServerContext["slack"];
   allowedReturnOrigins: Iterable<string>;
+  /** Signs the redirects back to a return_url (TOKENWARDEN_WEBHOOK_SECRET); null leaves them unsigned. */
+  returnUrlSecret?: Secret | null;
   fetch?: typeof globalThis.fetch;
   /** pino options, or false for none (tests). Redaction is added either way. */
   logger?: FastifyServerOptions["logger"];
@@ -119,6 +122,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     slack: o.slack,
     signer: o.signer,
     allowedReturnOrigins: new Set([new URL(publicUrl).origin, ...o.allowedReturnOrigins]),
+    returnUrlSecret: o.returnUrlSecret ?? null,
     fetch: o.fetch ?? globalThis.fetch,
     reconnectUrl: (connectionId, provider) => reconnectUrlOf(publicUrl, provider, connectionId),
   };

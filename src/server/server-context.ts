@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Clock, Store } from "../core/ports.js";
+import type { Secret } from "../core/secret.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import type { ApiKeyVerifier } from "./auth.js";
@@ -34,6 +35,8 @@ export interface ServerContext {
   signer: OAuthStateSigner;
   /** Origins a `return_url` may point at (no open redirect). */
   allowedReturnOrigins: ReadonlySet<string>;
+  /** Signs the redirects back to a return_url; null leaves them unsigned. */
+  returnUrlSecret: Secret | null;
   fetch: typeof globalThis.fetch;
   reconnectUrl(connectionId: string, provider: string): string | null;
 }

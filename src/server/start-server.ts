@@ -177,6 +177,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       signer,
       slack,
       allowedReturnOrigins: config.returnUrlOrigins,
+      returnUrlSecret: config.returnUrlSecret,
       fetch: doFetch,
       // stderr, like the engine's: stdout is for what a command prints (the API key on a first start).
       logger: options.httpLog === false ? false : { level: config.logLevel, stream: pino.destination(2) },

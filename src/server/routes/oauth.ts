@@ -10,6 +10,7 @@ import {
   type SlackProvider,
 } from "../../providers/slack/slack-provider.js";
 import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
+import { returnUrlWith } from "../return-url.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
 
@@ -183,6 +184,13 @@ function importOf(id: string, i: SlackInstallation): ImportInput {
 /** `/oauth/slack/install`, `/oauth/slack/callback`, `/oauth/slack/installed` and `POST /v1/connect-sessions`. */
 export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const redirectUri = `${ctx.publicUrl}/oauth/slack/callback`;
+  // Dated by this host's clock: the app checks the timestamp against its own, outside the deployment.
+  const backTo = (returnUrl: string, params: Record<string, string>) =>
+    returnUrlWith(
+      returnUrl,
+      params,
+      ctx.returnUrlSecret === null ? null : { secret: ctx.returnUrlSecret, nowMs: ctx.hostClock.now() },
+    );
 
   function requireSlack() {
     if (ctx.slack === null)
@@ -342,9 +350,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       }
       if (q.error !== undefined || q.code === undefined) {
         if (payload.ret !== null) {
-          const back = new URL(payload.ret);
-          back.searchParams.set("error", q.error === "access_denied" ? "access_denied" : "install_failed");
-          return reply.redirect(back.toString(), 303);
+          const error = q.error === "access_denied" ? "access_denied" : "install_failed";
+          return reply.redirect(backTo(payload.ret, { error }), 303);
         }
         return q.error === "access_denied"
           ? page(reply, 200, "Installation cancelled", "You cancelled the installation. Nothing was changed.")
@@ -417,10 +424,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       }
       request.log.info({ connectionId: id }, "installed");
       if (payload.ret !== null) {
-        const back = new URL(payload.ret);
-        back.searchParams.set("connection_id", id);
-        back.searchParams.set("status", "installed");
-        return reply.redirect(back.toString(), 303);
+        return reply.redirect(backTo(payload.ret, { connection_id: id, status: "installed" }), 303);
       }
       return reply.redirect(
         `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,

@@ -1,0 +1,75 @@
+/**
+ * The redirect back to an app's `return_url` after an install or reconnect. Its `connection_id`
+ * says which connection the browser's flow produced; unsigned, anyone could send a logged-in user
+ * of the app to `return_url?connection_id=<someone else's>` and have the app bind that connection
+ * to the wrong account. With TOKENWARDEN_WEBHOOK_SECRET set, the query is signed:
+ *
+ *   ...?<the app's own parameters>&connection_id=T123&status=installed&tw_timestamp=<unix s>&tw_signature=v1=<hex>
+ *
+ * where hex is HMAC-SHA256(secret, everything between `?` and `&tw_signature=`). The app's own
+ * parameters are inside what is signed, so a per-user value it put in its return_url (checked
+ * against the user's session) binds the answer to that user; the timestamp bounds replays.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Secret } from "../core/secret.js";
+
+export const RETURN_TIMESTAMP_PARAM = "tw_timestamp";
+export const RETURN_SIGNATURE_PARAM = "tw_signature";
+const SIGNATURE_SEPARATOR = `&${RETURN_SIGNATURE_PARAM}=`;
+
+function signQuery(secret: string, query: string): string {
+  return `v1=${createHmac("sha256", secret).update(query).digest("hex")}`;
+}
+
+/**
+ * `returnUrl` with `params` set (replacing any the app's URL held under those names), signed
+ * when `signing` is given. Anything of ours the return_url already held (a `tw_signature`, a
+ * `tw_timestamp`) is dropped first, so it cannot ride along inside what is signed.
+ */
+export function returnUrlWith(
+  returnUrl: string,
+  params: Record<string, string>,
+  signing: { secret: Secret; nowMs: number } | null,
+): string {
+  const back = new URL(returnUrl);
+  back.searchParams.delete(RETURN_SIGNATURE_PARAM);
+  back.searchParams.delete(RETURN_TIMESTAMP_PARAM);
+  for (const [name, value] of Object.entries(params)) back.searchParams.set(name, value);
+  if (signing === null) return back.toString();
+  back.searchParams.set(RETURN_TIMESTAMP_PARAM, String(Math.floor(signing.nowMs / 1000)));
+  const query = back.search.slice(1);
+  // Set as text, not through searchParams: the signature covers these exact bytes, and the app
+  // verifies the query as its request line carries it.
+  back.search = `${query}${SIGNATURE_SEPARATOR}${signQuery(signing.secret.reveal(), query)}`;
+  return back.toString();
+}
+
+/**
+ * What an app runs on the URL it was sent back to (the README shows the same in a few lines):
+ * the signature over the query before it, constant-time, and the timestamp within the window.
+ *
+ * @example
+ * verifyReturnUrl({ secret, url: `https://app.example.com${req.url}`, nowMs: Date.now() });
+ */
+export function verifyReturnUrl(o: {
+  secret: string;
+  url: string;
+  nowMs: number;
+  toleranceSeconds?: number;
+}): boolean {
+  let query: string;
+  try {
+    query = new URL(o.url).search.slice(1);
+  } catch {
+    return false;
+  }
+  const at = query.lastIndexOf(SIGNATURE_SEPARATOR);
+  if (at < 0) return false;
+  const signed = query.slice(0, at);
+  const given = Buffer.from(query.slice(at + SIGNATURE_SEPARATOR.length));
+  const ts = new URLSearchParams(signed).get(RETURN_TIMESTAMP_PARAM) ?? "";
+  if (!/^\d{1,12}$/.test(ts)) return false;
+  if (Math.abs(o.nowMs / 1000 - Number(ts)) > (o.toleranceSeconds ?? 300)) return false;
+  const expected = Buffer.from(signQuery(o.secret, signed));
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}

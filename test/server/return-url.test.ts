@@ -1,0 +1,90 @@
+// The redirect back to an app's return_url names the connection the browser's flow produced. An app
+// binds it to the user who came back; signed, a crafted `?connection_id=<someone else's>` is refused.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyReturnUrl } from "../../src/server/return-url.js";
+import { hop, installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
+
+const APP = "https://app.example.com";
+const SECRET = "whsec_return_0123456789";
+
+async function installBack(h: ServerHarness, startUrl: string): Promise<string> {
+  const team = h.emu.control.createTeam({ name: `Team ${Math.random()}` });
+  h.emu.control.createUser(team.teamId); // the installing user
+  h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId });
+  const back = await installViaBrowser(h, startUrl);
+  expect(back.status).toBe(303);
+  return back.headers.get("location") ?? "";
+}
+
+describe("with TOKENWARDEN_WEBHOOK_SECRET (and no webhook URL)", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_WEBHOOK_SECRET: SECRET, TOKENWARDEN_RETURN_URL_ORIGINS: APP },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  // The app's check runs on its own clock; the harness's fake clock is the server's host clock.
+  const verify = (url: string) => verifyReturnUrl({ secret: SECRET, url, nowMs: h.clock.now() });
+
+  it("signs the redirect of a plain install link, over the app's own parameters too", async () => {
+    const ret = encodeURIComponent(`${APP}/slack/done?nonce=user-42`);
+    const location = await installBack(h, `${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    const q = new URL(location).searchParams;
+    expect(location.startsWith(`${APP}/slack/done?`)).toBe(true);
+    expect(q.get("nonce")).toBe("user-42");
+    expect(q.get("status")).toBe("installed");
+    expect(verify(location)).toBe(true);
+    expect(verify(location.replace(`connection_id=${q.get("connection_id")}`, "connection_id=T0THER"))).toBe(
+      false,
+    );
+    expect(verify(location.replace("nonce=user-42", "nonce=user-7"))).toBe(false);
+  });
+
+  it("signs the redirect of a connect session", async () => {
+    const res = await h.api("/v1/connect-sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ return_url: `${APP}/settings?nonce=s-1` }),
+    });
+    expect(res.status).toBe(201);
+    const { url } = (await res.json()) as { url: string };
+    const location = await installBack(h, url);
+    expect(new URL(location).searchParams.get("nonce")).toBe("s-1");
+    expect(verify(location)).toBe(true);
+  });
+
+  it("signs a cancelled install's redirect", async () => {
+    h.emu.control.setAuthorize({ mode: "deny" });
+    const ret = encodeURIComponent(`${APP}/slack/done?nonce=user-9`);
+    const start = await hop(`${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    const denied = await hop(start.headers.get("location") ?? "");
+    const back = await hop(denied.headers.get("location") ?? "");
+    expect(back.status).toBe(303);
+    const location = back.headers.get("location") ?? "";
+    expect(new URL(location).searchParams.get("error")).toBe("access_denied");
+    expect(verify(location)).toBe(true);
+  });
+});
+
+describe("without a secret", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", { env: { TOKENWARDEN_RETURN_URL_ORIGINS: APP } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("leaves the redirect unsigned, as before", async () => {
+    const ret = encodeURIComponent(`${APP}/slack/done`);
+    const location = await installBack(h, `${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    const q = new URL(location).searchParams;
+    expect(q.get("status")).toBe("installed");
+    expect(q.has("tw_signature")).toBe(false);
+    expect(q.has("tw_timestamp")).toBe(false);
+  });
+});
