@@ -72,6 +72,16 @@ const OriginListSchema = z
     ),
   );
 
+/**
+ * Node's fetch refuses a URL with a user name or password in it: every delivery would fail as
+ * `connection_failed` until the webhook is a dead letter. The signature is what a receiver checks.
+ */
+const WebhookUrlSchema = HttpUrlSchema.refine((u) => {
+  // Zod runs this on a value the URL check refused too: that one is reported already.
+  const url = URL.parse(u);
+  return url === null || (url.username === "" && url.password === "");
+}, "must not hold a user name or password (verify the X-Tokenwarden-Signature instead)");
+
 /** An unset variable and an empty one (`FOO=` in a .env file) mean the same: not configured. */
 function unsetIfEmpty<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === "" ? undefined : v), schema);
@@ -85,7 +95,7 @@ const EnvSchema = z
     // Its format (base64 of 32 bytes, or id:key,…) is checked by the key ring; here it is only carried.
     TOKENWARDEN_ENCRYPTION_KEY: unsetIfEmpty(z.string().optional()),
     TOKENWARDEN_API_KEY: unsetIfEmpty(z.string().min(16, "must be at least 16 characters").optional()),
-    TOKENWARDEN_WEBHOOK_URL: unsetIfEmpty(HttpUrlSchema.optional()),
+    TOKENWARDEN_WEBHOOK_URL: unsetIfEmpty(WebhookUrlSchema.optional()),
     TOKENWARDEN_WEBHOOK_SECRET: unsetIfEmpty(z.string().optional()),
     TOKENWARDEN_PUBLIC_URL: unsetIfEmpty(HttpUrlSchema.optional()),
     SLACK_CLIENT_ID: unsetIfEmpty(z.string().optional()),

@@ -114,6 +114,20 @@ describe("loadConfig", () => {
     ).toContain("TOKENWARDEN_WEBHOOK_SECRET");
   });
 
+  // Node's fetch refuses a URL with a user name or password, so every delivery to it would fail as
+  // connection_failed until the webhook is given up on as a dead letter, three days on.
+  it("refuses a webhook URL with credentials in it, without echoing them", () => {
+    const e = configError(() =>
+      loadConfig({
+        TOKENWARDEN_WEBHOOK_URL: "https://hooks-user:hunter2-pass@hooks.example/tw",
+        TOKENWARDEN_WEBHOOK_SECRET: "whsec",
+      }),
+    );
+    expect(e.message).toContain("TOKENWARDEN_WEBHOOK_URL");
+    expect(e.message).not.toContain("hunter2");
+    expect(e.message).not.toContain("hooks-user");
+  });
+
   it("requires the Slack client id and secret together", () => {
     const e = configError(() => loadConfig({ SLACK_CLIENT_SECRET: "only-the-secret-value" }));
     expect(e.message).toContain("SLACK_CLIENT_ID");
