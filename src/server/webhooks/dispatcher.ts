@@ -23,7 +23,10 @@ export interface DispatcherOptions {
   url: string;
   secret: string;
   clock: Clock;
-  /** Dates each request's signature timestamp, which receivers check against their own clocks (default: `clock`). */
+  /**
+   * The clock receivers share: dates each request's signature timestamp, which they check against their
+   * own, and reads a Retry-After's HTTP-date (default: `clock`).
+   */
   signingClock?: Clock;
   random: Random;
   logger: Logger;
@@ -132,8 +135,9 @@ export class WebhookDispatcher {
         failure = `http_${res.status}`;
         // Seconds or an HTTP-date (RFC 9110 §10.2.3); a date already past asks for no wait. Held to
         // the longest backoff: a receiver naming next year would keep the webhook from ever being
-        // tried again, or given up on as a dead letter.
-        const ra = parseRetryAfter(res.headers.get("retry-after"), o.clock.now());
+        // tried again, or given up on as a dead letter. A date is on the receiver's clock, so the
+        // wait is measured on this host's (the signing clock), not the database's.
+        const ra = parseRetryAfter(res.headers.get("retry-after"), o.signingClock.now());
         if (ra !== undefined && ra > 0) retryAfterMs = Math.min(ra, o.backoffMaxMs);
       }
     } catch (error) {
