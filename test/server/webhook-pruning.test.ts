@@ -83,6 +83,32 @@ describe("webhook outbox retention", () => {
     expect(receiver.received).toHaveLength(1);
   });
 
+  // An outage fails every connection's refresh: 10,000 connections send tens of thousands of
+  // refresh_failed webhooks in a day. A pass must prune more than one batch, or the outbox only grows.
+  it("prunes more than one batch of old delivered webhooks in a pass", async () => {
+    const clock = new FakeClock(10 * DAY);
+    const db = new Database(file.path);
+    try {
+      const insert = db.prepare(
+        `INSERT INTO outbox (id, type, payload, created_at_ms, attempts, delivered_at_ms)
+         VALUES (?, 'connection.refresh_failed', '{}', ?, 1, ?)`,
+      );
+      db.transaction(() => {
+        for (let i = 0; i < 2_500; i++) insert.run(`old-${i}`, DAY, DAY);
+        insert.run("young", 9 * DAY, 9 * DAY);
+      })();
+    } finally {
+      db.close();
+    }
+    expect(await dispatcherAt(clock).tick()).toBe(0);
+    const left = new Database(file.path, { readonly: true });
+    try {
+      expect(left.prepare("SELECT id FROM outbox").pluck().all()).toEqual(["young"]);
+    } finally {
+      left.close();
+    }
+  });
+
   it("gives a webhook up after the retry window (a dead letter), says so, and prunes it later", async () => {
     const clock = await oneWebhookDue();
     const outcomes: string[] = [];

@@ -50,6 +50,8 @@ export interface DispatcherOptions {
 
 const PRUNE_EVERY_MS = 3_600_000;
 const PRUNE_BATCH = 1_000;
+/** Batches a pass may prune (each its own statement): an outage's worth of webhooks goes in an hour or two. */
+const PRUNE_MAX_BATCHES = 100;
 
 export class WebhookDispatcher {
   readonly #o: Required<Omit<DispatcherOptions, "onDelivery">> & Pick<DispatcherOptions, "onDelivery">;
@@ -74,12 +76,21 @@ export class WebhookDispatcher {
     };
   }
 
-  /** Delivered and abandoned rows are kept `retentionMs`, then removed a batch an hour, so the outbox stays small. */
+  /**
+   * Delivered and abandoned rows are kept `retentionMs`, then removed hourly, batch after batch until one
+   * comes back short, so the outbox stays small: one batch an hour fell behind any deployment sending
+   * more than a thousand webhooks an hour.
+   */
   async #pruneNowAndThen(): Promise<void> {
     const now = this.#o.clock.now();
     if (now < this.#nextPruneAtMs) return;
     this.#nextPruneAtMs = now + PRUNE_EVERY_MS;
-    const pruned = await this.#o.store.pruneOutbox(now - this.#o.retentionMs, PRUNE_BATCH);
+    let pruned = 0;
+    for (let i = 0; i < PRUNE_MAX_BATCHES; i++) {
+      const n = await this.#o.store.pruneOutbox(now - this.#o.retentionMs, PRUNE_BATCH);
+      pruned += n;
+      if (n < PRUNE_BATCH) break;
+    }
     if (pruned > 0) this.#o.logger.debug({ pruned }, "pruned delivered and abandoned webhooks");
   }
 
