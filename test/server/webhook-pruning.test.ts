@@ -1,6 +1,7 @@
 // The dispatcher on a fake clock: delivered webhooks are pruned after the retention period, a receiver
-// that never answers times out and is retried, and a webhook nobody accepts for days becomes a dead
-// letter, pruned the same way.
+// that never answers times out and is retried, one that answers with a huge body is not read whole,
+// and a webhook nobody accepts for days becomes a dead letter, pruned the same way.
+import { createServer } from "node:http";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cryptoRandom } from "../../src/engine/crypto-random.js";
@@ -173,6 +174,50 @@ describe("webhook outbox retention", () => {
       });
     } finally {
       db.close();
+    }
+  });
+
+  // Sixteen deliveries run at once: a receiver (or a proxy before it) answering with a file, or a
+  // stream that goes on, must not have the server hold every byte of it in memory.
+  it("takes a 2xx as delivered without reading a huge answer whole", async () => {
+    const clock = await oneWebhookDue();
+    const total = 64 * 1024 * 1024;
+    let written = 0;
+    const big = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        const chunk = Buffer.alloc(64 * 1024, 120);
+        let open = true;
+        res.on("close", () => {
+          open = false;
+        });
+        const pump = () => {
+          while (open && written < total) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once("drain", pump);
+          }
+          if (open) res.end();
+        };
+        pump();
+      });
+    });
+    await new Promise<void>((resolve) => big.listen(0, "127.0.0.1", resolve));
+    try {
+      const address = big.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      const outcomes: string[] = [];
+      const dispatcher = dispatcherAt(clock, {
+        url: `http://127.0.0.1:${port}/hooks`,
+        onDelivery: (o) => outcomes.push(o),
+      });
+      expect(await dispatcher.tick()).toBe(1);
+      expect(outcomes).toEqual(["delivered"]);
+      // The connection was dropped after the first bytes: the receiver could not send it all.
+      expect(written).toBeLessThan(total);
+    } finally {
+      big.closeAllConnections();
+      await new Promise<void>((resolve) => big.close(() => resolve()));
     }
   });
 });
