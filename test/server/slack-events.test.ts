@@ -1,9 +1,11 @@
 // Slack events that must not be lost: a store that fails while looking the team up, and Slack's
 // http_timeout retry arriving while the first delivery is still being acted on (slack-api.md §6.6).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
 import { applySlackEvent } from "../../src/server/slack-events.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 import {
   botFromInstall,
@@ -147,6 +149,38 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
     // Acted on now: a further retry is acknowledged and changes nothing.
     expect((await deliver(body, 3)).statusCode).toBe(200);
     expect(await warden.connections.events(teamId)).toEqual(events);
+  });
+
+  // The store blips twice: acting on the event fails, and so does forgetting its id; the in-flight
+  // mark, removed a moment later, must stay, or Slack's immediate retry finds the id "done" and is
+  // acknowledged, and the event is never acted on.
+  it("a failed delivery whose id could not be forgotten makes retries wait, not acknowledges them", async () => {
+    const teamId = await h.installAndImport("forget-fails");
+    const warden = h.server.warden;
+    const mark = warden.markNeedsReauth;
+    warden.markNeedsReauth = async () => {
+      warden.markNeedsReauth = mark;
+      throw new TokenwardenError("store_unavailable", "the store is down");
+    };
+    const proto = (kind === "sqlite" ? SqliteStore : PostgresStore).prototype;
+    const unmark = vi.spyOn(proto, "unmarkOnce").mockImplementationOnce(async (scope) => {
+      throw new TokenwardenError("store_unavailable", `the store is down (${scope})`);
+    });
+    try {
+      const body = uninstalled(teamId);
+      expect((await deliver(body)).statusCode).toBe(503);
+      expect(unmark.mock.calls[0]?.[0]).toBe("slack_event");
+      // Slack's first retry, nearly at once: not acted on, so not acknowledged either.
+      expect((await deliver(body, 1)).statusCode).toBe(409);
+      expect(await status(teamId)).toBe("active");
+      // Its second, a minute on: the marks have lapsed, and the event is acted on.
+      h.clock.advance(61_000);
+      expect((await deliver(body, 2)).statusCode).toBe(200);
+      expect(await status(teamId)).toBe("needs_reauth");
+    } finally {
+      unmark.mockRestore();
+      warden.markNeedsReauth = mark;
+    }
   });
 
   // Slack retries a delivery for minutes and holds Delayed Events for a day: an event that happened

@@ -32,6 +32,9 @@ async function actOnce(
   if (!(await ctx.store.markOnce("slack_event_in_flight", eventId, now, until))) {
     throw new HttpError("conflict", "this event is being handled by an earlier delivery; retry later");
   }
+  // A done mark this delivery set and could not take back again: the in-flight mark must then stay
+  // until both lapse, or the next retry would take the event for done and acknowledge it unacted.
+  let stuck = false;
   try {
     if (!(await ctx.store.markOnce("slack_event", eventId, now, until))) return null;
     let outcome: EventOutcome;
@@ -39,7 +42,9 @@ async function actOnce(
       outcome = await applySlackEvent(ctx, envelope);
     } catch (error) {
       // Not acted on: forget the id so Slack's retry gets another chance (our mark only).
-      await ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {});
+      await ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {
+        stuck = true;
+      });
       throw error;
     }
     // Acted on: remembered for a day, in one write (a failure here leaves the short mark).
@@ -47,7 +52,7 @@ async function actOnce(
     return outcome;
   } finally {
     // Ours only: a delivery that outlived its in-flight mark must not remove a newer delivery's.
-    await ctx.store.unmarkOnce("slack_event_in_flight", eventId, until).catch(() => {});
+    if (!stuck) await ctx.store.unmarkOnce("slack_event_in_flight", eventId, until).catch(() => {});
   }
 }
 
