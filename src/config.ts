@@ -19,6 +19,17 @@ export const DatabaseUrlSchema = z
 /** An http(s) URL: Slack's origin, webhook targets, our public URL. */
 export const HttpUrlSchema = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
+/**
+ * An http(s) URL without a user name or password: Node's fetch refuses such a URL (every call to
+ * Slack, every webhook would fail as a network error), and our public URL's would be copied into
+ * every reconnect link, webhook and error that carries one.
+ */
+export const PlainHttpUrlSchema = HttpUrlSchema.refine((u) => {
+  // Zod runs this on a value the URL check refused too: that one is reported already.
+  const url = URL.parse(u);
+  return url === null || (url.username === "" && url.password === "");
+}, "must not hold a user name or password");
+
 const NonEmpty = z.string().min(1, "must not be empty");
 
 /** The Slack part of `createWarden`'s options. Strict: a misspelt key is an error, not a silent default. */
@@ -27,7 +38,7 @@ export const SlackOptionsSchema = z
     clientId: NonEmpty,
     clientSecret: NonEmpty,
     signingSecret: NonEmpty.optional(),
-    baseUrl: HttpUrlSchema.optional(),
+    baseUrl: PlainHttpUrlSchema.optional(),
   })
   .strict();
 
@@ -43,7 +54,7 @@ export const WardenOptionsSchema = z
   .object({
     database: DatabaseUrlSchema.optional(),
     encryptionKey: NonEmpty.optional(),
-    publicUrl: HttpUrlSchema.optional(),
+    publicUrl: PlainHttpUrlSchema.optional(),
     providers: z.object({ slack: SlackOptionsSchema.optional() }).strict().optional(),
   })
   .loose();
@@ -72,16 +83,6 @@ const OriginListSchema = z
     ),
   );
 
-/**
- * Node's fetch refuses a URL with a user name or password in it: every delivery would fail as
- * `connection_failed` until the webhook is a dead letter. The signature is what a receiver checks.
- */
-const WebhookUrlSchema = HttpUrlSchema.refine((u) => {
-  // Zod runs this on a value the URL check refused too: that one is reported already.
-  const url = URL.parse(u);
-  return url === null || (url.username === "" && url.password === "");
-}, "must not hold a user name or password (verify the X-Tokenwarden-Signature instead)");
-
 /** An unset variable and an empty one (`FOO=` in a .env file) mean the same: not configured. */
 function unsetIfEmpty<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === "" ? undefined : v), schema);
@@ -95,13 +96,13 @@ const EnvSchema = z
     // Its format (base64 of 32 bytes, or id:key,…) is checked by the key ring; here it is only carried.
     TOKENWARDEN_ENCRYPTION_KEY: unsetIfEmpty(z.string().optional()),
     TOKENWARDEN_API_KEY: unsetIfEmpty(z.string().min(16, "must be at least 16 characters").optional()),
-    TOKENWARDEN_WEBHOOK_URL: unsetIfEmpty(WebhookUrlSchema.optional()),
+    TOKENWARDEN_WEBHOOK_URL: unsetIfEmpty(PlainHttpUrlSchema.optional()),
     TOKENWARDEN_WEBHOOK_SECRET: unsetIfEmpty(z.string().optional()),
-    TOKENWARDEN_PUBLIC_URL: unsetIfEmpty(HttpUrlSchema.optional()),
+    TOKENWARDEN_PUBLIC_URL: unsetIfEmpty(PlainHttpUrlSchema.optional()),
     SLACK_CLIENT_ID: unsetIfEmpty(z.string().optional()),
     SLACK_CLIENT_SECRET: unsetIfEmpty(z.string().optional()),
     SLACK_SIGNING_SECRET: unsetIfEmpty(z.string().optional()),
-    SLACK_BASE_URL: unsetIfEmpty(HttpUrlSchema.default(DEFAULT_SLACK_BASE_URL)),
+    SLACK_BASE_URL: unsetIfEmpty(PlainHttpUrlSchema.default(DEFAULT_SLACK_BASE_URL)),
     TOKENWARDEN_LOG_LEVEL: unsetIfEmpty(LogLevelSchema.default("warn")),
     TOKENWARDEN_RETURN_URL_ORIGINS: unsetIfEmpty(OriginListSchema.default([])),
     TOKENWARDEN_EVENT_RETENTION_DAYS: unsetIfEmpty(

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { HttpUrlSchema } from "../config.js";
+import { PlainHttpUrlSchema } from "../config.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
@@ -59,7 +59,7 @@ export function slackBaseUrl(flags: SlackFlags, env: NodeJS.ProcessEnv = process
   const url = flags.slackBaseUrl ?? (env["SLACK_BASE_URL"] || "https://slack.com");
   // Parsed, not pattern-matched: `http://[::1` looks like a URL, and fetch's refusal of it would
   // be reported as Slack being unreachable. The value is not echoed (it may hold user:password@).
-  if (/\s/.test(url) || !HttpUrlSchema.safeParse(url).success) {
+  if (/\s/.test(url) || !PlainHttpUrlSchema.safeParse(url).success) {
     const source = flags.slackBaseUrl === undefined ? "SLACK_BASE_URL" : "--slack-base-url";
     throw new TokenwardenError("invalid_input", `${source} is not a valid http(s) URL`);
   }

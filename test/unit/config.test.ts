@@ -114,16 +114,19 @@ describe("loadConfig", () => {
     ).toContain("TOKENWARDEN_WEBHOOK_SECRET");
   });
 
-  // Node's fetch refuses a URL with a user name or password, so every delivery to it would fail as
-  // connection_failed until the webhook is given up on as a dead letter, three days on.
-  it("refuses a webhook URL with credentials in it, without echoing them", () => {
+  // Node's fetch refuses a URL with a user name or password: every webhook would fail as
+  // connection_failed until given up on three days on, every call to Slack as a network error; the
+  // public URL's would be copied into every reconnect link.
+  it.each([
+    ["TOKENWARDEN_WEBHOOK_URL", { TOKENWARDEN_WEBHOOK_SECRET: "whsec" }],
+    ["TOKENWARDEN_PUBLIC_URL", {}],
+    ["SLACK_BASE_URL", {}],
+  ])("refuses %s with credentials in it, without echoing them", (name, others) => {
     const e = configError(() =>
-      loadConfig({
-        TOKENWARDEN_WEBHOOK_URL: "https://hooks-user:hunter2-pass@hooks.example/tw",
-        TOKENWARDEN_WEBHOOK_SECRET: "whsec",
-      }),
+      loadConfig({ [name]: "https://hooks-user:hunter2-pass@hooks.example/tw", ...others }),
     );
-    expect(e.message).toContain("TOKENWARDEN_WEBHOOK_URL");
+    expect(e.message).toContain(name);
+    expect(e.message).toContain("user name or password");
     expect(e.message).not.toContain("hunter2");
     expect(e.message).not.toContain("hooks-user");
   });
@@ -226,5 +229,20 @@ describe("WardenOptionsSchema", () => {
       ).message,
     ).toContain("clientSecrt");
     expect(configError(() => parseWardenOptions({ database: "mysql://x" })).message).toContain("database");
+  });
+
+  it("refuses a publicUrl or a Slack baseUrl with credentials in it, without echoing them", () => {
+    const e = configError(() =>
+      parseWardenOptions({
+        publicUrl: "https://u-name:p-word@tw.example",
+        providers: {
+          slack: { clientId: "1", clientSecret: "s", baseUrl: "https://u-name:p-word@slack.example" },
+        },
+      }),
+    );
+    expect(e.message).toContain("publicUrl");
+    expect(e.message).toContain("providers.slack.baseUrl");
+    expect(e.message).not.toContain("p-word");
+    expect(e.message).not.toContain("u-name");
   });
 });
