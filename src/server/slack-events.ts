@@ -167,6 +167,11 @@ export function actsOn(envelope: SlackEnvelope): boolean {
   return type === "app_uninstalled" || type === "tokens_revoked";
 }
 
+/** Whether `ids` names `id`: an id never recorded names nothing (as text it would match a revoked "undefined"). */
+function named(ids: ReadonlySet<string>, id: unknown): boolean {
+  return typeof id === "string" && id !== "" && ids.has(id);
+}
+
 /**
  * Acts on one event_callback, on every connection of its installation; never throws for an unknown
  * team or event type (Slack would retry). A store failure throws: the caller answers 5xx and Slack's
@@ -201,8 +206,8 @@ export async function applySlackEvent(deps: EventDeps, envelope: SlackEnvelope):
     const kinds = connection.credentials
       .filter((c) => {
         if (c.kind === "bot")
-          return bots.has(String(c.providerData["bot_user_id"] ?? connection.metadata["bot_user_id"]));
-        if (c.kind === "user") return users.has(String(c.providerData["user_id"] ?? ""));
+          return named(bots, c.providerData["bot_user_id"] ?? connection.metadata["bot_user_id"]);
+        if (c.kind === "user") return named(users, c.providerData["user_id"]);
         return false;
       })
       .map((c) => c.kind);

@@ -99,6 +99,31 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
     await deliver(revoked("TREV3", { oauth: ["UOTHER"] }));
     expect(await statuses("TREV3")).toEqual({ bot: "active", user: "active" });
   });
+
+  // A credential whose bot or user id was never recorded is named by no id, not by the text "undefined".
+  it("a tokens_revoked naming the id 'undefined' leaves credentials without a recorded id alone", async () => {
+    await h.server.warden.connections.import({
+      id: "TREV4",
+      provider: "slack",
+      credentials: {
+        bot: { accessToken: "xoxe.xoxb-1-b4", refreshToken: "xoxe-1-b4", expiresIn: 43_200 },
+        user: { accessToken: "xoxe.xoxp-1-u4", refreshToken: "xoxe-1-u4", expiresIn: 43_200 },
+      },
+    });
+    const res = await deliver(revoked("TREV4", { bot: ["undefined"], oauth: ["undefined", ""] }));
+    expect(res.statusCode).toBe(200);
+    expect(await statuses("TREV4")).toEqual({ bot: "active", user: "active" });
+  });
+
+  // Slack signs what it sends; an event_time out of any clock's range is no reason for a 5xx (which
+  // Slack would retry for an hour): the event is judged as one of unknown time.
+  it("an event_time past any date still acts, answering 200", async () => {
+    await importBotAndUser("TREV5");
+    const body = JSON.parse(revoked("TREV5", { bot: ["UBOT"] })) as Record<string, unknown>;
+    const res = await deliver(JSON.stringify({ ...body, event_time: 1e300 }));
+    expect(res.statusCode).toBe(200);
+    expect(await statuses("TREV5")).toEqual({ bot: "needs_reauth", user: "active" });
+  });
   const status = async (id: string) => (await h.server.warden.connections.get(id)).status;
 
   it("a store failure while finding the team is a 5xx, and Slack's retry acts on the event", async () => {
