@@ -833,6 +833,33 @@ describe("postgres: what is run again after a deadlock abort", () => {
       await store.close();
     }
   });
+
+  it("a webhook prune batch aborted to break a deadlock (two instances pruning at once) runs again", async () => {
+    const schema = await createPgSchema("postgres-store.test.ts#abort-prune-outbox");
+    db = schema;
+    const store = await openMigrated(schema);
+    const s = `"${schema.schema}"`;
+    try {
+      await schema.admin.query(
+        `INSERT INTO ${s}.outbox (id, type, payload, created_at_ms, next_attempt_at_ms, delivered_at_ms)
+         VALUES ('w1', 'connection.recovered', '{}', 1000, NULL, 2000),
+                ('w2', 'connection.recovered', '{}', 1000, NULL, 3000)`,
+      );
+      await schema.admin.query(`CREATE SEQUENCE ${s}.victims`);
+      await schema.admin.query(`CREATE FUNCTION ${s}.deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('${s}.victims') = 1 THEN
+            RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+          END IF;
+          RETURN OLD;
+        END $$`);
+      await schema.admin.query(`CREATE TRIGGER deadlock_once BEFORE DELETE ON ${s}.outbox
+        FOR EACH ROW EXECUTE FUNCTION ${s}.deadlock_once()`);
+      expect(await store.pruneOutbox(10_000, 100)).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe("postgres: the database's clock", () => {

@@ -1022,14 +1022,18 @@ export class PostgresStore implements Store {
   async pruneOutbox(beforeMs: number, limit: number): Promise<number> {
     const n = checkLimit(limit, "limit");
     const t = this.#t.outbox;
-    const r = await this.#query("pruneOutbox", (c) =>
-      c.query(
-        `DELETE FROM ${t} WHERE id IN (
+    // One statement, run again when PostgreSQL aborts it to break a deadlock (two instances pruning,
+    // or a delivery marking rows, lock them in other orders).
+    const r = await this.#retryingAborted(() =>
+      this.#query("pruneOutbox", (c) =>
+        c.query(
+          `DELETE FROM ${t} WHERE id IN (
            SELECT id FROM ${t} WHERE delivered_at_ms IS NOT NULL AND delivered_at_ms < $1
            UNION ALL
            SELECT id FROM ${t} WHERE abandoned_at_ms IS NOT NULL AND abandoned_at_ms < $1
            LIMIT $2)`,
-        [beforeMs, n],
+          [beforeMs, n],
+        ),
       ),
     );
     return r.rowCount ?? 0;
