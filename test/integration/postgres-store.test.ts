@@ -294,6 +294,74 @@ describe("postgres: migrations and setup", () => {
     }
   });
 
+  /**
+   * A role of its own for one test (roles are global to the server: named after the test's schema,
+   * dropped with it), and the database URL that logs in as it.
+   */
+  async function withRole(
+    pgSchema: PgSchema,
+    run: (role: string, url: string) => Promise<void>,
+  ): Promise<void> {
+    const role = `${pgSchema.schema}_app`;
+    await pgSchema.admin.query(`CREATE ROLE "${role}" LOGIN`);
+    const url = new URL(pgSchema.url);
+    url.username = role;
+    try {
+      await run(role, url.toString());
+    } finally {
+      await pgSchema.admin.query(`DROP SCHEMA IF EXISTS "${pgSchema.schema}" CASCADE`);
+      await pgSchema.admin.query(`DROP OWNED BY "${role}"`);
+      await pgSchema.admin.query(`DROP ROLE "${role}"`);
+    }
+  }
+
+  it("migrates a schema an administrator created for its role, without CREATE on the database", async () => {
+    db = await createPgSchema("postgres-store.test.ts#provisioned-schema");
+    const { schema, admin } = db;
+    await withRole(db, async (role, url) => {
+      await admin.query(`CREATE SCHEMA "${schema}" AUTHORIZATION "${role}"`);
+      const store = await PostgresStore.open({
+        connectionString: url,
+        schema,
+        sealer: testSealer(),
+        poolMax: 1,
+      });
+      try {
+        expect(await store.migrate()).toContain("0001_init");
+        await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+        expect((await store.getConnection("T1"))?.status).toBe("active");
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  it("starts as a role that may only use the tables, once the schema was migrated ahead of it", async () => {
+    db = await createPgSchema("postgres-store.test.ts#dml-only-role");
+    const { schema, admin } = db;
+    await (await openMigrated(db)).close();
+    await withRole(db, async (role, url) => {
+      await admin.query(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"`);
+      await admin.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO "${role}"`,
+      );
+      await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA "${schema}" TO "${role}"`);
+      const store = await PostgresStore.open({
+        connectionString: url,
+        schema,
+        sealer: testSealer(),
+        poolMax: 1,
+      });
+      try {
+        expect(await store.migrate()).toEqual([]);
+        await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+        expect((await store.getConnection("T1"))?.status).toBe("active");
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it("counts everything as changed while its listener is down, and hears peers again after reconnecting", async () => {
     db = await createPgSchema("postgres-store.test.ts#listener");
     const open = () =>

@@ -300,11 +300,21 @@ export class PostgresStore implements Store {
       await c.query("SELECT pg_advisory_xact_lock($1::bigint)", [
         advisoryKey(`tokenwarden.migrate.${this.#schema}`),
       ]);
-      await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
+      // PostgreSQL checks the privilege a CREATE … IF NOT EXISTS needs before it looks for the
+      // object, so nothing is created that exists already: a role that may only use the tables (the
+      // schema migrated ahead of a deploy by another role), or that owns a schema an administrator
+      // created for it without CREATE on the database, starts all the same.
+      const { rows: schemas } = await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [
+        this.#schema,
+      ]);
+      if (schemas.length === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.#schema}"`);
       await c.query(`SET LOCAL search_path TO "${this.#schema}"`);
-      await c.query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+      const { rows: tables } = await c.query<{ found: boolean }>(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL AS found",
       );
+      if (tables[0]?.found !== true) {
+        await c.query("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+      }
       const { rows } = await c.query<{ version: number }>("SELECT version FROM schema_migrations");
       const applied = new Set(rows.map((r) => r.version));
       const now: string[] = [];
