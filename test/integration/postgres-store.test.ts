@@ -362,6 +362,53 @@ describe("postgres: migrations and setup", () => {
     });
   });
 
+  it("close() fails the calls still waiting for a pooled connection with store_unavailable, never leaves them pending", async () => {
+    db = await createPgSchema("postgres-store.test.ts#close-queued");
+    const store = await PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: testSealer(),
+      poolMax: 1,
+    });
+    await store.migrate();
+    await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+    const holder = await db.admin.connect();
+    try {
+      // The pool's one connection waits on a row lock; the next call queues behind it.
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM "${db.schema}".connections WHERE id = 'T1' FOR UPDATE`);
+      const inFlight = store.updateMetadata("T1", { team: "a" }, 2);
+      const admin = db.admin;
+      await eventually(
+        async () =>
+          (
+            await admin.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+              [`%${db?.schema}%`],
+            )
+          ).rows[0]?.n ?? 0,
+        (n) => n > 0,
+        { what: "the update to wait on the row lock" },
+      );
+      let queuedOutcome: unknown = "pending";
+      const queued = store.getConnection("T1").then(
+        () => "resolved",
+        (error: unknown) => error,
+      );
+      void queued.then((outcome) => {
+        queuedOutcome = outcome;
+      });
+      const closing = store.close();
+      await holder.query("COMMIT");
+      expect(await inFlight).toBe(true);
+      await closing;
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(queuedOutcome).toMatchObject({ code: "store_unavailable" });
+    } finally {
+      holder.release();
+    }
+  });
+
   it("counts everything as changed while its listener is down, and hears peers again after reconnecting", async () => {
     db = await createPgSchema("postgres-store.test.ts#listener");
     const open = () =>

@@ -187,6 +187,9 @@ export class PostgresStore implements Store {
   readonly #listener: ChangeListener;
   readonly #channel: string;
   readonly #outbox: boolean;
+  #closed = false;
+  /** Fails each call still waiting for a pooled connection when close() begins. */
+  readonly #waitingForConnection = new Set<() => void>();
   readonly #t: {
     connections: string;
     credentials: string;
@@ -332,6 +335,9 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const fail of this.#waitingForConnection) fail();
+    this.#waitingForConnection.clear();
     await this.#listener.close();
     await this.#heartbeats.end();
     await this.#batches.end();
@@ -339,11 +345,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    try {
-      await this.#pool.query("SELECT 1");
-    } catch (error) {
-      throw translatePgError("ping", error);
-    }
+    await this.#query("ping", (c) => c.query("SELECT 1"));
   }
 
   async putConnection(
@@ -1308,10 +1310,39 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * A pooled connection, or store_unavailable once close() began: pg-pool never answers the requests
+   * still queued for a connection when it ends, so without this a call waiting behind a busy pool at
+   * close() would stay pending forever (and a graceful shutdown awaiting it would hang).
+   */
+  #connect(operation: string, pool: pg.Pool): Promise<Client> {
+    const closed = () =>
+      new TokenwardenError("store_unavailable", `PostgreSQL ${operation} failed: the store is closed`);
+    if (this.#closed) return Promise.reject(closed());
+    return new Promise((resolve, reject) => {
+      const fail = () => reject(closed());
+      this.#waitingForConnection.add(fail);
+      pool.connect().then(
+        (client) => {
+          this.#waitingForConnection.delete(fail);
+          // A borrowed pool outlives close() and may still serve a request made before it.
+          if (this.#closed) {
+            client.release();
+            fail();
+          } else resolve(client);
+        },
+        (error: unknown) => {
+          this.#waitingForConnection.delete(fail);
+          reject(error);
+        },
+      );
+    });
+  }
+
   async #query<T>(operation: string, fn: (c: Client) => Promise<T>, pool = this.#pool): Promise<T> {
     let client: Client;
     try {
-      client = await pool.connect();
+      client = await this.#connect(operation, pool);
     } catch (error) {
       throw translatePgError(operation, error);
     }
