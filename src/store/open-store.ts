@@ -78,14 +78,15 @@ export async function openStore(
 }
 
 function splitSchema(databaseUrl: string): { connectionString: string; schema: string | undefined } {
-  let url: URL;
-  try {
-    url = new URL(databaseUrl);
-  } catch {
-    return { connectionString: databaseUrl, schema: undefined };
-  }
-  const schema = url.searchParams.get("schema") ?? undefined;
+  // The query string alone, not the whole URL: `postgres://user@/db?host=/socket` (a Unix socket, as
+  // Cloud SQL's /cloudsql/… is given) is not a URL to `new URL`, but pg accepts it, and its schema
+  // must not be passed over for the default one.
+  const at = databaseUrl.indexOf("?");
+  if (at === -1) return { connectionString: databaseUrl, schema: undefined };
+  const query = new URLSearchParams(databaseUrl.slice(at + 1));
+  const schema = query.get("schema") ?? undefined;
   if (schema === undefined) return { connectionString: databaseUrl, schema };
-  url.searchParams.delete("schema");
-  return { connectionString: url.toString(), schema };
+  query.delete("schema");
+  const rest = query.toString();
+  return { connectionString: databaseUrl.slice(0, at) + (rest === "" ? "" : `?${rest}`), schema };
 }

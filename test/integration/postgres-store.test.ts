@@ -294,6 +294,22 @@ describe("postgres: migrations and setup", () => {
     }
   });
 
+  it("takes ?schema= from a URL that names its host in the query (a Unix socket's form), too", async () => {
+    db = await createPgSchema("postgres-store.test.ts#url-schema-host-param");
+    const tcp = new URL(db.url);
+    // `user@/db?host=…` is how a socket directory is given (Cloud SQL's /cloudsql/…); WHATWG URL
+    // refuses it, pg does not. The same form with a TCP host reaches the test server.
+    const url = `postgres://${tcp.username}@${tcp.pathname}?host=${tcp.hostname}&port=${tcp.port}&schema=${db.schema}`;
+    const store = await openStore(url, testSealer(), { poolMax: 1 });
+    try {
+      // Unmigrated, so nothing is created anywhere if the schema were missed: the error names the table.
+      const error = await store.getConnection("T1").catch((e: unknown) => e);
+      expect((error as Error).message).toContain(`"${db.schema}.connections"`);
+    } finally {
+      await store.close();
+    }
+  });
+
   /**
    * A role of its own for one test (roles are global to the server: named after the test's schema,
    * dropped with it), and the database URL that logs in as it.
