@@ -68,6 +68,16 @@ export async function openStore(
       outbox: options.outbox === true,
       ...(chosen === undefined ? {} : { schema: chosen }),
       ...(options.poolMax === undefined ? {} : { poolMax: options.poolMax }),
+    }).catch((error: unknown) => {
+      // A URL pg cannot parse (a port out of range, an unencoded `@` or `[` in the password) is
+      // our configuration, not an unreachable store: exit 2, not 1, and say which variable.
+      if (invalidUrl(error))
+        throw new TokenwardenError(
+          "config_invalid",
+          "TOKENWARDEN_DATABASE_URL is not a PostgreSQL URL the driver can read (check the port, and percent-encode special characters in the user and password)",
+          { cause: error },
+        );
+      throw error;
     });
   }
   // The URL may hold a password: name the variable and the accepted forms, never the value.
@@ -75,6 +85,11 @@ export async function openStore(
     "config_invalid",
     "TOKENWARDEN_DATABASE_URL must start with sqlite: (e.g. sqlite:./tokenwarden.db), postgres:// or postgresql://",
   );
+}
+
+function invalidUrl(error: unknown): boolean {
+  const cause = error instanceof TokenwardenError ? error.cause : error;
+  return (cause as NodeJS.ErrnoException | undefined)?.code === "ERR_INVALID_URL";
 }
 
 function splitSchema(databaseUrl: string): { connectionString: string; schema: string | undefined } {

@@ -574,6 +574,15 @@ describe("postgres: migrations and setup", () => {
     expect((error as Error).message).toMatch(/ECONNREFUSED/);
   });
 
+  it("refuses a postgres:// URL the driver cannot read as config_invalid naming the variable, never echoing it", async () => {
+    for (const url of ["postgres://app:hunter2@127.0.0.1:99999/x", "postgres://app:hunter2@[::1/x"]) {
+      const error = await openStore(url, testSealer(), { poolMax: 1 }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "config_invalid" });
+      expect((error as Error).message).toContain("TOKENWARDEN_DATABASE_URL");
+      expect((error as Error).message).not.toContain("hunter2");
+    }
+  });
+
   it("rejects a schema name that is not a plain identifier", async () => {
     await expect(
       PostgresStore.open({
