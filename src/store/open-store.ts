@@ -70,12 +70,13 @@ export async function openStore(
       ...(options.poolMax === undefined ? {} : { poolMax: options.poolMax }),
     }).catch((error: unknown) => {
       // A URL pg cannot parse (a port out of range, an unencoded `@` or `[` in the password) is
-      // our configuration, not an unreachable store: exit 2, not 1, and say which variable.
+      // our configuration, not an unreachable store: exit 2, not 1, and say which variable. No
+      // `cause`: Node's URL error carries the whole input, password and all, and a logger that
+      // serialises causes would print it.
       if (invalidUrl(error))
         throw new TokenwardenError(
           "config_invalid",
           "TOKENWARDEN_DATABASE_URL is not a PostgreSQL URL the driver can read (check the port, and percent-encode special characters in the user and password)",
-          { cause: error },
         );
       throw error;
     });

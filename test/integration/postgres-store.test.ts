@@ -580,6 +580,9 @@ describe("postgres: migrations and setup", () => {
       expect(error).toMatchObject({ code: "config_invalid" });
       expect((error as Error).message).toContain("TOKENWARDEN_DATABASE_URL");
       expect((error as Error).message).not.toContain("hunter2");
+      // Nor anywhere a logger serialising the error (causes, own properties) would reach.
+      expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain("hunter2");
+      expect((error as Error).cause).toBeUndefined();
     }
   });
 
