@@ -378,6 +378,55 @@ describe("postgres: migrations and setup", () => {
     });
   });
 
+  // A database the network stops answering must fail calls, not hold them for the system's TCP
+  // timeouts (two minutes to connect on Linux) or for as long as a full pool stays full.
+  it("a server that accepts but never answers fails open with store_unavailable at the connect timeout", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    silent.listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const opening = PostgresStore.open({
+        connectionString: `postgres://tw@127.0.0.1:${port}/tw`,
+        sealer: testSealer(),
+        connectTimeoutMs: 200,
+      });
+      await expect(opening).rejects.toMatchObject({ code: "store_unavailable" });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it("a call waiting for a pooled connection past the connect timeout fails with store_unavailable", async () => {
+    db = await createPgSchema("postgres-store.test.ts#pool-wait-timeout");
+    const store = await PostgresStore.open({
+      connectionString: db.url,
+      schema: db.schema,
+      sealer: testSealer(),
+      poolMax: 1,
+      connectTimeoutMs: 300,
+    });
+    await store.migrate();
+    await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+    const holder = await db.admin.connect();
+    try {
+      // The pool's one connection waits on a row lock; the next call queues behind it.
+      await holder.query("BEGIN");
+      await holder.query(`SELECT 1 FROM "${db.schema}".connections WHERE id = 'T1' FOR UPDATE`);
+      const inFlight = store.updateMetadata("T1", { team: "a" }, 2);
+      const queued = await store.getConnection("T1").catch((error: unknown) => error);
+      expect(queued).toMatchObject({ code: "store_unavailable" });
+      await holder.query("COMMIT");
+      expect(await inFlight).toBe(true);
+      expect((await store.getConnection("T1"))?.metadata).toMatchObject({ team: "a" });
+    } finally {
+      holder.release();
+      await store.close();
+    }
+  });
+
   it("close() fails the calls still waiting for a pooled connection with store_unavailable, never leaves them pending", async () => {
     db = await createPgSchema("postgres-store.test.ts#close-queued");
     const store = await PostgresStore.open({

@@ -1,9 +1,9 @@
 import pg from "pg";
 import { TokenwardenError } from "../../core/errors.js";
 
-/** Messages pg (and pg-pool) use for a connection that broke or never came. */
+/** Messages pg (and pg-pool) use for a connection that broke, never came, or stopped answering. */
 const CONNECTION_TROUBLE =
-  /Connection terminated|timeout exceeded when trying to connect|connection error|pool after calling end|Client was closed/i;
+  /Connection terminated|timeout exceeded when trying to connect|timeout expired|Query read timeout|connection error|pool after calling end|Client was closed/i;
 
 /**
  * The one place PostgreSQL's errors become ours: a SQLSTATE error, a socket

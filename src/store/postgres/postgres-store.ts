@@ -118,7 +118,19 @@ export interface PostgresStoreOptions {
   poolMax?: number;
   /** Write webhook rows to the outbox with the changes that cause them (the server sets it when webhooks are on). */
   outbox?: boolean;
+  /**
+   * How long a new connection may take to be established, and a call may wait for a pooled one
+   * (default 10 s; a pool passed in keeps its own setting). Then the call fails `store_unavailable`.
+   */
+  connectTimeoutMs?: number;
 }
+
+/**
+ * Without a bound, a database the network stops answering (a failover behind a stale address, a
+ * dropped route) holds every call for the system's TCP connect timeout, two minutes on Linux, and a
+ * call queued behind a full pool for as long as the pool stays full.
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 type Row = Record<string, unknown>;
 type Client = pg.PoolClient;
@@ -250,7 +262,10 @@ export class PostgresStore implements Store {
       throw new TokenwardenError("config_invalid", "PostgresStore needs a connectionString or a pool");
     }
     const ownsPool = options.pool === undefined;
-    const pool = options.pool ?? new pg.Pool({ ...clientConfig, max: options.poolMax ?? 10 });
+    const connectionTimeoutMillis =
+      clientConfig.connectionTimeoutMillis ?? options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const pool =
+      options.pool ?? new pg.Pool({ ...clientConfig, max: options.poolMax ?? 10, connectionTimeoutMillis });
     // An idle client's socket error is emitted on the pool; unhandled it would crash the process.
     // The pool drops that client, and the next query reports any lasting trouble.
     if (ownsPool) pool.on("error", () => {});
@@ -272,11 +287,12 @@ export class PostgresStore implements Store {
       ...withSessionOptions(clientConfig, "-c plan_cache_mode=force_generic_plan"),
       max: 2,
       idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis,
       application_name: "tokenwarden-batches",
     });
     batches.on("error", () => {});
     try {
-      const listener = await ChangeListener.start(clientConfig, channel);
+      const listener = await ChangeListener.start({ ...clientConfig, connectionTimeoutMillis }, channel);
       return new PostgresStore({
         pool,
         ownsPool,
