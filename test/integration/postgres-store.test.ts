@@ -496,8 +496,8 @@ describe("postgres: migrations and setup", () => {
         { what: "the first notification" },
       );
       const killed = await db.admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tokenwarden-listener' AND query = $1",
-        [`LISTEN "${db.schema}.credentials"`],
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tokenwarden-listener' AND query LIKE $1",
+        [`% "${db.schema}.credentials"%`],
       );
       // Both stores' listeners (this one's and the peer's).
       expect(killed.rows).toEqual([{ pg_terminate_backend: true }, { pg_terminate_backend: true }]);
@@ -803,6 +803,66 @@ describe("postgres: the change listener on a connection that goes silent", () =>
         client.destroy();
         upstream.destroy();
       }
+      proxy.close();
+    }
+  });
+});
+
+describe("postgres: the change listener behind a pooler that passes no notification on", () => {
+  // PgBouncer in transaction mode answers queries but runs a LISTEN on a server connection it lends
+  // to others: notifications never reach the client. Such a listener must read as deaf (every stamp
+  // changed, so caches read the store), never as listening while another process's rotation goes
+  // unseen for hours. The proxy here drops the server's NotificationResponse messages ('A').
+  it("starts deaf and stays deaf, its stamps never standing still; a direct one listens", async () => {
+    const target = new URL(TEST_POSTGRES_URL);
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.push(client, upstream);
+      client.on("data", (d) => upstream.write(d));
+      let pending = Buffer.alloc(0);
+      upstream.on("data", (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 5) {
+          const size = 1 + pending.readUInt32BE(1);
+          if (pending.length < size) break;
+          if (pending[0] !== 0x41) client.write(pending.subarray(0, size)); // 'A': a notification
+          pending = pending.subarray(size);
+        }
+      });
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const url = new URL(TEST_POSTGRES_URL);
+    url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const timings = { heartbeatMs: 50, heartbeatTimeoutMs: 200 };
+    const pooled = await ChangeListener.start(
+      { connectionString: url.toString() },
+      "tw_pooler_test",
+      timings,
+    );
+    const direct = await ChangeListener.start(
+      { connectionString: TEST_POSTGRES_URL },
+      "tw_pooler_test",
+      timings,
+    );
+    try {
+      expect(pooled.deaf).toBe(true);
+      expect(direct.deaf).toBe(false);
+      const before = direct.stamp("k");
+      for (let beat = 0; beat < 4; beat++) {
+        // Through every reconnect attempt, a read through the pooler never repeats a stamp.
+        expect(pooled.stamp("k")).not.toBe(pooled.stamp("k"));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(direct.stamp("k")).toBe(before); // heartbeats that come back change nothing
+      expect(direct.deaf).toBe(false);
+    } finally {
+      await pooled.close();
+      await direct.close();
+      for (const socket of sockets) socket.destroy();
       proxy.close();
     }
   });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import pg from "pg";
 
 const MAX_RETRY_MS = 5_000;
@@ -12,12 +13,18 @@ export interface ListenerTimings {
 /**
  * A LISTEN connection only receives: one a NAT or firewall drops without a FIN or RST raises no
  * error, and would leave this process deaf, serving cached tokens another process has replaced or
- * killed, until their refresh margin (hours). A heartbeat finds that out within 15 s.
+ * killed, until their refresh margin (hours). So can one that answers queries but never passes a
+ * notification on: PgBouncer in transaction mode runs the LISTEN on a server connection it then
+ * lends to others. The heartbeat is a notification the listener sends itself and must receive, so
+ * it finds either out within 15 s; and a connection is only listened on once one has come back.
  */
 const DEFAULT_TIMINGS: ListenerTimings = { heartbeatMs: 10_000, heartbeatTimeoutMs: 5_000 };
 
 /** The payload that says "any credential may have changed" (a batch too large to list). */
 export const EVERYTHING = "*";
+
+/** What a heartbeat's payload starts with: `!` and a space are in no credential key. */
+const HEARTBEAT_PREFIX = "! heartbeat ";
 
 /**
  * Keys remembered at most: every credential any process changes gets one, so without a bound the map
@@ -55,6 +62,8 @@ export class ChangeListener {
   #retryMs = 100;
   #timer: NodeJS.Timeout | null = null;
   #heartbeat: NodeJS.Timeout | null = null;
+  /** Settles the heartbeat waiting for its payload to come back, by payload. */
+  readonly #echoes = new Map<string, () => void>();
 
   private constructor(config: pg.ClientConfig, channel: string, timings: ListenerTimings, maxKeys: number) {
     this.#config = config;
@@ -63,7 +72,12 @@ export class ChangeListener {
     this.#maxKeys = maxKeys;
   }
 
-  /** Connects and LISTENs before resolving, so no change after `open()` goes unseen. */
+  /**
+   * Connects and LISTENs before resolving, so no change after `open()` goes unseen. A connection
+   * that works but passes no notification on (a transaction-mode pooler) is no reason to refuse to
+   * start: the listener then starts deaf (every stamp reads as changed, so caches read the store)
+   * and keeps trying; `deaf` says so.
+   */
   static async start(
     config: pg.ClientConfig,
     channel: string,
@@ -71,9 +85,19 @@ export class ChangeListener {
     maxKeys = DEFAULT_MAX_KEYS,
   ): Promise<ChangeListener> {
     const listener = new ChangeListener(config, channel, timings, maxKeys);
-    await listener.#connect();
+    try {
+      await listener.#connect();
+    } catch (error) {
+      if (!(error instanceof NoEcho)) throw error;
+      listener.#scheduleReconnect();
+    }
     listener.#startHeartbeat();
     return listener;
+  }
+
+  /** True while no connection is known to deliver notifications: every stamp then reads as changed. */
+  get deaf(): boolean {
+    return this.#client === null;
   }
 
   stamp(key: string): number {
@@ -117,7 +141,8 @@ export class ChangeListener {
     });
     client.on("notification", (message) => {
       if (message.channel !== this.#channel || message.payload === undefined) return;
-      if (message.payload === EVERYTHING) this.#everything();
+      if (message.payload.startsWith(HEARTBEAT_PREFIX)) this.#echoes.get(message.payload)?.();
+      else if (message.payload === EVERYTHING) this.#everything();
       else for (const key of message.payload.split("\n")) this.bump(key);
     });
     client.on("error", () => this.#lost(client));
@@ -125,6 +150,7 @@ export class ChangeListener {
     try {
       await client.connect();
       await client.query(`LISTEN "${this.#channel}"`);
+      await this.#echo(client);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -144,15 +170,36 @@ export class ChangeListener {
       const client = this.#client;
       if (client === null || beating) return;
       beating = true;
-      // query_timeout (set on the client) turns an unanswered heartbeat into an error.
-      client
-        .query("SELECT 1")
+      this.#echo(client)
         .catch(() => this.#lost(client))
         .finally(() => {
           beating = false;
         });
     }, this.#timings.heartbeatMs);
     this.#heartbeat.unref();
+  }
+
+  /**
+   * Sends `client` a notification on the channel and waits for it to come back; rejects (NoEcho when
+   * the query was answered) unless it does within the heartbeat timeout. query_timeout (set on the
+   * client) covers a query nobody answers.
+   */
+  async #echo(client: pg.Client): Promise<void> {
+    const payload = `${HEARTBEAT_PREFIX}${randomUUID()}`;
+    let timer: NodeJS.Timeout | undefined;
+    const echoed = new Promise<void>((resolve, reject) => {
+      this.#echoes.set(payload, resolve);
+      timer = setTimeout(() => reject(new NoEcho()), this.#timings.heartbeatTimeoutMs);
+    });
+    echoed.catch(() => {}); // settled below; a rejection before the query returns is not unhandled
+    try {
+      // The channel in the text, as LISTEN's: an operator (or a test) finds the listener by it.
+      await client.query(`NOTIFY "${this.#channel}", '${payload}'`);
+      await echoed;
+    } finally {
+      clearTimeout(timer);
+      this.#echoes.delete(payload);
+    }
   }
 
   #lost(client: pg.Client): void {
@@ -173,5 +220,12 @@ export class ChangeListener {
     }, this.#retryMs);
     // A listener waiting to reconnect must not keep the process alive.
     this.#timer.unref();
+  }
+}
+
+/** A connection that answered but passed back no notification: it works, and cannot listen. */
+class NoEcho extends Error {
+  constructor() {
+    super("the LISTEN connection passed back no notification (a pooler in transaction mode?)");
   }
 }
