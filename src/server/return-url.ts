@@ -22,9 +22,16 @@ function signQuery(secret: string, query: string): string {
 }
 
 /**
- * `returnUrl` with `params` set (replacing any the app's URL held under those names), signed
- * when `signing` is given. Anything of ours the return_url already held (a `tw_signature`, a
- * `tw_timestamp`) is dropped first, so it cannot ride along inside what is signed.
+ * Every name the redirect may carry. Whoever writes an install link writes its return_url, so any
+ * of these it already holds is dropped, whichever of them this redirect sets: a cancelled install
+ * does not set `connection_id`, and one planted there would come back signed beside the `error`.
+ */
+const OUR_PARAMS = ["connection_id", "status", "error", RETURN_TIMESTAMP_PARAM, RETURN_SIGNATURE_PARAM];
+
+/**
+ * `returnUrl` with `params` appended after the app's own parameters, signed when `signing` is
+ * given. Anything of ours the return_url already held is dropped first, so it cannot ride along
+ * inside what is signed.
  */
 export function returnUrlWith(
   returnUrl: string,
@@ -32,9 +39,8 @@ export function returnUrlWith(
   signing: { secret: Secret; nowMs: number } | null,
 ): string {
   const back = new URL(returnUrl);
-  back.searchParams.delete(RETURN_SIGNATURE_PARAM);
-  back.searchParams.delete(RETURN_TIMESTAMP_PARAM);
-  for (const [name, value] of Object.entries(params)) back.searchParams.set(name, value);
+  for (const name of OUR_PARAMS) back.searchParams.delete(name);
+  for (const [name, value] of Object.entries(params)) back.searchParams.append(name, value);
   if (signing === null) return back.toString();
   back.searchParams.set(RETURN_TIMESTAMP_PARAM, String(Math.floor(signing.nowMs / 1000)));
   const query = back.search.slice(1);

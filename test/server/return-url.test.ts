@@ -88,3 +88,36 @@ describe("without a secret", () => {
     expect(q.has("tw_timestamp")).toBe(false);
   });
 });
+
+// Parameters of ours planted in the return_url by whoever writes an install link (anyone can) must not
+// come back inside what is signed: a cancelled install's signature would vouch for them.
+describe("a return_url that already names a connection", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_WEBHOOK_SECRET: SECRET, TOKENWARDEN_RETURN_URL_ORIGINS: APP },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is not signed as the outcome when the install is cancelled", async () => {
+    h.emu.control.setAuthorize({ mode: "deny" });
+    // An attacker's own link, with their own nonce, naming a victim's workspace.
+    const ret = encodeURIComponent(
+      `${APP}/slack/done?nonce=attacker&connection_id=T0VICTIM&status=installed`,
+    );
+    const start = await hop(`${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    const denied = await hop(start.headers.get("location") ?? "");
+    const back = await hop(denied.headers.get("location") ?? "");
+    expect(back.status).toBe(303);
+    const location = back.headers.get("location") ?? "";
+    expect(verifyReturnUrl({ secret: SECRET, url: location, nowMs: h.clock.now() })).toBe(true);
+    const q = new URL(location).searchParams;
+    expect(q.get("error")).toBe("access_denied");
+    expect(q.get("nonce")).toBe("attacker");
+    expect(q.has("connection_id")).toBe(false);
+    expect(q.has("status")).toBe(false);
+  });
+});
