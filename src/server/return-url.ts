@@ -29,6 +29,18 @@ function signQuery(secret: string, query: string): string {
 const OUR_PARAMS = ["connection_id", "status", "error", RETURN_TIMESTAMP_PARAM, RETURN_SIGNATURE_PARAM];
 
 /**
+ * A name as the laxest framework reads it: ASP.NET ignores case (and binds the first value), PHP
+ * turns `.` and spaces into `_`, PHP, Rack and qs read `name[…]` as `name`. Compared this way, a
+ * look-alike (`Connection_ID`, `connection.id`, `connection_id[]`) counts as ours and is dropped.
+ */
+const readAs = (name: string) =>
+  name
+    .replace(/\[.*$/s, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "");
+const OURS_READ_AS = new Set(OUR_PARAMS.map(readAs));
+
+/**
  * `returnUrl` with `params` appended after the app's own parameters, signed when `signing` is
  * given. Anything of ours the return_url already held is dropped first, so it cannot ride along
  * inside what is signed.
@@ -39,7 +51,9 @@ export function returnUrlWith(
   signing: { secret: Secret; nowMs: number } | null,
 ): string {
   const back = new URL(returnUrl);
-  for (const name of OUR_PARAMS) back.searchParams.delete(name);
+  for (const name of new Set(back.searchParams.keys())) {
+    if (OURS_READ_AS.has(readAs(name))) back.searchParams.delete(name);
+  }
   for (const [name, value] of Object.entries(params)) back.searchParams.append(name, value);
   if (signing === null) return back.toString();
   back.searchParams.set(RETURN_TIMESTAMP_PARAM, String(Math.floor(signing.nowMs / 1000)));

@@ -57,6 +57,27 @@ describe("the signed redirect back to a return_url", () => {
     expect(verify(planted)).toBe(true);
   });
 
+  // Frameworks read some names as others: ASP.NET's query keys ignore case (and its binder takes the
+  // first value), PHP turns `.` and spaces into `_`, PHP, Rack and qs read `name[…]` as `name`. A
+  // look-alike the link's author planted must not ride inside the signature beside ours.
+  it("drops the app's parameters a framework would read as one of ours", () => {
+    const planted = returnUrlWith(
+      "https://app.example.com/done?Connection_ID=T0V&connection.id=T0V&connection+id=T0V&connection_id%5B%5D=T0V&STATUS=x&Tw_Signature=y&nonce=n-1&connection_ids=kept",
+      { connection_id: "T1", status: "installed" },
+      signing,
+    );
+    const q = new URL(planted).searchParams;
+    expect([...q.keys()]).toEqual([
+      "nonce",
+      "connection_ids",
+      "connection_id",
+      "status",
+      "tw_timestamp",
+      "tw_signature",
+    ]);
+    expect(verify(planted)).toBe(true);
+  });
+
   it("is left unsigned without a secret", () => {
     const plain = returnUrlWith("https://app.example.com/done", { error: "access_denied" }, null);
     expect(plain).toBe("https://app.example.com/done?error=access_denied");
