@@ -264,6 +264,33 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect((await store.getConnection("T9"))?.metadata).toEqual({ x: 1 });
       });
 
+      // JSON has no undefined: a key given as undefined (a caller's `{ customer: input.customer }`) is
+      // not given, so the stored value stays, as PostgreSQL's jsonb `||` leaves it.
+      it("merging, a key given as undefined leaves the stored value alone on either store", async () => {
+        await store.putConnection(
+          {
+            id: "T1",
+            provider: "slack",
+            metadata: { customer: "cus_42" },
+            credentials: [credential("bot", "t1")],
+          },
+          1_000,
+          [],
+        );
+        await store.putConnection(
+          {
+            id: "T1",
+            provider: "slack",
+            metadata: { customer: undefined, team_name: "new" },
+            credentials: [credential("bot", "t1-v2")],
+          },
+          2_000,
+          [],
+          { mergeMetadata: true },
+        );
+        expect((await store.getConnection("T1"))?.metadata).toEqual({ customer: "cus_42", team_name: "new" });
+      });
+
       it("rejects a connection that lists a kind twice, changing nothing", async () => {
         const bad = connection("T1", [credential("bot", "a"), credential("bot", "b")]);
         await expect(store.putConnection(bad, 1_000, [])).rejects.toMatchObject({ code: "invalid_input" });

@@ -240,9 +240,15 @@ export class SqliteStore implements Store {
         input.id,
       );
       // Merged here, inside the write transaction, as PostgreSQL's `||` does: shallow, given keys win.
+      // The given keys as JSON has them, as PostgreSQL receives them: one whose value JSON cannot
+      // hold (undefined) is not given, and must not take the stored value away.
       const metadata =
         options.mergeMetadata && old !== undefined
-          ? mergeMetadata(JSON.parse(old.metadata) as object, input.metadata, false)
+          ? mergeMetadata(
+              JSON.parse(old.metadata) as object,
+              JSON.parse(JSON.stringify(input.metadata)) as Record<string, unknown>,
+              false,
+            )
           : input.metadata;
       const versions = new Map(
         this.#all<{ kind: CredentialKind; version: number }>(
