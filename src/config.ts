@@ -30,6 +30,19 @@ export const PlainHttpUrlSchema = HttpUrlSchema.refine((u) => {
   return url === null || (url.username === "" && url.password === "");
 }, "must not hold a user name or password");
 
+/**
+ * Refuses a URL `createWarden` was handed (an option, or the variable standing in for it) that
+ * PlainHttpUrlSchema refuses, as loadConfig refuses the server's: `config_invalid` naming the
+ * setting, never the value (it may hold a password). Unset or empty passes.
+ */
+export function checkPlainHttpUrl(value: string | undefined, name: string): void {
+  if (value === undefined || value === "") return;
+  const r = PlainHttpUrlSchema.safeParse(value);
+  if (!r.success) {
+    throw new TokenwardenError("config_invalid", `${name} ${r.error.issues[0]?.message ?? "is not valid"}`);
+  }
+}
+
 const NonEmpty = z.string().min(1, "must not be empty");
 
 /** The Slack part of `createWarden`'s options. Strict: a misspelt key is an error, not a silent default. */

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { PlainHttpUrlSchema } from "../config.js";
+import { checkPlainHttpUrl, PlainHttpUrlSchema } from "../config.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
@@ -137,6 +137,8 @@ export async function openCliWarden(
 ): Promise<CliWarden> {
   const slack = slackCredentials(flags, env);
   const baseUrl = slackBaseUrl(flags, env);
+  // Named as the operator set it (createWarden, handed it as `publicUrl`, would name the option).
+  checkPlainHttpUrl(env["TOKENWARDEN_PUBLIC_URL"], "TOKENWARDEN_PUBLIC_URL");
   const store = await openCliStore(flags, env);
   const warden = await createWarden({
     store,

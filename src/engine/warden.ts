@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { checkPlainHttpUrl } from "../config.js";
 import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
@@ -117,6 +118,14 @@ export async function createWarden(options: WardenOptions = {}) {
 
   const providers = new Map<string, Provider>();
   const slack = options.providers?.slack ?? slackFromEnv(env);
+  const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
+  // Before anything opens, as the server's configuration does: a public URL with a password would be
+  // copied into every reconnect link, and fetch refuses a Slack origin that holds one.
+  checkPlainHttpUrl(publicUrl, options.publicUrl === undefined ? "TOKENWARDEN_PUBLIC_URL" : "publicUrl");
+  checkPlainHttpUrl(
+    slack === undefined ? undefined : (slack.baseUrl ?? env["SLACK_BASE_URL"]),
+    options.providers?.slack?.baseUrl === undefined ? "SLACK_BASE_URL" : "providers.slack.baseUrl",
+  );
   if (slack) {
     providers.set(
       "slack",
@@ -170,7 +179,6 @@ export async function createWarden(options: WardenOptions = {}) {
   await clock.align();
   if (store.clockOffsetMs !== undefined) clock.start();
   const leaseWindow = () => clock.lease(timings.leaseMs);
-  const publicUrl = options.publicUrl ?? env["TOKENWARDEN_PUBLIC_URL"];
   const ctx: EngineContext = {
     store,
     providers,

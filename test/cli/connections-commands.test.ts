@@ -115,6 +115,20 @@ describe("connections check marks a dead install, and the webhook goes to the ou
   });
 });
 
+describe("TOKENWARDEN_PUBLIC_URL with a user name or password", () => {
+  // It would be copied into every reconnect_url the command prints; the server refuses it at start.
+  it("is a usage error naming the variable, never echoing the credentials", async () => {
+    const { env } = freshEnv("public-url-creds");
+    const r = await runCli(["connections", "list", "--json"], {
+      env: { ...env, TOKENWARDEN_PUBLIC_URL: "https://u-name:p-word@tw.example.com" },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("TOKENWARDEN_PUBLIC_URL");
+    expect(r.stderr).not.toContain("p-word");
+    expect(r.stdout).not.toContain("p-word");
+  });
+});
+
 describe("--json prints the HTTP API's shapes", () => {
   it("a connection as GET /v1/connections/:id returns it (reconnect_url too), its events as the events route, a refresh with expires_at", async () => {
     const { env } = freshEnv("json-shapes");

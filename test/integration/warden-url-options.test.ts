@@ -1,0 +1,52 @@
+// createWarden's URLs (publicUrl, the Slack baseUrl, or the variables standing in for them) with a user
+// name or password are refused before anything opens, as the server's configuration refuses them: the
+// public URL's would be copied into every reconnect link, and fetch refuses such a URL outright.
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { createWarden } from "../../src/engine/warden.js";
+import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const CREDS = "https://u-name:p-word@example.test";
+
+describe("createWarden with a URL holding credentials", () => {
+  let db: TmpSqlite | undefined;
+  afterEach(async () => {
+    await db?.remove();
+    db = undefined;
+  });
+
+  it.each([
+    ["publicUrl", { publicUrl: CREDS }, {}],
+    [
+      "providers.slack.baseUrl",
+      { providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: CREDS } } },
+      {},
+    ],
+    ["TOKENWARDEN_PUBLIC_URL", {}, { TOKENWARDEN_PUBLIC_URL: CREDS }],
+    ["SLACK_BASE_URL", {}, { SLACK_CLIENT_ID: "1.2", SLACK_CLIENT_SECRET: "s", SLACK_BASE_URL: CREDS }],
+  ])(
+    "refuses %s with config_invalid naming it, never echoing the credentials",
+    async (name, options, env) => {
+      db = await createTmpSqlite();
+      const started = createWarden({
+        database: `sqlite:${db.path}`,
+        encryptionKey: randomBytes(32).toString("base64"),
+        env,
+        logger: silent,
+        ...options,
+      });
+      const error = await started.then(
+        async (w) => {
+          await w.close();
+          return null;
+        },
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(error?.code).toBe("config_invalid");
+      expect(error?.message).toContain(name);
+      expect(error?.message).not.toContain("p-word");
+      expect(error?.message).not.toContain("u-name");
+    },
+  );
+});
