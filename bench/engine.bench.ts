@@ -11,14 +11,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { Pool } from "undici";
 import type * as WardenModule from "../src/engine/warden.js";
-import {
-  cpuSeconds,
-  mainThreadCpuSeconds,
-  schedDelta,
-  schedSeconds,
-  startChild,
-  stopChild,
-} from "./processes.js";
+import { cpuMeter, startChild, stopChild } from "./processes.js";
 import type { BenchReport } from "./report.js";
 import { SHIPPED_CLI, shipped } from "./shipped.js";
 
@@ -99,52 +92,6 @@ async function warmGetToken(): Promise<BenchReport> {
   };
 }
 
-/**
- * CPU per refresh of each process in the storm: where the time goes, whatever the core count. Then
- * what bounds the run: the share of it each process spent on a core and waiting for one (a thread on
- * a core all the time is the bound; threads that all wait for a core mean the cores are).
- */
-/** What a run cost: the line to print, and the CPU of every process involved per refresh (µs). */
-type CpuReading = { text: string; totalUs: number | null };
-
-function cpuMeter(emulatorPid: number, refreshes: number, self: string): () => CpuReading {
-  const ours = (pid: number) => pid === process.pid;
-  const emulator = (pid: number) => pid === emulatorPid;
-  const postgres = (_pid: number, comm: string) => comm === "postgres";
-  const read = () => ({
-    at: performance.now(),
-    ours: process.cpuUsage(),
-    oursMain: mainThreadCpuSeconds(),
-    emulator: cpuSeconds(emulator),
-    postgres: cpuSeconds(postgres),
-    sched: [schedSeconds(ours, true), schedSeconds(emulator), schedSeconds(postgres)],
-  });
-  const start = read();
-  return () => {
-    const end = read();
-    const us = (seconds: number | null, from: number | null) =>
-      seconds === null || from === null ? "n/a" : `${(((seconds - from) * 1e6) / refreshes).toFixed(0)} µs`;
-    const cpu = process.cpuUsage(start.ours);
-    const wall = (end.at - start.at) / 1000;
-    const shares = ["main thread", "emulator", "PostgreSQL"].map((name, i) => {
-      const a = start.sched[i];
-      const b = end.sched[i];
-      if (!a || !b) return `${name} n/a`;
-      const d = schedDelta(a, b);
-      const pct = (s: number) => `${Math.round((100 * s) / wall)} %`;
-      return `${name} ${pct(d.onCpu)}/${pct(d.waiting)}`;
-    });
-    const others =
-      end.emulator === null || start.emulator === null || end.postgres === null || start.postgres === null
-        ? null
-        : end.emulator - start.emulator + (end.postgres - start.postgres);
-    return {
-      text: `CPU per refresh: ${self} ${((cpu.user + cpu.system) / refreshes).toFixed(0)} µs (kernel ${(cpu.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}; of the run on a core/waiting for one: ${self} ${shares.join(", ")}`,
-      totalUs: others === null ? null : (cpu.user + cpu.system + others * 1e6) / refreshes,
-    };
-  };
-}
-
 interface Emulator {
   pid: number;
   url: string;
@@ -215,7 +162,7 @@ async function installMany(emu: Emulator, n: number): Promise<Array<Record<strin
 async function prepareRaw(emu: Emulator): Promise<() => Promise<Measured>> {
   const installs = await installMany(emu, STORM);
   return async () => {
-    const meter = cpuMeter(emu.pid, STORM, "client");
+    const meter = cpuMeter(emu.pid, STORM, "client", { postgres: false });
     const t0 = performance.now();
     await inParallel(installs, async (install) => {
       const body = new URLSearchParams({
@@ -301,7 +248,7 @@ async function openStormBed(emu: Emulator, db: StormDatabase): Promise<StormBed>
           if (++stored === size) resolve();
         });
       });
-      const meter = cpuMeter(emu.pid, size, "tokenwarden");
+      const meter = cpuMeter(emu.pid, size, "tokenwarden", { postgres: db.url.startsWith("postgres") });
       const t0 = performance.now();
       warden.startRefresher({ intervalMs: 5, concurrencyPerProvider: CONCURRENCY });
       await allStored;

@@ -144,3 +144,62 @@ export function schedDelta(
   }
   return { onCpu, waiting };
 }
+
+/** What a run cost: the line to print, and the CPU of every process involved per refresh (µs). */
+export type CpuReading = { text: string; totalUs: number | null };
+
+/**
+ * CPU per refresh of each process in the storm: where the time goes, whatever the core count. Then
+ * what bounds the run: the share of it each process spent on a core and waiting for one (a thread on
+ * a core all the time is the bound; threads that all wait for a core mean the cores are).
+ * `involved.postgres` says whether PostgreSQL's CPU is the run's: not the raw run's, nor a SQLite
+ * storm's, whose total would otherwise take in whatever the host's PostgreSQL did meanwhile (the
+ * autovacuum after a storm's deletes, during the raw run after it).
+ */
+export function cpuMeter(
+  emulatorPid: number,
+  refreshes: number,
+  self: string,
+  involved: { postgres: boolean },
+): () => CpuReading {
+  const ours = (pid: number) => pid === process.pid;
+  const emulator = (pid: number) => pid === emulatorPid;
+  const postgres = (_pid: number, comm: string) => comm === "postgres";
+  const read = () => ({
+    at: performance.now(),
+    ours: process.cpuUsage(),
+    oursMain: mainThreadCpuSeconds(),
+    emulator: cpuSeconds(emulator),
+    postgres: cpuSeconds(postgres),
+    sched: [schedSeconds(ours, true), schedSeconds(emulator), schedSeconds(postgres)],
+  });
+  const start = read();
+  return () => {
+    const end = read();
+    const us = (seconds: number | null, from: number | null) =>
+      seconds === null || from === null ? "n/a" : `${(((seconds - from) * 1e6) / refreshes).toFixed(0)} µs`;
+    const cpu = process.cpuUsage(start.ours);
+    const wall = (end.at - start.at) / 1000;
+    const shares = ["main thread", "emulator", "PostgreSQL"].map((name, i) => {
+      const a = start.sched[i];
+      const b = end.sched[i];
+      if (!a || !b) return `${name} n/a`;
+      const d = schedDelta(a, b);
+      const pct = (s: number) => `${Math.round((100 * s) / wall)} %`;
+      return `${name} ${pct(d.onCpu)}/${pct(d.waiting)}`;
+    });
+    const pgSeconds = !involved.postgres
+      ? 0
+      : end.postgres === null || start.postgres === null
+        ? null
+        : end.postgres - start.postgres;
+    const others =
+      end.emulator === null || start.emulator === null || pgSeconds === null
+        ? null
+        : end.emulator - start.emulator + pgSeconds;
+    return {
+      text: `CPU per refresh: ${self} ${((cpu.user + cpu.system) / refreshes).toFixed(0)} µs (kernel ${(cpu.system / refreshes).toFixed(0)}, main thread ${us(end.oursMain, start.oursMain)}), emulator ${us(end.emulator, start.emulator)}, PostgreSQL ${us(end.postgres, start.postgres)}; of the run on a core/waiting for one: ${self} ${shares.join(", ")}`,
+      totalUs: others === null ? null : (cpu.user + cpu.system + others * 1e6) / refreshes,
+    };
+  };
+}
