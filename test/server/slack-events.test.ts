@@ -208,6 +208,38 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
     }
   });
 
+  // The done mark's write commits but its answer is lost (a connection dropped after COMMIT): the
+  // mark may be there though the call threw, so it is taken back before the in-flight mark goes, or
+  // Slack's immediate retry finds the id "done", is acknowledged, and the event is never acted on.
+  it("a done mark whose answer was lost does not acknowledge the retry unacted", async () => {
+    const teamId = await h.installAndImport("mark-answer-lost");
+    const proto = (kind === "sqlite" ? SqliteStore : PostgresStore).prototype;
+    const original = proto.markOnce;
+    let lost = false;
+    const mark = vi.spyOn(proto, "markOnce").mockImplementation(async function (
+      this: SqliteStore | PostgresStore,
+      scope,
+      key,
+      nowMs,
+      until,
+    ) {
+      const marked = await original.call(this, scope, key, nowMs, until);
+      if (scope !== "slack_event" || lost) return marked;
+      lost = true;
+      throw new TokenwardenError("store_unavailable", "the connection dropped after COMMIT");
+    });
+    try {
+      const body = uninstalled(teamId);
+      expect((await deliver(body)).statusCode).toBe(503);
+      expect(lost).toBe(true);
+      // Slack's first retry, nearly at once, acts on the event.
+      expect((await deliver(body, 1)).statusCode).toBe(200);
+      expect(await status(teamId)).toBe("needs_reauth");
+    } finally {
+      mark.mockRestore();
+    }
+  });
+
   // Slack retries a delivery for minutes and holds Delayed Events for a day: an event that happened
   // before a reconnect must not kill the tokens the reconnect stored (its event_time says when).
   it("a retried app_uninstalled from before a reconnect leaves the reconnected connection active", async () => {

@@ -35,16 +35,26 @@ async function actOnce(
   // A done mark this delivery set and could not take back again: the in-flight mark must then stay
   // until both lapse, or the next retry would take the event for done and acknowledge it unacted.
   let stuck = false;
+  // Not acted on: forget the id so Slack's retry gets another chance (our mark only).
+  const forget = () =>
+    ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {
+      stuck = true;
+    });
   try {
-    if (!(await ctx.store.markOnce("slack_event", eventId, now, until))) return null;
+    let marked: boolean;
+    try {
+      marked = await ctx.store.markOnce("slack_event", eventId, now, until);
+    } catch (error) {
+      // A write whose answer was lost (the connection dropped after COMMIT) may have set the mark.
+      await forget();
+      throw error;
+    }
+    if (!marked) return null;
     let outcome: EventOutcome;
     try {
       outcome = await applySlackEvent(ctx, envelope);
     } catch (error) {
-      // Not acted on: forget the id so Slack's retry gets another chance (our mark only).
-      await ctx.store.unmarkOnce("slack_event", eventId, until).catch(() => {
-        stuck = true;
-      });
+      await forget();
       throw error;
     }
     // Acted on: remembered for a day, in one write (a failure here leaves the short mark).
