@@ -6,7 +6,8 @@
  *
  *   ...?<the app's own parameters>&connection_id=T123&status=installed&tw_timestamp=<unix s>&tw_signature=v1=<hex>
  *
- * where hex is HMAC-SHA256(secret, everything between `?` and `&tw_signature=`). The app's own
+ * where hex is HMAC-SHA256(HMAC-SHA256(secret, "tokenwarden return_url v1"), everything between `?`
+ * and `&tw_signature=`). The app's own
  * parameters are inside what is signed, so a per-user value it put in its return_url (checked
  * against the user's session) binds the answer to that user; the timestamp bounds replays.
  */
@@ -17,8 +18,17 @@ export const RETURN_TIMESTAMP_PARAM = "tw_timestamp";
 export const RETURN_SIGNATURE_PARAM = "tw_signature";
 const SIGNATURE_SEPARATOR = `&${RETURN_SIGNATURE_PARAM}=`;
 
+/**
+ * What the signing key is derived with. Not the secret itself: it also signs webhooks, over
+ * `<timestamp>.<body>`, and whoever writes an install link chooses the start of the query signed
+ * here (`1733490000.type=connection.revoked&…`), so one key would make every redirect a webhook
+ * signature for a form-encoded body of the attacker's making.
+ */
+const KEY_CONTEXT = "tokenwarden return_url v1";
+
 function signQuery(secret: string, query: string): string {
-  return `v1=${createHmac("sha256", secret).update(query).digest("hex")}`;
+  const key = createHmac("sha256", secret).update(KEY_CONTEXT).digest();
+  return `v1=${createHmac("sha256", key).update(query).digest("hex")}`;
 }
 
 /**

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyReturnUrl } from "../../src/server/return-url.js";
+import { verifyWebhook } from "../../src/server/webhooks/signature.js";
 import { hop, installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
 
 const APP = "https://app.example.com";
@@ -119,5 +120,48 @@ describe("a return_url that already names a connection", () => {
     expect(q.get("nonce")).toBe("attacker");
     expect(q.has("connection_id")).toBe(false);
     expect(q.has("status")).toBe(false);
+  });
+});
+
+// The webhook secret signs both; whoever writes an install link chooses most of the query signed, so
+// the redirect's signature must not be one a webhook receiver would accept for a body of their making.
+describe("the redirect's signature and the webhooks'", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_WEBHOOK_SECRET: SECRET, TOKENWARDEN_RETURN_URL_ORIGINS: APP },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is never a valid webhook signature, whatever the return_url holds", async () => {
+    // No Slack needed: the state from our own redirect, then the callback a cancel would bring.
+    const ts = String(Math.floor(h.clock.now() / 1000));
+    const ret = encodeURIComponent(`${APP}/x?${ts}.type=connection.revoked&data%5Bconnection_id%5D=T0VICTIM`);
+    const start = await hop(`${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    const state = new URL(start.headers.get("location") ?? "").searchParams.get("state") ?? "";
+    const back = await hop(
+      `${h.server.url}/oauth/slack/callback?error=access_denied&state=${encodeURIComponent(state)}`,
+    );
+    const location = back.headers.get("location") ?? "";
+    expect(verifyReturnUrl({ secret: SECRET, url: location, nowMs: h.clock.now() })).toBe(true);
+    const query = new URL(location).search.slice(1);
+    const at = query.lastIndexOf("&tw_signature=");
+    const signed = query.slice(0, at);
+    // Replayed as a form-encoded POST to the webhook receiver: X-Tokenwarden-Timestamp is the
+    // digits before the first dot, the body everything after it.
+    const body = signed.slice(signed.indexOf(".") + 1);
+    expect(body.startsWith("type=connection.revoked&")).toBe(true);
+    expect(
+      verifyWebhook({
+        secret: SECRET,
+        body,
+        timestampHeader: ts,
+        signatureHeader: query.slice(at + "&tw_signature=".length),
+        nowMs: h.clock.now(),
+      }),
+    ).toBe(false);
   });
 });
