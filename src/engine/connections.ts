@@ -49,7 +49,9 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
      *   credentials: { bot: { accessToken, refreshToken, expiresIn: 43200 } } });
      */
     async import(input: ImportInput, options: { mergeMetadata?: boolean } = {}): Promise<Connection> {
-      if (options.mergeMetadata !== undefined && typeof options.mergeMetadata !== "boolean") {
+      // Optional: a JavaScript caller's null means no options, as undefined does.
+      const mergeMetadata = options?.mergeMetadata;
+      if (mergeMetadata !== undefined && typeof mergeMetadata !== "boolean") {
         throw new TokenwardenError("invalid_input", "mergeMetadata must be true or false");
       }
       const parsed = parseImportInput(input);
@@ -94,7 +96,7 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         { id, provider: parsed.provider, metadata: parsed.metadata ?? {}, credentials },
         now,
         events,
-        { mergeMetadata: options.mergeMetadata === true },
+        { mergeMetadata: mergeMetadata === true },
       );
       forget(id);
       // As the episode's stored event names it: the one credential imported, or none of several.

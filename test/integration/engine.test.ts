@@ -459,6 +459,10 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       code: "invalid_input",
     });
     expect((await h.warden.connections.get(id)).metadata).toMatchObject({ customer: "cus_42" });
+    // null from JavaScript is no options: the import replaces the metadata.
+    const none = null as unknown as { mergeMetadata: boolean };
+    await h.warden.connections.import(again({ plan: "pro" }), none);
+    expect((await h.warden.connections.get(id)).metadata).toEqual({ plan: "pro" });
   });
 
   it("withToken under a flagged provider answers provider_misconfigured, not Slack's token_expired", async () => {
