@@ -162,6 +162,9 @@ export interface SlackConfig {
 }
 
 /** The parsed environment. Frozen; secrets are `Secret`s, so logging it whole leaks nothing. */
+/** The shortest TOKENWARDEN_WEBHOOK_SECRET that also signs return_url redirects. */
+export const RETURN_URL_SECRET_MIN_LENGTH = 32;
+
 export interface Config {
   nodeEnv: string;
   isProduction: boolean;
@@ -172,7 +175,10 @@ export interface Config {
   apiKey: Secret | null;
   /** null: webhooks are off. */
   webhook: { url: string; secret: Secret } | null;
-  /** Signs the redirects back to a return_url (TOKENWARDEN_WEBHOOK_SECRET, webhooks on or off); null: unsigned. */
+  /**
+   * Signs the redirects back to a return_url (TOKENWARDEN_WEBHOOK_SECRET, webhooks on or off, when
+   * it is at least RETURN_URL_SECRET_MIN_LENGTH long); null: unsigned.
+   */
   returnUrlSecret: Secret | null;
   /** Base of reconnect links; null when unknown. */
   publicUrl: string | null;
@@ -247,8 +253,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       e.TOKENWARDEN_WEBHOOK_URL !== undefined && e.TOKENWARDEN_WEBHOOK_SECRET !== undefined
         ? Object.freeze({ url: e.TOKENWARDEN_WEBHOOK_URL, secret: new Secret(e.TOKENWARDEN_WEBHOOK_SECRET) })
         : null,
-    // Also signs the redirect back to a return_url (src/server/return-url.ts), with or without webhooks.
-    returnUrlSecret: secretOrNull(e.TOKENWARDEN_WEBHOOK_SECRET),
+    // Also signs the redirect back to a return_url (src/server/return-url.ts), with or without
+    // webhooks; anyone can have a redirect signed, so a short secret could be guessed offline from
+    // them (and then sign webhooks): one that short leaves redirects unsigned.
+    returnUrlSecret:
+      (e.TOKENWARDEN_WEBHOOK_SECRET?.length ?? 0) >= RETURN_URL_SECRET_MIN_LENGTH
+        ? secretOrNull(e.TOKENWARDEN_WEBHOOK_SECRET)
+        : null,
     publicUrl: e.TOKENWARDEN_PUBLIC_URL?.replace(/\/+$/, "") ?? null,
     slack,
     logLevel: e.TOKENWARDEN_LOG_LEVEL,

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
 import pino from "pino";
-import { loadConfig } from "../config.js";
+import { loadConfig, RETURN_URL_SECRET_MIN_LENGTH } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import type { EngineTimings } from "../engine/context.js";
@@ -106,6 +106,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const stderrLogger: Logger = options.logger ?? defaultLogger(env);
   const metrics = createMetrics(stderrLogger);
 
+  if (config.returnUrlSecret === null && env["TOKENWARDEN_WEBHOOK_SECRET"]) {
+    stderrLogger.warn(
+      {},
+      `TOKENWARDEN_WEBHOOK_SECRET is shorter than ${RETURN_URL_SECRET_MIN_LENGTH} characters: redirects back to a return_url are left unsigned (anyone can have one signed, so a short secret could be guessed from them); use a longer, random one`,
+    );
+  }
   const databaseUrl = config.database.url.reveal();
   const { store, keys } = await openKeyedStore(
     {

@@ -7,7 +7,7 @@ import { verifyWebhook } from "../../src/server/webhooks/signature.js";
 import { hop, installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
 
 const APP = "https://app.example.com";
-const SECRET = "whsec_return_0123456789";
+const SECRET = "whsec_return_0123456789abcdef0123456789"; // ≥ 32 characters: redirects are signed
 
 async function installBack(h: ServerHarness, startUrl: string): Promise<string> {
   const team = h.emu.control.createTeam({ name: `Team ${Math.random()}` });
@@ -68,6 +68,41 @@ describe("with TOKENWARDEN_WEBHOOK_SECRET (and no webhook URL)", () => {
     const location = back.headers.get("location") ?? "";
     expect(new URL(location).searchParams.get("error")).toBe("access_denied");
     expect(verify(location)).toBe(true);
+  });
+});
+
+// Anyone can have a redirect signed, so a short secret could be guessed offline from them (and
+// then sign webhooks): one shorter than 32 characters signs webhooks only, and startup says so.
+describe("with a TOKENWARDEN_WEBHOOK_SECRET shorter than 32 characters", () => {
+  let h: ServerHarness;
+  const warnings: string[] = [];
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: {
+        TOKENWARDEN_WEBHOOK_SECRET: "short-secret-31-characters-long",
+        TOKENWARDEN_RETURN_URL_ORIGINS: APP,
+      },
+      server: {
+        logger: {
+          debug() {},
+          info() {},
+          warn: (_obj: object, msg?: string) => void warnings.push(msg ?? ""),
+          error() {},
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("leaves the redirect unsigned, and warned at startup naming the variable, not its value", async () => {
+    const ret = encodeURIComponent(`${APP}/slack/done`);
+    const location = await installBack(h, `${h.server.url}/oauth/slack/install?return_url=${ret}`);
+    expect(new URL(location).searchParams.has("tw_signature")).toBe(false);
+    const warning = warnings.find((w) => w.includes("TOKENWARDEN_WEBHOOK_SECRET"));
+    expect(warning).toContain("unsigned");
+    expect(warning).not.toContain("short-secret");
   });
 });
 
