@@ -365,6 +365,13 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         );
       });
 
+      // A shutdown path and a `finally` may both close the store; the second must not throw.
+      it("closes twice without an error", async () => {
+        const other = await h.openPeer(testSealer());
+        await other.close();
+        await expect(other.close()).resolves.toBeUndefined();
+      });
+
       it("merges metadata", async () => {
         await seedT1();
         expect(await store.updateMetadata("T1", { plan: "pro" }, 5_000)).toBe(true);

@@ -350,7 +350,9 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Idempotent, as SQLite's: a second close (a shutdown path and a finally both closing) is a no-op. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     for (const fail of this.#waitingForConnection) fail();
     this.#waitingForConnection.clear();
