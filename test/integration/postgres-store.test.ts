@@ -868,6 +868,63 @@ describe("postgres: the change listener behind a pooler that passes no notificat
   });
 });
 
+describe("postgres: the change listener behind a pooler that hands its LISTEN session back", () => {
+  // PgBouncer in transaction mode reuses server connections last-in first-out: a lightly loaded
+  // listener's NOTIFY often runs on the very server connection that holds its LISTEN, and PostgreSQL
+  // delivers a session its own notifications, so a heartbeat it sends itself comes back; another
+  // process's notification reaches that server connection while it is idle or lent to someone else,
+  // and is lost. The proxy models that: it passes on only the notifications the session itself sent.
+  it("is not taken for listening because its own notification came back", async () => {
+    const target = new URL(TEST_POSTGRES_URL);
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.push(client, upstream);
+      client.on("data", (d) => upstream.write(d));
+      let pending = Buffer.alloc(0);
+      let ownPid = -1;
+      upstream.on("data", (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 5) {
+          const size = 1 + pending.readUInt32BE(1);
+          if (pending.length < size) break;
+          const message = pending.subarray(0, size);
+          if (message[0] === 0x4b) ownPid = message.readInt32BE(5); // 'K': BackendKeyData
+          // 'A': a notification, passed on only when this session sent it.
+          if (message[0] !== 0x41 || message.readInt32BE(5) === ownPid) client.write(message);
+          pending = pending.subarray(size);
+        }
+      });
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const url = new URL(TEST_POSTGRES_URL);
+    url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const channel = "tw_pooler_self_echo_test";
+    const listener = await ChangeListener.start({ connectionString: url.toString() }, channel, {
+      heartbeatMs: 50,
+      heartbeatTimeoutMs: 200,
+    });
+    const other = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await other.connect();
+    try {
+      const before = listener.stamp("bot:T1");
+      // Another process rotates T1's bot token and notifies, as a commit does.
+      await other.query(`NOTIFY "${channel}", 'bot:T1'`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Either the change was seen or the listener reads as deaf: never the stamp a cache filled under.
+      expect(listener.stamp("bot:T1")).not.toBe(before);
+    } finally {
+      await other.end();
+      await listener.close();
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    }
+  });
+});
+
 describe("postgres: change stamps", () => {
   it("remember a bounded number of keys, and a stamp never comes back to a value it had", async () => {
     const listener = await ChangeListener.start(

@@ -15,8 +15,11 @@ export interface ListenerTimings {
  * error, and would leave this process deaf, serving cached tokens another process has replaced or
  * killed, until their refresh margin (hours). So can one that answers queries but never passes a
  * notification on: PgBouncer in transaction mode runs the LISTEN on a server connection it then
- * lends to others. The heartbeat is a notification the listener sends itself and must receive, so
- * it finds either out within 15 s; and a connection is only listened on once one has come back.
+ * lends to others. The heartbeat is a notification the listener must receive, so it finds either out
+ * within 15 s; and a connection is only listened on once one has come back. It is sent from another
+ * session: PostgreSQL delivers a session its own notifications, and such a pooler often runs the
+ * NOTIFY on the very server connection holding the LISTEN (PgBouncer reuses the last one freed), so
+ * a heartbeat the listener sent itself came back while other processes' notifications were lost.
  */
 const DEFAULT_TIMINGS: ListenerTimings = { heartbeatMs: 10_000, heartbeatTimeoutMs: 5_000 };
 
@@ -64,12 +67,23 @@ export class ChangeListener {
   #heartbeat: NodeJS.Timeout | null = null;
   /** Settles the heartbeat waiting for its payload to come back, by payload. */
   readonly #echoes = new Map<string, () => void>();
+  /** The session heartbeats are sent from: any but the listening one (see DEFAULT_TIMINGS). */
+  readonly #sender: pg.Pool;
 
   private constructor(config: pg.ClientConfig, channel: string, timings: ListenerTimings, maxKeys: number) {
     this.#config = config;
     this.#channel = channel;
     this.#timings = timings;
     this.#maxKeys = maxKeys;
+    this.#sender = new pg.Pool({
+      ...config,
+      max: 1,
+      // Kept between two heartbeats, so each does not pay a new connection.
+      idleTimeoutMillis: timings.heartbeatMs * 3,
+      query_timeout: timings.heartbeatTimeoutMs,
+      application_name: "tokenwarden-listener-heartbeat",
+    });
+    this.#sender.on("error", () => {});
   }
 
   /**
@@ -88,7 +102,10 @@ export class ChangeListener {
     try {
       await listener.#connect();
     } catch (error) {
-      if (!(error instanceof NoEcho)) throw error;
+      if (!(error instanceof NoEcho)) {
+        await listener.#sender.end().catch(() => {});
+        throw error;
+      }
       listener.#scheduleReconnect();
     }
     listener.#startHeartbeat();
@@ -129,6 +146,7 @@ export class ChangeListener {
     const client = this.#client;
     this.#client = null;
     await client?.end().catch(() => {});
+    await this.#sender.end().catch(() => {});
   }
 
   async #connect(): Promise<void> {
@@ -150,7 +168,7 @@ export class ChangeListener {
     try {
       await client.connect();
       await client.query(`LISTEN "${this.#channel}"`);
-      await this.#echo(client);
+      await this.#echo();
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -170,7 +188,7 @@ export class ChangeListener {
       const client = this.#client;
       if (client === null || beating) return;
       beating = true;
-      this.#echo(client)
+      this.#echo()
         .catch(() => this.#lost(client))
         .finally(() => {
           beating = false;
@@ -180,11 +198,11 @@ export class ChangeListener {
   }
 
   /**
-   * Sends `client` a notification on the channel and waits for it to come back; rejects (NoEcho when
-   * the query was answered) unless it does within the heartbeat timeout. query_timeout (set on the
-   * client) covers a query nobody answers.
+   * Notifies the channel from the sender's session and waits for the listening connection to
+   * receive it; rejects (NoEcho, or the NOTIFY's own error) unless it does within the heartbeat
+   * timeout. A listening connection gone silent is found the same way: nothing comes back.
    */
-  async #echo(client: pg.Client): Promise<void> {
+  async #echo(): Promise<void> {
     const payload = `${HEARTBEAT_PREFIX}${randomUUID()}`;
     let timer: NodeJS.Timeout | undefined;
     const echoed = new Promise<void>((resolve, reject) => {
@@ -193,9 +211,7 @@ export class ChangeListener {
     });
     echoed.catch(() => {}); // settled below; a rejection before the query returns is not unhandled
     try {
-      // The channel in the text, as LISTEN's: an operator (or a test) finds the listener by it.
-      await client.query(`NOTIFY "${this.#channel}", '${payload}'`);
-      await echoed;
+      await Promise.all([this.#sender.query("SELECT pg_notify($1, $2)", [this.#channel, payload]), echoed]);
     } finally {
       clearTimeout(timer);
       this.#echoes.delete(payload);
