@@ -25,6 +25,12 @@ export interface HealthCheckerOptions {
 
 /** The fastest a sweep goes: 50 `auth.test` a second, each to its own workspace. */
 const MAX_PER_SECOND = 50;
+/**
+ * Checks waiting for Slack's answer at once, at most: the fastest pace with answers a second slow. A
+ * pause is counted from one check's start to the next, so a round trip to Slack does not slow the
+ * sweep (awaited before each pause, 172.8 ms apart and 200 ms each made 2.7 a second of 5.8).
+ */
+const MAX_ANSWERING = MAX_PER_SECOND;
 /** A sweep is paced to end within this share of a period, leaving the rest for what it skipped. */
 const SWEEP_SHARE_OF_PERIOD = 0.8;
 
@@ -73,23 +79,36 @@ export class HealthChecker {
     const pauseMs = checkPauseMs(perSecond, periodMs, counts.active + counts.refresh_failing);
     let checked = 0;
     let cursor: string | undefined;
-    do {
-      const page = await warden.connections.list({ limit: 100, ...(cursor ? { cursor } : {}) });
-      for (const c of page.items) {
-        if (this.#stopped) return checked;
-        if (c.status === "needs_reauth") continue; // nothing a check can change; reconnecting fixes it
-        const now = clock.now();
-        const slot = Math.floor(now / periodMs);
-        if (!(await store.markOnce("health_check", `${c.id}:${slot}`, now, (slot + 1) * periodMs))) continue;
-        await warden.connections.check(c.id).catch((error: unknown) => {
-          logger.warn({ err: error, connectionId: c.id }, "health check failed");
-        });
-        checked++;
-        await sleep(pauseMs);
-      }
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor !== undefined);
-    return checked;
+    const answering = new Set<Promise<void>>();
+    try {
+      do {
+        const page = await warden.connections.list({ limit: 100, ...(cursor ? { cursor } : {}) });
+        for (const c of page.items) {
+          if (this.#stopped) return checked;
+          if (c.status === "needs_reauth") continue; // nothing a check can change; reconnecting fixes it
+          const now = clock.now();
+          const slot = Math.floor(now / periodMs);
+          if (!(await store.markOnce("health_check", `${c.id}:${slot}`, now, (slot + 1) * periodMs)))
+            continue;
+          const answered: Promise<void> = warden.connections
+            .check(c.id)
+            .then(
+              () => undefined,
+              (error: unknown) => logger.warn({ err: error, connectionId: c.id }, "health check failed"),
+            )
+            .finally(() => answering.delete(answered));
+          answering.add(answered);
+          checked++;
+          if (answering.size >= MAX_ANSWERING) await Promise.race(answering);
+          await sleep(pauseMs);
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor !== undefined);
+      return checked;
+    } finally {
+      // A sweep (and so stop()) ends once every check it started has its answer.
+      await Promise.all(answering);
+    }
   }
 
   #schedule(delayMs: number): void {
