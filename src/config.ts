@@ -161,10 +161,10 @@ export interface SlackConfig {
   baseUrl: string;
 }
 
-/** The parsed environment. Frozen; secrets are `Secret`s, so logging it whole leaks nothing. */
 /** The shortest TOKENWARDEN_WEBHOOK_SECRET that also signs return_url redirects. */
 export const RETURN_URL_SECRET_MIN_LENGTH = 32;
 
+/** The parsed environment. Frozen; secrets are `Secret`s, so logging it whole leaks nothing. */
 export interface Config {
   nodeEnv: string;
   isProduction: boolean;

@@ -366,10 +366,12 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
       });
 
       // A shutdown path and a `finally` may both close the store; the second must not throw.
-      it("closes twice without an error", async () => {
+      it("closes twice without an error, one after the other or both at once", async () => {
         const other = await h.openPeer(testSealer());
         await other.close();
         await expect(other.close()).resolves.toBeUndefined();
+        const third = await h.openPeer(testSealer());
+        await expect(Promise.all([third.close(), third.close()])).resolves.toEqual([undefined, undefined]);
       });
 
       it("merges metadata", async () => {

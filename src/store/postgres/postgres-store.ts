@@ -200,6 +200,7 @@ export class PostgresStore implements Store {
   readonly #channel: string;
   readonly #outbox: boolean;
   #closed = false;
+  #closing: Promise<void> | null = null;
   /** Fails each call still waiting for a pooled connection when close() begins. */
   readonly #waitingForConnection = new Set<() => void>();
   readonly #t: {
@@ -350,9 +351,16 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Idempotent, as SQLite's: a second close (a shutdown path and a finally both closing) is a no-op. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Idempotent, as SQLite's: a second close (a shutdown path and a finally both closing) waits for
+   * the first to end the pools, and does nothing more.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     for (const fail of this.#waitingForConnection) fail();
     this.#waitingForConnection.clear();
