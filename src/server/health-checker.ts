@@ -41,7 +41,8 @@ const SWEEP_SHARE_OF_PERIOD = 0.8;
  */
 export function checkPauseMs(perSecond: number, periodMs: number, live: number): number {
   const needed = live / ((SWEEP_SHARE_OF_PERIOD * periodMs) / 1000);
-  return 1000 / Math.min(Math.max(perSecond, needed), MAX_PER_SECOND);
+  // The cap bounds what is raised on our own account, never a rate configured above it.
+  return 1000 / Math.max(perSecond, Math.min(needed, MAX_PER_SECOND));
 }
 
 const unrefSleep = (ms: number) =>

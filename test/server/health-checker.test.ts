@@ -18,6 +18,11 @@ describe("the pause between two health checks", () => {
     expect(checkPauseMs(2, SIX_HOURS, 100_000)).toBeCloseTo(172.8, 5);
     expect(checkPauseMs(2, SIX_HOURS, 10_000_000)).toBe(20);
   });
+
+  it("keeps a configured rate above that cap", () => {
+    expect(checkPauseMs(100, SIX_HOURS, 1_000)).toBe(10);
+    expect(checkPauseMs(100, SIX_HOURS, 10_000_000)).toBe(10);
+  });
 });
 
 describe("a health check sweep", () => {
