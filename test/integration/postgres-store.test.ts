@@ -160,6 +160,56 @@ describe("postgres: migrations and setup", () => {
     }
   });
 
+  // A migration that locks a table waits for every transaction using it, and every query arriving
+  // meanwhile queues behind it: a backup's hour-long transaction would stall every instance.
+  it("gives up a migration that waits on a table lock past its timeout, applying nothing; run again, it applies", async () => {
+    db = await createPgSchema("postgres-store.test.ts#migration-lock-timeout");
+    const { url, schema } = db;
+    const q = `"${schema}"`;
+    const store = await PostgresStore.open({
+      connectionString: url,
+      schema,
+      sealer: testSealer(),
+      migrationLockTimeoutMs: 300,
+    });
+    const backup = new pg.Client({ connectionString: url });
+    await backup.connect();
+    try {
+      await store.migrate();
+      await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+      // Back to version 6, whose next migration locks the credentials table.
+      await db.admin.query(`DROP INDEX ${q}.credentials_provider_next_run_at`);
+      await db.admin.query(
+        `CREATE INDEX credentials_next_run_at ON ${q}.credentials (next_run_at_ms) WHERE next_run_at_ms IS NOT NULL`,
+      );
+      await db.admin.query(`DELETE FROM ${q}.schema_migrations WHERE version = 7`);
+      // A long read (a backup's snapshot) holds the table.
+      await backup.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      await backup.query(`SELECT count(*) FROM ${q}.credentials`);
+      const error = await store.migrate().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "store_unavailable" });
+      expect((error as Error).message).toContain("stayed locked");
+      const { rows } = await db.admin.query(`SELECT version FROM ${q}.schema_migrations WHERE version = 7`);
+      expect(rows).toEqual([]); // nothing applied
+      expect((await store.getCredential({ connectionId: "T1", kind: "bot" }))?.kind).toBe("bot");
+      await backup.query("COMMIT");
+      expect(await store.migrate()).toEqual(["0007_due_index_by_provider"]);
+    } finally {
+      await backup.end();
+      await store.close();
+    }
+  });
+
+  it("refuses a migration lock timeout that is not whole milliseconds", async () => {
+    await expect(
+      PostgresStore.open({
+        connectionString: TEST_POSTGRES_URL,
+        sealer: testSealer(),
+        migrationLockTimeoutMs: 0.5,
+      }),
+    ).rejects.toMatchObject({ code: "config_invalid" });
+  });
+
   it("plans the batch statements, generically, without reading the whole table", async () => {
     // The refresher's lane runs them with plan_cache_mode=force_generic_plan: a plan that depended
     // on the parameters' values (LIMIT $2, the batch's size) would be guessed, and a guess that

@@ -123,7 +123,20 @@ export interface PostgresStoreOptions {
    * (default 10 s; a pool passed in keeps its own setting). Then the call fails `store_unavailable`.
    */
   connectTimeoutMs?: number;
+  /**
+   * How long a migration may wait for a table lock (default 5 s); then nothing is applied and
+   * migrate() fails `store_unavailable`, to be run again.
+   */
+  migrationLockTimeoutMs?: number;
 }
+
+/**
+ * A migration that alters a table waits for every transaction using it, and every query that
+ * arrives meanwhile queues behind that wait: a long transaction (a backup's, a report's) would stall
+ * every instance for as long as it runs. Bounded, the migration gives up instead and the instances
+ * go on; it is run again at the next start or `tokenwarden migrate`.
+ */
+const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
 
 /**
  * Without a bound, a database the network stops answering (a failover behind a stale address, a
@@ -199,6 +212,7 @@ export class PostgresStore implements Store {
   readonly #listener: ChangeListener;
   readonly #channel: string;
   readonly #outbox: boolean;
+  readonly #migrationLockTimeoutMs: number;
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Fails each call still waiting for a pooled connection when close() begins. */
@@ -224,8 +238,10 @@ export class PostgresStore implements Store {
     heartbeats: pg.Pool;
     batches: pg.Pool;
     outbox: boolean;
+    migrationLockTimeoutMs: number;
   }) {
     this.#outbox = options.outbox;
+    this.#migrationLockTimeoutMs = options.migrationLockTimeoutMs;
     this.#pool = options.pool;
     this.#heartbeats = options.heartbeats;
     this.#batches = options.batches;
@@ -263,6 +279,11 @@ export class PostgresStore implements Store {
       throw new TokenwardenError("config_invalid", "PostgresStore needs a connectionString or a pool");
     }
     const ownsPool = options.pool === undefined;
+    const migrationLockTimeoutMs = wholeMs(
+      options.migrationLockTimeoutMs ?? MIGRATION_LOCK_TIMEOUT_MS,
+      "migrationLockTimeoutMs",
+    );
+    if (options.connectTimeoutMs !== undefined) wholeMs(options.connectTimeoutMs, "connectTimeoutMs");
     const connectionTimeoutMillis =
       clientConfig.connectionTimeoutMillis ?? options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const pool =
@@ -304,6 +325,7 @@ export class PostgresStore implements Store {
         heartbeats,
         batches,
         outbox: options.outbox === true,
+        migrationLockTimeoutMs,
       });
     } catch (error) {
       await heartbeats.end().catch(() => {});
@@ -314,6 +336,18 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<string[]> {
+    return this.#migrate().catch((error: unknown) => {
+      const cause = error instanceof TokenwardenError ? error.cause : error;
+      if (!(cause instanceof pg.DatabaseError) || cause.code !== "55P03") throw error;
+      throw new TokenwardenError(
+        "store_unavailable",
+        `PostgreSQL migrate: a table a migration alters stayed locked by another transaction (a backup's, a report's) for over ${this.#migrationLockTimeoutMs} ms; nothing was applied, and nothing waited behind it longer. Run it again (tokenwarden migrate, or the next start) once that transaction ends`,
+        { cause },
+      );
+    });
+  }
+
+  async #migrate(): Promise<string[]> {
     return this.#tx("migrate", async (c) => {
       // Held to the end of this transaction: concurrent migrators run one after another, and
       // the later ones find every version applied. The key is per schema.
@@ -338,8 +372,10 @@ export class PostgresStore implements Store {
       const { rows } = await c.query<{ version: number }>("SELECT version FROM schema_migrations");
       const applied = new Set(rows.map((r) => r.version));
       const now: string[] = [];
-      for (const migration of loadMigrations("postgres")) {
-        if (applied.has(migration.version)) continue;
+      const pending = loadMigrations("postgres").filter((m) => !applied.has(m.version));
+      // After the advisory lock: concurrent migrators wait for each other as long as it takes.
+      if (pending.length > 0) await c.query(`SET LOCAL lock_timeout = ${this.#migrationLockTimeoutMs}`);
+      for (const migration of pending) {
         await c.query(migration.sql);
         await c.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
           migration.version,
@@ -1446,4 +1482,15 @@ function keyOrder(refs: readonly CredentialRef[]): number[] {
     if (a.connectionId !== b.connectionId) return a.connectionId < b.connectionId ? -1 : 1;
     return a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0;
   });
+}
+
+/** A timeout option: whole milliseconds from 1 to a day, or `config_invalid` naming it. */
+function wholeMs(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > 86_400_000) {
+    throw new TokenwardenError(
+      "config_invalid",
+      `PostgresStore ${name} must be whole milliseconds from 1 to 86400000`,
+    );
+  }
+  return value;
 }
