@@ -491,6 +491,12 @@ export interface Store {
    * Synchronous and cheap: the token hot path compares it to skip the database.
    */
   changeStamp(ref: CredentialRef): number;
+  /**
+   * Whether other processes' changes are heard right now (PostgreSQL: a LISTEN connection known to
+   * deliver them); while not, every stamp reads as changed and every token read goes to the store.
+   * Absent where they need no feed (SQLite reads its file's own change counter).
+   */
+  hearsChanges?(): boolean;
 }
 
 export interface RefreshInput {

@@ -69,6 +69,15 @@ export function createMetrics(logger: Logger): Metrics {
       this.set(hits + misses === 0 ? 0 : hits / (hits + misses));
     },
   });
+  new Gauge({
+    name: "tokenwarden_change_feed_up",
+    help: "1 while this process hears other processes' token changes (PostgreSQL LISTEN); 0: every token read goes to the store (a lost connection, or a pooler in transaction mode that passes no notification on)",
+    registers: [registry],
+    collect() {
+      if (sources === null) return;
+      this.set(sources.store.hearsChanges?.() === false ? 0 : 1);
+    },
+  });
   // A counter, as Prometheus expects of a running total (rate() works on it): the cache counts on
   // its own, so each scrape adds what it counted since the last one.
   let counted = { hits: 0, misses: 0 };

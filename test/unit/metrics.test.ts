@@ -44,3 +44,27 @@ describe("metrics while the store is down", () => {
     expect(await metrics.registry.metrics()).toContain('tokenwarden_connections{status="needs_reauth"} 1');
   });
 });
+
+// Behind a pooler that passes no notification on, every token read goes to the store: correct, but
+// an operator must be able to see it rather than guess it from a hit ratio.
+describe("the change feed gauge", () => {
+  const counts = async () => ({ active: 0, refresh_failing: 0, needs_reauth: 0 });
+  it("is 1 while the store hears other processes' changes, 0 while not, 1 where none is needed", async () => {
+    let hears = true;
+    const store = {
+      countConnectionsByStatus: counts,
+      hearsChanges: () => hears,
+    } as unknown as Store;
+    const metrics = createMetrics(recordingLogger());
+    metrics.bind({ store, cacheStats: () => ({ hits: 0, misses: 0 }) });
+    expect(await metrics.registry.metrics()).toContain("tokenwarden_change_feed_up 1");
+    hears = false;
+    expect(await metrics.registry.metrics()).toContain("tokenwarden_change_feed_up 0");
+    const sqlite = createMetrics(recordingLogger());
+    sqlite.bind({
+      store: { countConnectionsByStatus: counts } as unknown as Store,
+      cacheStats: () => ({ hits: 0, misses: 0 }),
+    });
+    expect(await sqlite.registry.metrics()).toContain("tokenwarden_change_feed_up 1");
+  });
+});

@@ -1236,6 +1236,10 @@ export class PostgresStore implements Store {
     return this.#listener.stamp(refKey(ref));
   }
 
+  hearsChanges(): boolean {
+    return !this.#listener.deaf;
+  }
+
   /** Locks the connection row first (see the lock order above); its status, or null when absent. */
   async #lockConnection(c: Client, id: string): Promise<Status | null> {
     const { rows } = await c.query<{ status: Status }>(
