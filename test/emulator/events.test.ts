@@ -106,6 +106,23 @@ describe("uninstall events", () => {
     expect(JSON.parse(endpoint.received[1]?.body ?? "{}").event).toMatchObject({ type: "app_uninstalled" });
   });
 
+  it("names in tokens_revoked a rotating credential whose access token had expired but whose refresh token still worked", async () => {
+    const emu = await emulator();
+    const app = emu.control.createApp({});
+    const install = emu.control.install({
+      clientId: app.clientId,
+      botScopes: ["chat:write"],
+      userScopes: ["search:read"],
+    });
+    emu.control.advance(43_200); // both access tokens expired; both refresh tokens still refresh (§3.5)
+    emu.control.uninstall({ clientId: app.clientId, teamId: emu.demoTeam.teamId });
+    const [revoked] = await emu.control.flushEvents();
+    expect(JSON.parse(revoked?.body ?? "{}").event).toMatchObject({
+      type: "tokens_revoked",
+      tokens: { oauth: [emu.demoTeam.userId], bot: [install["bot_user_id"]] },
+    });
+  });
+
   it("retries failures with X-Slack-Retry-Num/Reason and the same event_id; reinstall then uninstall sends again", async () => {
     const endpoint = await appEndpoint((n, _b, res) => res.writeHead(n < 2 ? 503 : 200).end());
     const emu = await emulator({ eventRetryDelaysMs: [0, 5, 5] });

@@ -713,7 +713,14 @@ export class SlackState {
         t.revoked ??= { atMs: now, reason: "uninstalled" };
       }
       const rt = this.refreshTokens.get(value);
-      if (rt !== undefined && rt.generation === installation.generation) rt.revokedAtMs ??= now;
+      if (rt !== undefined && rt.generation === installation.generation) {
+        // A rotating credential whose access token expired still lives through its refresh token
+        // (§3.5); the uninstall kills it too (§4.4), so tokens_revoked names it (§6.3).
+        const deactivated = rt.kind === "user" && this.users.get(rt.userId)?.deactivated === true;
+        if (!deactivated && this.refreshTokenProblem(rt) === null)
+          (rt.kind === "bot" ? bot : oauth).add(rt.userId);
+        rt.revokedAtMs ??= now;
+      }
     }
     installation.uninstalled = true;
     return { oauth: [...oauth], bot: [...bot] };
