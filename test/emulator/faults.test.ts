@@ -110,6 +110,22 @@ describe("faults", () => {
     expect(emu.control.counters().refreshTokenPresentations[rt]).toBe(2);
   });
 
+  it("fatal_error on a refresh commits the rotation, then answers HTTP 200 ok:false fatal_error (§4.5)", async () => {
+    const emu = await emulator();
+    const install = emu.control.install({ clientId: emu.demoApp.clientId });
+    const rt = str(install, "refresh_token");
+    emu.control.fault("oauth.v2.access", { kind: "fatal_error", times: 1 });
+    const failed = await refresh(emu, rt);
+    expect({ status: failed.status, body: failed.body }).toEqual({
+      status: 200,
+      body: { ok: false, error: "fatal_error" },
+    });
+    // "some aspect of the operation succeeded": the refresh token was spent and is in its grace window.
+    expect(emu.control.tokenInfo(rt).state).toBe("in_grace");
+    expect(emu.control.counters()).toMatchObject({ refreshes: 1 });
+    expect((await refresh(emu, rt)).body["ok"]).toBe(true);
+  });
+
   it("a fault on `*` hits any method; clearFaults removes queued faults", async () => {
     const emu = await emulator();
     emu.control.fault("*", { kind: "internal_error", times: 1 });

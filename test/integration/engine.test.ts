@@ -951,6 +951,29 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(lastRefresh?.data).toMatchObject({ recoveredLostResponse: true });
   });
 
+  it("a refresh answered fatal_error after Slack committed it is recovered inside the grace window", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "fatal_error", times: 1 });
+    advance(h, 12 * HOUR + 1);
+    await expect(h.warden.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    advance(h, 20_000); // past backoff, inside Slack's grace period
+    const fresh = await h.warden.getToken(id);
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+    const lastRefresh = (await h.warden.connections.events(id)).find((e) => e.type === "refreshed");
+    expect(lastRefresh?.data).toMatchObject({ recoveredLostResponse: true });
+  });
+
+  it("a refresh answered fatal_error, retried past the grace window, is named refresh_response_lost", async () => {
+    const { id } = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "fatal_error", times: 1 });
+    advance(h, 12 * HOUR + 1);
+    await expect(h.warden.getToken(id)).rejects.toMatchObject({ code: "provider_unavailable" });
+    advance(h, 10 * 60_000); // past the 120 s grace
+    const err = await h.warden.getToken(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NeedsReauthError);
+    expect((err as NeedsReauthError).reason).toBe("refresh_response_lost");
+  });
+
   it("a lost refresh response past the grace window is named refresh_response_lost", async () => {
     const { id } = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "lost_response", times: 1 });

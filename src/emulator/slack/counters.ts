@@ -6,7 +6,8 @@ export interface EmulatorCounters {
   calls: Record<string, number>;
   /**
    * How often each refresh token reached the refresh-grant logic of `oauth.v2.access`; requests rejected
-   * before that (injected fault other than `lost_response`, rate limit, bad client) are not counted.
+   * before that (injected fault other than `lost_response` and `fatal_error`, rate limit, bad client) are
+   * not counted.
    */
   refreshTokenPresentations: Record<string, number>;
   /** The largest value in `refreshTokenPresentations` (0 when empty). */

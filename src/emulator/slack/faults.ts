@@ -1,6 +1,12 @@
 // Injected failures, rate limits and latency: the knobs of slack-api.md §9 "forced errors per method".
 
-export type FaultKind = "http_500" | "hang" | "internal_error" | "lost_response" | "ratelimited";
+export type FaultKind =
+  | "fatal_error"
+  | "http_500"
+  | "hang"
+  | "internal_error"
+  | "lost_response"
+  | "ratelimited";
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -13,6 +19,7 @@ export interface FaultSpec {
 }
 
 export const FAULT_KINDS: readonly FaultKind[] = [
+  "fatal_error",
   "http_500",
   "hang",
   "internal_error",

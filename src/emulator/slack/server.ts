@@ -196,6 +196,7 @@ async function handleApi(
   if (latency > 0) await sleep(latency);
 
   let loseResponse = false;
+  let fatalAfterCommit = false;
   const fault = ctx.faults.take(method);
   if (fault !== null) {
     switch (fault.kind) {
@@ -211,6 +212,11 @@ async function handleApi(
         break;
       case "lost_response":
         loseResponse = true; // commit whatever the call does, then drop the connection unanswered
+        break;
+      case "fatal_error":
+        // Slack's fatal_error (HTTP 200): "some aspect of the operation succeeded before the error
+        // was raised" (§4.5). So the call runs and commits (a refresh spends its token), then fails.
+        fatalAfterCommit = true;
         break;
     }
   }
@@ -230,6 +236,7 @@ async function handleApi(
     req.socket.destroy();
     return;
   }
+  if (fatalAfterCommit) return sendJson(res, { ok: false, error: "fatal_error" });
   sendJson(res, reply.body, reply.status, reply.headers);
 }
 
