@@ -126,6 +126,26 @@ describe("faults", () => {
     expect((await refresh(emu, rt)).body["ok"]).toBe(true);
   });
 
+  it("error answers any code as HTTP 200 ok:false before the call runs; a malformed code is refused", async () => {
+    const emu = await emulator();
+    const install = emu.control.install({ clientId: emu.demoApp.clientId });
+    const rt = str(install, "refresh_token");
+    emu.control.fault("oauth.v2.access", { kind: "error", error: "team_access_not_granted", times: 1 });
+    const failed = await refresh(emu, rt);
+    expect({ status: failed.status, body: failed.body }).toEqual({
+      status: 200,
+      body: { ok: false, error: "team_access_not_granted" },
+    });
+    // Not run: the refresh token was not spent.
+    expect(emu.control.tokenInfo(rt).state).toBe("active");
+    expect(emu.control.counters()).toMatchObject({ refreshes: 0 });
+    expect((await refresh(emu, rt)).body["ok"]).toBe(true);
+    expect(() => emu.control.fault("auth.test", { kind: "error", times: 1 })).toThrow(/error fault/);
+    expect(() => emu.control.fault("auth.test", { kind: "error", error: "<b>", times: 1 })).toThrow(
+      /error fault/,
+    );
+  });
+
   it("a fault on `*` hits any method; clearFaults removes queued faults", async () => {
     const emu = await emulator();
     emu.control.fault("*", { kind: "internal_error", times: 1 });

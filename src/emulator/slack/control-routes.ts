@@ -132,6 +132,7 @@ export const CONTROL_ROUTES: Record<string, Route> = {
           times: optNum(a, "times") ?? 1,
           hangMs: optNum(a, "hangMs"),
           retryAfterSeconds: optNum(a, "retryAfterSeconds"),
+          error: optStr(a, "error"),
         }),
       ),
   },

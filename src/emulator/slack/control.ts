@@ -77,6 +77,7 @@ export function credentialsOf(app: AppRecord): AppCredentials {
 }
 
 const FAULT_KIND_SET = new Set<FaultKind>([
+  "error",
   "fatal_error",
   "http_500",
   "hang",

@@ -1,6 +1,7 @@
 // Injected failures, rate limits and latency: the knobs of slack-api.md §9 "forced errors per method".
 
 export type FaultKind =
+  | "error"
   | "fatal_error"
   | "http_500"
   | "hang"
@@ -16,9 +17,15 @@ export interface FaultSpec {
   hangMs?: number;
   /** `ratelimited`: the `Retry-After` value (seconds); default 1. */
   retryAfterSeconds?: number;
+  /** `error`: the code answered as HTTP 200 `{"ok":false,"error":…}`, the call not run. */
+  error?: string;
 }
 
+/** What an `error` fault may answer: a code as Slack writes them. */
+const ERROR_CODE = /^[a-z0-9_]{1,64}$/;
+
 export const FAULT_KINDS: readonly FaultKind[] = [
+  "error",
   "fatal_error",
   "http_500",
   "hang",
@@ -42,6 +49,8 @@ export class FaultBook {
     if (!FAULT_KINDS.includes(spec.kind)) throw new Error(`unknown fault kind ${String(spec.kind)}`);
     if (!Number.isInteger(spec.times) || spec.times < 1)
       throw new Error("fault times must be an integer ≥ 1");
+    if (spec.kind === "error" && !ERROR_CODE.test(spec.error ?? ""))
+      throw new Error("an error fault needs error: a code of a-z, 0-9 and _");
     const queue = this.#faults.get(method) ?? [];
     queue.push({ ...spec });
     this.#faults.set(method, queue);

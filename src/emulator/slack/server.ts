@@ -204,6 +204,9 @@ async function handleApi(
         return sendHtml(res, HTML_500, 500); // infrastructure failure: HTML, not JSON (§4.5)
       case "internal_error":
         return sendJson(res, { ok: false, error: "internal_error" });
+      case "error":
+        // Any code, refused before the call runs: how each of Slack's answers is acted on, end to end.
+        return sendJson(res, { ok: false, error: fault.error });
       case "ratelimited":
         return sendRateLimited(res, fault.retryAfterSeconds ?? 1);
       case "hang":
