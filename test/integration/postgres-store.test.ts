@@ -449,23 +449,32 @@ describe("postgres: migrations and setup", () => {
     }
   });
 
-  it("a call waiting for a pooled connection past the connect timeout fails with store_unavailable", async () => {
-    db = await createPgSchema("postgres-store.test.ts#pool-wait-timeout");
+  /** A store whose one pooled connection is held by an update stuck on a row lock `holder` keeps. */
+  async function storeWithBusyPool(name: string, options: { connectTimeoutMs?: number } = {}) {
+    const schema = await createPgSchema(`postgres-store.test.ts#${name}`);
+    db = schema;
     const store = await PostgresStore.open({
-      connectionString: db.url,
-      schema: db.schema,
+      connectionString: schema.url,
+      schema: schema.schema,
       sealer: testSealer(),
       poolMax: 1,
-      connectTimeoutMs: 300,
+      ...options,
     });
     await store.migrate();
     await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
-    const holder = await db.admin.connect();
+    const holder = await schema.admin.connect();
+    await holder.query("BEGIN");
+    await holder.query(`SELECT 1 FROM "${schema.schema}".connections WHERE id = 'T1' FOR UPDATE`);
+    // Takes the pool's one connection and waits on the lock; the next call queues behind it.
+    const inFlight = store.updateMetadata("T1", { team: "a" }, 2);
+    return { schema, store, holder, inFlight };
+  }
+
+  it("a call waiting for a pooled connection past the connect timeout fails with store_unavailable", async () => {
+    const { store, holder, inFlight } = await storeWithBusyPool("pool-wait-timeout", {
+      connectTimeoutMs: 300,
+    });
     try {
-      // The pool's one connection waits on a row lock; the next call queues behind it.
-      await holder.query("BEGIN");
-      await holder.query(`SELECT 1 FROM "${db.schema}".connections WHERE id = 'T1' FOR UPDATE`);
-      const inFlight = store.updateMetadata("T1", { team: "a" }, 2);
       const queued = await store.getConnection("T1").catch((error: unknown) => error);
       expect(queued).toMatchObject({ code: "store_unavailable" });
       await holder.query("COMMIT");
@@ -478,28 +487,14 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("close() fails the calls still waiting for a pooled connection with store_unavailable, never leaves them pending", async () => {
-    db = await createPgSchema("postgres-store.test.ts#close-queued");
-    const store = await PostgresStore.open({
-      connectionString: db.url,
-      schema: db.schema,
-      sealer: testSealer(),
-      poolMax: 1,
-    });
-    await store.migrate();
-    await store.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
-    const holder = await db.admin.connect();
+    const { schema, store, holder, inFlight } = await storeWithBusyPool("close-queued");
     try {
-      // The pool's one connection waits on a row lock; the next call queues behind it.
-      await holder.query("BEGIN");
-      await holder.query(`SELECT 1 FROM "${db.schema}".connections WHERE id = 'T1' FOR UPDATE`);
-      const inFlight = store.updateMetadata("T1", { team: "a" }, 2);
-      const admin = db.admin;
       await eventually(
         async () =>
           (
-            await admin.query<{ n: number }>(
+            await schema.admin.query<{ n: number }>(
               "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-              [`%${db?.schema}%`],
+              [`%${schema.schema}%`],
             )
           ).rows[0]?.n ?? 0,
         (n) => n > 0,
