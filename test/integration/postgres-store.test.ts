@@ -853,41 +853,61 @@ describe("postgres: the change listener on a connection that goes silent", () =>
   });
 });
 
+/** NotificationResponse, the message type of a NOTIFY delivered to a listening session. */
+const NOTIFICATION = 0x41;
+
+/**
+ * A TCP proxy in front of PostgreSQL that passes each message of the server's on only when `pass`
+ * says so (`ownPid`: the session's own backend pid, from its BackendKeyData): a pooler's view of
+ * which notifications reach a client. Returns a connection string through it.
+ */
+async function proxiedPostgres(
+  pass: (message: Buffer, ownPid: number) => boolean,
+): Promise<{ url: string; close(): void }> {
+  const target = new URL(TEST_POSTGRES_URL);
+  const sockets: Socket[] = [];
+  const proxy = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.push(client, upstream);
+    client.on("data", (d) => upstream.write(d));
+    let pending = Buffer.alloc(0);
+    let ownPid = -1;
+    upstream.on("data", (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      while (pending.length >= 5) {
+        const size = 1 + pending.readUInt32BE(1);
+        if (pending.length < size) break;
+        const message = pending.subarray(0, size);
+        if (message[0] === 0x4b) ownPid = message.readInt32BE(5); // 'K': BackendKeyData
+        if (pass(message, ownPid)) client.write(message);
+        pending = pending.subarray(size);
+      }
+    });
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  const url = new URL(TEST_POSTGRES_URL);
+  url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  return {
+    url: url.toString(),
+    close() {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    },
+  };
+}
+
 describe("postgres: the change listener behind a pooler that passes no notification on", () => {
   // PgBouncer in transaction mode answers queries but runs a LISTEN on a server connection it lends
   // to others: notifications never reach the client. Such a listener must read as deaf (every stamp
   // changed, so caches read the store), never as listening while another process's rotation goes
   // unseen for hours. The proxy here drops the server's NotificationResponse messages ('A').
   it("starts deaf and stays deaf, its stamps never standing still; a direct one listens", async () => {
-    const target = new URL(TEST_POSTGRES_URL);
-    const sockets: Socket[] = [];
-    const proxy = createServer((client) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
-      sockets.push(client, upstream);
-      client.on("data", (d) => upstream.write(d));
-      let pending = Buffer.alloc(0);
-      upstream.on("data", (d: Buffer) => {
-        pending = Buffer.concat([pending, d]);
-        while (pending.length >= 5) {
-          const size = 1 + pending.readUInt32BE(1);
-          if (pending.length < size) break;
-          if (pending[0] !== 0x41) client.write(pending.subarray(0, size)); // 'A': a notification
-          pending = pending.subarray(size);
-        }
-      });
-      client.on("error", () => {});
-      upstream.on("error", () => {});
-    });
-    proxy.listen(0, "127.0.0.1");
-    await once(proxy, "listening");
-    const url = new URL(TEST_POSTGRES_URL);
-    url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const proxy = await proxiedPostgres((message) => message[0] !== NOTIFICATION);
     const timings = { heartbeatMs: 50, heartbeatTimeoutMs: 200 };
-    const pooled = await ChangeListener.start(
-      { connectionString: url.toString() },
-      "tw_pooler_test",
-      timings,
-    );
+    const pooled = await ChangeListener.start({ connectionString: proxy.url }, "tw_pooler_test", timings);
     const direct = await ChangeListener.start(
       { connectionString: TEST_POSTGRES_URL },
       "tw_pooler_test",
@@ -907,7 +927,6 @@ describe("postgres: the change listener behind a pooler that passes no notificat
     } finally {
       await pooled.close();
       await direct.close();
-      for (const socket of sockets) socket.destroy();
       proxy.close();
     }
   });
@@ -920,35 +939,12 @@ describe("postgres: the change listener behind a pooler that hands its LISTEN se
   // process's notification reaches that server connection while it is idle or lent to someone else,
   // and is lost. The proxy models that: it passes on only the notifications the session itself sent.
   it("is not taken for listening because its own notification came back", async () => {
-    const target = new URL(TEST_POSTGRES_URL);
-    const sockets: Socket[] = [];
-    const proxy = createServer((client) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
-      sockets.push(client, upstream);
-      client.on("data", (d) => upstream.write(d));
-      let pending = Buffer.alloc(0);
-      let ownPid = -1;
-      upstream.on("data", (d: Buffer) => {
-        pending = Buffer.concat([pending, d]);
-        while (pending.length >= 5) {
-          const size = 1 + pending.readUInt32BE(1);
-          if (pending.length < size) break;
-          const message = pending.subarray(0, size);
-          if (message[0] === 0x4b) ownPid = message.readInt32BE(5); // 'K': BackendKeyData
-          // 'A': a notification, passed on only when this session sent it.
-          if (message[0] !== 0x41 || message.readInt32BE(5) === ownPid) client.write(message);
-          pending = pending.subarray(size);
-        }
-      });
-      client.on("error", () => {});
-      upstream.on("error", () => {});
-    });
-    proxy.listen(0, "127.0.0.1");
-    await once(proxy, "listening");
-    const url = new URL(TEST_POSTGRES_URL);
-    url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // A notification is passed on only when this session sent it.
+    const proxy = await proxiedPostgres(
+      (message, ownPid) => message[0] !== NOTIFICATION || message.readInt32BE(5) === ownPid,
+    );
     const channel = "tw_pooler_self_echo_test";
-    const listener = await ChangeListener.start({ connectionString: url.toString() }, channel, {
+    const listener = await ChangeListener.start({ connectionString: proxy.url }, channel, {
       heartbeatMs: 50,
       heartbeatTimeoutMs: 200,
     });
@@ -964,7 +960,6 @@ describe("postgres: the change listener behind a pooler that hands its LISTEN se
     } finally {
       await other.end();
       await listener.close();
-      for (const socket of sockets) socket.destroy();
       proxy.close();
     }
   });
