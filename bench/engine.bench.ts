@@ -311,9 +311,9 @@ function stormReport(store: string, rounds: Round[], aim?: string): BenchReport 
 /**
  * The same comparison by CPU: what the raw run's processes (client, emulator) spend per refresh
  * against what the storm's (tokenwarden, emulator, PostgreSQL) spend. Where every process is bound
- * by CPU this is the throughput ratio; the throughput ratio also moves with how the host's cores
- * are shared (on two cores the raw run is bound by the emulator's one core or by both, as the host
- * runs faster or slower), this one much less.
+ * by CPU this is the throughput ratio; where one is not (on two cores the raw run is bound by the
+ * emulator's one core when the host runs fast), the two part, which says why the ratio moved. It
+ * spreads across rounds as much as the throughput ratio does: a second view, not a steadier one.
  */
 function cpuNote(rounds: Round[], median: Round): string[] {
   const cpuRatio = (r: Round): number | null =>
@@ -325,7 +325,7 @@ function cpuNote(rounds: Round[], median: Round): string[] {
   const all = rounds.map((r) => `${cpuRatio(r)?.toFixed(2) ?? "n/a"}×`).join(", ");
   const raw = ((median.raw.cpuUs ?? 0) + (median.rawAfter.cpuUs ?? 0)) / 2;
   return [
-    `CPU per refresh over every process: storm ${median.storm.cpuUs.toFixed(0)} µs, raw ${raw.toFixed(0)} µs: ${m.toFixed(2)}× by CPU (rounds ${all}; the ratio above where every process is CPU-bound, less dependent on how the host shares its cores)`,
+    `CPU per refresh over every process: storm ${median.storm.cpuUs.toFixed(0)} µs, raw ${raw.toFixed(0)} µs: ${m.toFixed(2)}× by CPU (rounds ${all}; what the ratio above would be were every process bound by CPU)`,
   ];
 }
 
