@@ -2,6 +2,7 @@ import { DEFAULT_BACKOFF } from "../core/backoff.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { DEFAULT_JITTER_FRACTION, type RefreshPolicy } from "../core/refresh-policy.js";
+import { isTimingMs, MAX_TIMING_MS } from "../core/timing-bounds.js";
 import type { ClaimKeeper } from "./claim-keeper.js";
 import type { CompletionBatcher } from "./completion-batcher.js";
 import type { TokenCache } from "./token-cache.js";
@@ -48,13 +49,6 @@ export const DEFAULT_TIMINGS: EngineTimings = {
 };
 
 /**
- * The longest timing taken: a day. Node's timers take at most 2³¹−1 ms (about 24.8 days) and fire a
- * longer delay after 1 ms; timings are also added to (a provider call's timer to its slice width,
- * close()'s default wait to 5 s), so the bound sits far below that.
- */
-export const MAX_TIMING_MS = 86_400_000;
-
-/**
  * The defaults overridden by `given` (an undefined value keeps the default), checked: each duration a
  * whole number of ms from 1 to MAX_TIMING_MS (a 0, a negative or a NaN interval would run a store round
  * trip every millisecond, a fraction would make a lease's bigint refuse), the jitter a fraction in [0, 1).
@@ -72,7 +66,7 @@ export function resolveTimings(given: Partial<EngineTimings> = {}): EngineTiming
           "config_invalid",
           "timings.jitterFraction must be a number from 0 to below 1",
         );
-    } else if (!(Number.isSafeInteger(value) && value >= 1 && value <= MAX_TIMING_MS)) {
+    } else if (!isTimingMs(value)) {
       throw new TokenwardenError(
         "config_invalid",
         `timings.${key} must be a whole number of milliseconds from 1 to ${MAX_TIMING_MS} (a day)`,

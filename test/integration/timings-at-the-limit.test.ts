@@ -3,7 +3,7 @@
 // are added to (a provider call's timer to its slice width, close()'s default wait to 5 s). From a
 // review (branch review8), when the bound was 2³¹−1 itself.
 import { afterEach, describe, expect, it } from "vitest";
-import { MAX_TIMING_MS } from "../../src/engine/context.js";
+import { MAX_TIMING_MS } from "../../src/core/timing-bounds.js";
 import { type EngineHarness, FAST_TIMINGS, openEngineHarness } from "../helpers/engine-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { grants } from "../helpers/provider-flag-fixtures.js";

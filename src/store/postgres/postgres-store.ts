@@ -20,6 +20,7 @@ import type {
   UnreadableCredential,
   VerdictChange,
 } from "../../core/ports.js";
+import { isTimingMs, MAX_TIMING_MS } from "../../core/timing-bounds.js";
 import type {
   Connection,
   CredentialKind,
@@ -1488,12 +1489,12 @@ function keyOrder(refs: readonly CredentialRef[]): number[] {
   });
 }
 
-/** A timeout option: whole milliseconds from 1 to a day, or `config_invalid` naming it. */
+/** A timeout option, checked as the engine's timings are, or `config_invalid` naming it. */
 function wholeMs(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1 || value > 86_400_000) {
+  if (!isTimingMs(value)) {
     throw new TokenwardenError(
       "config_invalid",
-      `PostgresStore ${name} must be whole milliseconds from 1 to 86400000`,
+      `PostgresStore ${name} must be a whole number of milliseconds from 1 to ${MAX_TIMING_MS} (a day)`,
     );
   }
   return value;
