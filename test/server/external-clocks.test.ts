@@ -5,10 +5,15 @@
 // would make every instance refuse Slack's events and every receiver refuse the webhooks. From a review
 // (branch review9).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
 import { verifyWebhook } from "../../src/server/webhooks/signature.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { openServerHarness, type ServerHarness, WEBHOOK_SECRET, WebhookReceiver } from "./server-harness.js";
+import {
+  openServerHarness,
+  postSlackEvent,
+  type ServerHarness,
+  WEBHOOK_SECRET,
+  WebhookReceiver,
+} from "./server-harness.js";
 
 const TEN_MINUTES = 10 * 60_000;
 
@@ -30,17 +35,7 @@ describe("serve on a postgres whose clock runs ten minutes ahead of the hosts' a
   it("accepts a Slack event signed just now (Slack's timestamp is checked against real time)", async () => {
     h = await openServerHarness("postgres");
     const body = JSON.stringify({ type: "url_verification", challenge: "c-123" });
-    const ts = Math.floor(h.clock.now() / 1000); // Slack's clock, and this host's
-    const res = await h.server.app.inject({
-      method: "POST",
-      url: "/slack/events",
-      headers: {
-        "content-type": "application/json",
-        "x-slack-request-timestamp": String(ts),
-        "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, body),
-      },
-      payload: body,
-    });
+    const res = await postSlackEvent(h, body); // dated by Slack's clock, which is this host's
     expect({ status: res.statusCode, body: res.body }).toEqual({
       status: 200,
       body: JSON.stringify({ challenge: "c-123" }),

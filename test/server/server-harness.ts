@@ -5,6 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { expect } from "vitest";
 import type { SlackEmulator, SlackEmulatorOptions } from "../../src/emulator/index.js";
 import { startSlackEmulator } from "../../src/emulator/index.js";
+import { signSlackRequest } from "../../src/providers/slack/slack-signature.js";
 import { type RunningServer, type StartServerOptions, startServer } from "../../src/server/start-server.js";
 import { FAST_TIMINGS } from "../helpers/engine-harness.js";
 import { FakeClock } from "../helpers/fake-clock.js";
@@ -176,6 +177,22 @@ export async function openServerHarness(
 }
 
 /** Follows one redirect hop by hand (the test plays the browser). */
+/** POSTs `body` to the server's `/slack/events` in process, signed as Slack signs it now (`retry`: X-Slack-Retry-Num). */
+export function postSlackEvent(h: ServerHarness, body: string, retry?: number) {
+  const ts = Math.floor(h.clock.now() / 1000);
+  return h.server.app.inject({
+    method: "POST",
+    url: "/slack/events",
+    headers: {
+      "content-type": "application/json",
+      "x-slack-request-timestamp": String(ts),
+      "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, body),
+      ...(retry === undefined ? {} : { "x-slack-retry-num": String(retry) }),
+    },
+    payload: body,
+  });
+}
+
 export async function hop(url: string): Promise<Response> {
   return fetch(url, { redirect: "manual" });
 }

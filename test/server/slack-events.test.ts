@@ -11,6 +11,7 @@ import {
   botFromInstall,
   installViaBrowser,
   openServerHarness,
+  postSlackEvent,
   type ServerHarness,
   WebhookReceiver,
 } from "./server-harness.js";
@@ -32,20 +33,7 @@ describe.each(STORE_KINDS)("slack events (%s)", (kind) => {
       event_id: `Ev${kind}${++n}`,
       event: { type: "app_uninstalled" },
     });
-  const deliver = (body: string, retry?: number) => {
-    const ts = Math.floor(h.clock.now() / 1000);
-    return h.server.app.inject({
-      method: "POST",
-      url: "/slack/events",
-      headers: {
-        "content-type": "application/json",
-        "x-slack-request-timestamp": String(ts),
-        "x-slack-signature": signSlackRequest(h.emu.demoApp.signingSecret, ts, body),
-        ...(retry === undefined ? {} : { "x-slack-retry-num": String(retry) }),
-      },
-      payload: body,
-    });
-  };
+  const deliver = (body: string, retry?: number) => postSlackEvent(h, body, retry);
 
   /** tokens_revoked naming bot user ids (`bot`) and user ids (`oauth`). */
   const revoked = (teamId: string, tokens: { bot?: string[]; oauth?: string[] }) =>
