@@ -859,16 +859,23 @@ const NOTIFICATION = 0x41;
 /**
  * A TCP proxy in front of PostgreSQL that passes each message of the server's on only when `pass`
  * says so (`ownPid`: the session's own backend pid, from its BackendKeyData): a pooler's view of
- * which notifications reach a client. Returns a connection string through it.
+ * which notifications reach a client. Returns a connection string through it (to `base`'s
+ * database), and `cut()`, which drops every connection and leaves new ones accepted but never
+ * answered: a database the network stopped reaching.
  */
 async function proxiedPostgres(
   pass: (message: Buffer, ownPid: number) => boolean,
-): Promise<{ url: string; close(): void }> {
+  base = TEST_POSTGRES_URL,
+): Promise<{ url: string; cut(): void; close(): void }> {
   const target = new URL(TEST_POSTGRES_URL);
   const sockets: Socket[] = [];
+  let silent = false;
   const proxy = createServer((client) => {
+    sockets.push(client);
+    client.on("error", () => {});
+    if (silent) return;
     const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.push(client, upstream);
+    sockets.push(upstream);
     client.on("data", (d) => upstream.write(d));
     let pending = Buffer.alloc(0);
     let ownPid = -1;
@@ -883,15 +890,18 @@ async function proxiedPostgres(
         pending = pending.subarray(size);
       }
     });
-    client.on("error", () => {});
     upstream.on("error", () => {});
   });
   proxy.listen(0, "127.0.0.1");
   await once(proxy, "listening");
-  const url = new URL(TEST_POSTGRES_URL);
+  const url = new URL(base);
   url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   return {
     url: url.toString(),
+    cut() {
+      silent = true;
+      for (const socket of sockets.splice(0)) socket.destroy();
+    },
     close() {
       for (const socket of sockets) socket.destroy();
       proxy.close();
@@ -1049,6 +1059,49 @@ describe("postgres: claim renewals asked for together", () => {
       await store.close();
     }
   });
+});
+
+describe("postgres: a claim renewal when the database stops answering", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  // Renewals have a connection of their own. Were its reconnect left to the system's TCP timeout,
+  // one renewal sent while the network dropped the database would hold every later one behind it
+  // for minutes, past the leases of every claim this process holds, after the database came back.
+  it("fails with store_unavailable at the connect timeout, not at the system's", async () => {
+    db = await createPgSchema("postgres-store.test.ts#renewal-connect-timeout");
+    const proxy = await proxiedPostgres(() => true, db.url);
+    const store = await PostgresStore.open({
+      connectionString: proxy.url,
+      schema: db.schema,
+      sealer: testSealer(),
+      connectTimeoutMs: 300,
+    });
+    try {
+      await store.migrate();
+      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
+      const r = await store.claimRefresh(
+        { connectionId: "T1", kind: "bot" },
+        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+      );
+      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+      expect(await store.renewClaim(r.claim, 3_000, 30_000)).toBe(true);
+      proxy.cut();
+      // The first renewal may still go out on the dropped connection, and fail on it; the next one
+      // needs a new connection, to a database that never answers.
+      for (const atMs of [4_000, 5_000]) {
+        await expect(store.renewClaim(r.claim, atMs, 30_000)).rejects.toMatchObject({
+          code: "store_unavailable",
+        });
+      }
+    } finally {
+      await store.close().catch(() => {});
+      proxy.close();
+    }
+  }, 10_000);
 });
 
 describe("postgres: statements that lock the same rows in different orders", () => {

@@ -301,8 +301,11 @@ export class PostgresStore implements Store {
       max: 1,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
-      // Not connectionTimeoutMillis: on a one-connection pool it would also time out renewals
-      // waiting their turn behind others, failing them under load.
+      // The connect timeout is the client's own, not the pool's connectionTimeoutMillis: on a
+      // one-connection pool that would also time out renewals waiting their turn behind others,
+      // failing them under load. Without one, a renewal reconnecting to a database the network
+      // dropped would hold every later renewal for the system's TCP timeout.
+      Client: clientConnectingWithin(connectionTimeoutMillis),
       query_timeout: 4_000,
     });
     heartbeats.on("error", () => {});
@@ -1498,4 +1501,16 @@ function wholeMs(value: number, name: string): number {
     );
   }
   return value;
+}
+
+/** A pg Client class whose connection attempt fails after `ms`, whatever its pool's settings. */
+function clientConnectingWithin(ms: number): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super({
+        ...(typeof config === "string" ? { connectionString: config } : config),
+        connectionTimeoutMillis: ms,
+      });
+    }
+  };
 }
