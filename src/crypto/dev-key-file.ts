@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import { ENCRYPTION_KEY_VARIABLE, type EncryptionKey, generateKey, parseKeyRing } from "./key-ring.js";
@@ -47,9 +47,12 @@ export async function loadOrCreateDevKey(
   // Write a private temp file, then link it into place: link fails with EEXIST
   // if another process won, and a reader never sees a half-written key.
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(tmp, `${generateKey()}\n`, { mode: 0o600, flag: "wx" });
+  await writeDurably(tmp, `${generateKey()}\n`);
   try {
     await link(tmp, path);
+    // Tokens sealed under this key are about to be committed durably: a power cut must not leave
+    // them behind a key file that was never written to disk, or a name that was never recorded.
+    await syncDirectory(dirname(path));
     return { value: (await readKeyFile(path)) ?? "", created: true };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST")
@@ -103,6 +106,27 @@ export async function resolveEncryptionKey(options: {
     devKeyCreated: dev.created,
     devKeyPath,
   };
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const file = await open(path, "wx", 0o600);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  // Windows cannot open a directory to sync it; NTFS journals the name itself.
+  if (process.platform === "win32") return;
+  const dir = await open(path, "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 async function readKeyFile(path: string): Promise<string | null> {

@@ -1,7 +1,7 @@
-import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import { loadOrCreateDevKey, resolveEncryptionKey } from "../../src/crypto/dev-key-file.js";
 import { generateKey, parseKeyRing } from "../../src/crypto/key-ring.js";
@@ -23,6 +23,21 @@ describe("loadOrCreateDevKey", () => {
     if (process.platform !== "win32") expect((await stat(path)).mode & 0o777).toBe(0o600);
     const second = await loadOrCreateDevKey(path);
     expect(second).toEqual({ value: first.value, created: false });
+  });
+
+  it("is on disk, name and content, before the key is handed out", async () => {
+    const probe = await open(join(dir, "probe"), "w");
+    const syncs = vi.spyOn(Object.getPrototypeOf(probe) as { sync(): Promise<void> }, "sync");
+    await probe.close();
+    try {
+      await loadOrCreateDevKey(join(dir, "dev.key"));
+      expect(syncs).toHaveBeenCalledTimes(process.platform === "win32" ? 1 : 2); // the file, then its directory
+      syncs.mockClear();
+      await loadOrCreateDevKey(join(dir, "dev.key"));
+      expect(syncs).not.toHaveBeenCalled();
+    } finally {
+      syncs.mockRestore();
+    }
   });
 
   it("asks before creating, never before reading; a refusal writes nothing", async () => {
