@@ -156,6 +156,19 @@ describe("oauth.v2.access with a code", () => {
       { headers: { authorization: `Basic ${wrong}` } },
     );
     expect(bad.body).toEqual({ ok: false, error: "bad_client_secret" });
+    // A broken percent-escape is a credential that matches nothing, not a server error.
+    for (const [pair, error] of [
+      [`${emu.demoApp.clientId}:%E0%A4%A`, "bad_client_secret"],
+      [`%zz:${emu.demoApp.clientSecret}`, "invalid_client_id"],
+    ] as const) {
+      const garbled = await api(
+        emu,
+        "oauth.v2.access",
+        { code: await code(emu) },
+        { headers: { authorization: `Basic ${Buffer.from(pair).toString("base64")}` } },
+      );
+      expect(garbled.body).toEqual({ ok: false, error });
+    }
   });
 
   it("expires codes after 10 minutes on the emulator clock", async () => {

@@ -17,12 +17,21 @@ export function clientCredentials(req: IncomingMessage, args: Record<string, unk
     if (colon >= 0) {
       // RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined.
       return {
-        clientId: decodeURIComponent(decoded.slice(0, colon)),
-        clientSecret: decodeURIComponent(decoded.slice(colon + 1)),
+        clientId: formDecoded(decoded.slice(0, colon)),
+        clientSecret: formDecoded(decoded.slice(colon + 1)),
       };
     }
   }
   return { clientId: stringArg(args, "client_id"), clientSecret: stringArg(args, "client_secret") };
+}
+
+/** A broken escape is left as sent: it then matches no client, as a wrong credential would. */
+function formDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Constant-time comparison of secrets (DESIGN invariant 5 applies to the emulator's secrets too). */
