@@ -254,6 +254,12 @@ export interface ListFilter {
  * each either commits whole or changes nothing. Instants are epoch ms passed
  * in by the caller; no adapter reads the clock itself.
  */
+export interface RefreshBacklog {
+  /** Due refreshes, up to the cap asked for. */
+  due: number;
+  oldestDueAtMs: number | null;
+}
+
 export interface Store {
   /**
    * Applies pending migrations; safe when several processes start at once. Returns the names of those
@@ -478,6 +484,12 @@ export interface Store {
 
   /** How many connections have each status, in one query (metrics). */
   countConnectionsByStatus(): Promise<Record<Status, number>>;
+  /**
+   * The refreshes of `provider` due at `nowMs` and not yet done (claimed or not: one in flight is
+   * not done either), as claimDue sees them through its index: how many, counting at most `cap`, and
+   * the due time of the most overdue (null when none is due). Metrics: a refresher falling behind.
+   */
+  refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog>;
 
   /**
    * The database's clock minus this host's wall clock, in ms, measured around a round trip; null when

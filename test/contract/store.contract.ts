@@ -1397,6 +1397,25 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(b[0]).toMatchObject({ previousAttemptLost: false });
       });
 
+      it("counts a provider's due refreshes, claimed or not, up to a cap, and dates the most overdue", async () => {
+        await seedTwoProviders();
+        expect(await store.refreshBacklog("a", 6_000, 100)).toEqual({ due: 3, oldestDueAtMs: 2_000 });
+        expect(await store.refreshBacklog("a", 4_000, 100)).toEqual({ due: 2, oldestDueAtMs: 2_000 });
+        expect(await store.refreshBacklog("a", 6_000, 2)).toEqual({ due: 2, oldestDueAtMs: 2_000 });
+        expect(await store.refreshBacklog("a", 1_999, 100)).toEqual({ due: 0, oldestDueAtMs: null });
+        expect(await store.refreshBacklog("c", 6_000, 100)).toEqual({ due: 0, oldestDueAtMs: null });
+        // A claim in flight is not a refresh done; a dead credential is no longer due.
+        await store.claimDue({ owner: "r", nowMs: 6_000, leaseMs: LEASE, limit: 1, provider: "b" });
+        await store.setCredentialStatus(
+          "b2",
+          "all",
+          { status: "needs_reauth", reason: "token_revoked", lastError: "x" },
+          6_000,
+          [],
+        );
+        expect(await store.refreshBacklog("b", 6_000, 100)).toEqual({ due: 1, oldestDueAtMs: 1_000 });
+      });
+
       it("claims none of a provider that has no due credentials", async () => {
         await seedTwoProviders();
         expect(

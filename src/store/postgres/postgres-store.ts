@@ -11,6 +11,7 @@ import type {
   FailureRecord,
   InstallationQuery,
   ListFilter,
+  RefreshBacklog,
   RefreshClaim,
   RefreshResult,
   ResealBatch,
@@ -1234,6 +1235,21 @@ export class PostgresStore implements Store {
     const counts: Record<Status, number> = { active: 0, refresh_failing: 0, needs_reauth: 0 };
     for (const r of rows) counts[r.status] = Number(r.n);
     return counts;
+  }
+
+  async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
+    const { rows } = await this.#query("refreshBacklog", (c) =>
+      c.query<{ due: number; oldest: string | null }>(
+        `SELECT count(*)::int AS due, min(next_run_at_ms) AS oldest FROM (
+           SELECT next_run_at_ms FROM ${this.#t.credentials}
+           WHERE provider = $1 AND next_run_at_ms <= $2 AND status <> 'needs_reauth'
+             AND refresh_token_sealed IS NOT NULL
+           ORDER BY next_run_at_ms LIMIT $3) AS due`,
+        [provider, nowMs, cap],
+      ),
+    );
+    const row = rows[0];
+    return { due: row?.due ?? 0, oldestDueAtMs: row?.oldest == null ? null : Number(row.oldest) };
   }
 
   changeStamp(ref: CredentialRef): number {

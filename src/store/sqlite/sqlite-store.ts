@@ -11,6 +11,7 @@ import type {
   FailureRecord,
   InstallationQuery,
   ListFilter,
+  RefreshBacklog,
   RefreshClaim,
   RefreshResult,
   ResealBatch,
@@ -121,8 +122,9 @@ type ConnectionRow = Row & { id: string };
  * The rows claimDue takes: the same condition as isDue(), through the partial index on (provider,
  * next_run_at_ms), so only that provider's due rows are read (migration 0007).
  */
-export const CLAIM_DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
-  AND refresh_token_sealed IS NOT NULL AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
+const DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
+  AND refresh_token_sealed IS NOT NULL`;
+export const CLAIM_DUE_CLAUSE = `${DUE_CLAUSE} AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
 
 /**
@@ -886,6 +888,17 @@ export class SqliteStore implements Store {
     const counts: Record<Status, number> = { active: 0, refresh_failing: 0, needs_reauth: 0 };
     for (const r of rows) counts[r.status] = Number(r.n);
     return counts;
+  }
+
+  async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
+    const row = this.#read("refreshBacklog", () =>
+      this.#get<{ due: number; oldest: number | null }>(
+        `SELECT count(*) AS due, min(next_run_at_ms) AS oldest FROM (
+           SELECT next_run_at_ms FROM credentials ${DUE_CLAUSE} ORDER BY next_run_at_ms LIMIT @cap)`,
+        { provider, nowMs, cap },
+      ),
+    );
+    return { due: Number(row?.due ?? 0), oldestDueAtMs: row?.oldest ?? null };
   }
 
   changeStamp(_ref: CredentialRef): number {
