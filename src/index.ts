@@ -11,6 +11,7 @@ export type { ImportInput } from "./engine/import-input.js";
 export type { RefresherOptions } from "./engine/refresher.js";
 export {
   createWarden,
+  type RefreshBacklogReport,
   type SlackProviderOptions,
   type Warden,
   type WardenOptions,

@@ -45,6 +45,20 @@ export interface SlackProviderOptions {
 /** `warden.providerState()`: the stored state, every field present, and whether it concerns this warden. */
 export type WardenProviderState = Required<ProviderState> & { appliesHere: boolean };
 
+/** `warden.refreshBacklog()`: one provider's refreshes that are due and not yet done. */
+export interface RefreshBacklogReport {
+  provider: string;
+  /** How many, counting at most REFRESH_BACKLOG_CAP. */
+  due: number;
+  /** When the most overdue of them was due; null when none is. */
+  oldestDueAt: Date | null;
+  /** How long it has waited past that, in seconds (0 when none is due). */
+  lagSeconds: number;
+}
+
+/** Where refreshBacklog stops counting: past it the refresher is far behind, and a count costs more. */
+export const REFRESH_BACKLOG_CAP = 10_000;
+
 export interface WardenOptions {
   /** `sqlite:PATH` or `postgres://…`; default `TOKENWARDEN_DATABASE_URL`, else `sqlite:./tokenwarden.db`. */
   database?: string;
@@ -390,6 +404,28 @@ export async function createWarden(options: WardenOptions = {}) {
         assertedAtMs: stored?.assertedAtMs ?? null,
         appliesHere,
       };
+    },
+    /** The providers configured here, by id (`slack`, …). */
+    providers: [...providers.keys()] as readonly string[],
+    /**
+     * Per provider configured here, the refreshes due now and not yet done (in flight included, across
+     * every process sharing the store), and how overdue the oldest is: a lag that keeps growing means
+     * the refreshers are not keeping up (none running, the provider paused or failing, too little
+     * concurrency), and tokens will expire before they are refreshed. One indexed read per provider.
+     */
+    async refreshBacklog(): Promise<RefreshBacklogReport[]> {
+      const nowMs = clock.now();
+      return Promise.all(
+        [...providers.keys()].map(async (provider) => {
+          const b = await openStoreRef.refreshBacklog(provider, nowMs, REFRESH_BACKLOG_CAP);
+          return {
+            provider,
+            due: b.due,
+            oldestDueAt: b.oldestDueAtMs === null ? null : new Date(b.oldestDueAtMs),
+            lagSeconds: b.oldestDueAtMs === null ? 0 : Math.max(0, nowMs - b.oldestDueAtMs) / 1000,
+          };
+        }),
+      );
     },
     /**
      * The clock this warden dates stored instants by: the one given (or the system's), plus the host's

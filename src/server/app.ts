@@ -140,7 +140,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   registerOAuthRoutes(app, ctx);
   registerSlackEventRoutes(app, ctx);
   registerProxyRoutes(app, ctx);
-  o.metrics.bind({ store: o.store, cacheStats: () => o.warden.stats() });
+  const warden = o.warden;
+  o.metrics.bind({
+    store: o.store,
+    cacheStats: () => warden.stats(),
+    refreshBacklog: () => warden.refreshBacklog(),
+    providerFlags: () =>
+      Promise.all(
+        warden.providers.map(async (provider) => {
+          const state = await warden.providerState(provider);
+          return { provider, misconfigured: state.status === "misconfigured" && state.appliesHere };
+        }),
+      ),
+  });
   await app.ready();
   return app;
 }

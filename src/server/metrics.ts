@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger, Store } from "../core/ports.js";
 import { STATUSES } from "../core/types.js";
 import type { RefreshObservation } from "../engine/context.js";
+import type { RefreshBacklogReport } from "../engine/warden.js";
 import type { WebhookOutcome } from "./webhooks/dispatcher.js";
 
 export interface Metrics {
@@ -13,7 +14,16 @@ export interface Metrics {
   observeRefresh(o: RefreshObservation): void;
   observeWebhook(outcome: WebhookOutcome): void;
   /** Wires the gauges that are read on scrape. */
-  bind(sources: { store: Store; cacheStats: () => { hits: number; misses: number } }): void;
+  bind(sources: MetricSources): void;
+}
+
+export interface MetricSources {
+  store: Store;
+  cacheStats: () => { hits: number; misses: number };
+  /** Per provider, the refreshes due and not yet done (`warden.refreshBacklog()`). */
+  refreshBacklog?: () => Promise<RefreshBacklogReport[]>;
+  /** Per provider, whether it is flagged misconfigured for this process (`warden.providerState()`). */
+  providerFlags?: () => Promise<Array<{ provider: string; misconfigured: boolean }>>;
 }
 
 /** `logger` hears what a scrape could not read (never a secret: store errors name no value). */
@@ -38,7 +48,7 @@ export function createMetrics(logger: Logger): Metrics {
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
-  let sources: Parameters<Metrics["bind"]>[0] | null = null;
+  let sources: MetricSources | null = null;
   new Gauge({
     name: "tokenwarden_connections",
     help: "Connections by status (read from the store on scrape)",
@@ -78,6 +88,55 @@ export function createMetrics(logger: Logger): Metrics {
       this.set(sources.store.hearsChanges?.() === false ? 0 : 1);
     },
   });
+  // Both backlog gauges come from one read per scrape (prom-client collects them concurrently).
+  const backlog = oncePerScrape(() => sources?.refreshBacklog?.() ?? Promise.resolve([]));
+  const backlogGauge = (name: string, help: string, value: (b: RefreshBacklogReport) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["provider"] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        let reports: RefreshBacklogReport[];
+        try {
+          reports = await backlog();
+        } catch (error) {
+          logger.warn({ err: error }, `metrics: could not read the refresh backlog; ${name} left out`);
+          return;
+        }
+        for (const b of reports) this.set({ provider: b.provider }, value(b));
+      },
+    });
+  backlogGauge(
+    "tokenwarden_refresh_backlog",
+    "Refreshes due and not yet done, in flight included, across every process sharing the store (counted up to 10,000)",
+    (b) => b.due,
+  );
+  backlogGauge(
+    "tokenwarden_refresh_lag_seconds",
+    "How long the most overdue refresh has waited past its due time (0 when none is due); growing: the refreshers are not keeping up",
+    (b) => b.lagSeconds,
+  );
+  new Gauge({
+    name: "tokenwarden_provider_misconfigured",
+    help: "1 while this process holds the provider flagged misconfigured (its client id or secret refused): no token of it can be refreshed",
+    labelNames: ["provider"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (sources?.providerFlags === undefined) return;
+      try {
+        for (const f of await sources.providerFlags())
+          this.set({ provider: f.provider }, f.misconfigured ? 1 : 0);
+      } catch (error) {
+        logger.warn(
+          { err: error },
+          "metrics: could not read the provider flags; tokenwarden_provider_misconfigured left out",
+        );
+      }
+    },
+  });
   // A counter, as Prometheus expects of a running total (rate() works on it): the cache counts on
   // its own, so each scrape adds what it counted since the last one.
   let counted = { hits: 0, misses: 0 };
@@ -106,5 +165,20 @@ export function createMetrics(logger: Logger): Metrics {
     bind(s) {
       sources = s;
     },
+  };
+}
+
+/** `read`, shared by every caller within one scrape: the first call of a turn reads, the rest await it. */
+function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | null = null;
+  return () => {
+    if (pending === null) {
+      pending = read();
+      const forget = () => {
+        pending = null;
+      };
+      pending.then(forget, forget);
+    }
+    return pending;
   };
 }

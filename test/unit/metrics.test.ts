@@ -68,3 +68,59 @@ describe("the change feed gauge", () => {
     expect(await sqlite.registry.metrics()).toContain("tokenwarden_change_feed_up 1");
   });
 });
+
+// A refresher that falls behind (none running, a paused or failing provider) shows nowhere else until
+// tokens expire: the backlog and its lag are what an operator alerts on.
+describe("the refresh backlog gauges", () => {
+  const counts = async () => ({ active: 0, refresh_failing: 0, needs_reauth: 0 });
+  const store = { countConnectionsByStatus: counts } as unknown as Store;
+
+  it("show each provider's due refreshes and lag from one read per scrape, and leave both out when it fails", async () => {
+    const logger = recordingLogger();
+    const metrics = createMetrics(logger);
+    let reads = 0;
+    let down = false;
+    metrics.bind({
+      store,
+      cacheStats: () => ({ hits: 0, misses: 0 }),
+      refreshBacklog: async () => {
+        reads++;
+        if (down) throw new TokenwardenError("store_unavailable", "PostgreSQL refreshBacklog failed");
+        return [
+          { provider: "slack", due: 120, oldestDueAt: new Date(1_000), lagSeconds: 42.5 },
+          { provider: "other", due: 0, oldestDueAt: null, lagSeconds: 0 },
+        ];
+      },
+    });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('tokenwarden_refresh_backlog{provider="slack"} 120');
+    expect(text).toContain('tokenwarden_refresh_lag_seconds{provider="slack"} 42.5');
+    expect(text).toContain('tokenwarden_refresh_backlog{provider="other"} 0');
+    expect(text).toContain('tokenwarden_refresh_lag_seconds{provider="other"} 0');
+    expect(reads).toBe(1);
+
+    down = true;
+    const failed = await metrics.registry.metrics();
+    expect(failed).not.toMatch(/^tokenwarden_refresh_(backlog|lag_seconds)\{/m);
+    expect(failed).toContain("tokenwarden_change_feed_up 1"); // the rest of the scrape is served
+    expect(logger.warned.map((w) => w.msg).join("\n")).toContain("refresh backlog");
+    expect(reads).toBe(2);
+  });
+
+  it("flag a misconfigured provider with 1, a working one with 0", async () => {
+    const metrics = createMetrics(recordingLogger());
+    let misconfigured = true;
+    metrics.bind({
+      store,
+      cacheStats: () => ({ hits: 0, misses: 0 }),
+      providerFlags: async () => [{ provider: "slack", misconfigured }],
+    });
+    expect(await metrics.registry.metrics()).toContain(
+      'tokenwarden_provider_misconfigured{provider="slack"} 1',
+    );
+    misconfigured = false;
+    expect(await metrics.registry.metrics()).toContain(
+      'tokenwarden_provider_misconfigured{provider="slack"} 0',
+    );
+  });
+});
