@@ -12,6 +12,13 @@ import type { ServerContext } from "./server-context.js";
 /** Slack method names: `chat.postMessage`, `admin.conversations.search`. */
 export const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
 
+/**
+ * Methods the app authenticates to with its client id and secret, not with a connection's token: their
+ * answers (`invalid_refresh_token`, `invalid_auth`) are about the tokens or codes in their arguments,
+ * and would otherwise be read as a verdict on the connection's token and kill it.
+ */
+const CLIENT_AUTH_METHOD = /^(oauth\.|openid\.connect\.token)/i;
+
 /** Response headers worth passing back; hop-by-hop and length headers are Fastify's to set. */
 const PASSED_BACK = ["content-type", "retry-after", "x-oauth-scopes", "x-accepted-oauth-scopes"];
 
@@ -58,6 +65,12 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
   const slack = ctx.slack;
   if (slack === null) throw new TokenwardenError("provider_misconfigured", "Slack is not configured");
   if (!METHOD_NAME.test(r.method)) throw new TokenwardenError("invalid_input", "not a Slack method name");
+  if (CLIENT_AUTH_METHOD.test(r.method)) {
+    throw new TokenwardenError(
+      "invalid_input",
+      `${r.method} takes the app's client credentials, not a connection's token; the proxy does not call it`,
+    );
+  }
   const url = `${slack.baseUrl}/api/${r.method}${r.query}`;
   const hasBody =
     r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;

@@ -68,6 +68,26 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     expect(sent).toEqual([]);
   });
 
+  it("refuses Slack's OAuth methods: their answers are about their arguments, never the connection's token", async () => {
+    // oauth.v2.access authenticates with the app's client credentials and ignores the bearer: its
+    // invalid_refresh_token is about the refresh token in the body, and must not kill this connection.
+    const teamId = await h.installAndImport("oauth-method");
+    const { clientId, clientSecret } = h.emu.demoApp;
+    sent.length = 0;
+    for (const method of ["oauth.v2.access", "oauth.access", "oauth.v2.exchange", "openid.connect.token"]) {
+      const res = await h.server.app.inject({
+        method: "POST",
+        url: `/v1/proxy/${teamId}/${method}`,
+        headers: { ...AUTH, "content-type": "application/x-www-form-urlencoded" },
+        payload: `grant_type=refresh_token&refresh_token=xoxe-1-not-ours&client_id=${clientId}&client_secret=${clientSecret}`,
+      });
+      expect(res.statusCode, `${method}: ${res.body}`).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: "invalid_input" } });
+    }
+    expect(sent).toEqual([]);
+    expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
+  });
+
   it("answers 503 provider_unavailable when Slack's answer is lost", async () => {
     const teamId = await h.installAndImport("lost");
     h.emu.control.fault("auth.test", { kind: "lost_response", times: 1 });
