@@ -88,6 +88,20 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
   });
 
+  it("marks every proxied answer no-store: it is one workspace's data, fetched with its token", async () => {
+    // Slack's own Cache-Control is not among the headers passed back; without ours, a cache in front of
+    // the server (one that keys on the URL alone) could serve a workspace's messages to anyone.
+    const teamId = await h.installAndImport("no-store");
+    for (const [method, url] of [
+      ["GET", `/v1/proxy/${teamId}/conversations.list?limit=5`],
+      ["POST", `/v1/proxy/${teamId}/auth.test`],
+    ] as const) {
+      const res = await h.server.app.inject({ method, url, headers: AUTH });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.headers["cache-control"], url).toBe("no-store");
+    }
+  });
+
   it("answers 503 provider_unavailable when Slack's answer is lost", async () => {
     const teamId = await h.installAndImport("lost");
     h.emu.control.fault("auth.test", { kind: "lost_response", times: 1 });

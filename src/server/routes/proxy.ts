@@ -43,7 +43,13 @@ export function registerProxyRoutes(app: FastifyInstance, ctx: ServerContext): v
           body: Buffer.isBuffer(request.body) ? request.body : undefined,
           kind: headers["x-tokenwarden-kind"],
         });
-        return reply.code(answer.status).headers(answer.headers).send(answer.body);
+        // A workspace's data fetched with its token: nothing in between may keep it (Slack's own
+        // Cache-Control is not passed back, and a cache keyed on the URL would serve it to anyone).
+        return reply
+          .code(answer.status)
+          .headers(answer.headers)
+          .header("cache-control", "no-store")
+          .send(answer.body);
       },
     );
   });
