@@ -42,9 +42,17 @@ interface Attempt extends ProxyAnswer {
   error: string | null;
 }
 
+/**
+ * Slack's error envelope is a few hundred bytes; an answer larger than this (a page of history, a big
+ * workspace's users.list) is parsed only if its bytes say `"ok":false`: parsing megabytes of JSON to
+ * read one field would block the event loop, the token route's included, for tens of milliseconds.
+ */
+const SMALL_ANSWER_BYTES = 64 * 1024;
+
 function slackErrorOf(status: number, body: Buffer, contentType: string | null): string | null {
   if (status === 429) return "ratelimited";
   if (contentType?.includes("json") !== true) return null;
+  if (body.length > SMALL_ANSWER_BYTES && !body.includes('"ok":false')) return null;
   try {
     const parsed = JSON.parse(body.toString("utf8")) as { ok?: unknown; error?: unknown };
     return parsed.ok === false && typeof parsed.error === "string" ? parsed.error : null;

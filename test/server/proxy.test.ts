@@ -1,5 +1,5 @@
 // The proxy's edges: whose token it sends where, and what a caller sees when Slack gives no answer.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Provider } from "../../src/core/ports.js";
 import { createWarden } from "../../src/engine/warden.js";
 import { closedPort } from "../helpers/closed-port.js";
@@ -99,6 +99,31 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
       const res = await h.server.app.inject({ method, url, headers: AUTH });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.headers["cache-control"], url).toBe("no-store");
+    }
+  });
+
+  it("passes a large answer back without parsing it on the event loop just to find ok", async () => {
+    // conversations.history at limit=999, users.list of a big workspace: megabytes of JSON. Only an
+    // ok:false envelope needs reading (to refresh, or to mark a dead token), and that one is small.
+    const teamId = await h.installAndImport("large");
+    const messages = Array.from({ length: 20_000 }, (_, i) => ({ type: "message", text: `message ${i}` }));
+    const big = JSON.stringify({ ok: true, messages, has_more: true });
+    const server = await h.start({
+      fetch: async () =>
+        new Response(big, { status: 200, headers: { "content-type": "application/json; charset=utf-8" } }),
+    });
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      const res = await server.app.inject({
+        method: "GET",
+        url: `/v1/proxy/${teamId}/conversations.history?limit=999`,
+        headers: AUTH,
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toBe(big);
+      expect(parse.mock.calls.filter(([text]) => String(text).length > 64 * 1024)).toEqual([]);
+    } finally {
+      parse.mockRestore();
     }
   });
 
