@@ -66,7 +66,7 @@ const PROXY_TIMEOUT_MS = 30_000;
 
 /**
  * One proxied call. `withToken` supplies the token, refreshes once and retries once on
- * `token_expired`, and marks a dead credential; a dead answer then becomes 409 needs_reauth.
+ * `token_expired`, and marks a dead credential; the credential so marked then answers 409 needs_reauth.
  */
 
 export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promise<ProxyAnswer> {
@@ -82,9 +82,11 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
   const url = `${slack.baseUrl}/api/${r.method}${r.query}`;
   const hasBody =
     r.httpMethod !== "GET" && r.httpMethod !== "HEAD" && r.body !== undefined && r.body.length > 0;
+  let usedKind: CredentialKind | undefined;
   const result = await ctx.warden.withToken(
     r.connectionId,
     (token, about) => {
+      usedKind = about.kind;
       // Our token goes only to its own provider's origin: a connection of another provider (the
       // store is shared with library processes that may run any) is not the proxy's to serve.
       if (about.provider !== "slack") {
@@ -101,12 +103,18 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     },
   );
   if (result.error !== null && slack.provider.classifyApiError(result.error, result.status).kind === "dead") {
-    const dead = await ctx.warden.connections.get(r.connectionId);
-    throw new NeedsReauthError(
-      r.connectionId,
-      dead.reason ?? "invalid_auth",
-      ctx.reconnectUrl(r.connectionId, dead.provider),
-    );
+    // The 409 speaks of the credential this call used, and only once withToken has marked it: a dead
+    // answer about a token replaced meanwhile leaves a live credential, and Slack's answer goes back as
+    // the library's withToken returns it. The connection's own reason may be another credential's.
+    const connection = await ctx.warden.connections.get(r.connectionId);
+    const used = connection.credentials.find((c) => c.kind === usedKind);
+    if (used?.status === "needs_reauth") {
+      throw new NeedsReauthError(
+        r.connectionId,
+        used.reason ?? "invalid_auth",
+        ctx.reconnectUrl(r.connectionId, connection.provider),
+      );
+    }
   }
   return { status: result.status, headers: result.headers, body: result.body };
 

@@ -4,7 +4,7 @@ import type { Provider } from "../../src/core/ports.js";
 import { createWarden } from "../../src/engine/warden.js";
 import { closedPort } from "../helpers/closed-port.js";
 import { openSealedStore, STORE_KINDS } from "../helpers/store-under-test.js";
-import { API_KEY, openServerHarness, type ServerHarness } from "./server-harness.js";
+import { API_KEY, botFromInstall, openServerHarness, type ServerHarness } from "./server-harness.js";
 
 const AUTH = { authorization: `Bearer ${API_KEY}` };
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -125,6 +125,59 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     } finally {
       parse.mockRestore();
     }
+  });
+
+  it("a 409 names the reason of the credential the call used, not the connection's first dead one", async () => {
+    const team = h.emu.control.createTeam({ name: "two-kinds" });
+    const install = h.emu.control.install({
+      clientId: h.emu.demoApp.clientId,
+      teamId: team.teamId,
+      botScopes: ["chat:write"],
+      userScopes: ["users:read"],
+    });
+    const user = install.authed_user as { access_token: string; refresh_token: string };
+    await h.server.warden.connections.import({
+      id: team.teamId,
+      provider: "slack",
+      credentials: {
+        bot: botFromInstall(install),
+        user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+      },
+    });
+    const call = (kind: "bot" | "user") =>
+      h.server.app.inject({
+        method: "POST",
+        url: `/v1/proxy/${team.teamId}/auth.test`,
+        headers: { ...AUTH, "x-tokenwarden-kind": kind },
+      });
+    h.emu.control.fault("auth.test", { kind: "error", error: "account_inactive", times: 1 });
+    expect((await call("bot")).json()).toMatchObject({ error: { reason: "account_inactive" } });
+    h.emu.control.fault("auth.test", { kind: "error", error: "invalid_auth", times: 1 });
+    const res = await call("user");
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({ error: { code: "needs_reauth", reason: "invalid_auth" } });
+  });
+
+  it("a dead answer about a token replaced twice during the call is passed on, not a 409 for a live connection", async () => {
+    // Each call meets a token another process has just rotated (Slack revoked the old one on its way):
+    // withToken retries once with the stored token, and that answer too is about a replaced token.
+    const teamId = await h.installAndImport("replaced-twice");
+    const server = await h.start({
+      fetch: async (input, init) => {
+        const used = new Headers(init?.headers).get("authorization")?.slice("Bearer ".length) ?? "";
+        await h.server.warden.connections.refresh(teamId);
+        h.emu.control.revokeToken(used);
+        return fetch(input, init);
+      },
+    });
+    const res = await server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/auth.test`,
+      headers: AUTH,
+    });
+    expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ ok: false, error: "token_revoked" });
   });
 
   it("answers 503 provider_unavailable when Slack's answer is lost", async () => {
