@@ -51,6 +51,9 @@ const SMALL_ANSWER_BYTES = 64 * 1024;
 
 function slackErrorOf(status: number, body: Buffer, contentType: string | null): string | null {
   if (status === 429) return "ratelimited";
+  // A 5xx is Slack's trouble whatever its body says (slack-errors.ts); withToken judges the code
+  // alone, as if answered with a 200, so an ok:false envelope on a 5xx must not reach it.
+  if (status >= 500) return null;
   if (contentType?.includes("json") !== true) return null;
   if (body.length > SMALL_ANSWER_BYTES && !body.includes('"ok":false')) return null;
   try {

@@ -180,6 +180,27 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     expect(res.json()).toMatchObject({ ok: false, error: "token_revoked" });
   });
 
+  it("a 5xx is Slack's trouble whatever its body says: passed back, and the connection lives on", async () => {
+    // A gateway in front of Slack's API may answer a 503 with an ok:false envelope: a 5xx is
+    // provider_unavailable whatever its body (slack-errors.ts), never a verdict on the token.
+    const teamId = await h.installAndImport("5xx-body");
+    const server = await h.start({
+      fetch: async () =>
+        new Response('{"ok":false,"error":"invalid_auth"}', {
+          status: 503,
+          headers: { "content-type": "application/json" },
+        }),
+    });
+    const res = await server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/auth.test`,
+      headers: AUTH,
+    });
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json()).toEqual({ ok: false, error: "invalid_auth" });
+    expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
+  });
+
   it("answers 503 provider_unavailable when Slack's answer is lost", async () => {
     const teamId = await h.installAndImport("lost");
     h.emu.control.fault("auth.test", { kind: "lost_response", times: 1 });
