@@ -93,6 +93,9 @@ export function makeWithToken(
         // token, so calling again with it would only hand its error to the caller as an answer.
         if (fresh.failure) throw refreshFailedError(connectionId, first.kind, fresh.failure);
         const second = toAccessToken(fresh.tokens, first.kind, fresh.provider);
+        // Nothing to refresh with (no refresh token): the token back is the one Slack just called
+        // expired, and a second call with it would only be told so again. The answer stands.
+        if (classification.kind === "refreshable" && second.accessToken === used) break;
         used = second.accessToken;
         result = await attempt(second);
         continue;

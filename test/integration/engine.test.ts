@@ -181,6 +181,25 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(body["ok"]).toBe(true);
   });
 
+  it("withToken does not call again with the same token when there is no refresh token to spend", async () => {
+    const { id, install } = await h.installAndImport();
+    // Imported without its refresh token, and as lasting longer than Slack says: past Slack's 12 h the
+    // call meets token_expired while ours still counts it valid, and no refresh can bring another.
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: { bot: { accessToken: install["access_token"] as string, expiresIn: 86_400 } },
+    });
+    advance(h, 12 * HOUR + 1);
+    const seen: string[] = [];
+    const body = await h.warden.withToken(id, async (token) => {
+      seen.push(token);
+      return authTest(h, token);
+    });
+    expect(body).toMatchObject({ ok: false, error: "token_expired" });
+    expect(seen).toEqual([install["access_token"]]);
+  });
+
   it("concurrent withToken callers forced to refresh after a hang send the refresh token once", async () => {
     const { id, install } = await h.installAndImport();
     await importLongerThanSlack(h, id, install); // ours says valid; Slack's clock below says expired
