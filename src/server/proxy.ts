@@ -49,6 +49,19 @@ interface Attempt extends ProxyAnswer {
  */
 const SMALL_ANSWER_BYTES = 64 * 1024;
 
+/**
+ * Whether the caller put a `token` argument where Slack reads one (the query, a form body): Slack
+ * might then judge that token instead of the one in our header, and its `invalid_auth` would be taken
+ * as a verdict on the connection. Names are matched as Slack's form parser would decode them.
+ */
+function carriesTokenArgument(r: ProxyRequest): boolean {
+  const named = (form: string) =>
+    [...new URLSearchParams(form).keys()].some((k) => k.toLowerCase() === "token");
+  if (named(r.query)) return true;
+  const form = r.contentType?.toLowerCase().startsWith("application/x-www-form-urlencoded") === true;
+  return form && r.body !== undefined && named(r.body.toString("utf8"));
+}
+
 function slackErrorOf(status: number, body: Buffer, contentType: string | null): string | null {
   if (status === 429) return "ratelimited";
   // A 5xx is Slack's trouble whatever its body says (slack-errors.ts); withToken judges the code
@@ -80,6 +93,12 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     throw new TokenwardenError(
       "invalid_input",
       `${r.method} takes the app's client credentials, not a connection's token; the proxy does not call it`,
+    );
+  }
+  if (carriesTokenArgument(r)) {
+    throw new TokenwardenError(
+      "invalid_input",
+      "remove the token argument: the proxy sends the connection's token in the Authorization header",
     );
   }
   const url = `${slack.baseUrl}/api/${r.method}${r.query}`;

@@ -88,6 +88,38 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
   });
 
+  it("refuses a token argument: the proxy supplies the token, and Slack's verdict must be about ours", async () => {
+    // Slack also reads a token from a form body (and, for old apps, the query): a caller's own token
+    // there could be the one Slack judges, and its invalid_auth would kill this connection.
+    const teamId = await h.installAndImport("token-argument");
+    sent.length = 0;
+    for (const [url, payload] of [
+      [`/v1/proxy/${teamId}/auth.test?token=xoxb-someone-else`, undefined],
+      [`/v1/proxy/${teamId}/auth.test?a=1&Token=xoxb-someone-else`, undefined],
+      [`/v1/proxy/${teamId}/chat.postMessage`, "channel=C1&token=xoxb-someone-else"],
+      [`/v1/proxy/${teamId}/chat.postMessage`, "channel=C1&tok%65n=xoxb-someone-else"],
+    ] as const) {
+      const res = await h.server.app.inject({
+        method: "POST",
+        url,
+        headers: { ...AUTH, "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
+        ...(payload === undefined ? {} : { payload }),
+      });
+      expect(res.statusCode, `${url} ${payload}: ${res.body}`).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: "invalid_input" } });
+      expect(res.body).not.toContain("xoxb-someone-else");
+    }
+    expect(sent).toEqual([]);
+    // A "token" inside a JSON body is not an argument Slack reads: it goes through.
+    const json = await h.server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/chat.postMessage`,
+      headers: { ...AUTH, "content-type": "application/json" },
+      payload: JSON.stringify({ channel: "#general", text: "token" }),
+    });
+    expect(json.statusCode, json.body).toBe(200);
+  });
+
   it("marks every proxied answer no-store: it is one workspace's data, fetched with its token", async () => {
     // Slack's own Cache-Control is not among the headers passed back; without ours, a cache in front of
     // the server (one that keys on the URL alone) could serve a workspace's messages to anyone.
