@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -8,7 +9,13 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { BY_INSTALLATION_SQL, CLAIM_DUE_CLAUSE, SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { type StoreHarness, storeContract } from "../contract/store.contract.js";
 import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
-import { alterCiphertext, connection, credential, testSealer } from "../helpers/store-fixtures.js";
+import {
+  alterCiphertext,
+  connection,
+  credential,
+  rotatedSealer,
+  testSealer,
+} from "../helpers/store-fixtures.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 async function openSqliteHarness(sealer: Sealer): Promise<StoreHarness> {
@@ -138,6 +145,51 @@ describe("sqlite: setup and errors", () => {
     } finally {
       other.exec("ROLLBACK");
       other.close();
+      await store.close();
+    }
+  });
+
+  it("ends a key rotation without holding every process's writes while a reader keeps an old snapshot", async () => {
+    const seed = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+    await seed.migrate();
+    await seed.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+    await seed.close();
+    // A reader that keeps its snapshot (a backup, Litestream, a sqlite3 shell left in a transaction).
+    const reader = new Database(file.path);
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM credentials").get();
+    const store = await SqliteStore.open({ path: file.path, sealer: rotatedSealer() });
+    // Another process that writes while the rotation's checkpoint runs (a server storing a refresh).
+    const writer = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const db = new (require("better-sqlite3"))(process.argv[1], { timeout: 5000 });
+         setTimeout(() => {
+           const t = Date.now();
+           db.exec("BEGIN IMMEDIATE; UPDATE settings SET value = value; COMMIT");
+           process.stdout.write(String(Date.now() - t));
+         }, 100);`,
+        file.path,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let waitedMs = "";
+    writer.stdout.on("data", (chunk: Buffer) => {
+      waitedMs += chunk.toString();
+    });
+    const exited = new Promise((resolve) => writer.once("exit", resolve));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      expect(await store.resealBatch(100)).toMatchObject({ resealed: 1, next: null });
+      // The checkpoint holds the write lock while it waits for that reader: it must give up soon.
+      expect(Date.now() - started).toBeLessThan(1_000);
+      await exited;
+      expect(Number(waitedMs)).toBeLessThan(1_000);
+    } finally {
+      reader.exec("COMMIT");
+      reader.close();
       await store.close();
     }
   });

@@ -114,6 +114,9 @@ export interface SqliteStoreOptions {
   outbox?: boolean;
 }
 
+/** How long the checkpoint that ends a key rotation may hold the write lock waiting for readers. */
+const TRUNCATE_WAIT_MS = 200;
+
 type Row = Record<string, unknown>;
 type StatusRow = { status: Status };
 type ConnectionRow = Row & { id: string };
@@ -733,10 +736,25 @@ export class SqliteStore implements Store {
       return batch;
     });
     // At the end of a pass: copy the WAL into the file and empty it, so the previous pages (old
-    // ciphertexts) are gone from disk and the old key can be retired at once. Best effort: a reader
-    // holding an old snapshot defers it to the next automatic checkpoint.
-    if (batch.next === null) this.#run("resealBatch", () => this.#db.pragma("wal_checkpoint(TRUNCATE)"));
+    // ciphertexts) are gone from disk and the old key can be retired at once.
+    if (batch.next === null) this.#run("resealBatch", () => this.#truncateWal());
     return batch;
+  }
+
+  /**
+   * Best effort, and brief: a TRUNCATE checkpoint holds the write lock while it waits for readers of
+   * older snapshots, so every other process's writes (and, better-sqlite3 being synchronous, their
+   * event loops) wait with it. With the full busy_timeout, one reader that keeps its snapshot (a
+   * backup, Litestream, a sqlite3 shell) stalled them all for 5 s, twice per rotation.
+   */
+  #truncateWal(): void {
+    const busyTimeoutMs = this.#db.pragma("busy_timeout", { simple: true }) as number;
+    this.#db.pragma(`busy_timeout = ${Math.min(busyTimeoutMs, TRUNCATE_WAIT_MS)}`);
+    try {
+      this.#db.pragma("wal_checkpoint(TRUNCATE)");
+    } finally {
+      this.#db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    }
   }
 
   async claimOutbox(options: {
