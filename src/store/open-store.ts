@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import type { Sealer, Store } from "../core/ports.js";
@@ -32,7 +32,31 @@ export function checkDatabaseLocation(databaseUrl: string): void {
       "config_invalid",
       `TOKENWARDEN_DATABASE_URL: the directory of the SQLite file, ${dir}, does not exist (create it first)`,
     );
+  // A path SQLite could never open (a directory, a file's child, one this user may not write): said
+  // here, as the configuration it is, rather than as a bare EISDIR or EACCES from the first open.
+  const existing = existsSync(path);
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    if (existing && statSync(path).isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
+    if (existing) accessSync(path, constants.R_OK | constants.W_OK);
+    // The directory too: SQLite creates the -wal and -shm files beside the database.
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    throw new TokenwardenError(
+      "config_invalid",
+      `TOKENWARDEN_DATABASE_URL: the SQLite file ${resolve(path)} cannot be opened for reading and writing by this user (${code}: ${UNOPENABLE[code] ?? "check the path"})`,
+    );
+  }
 }
+
+const UNOPENABLE: Record<string, string> = {
+  EISDIR: "that is a directory; name a file in it",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  EACCES: "check the permissions of the file and its directory",
+  EPERM: "check the permissions of the file and its directory",
+  EROFS: "the file system is read-only",
+};
 
 /**
  * Opens the store `TOKENWARDEN_DATABASE_URL` names: `sqlite:PATH` or

@@ -3,7 +3,7 @@
 // runs that report each connection's failure and go on.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -355,6 +355,29 @@ describe("a SQLite path in a directory that does not exist", () => {
       expect(r.stderr).toContain(`the directory of the SQLite file, ${missing}, does not exist`);
       expect(existsSync(missing)).toBe(false);
     }
+  });
+});
+
+describe("a SQLite path that names no file this process can open", () => {
+  it("a directory, or a path under a regular file: exit 2 naming the variable, nothing created", async () => {
+    const parent = await mkdtemp(join(dir, "unopenable-"));
+    const regular = join(parent, "a-file");
+    await writeFile(regular, "");
+    const directory = join(parent, "a-dir");
+    await mkdir(directory);
+    for (const path of [directory, join(regular, "tw.db")]) {
+      for (const args of [["connections", "list"], ["migrate"]]) {
+        const r = await runCli([...args, "--database", `sqlite:${path}`], {
+          env: { PATH: process.env["PATH"] ?? "" },
+        });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toMatch(/^tokenwarden: TOKENWARDEN_DATABASE_URL: .*\n$/);
+        expect(r.stderr).toContain(path);
+      }
+    }
+    // No database, and no development key beside where one would be.
+    expect((await readdir(parent)).sort()).toEqual(["a-dir", "a-file"]);
+    expect(await readdir(directory)).toEqual([]);
   });
 });
 
