@@ -26,6 +26,13 @@ export function checkDatabaseLocation(databaseUrl: string): void {
   if (!databaseUrl.startsWith("sqlite:")) return;
   const path = databaseUrl.slice("sqlite:".length);
   if (path === "" || path === ":memory:") return;
+  // The path is handed to SQLite as a file name, never parsed as a URI: `file:` and a `?query`
+  // (options as other tools' URLs take them) would silently become part of a new file's name.
+  if (path.startsWith("file:") || path.includes("?"))
+    throw new TokenwardenError(
+      "config_invalid",
+      "TOKENWARDEN_DATABASE_URL: sqlite: takes a plain file path (sqlite:./tokenwarden.db, sqlite:/var/lib/tokenwarden/tw.db), not a file: URI or a ?query",
+    );
   const dir = dirname(resolve(path));
   if (!existsSync(dir))
     throw new TokenwardenError(

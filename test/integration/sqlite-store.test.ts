@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
@@ -81,6 +81,15 @@ describe("sqlite: setup and errors", () => {
       expect((error as Error).message).toContain("TOKENWARDEN_DATABASE_URL");
       expect((error as Error).message).not.toContain("hunter2");
     }
+  });
+
+  it("refuses a file: URI or a query string after sqlite:, which would become part of the file's name", async () => {
+    for (const url of [`sqlite:${file.path}?mode=ro`, `sqlite:file:${file.path}`, "sqlite:file:tw.db"]) {
+      const error = await openStore(url, testSealer()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "config_invalid" });
+      expect((error as Error).message).toMatch(/TOKENWARDEN_DATABASE_URL.*plain file path/);
+    }
+    expect(existsSync(`${file.path}?mode=ro`)).toBe(false);
   });
 
   it("creates a new database file readable by its owner only", async () => {
