@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
@@ -241,6 +241,20 @@ describe("sqlite: setup and errors", () => {
     } finally {
       db.close();
     }
+  });
+
+  it.runIf(existsSync("/proc/self/fd"))("a refused open leaves no file handle behind", async () => {
+    // Not a database: SQLite opens the file, then refuses it at the first statement.
+    writeFileSync(file.path, "not a database ".repeat(100));
+    const handles = () => readdirSync("/proc/self/fd").length;
+    const before = handles();
+    for (let i = 0; i < 10; i++) {
+      const error = await SqliteStore.open({ path: file.path, sealer: testSealer() }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: "store_unavailable" });
+    }
+    expect(handles()).toBe(before);
   });
 
   it("reports an unmigrated file and a closed store as store_unavailable", async () => {

@@ -180,11 +180,12 @@ export class SqliteStore implements Store {
   }
 
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    let db: Database.Database | undefined;
     try {
       // Tokens in it are encrypted, but nothing else on the machine has business reading it: a new
       // file is created owner-only (SQLite gives its -wal and -shm files the same mode).
       if (options.path !== ":memory:") closeSync(openSync(options.path, "a", 0o600));
-      const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5_000 });
+      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5_000 });
       // WAL: readers never block the writer, and processes share the file safely.
       db.pragma("journal_mode = WAL");
       // FULL: a committed rotation survives a power cut; a lost rotated refresh token kills a connection.
@@ -195,6 +196,9 @@ export class SqliteStore implements Store {
       db.pragma("secure_delete = FAST");
       return new SqliteStore(db, options.sealer, options.outbox === true);
     } catch (error) {
+      // A refused file (not a database, locked past busy_timeout) must not keep its handle: a caller
+      // that retries its start would leak one per attempt.
+      db?.close();
       throw translateSqliteError(`open ${options.path}`, error);
     }
   }
