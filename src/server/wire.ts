@@ -95,6 +95,18 @@ export function importInputOf(body: ImportBody): ImportInput {
   };
 }
 
+/**
+ * A query parameter holding a whole number in decimal digits, as a number. `z.coerce.number()` would
+ * take whatever `Number()` does: "" as 0, "0x3c" as 60, "1e3" as 1000, " 60" as 60.
+ */
+function wholeNumber(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a whole number in decimal digits")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+}
+
 export const ListQuerySchema = z
   .object({
     provider: z.string().min(1).max(64).optional(),
@@ -104,21 +116,21 @@ export const ListQuerySchema = z
       .max(512)
       .regex(/^[A-Za-z0-9_-]*$/, "is malformed")
       .optional(),
-    limit: z.coerce.number().int().min(1).max(500).optional(),
+    limit: wholeNumber(1, 500).optional(),
   })
   .strict();
 
 export const TokenQuerySchema = z
   .object({
     kind: KindSchema.optional(),
-    min_ttl: z.coerce.number().int().min(0).max(86_400).optional(),
+    min_ttl: wholeNumber(0, 86_400).optional(),
   })
   .strict();
 
 export const EventsQuerySchema = z
   .object({
-    limit: z.coerce.number().int().min(1).max(500).optional(),
-    before: z.coerce.number().int().positive().optional(),
+    limit: wholeNumber(1, 500).optional(),
+    before: wholeNumber(1, Number.MAX_SAFE_INTEGER).optional(),
   })
   .strict();
 

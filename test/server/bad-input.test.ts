@@ -172,10 +172,27 @@ describe.each(STORE_KINDS)("bad input (%s)", (kind) => {
       { method: "GET", url: `/v1/connections/${teamId}/token?min_ttl=-1`, headers: AUTH },
       400,
     );
-    await expectRefused(
-      { method: "GET", url: `/v1/connections/${teamId}/token?min_ttl=abc`, headers: AUTH },
-      400,
-    );
+    // Whole decimal numbers only: Number() would read "" as 0, "0x3c" as 60 and "1e3" as 1000.
+    for (const query of [
+      "min_ttl=abc",
+      "min_ttl=",
+      "min_ttl=0x3c",
+      "min_ttl=1e3",
+      "min_ttl=%2060",
+      "min_ttl=6.0",
+    ]) {
+      await expectRefused(
+        { method: "GET", url: `/v1/connections/${teamId}/token?${query}`, headers: AUTH },
+        400,
+      );
+    }
+    for (const query of ["limit=", "limit=0x10", "before=1e3", "before="]) {
+      await expectRefused(
+        { method: "GET", url: `/v1/connections/${teamId}/events?${query}`, headers: AUTH },
+        400,
+      );
+    }
+    await expectRefused({ method: "GET", url: "/v1/connections?limit=1e2", headers: AUTH }, 400);
     await expectRefused({ method: "GET", url: "/v1/connections?limit=0", headers: AUTH }, 400);
     await expectRefused({ method: "GET", url: "/v1/connections?cursor=%25%25", headers: AUTH }, 400);
     await expectRefused({ method: "GET", url: "/v1/connections?status=dead", headers: AUTH }, 400);
