@@ -36,19 +36,31 @@ export function parseKeyRing(value: string, variable = ENCRYPTION_KEY_VARIABLE):
   trimmed.split(",").forEach((entry, index) => {
     const where = `entry ${index + 1}`;
     const colon = entry.indexOf(":");
+    let next: EncryptionKey;
     if (colon < 0) {
       // A bare key keeps its derived id, so `new:KEY,OLDKEY` rotates away from a single-key setup.
       const key = decodeKey(entry.trim(), variable, where);
-      const id = deriveKeyId(key);
+      next = { id: deriveKeyId(key), key };
+      if (keys.some((k) => k.id === next.id)) throw invalid(variable, `key id "${next.id}" appears twice`);
+    } else {
+      const id = entry.slice(0, colon).trim();
+      // An id that fails the pattern may be a pasted key: say what is wrong, not what it was.
+      if (!KEY_ID.test(id))
+        throw invalid(variable, `${where} has an invalid key id (1-32 of A-Z a-z 0-9 _ -)`);
       if (keys.some((k) => k.id === id)) throw invalid(variable, `key id "${id}" appears twice`);
-      keys.push({ id, key });
-      return;
+      next = { id, key: decodeKey(entry.slice(colon + 1).trim(), variable, `${where} (key id "${id}")`) };
     }
-    const id = entry.slice(0, colon).trim();
-    // An id that fails the pattern may be a pasted key: say what is wrong, not what it was.
-    if (!KEY_ID.test(id)) throw invalid(variable, `${where} has an invalid key id (1-32 of A-Z a-z 0-9 _ -)`);
-    if (keys.some((k) => k.id === id)) throw invalid(variable, `key id "${id}" appears twice`);
-    keys.push({ id, key: decodeKey(entry.slice(colon + 1).trim(), variable, `${where} (key id "${id}")`) });
+    // The old key pasted under the new id: `keys rotate` would re-seal everything under the key it
+    // was meant to retire, and the old entry would then look safe to drop (or a leaked key retired).
+    const same = keys.findIndex((k) => k.key.equals(next.key));
+    if (same >= 0) {
+      throw invalid(
+        variable,
+        `entries ${same + 1} (key id "${keys[same]?.id}") and ${index + 1} (key id "${next.id}") hold the same key; ` +
+          "a new key must be new (generate one with `tokenwarden keys generate`)",
+      );
+    }
+    keys.push(next);
   });
   return keys;
 }

@@ -122,6 +122,22 @@ describe("parseKeyRing", () => {
     ["key pasted as id", `${K1}:${K2}`, /entry 1 has an invalid key id/],
     ["duplicate id", `a:${K1},a:${K2}`, /key id "a" appears twice/],
     ["bad second key", `a:${K1},b:${K2.slice(0, 20)}`, /entry 2 \(key id "b"\) is not base64/],
+    // A rotation "to" the key already in use changes nothing, and the old entry then looks retirable.
+    [
+      "one key under two ids",
+      `k2:${K1},k1:${K1}`,
+      /entries 1 \(key id "k2"\) and 2 \(key id "k1"\) hold the same key/,
+    ],
+    [
+      "one key with and without an id",
+      `k2:${K1},${K1}`,
+      /entries 1 \(key id "k2"\) and 2 \(key id "[0-9a-f]{8}"\) hold the same key/,
+    ],
+    [
+      "one key spelled two ways",
+      `k2:${K1},k1:${Buffer.from(K1, "base64").toString("base64url")}`,
+      /hold the same key/,
+    ],
   ];
   for (const [name, value, message] of bad) {
     it(`rejects ${name} with a message that names the variable and hides the key`, () => {
