@@ -418,7 +418,8 @@ export interface Store {
    * Refuses a key ring that opens nothing the store holds: throws `config_invalid`, naming a key id
    * the store uses (never a key), when there are credentials and none is sealed with any key of the
    * ring (a wrong key). Some rows under a key dropped too early pass: those are parked one by one.
-   * Refuses too a ring key whose id the store knows under other key material (see `checkRingKeys`).
+   * Refuses too a ring key whose id the store knows under other key material, and a ring whose first
+   * key a rotation has moved values away from (see `checkRingKeys`).
    * Run at startup, before anything is written under the wrong key.
    */
   checkKeyRing(): Promise<void>;
@@ -427,7 +428,8 @@ export interface Store {
    * Re-seals, in one transaction, the credentials with a token under an old key (both tokens) among
    * the next `limit` such credentials in key order (connection id, kind) after `after` (from the
    * start when null). One whose value does not open (its key is not in the ring, or it was altered)
-   * is left as it is and reported; the others are re-sealed all the same.
+   * is left as it is and reported; the others are re-sealed all the same. A pass's first batch (no
+   * `after`) first marks the ring's keys older than the first as rotated away (`rotatedAwayMarks`).
    */
   resealBatch(limit: number, after?: CredentialRef | null): Promise<ResealBatch>;
 

@@ -94,12 +94,12 @@ function reseal(
 
 /** What checkRingKeys reads and writes, from the store it checks. */
 export interface KeyRingEvidence {
-  /** The stored key check of `keyId` (a settings entry), or null. */
-  keyCheck(keyId: string): Promise<string | null>;
+  /** A settings entry (a key check, a rotated-away mark), or null. */
+  setting(key: string): Promise<string | null>;
   /** A few stored tokens sealed under `keyId`, either field (none: the store has no such value). */
   sealedWith(keyId: string): Promise<SealedSample[]>;
-  /** Stores `value` as the key check of `keyId` unless one is there; returns the one stored. */
-  putKeyCheckIfAbsent(keyId: string, value: string): Promise<string>;
+  /** Stores a settings entry unless one is there; returns the one stored. */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
 }
 
 /** One stored token, as the key check samples it. */
@@ -129,6 +129,38 @@ const KEY_CHECK_TEXT = "tokenwarden key check";
 const keyCheckAad = (keyId: string) => `key_check\u0000${keyId}`;
 /** The settings entry holding `keyId`'s key check. */
 export const keyCheckSetting = (keyId: string) => `key_check:${keyId}`;
+/** The settings entry naming the key `keys rotate` re-sealed `keyId`'s values under (resealBatch writes it). */
+export const rotatedAwaySetting = (keyId: string) => `key_rotated_away:${keyId}`;
+/** When (epoch ms) an instance first started with `keyId`, written with its key check: which key is newer. */
+export const keyFirstSeenSetting = (keyId: string) => `key_first_seen:${keyId}`;
+
+/**
+ * What resealBatch marks at the start of a pass: the ring's keys older than the first, as rotated away
+ * to it. Only older ones: `keys rotate` run by mistake with step 2's ring (old key first) must not bar
+ * the new key from going first. A key seen before first-seen times were kept counts as oldest; when
+ * the first key has none either, or the two tie, the order is unknown and nothing is marked.
+ */
+export function rotatedAwayMarks(
+  sealer: Sealer,
+  firstSeen: ReadonlyMap<string, number>,
+): Array<{ key: string; value: string }> {
+  const current = firstSeen.get(sealer.currentKeyId);
+  if (current === undefined) return [];
+  return sealer.keyIds
+    .filter((id) => id !== sealer.currentKeyId && (firstSeen.get(id) ?? Number.NEGATIVE_INFINITY) < current)
+    .map((id) => ({ key: rotatedAwaySetting(id), value: sealer.currentKeyId }));
+}
+
+/** The first-seen times among settings rows (key, value), by key id. */
+export function firstSeenTimes(rows: ReadonlyArray<{ key: string; value: string }>): Map<string, number> {
+  const prefix = keyFirstSeenSetting("");
+  const times = new Map<string, number>();
+  for (const r of rows) {
+    const ms = Number(r.value);
+    if (r.key.startsWith(prefix) && Number.isFinite(ms)) times.set(r.key.slice(prefix.length), ms);
+  }
+  return times;
+}
 
 /**
  * The other half of Store.checkKeyRing: every key of the ring must be the key its id names in this
@@ -142,14 +174,28 @@ export const keyCheckSetting = (keyId: string) => `key_check:${keyId}`;
  * search for stored values under an id runs once, until its key check exists.
  */
 export async function checkRingKeys(sealer: Sealer, evidence: KeyRingEvidence): Promise<void> {
+  // An instance on a ring from before the rotation (step 2's, old key first: started late, or a cron
+  // job's stale environment) would seal what it writes under the key the rotation emptied, which the
+  // operator is told may then be removed: those credentials would not open after it is.
+  const movedTo = await evidence.setting(rotatedAwaySetting(sealer.currentKeyId));
+  if (movedTo !== null) {
+    throw new TokenwardenError(
+      "config_invalid",
+      `the first key of ${ENCRYPTION_KEY_VARIABLE} (key id "${sealer.currentKeyId}") is one \`keys rotate\` re-encrypted ` +
+        `every value away from (to key id "${movedTo}"), and may be retired: put the current key first ` +
+        "(a new key needs an id never used on this database)",
+    );
+  }
   for (const keyId of sealer.keyIds) {
-    let check = await evidence.keyCheck(keyId);
+    let check = await evidence.setting(keyCheckSetting(keyId));
     if (check === null) {
       const samples = await evidence.sealedWith(keyId);
       const opens = (s: SealedSample) => succeeds(() => sealer.open(s.sealed, tokenAad(s, s.field)));
       if (samples.length > 0 && !samples.some(opens)) throw notThatKey(keyId);
-      check = await evidence.putKeyCheckIfAbsent(
-        keyId,
+      // Before the key check, so every id with a key check written from now on has a first-seen time.
+      await evidence.putSettingIfAbsent(keyFirstSeenSetting(keyId), String(Date.now()));
+      check = await evidence.putSettingIfAbsent(
+        keyCheckSetting(keyId),
         sealer.sealWith(keyId, KEY_CHECK_TEXT, keyCheckAad(keyId)),
       );
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../../src/core/errors.js";
+import { deriveKeyId } from "../../src/crypto/key-ring.js";
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import {
@@ -1109,6 +1110,37 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(progress.at(-1)).toBe(3);
     const newOnly = await h.peer({}, newKey);
     for (const id of ids) expect((await newOnly.getToken(id)).accessToken).toMatch(/^xoxe\.xoxb-/);
+  });
+
+  it("refuses to start with a key first that keys rotate moved every value away from", async () => {
+    const { id } = await h.installAndImport();
+    const newKey = `new:${randomBytes(32).toString("base64")}`;
+    expect(await (await h.peer({}, `${newKey},${h.key}`)).rotateKeys()).toBe(1);
+    // Step 2's ring (old key first), on an instance started late or a cron job's stale environment:
+    // what it wrote would be sealed under the key the README now calls safe to remove.
+    const oldId = deriveKeyId(Buffer.from(h.key, "base64"));
+    const error = await h.peer({}, `${h.key},${newKey}`).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "config_invalid" });
+    expect(String((error as Error).message)).toMatch(
+      new RegExp(`key id "${oldId}".*keys rotate.*key id "new"`),
+    );
+    expect(String((error as Error).message)).not.toContain(h.key);
+    expect(String((error as Error).message)).not.toContain(newKey.slice(4));
+    // The rotated ring starts, and so do both rings of the next rotation.
+    expect((await (await h.peer({}, newKey)).getToken(id)).accessToken).toMatch(/^xoxe\.xoxb-/);
+    const newer = `newer:${randomBytes(32).toString("base64")}`;
+    await h.peer({}, `${newKey},${newer}`);
+    await h.peer({}, `${newer},${newKey}`);
+  });
+
+  it("a rotation run by mistake with the new key second marks nothing: the new key can still go first", async () => {
+    const { id } = await h.installAndImport();
+    const newKey = `new:${randomBytes(32).toString("base64")}`;
+    // Step 2's ring (old key first) in the shell that runs keys rotate: it re-seals under the old key.
+    await (await h.peer({}, `${h.key},${newKey}`)).rotateKeys();
+    const stepThree = await h.peer({}, `${newKey},${h.key}`);
+    expect(await stepThree.rotateKeys()).toBe(1);
+    expect((await (await h.peer({}, newKey)).getToken(id)).accessToken).toMatch(/^xoxe\.xoxb-/);
   });
 
   it("refuses to start with a key that did not seal what the store holds, before writing anything", async () => {

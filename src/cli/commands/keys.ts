@@ -27,7 +27,8 @@ Rotation, step by step (the first key encrypts, all decrypt):
   1. tokenwarden keys generate --id k2          (an id never used on this database)
   2. TOKENWARDEN_ENCRYPTION_KEY="OLD,k2:NEW"   on every instance: all can read k2 before any writes it
   3. TOKENWARDEN_ENCRYPTION_KEY="k2:NEW,OLD"   on every instance: new values are sealed under k2
-  4. tokenwarden keys rotate                    (re-encrypts every token under k2)
+  4. tokenwarden keys rotate                    (re-encrypts every token under k2; from now on
+                                                an instance starting with OLD first is refused)
   5. TOKENWARDEN_ENCRYPTION_KEY="k2:NEW"        (the old key can go)
 With a single instance, step 2 can be skipped.
 

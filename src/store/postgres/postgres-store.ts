@@ -41,8 +41,10 @@ import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../co
 import {
   checkRingHolds,
   checkRingKeys,
-  keyCheckSetting,
+  firstSeenTimes,
+  keyFirstSeenSetting,
   resealRows,
+  rotatedAwayMarks,
   type SampledRow,
   type SealedTokens,
   samplesUnder,
@@ -989,11 +991,9 @@ export class PostgresStore implements Store {
     );
     checkRingHolds(rows[0]?.sample ?? null, rows[0]?.held === true);
     await checkRingKeys(this.#sealer, {
-      keyCheck: async (keyId) => {
+      setting: async (key) => {
         const { rows } = await this.#query("checkKeyRing", (c) =>
-          c.query<{ value: string }>(`SELECT value FROM ${t.settings} WHERE key = $1`, [
-            keyCheckSetting(keyId),
-          ]),
+          c.query<{ value: string }>(`SELECT value FROM ${t.settings} WHERE key = $1`, [key]),
         );
         return rows[0]?.value ?? null;
       },
@@ -1007,8 +1007,7 @@ export class PostgresStore implements Store {
         );
         return samplesUnder(keyId, rows);
       },
-      putKeyCheckIfAbsent: async (keyId, value) =>
-        (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,
+      putSettingIfAbsent: async (key, value) => (await this.putSettingIfAbsent(key, value)).value,
     });
   }
 
@@ -1016,6 +1015,23 @@ export class PostgresStore implements Store {
     checkLimit(limit, "limit");
     const prefix = sealedPrefix(this.#sealer.currentKeyId);
     return this.#tx("resealBatch", async (c) => {
+      // Before any value moves: from now on an instance starting with an older key first is refused.
+      let marks: Array<{ key: string; value: string }> = [];
+      if (after === null) {
+        const { rows } = await c.query<{ key: string; value: string }>(
+          `SELECT key, value FROM ${this.#t.settings} WHERE key = ANY ($1::text[])`,
+          [this.#sealer.keyIds.map(keyFirstSeenSetting)],
+        );
+        marks = rotatedAwayMarks(this.#sealer, firstSeenTimes(rows));
+      }
+      if (marks.length > 0) {
+        await c.query(
+          `INSERT INTO ${this.#t.settings} AS s (key, value)
+           SELECT unnest($1::text[]), $2
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE s.value <> excluded.value`,
+          [marks.map((m) => m.key), this.#sealer.currentKeyId],
+        );
+      }
       // Row locks (in key order) keep a concurrent refresh from interleaving; substr, not LIKE,
       // because `_` in a key id is a LIKE wildcard. From `after` on, so a row left as it is
       // (unreadable) is passed over, not read again by every later batch.

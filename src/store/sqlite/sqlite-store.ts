@@ -40,8 +40,10 @@ import { completeKeepable, FENCED, STORED_NO_CHANGE, storedOrThrow } from "../co
 import {
   checkRingHolds,
   checkRingKeys,
-  keyCheckSetting,
+  firstSeenTimes,
+  keyFirstSeenSetting,
   resealRows,
+  rotatedAwayMarks,
   type SampledRow,
   type SealedTokens,
   samplesUnder,
@@ -689,12 +691,10 @@ export class SqliteStore implements Store {
     });
     checkRingHolds(sample, opensSome);
     await checkRingKeys(this.#sealer, {
-      keyCheck: async (keyId) =>
+      setting: async (key) =>
         this.#read(
           "checkKeyRing",
-          () =>
-            this.#get<{ value: string }>("SELECT value FROM settings WHERE key = ?", keyCheckSetting(keyId))
-              ?.value ?? null,
+          () => this.#get<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)?.value ?? null,
         ),
       sealedWith: async (keyId) => {
         const prefix = sealedPrefix(keyId);
@@ -711,8 +711,7 @@ export class SqliteStore implements Store {
         );
         return samplesUnder(keyId, rows);
       },
-      putKeyCheckIfAbsent: async (keyId, value) =>
-        (await this.putSettingIfAbsent(keyCheckSetting(keyId), value)).value,
+      putSettingIfAbsent: async (key, value) => (await this.putSettingIfAbsent(key, value)).value,
     });
   }
 
@@ -720,6 +719,20 @@ export class SqliteStore implements Store {
     checkLimit(limit, "limit");
     const prefix = sealedPrefix(this.#sealer.currentKeyId);
     const batch = this.#write("resealBatch", () => {
+      // Before any value moves: from now on an instance starting with an older key first is refused.
+      if (after === null) {
+        const ids = this.#sealer.keyIds;
+        const seen = this.#all<{ key: string; value: string }>(
+          `SELECT key, value FROM settings WHERE key IN (${ids.map(() => "?").join(", ")})`,
+          ...ids.map(keyFirstSeenSetting),
+        );
+        for (const mark of rotatedAwayMarks(this.#sealer, firstSeenTimes(seen))) {
+          this.#stmt(
+            `INSERT INTO settings (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> excluded.value`,
+          ).run(mark.key, mark.value);
+        }
+      }
       // substr, not LIKE: `_` in a key id is a LIKE wildcard. In key order from `after`, so a row
       // left as it is (unreadable) is passed over, not read again by every later batch.
       const stale = this.#records(
