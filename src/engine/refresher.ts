@@ -1,4 +1,6 @@
+import { TokenwardenError } from "../core/errors.js";
 import type { DueClaim, Logger, UnreadableCredential } from "../core/ports.js";
+import { isTimingMs, MAX_TIMING_MS } from "../core/timing-bounds.js";
 import type { EngineContext } from "./context.js";
 import { REFRESHER_PROBE_MS, syncProviderFlags } from "./provider-flags.js";
 import { providerPaused, syncProviderPauses } from "./provider-pauses.js";
@@ -10,6 +12,30 @@ export interface RefresherOptions {
   intervalMs?: number;
   /** Refreshes in flight at once, per provider (Slack allows 600 oauth.v2.access per minute per app). */
   concurrencyPerProvider?: number;
+}
+
+/**
+ * Refuses options that would quietly break the refresher: an interval of 0, below 0 or NaN fires at
+ * once, over and over (a claim query every millisecond), and a concurrency below 1 claims nothing, so
+ * no token is ever refreshed ahead. Throws `config_invalid` naming the option.
+ */
+export function checkRefresherOptions(options: RefresherOptions): void {
+  const { intervalMs, concurrencyPerProvider } = options;
+  if (intervalMs !== undefined && !isTimingMs(intervalMs)) {
+    throw new TokenwardenError(
+      "config_invalid",
+      `startRefresher: intervalMs must be a whole number of milliseconds from 1 to ${MAX_TIMING_MS} (a day)`,
+    );
+  }
+  if (
+    concurrencyPerProvider !== undefined &&
+    !(Number.isSafeInteger(concurrencyPerProvider) && concurrencyPerProvider >= 1)
+  ) {
+    throw new TokenwardenError(
+      "config_invalid",
+      "startRefresher: concurrencyPerProvider must be a whole number from 1",
+    );
+  }
 }
 
 /** An operator's problem (a key dropped from the ring, a value altered at rest), named by key id only. */
@@ -62,6 +88,7 @@ export class Refresher {
   #ticking: Promise<void> | null = null;
 
   constructor(ctx: EngineContext, options: RefresherOptions = {}) {
+    checkRefresherOptions(options);
     this.#ctx = ctx;
     this.#intervalMs = options.intervalMs ?? 1_000;
     this.#concurrency = options.concurrencyPerProvider ?? 16;

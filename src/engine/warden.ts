@@ -25,7 +25,7 @@ import { flagApplies, syncProviderFlags } from "./provider-flags.js";
 import { syncProviderPauses } from "./provider-pauses.js";
 import { pruneEventsInBatches } from "./prune-events.js";
 import { refreshCredential } from "./refresh.js";
-import { Refresher, type RefresherOptions } from "./refresher.js";
+import { checkRefresherOptions, Refresher, type RefresherOptions } from "./refresher.js";
 import { RefusalHeartbeat } from "./refusal-heartbeat.js";
 import { rotateAllKeys } from "./rotate-keys.js";
 import { steadyClock } from "./steady-clock.js";
@@ -315,8 +315,13 @@ export async function createWarden(options: WardenOptions = {}) {
     connections,
     on: events.on.bind(events),
     off: events.off.bind(events),
-    /** Starts the background refresher in this process (idempotent). */
+    /**
+     * Starts the background refresher in this process (idempotent). An interval or a concurrency it
+     * could not run on (0, negative, NaN, a fraction) throws `config_invalid`.
+     */
     startRefresher(refresherOptions: RefresherOptions = {}): void {
+      // Also when one already runs: a call whose options would be refused must not look accepted.
+      checkRefresherOptions(refresherOptions);
       refresher ??= new Refresher(ctx, refresherOptions);
       refresher.start();
     },

@@ -74,6 +74,33 @@ describe("the background refresher", () => {
     await file.remove();
   });
 
+  // A 0, negative or NaN interval polled the store every millisecond (a claim query each time, on
+  // PostgreSQL a round trip per instance per ms); a concurrency of 0 claimed nothing, ever, so no token
+  // was refreshed ahead. Both were taken silently.
+  it.each([
+    [{ intervalMs: 0 }, /intervalMs must be a whole number of milliseconds from 1/],
+    [{ intervalMs: -5 }, /intervalMs/],
+    [{ intervalMs: Number.NaN }, /intervalMs/],
+    [{ concurrencyPerProvider: 0 }, /concurrencyPerProvider must be a whole number from 1/],
+    [{ concurrencyPerProvider: 2.5 }, /concurrencyPerProvider/],
+    [{ concurrencyPerProvider: Number.POSITIVE_INFINITY }, /concurrencyPerProvider/],
+  ])("refuses startRefresher(%o) with config_invalid, and starts nothing", async (options, message) => {
+    const key = randomBytes(32).toString("base64");
+    const slack = slackStub();
+    const clock = new FakeClock(1_000_000);
+    warden = await dueWarden(await openSealedStore("sqlite", file.path, key), key, slack.fetch, clock, [
+      "T1",
+    ]);
+    const w = warden;
+    expect(() => w.startRefresher(options)).toThrow(message);
+    expect(() => w.startRefresher(options)).toThrow(expect.objectContaining({ code: "config_invalid" }));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(slack.calls()).toBe(0);
+    // Refused before anything was built: good options still start it.
+    w.startRefresher({ intervalMs: 5 });
+    await eventually(slack.calls, (n) => n === 1, { what: "the due credential refreshed" });
+  });
+
   it("frees a provider slot when the provider answers, and holds at most four times its slots", async () => {
     const key = randomBytes(32).toString("base64");
     const gated = gatedCompletions(await openSealedStore("sqlite", file.path, key));
