@@ -573,4 +573,9 @@ export interface Provider {
    * secret, mid-rollout) ignores a refusal of the old ones. Without it, every flag applies.
    */
   readonly clientFingerprint?: string;
+  /**
+   * The credential kinds a connection of this provider holds (Slack: `bot` and `user`); an import
+   * naming another kind is refused. Without it, any kind is taken.
+   */
+  readonly credentialKinds?: readonly CredentialKind[];
 }

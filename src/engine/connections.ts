@@ -55,7 +55,17 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         throw new TokenwardenError("invalid_input", "mergeMetadata must be true or false");
       }
       const parsed = parseImportInput(input);
-      providerFor(ctx, parsed.provider);
+      const { credentialKinds } = providerFor(ctx, parsed.provider);
+      // A kind the provider's paths never look up (Slack's `default`) would be stored and then missed
+      // by the proxy and by revocation events: the caller's mistake, said before anything is written.
+      for (const kind of ["bot", "user", "default"] as const) {
+        if (parsed.credentials[kind] !== undefined && credentialKinds?.includes(kind) === false) {
+          throw new TokenwardenError(
+            "invalid_input",
+            `invalid connection import: credentials.${kind}: a ${parsed.provider} connection holds ${credentialKinds.join(" and ")} credentials, not ${kind}`,
+          );
+        }
+      }
       const now = ctx.clock.now();
       const id = parsed.id ?? `conn_${ctx.random.token(12)}`;
       const credentials: NewCredential[] = [];

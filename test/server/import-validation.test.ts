@@ -36,6 +36,26 @@ describe("library import refuses each bad credential shape, writing nothing", ()
     });
   });
 
+  // A Slack installation holds bot and user credentials. A `default` one was stored as given, and then
+  // nothing Slack-shaped found it: the proxy asks for the bot token (404), and tokens_revoked names bot
+  // and user ids only. The CLI refused it already; the library and the API took it.
+  it("a default credential on a Slack connection", async () => {
+    const id = "T-default-kind";
+    await expect(
+      h.warden.connections.import({
+        id,
+        provider: "slack",
+        credentials: { default: { accessToken: "xoxb-1", expiresIn: 600 } },
+      }),
+    ).rejects.toMatchObject({
+      code: "invalid_input",
+      message: expect.stringMatching(
+        /credentials\.default: a slack connection holds bot and user credentials/,
+      ),
+    });
+    await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
+  });
+
   // Metadata no store can hold (see the HTTP suite below for why).
   const deep = (levels: number): Record<string, unknown> => {
     let v: unknown = [];
@@ -89,6 +109,23 @@ describe("HTTP import refuses each bad credential shape, writing nothing", () =>
       expect(res.statusCode).toBe(400);
       expect((res.json() as { error: { code: string } }).error.code).toBe("invalid_input");
       await expect(h.server.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
+    });
+  });
+  it("a default credential on a Slack connection", async () => {
+    const res = await h.server.app.inject({
+      ...post("T-default-kind", {}),
+      payload: JSON.stringify({
+        id: "T-default-kind",
+        provider: "slack",
+        credentials: { default: { access_token: "xoxb-1", expires_in: 600 } },
+      }),
+    });
+    expect(res.statusCode, res.body).toBe(400);
+    const { error } = res.json() as { error: { code: string; message: string } };
+    expect(error.code).toBe("invalid_input");
+    expect(error.message).toMatch(/credentials\.default: a slack connection holds bot and user credentials/);
+    await expect(h.server.warden.connections.get("T-default-kind")).rejects.toMatchObject({
+      code: "not_found",
     });
   });
 });

@@ -462,6 +462,8 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
 
     clientFingerprint: clientFingerprint(clientId, clientSecret.reveal()),
 
+    credentialKinds: ["bot", "user"],
+
     authorizeUrl(o: AuthorizeUrlOptions): string {
       const params = new URLSearchParams({ client_id: clientId, scope: o.scopes.join(",") });
       if (o.userScopes !== undefined && o.userScopes.length > 0)
