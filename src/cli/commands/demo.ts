@@ -24,6 +24,10 @@ export function registerDemoCommand(program: Command): void {
       integerOption("--token-ttl", 1),
       60,
     )
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ tokenwarden demo --token-ttl 120\n  (or npm run demo in a clone; it prints the API key, a curl line, an uninstall line and a reconnect link)",
+    )
     .action(async (flags: { port: number; database: string; tokenTtl: number }) => {
       const emu = await startSlackEmulator({ accessTtlSeconds: flags.tokenTtl, autoApprove: true });
       // Whatever fails after the emulator is up (the port is taken, the key is bad), everything

@@ -14,7 +14,10 @@ interface SlackEmulatorFlags {
 
 /** `tokenwarden emulator slack`: an emulated Slack on loopback until SIGINT/SIGTERM. */
 export function registerEmulatorCommand(program: Command): void {
-  const emulator = program.command("emulator").description("run a local provider emulator for tests");
+  const emulator = program
+    .command("emulator")
+    .description("run a local provider emulator for tests")
+    .addHelpText("after", "\nExample:\n  $ tokenwarden emulator slack --port 3999");
   emulator
     .command("slack")
     .description("emulate Slack's OAuth v2, token rotation, Web API auth layer and events (see README)")
