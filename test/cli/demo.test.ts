@@ -112,3 +112,60 @@ describe("tokenwarden demo, running", () => {
     }
   }, 60_000);
 });
+
+describe("tokenwarden demo, run again on the same file", () => {
+  // Each run starts a new emulator, so the workspace an earlier run left in the demo database belongs
+  // to an app that is gone: its refreshes were refused (client_id_mismatch) and logged every few
+  // seconds beside the new run's output, and the list showed both workspaces.
+  it("forgets the workspace an earlier run left, and keeps what it did not import", async () => {
+    const database = `sqlite:${join(dir, "again.db")}`;
+    const key = randomBytes(32).toString("base64");
+    const run = async (before?: (api: string, apiKey: string) => Promise<void>) => {
+      const child = spawn(process.execPath, [BIN, "demo", "--port", "0", "--database", database], {
+        cwd: dir,
+        env: { PATH: process.env["PATH"] ?? "", TOKENWARDEN_ENCRYPTION_KEY: key },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      try {
+        const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
+          const pattern = /API: +(\S+)\/v1\/connections[\s\S]*API key: +(\S+)[\s\S]*workspace (\S+) with/;
+          child.stdout.on("data", (c: Buffer) => {
+            stdout += c.toString();
+            const m = pattern.exec(stdout);
+            if (m !== null) resolve(m);
+          });
+          child.on("exit", () => reject(new Error(`demo exited; it printed:\n${stdout}`)));
+        });
+        const [, api = "", apiKey = "", team = ""] = banner;
+        const list = async () => {
+          const res = await fetch(`${api}/v1/connections`, {
+            headers: { authorization: `Bearer ${apiKey}` },
+          });
+          return ((await res.json()) as { items: Array<{ id: string }> }).items.map((c) => c.id).sort();
+        };
+        await before?.(api, apiKey);
+        return { team, ids: await list() };
+      } finally {
+        child.kill("SIGTERM");
+        await new Promise((resolve) => child.on("exit", resolve));
+      }
+    };
+    const first = await run(async (api, apiKey) => {
+      // A connection of the user's own in the same database is not the demo's to delete.
+      const res = await fetch(`${api}/v1/connections`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          id: "mine",
+          provider: "slack",
+          credentials: { bot: { access_token: "xoxb-1" } },
+        }),
+      });
+      expect(res.status).toBe(201);
+    });
+    const second = await run();
+    expect(second.team).not.toBe(first.team);
+    expect(second.ids).toEqual([second.team, "mine"].sort());
+  }, 60_000);
+});

@@ -6,6 +6,30 @@ import { type RunningServer, startServer } from "../../server/start-server.js";
 import { integerOption, portOption } from "../option-parsers.js";
 import { untilSignal } from "./serve.js";
 
+/** Metadata naming a connection the demo imported: a later run may forget it, and nothing else. */
+const DEMO_MARK = "tokenwarden_demo";
+
+/**
+ * Deletes the workspaces earlier demo runs imported. Each run has a new emulator, so their tokens
+ * belong to an app that is gone: every refresh of them is refused (`client_id_mismatch`), logged
+ * beside this run's output. Connections without the mark (the user's own, in a database passed with
+ * --database) are left alone; nothing is revoked, as their emulator is gone.
+ */
+async function forgetEarlierRuns(server: RunningServer): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const page = await server.warden.connections.list({
+      provider: "slack",
+      limit: 500,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    for (const c of page.items) {
+      if (c.metadata[DEMO_MARK] === true) await server.warden.connections.delete(c.id);
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+}
+
 /**
  * `tokenwarden demo`: the emulator and a server on a demo SQLite file, one demo
  * workspace installed with 60-second tokens, so a newcomer sees rotation live.
@@ -47,7 +71,9 @@ export function registerDemoCommand(program: Command): void {
         };
         delete env["TOKENWARDEN_PUBLIC_URL"];
         delete env["TOKENWARDEN_WEBHOOK_URL"];
-        server = await startServer({ env, port: flags.port, healthChecks: false });
+        // The refresher starts once an earlier run's workspace is gone, so it never sends that one.
+        server = await startServer({ env, port: flags.port, healthChecks: false, refresher: false });
+        await forgetEarlierRuns(server);
         emu.control.setEventsUrl(emu.demoApp.clientId, `${server.publicUrl}/slack/events`);
         const install = emu.control.install({
           clientId: emu.demoApp.clientId,
@@ -67,8 +93,14 @@ export function registerDemoCommand(program: Command): void {
               providerData: { bot_user_id: install.bot_user_id ?? null },
             },
           },
-          metadata: { team_id: id, team_name: emu.demoTeam.name, bot_user_id: install.bot_user_id ?? null },
+          metadata: {
+            team_id: id,
+            team_name: emu.demoTeam.name,
+            bot_user_id: install.bot_user_id ?? null,
+            [DEMO_MARK]: true,
+          },
         });
+        server.warden.startRefresher();
         // What the demo is for, printed as it happens: rotations, and an episode's start and end.
         const say = (line: string) => process.stdout.write(`  ${new Date().toISOString()} ${line}\n`);
         server.warden.on("refreshed", (e) => {
