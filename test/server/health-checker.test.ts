@@ -132,4 +132,32 @@ describe("a health check sweep", () => {
     }
     expect(warned).toContain("health check sweep failed");
   });
+
+  // A `serve` without SLACK_CLIENT_ID / SLACK_CLIENT_SECRET (a replica that only hands out stored
+  // tokens) shares the store with ones that run Slack. It took each connection's slot for the period,
+  // failed the check ("provider slack is not configured", a warning per connection), and the processes
+  // that could check it skipped it as already taken: in such a fleet, those connections went unchecked.
+  it("leaves a connection of a provider its warden does not run to a process that runs it", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await h.installAndImport()).id);
+    const bare = await h.peer({ providers: {} });
+    /** One sweep, started as serve starts it (its first runs at once); how many checks it started. */
+    const oneSweep = async (checker: HealthChecker) => {
+      checker.start();
+      const checked = await checker.sweep();
+      await checker.stop();
+      return checked;
+    };
+    const without = checkerOf({ warden: bare, periodMs: SIX_HOURS });
+    await oneSweep(without.checker);
+    expect(without.pauses).toEqual([]);
+    expect(without.warned).toEqual([]);
+    const withSlack = checkerOf({ periodMs: SIX_HOURS });
+    await oneSweep(withSlack.checker);
+    expect(withSlack.pauses).toHaveLength(3);
+    expect(withSlack.warned).toEqual([]);
+    for (const id of ids) {
+      expect((await h.warden.connections.events(id)).map((e) => e.type)).toContain("checked");
+    }
+  });
 });
