@@ -63,6 +63,8 @@ export interface RunningServer {
   generatedApiKey: string | null;
   /** Providers this server can install, refresh and check (Slack when SLACK_CLIENT_ID/SECRET are set). */
   providers: readonly string[];
+  /** Whether signed Slack events are taken (SLACK_SIGNING_SECRET is set); without it they are refused. */
+  slackEvents: boolean;
   dispatcher: WebhookDispatcher | null;
   healthChecker: HealthChecker | null;
   close(): Promise<void>;
@@ -243,6 +245,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       publicUrl,
       generatedApiKey: apiKey.generated,
       providers: config.slack === null ? [] : ["slack"],
+      slackEvents: config.slack?.signingSecret != null,
       dispatcher,
       healthChecker,
       close() {

@@ -62,6 +62,7 @@ describe("tokenwarden serve", () => {
       expect(stderr()).toContain(
         "note: Slack is not configured (set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)",
       );
+      expect(stderr()).not.toContain("SLACK_SIGNING_SECRET"); // no Slack at all: one note is enough
       // Stopped accepting: nothing answers any more.
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     }, 60_000);
@@ -102,5 +103,7 @@ describe("tokenwarden serve", () => {
     }
     expect(stdout).not.toMatch(/"req":/); // the request log is not on stdout
     expect(stderr).not.toContain("Slack is not configured");
+    // Slack without its signing secret: events are refused, and serve says so once at start.
+    expect(stderr).toContain("note: SLACK_SIGNING_SECRET is not set");
   }, 60_000);
 });

@@ -53,6 +53,13 @@ Example:
           "tokenwarden: note: Slack is not configured (set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET): installs, refreshes and checks of Slack connections are off. `tokenwarden demo` runs one against the emulator.\n",
         );
       }
+      if (server.providers.includes("slack") && !server.slackEvents) {
+        // Every event would be refused with a 502 and an error log, and an uninstall go unseen until
+        // the next health check or refresh: said once, here, where the setup is being looked at.
+        process.stderr.write(
+          "tokenwarden: note: SLACK_SIGNING_SECRET is not set: Slack events (app_uninstalled, tokens_revoked) are refused, so an uninstall is noticed only at the next health check or refresh.\n",
+        );
+      }
       const signal = await untilSignal();
       process.stderr.write(`tokenwarden: ${signal}: shutting down\n`);
       await server.close();
