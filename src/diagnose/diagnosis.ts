@@ -41,6 +41,7 @@ export type CauseCode =
   | "leaked_and_auto_revoked"
   | "rotation_not_enabled"
   | "client_credentials_mismatch"
+  | "encryption_key_missing"
   | "user_deactivated"
   | "missing_scope"
   | "active_token_limit"
@@ -60,6 +61,7 @@ export const CAUSE_CODES = [
   "leaked_and_auto_revoked",
   "rotation_not_enabled",
   "client_credentials_mismatch",
+  "encryption_key_missing",
   "user_deactivated",
   "missing_scope",
   "active_token_limit",

@@ -25,6 +25,8 @@ export interface ConnectionObservation {
    * that no process holds a live claim on any more: a refresh still in flight is not in doubt.
    */
   refreshInDoubt: CredentialKind[];
+  /** Credentials whose stored tokens this process's key ring cannot open. */
+  unopenable?: UnopenableCredential[];
   providerState: ProviderState | null;
   /**
    * The provider flag names client credentials other than the ones this diagnosis runs with (a
@@ -33,6 +35,12 @@ export interface ConnectionObservation {
   flagNamesOtherCredentials?: boolean;
   nowMs: number;
   context: FixContext;
+}
+
+export interface UnopenableCredential {
+  kind: CredentialKind;
+  /** Why, as the sealer says it: the key id, never a key or a token. */
+  problem: string;
 }
 
 export interface TimelineEntry {
@@ -175,6 +183,27 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
         fix: [FIX.reinstall(context)],
       })
     );
+  }
+  // A credential this ring cannot open is skipped by every refresher and fails every token request,
+  // while its status still reads as it was: the key is the story, whatever else the log says. A dead
+  // one is not: a reconnect replaces its tokens, key and all.
+  const locked = (o.unopenable ?? []).filter(
+    (u) => o.connection.credentials.find((c) => c.kind === u.kind)?.status !== "needs_reauth",
+  );
+  if (locked.length > 0) {
+    return done({
+      verdict: "misconfigured",
+      refreshable: false,
+      error: null,
+      causes: locked.map((u) =>
+        cause(
+          "encryption_key_missing",
+          "high",
+          `The ${u.kind} credential's stored tokens cannot be decrypted with this process's TOKENWARDEN_ENCRYPTION_KEY: ${u.problem}. Until they can, its refreshes are skipped (and tried again hourly) and a request for its token fails with config_invalid; its status does not change and no webhook is sent. The tokens themselves are intact: nothing at Slack is wrong.`,
+        ),
+      ),
+      fix: [FIX.restoreKey(), ...(ourFlag === null ? [] : [FIX.fixClientCredentials()])],
+    });
   }
   const mine = events.filter((e) => e.kind === credential.kind || e.kind === null);
   const shape = { kind: token.kind, rotating: token.rotating };

@@ -36,6 +36,8 @@ export const FIX = {
     `Verify with auth.test: tokenwarden diagnose token --token-env SLACK_BOT_TOKEN --slack-base-url ${c.baseUrl} (or curl -s -X POST ${c.baseUrl}/api/auth.test -H "Authorization: Bearer $SLACK_BOT_TOKEN")`,
   fixClientCredentials: (): string =>
     "Copy the Client ID and Client Secret again from the app's Basic Information page (api.slack.com/apps → your app) into SLACK_CLIENT_ID / SLACK_CLIENT_SECRET (or your secret manager); check that they belong to the app that issued these tokens, then restart whatever reads them.",
+  restoreKey: (): string =>
+    "Put the key that sealed them (the key id named above) back into TOKENWARDEN_ENCRYPTION_KEY after the current first key (k2:NEW,k1:OLD), on every instance that reads this database, and restart them; they are refreshed within the hour. If a key with that id is already there, it is another key than the one that sealed them: find the original (your secret manager's history, a backup). Then run tokenwarden keys rotate before retiring the old key again.",
   checkApp: (c: FixContext): string =>
     `Check the app credentials without side effects: tokenwarden diagnose app --client-id "$SLACK_CLIENT_ID" --client-secret "$SLACK_CLIENT_SECRET" --slack-base-url ${c.baseUrl}`,
   addScope: (missing: string[]): string =>

@@ -1,7 +1,12 @@
 /** The I/O half of `diagnose connection`: read status, journal and events; explain offline. */
+import { TokenwardenError } from "../../core/errors.js";
 import type { Store } from "../../core/ports.js";
-import type { CredentialKind } from "../../core/types.js";
-import { type ConnectionExplanation, explainConnection } from "../../diagnose/explain-connection.js";
+import type { CredentialKind, StoredCredential } from "../../core/types.js";
+import {
+  type ConnectionExplanation,
+  explainConnection,
+  type UnopenableCredential,
+} from "../../diagnose/explain-connection.js";
 import type { Warden } from "../../engine/warden.js";
 
 export interface DiagnoseConnectionOptions {
@@ -18,7 +23,19 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
   const connection = await o.warden.connections.get(o.id);
   const events = await o.warden.connections.events(o.id, { limit: o.eventLimit ?? 200 });
   const refreshInDoubt: CredentialKind[] = [];
-  for (const c of await o.store.listCredentials(o.id)) {
+  const unopenable: UnopenableCredential[] = [];
+  for (const { kind } of connection.credentials) {
+    let c: StoredCredential | null;
+    try {
+      c = await o.store.getCredential({ connectionId: o.id, kind });
+    } catch (error) {
+      // Its tokens do not open with this ring (a key removed too early): exactly the state that stops
+      // its refreshes without a word on the connection, so it is explained rather than thrown.
+      if (!(error instanceof TokenwardenError) || error.code !== "config_invalid") throw error;
+      unopenable.push({ kind, problem: error.message });
+      continue;
+    }
+    if (c === null) continue;
     // A live claim is a refresh in flight, its outcome still to come; a lapsed one's holder is gone.
     const claimHeld = c.claimUntilMs !== null && c.claimUntilMs > o.nowMs;
     if (c.refreshInDoubt && !claimHeld) refreshInDoubt.push(c.kind);
@@ -30,6 +47,7 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
     connection,
     events,
     refreshInDoubt,
+    unopenable,
     providerState,
     flagNamesOtherCredentials: here !== null && here.status === "misconfigured" && !here.appliesHere,
     nowMs: o.nowMs,
