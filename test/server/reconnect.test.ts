@@ -252,6 +252,38 @@ describe("refused reconnect into another workspace", () => {
     expect(h.emu.control.tokenInfo(String(installed["access_token"])).state).toBe("active");
   });
 
+  // The authorize URL passes through the browser: whoever follows a reconnect link can drop `scope`
+  // and keep (or add) a `user_scope`, which a member may often grant without the right to install the bot.
+  it("refuses an installation without the bot the app asks for, and keeps the connection's bot", async () => {
+    const team = h.emu.control.createTeam({ name: "edited" });
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    await h.server.warden.connections.import({
+      id: team.teamId,
+      provider: "slack",
+      credentials: { bot: botFromInstall(install) },
+      metadata: { team_id: team.teamId },
+    });
+    const member = h.emu.control.createUser(team.teamId, { name: "member" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: member.userId });
+    revokedTokens.length = 0;
+    const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${team.teamId}`);
+    const authorize = new URL(start.headers.get("location") ?? "");
+    authorize.searchParams.delete("scope");
+    authorize.searchParams.set("user_scope", "chat:write");
+    const consent = await hop(authorize.toString());
+    const page = await hop(consent.headers.get("location") ?? "");
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("did not grant");
+    const granted = exchanged.pop() as Json;
+    const userToken = String((granted["authed_user"] as Json)["access_token"]);
+    expect(h.emu.control.tokenInfo(userToken).state).not.toBe("active");
+    const kept = await h.server.warden.connections.get(team.teamId);
+    expect(kept.credentials.map((c) => c.kind)).toEqual(["bot"]);
+    expect(kept.metadata).toEqual({ team_id: team.teamId });
+    const served = await h.server.warden.getToken(team.teamId);
+    expect(served).toMatchObject({ kind: "bot", accessToken: install.access_token });
+  });
+
   it("leaves a non-rotating installation alone: its bot token is the workspace's, shared", async () => {
     const app = h.emu.control.createApp({ tokenRotation: false });
     const server = await h.start({

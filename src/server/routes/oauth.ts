@@ -378,6 +378,28 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           error: "invalid_response",
         });
       }
+      // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
+      // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
+      // may grant without installing the bot. Stored, it would replace the connection's bot (still
+      // live, then held by nobody), and a caller asking for the connection's token would get that
+      // person's user token.
+      const missing = [
+        ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
+        ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
+      ];
+      if (missing.length > 0) {
+        const revoked = await revokeUnstored(slack.provider, installation);
+        request.log.warn(
+          { connectionId: payload.cid, installedId, missing, revoked },
+          "installation without a token the app asks for refused; its tokens revoked",
+        );
+        return page(
+          reply,
+          400,
+          "Installation incomplete",
+          `Slack did not grant the ${missing.join(" and ")} token this app asks for (the authorization link was changed on its way). Nothing was changed; start again from the original link.`,
+        );
+      }
       let id = installedId;
       // The connection this install writes: the link's own (checked below), else the workspace's.
       const target = await ctx.store.getConnection(payload.cid ?? installedId);
