@@ -284,6 +284,69 @@ describe("refused reconnect into another workspace", () => {
     expect(served).toMatchObject({ kind: "bot", accessToken: install.access_token });
   });
 
+  // Inside an Enterprise Grid org, a person can install org-wide instead: another installation (the
+  // org's, whose token is no workspace's own), though the org id is in the workspace's metadata.
+  it("refuses an org-wide install for a workspace's connection, and a workspace install for the org's", async () => {
+    const { clientId } = h.emu.demoApp;
+    const org = "E0GRID1";
+    const ws = h.emu.control.createTeam({ name: "grid ws", enterpriseId: org });
+    const admin = h.emu.control.createUser(ws.teamId, { name: "admin" });
+    const wsInstall = h.emu.control.install({ clientId, teamId: ws.teamId });
+    const orgInstall = h.emu.control.install({ clientId, teamId: ws.teamId, enterpriseInstall: true });
+    const workspaceMeta = { team_id: ws.teamId, enterprise_id: org, is_enterprise_install: false };
+    const orgMeta = { team_id: null, enterprise_id: org, is_enterprise_install: true };
+    await h.server.warden.connections.import({
+      id: ws.teamId,
+      provider: "slack",
+      credentials: { bot: botFromInstall(wsInstall) },
+      metadata: workspaceMeta,
+    });
+    await h.server.warden.connections.import({
+      id: "acme-org",
+      provider: "slack",
+      credentials: { bot: botFromInstall(orgInstall) },
+      metadata: orgMeta,
+    });
+    try {
+      for (const [id, enterpriseInstall, meta] of [
+        [ws.teamId, true, workspaceMeta],
+        ["acme-org", false, orgMeta],
+      ] as const) {
+        h.emu.control.setAuthorize({
+          mode: "approve",
+          teamId: ws.teamId,
+          userId: admin.userId,
+          enterpriseInstall,
+        });
+        revokedTokens.length = 0;
+        const page = await installViaBrowser(
+          h,
+          `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
+        );
+        expect(page.status, id).toBe(400);
+        expect(await page.text()).toContain("different workspace");
+        expect(revokedTokens, id).toHaveLength(2);
+        expect((await h.server.warden.connections.get(id)).metadata, id).toEqual(meta);
+      }
+      // The org's own install still reconnects the org's connection.
+      h.emu.control.setAuthorize({
+        mode: "approve",
+        teamId: ws.teamId,
+        userId: admin.userId,
+        enterpriseInstall: true,
+      });
+      const back = await installViaBrowser(
+        h,
+        `${h.server.publicUrl}/oauth/slack/install?connection_id=acme-org`,
+      );
+      expect(back.status).toBe(303);
+      expect((await h.server.warden.connections.get("acme-org")).metadata).toMatchObject(orgMeta);
+    } finally {
+      h.emu.control.setAuthorize({ enterpriseInstall: false });
+      exchanged.length = 0;
+    }
+  });
+
   it("leaves a non-rotating installation alone: its bot token is the workspace's, shared", async () => {
     const app = h.emu.control.createApp({ tokenRotation: false });
     const server = await h.start({

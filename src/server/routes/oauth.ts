@@ -405,9 +405,13 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       const target = await ctx.store.getConnection(payload.cid ?? installedId);
       if (payload.cid !== null && payload.cid !== installedId) {
         // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
+        // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
+        // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
+        // install is not its installation (another token, another Slack id, other events).
+        const teamId = target?.metadata["team_id"];
         const owns =
           target !== null &&
-          (target.metadata["team_id"] === installedId || target.metadata["enterprise_id"] === installedId);
+          (typeof teamId === "string" ? teamId : target.metadata["enterprise_id"]) === installedId;
         if (!owns) {
           // Slack has installed the app there and issued tokens by now: they must not stay live.
           const revoked = await revokeUnstored(slack.provider, installation);
@@ -422,7 +426,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             400,
             "Wrong workspace",
             known
-              ? "Slack installed the app into a different workspace than the one this link reconnects. Nothing was changed; choose the right workspace."
+              ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
               : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
           );
         }
