@@ -1,6 +1,7 @@
 // A reconnect link must work for a connection whose id is not its Slack workspace (imported without
 // an id, or with one of the operator's own): a health check learns the workspace from auth.test.
 
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import type { Connection } from "../../src/core/types.js";
@@ -141,6 +142,54 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   });
 });
 
+describe("the install link while the store fails", () => {
+  let h: ServerHarness;
+  const revoked: string[] = [];
+  const recording: typeof fetch = async (input, init) => {
+    if (String(input).endsWith("/api/auth.revoke")) {
+      revoked.push(new Headers(init?.headers).get("authorization")?.slice("Bearer ".length) ?? "");
+    }
+    return fetch(input, init);
+  };
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", { server: { fetch: recording } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  function breakTheStore(): void {
+    // Another process (an operator's mistake, a botched migration) takes the table away.
+    const db = new Database(h.database.slice("sqlite:".length));
+    db.exec("ALTER TABLE connections RENAME TO connections_gone");
+    db.close();
+  }
+
+  it("revokes what Slack issued when the store fails after the exchange, and says so on a page", async () => {
+    const team = h.emu.control.createTeam({ name: "late failure" });
+    h.emu.control.createUser(team.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId });
+    const start = await hop(`${h.server.publicUrl}/oauth/slack/install`);
+    const consent = await hop(start.headers.get("location") ?? "");
+    breakTheStore();
+    const page = await hop(consent.headers.get("location") ?? "");
+    expect(page.status).toBe(503);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(await page.text()).not.toMatch(/SQLite|no such table|connections/);
+    expect(revoked).toHaveLength(2);
+    for (const token of revoked) expect(h.emu.control.tokenInfo(token).state).not.toBe("active");
+  });
+
+  it("answers the install link with a page that names no table, host or SQL (the store still broken)", async () => {
+    const id = "T0BROKEN";
+    const res = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    const text = await res.text();
+    expect(text).not.toMatch(/SQLite|no such table|connections/);
+  });
+});
+
 // A reconnect completed in the wrong workspace is refused after the code exchange, when Slack has
 // already installed the app there and issued tokens: those must not stay live with nobody holding them.
 describe("refused reconnect into another workspace", () => {
@@ -237,6 +286,23 @@ describe("refused reconnect into another workspace", () => {
     const access = String(orphan["access_token"]);
     expect(revokedTokens).toEqual([refresh, access]);
     expect(h.emu.control.tokenInfo(refresh).state).not.toBe("active");
+  });
+
+  // The person in the browser is nobody we know: a store's own message (its host, its SQL) is not theirs.
+  it("tells the browser on a page, without the store's message, that the installation was not saved", async () => {
+    const { page } = await installWhileImporting("store down, told", async () => {
+      throw new TokenwardenError(
+        "store_unavailable",
+        "PostgreSQL putConnection failed: ECONNREFUSED connect ECONNREFUSED 10.20.30.40:5432",
+      );
+    });
+    exchanged.pop();
+    expect(page.status).toBe(503);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const text = await page.text();
+    expect(text).toContain("not saved");
+    expect(text).not.toContain("10.20.30.40");
+    expect(text).not.toContain("ECONNREFUSED");
   });
 
   it("does not revoke the tokens of an installation the store kept, though the import then failed", async () => {

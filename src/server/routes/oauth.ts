@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { TokenwardenError } from "../../core/errors.js";
 import type { Classification } from "../../core/types.js";
@@ -9,6 +9,7 @@ import {
   type SlackInstallation,
   type SlackProvider,
 } from "../../providers/slack/slack-provider.js";
+import { errorBodyOf } from "../error-reply.js";
 import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { returnUrlWith } from "../return-url.js";
 import { parseInput } from "../route-book.js";
@@ -80,6 +81,30 @@ const BROWSER_ERRORS = new Set([
 /** A page for the person in the browser: nothing changed, and why. */
 function page(reply: FastifyReply, status: number, title: string, message: string): FastifyReply {
   return reply.code(status).type("text/html; charset=utf-8").send(htmlPage(title, message));
+}
+
+/**
+ * A browser route's own failure (the store, the configuration) as a page. The person following a
+ * link gets a sentence and the error's code, never its message: that is the operator's (in the log)
+ * and may name the database's host or a table. Nothing was written before it, on either route.
+ */
+async function asPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  run: () => Promise<FastifyReply>,
+): Promise<FastifyReply> {
+  try {
+    return await run();
+  } catch (error) {
+    const { status, body } = errorBodyOf(error);
+    if (status >= 500) request.log.error({ err: error }, "install flow failed");
+    return page(
+      reply,
+      status,
+      "Something went wrong",
+      `tokenwarden could not complete this step (${body.error.code}). Nothing was changed; try again in a moment.`,
+    );
+  }
 }
 
 function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
@@ -252,56 +277,57 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       query: InstallQuerySchema,
       produces: "text/html",
     },
-    async (request, reply) => {
-      const slack = requireSlack();
-      const parsed = InstallQuerySchema.safeParse(request.query ?? {});
-      if (!parsed.success) return page(reply, 400, "Invalid install link", "This link is malformed.");
-      const q = parsed.data;
-      let cid = q.connection_id ?? null;
-      let ret = q.return_url ?? null;
-      if (q.session !== undefined) {
-        const verdict = ctx.signer.verify(q.session, "session", ctx.clock.now());
-        if (!verdict.ok) {
-          return page(
-            reply,
-            400,
-            "Link expired or invalid",
-            "Ask for a new install link; nothing was changed.",
-          );
+    async (request, reply) =>
+      asPage(request, reply, async () => {
+        const slack = requireSlack();
+        const parsed = InstallQuerySchema.safeParse(request.query ?? {});
+        if (!parsed.success) return page(reply, 400, "Invalid install link", "This link is malformed.");
+        const q = parsed.data;
+        let cid = q.connection_id ?? null;
+        let ret = q.return_url ?? null;
+        if (q.session !== undefined) {
+          const verdict = ctx.signer.verify(q.session, "session", ctx.clock.now());
+          if (!verdict.ok) {
+            return page(
+              reply,
+              400,
+              "Link expired or invalid",
+              "Ask for a new install link; nothing was changed.",
+            );
+          }
+          cid = verdict.payload.cid;
+          ret = verdict.payload.ret;
+        } else if (ret !== null && !isAllowedReturnUrl(ret, ctx.allowedReturnOrigins)) {
+          return page(reply, 400, "Invalid install link", "The return address of this link is not allowed.");
         }
-        cid = verdict.payload.cid;
-        ret = verdict.payload.ret;
-      } else if (ret !== null && !isAllowedReturnUrl(ret, ctx.allowedReturnOrigins)) {
-        return page(reply, 400, "Invalid install link", "The return address of this link is not allowed.");
-      }
-      let team: string | undefined;
-      if (cid !== null) {
-        const existing = await ctx.store.getConnection(cid);
-        const teamId = existing?.metadata["team_id"];
-        // The id itself is the workspace only when it looks like one (T…/E…); `conn_…` is no hint.
-        team =
-          typeof teamId === "string"
-            ? teamId
-            : existing !== null && SLACK_TENANT_ID.test(cid)
-              ? cid
-              : undefined;
-      }
-      const state = ctx.signer.sign({
-        use: "state",
-        sid: newFlowId(),
-        cid,
-        ret,
-        exp: ctx.clock.now() + STATE_TTL_MS,
-      });
-      const url = slack.provider.authorizeUrl({
-        state,
-        redirectUri,
-        scopes: slack.scopes,
-        userScopes: slack.userScopes,
-        ...(team === undefined ? {} : { team }),
-      });
-      return reply.header("cache-control", "no-store").redirect(url, 302);
-    },
+        let team: string | undefined;
+        if (cid !== null) {
+          const existing = await ctx.store.getConnection(cid);
+          const teamId = existing?.metadata["team_id"];
+          // The id itself is the workspace only when it looks like one (T…/E…); `conn_…` is no hint.
+          team =
+            typeof teamId === "string"
+              ? teamId
+              : existing !== null && SLACK_TENANT_ID.test(cid)
+                ? cid
+                : undefined;
+        }
+        const state = ctx.signer.sign({
+          use: "state",
+          sid: newFlowId(),
+          cid,
+          ret,
+          exp: ctx.clock.now() + STATE_TTL_MS,
+        });
+        const url = slack.provider.authorizeUrl({
+          state,
+          redirectUri,
+          scopes: slack.scopes,
+          userScopes: slack.userScopes,
+          ...(team === undefined ? {} : { team }),
+        });
+        return reply.header("cache-control", "no-store").redirect(url, 302);
+      }),
   );
 
   route(
@@ -317,146 +343,168 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       query: CallbackQuerySchema,
       produces: "text/html",
     },
-    async (request, reply) => {
-      const slack = requireSlack();
-      const parsed = CallbackQuerySchema.safeParse(request.query ?? {});
-      if (!parsed.success || parsed.data.state === undefined) {
-        return page(
-          reply,
-          400,
-          "Invalid install link",
-          "The answer from Slack carried no valid state. Nothing was changed.",
-        );
-      }
-      const q = parsed.data;
-      const now = ctx.clock.now();
-      const verdict = ctx.signer.verify(q.state ?? "", "state", now);
-      if (!verdict.ok) {
-        const message =
-          verdict.reason === "expired"
-            ? "This installation took too long and its link expired. Nothing was changed; start again."
-            : "This installation link is not valid. Nothing was changed; start again.";
-        return page(reply, 400, "Installation link invalid", message);
-      }
-      const { payload } = verdict;
-      // Single use across every process: the first callback with this state wins; a replay changes nothing.
-      if (!(await ctx.store.markOnce("oauth_state", payload.sid, now, payload.exp))) {
-        return page(
-          reply,
-          400,
-          "Link already used",
-          "This installation link was already used. Nothing was changed.",
-        );
-      }
-      if (q.error !== undefined || q.code === undefined) {
-        if (payload.ret !== null) {
-          const error = q.error === "access_denied" ? "access_denied" : "install_failed";
-          return reply.redirect(backTo(payload.ret, { error }), 303);
-        }
-        return q.error === "access_denied"
-          ? page(reply, 200, "Installation cancelled", "You cancelled the installation. Nothing was changed.")
-          : page(
-              reply,
-              400,
-              "Installation failed",
-              "Slack did not send an authorization code. Nothing was changed.",
-            );
-      }
-      const code = q.code;
-      const exchanged = await withTimeout(EXCHANGE_TIMEOUT_MS, (signal) =>
-        slack.provider.exchangeCode({ code, redirectUri }, signal),
-      );
-      if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
-      const installation = exchanged.installation;
-      const installedId = installationId(installation);
-      if (installedId === null) {
-        const revoked = await revokeUnstored(slack.provider, installation);
-        request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
-        return failurePage(reply, {
-          kind: "transient",
-          reason: "provider_unavailable",
-          error: "invalid_response",
-        });
-      }
-      // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
-      // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
-      // may grant without installing the bot. Stored, it would replace the connection's bot (still
-      // live, then held by nobody), and a caller asking for the connection's token would get that
-      // person's user token.
-      const missing = [
-        ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
-        ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
-      ];
-      if (missing.length > 0) {
-        const revoked = await revokeUnstored(slack.provider, installation);
-        request.log.warn(
-          { connectionId: payload.cid, installedId, missing, revoked },
-          "installation without a token the app asks for refused; its tokens revoked",
-        );
-        return page(
-          reply,
-          400,
-          "Installation incomplete",
-          `Slack did not grant the ${missing.join(" and ")} token this app asks for (the authorization link was changed on its way). Nothing was changed; start again from the original link.`,
-        );
-      }
-      let id = installedId;
-      // The connection this install writes: the link's own (checked below), else the workspace's.
-      const target = await ctx.store.getConnection(payload.cid ?? installedId);
-      if (payload.cid !== null && payload.cid !== installedId) {
-        // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
-        // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
-        // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
-        // install is not its installation (another token, another Slack id, other events).
-        const teamId = target?.metadata["team_id"];
-        const owns =
-          target !== null &&
-          (typeof teamId === "string" ? teamId : target.metadata["enterprise_id"]) === installedId;
-        if (!owns) {
-          // Slack has installed the app there and issued tokens by now: they must not stay live.
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn(
-            { connectionId: payload.cid, installedId, revoked },
-            "reconnect into another workspace refused; its new tokens revoked",
-          );
-          const known =
-            target !== null && (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
+    async (request, reply) =>
+      asPage(request, reply, async () => {
+        const slack = requireSlack();
+        const parsed = CallbackQuerySchema.safeParse(request.query ?? {});
+        if (!parsed.success || parsed.data.state === undefined) {
           return page(
             reply,
             400,
-            "Wrong workspace",
-            known
-              ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
-              : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
+            "Invalid install link",
+            "The answer from Slack carried no valid state. Nothing was changed.",
           );
         }
-        id = payload.cid;
-      }
-      // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
-      // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
-      // the write, not from `target`: a key written since that read (a health check filling in the
-      // workspace, the operator's update) is kept.
-      try {
-        await ctx.warden.connections.import(importOf(id, installation), { mergeMetadata: true });
-      } catch (error) {
-        // Revoked only when known not to be stored (nobody holds them then): an import can fail after
-        // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
-        // holds would kill a connection that reads active. Unknown (the store still down) is kept.
-        if (!(await storedAny(ctx, id, installation).catch(() => true))) {
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+        const q = parsed.data;
+        const now = ctx.clock.now();
+        const verdict = ctx.signer.verify(q.state ?? "", "state", now);
+        if (!verdict.ok) {
+          const message =
+            verdict.reason === "expired"
+              ? "This installation took too long and its link expired. Nothing was changed; start again."
+              : "This installation link is not valid. Nothing was changed; start again.";
+          return page(reply, 400, "Installation link invalid", message);
         }
-        throw error;
-      }
-      request.log.info({ connectionId: id }, "installed");
-      if (payload.ret !== null) {
-        return reply.redirect(backTo(payload.ret, { connection_id: id, status: "installed" }), 303);
-      }
-      return reply.redirect(
-        `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,
-        303,
-      );
-    },
+        const { payload } = verdict;
+        // Single use across every process: the first callback with this state wins; a replay changes nothing.
+        if (!(await ctx.store.markOnce("oauth_state", payload.sid, now, payload.exp))) {
+          return page(
+            reply,
+            400,
+            "Link already used",
+            "This installation link was already used. Nothing was changed.",
+          );
+        }
+        if (q.error !== undefined || q.code === undefined) {
+          if (payload.ret !== null) {
+            const error = q.error === "access_denied" ? "access_denied" : "install_failed";
+            return reply.redirect(backTo(payload.ret, { error }), 303);
+          }
+          return q.error === "access_denied"
+            ? page(
+                reply,
+                200,
+                "Installation cancelled",
+                "You cancelled the installation. Nothing was changed.",
+              )
+            : page(
+                reply,
+                400,
+                "Installation failed",
+                "Slack did not send an authorization code. Nothing was changed.",
+              );
+        }
+        const code = q.code;
+        const exchanged = await withTimeout(EXCHANGE_TIMEOUT_MS, (signal) =>
+          slack.provider.exchangeCode({ code, redirectUri }, signal),
+        );
+        if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
+        const installation = exchanged.installation;
+        const installedId = installationId(installation);
+        if (installedId === null) {
+          const revoked = await revokeUnstored(slack.provider, installation);
+          request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
+          return failurePage(reply, {
+            kind: "transient",
+            reason: "provider_unavailable",
+            error: "invalid_response",
+          });
+        }
+        // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
+        // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
+        // may grant without installing the bot. Stored, it would replace the connection's bot (still
+        // live, then held by nobody), and a caller asking for the connection's token would get that
+        // person's user token.
+        const missing = [
+          ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
+          ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
+        ];
+        if (missing.length > 0) {
+          const revoked = await revokeUnstored(slack.provider, installation);
+          request.log.warn(
+            { connectionId: payload.cid, installedId, missing, revoked },
+            "installation without a token the app asks for refused; its tokens revoked",
+          );
+          return page(
+            reply,
+            400,
+            "Installation incomplete",
+            `Slack did not grant the ${missing.join(" and ")} token this app asks for (the authorization link was changed on its way). Nothing was changed; start again from the original link.`,
+          );
+        }
+        let id = installedId;
+        // The connection this install writes: the link's own (checked below), else the workspace's.
+        const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(async (error) => {
+          // Nothing stored, and nobody else holds what Slack has just issued.
+          const revoked = await revokeUnstored(slack.provider, installation);
+          request.log.warn(
+            { connectionId: payload.cid, installedId, revoked },
+            "store failed; tokens revoked",
+          );
+          throw error;
+        });
+        if (payload.cid !== null && payload.cid !== installedId) {
+          // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
+          // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
+          // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
+          // install is not its installation (another token, another Slack id, other events).
+          const teamId = target?.metadata["team_id"];
+          const owns =
+            target !== null &&
+            (typeof teamId === "string" ? teamId : target.metadata["enterprise_id"]) === installedId;
+          if (!owns) {
+            // Slack has installed the app there and issued tokens by now: they must not stay live.
+            const revoked = await revokeUnstored(slack.provider, installation);
+            request.log.warn(
+              { connectionId: payload.cid, installedId, revoked },
+              "reconnect into another workspace refused; its new tokens revoked",
+            );
+            const known =
+              target !== null &&
+              (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
+            return page(
+              reply,
+              400,
+              "Wrong workspace",
+              known
+                ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
+                : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
+            );
+          }
+          id = payload.cid;
+        }
+        // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
+        // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
+        // the write, not from `target`: a key written since that read (a health check filling in the
+        // workspace, the operator's update) is kept.
+        try {
+          await ctx.warden.connections.import(importOf(id, installation), { mergeMetadata: true });
+        } catch (error) {
+          // Revoked only when known not to be stored (nobody holds them then): an import can fail after
+          // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
+          // holds would kill a connection that reads active. Unknown (the store still down) is kept.
+          if (!(await storedAny(ctx, id, installation).catch(() => true))) {
+            const revoked = await revokeUnstored(slack.provider, installation);
+            request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+          }
+          const { status, body } = errorBodyOf(error);
+          request.log.error({ err: error, connectionId: id }, "installation not saved");
+          return page(
+            reply,
+            status,
+            "Installation not saved",
+            `Slack installed the app, but tokenwarden could not save the installation, or could not confirm it did (${body.error.code}). Start again in a moment.`,
+          );
+        }
+        request.log.info({ connectionId: id }, "installed");
+        if (payload.ret !== null) {
+          return reply.redirect(backTo(payload.ret, { connection_id: id, status: "installed" }), 303);
+        }
+        return reply.redirect(
+          `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,
+          303,
+        );
+      }),
   );
 
   route(
