@@ -102,6 +102,21 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
   });
 
+  it("tells the person a link's connection was deleted, before sending them to Slack and after", async () => {
+    const { id } = await importWithoutId("deleted");
+    const link = await connectLink(id);
+    const start = await hop(link);
+    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
+    const early = await hop(link);
+    expect(early.status).toBe(404);
+    expect(await early.text()).toContain("no longer exists");
+    // Deleted while the person was on Slack's page.
+    const consent = await hop(start.headers.get("location") ?? "");
+    const late = await hop(consent.headers.get("location") ?? "");
+    expect(late.status).toBe(404);
+    expect(await late.text()).toContain("no longer exists");
+  });
+
   // Mail clients, link trackers and chat tools append parameters of their own to the links they show.
   it("an install link with a tracking parameter appended still redirects to Slack", async () => {
     const { id, teamId } = await importInstalled("tracked", (teamId) => ({ metadata: { team_id: teamId } }));

@@ -107,6 +107,15 @@ async function asPage(
   }
 }
 
+function gonePage(reply: FastifyReply): FastifyReply {
+  return page(
+    reply,
+    404,
+    "Connection deleted",
+    "The connection this link reconnects no longer exists. Nothing was changed; ask for a new link.",
+  );
+}
+
 function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
   // A refused code is the browser's problem (reused, expired); an outage or our config is ours.
   const status = BROWSER_ERRORS.has(classification.error)
@@ -303,6 +312,9 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         let team: string | undefined;
         if (cid !== null) {
           const existing = await ctx.store.getConnection(cid);
+          // Only a Slack id names its workspace, and an install there (re)creates it; any other id
+          // was deleted since the link was made, and every install would be refused after Slack's.
+          if (existing === null && !SLACK_TENANT_ID.test(cid)) return gonePage(reply);
           const teamId = existing?.metadata["team_id"];
           // The id itself is the workspace only when it looks like one (T…/E…); `conn_…` is no hint.
           team =
@@ -459,9 +471,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               { connectionId: payload.cid, installedId, revoked },
               "reconnect into another workspace refused; its new tokens revoked",
             );
-            const known =
-              target !== null &&
-              (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
+            if (target === null) return gonePage(reply);
+            const known = (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
             return page(
               reply,
               400,
