@@ -18,10 +18,12 @@ export interface WithTokenOptions extends GetTokenOptions {
 /** Finds Slack's error string in a WebClient error or a raw `{ ok: false, error }` body. */
 export function defaultErrorOf(value: unknown): string | null {
   if (typeof value !== "object" || value === null) return null;
-  const v = value as { ok?: unknown; error?: unknown; data?: { error?: unknown } };
-  if (typeof v.data?.error === "string") return v.data.error;
+  const v = value as { ok?: unknown; error?: unknown; data?: { ok?: unknown; error?: unknown } };
+  // Only Slack's envelope, `ok: false` with its error, returned or inside @slack/web-api's thrown
+  // error: another library's error that merely has an `error` field (an OAuth client's
+  // `{ error: "invalid_grant" }`) would otherwise be taken for Slack's verdict on this token.
+  if (v.data?.ok === false && typeof v.data.error === "string") return v.data.error;
   if (v.ok === false && typeof v.error === "string") return v.error;
-  if (typeof v.error === "string") return v.error;
   return null;
 }
 
