@@ -19,6 +19,13 @@ export const METHOD_NAME = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
  */
 const CLIENT_AUTH_METHOD = /^(oauth\.|openid\.connect\.token)/i;
 
+/**
+ * Methods that end the connection's tokens at Slack behind the store's back: the stored credential
+ * would read as live until a call failed with it. DELETE /v1/connections/:id?revoke=true does it
+ * and forgets the connection in one step.
+ */
+const ENDING_METHOD = /^(auth\.revoke|apps\.uninstall)$/i;
+
 /** Response headers worth passing back; hop-by-hop and length headers are Fastify's to set. */
 const PASSED_BACK = ["content-type", "retry-after", "x-oauth-scopes", "x-accepted-oauth-scopes"];
 
@@ -93,6 +100,12 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     throw new TokenwardenError(
       "invalid_input",
       `${r.method} takes the app's client credentials, not a connection's token; the proxy does not call it`,
+    );
+  }
+  if (ENDING_METHOD.test(r.method)) {
+    throw new TokenwardenError(
+      "invalid_input",
+      `${r.method} would end the connection's tokens without the store knowing; use DELETE /v1/connections/${r.connectionId}?revoke=true`,
     );
   }
   if (carriesTokenArgument(r)) {

@@ -74,7 +74,15 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     const teamId = await h.installAndImport("oauth-method");
     const { clientId, clientSecret } = h.emu.demoApp;
     sent.length = 0;
-    for (const method of ["oauth.v2.access", "oauth.access", "oauth.v2.exchange", "openid.connect.token"]) {
+    for (const method of [
+      "oauth.v2.access",
+      "oauth.access",
+      "oauth.v2.exchange",
+      "openid.connect.token",
+      // These end the connection's tokens behind the store's back: DELETE ?revoke=true does it.
+      "auth.revoke",
+      "apps.uninstall",
+    ]) {
       const res = await h.server.app.inject({
         method: "POST",
         url: `/v1/proxy/${teamId}/${method}`,
