@@ -266,6 +266,11 @@ export interface Store {
    * this call applied (none when the schema was up to date, or another process applied them first).
    */
   migrate(): Promise<string[]>;
+  /**
+   * Migrations the database records that this release does not have (`0011_name`), oldest first: a
+   * newer release applied them. Empty when the schema is this release's (or older, before migrate).
+   */
+  newerMigrations(): Promise<string[]>;
   close(): Promise<void>;
   /** Throws `store_unavailable` when the database cannot answer. */
   ping(): Promise<void>;

@@ -172,6 +172,15 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   try {
     await store.migrate();
+    const newer = await store.newerMigrations();
+    if (newer.length > 0) {
+      // A rollback, or an old instance restarted mid-deploy: refusing would take the fleet down with
+      // it, but the operator must hear that this release may not keep what those migrations changed.
+      logger.warn(
+        { migrations: newer },
+        "the database has migrations this release does not know (a newer release applied them): run that release or a newer one; this one may write what they changed the old way",
+      );
+    }
     // Before anything is written: a wrong key would seal new rows no correctly keyed instance can open.
     await store.checkKeyRing();
   } catch (error) {

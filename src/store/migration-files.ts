@@ -38,3 +38,18 @@ export function loadMigrations(dialect: "sqlite" | "postgres"): Migration[] {
   });
   return migrations;
 }
+
+/**
+ * The rows of schema_migrations that are not among `known`, as `0011_name`, oldest first: what a newer
+ * release applied to a database this one now opens.
+ */
+export function newerThan(
+  known: readonly Migration[],
+  recorded: ReadonlyArray<{ version: number; name: string }>,
+): string[] {
+  const versions = new Set(known.map((m) => m.version));
+  return recorded
+    .filter((r) => !versions.has(Number(r.version)))
+    .sort((a, b) => Number(a.version) - Number(b.version))
+    .map((r) => `${String(r.version).padStart(4, "0")}_${r.name}`);
+}

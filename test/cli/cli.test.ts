@@ -314,7 +314,20 @@ describe("tokenwarden CLI (built binary)", () => {
         /^applied 0001_init, 0002_outbox, .*; schema up to date: postgres:\/\//,
       );
       const again = await runCli(["migrate", "--json"], { env: pgEnv });
-      expect(JSON.parse(again.stdout)).toMatchObject({ migrated: true, applied: [] });
+      expect(JSON.parse(again.stdout)).toMatchObject({ migrated: true, applied: [], newer: [] });
+      // A newer release migrated the database (a rollback): not "up to date", and said so.
+      const dbAdmin = new pg.Client({ connectionString: url.toString() });
+      await dbAdmin.connect();
+      await dbAdmin.query(
+        "INSERT INTO tokenwarden.schema_migrations (version, name) VALUES (99, 'from_the_future')",
+      );
+      await dbAdmin.end();
+      const behind = await runCli(["migrate"], { env: pgEnv });
+      expect(behind.code).toBe(0);
+      expect(behind.stderr).toContain("migrations this release does not know (0099_from_the_future)");
+      expect(behind.stdout).toMatch(/^schema ahead of this release: postgres:\/\//);
+      const behindJson = await runCli(["migrate", "--json"], { env: pgEnv });
+      expect(JSON.parse(behindJson.stdout)).toMatchObject({ applied: [], newer: ["0099_from_the_future"] });
       const t = install();
       const input = JSON.stringify({
         id: "pg-1",

@@ -3,6 +3,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
+import { generateKey } from "../../src/crypto/key-ring.js";
+import { createWarden } from "../../src/engine/warden.js";
 import { loadMigrations } from "../../src/store/migration-files.js";
 import { openStore } from "../../src/store/open-store.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
@@ -116,6 +118,31 @@ describe("sqlite: setup and errors", () => {
     const applied = [1, 2, 3, 4, 5, 7, 8, 9, 10];
     expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual(applied);
     db.close();
+  });
+
+  it("names the migrations a newer release applied, and a warden opening the file warns of them", async () => {
+    const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+    await store.migrate();
+    expect(await store.newerMigrations()).toEqual([]);
+    const db = new Database(file.path);
+    db.prepare("INSERT INTO schema_migrations (version, name) VALUES (?, ?)").run(99, "from_a_newer_release");
+    db.close();
+    expect(await store.migrate()).toEqual([]);
+    expect(await store.newerMigrations()).toEqual(["0099_from_a_newer_release"]);
+    await store.close();
+    const warned: Array<{ obj: object; msg: string | undefined }> = [];
+    const quiet = () => {};
+    const warden = await createWarden({
+      database: `sqlite:${file.path}`,
+      encryptionKey: generateKey(),
+      logger: { debug: quiet, info: quiet, error: quiet, warn: (obj, msg) => warned.push({ obj, msg }) },
+      env: {},
+    });
+    await warden.close();
+    expect(warned).toContainEqual({
+      obj: { migrations: ["0099_from_a_newer_release"] },
+      msg: expect.stringContaining("migrations this release does not know"),
+    });
   });
 
   it("upgrading forgets the OAuth state secret older versions stored in plain text, and keeps other settings", async () => {

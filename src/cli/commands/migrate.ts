@@ -25,13 +25,22 @@ Example:
       // Migrations touch no sealed value, so the store opens without needing the real key.
       const store = await openKeylessStore(url);
       let applied: string[];
+      let newer: string[];
       try {
         applied = await store.migrate();
+        newer = await store.newerMigrations();
       } finally {
         await store.close();
       }
       const display = describeDatabaseUrl(url);
-      if (flags.json === true) printJson({ database: display, migrated: true, applied });
+      if (newer.length > 0) {
+        // Not "up to date": a newer release migrated this database, and this one is older.
+        process.stderr.write(
+          `tokenwarden: note: the database has migrations this release does not know (${newer.join(", ")}): a newer release applied them; run that release or a newer one\n`,
+        );
+      }
+      if (flags.json === true) printJson({ database: display, migrated: true, applied, newer });
+      else if (newer.length > 0) process.stdout.write(`schema ahead of this release: ${display}\n`);
       else if (applied.length === 0) process.stdout.write(`schema up to date: ${display}\n`);
       else process.stdout.write(`applied ${applied.join(", ")}; schema up to date: ${display}\n`);
     });

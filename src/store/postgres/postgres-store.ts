@@ -68,7 +68,7 @@ import {
   verdictApplies,
 } from "../credential-transitions.js";
 import { versionAfter } from "../credential-versions.js";
-import { loadMigrations } from "../migration-files.js";
+import { loadMigrations, newerThan } from "../migration-files.js";
 import {
   checkMark,
   type NewOutboxRow,
@@ -392,6 +392,15 @@ export class PostgresStore implements Store {
       }
       return now;
     });
+  }
+
+  async newerMigrations(): Promise<string[]> {
+    const { rows } = await this.#query("newerMigrations", (c) =>
+      c.query<{ version: number; name: string }>(
+        `SELECT version, name FROM "${this.#schema}".schema_migrations`,
+      ),
+    );
+    return newerThan(loadMigrations("postgres"), rows);
   }
 
   /**

@@ -67,7 +67,7 @@ import {
   verdictApplies,
 } from "../credential-transitions.js";
 import { versionAfter } from "../credential-versions.js";
-import { loadMigrations } from "../migration-files.js";
+import { loadMigrations, newerThan } from "../migration-files.js";
 import {
   checkMark,
   type NewOutboxRow,
@@ -223,6 +223,15 @@ export class SqliteStore implements Store {
       }
       return now;
     });
+  }
+
+  async newerMigrations(): Promise<string[]> {
+    return this.#read("newerMigrations", () =>
+      newerThan(
+        loadMigrations("sqlite"),
+        this.#all<{ version: number; name: string }>("SELECT version, name FROM schema_migrations"),
+      ),
+    );
   }
 
   async close(): Promise<void> {
