@@ -25,6 +25,8 @@ describe("library import refuses each bad credential shape, writing nothing", ()
       { accessToken: "xoxe.xoxb-1-a", expiresAt: Date.now() + 1_000, expiresIn: 60 },
     ],
     ["an access token over 8192 characters", { accessToken: LONG }],
+    // Epoch seconds read as milliseconds: January 1970, so a long-lived token would import as expired.
+    ["expiresAt in epoch seconds", { accessToken: "xoxb-1-a", expiresAt: 1_780_000_000 }],
   ];
   cases.forEach(([what, bot], i) => {
     it(what, async () => {
@@ -34,6 +36,16 @@ describe("library import refuses each bad credential shape, writing nothing", ()
       ).rejects.toMatchObject({ code: "invalid_input" });
       await expect(h.warden.connections.get(id)).rejects.toMatchObject({ code: "not_found" });
     });
+  });
+
+  it("an expiresAt that already passed, but not decades ago, is taken as given", async () => {
+    const expiresAt = h.clock.now() - 86_400_000;
+    const c = await h.warden.connections.import({
+      id: "T-expired-yesterday",
+      provider: "slack",
+      credentials: { bot: { accessToken: "xoxb-1-a", refreshToken: "xoxe-1-r", expiresAt } },
+    });
+    expect(c.credentials[0]?.expiresAtMs).toBe(expiresAt);
   });
 
   // A Slack installation holds bot and user credentials. A `default` one was stored as given, and then
