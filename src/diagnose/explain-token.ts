@@ -339,7 +339,7 @@ function explainRefreshToken(o: TokenObservation, token: Diagnosis["token"]): Di
       fix:
         r.savedToConnection === null
           ? [
-              "The refresh token was spent: store the NEW access token and the NEW refresh token printed above, now; the old refresh token stops working after a short grace period.",
+              "The refresh token was spent: store the NEW access token and the NEW refresh token printed with this diagnosis (the NEW TOKENS block; new_tokens with --json), now; the old refresh token stops working after a short grace period.",
               FIX.updateSecretStore(),
             ]
           : [`The new pair was saved to connection ${r.savedToConnection}; nothing else to do.`],

@@ -137,6 +137,10 @@ describe("tokenwarden CLI (built binary)", () => {
     expect(spent.code).toBe(0);
     expect(spent.stderr).toMatch(/WARNING: the refresh token was spent/);
     expect(spent.stdout).toMatch(/NEW TOKENS[\s\S]*access token: {2}xoxe\.xoxb-\S+\nrefresh token: xoxe-\S+/);
+    // The fix points at where the pair is, in text and in JSON (the block prints before the diagnosis).
+    expect(spent.stdout).toContain(
+      "printed with this diagnosis (the NEW TOKENS block; new_tokens with --json)",
+    );
     expect(emu.control.counters().refreshTokenPresentations[t.refresh]).toBe(1);
   });
 
