@@ -59,14 +59,27 @@ const SMALL_ANSWER_BYTES = 64 * 1024;
 /**
  * Whether the caller put a `token` argument where Slack reads one (the query, a form body): Slack
  * might then judge that token instead of the one in our header, and its `invalid_auth` would be taken
- * as a verdict on the connection. Names are matched as Slack's form parser would decode them.
+ * as a verdict on the connection. Names are matched as Slack's form parser would decode them. Slack
+ * reads arguments from a text/plain body as from a form, and from the parts of a multipart one.
  */
 function carriesTokenArgument(r: ProxyRequest): boolean {
-  const named = (form: string) =>
-    [...new URLSearchParams(form).keys()].some((k) => k.toLowerCase() === "token");
+  const isToken = (name: string) => name.toLowerCase() === "token";
+  const named = (form: string) => [...new URLSearchParams(form).keys()].some(isToken);
   if (named(r.query)) return true;
-  const form = r.contentType?.toLowerCase().startsWith("application/x-www-form-urlencoded") === true;
-  return form && r.body !== undefined && named(r.body.toString("utf8"));
+  if (r.body === undefined || r.body.length === 0) return false;
+  switch ((r.contentType ?? "").split(";")[0]?.trim().toLowerCase()) {
+    case "application/x-www-form-urlencoded":
+    case "text/plain":
+      return named(r.body.toString("utf8"));
+    case "multipart/form-data": {
+      // A part names its field in its Content-Disposition header. Any such line counts, whatever the
+      // boundary: a body Slack parses more leniently than its header says is not let through.
+      const headers = r.body.toString("latin1").match(/^content-disposition:[^\r\n]*$/gim) ?? [];
+      return headers.some((h) => /;\s*name\s*=\s*(?:"token"|token)\s*(?:;|$)/i.test(h));
+    }
+    default:
+      return false;
+  }
 }
 
 function slackErrorOf(status: number, body: Buffer, contentType: string | null): string | null {

@@ -128,6 +128,53 @@ describe.each(STORE_KINDS)("proxy (%s)", (kind) => {
     expect(json.statusCode, json.body).toBe(200);
   });
 
+  it("refuses a token argument in a text/plain or multipart body too: Slack reads those as arguments", async () => {
+    // Slack takes text/plain (read as a form) and multipart/form-data bodies, and a token in either is
+    // an argument it may judge instead of ours; the emulator, like Slack, prefers it to the header.
+    const teamId = await h.installAndImport("token-argument-other-bodies");
+    const boundary = "----twboundary42";
+    const multipart = [
+      `--${boundary}`,
+      'Content-Disposition: form-data; name="channel"',
+      "",
+      "C1",
+      `--${boundary}`,
+      'Content-Disposition: form-data; name="token"',
+      "",
+      "xoxb-someone-else",
+      `--${boundary}--`,
+      "",
+    ].join("\r\n");
+    sent.length = 0;
+    for (const [contentType, payload] of [
+      ["text/plain", "token=xoxb-someone-else"],
+      ["text/plain; charset=utf-8", "channel=C1&token=xoxb-someone-else"],
+      [`multipart/form-data; boundary=${boundary}`, multipart],
+      [`multipart/form-data; boundary="${boundary}"`, multipart],
+    ] as const) {
+      const res = await h.server.app.inject({
+        method: "POST",
+        url: `/v1/proxy/${teamId}/auth.test`,
+        headers: { ...AUTH, "content-type": contentType },
+        payload,
+      });
+      expect(res.statusCode, `${contentType}: ${res.body}`).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: "invalid_input" } });
+    }
+    expect(sent).toEqual([]);
+    expect((await h.server.warden.connections.get(teamId)).status).toBe("active");
+    // A multipart body without a token field goes through (the emulator refuses multipart itself).
+    const upload = multipart.replace('name="token"', 'name="title"');
+    const res = await h.server.app.inject({
+      method: "POST",
+      url: `/v1/proxy/${teamId}/auth.test`,
+      headers: { ...AUTH, "content-type": `multipart/form-data; boundary=${boundary}` },
+      payload: upload,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(sent).toHaveLength(1);
+  });
+
   it("marks every proxied answer no-store: it is one workspace's data, fetched with its token", async () => {
     // Slack's own Cache-Control is not among the headers passed back; without ours, a cache in front of
     // the server (one that keys on the URL alone) could serve a workspace's messages to anyone.
