@@ -264,6 +264,31 @@ describe("refused reconnect into another workspace", () => {
     expect(revokedTokens).toEqual([refresh, access]);
   });
 
+  it("a link for a workspace not stored here, installed into another, says wrong workspace, not deleted", async () => {
+    // `?connection_id=T…` is an install into that workspace (it creates the connection): a person who
+    // picks another one in Slack chose the wrong workspace; no connection was deleted, and a new link
+    // would change nothing.
+    const wanted = h.emu.control.createTeam({ name: "wanted" });
+    const other = h.emu.control.createTeam({ name: "picked" });
+    const admin = h.emu.control.createUser(other.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: other.teamId, userId: admin.userId });
+    revokedTokens.length = 0;
+    const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${wanted.teamId}`);
+    const authorize = new URL(start.headers.get("location") ?? "");
+    authorize.searchParams.delete("team");
+    const consent = await hop(authorize.toString());
+    const page = await hop(consent.headers.get("location") ?? "");
+    const text = await page.text();
+    expect(page.status, text).toBe(400);
+    expect(text).toContain("different workspace");
+    expect(text).not.toContain("no longer exists");
+    expect(revokedTokens).toHaveLength(2);
+    exchanged.length = 0;
+    expect(await h.server.warden.connections.list({ limit: 500 })).not.toMatchObject({
+      items: expect.arrayContaining([expect.objectContaining({ id: other.teamId })]),
+    });
+  });
+
   /**
    * A fresh install through the browser into a new workspace, with the warden's import replaced once
    * by `failing` (which may call the real one); returns the callback page and the team.

@@ -471,8 +471,11 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               { connectionId: payload.cid, installedId, revoked },
               "reconnect into another workspace refused; its new tokens revoked",
             );
-            if (target === null) return gonePage(reply);
-            const known = (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
+            // A Slack id is an install into that workspace, stored or not: another one is the wrong one.
+            if (target === null && !SLACK_TENANT_ID.test(payload.cid)) return gonePage(reply);
+            const known =
+              target === null ||
+              (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
             return page(
               reply,
               400,
