@@ -90,6 +90,26 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(revived["status"]).toBe("active");
   });
 
+  it("a plain install of a workspace stored under an id of the app's own reconnects that connection", async () => {
+    // The workspace reinstalls from the app's "Add to Slack" button, not from a reconnect link.
+    const { id, teamId } = await importInstalled("own-id", (t) => ({
+      id: "acme-workspace",
+      metadata: { team_id: t, customer: "acme" },
+    }));
+    await kill(id, teamId);
+    h.emu.control.setAuthorize({ teamId });
+    try {
+      const back = await installViaBrowser(h, `${h.server.publicUrl}/oauth/slack/install`);
+      expect(back.status).toBe(303);
+      expect(back.headers.get("location")).toContain(`connection_id=${id}`);
+    } finally {
+      h.emu.control.setAuthorize({ teamId: null });
+    }
+    const revived = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    expect(revived).toMatchObject({ status: "active", metadata: { team_id: teamId, customer: "acme" } });
+    expect((await h.api(`/v1/connections/${teamId}`)).status).toBe(404); // no second connection
+  });
+
   it("never binds a connection whose workspace is unknown to whatever workspace installs", async () => {
     const { id } = await importWithoutId("unknown");
     const start = await hop(await connectLink(id));

@@ -445,8 +445,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           );
         }
         let id = installedId;
-        // The connection this install writes: the link's own (checked below), else the workspace's.
-        const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(async (error) => {
+        const storeFailed = async (error: unknown): Promise<never> => {
           // Nothing stored, and nobody else holds what Slack has just issued.
           const revoked = await revokeUnstored(slack.provider, installation);
           request.log.warn(
@@ -454,7 +453,22 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             "store failed; tokens revoked",
           );
           throw error;
-        });
+        };
+        // The connection this install writes: the link's own (checked below), else the workspace's.
+        const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(storeFailed);
+        if (payload.cid === null && target === null) {
+          // A plain install (the app's "Add to Slack") of a workspace stored under an id of the app's
+          // own: it is that connection's reconnect, or a second connection would hold the workspace
+          // and the first stay dead. Only when exactly one holds it; several is the app's own choice.
+          const holders = await ctx.store
+            .findConnectionsByInstallation({
+              provider: "slack",
+              ...(installation.isEnterpriseInstall ? { enterpriseId: installedId } : { teamId: installedId }),
+              limit: 2,
+            })
+            .catch(storeFailed);
+          if (holders.length === 1 && holders[0] !== undefined) id = holders[0];
+        }
         if (payload.cid !== null && payload.cid !== installedId) {
           // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
           // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
