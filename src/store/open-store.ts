@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readlinkSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TokenwardenError } from "../core/errors.js";
 import type { Sealer, Store } from "../core/ports.js";
@@ -33,7 +33,8 @@ export function checkDatabaseLocation(databaseUrl: string): void {
       "config_invalid",
       "TOKENWARDEN_DATABASE_URL: sqlite: takes a plain file path (sqlite:./tokenwarden.db, sqlite:/var/lib/tokenwarden/tw.db), not a file: URI or a ?query",
     );
-  const dir = dirname(resolve(path));
+  const file = linkTarget(resolve(path));
+  const dir = dirname(file);
   if (!existsSync(dir))
     throw new TokenwardenError(
       "config_invalid",
@@ -41,20 +42,40 @@ export function checkDatabaseLocation(databaseUrl: string): void {
     );
   // A path SQLite could never open (a directory, a file's child, one this user may not write): said
   // here, as the configuration it is, rather than as a bare EISDIR or EACCES from the first open.
-  const existing = existsSync(path);
+  const existing = existsSync(file);
   try {
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
-    if (existing && statSync(path).isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
-    if (existing) accessSync(path, constants.R_OK | constants.W_OK);
+    if (existing && statSync(file).isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
+    if (existing) accessSync(file, constants.R_OK | constants.W_OK);
     // The directory too: SQLite creates the -wal and -shm files beside the database.
     accessSync(dir, constants.W_OK | constants.X_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "error";
     throw new TokenwardenError(
       "config_invalid",
-      `TOKENWARDEN_DATABASE_URL: the SQLite file ${resolve(path)} cannot be opened for reading and writing by this user (${code}: ${UNOPENABLE[code] ?? "check the path"})`,
+      `TOKENWARDEN_DATABASE_URL: the SQLite file ${resolve(path)}${file === resolve(path) ? "" : ` (a link to ${file})`} cannot be opened for reading and writing by this user (${code}: ${UNOPENABLE[code] ?? "check the path"})`,
     );
   }
+}
+
+/**
+ * Where a path leads once its last element's symbolic links are followed, as SQLite does before it
+ * names the -wal and -shm files: they live beside the target, so the link's own directory (a
+ * read-only working directory whose ./tokenwarden.db links into a volume) needs no write access.
+ * Followed even when the target does not exist yet: opening the link creates it.
+ */
+function linkTarget(path: string): string {
+  let file = path;
+  // The kernel's own limit on a chain of links; a loop is left for the open to report.
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!lstatSync(file).isSymbolicLink()) return file;
+      file = resolve(dirname(file), readlinkSync(file));
+    } catch {
+      return file;
+    }
+  }
+  return file;
 }
 
 const UNOPENABLE: Record<string, string> = {
