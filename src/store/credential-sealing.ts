@@ -100,6 +100,11 @@ export interface KeyRingEvidence {
   sealedWith(keyId: string): Promise<SealedSample[]>;
   /** Stores a settings entry unless one is there; returns the one stored. */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
+  /**
+   * Now, in epoch ms, on the clock every instance of the store reads (the database's on PostgreSQL):
+   * first-seen times written by different hosts are compared with each other.
+   */
+  nowMs(): Promise<number>;
 }
 
 /** One stored token, as the key check samples it. */
@@ -131,7 +136,10 @@ const keyCheckAad = (keyId: string) => `key_check\u0000${keyId}`;
 export const keyCheckSetting = (keyId: string) => `key_check:${keyId}`;
 /** The settings entry naming the key `keys rotate` re-sealed `keyId`'s values under (resealBatch writes it). */
 export const rotatedAwaySetting = (keyId: string) => `key_rotated_away:${keyId}`;
-/** When (epoch ms) an instance first started with `keyId`, written with its key check: which key is newer. */
+/**
+ * When (epoch ms, the store's clock) an instance first started with `keyId`, written with its key
+ * check: which key is newer.
+ */
 export const keyFirstSeenSetting = (keyId: string) => `key_first_seen:${keyId}`;
 
 /**
@@ -193,7 +201,8 @@ export async function checkRingKeys(sealer: Sealer, evidence: KeyRingEvidence): 
       const opens = (s: SealedSample) => succeeds(() => sealer.open(s.sealed, tokenAad(s, s.field)));
       if (samples.length > 0 && !samples.some(opens)) throw notThatKey(keyId);
       // Before the key check, so every id with a key check written from now on has a first-seen time.
-      await evidence.putSettingIfAbsent(keyFirstSeenSetting(keyId), String(Date.now()));
+      // On the store's clock: a host running ahead must not make the old key look newer than the new.
+      await evidence.putSettingIfAbsent(keyFirstSeenSetting(keyId), String(await evidence.nowMs()));
       check = await evidence.putSettingIfAbsent(
         keyCheckSetting(keyId),
         sealer.sealWith(keyId, KEY_CHECK_TEXT, keyCheckAad(keyId)),

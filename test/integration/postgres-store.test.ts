@@ -1,8 +1,9 @@
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import pg from "pg";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { RefreshClaim, Sealer, UnreadableCredential } from "../../src/core/ports.js";
+import { createSealer } from "../../src/crypto/seal.js";
 import { openStore } from "../../src/store/open-store.js";
 import {
   claimDueSql,
@@ -1297,5 +1298,49 @@ describe("postgres: the database's clock", () => {
       await store.close();
       await db.drop();
     }
+  });
+});
+
+describe("postgres: which key of a ring is newer, across hosts", () => {
+  let db: PgSchema | undefined;
+  const stores: PostgresStore[] = [];
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    for (const s of stores.splice(0)) await s.close().catch(() => {});
+    await db?.drop();
+    db = undefined;
+  });
+
+  // Instances compare instants on the database's clock, not their hosts'. Were a key's first-seen time
+  // its host's, a host an hour ahead starting the old key would make it look newer than the key
+  // generated after it; a `keys rotate` run by mistake with step 2's ring (old key first) would then
+  // mark the NEW key rotated away, and every instance starting with it first (step 3) be refused.
+  it("is judged on the database's clock, so the new key can still go first", async () => {
+    db = await createPgSchema("postgres-store.test.ts#first-seen-clock");
+    const oldKey = `old:${Buffer.alloc(32, 1).toString("base64")}`;
+    const newKey = `new:${Buffer.alloc(32, 2).toString("base64")}`;
+    const open = async (ring: string) => {
+      const store = await PostgresStore.open({
+        connectionString: db?.url ?? "",
+        schema: db?.schema ?? "",
+        sealer: createSealer(ring),
+      });
+      stores.push(store);
+      await store.migrate();
+      return store;
+    };
+    const realNow = Date.now.bind(Date);
+    vi.spyOn(Date, "now").mockImplementation(() => realNow() + 3_600_000); // a host an hour ahead
+    const first = await open(oldKey);
+    await first.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
+    await first.checkKeyRing();
+    vi.restoreAllMocks();
+
+    const stepTwo = await open(`${oldKey},${newKey}`);
+    await stepTwo.checkKeyRing();
+    await stepTwo.resealBatch(100); // keys rotate, by mistake with step 2's ring
+
+    const stepThree = await open(`${newKey},${oldKey}`);
+    await expect(stepThree.checkKeyRing()).resolves.toBeUndefined();
   });
 });

@@ -1017,6 +1017,13 @@ export class PostgresStore implements Store {
         return samplesUnder(keyId, rows);
       },
       putSettingIfAbsent: async (key, value) => (await this.putSettingIfAbsent(key, value)).value,
+      // The database's clock, as every instant instances compare: hosts' clocks may disagree.
+      nowMs: async () => {
+        const { rows } = await this.#query("checkKeyRing", (c) =>
+          c.query<{ now_ms: string }>("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000) AS now_ms"),
+        );
+        return Number(rows[0]?.now_ms);
+      },
     });
   }
 

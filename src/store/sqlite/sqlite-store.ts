@@ -721,6 +721,8 @@ export class SqliteStore implements Store {
         return samplesUnder(keyId, rows);
       },
       putSettingIfAbsent: async (key, value) => (await this.putSettingIfAbsent(key, value)).value,
+      // One machine, one clock: the processes sharing the file read this host's.
+      nowMs: async () => Date.now(),
     });
   }
 
