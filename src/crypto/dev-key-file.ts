@@ -124,10 +124,16 @@ async function syncDirectory(path: string): Promise<void> {
   const dir = await open(path, "r");
   try {
     await dir.sync();
+  } catch (error) {
+    // Some file systems cannot sync a directory (CIFS shares, some FUSE and network volumes): the
+    // name is then as durable as they make it, and the key file is in place, so that is no failure.
+    if (!DIRECTORY_SYNC_UNSUPPORTED.has((error as NodeJS.ErrnoException).code ?? "")) throw error;
   } finally {
     await dir.close();
   }
 }
+
+const DIRECTORY_SYNC_UNSUPPORTED = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP"]);
 
 async function readKeyFile(path: string): Promise<string | null> {
   let mode: number;

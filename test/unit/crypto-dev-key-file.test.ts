@@ -25,6 +25,34 @@ describe("loadOrCreateDevKey", () => {
     expect(second).toEqual({ value: first.value, created: false });
   });
 
+  // Some file systems cannot sync a directory (CIFS/Samba shares, some FUSE and network volumes answer
+  // EINVAL or ENOTSUP): the key file is in place by then, so the start must not fail claiming it was
+  // never created (and then read it, as created by someone else, on the next start).
+  it("a directory that cannot be synced: the key is created and handed out all the same", async () => {
+    const probe = await open(join(dir, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as {
+      sync(): Promise<void>;
+      stat(): Promise<{ isDirectory(): boolean }>;
+    };
+    await probe.close();
+    const original = proto.sync;
+    for (const code of ["EINVAL", "ENOTSUP"]) {
+      const syncs = vi.spyOn(proto, "sync").mockImplementation(async function (this: typeof proto) {
+        if ((await this.stat()).isDirectory())
+          throw Object.assign(new Error(`${code}: operation not supported, fsync`), { code });
+        return original.call(this);
+      });
+      try {
+        const path = join(dir, code, "dev.key");
+        const created = await loadOrCreateDevKey(path);
+        expect(created.created).toBe(true);
+        expect(await loadOrCreateDevKey(path)).toEqual({ value: created.value, created: false });
+      } finally {
+        syncs.mockRestore();
+      }
+    }
+  });
+
   it("is on disk, name and content, before the key is handed out", async () => {
     const probe = await open(join(dir, "probe"), "w");
     const syncs = vi.spyOn(Object.getPrototypeOf(probe) as { sync(): Promise<void> }, "sync");
