@@ -147,8 +147,29 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
         ),
       ]
     : [];
+  // A credential this ring cannot open is skipped by every refresher and fails every token request,
+  // while its status still reads as it was: the key is the story, whatever else the log says. A dead
+  // one is not: a reconnect replaces its tokens, key and all.
+  const locked = (o.unopenable ?? []).filter(
+    (u) => o.connection.credentials.find((c) => c.kind === u.kind)?.status !== "needs_reauth",
+  );
+  const keyCauses = locked.map((u) =>
+    cause(
+      "encryption_key_missing",
+      "high",
+      `The ${u.kind} credential's stored tokens cannot be decrypted with this process's TOKENWARDEN_ENCRYPTION_KEY: ${u.problem}. Until they can, its refreshes are skipped (and tried again hourly) and a request for its token fails with config_invalid; its status does not change and no webhook is sent. The tokens themselves are intact: nothing at Slack is wrong.`,
+    ),
+  );
+  // Beside a dead credential the death stays the verdict (a restored key leaves it dead; only a
+  // reconnect revives it), and the key is said as well, or fixing the death alone would leave it.
+  const keyAside = keyCauses.length > 0 && credential?.status === "needs_reauth";
   const done = (diagnosis: Omit<Diagnosis, "token">): ConnectionExplanation => ({
-    diagnosis: { ...diagnosis, token, causes: rankCauses([...diagnosis.causes, ...othersCause]) },
+    diagnosis: {
+      ...diagnosis,
+      token,
+      causes: rankCauses([...diagnosis.causes, ...othersCause, ...(keyAside ? keyCauses : [])]),
+      fix: keyAside ? [...diagnosis.fix, FIX.restoreKey()] : diagnosis.fix,
+    },
     timeline,
     credential: credential?.kind ?? null,
   });
@@ -184,24 +205,12 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
       })
     );
   }
-  // A credential this ring cannot open is skipped by every refresher and fails every token request,
-  // while its status still reads as it was: the key is the story, whatever else the log says. A dead
-  // one is not: a reconnect replaces its tokens, key and all.
-  const locked = (o.unopenable ?? []).filter(
-    (u) => o.connection.credentials.find((c) => c.kind === u.kind)?.status !== "needs_reauth",
-  );
-  if (locked.length > 0) {
+  if (keyCauses.length > 0 && !keyAside) {
     return done({
       verdict: "misconfigured",
       refreshable: false,
       error: null,
-      causes: locked.map((u) =>
-        cause(
-          "encryption_key_missing",
-          "high",
-          `The ${u.kind} credential's stored tokens cannot be decrypted with this process's TOKENWARDEN_ENCRYPTION_KEY: ${u.problem}. Until they can, its refreshes are skipped (and tried again hourly) and a request for its token fails with config_invalid; its status does not change and no webhook is sent. The tokens themselves are intact: nothing at Slack is wrong.`,
-        ),
-      ),
+      causes: keyCauses,
       fix: [FIX.restoreKey(), ...(ourFlag === null ? [] : [FIX.fixClientCredentials()])],
     });
   }
