@@ -46,6 +46,28 @@ describe.each(STORE_KINDS)("/metrics: the refresh backlog and provider flags (%s
     expect(gauge(text, "tokenwarden_provider_misconfigured")).toBe(0);
   });
 
+  // A refresh that failed for now waits out its backoff, and is not due again until it ends: a
+  // provider failing every refresh shows as refresh_failing connections and transient outcomes, not
+  // as a lag (each credential is retried on time, and fails), which the README says.
+  it("leaves out a refresh waiting out its backoff, however overdue, while its provider fails", async () => {
+    const teamId = await h.installAndImport("Failing");
+    const [credential] = (await h.server.warden.connections.get(teamId)).credentials;
+    h.clock.set(credential?.expiresAtMs ?? Number.NaN);
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1_000 });
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await h.server.warden.refreshDue();
+        const text = await scrape();
+        expect(gauge(text, "tokenwarden_refresh_backlog")).toBe(0);
+        expect(gauge(text, "tokenwarden_refresh_lag_seconds")).toBe(0);
+        expect(text).toMatch(/^tokenwarden_connections\{status="refresh_failing"\} [1-9]/m);
+        h.clock.advance(11 * 60_000); // past the longest backoff: due, and tried, again
+      }
+    } finally {
+      h.emu.control.clearFaults();
+    }
+  });
+
   it("shows a provider whose client secret Slack refused, until a refresh goes through again", async () => {
     const teamId = await h.installAndImport("Refused");
     h.emu.control.fault("oauth.v2.access", { kind: "error", error: "bad_client_secret", times: 1 });
