@@ -1062,6 +1062,67 @@ describe("postgres: claim renewals asked for together", () => {
   });
 });
 
+describe("postgres: claim renewals with a pool passed in", () => {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  // Renewals queue for their one connection. A pool's connectionTimeoutMillis also times out a
+  // request waiting its turn, so the renewal connection takes only a connect timeout of its own; a
+  // pool passed in carried its connectionTimeoutMillis into it all the same, and a renewal behind a
+  // slow one (a row lock, a busy database) failed after that long instead of waiting its turn.
+  it("a renewal waiting behind a slow one is not timed out by the passed pool's connectionTimeoutMillis", async () => {
+    db = await createPgSchema("postgres-store.test.ts#renewal-passed-pool");
+    // A Client of the application's own (instrumented, or authenticating its own way) is used too.
+    let ownClients = 0;
+    class OwnClient extends pg.Client {
+      constructor(config?: string | pg.ClientConfig) {
+        super(config);
+        ownClients++;
+      }
+    }
+    const pool = new pg.Pool({
+      connectionString: db.url,
+      max: 3,
+      connectionTimeoutMillis: 300,
+      Client: OwnClient,
+    });
+    const store = await PostgresStore.open({ pool, schema: db.schema, sealer: testSealer() });
+    const locker = await db.admin.connect();
+    try {
+      await store.migrate();
+      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
+      const r = await store.claimRefresh(
+        { connectionId: "T1", kind: "bot" },
+        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+      );
+      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+      // A transaction holding the row: the first renewal waits for it, on the renewal connection.
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM "${db.schema}".credentials FOR UPDATE`);
+      const before = ownClients;
+      const first = store.renewClaim(r.claim, 3_000, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = store.renewClaim(r.claim, 3_100, 30_000); // the next turn: the next statement
+      const both = Promise.allSettled([first, second]);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await locker.query("COMMIT");
+      expect(await both).toEqual([
+        { status: "fulfilled", value: true },
+        { status: "fulfilled", value: true },
+      ]);
+      expect(ownClients).toBe(before + 1); // the renewal connection
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      locker.release();
+      await store.close().catch(() => {});
+      await pool.end();
+    }
+  }, 10_000);
+});
+
 describe("postgres: a claim renewal when the database stops answering", () => {
   let db: PgSchema | undefined;
   afterEach(async () => {

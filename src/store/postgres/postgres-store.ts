@@ -306,9 +306,11 @@ export class PostgresStore implements Store {
       keepAlive: true,
       // The connect timeout is the client's own, not the pool's connectionTimeoutMillis: on a
       // one-connection pool that would also time out renewals waiting their turn behind others,
-      // failing them under load. Without one, a renewal reconnecting to a database the network
-      // dropped would hold every later renewal for the system's TCP timeout.
-      Client: clientConnectingWithin(connectionTimeoutMillis),
+      // failing them under load (0: none, whatever a pool passed in sets). Without one, a renewal
+      // reconnecting to a database the network dropped would hold every later renewal for the
+      // system's TCP timeout. On the Client class of a pool passed in, as its other connections.
+      connectionTimeoutMillis: 0,
+      Client: clientConnectingWithin(connectionTimeoutMillis, options.pool?.options.Client),
       query_timeout: 4_000,
     });
     heartbeats.on("error", () => {});
@@ -1551,9 +1553,9 @@ function wholeMs(value: number, name: string): number {
   return value;
 }
 
-/** A pg Client class whose connection attempt fails after `ms`, whatever its pool's settings. */
-function clientConnectingWithin(ms: number): typeof pg.Client {
-  return class extends pg.Client {
+/** A pg Client class (`base`'s) whose connection attempt fails after `ms`, whatever its pool's settings. */
+function clientConnectingWithin(ms: number, base: pg.PoolConfig["Client"] = pg.Client): typeof pg.Client {
+  return class extends (base as typeof pg.Client) {
     constructor(config?: string | pg.ClientConfig) {
       super({
         ...(typeof config === "string" ? { connectionString: config } : config),
