@@ -52,12 +52,15 @@ export function parseKeyRing(value: string, variable = ENCRYPTION_KEY_VARIABLE):
     }
     // The old key pasted under the new id: `keys rotate` would re-seal everything under the key it
     // was meant to retire, and the old entry would then look safe to drop (or a leaked key retired).
-    const same = keys.findIndex((k) => k.key.equals(next.key));
-    if (same >= 0) {
+    // Only the first key, which seals, is that mistake. The same key under two ids after it only
+    // reads, and is the way out of that mistake made before it was refused: values sealed under both
+    // ids open, and a new key first rotates them all away.
+    if (keys[0]?.key.equals(next.key) === true) {
       throw invalid(
         variable,
-        `entries ${same + 1} (key id "${keys[same]?.id}") and ${index + 1} (key id "${next.id}") hold the same key; ` +
-          "a new key must be new (generate one with `tokenwarden keys generate`)",
+        `entries 1 (key id "${keys[0].id}") and ${index + 1} (key id "${next.id}") hold the same key; ` +
+          "a new key must be new (generate one with `tokenwarden keys generate`). If values are already " +
+          `sealed under both ids, put a new key first and keep both after it (k3:NEW,${keys[0].id}:KEY,…), then run keys rotate`,
       );
     }
     keys.push(next);

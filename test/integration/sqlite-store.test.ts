@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
 import { generateKey } from "../../src/crypto/key-ring.js";
+import { createSealer } from "../../src/crypto/seal.js";
 import { createWarden } from "../../src/engine/warden.js";
 import { loadMigrations } from "../../src/store/migration-files.js";
 import { openStore } from "../../src/store/open-store.js";
@@ -289,5 +290,49 @@ describe("sqlite: setup and errors", () => {
     await expect(store.getConnection("T1")).rejects.toThrow(/no such table.*tokenwarden migrate/);
     await store.close();
     await expect(store.ping()).rejects.toMatchObject({ code: "store_unavailable" });
+  });
+});
+
+// Before the duplicate-key refusal, a ring holding the old key under a new id too (`k2:OLD,OLD`, the
+// old key pasted as the new one) started, and sealed new values under k2 beside those under OLD's
+// own id. After the upgrade such a ring is refused; a ring that reads both ids must still be
+// possible, with a new key first, so `keys rotate` can move everything off that key.
+describe("sqlite: values under one key known by two ids", () => {
+  let file: TmpSqlite;
+  beforeEach(async () => {
+    file = await createTmpSqlite();
+  });
+  afterEach(async () => {
+    await file.remove();
+  });
+
+  it("a new key first, and the key under both ids after it: starts, and rotates all of it away", async () => {
+    const old = Buffer.alloc(32, 7).toString("base64");
+    const fresh = Buffer.alloc(32, 9).toString("base64");
+    const before = await SqliteStore.open({ path: file.path, sealer: createSealer(old) });
+    await before.migrate();
+    await before.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
+    await before.checkKeyRing();
+    await before.close();
+    // What the previous release wrote under `k2:OLD,OLD`: sealed under the id k2.
+    const mistaken = await SqliteStore.open({ path: file.path, sealer: createSealer(`k2:${old}`) });
+    await mistaken.putConnection(connection("T2", [credential("bot", "y")]), 2, []);
+    await mistaken.close();
+
+    const recovery = await SqliteStore.open({
+      path: file.path,
+      sealer: createSealer(`k3:${fresh},k2:${old},${old}`),
+    });
+    await recovery.checkKeyRing();
+    expect(await recovery.resealBatch(100)).toMatchObject({ resealed: 2, unreadable: [] });
+    await recovery.close();
+    const after = await SqliteStore.open({ path: file.path, sealer: createSealer(`k3:${fresh}`) });
+    try {
+      await after.checkKeyRing();
+      for (const id of ["T1", "T2"])
+        expect(await after.getCredential({ connectionId: id, kind: "bot" })).not.toBeNull();
+    } finally {
+      await after.close();
+    }
   });
 });

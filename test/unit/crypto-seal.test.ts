@@ -108,6 +108,11 @@ describe("parseKeyRing", () => {
     expect(ring.map((k) => k.id)).toEqual(["new", single[0]?.id]);
   });
 
+  it("accepts one key under two ids after the first: it only reads, and a new key first rotates it away", () => {
+    const ring = parseKeyRing(`k3:${K2},k2:${K1},${K1}`);
+    expect(ring.map((k) => k.id)).toEqual(["k3", "k2", parseKeyRing(K1)[0]?.id]);
+  });
+
   it("generates 32-byte keys", () => {
     expect(Buffer.from(generateKey(), "base64")).toHaveLength(32);
   });
