@@ -14,7 +14,7 @@ import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import { ApiKeyVerifier } from "./auth.js";
 import { errorHandler, sendError } from "./error-reply.js";
-import type { Metrics } from "./metrics.js";
+import { type Metrics, providerFlagsOf } from "./metrics.js";
 import type { OAuthStateSigner } from "./oauth-flow.js";
 import { RouteBook } from "./route-book.js";
 import { registerConnectionRoutes } from "./routes/connections.js";
@@ -145,13 +145,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     store: o.store,
     cacheStats: () => warden.stats(),
     refreshBacklog: () => warden.refreshBacklog(),
-    providerFlags: () =>
-      Promise.all(
-        warden.providers.map(async (provider) => {
-          const state = await warden.providerState(provider);
-          return { provider, misconfigured: state.status === "misconfigured" && state.appliesHere };
-        }),
-      ),
+    providerFlags: () => providerFlagsOf(warden),
   });
   await app.ready();
   return app;

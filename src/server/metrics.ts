@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger, Store } from "../core/ports.js";
 import { STATUSES } from "../core/types.js";
 import type { RefreshObservation } from "../engine/context.js";
-import type { RefreshBacklogReport } from "../engine/warden.js";
+import type { RefreshBacklogReport, Warden } from "../engine/warden.js";
 import type { WebhookOutcome } from "./webhooks/dispatcher.js";
 
 export interface Metrics {
@@ -166,6 +166,22 @@ export function createMetrics(logger: Logger): Metrics {
       sources = s;
     },
   };
+}
+
+/**
+ * Per provider the warden runs, whether it holds that provider back as misconfigured. `appliesHere`
+ * alone: it is true too while this process holds back on its own refusal whose flag the store never
+ * got (the store was down when it was refused), when the stored status still reads `ok`.
+ */
+export function providerFlagsOf(
+  warden: Pick<Warden, "providers" | "providerState">,
+): Promise<Array<{ provider: string; misconfigured: boolean }>> {
+  return Promise.all(
+    warden.providers.map(async (provider) => ({
+      provider,
+      misconfigured: (await warden.providerState(provider)).appliesHere,
+    })),
+  );
 }
 
 /** `read`, shared by every caller within one scrape: the first call of a turn reads, the rest await it. */

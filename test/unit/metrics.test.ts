@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { TokenwardenError } from "../../src/core/errors.js";
 import type { Logger, Store } from "../../src/core/ports.js";
-import { createMetrics } from "../../src/server/metrics.js";
+import { createMetrics, providerFlagsOf } from "../../src/server/metrics.js";
 
 function recordingLogger(): Logger & { warned: Array<{ obj: object; msg: string | undefined }> } {
   const warned: Array<{ obj: object; msg: string | undefined }> = [];
@@ -122,5 +122,24 @@ describe("the refresh backlog gauges", () => {
     expect(await metrics.registry.metrics()).toContain(
       'tokenwarden_provider_misconfigured{provider="slack"} 0',
     );
+  });
+});
+
+describe("providerFlagsOf", () => {
+  it("reads a provider as misconfigured while this process holds it back, whatever the store says", async () => {
+    const states: Record<string, { status: string; appliesHere: boolean }> = {
+      // Refused here while the store was down: the flag never reached it.
+      slack: { status: "ok", appliesHere: true },
+      // Another process's refusal of other client credentials (a rollout): not this one's.
+      other: { status: "misconfigured", appliesHere: false },
+    };
+    const warden = {
+      providers: ["slack", "other"],
+      providerState: async (p: string) => states[p],
+    } as unknown as Parameters<typeof providerFlagsOf>[0];
+    expect(await providerFlagsOf(warden)).toEqual([
+      { provider: "slack", misconfigured: true },
+      { provider: "other", misconfigured: false },
+    ]);
   });
 });
