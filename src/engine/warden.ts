@@ -328,10 +328,12 @@ export async function createWarden(options: WardenOptions = {}) {
      * Starts the background refresher in this process (idempotent). An interval or a concurrency it
      * could not run on (0, negative, NaN, a fraction) throws `config_invalid`.
      */
-    startRefresher(refresherOptions: RefresherOptions = {}): void {
+    startRefresher(refresherOptions: RefresherOptions | null = {}): void {
+      // A JavaScript caller's null means no options, as undefined does.
+      const given = refresherOptions ?? {};
       // Also when one already runs: a call whose options would be refused must not look accepted.
-      checkRefresherOptions(refresherOptions);
-      refresher ??= new Refresher(ctx, refresherOptions);
+      checkRefresherOptions(given);
+      refresher ??= new Refresher(ctx, given);
       refresher.start();
     },
     async stopRefresher(): Promise<void> {

@@ -101,6 +101,21 @@ describe("the background refresher", () => {
     await eventually(slack.calls, (n) => n === 1, { what: "the due credential refreshed" });
   });
 
+  it("takes startRefresher(null) as no options, as import takes null options", async () => {
+    const key = randomBytes(32).toString("base64");
+    const slack = slackStub();
+    warden = await dueWarden(
+      await openSealedStore("sqlite", file.path, key),
+      key,
+      slack.fetch,
+      new FakeClock(1_000_000),
+      ["T1"],
+    );
+    const w = warden;
+    expect(() => w.startRefresher(null)).not.toThrow();
+    await eventually(slack.calls, (n) => n === 1, { what: "the due credential refreshed" });
+  });
+
   it("frees a provider slot when the provider answers, and holds at most four times its slots", async () => {
     const key = randomBytes(32).toString("base64");
     const gated = gatedCompletions(await openSealedStore("sqlite", file.path, key));
