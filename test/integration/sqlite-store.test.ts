@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
@@ -68,6 +68,23 @@ describe("sqlite: setup and errors", () => {
   });
   afterEach(async () => {
     await file.remove();
+  });
+
+  it("ping fails once the file is deleted or replaced under the open store (what it writes is lost)", async () => {
+    for (const change of ["deleted", "replaced"] as const) {
+      const store = await SqliteStore.open({ path: file.path, sealer: testSealer() });
+      await store.migrate();
+      await store.ping();
+      renameSync(file.path, `${file.path}.moved`);
+      if (change === "replaced") writeFileSync(file.path, "");
+      await expect(store.ping()).rejects.toMatchObject({
+        code: "store_unavailable",
+        message: expect.stringContaining(`was ${change} while this process had it open`),
+      });
+      await store.close();
+      rmSync(file.path, { force: true });
+      renameSync(`${file.path}.moved`, file.path);
+    }
   });
 
   it("opens by URL: sqlite:PATH, postgres://; refuses anything else without echoing it", async () => {

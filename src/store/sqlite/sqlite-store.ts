@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
+import { TokenwardenError } from "../../core/errors.js";
 import type {
   ClaimDueOptions,
   ClaimOptions,
@@ -158,6 +159,8 @@ export const BY_INSTALLATION_SQL = `SELECT id FROM connections
  */
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
+  /** The file opened, by identity: ping() tells a file deleted or replaced under the process. */
+  readonly #file: { path: string; dev: number; ino: number } | null;
   readonly #sealer: Sealer;
   readonly #statements = new Map<string, Database.Statement>();
   readonly #dataVersion: Database.Statement;
@@ -169,8 +172,14 @@ export class SqliteStore implements Store {
   #stampFresh = false;
   readonly #staleTimer: NodeJS.Timeout;
 
-  private constructor(db: Database.Database, sealer: Sealer, outbox: boolean) {
+  private constructor(
+    db: Database.Database,
+    sealer: Sealer,
+    outbox: boolean,
+    file: { path: string; dev: number; ino: number } | null,
+  ) {
     this.#db = db;
+    this.#file = file;
     this.#sealer = sealer;
     this.#outbox = outbox;
     this.#dataVersion = db.prepare("PRAGMA data_version").pluck();
@@ -196,7 +205,9 @@ export class SqliteStore implements Store {
       // Freed space is zeroed where that costs no extra I/O: a re-sealed or replaced token's old
       // ciphertext does not linger in a page after the page is written.
       db.pragma("secure_delete = FAST");
-      return new SqliteStore(db, options.sealer, options.outbox === true);
+      const opened = options.path === ":memory:" ? null : statSync(options.path);
+      const file = opened === null ? null : { path: options.path, dev: opened.dev, ino: opened.ino };
+      return new SqliteStore(db, options.sealer, options.outbox === true, file);
     } catch (error) {
       // A refused file (not a database, locked past busy_timeout) must not keep its handle: a caller
       // that retries its start would leak one per attempt.
@@ -242,6 +253,17 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.#run("ping", () => this.#db.prepare("SELECT 1").get());
+    // SELECT 1 answers from an open handle even after the file was deleted (an operator "resetting"
+    // it) or replaced (a restore): this process would go on writing rotated tokens to a file no other
+    // process sees, and lose them at restart. /healthz must say so.
+    if (this.#file === null) return;
+    const now = statSync(this.#file.path, { throwIfNoEntry: false });
+    if (now === undefined || now.dev !== this.#file.dev || now.ino !== this.#file.ino) {
+      throw new TokenwardenError(
+        "store_unavailable",
+        `SQLite ping: the database file ${this.#file.path} was ${now === undefined ? "deleted" : "replaced"} while this process had it open; what it writes goes to the old file, which no other process sees: restart it`,
+      );
+    }
   }
 
   async putConnection(
