@@ -147,6 +147,19 @@ function credentialsOf(i: SlackInstallation) {
 }
 
 /**
+ * Whether a connection holding the workspace is this installation's to reconnect: the same Slack app
+ * (another app's connection keeps its own tokens, which this app's would replace), and for an
+ * installation without a bot token (a user-token-only app, one connection per member) the same
+ * member, or one member's connection would hand out another's user token. What the metadata does
+ * not say is no match: the install then creates the workspace's own connection, as without a holder.
+ */
+function isOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): boolean {
+  const appId = metadata["app_id"];
+  if (appId !== undefined && appId !== null && appId !== i.appId) return false;
+  return i.bot !== undefined || (i.authedUserId !== null && metadata["authed_user_id"] === i.authedUserId);
+}
+
+/**
  * Revokes the tokens of an installation the callback does not store (refused, unreadable, or the
  * store failed), so none stays live at Slack with nobody holding it: per credential the refresh
  * token first (no new access token is minted from it meanwhile), then the access token. Rotating
@@ -467,7 +480,11 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               limit: 2,
             })
             .catch(storeFailed);
-          if (holders.length === 1 && holders[0] !== undefined) id = holders[0];
+          const holder =
+            holders.length === 1 && holders[0] !== undefined
+              ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
+              : null;
+          if (holder !== null && isOwnInstallation(holder.metadata, installation)) id = holder.id;
         }
         if (payload.cid !== null && payload.cid !== installedId) {
           // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
