@@ -13,7 +13,7 @@
 import { z } from "zod";
 import { TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
-import { type ImportInput, parseImportInput } from "../engine/import-input.js";
+import { type ImportInput, implausibleExpiry, parseImportInput } from "../engine/import-input.js";
 import { ExpiresAtSchema, MAX_EPOCH_SECONDS } from "../server/wire.js";
 
 const SnakeCredential = z
@@ -224,6 +224,8 @@ function checkLibraryExpiries(parsed: ReturnType<typeof parseImportInput>, where
 export interface ParseImportOptions {
   /** When given, every entry's provider must be one of these, with kinds it holds. */
   targets?: ImportTargets;
+  /** The clock the import will run on (default: now), for the expiries it would refuse. */
+  nowMs?: number;
 }
 
 /**
@@ -266,6 +268,11 @@ export function parseImportFile(text: string, options: ParseImportOptions = {}):
       throw new TokenwardenError("invalid_input", `${where ? `${where}: ` : ""}${message}`);
     }
     if (format === "library") checkLibraryExpiries(parsed, where);
+    // connections.import refuses it too, but only when its turn comes, after the entries before it.
+    const implausible = implausibleExpiry(parsed, options.nowMs ?? Date.now());
+    if (implausible !== null) {
+      throw new TokenwardenError("invalid_input", `${where ? `${where}.` : ""}${implausible.message}`);
+    }
     if (options.targets !== undefined) checkTarget(parsed, where, options.targets);
     if (parsed.id !== undefined) {
       if (seen.has(parsed.id))

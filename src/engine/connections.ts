@@ -15,6 +15,7 @@ import {
   defaultTokenType,
   expiresAtMsOf,
   type ImportInput,
+  implausibleExpiry,
   parseImportInput,
   scopesOf,
 } from "./import-input.js";
@@ -22,9 +23,6 @@ import { announce, handBack, providerFor, quietCredential } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
 
 type Held = NonNullable<Awaited<ReturnType<typeof quietCredential>>>;
-
-/** An expiry this far before now is a unit mistake, not a token that expired (30 years). */
-const IMPLAUSIBLY_PAST_MS = 30 * 365 * 86_400_000;
 
 /** A revocation's aim is a token that no longer works: one the provider calls expired or dead already meets it. */
 const alreadyUnusable = (c: Classification): boolean => c.kind === "dead" || c.kind === "refreshable";
@@ -70,17 +68,9 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
         }
       }
       const now = ctx.clock.now();
-      for (const kind of ["bot", "user", "default"] as const) {
-        const c = parsed.credentials[kind];
-        const at = c === undefined ? null : expiresAtMsOf(c, now);
-        // Epoch seconds where milliseconds are expected read as January 1970: a long-lived token would
-        // import as expired (dead without a refresh token). Decades ago is never a real expiry.
-        if (at !== null && now - at > IMPLAUSIBLY_PAST_MS) {
-          throw new TokenwardenError(
-            "invalid_input",
-            `invalid connection import: credentials.${kind}.expiresAt is ${new Date(at).toISOString()}, decades ago: epoch seconds where milliseconds are expected? (give a Date, epoch milliseconds, or expiresIn)`,
-          );
-        }
+      const implausible = implausibleExpiry(parsed, now);
+      if (implausible !== null) {
+        throw new TokenwardenError("invalid_input", `invalid connection import: ${implausible.message}`);
       }
       const id = parsed.id ?? `conn_${ctx.random.token(12)}`;
       const credentials: NewCredential[] = [];

@@ -162,6 +162,32 @@ export function expiresAtMsOf(c: CredentialInput, nowMs: number): number | null 
   return null;
 }
 
+/** An expiry this far before now is a unit mistake, not a token that expired (30 years). */
+const IMPLAUSIBLY_PAST_MS = 30 * 365 * 86_400_000;
+
+/**
+ * The first credential whose expiry is decades before `nowMs`, with the error naming it, or null.
+ * Epoch seconds where milliseconds are expected read as January 1970: a long-lived token would
+ * import as expired (dead without a refresh token). The import refuses it, and `connections import`
+ * checks it with every other entry, before anything is written.
+ */
+export function implausibleExpiry(
+  input: Pick<ImportInput, "credentials">,
+  nowMs: number,
+): { kind: CredentialKind; message: string } | null {
+  for (const kind of ["bot", "user", "default"] as const) {
+    const c = input.credentials[kind];
+    const at = c === undefined ? null : expiresAtMsOf(c, nowMs);
+    if (at !== null && nowMs - at > IMPLAUSIBLY_PAST_MS) {
+      return {
+        kind,
+        message: `credentials.${kind}.expiresAt is ${new Date(at).toISOString()}, decades ago: epoch seconds where milliseconds are expected? (give a Date, epoch milliseconds, or expiresIn)`,
+      };
+    }
+  }
+  return null;
+}
+
 export function defaultTokenType(provider: string, kind: CredentialKind): string {
   if (provider === "slack") return kind === "user" ? "user" : "bot";
   return "Bearer";

@@ -78,3 +78,24 @@ describe("entries this run could not write are refused up front", () => {
     );
   });
 });
+
+describe("an expiry the import would refuse as decades ago is refused before anything is written", () => {
+  const good = { id: "good", provider: "slack", credentials: { bot: { accessToken: "xoxe.xoxb-1-a" } } };
+
+  it("an @slack/oauth installation whose expiresAt is a lifetime, not a date", () => {
+    // 43200 epoch seconds is January 1970: connections.import refuses it, so after `good` was written.
+    const installation = {
+      team: { id: "T1" },
+      bot: { token: "xoxe.xoxb-1-b", expiresAt: 43_200, scopes: [] },
+    };
+    expect(() => parse([good, installation])).toThrow(
+      /^\[1\]\.credentials\.bot\.expiresAt is 19[0-9-]*T.*, decades ago/,
+    );
+  });
+
+  it("a snake_case ISO 8601 date decades ago", () => {
+    expect(() => parse([good, snake({ expires_at: "1990-01-01T00:00:00Z" })])).toThrow(
+      /^\[1\]\.credentials\.bot\.expiresAt is 19[0-9-]*T.*, decades ago/,
+    );
+  });
+});
