@@ -2,7 +2,12 @@
 // of the app's own that holds it: only when that connection is this installation's own.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { installViaBrowser, openServerHarness, type ServerHarness } from "./server-harness.js";
+import {
+  botFromInstall,
+  installViaBrowser,
+  openServerHarness,
+  type ServerHarness,
+} from "./server-harness.js";
 
 type Json = Record<string, unknown>;
 
@@ -109,5 +114,57 @@ describe("a plain install routed to a connection of the app's own", () => {
     }
     const held = await h.server.warden.getToken("other-app-at-two-apps", { kind: "user" });
     expect(held.accessToken).toBe(user.access_token);
+  });
+});
+
+describe("a plain install of an app with a bot and user scopes", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", { env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" } });
+    h.emu.control.setAuthorize({ mode: "approve" });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("reconnects the workspace's connection for its installer, never for another member", async () => {
+    const { clientId, appId } = h.emu.demoApp;
+    const team = h.emu.control.createTeam({ name: "bot-and-user" });
+    const alice = h.emu.control.createUser(team.teamId).userId;
+    const bob = h.emu.control.createUser(team.teamId).userId;
+    const install = h.emu.control.install({
+      clientId,
+      teamId: team.teamId,
+      userId: alice,
+      botScopes: ["chat:write"],
+      userScopes: ["users:read"],
+    });
+    const user = install.authed_user as { access_token: string; refresh_token: string };
+    await h.server.warden.connections.import({
+      id: "acme",
+      provider: "slack",
+      credentials: {
+        bot: botFromInstall(install),
+        user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+      },
+      metadata: { team_id: team.teamId, authed_user_id: alice, app_id: appId },
+    });
+    const plainInstallBy = async (userId: string) => {
+      h.emu.control.setAuthorize({ teamId: team.teamId, userId });
+      try {
+        return (await installViaBrowser(h, `${h.server.publicUrl}/oauth/slack/install`)).headers.get(
+          "location",
+        );
+      } finally {
+        h.emu.control.setAuthorize({ teamId: null, userId: null });
+      }
+    };
+    // Alice reinstalling is acme's own reconnect.
+    expect(await plainInstallBy(alice)).toContain("connection_id=acme");
+    const alices = (await h.server.warden.getToken("acme", { kind: "user" })).accessToken;
+    expect(alices).not.toBe(user.access_token);
+    // Bob's install carries Bob's user token: in acme it would stand in for Alice's.
+    expect(await plainInstallBy(bob)).toContain(`connection_id=${team.teamId}`);
+    expect((await h.server.warden.getToken("acme", { kind: "user" })).accessToken).toBe(alices);
   });
 });

@@ -156,7 +156,12 @@ function credentialsOf(i: SlackInstallation) {
 function isOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): boolean {
   const appId = metadata["app_id"];
   if (appId !== undefined && appId !== null && appId !== i.appId) return false;
-  return i.bot !== undefined || (i.authedUserId !== null && metadata["authed_user_id"] === i.authedUserId);
+  const holderMember = metadata["authed_user_id"];
+  const sameMember = i.authedUserId !== null && holderMember === i.authedUserId;
+  if (i.bot === undefined) return sameMember;
+  // A bot and a user token: another member's user token would stand in for the holder's member's
+  // (what the app calls "the installer" would silently change person). The bot alone is the workspace's.
+  return i.user === undefined || typeof holderMember !== "string" || sameMember;
 }
 
 /**
