@@ -269,8 +269,9 @@ export interface Store {
   /**
    * Migrations the database records that this release does not have (`0011_name`), oldest first: a
    * newer release applied them. Empty when the schema is this release's (or older, before migrate).
+   * Optional, so a store of your own written before it existed still opens.
    */
-  newerMigrations(): Promise<string[]>;
+  newerMigrations?(): Promise<string[]>;
   close(): Promise<void>;
   /** Throws `store_unavailable` when the database cannot answer. */
   ping(): Promise<void>;

@@ -172,7 +172,7 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   try {
     await store.migrate();
-    const newer = await store.newerMigrations();
+    const newer = (await store.newerMigrations?.()) ?? [];
     if (newer.length > 0) {
       // A rollback, or an old instance restarted mid-deploy: refusing would take the fleet down with
       // it, but the operator must hear that this release may not keep what those migrations changed.

@@ -163,6 +163,26 @@ describe("sqlite: setup and errors", () => {
     });
   });
 
+  it("a store of the app's own without newerMigrations (written before it existed) still opens", async () => {
+    const key = generateKey();
+    const real = await SqliteStore.open({ path: file.path, sealer: createSealer(key) });
+    const older = new Proxy(real, {
+      get(target, name) {
+        if (name === "newerMigrations") return undefined;
+        const value = Reflect.get(target, name, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const quiet = () => {};
+    const warden = await createWarden({
+      store: older,
+      encryptionKey: key,
+      logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+      env: {},
+    });
+    await warden.close();
+  });
+
   it("upgrading forgets the OAuth state secret older versions stored in plain text, and keeps other settings", async () => {
     // A database as version 4 of the schema left it, with the secret an older server wrote.
     const old = new Database(file.path);

@@ -28,7 +28,7 @@ Example:
       let newer: string[];
       try {
         applied = await store.migrate();
-        newer = await store.newerMigrations();
+        newer = (await store.newerMigrations?.()) ?? [];
       } finally {
         await store.close();
       }
