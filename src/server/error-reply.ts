@@ -117,10 +117,21 @@ export function sendError(reply: FastifyReply, error: unknown): FastifyReply {
   return reply.code(status).type("application/json; charset=utf-8").send(body);
 }
 
-/** Fastify's error handler: 5xx are logged with their cause; 4xx are the caller's and logged at debug. */
+/**
+ * Fastify's error handler: 5xx are logged with their cause; 4xx are the caller's and logged at debug.
+ * A provider outage or refused client credentials relayed to a caller is logged at info, one short
+ * line: the engine already logs the failure itself (each refresh attempt, the flag once per
+ * process), and an error with a stack for every request that met it buried the log during an outage.
+ */
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { status } = errorBodyOf(error);
-  if (status >= 500) request.log.error({ err: error }, "request failed");
+  const { status, body } = errorBodyOf(error);
+  if (body.error.code === "provider_unavailable" || body.error.code === "provider_misconfigured") {
+    const reason = error instanceof ProviderUnavailableError ? error.reason : null;
+    request.log.info(
+      { code: body.error.code, reason, detail: body.error.message },
+      "request not served: the provider's side",
+    );
+  } else if (status >= 500) request.log.error({ err: error }, "request failed");
   else request.log.debug({ code: (error as { code?: unknown }).code }, "request refused");
   return sendError(reply, error);
 }
