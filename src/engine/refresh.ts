@@ -814,6 +814,8 @@ function tellFailure(
  * Emits `needs_reauth` / `recovered` in this process, once per episode. The
  * store already recorded the episode's event in the transaction that changed
  * the status, so the event log and webhooks never depend on this process surviving.
+ * Each is logged here too, whatever found it (a refresh, a health check, a
+ * proxied call, a Slack event, a reconnect): the log must tell what the webhooks do.
  */
 export function announce(
   ctx: EngineContext,
@@ -826,15 +828,21 @@ export function announce(
   if (change === null) return;
   const transition = episodeTransition(change.before, change.after);
   if (transition === "needs_reauth") {
+    const reason = change.reason ?? "invalid_auth";
+    ctx.logger.warn(
+      { connectionId, provider, kind, reason },
+      "connection needs re-authorization: a person must reconnect it",
+    );
     ctx.events.emit("needs_reauth", {
       connectionId,
       provider,
       kind,
-      reason: change.reason ?? "invalid_auth",
+      reason,
       reconnectUrl: ctx.reconnectUrl(connectionId, provider),
       atMs,
     });
   } else if (transition === "recovered") {
+    ctx.logger.info({ connectionId, provider, kind, before: change.before }, "connection recovered");
     ctx.events.emit("recovered", { connectionId, provider, kind, atMs });
   }
 }
