@@ -494,8 +494,9 @@ export interface Store {
   countConnectionsByStatus(): Promise<Record<Status, number>>;
   /**
    * The refreshes of `provider` due at `nowMs` and not yet done (claimed or not: one in flight is
-   * not done either), as claimDue sees them through its index: how many, counting at most `cap`, and
-   * the due time of the most overdue (null when none is due). Metrics: a refresher falling behind.
+   * not done either, nor is one `refresh_failing` and backed off past `nowMs`): how many, counting at
+   * most `cap`, and the due time of the most overdue (a failing one's first due time, not its next
+   * attempt; null when none is due). Metrics: a refresher falling behind, or a provider failing.
    */
   refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog>;
 

@@ -426,10 +426,8 @@ export async function createWarden(options: WardenOptions = {}) {
     /**
      * Per provider configured here, the refreshes due now and not yet done (in flight included, across
      * every process sharing the store), and how overdue the oldest is: a lag that keeps growing means
-     * the refreshers are not keeping up (none running, the provider paused, too little concurrency),
-     * and tokens will expire before they are refreshed. A refresh that failed for now is not due while
-     * it waits out its backoff, so a failing provider shows as refresh_failing, not here. One indexed
-     * read per provider.
+     * the refreshers are not keeping up (none running, the provider paused or failing, too little
+     * concurrency), and tokens will expire before they are refreshed. Two indexed reads per provider.
      */
     async refreshBacklog(): Promise<RefreshBacklogReport[]> {
       const nowMs = clock.now();

@@ -115,7 +115,7 @@ export function createMetrics(logger: Logger): Metrics {
   );
   backlogGauge(
     "tokenwarden_refresh_lag_seconds",
-    "How long the most overdue refresh has waited past its due time (0 when none is due); growing: the refreshers are not keeping up. A refresh waiting out a backoff after a failure is not due until it ends",
+    "How long the most overdue refresh has waited past its due time (0 when none is due; one the provider keeps failing counts from when it first fell due); growing: the refreshers are not keeping up, or the provider is failing",
     (b) => b.lagSeconds,
   );
   new Gauge({

@@ -104,7 +104,7 @@ describe("postgres: migrations and setup", () => {
       const { rows } = await db.admin.query(
         `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
       );
-      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
       await stores[0]?.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {
@@ -152,6 +152,7 @@ describe("postgres: migrations and setup", () => {
         [schema],
       );
       expect(rows.map((r: { indexname: string }) => r.indexname)).toEqual([
+        "credentials_failing_due",
         "credentials_pkey",
         "credentials_provider_next_run_at",
       ]);

@@ -1274,11 +1274,21 @@ export class PostgresStore implements Store {
   async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
     const { rows } = await this.#query("refreshBacklog", (c) =>
       c.query<{ due: number; oldest: string | null }>(
-        `SELECT count(*)::int AS due, min(next_run_at_ms) AS oldest FROM (
-           SELECT next_run_at_ms FROM ${this.#t.credentials}
-           WHERE provider = $1 AND next_run_at_ms <= $2 AND status <> 'needs_reauth'
-             AND refresh_token_sealed IS NOT NULL
-           ORDER BY next_run_at_ms LIMIT $3) AS due`,
+        // A credential the provider keeps failing is backed off past now, yet still due and not
+        // done: it counts from when it first fell due (the second half, migration 0011's index).
+        `SELECT count(*)::int AS due, min(since) AS oldest FROM (
+           (SELECT CASE WHEN status = 'refresh_failing' AND refresh_due_at_ms < next_run_at_ms
+                     THEN refresh_due_at_ms ELSE next_run_at_ms END AS since
+            FROM ${this.#t.credentials}
+            WHERE provider = $1 AND next_run_at_ms <= $2 AND status <> 'needs_reauth'
+              AND refresh_token_sealed IS NOT NULL
+            ORDER BY next_run_at_ms LIMIT $3)
+           UNION ALL
+           (SELECT refresh_due_at_ms FROM ${this.#t.credentials}
+            WHERE provider = $1 AND status = 'refresh_failing' AND refresh_due_at_ms <= $2
+              AND next_run_at_ms > $2 AND refresh_token_sealed IS NOT NULL
+            ORDER BY refresh_due_at_ms LIMIT $3)
+           ORDER BY since LIMIT $3) AS due`,
         [provider, nowMs, cap],
       ),
     );

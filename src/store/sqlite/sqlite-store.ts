@@ -961,8 +961,20 @@ export class SqliteStore implements Store {
   async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
     const row = this.#read("refreshBacklog", () =>
       this.#get<{ due: number; oldest: number | null }>(
-        `SELECT count(*) AS due, min(next_run_at_ms) AS oldest FROM (
-           SELECT next_run_at_ms FROM credentials ${DUE_CLAUSE} ORDER BY next_run_at_ms LIMIT @cap)`,
+        // A credential the provider keeps failing is backed off past now, yet still due and not
+        // done: it counts from when it first fell due (the second half, migration 0011's index).
+        `SELECT count(*) AS due, min(since) AS oldest FROM (
+           SELECT * FROM (
+             SELECT CASE WHEN status = 'refresh_failing' AND refresh_due_at_ms < next_run_at_ms
+                      THEN refresh_due_at_ms ELSE next_run_at_ms END AS since
+             FROM credentials ${DUE_CLAUSE} ORDER BY next_run_at_ms LIMIT @cap)
+           UNION ALL
+           SELECT * FROM (
+             SELECT refresh_due_at_ms AS since FROM credentials
+             WHERE provider = @provider AND status = 'refresh_failing' AND refresh_due_at_ms <= @nowMs
+               AND next_run_at_ms > @nowMs AND refresh_token_sealed IS NOT NULL
+             ORDER BY refresh_due_at_ms LIMIT @cap)
+           ORDER BY since LIMIT @cap)`,
         { provider, nowMs, cap },
       ),
     );
