@@ -114,8 +114,15 @@ describe("webhook outbox retention", () => {
     const clock = await oneWebhookDue();
     const outcomes: string[] = [];
     const errors: string[] = [];
+    const errorFields: object[] = [];
     const dispatcher = dispatcherAt(clock, {
-      logger: { ...silent, error: (_obj, msg) => errors.push(msg ?? "") },
+      logger: {
+        ...silent,
+        error: (obj, msg) => {
+          errors.push(msg ?? "");
+          errorFields.push(obj);
+        },
+      },
       backoffMaxMs: DAY,
       giveUpAfterMs: 3 * DAY,
       onDelivery: (o) => outcomes.push(o),
@@ -137,6 +144,10 @@ describe("webhook outbox retention", () => {
     expect(outcomes.filter((o) => o === "failed").length).toBeGreaterThan(3);
     expect(outcomes.at(-1)).toBe("abandoned");
     expect(errors).toEqual([expect.stringContaining("webhook abandoned")]);
+    // A lost page must say whose it was: the operator reaches that customer another way.
+    expect(errorFields).toEqual([
+      expect.objectContaining({ connectionId: "T1", type: "connection.needs_reauth" }),
+    ]);
     const [row] = outboxRows() as Array<{ attempts: number; abandoned: number | null }>;
     expect(row?.abandoned).toBeGreaterThanOrEqual(13 * DAY);
     expect(row?.attempts).toBe(outcomes.length);

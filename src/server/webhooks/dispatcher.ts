@@ -170,6 +170,8 @@ export class WebhookDispatcher {
       failure = error instanceof Error && error.name === "TimeoutError" ? "timeout" : "connection_failed";
     }
     const now = o.clock.now();
+    // Whose news it was: a page that did not go out must be followed up with that customer.
+    const about = connectionIdOf(m);
     if (failure === null) {
       await o.store.completeOutbox(m.id, o.owner, now);
       o.onDelivery?.("delivered");
@@ -179,7 +181,7 @@ export class WebhookDispatcher {
       await o.store.abandonOutbox(m.id, o.owner, now, failure);
       o.onDelivery?.("abandoned");
       o.logger.error(
-        { webhookId: m.id, type: m.type, error: failure, attempts: m.attempts + 1 },
+        { webhookId: m.id, type: m.type, ...about, error: failure, attempts: m.attempts + 1 },
         "webhook abandoned: still undeliverable after the retry window; kept in the outbox as a dead letter",
       );
       return;
@@ -195,7 +197,7 @@ export class WebhookDispatcher {
     await o.store.retryOutbox(m.id, o.owner, next, failure);
     o.onDelivery?.("failed");
     o.logger.warn(
-      { webhookId: m.id, type: m.type, error: failure, attempts: m.attempts + 1 },
+      { webhookId: m.id, type: m.type, ...about, error: failure, attempts: m.attempts + 1 },
       "webhook delivery failed; will retry",
     );
   }
@@ -239,4 +241,10 @@ export class WebhookDispatcher {
     }, delayMs);
     this.#timer.unref();
   }
+}
+
+/** The connection a webhook is about, for its log lines (a provider's webhook names none). */
+function connectionIdOf(m: OutboxMessage): { connectionId?: string } {
+  const id = m.payload["connection_id"];
+  return typeof id === "string" ? { connectionId: id } : {};
 }
