@@ -144,6 +144,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   o.metrics.bind({
     store: o.store,
     cacheStats: () => warden.stats(),
+    providers: warden.providers,
     refreshBacklog: () => warden.refreshBacklog(),
     providerFlags: () => providerFlagsOf(warden),
   });

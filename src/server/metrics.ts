@@ -20,11 +20,23 @@ export interface Metrics {
 export interface MetricSources {
   store: Store;
   cacheStats: () => { hits: number; misses: number };
+  /** The providers configured here: their refresh counters are exported at 0 from the start. */
+  providers?: readonly string[];
   /** Per provider, the refreshes due and not yet done (`warden.refreshBacklog()`). */
   refreshBacklog?: () => Promise<RefreshBacklogReport[]>;
   /** Per provider, whether it is flagged misconfigured for this process (`warden.providerState()`). */
   providerFlags?: () => Promise<Array<{ provider: string; misconfigured: boolean }>>;
 }
+
+const WEBHOOK_OUTCOMES: readonly WebhookOutcome[] = ["delivered", "failed", "abandoned"];
+const REFRESH_OUTCOMES: readonly RefreshObservation["outcome"][] = [
+  "refreshed",
+  "refreshable",
+  "dead",
+  "transient",
+  "misconfigured",
+  "forbidden",
+];
 
 /** `logger` hears what a scrape could not read (never a secret: store errors name no value). */
 export function createMetrics(logger: Logger): Metrics {
@@ -48,6 +60,10 @@ export function createMetrics(logger: Logger): Metrics {
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
+  // A series that first appears at 1 has not increased as far as Prometheus' increase() can tell, so
+  // the first abandoned webhook (or dead credential) after a start would fire no alert: every outcome
+  // is exported from the start, at 0.
+  for (const outcome of WEBHOOK_OUTCOMES) webhooks.inc({ outcome }, 0);
   let sources: MetricSources | null = null;
   new Gauge({
     name: "tokenwarden_connections",
@@ -164,6 +180,8 @@ export function createMetrics(logger: Logger): Metrics {
     },
     bind(s) {
       sources = s;
+      for (const provider of s.providers ?? [])
+        for (const outcome of REFRESH_OUTCOMES) refreshes.inc({ provider, outcome }, 0);
     },
   };
 }

@@ -143,3 +143,21 @@ describe("providerFlagsOf", () => {
     ]);
   });
 });
+
+// Prometheus alerts on a counter's increase(); a series that first appears at 1 has increased by
+// nothing, so the first abandoned webhook (or dead credential) after a restart never fired the alert
+// the README recommends. Every outcome is exported from the start, at 0.
+describe("counters an operator alerts on", () => {
+  it("are exported at 0 for every outcome before anything happened", async () => {
+    const metrics = createMetrics(recordingLogger());
+    const store = {
+      countConnectionsByStatus: async () => ({ active: 0, refresh_failing: 0, needs_reauth: 0 }),
+    } as unknown as Store;
+    metrics.bind({ store, cacheStats: () => ({ hits: 0, misses: 0 }), providers: ["slack"] });
+    const text = await metrics.registry.metrics();
+    for (const outcome of ["delivered", "failed", "abandoned"])
+      expect(text).toContain(`tokenwarden_webhook_deliveries_total{outcome="${outcome}"} 0`);
+    for (const outcome of ["refreshed", "transient", "dead", "misconfigured"])
+      expect(text).toContain(`tokenwarden_refreshes_total{provider="slack",outcome="${outcome}"} 0`);
+  });
+});
