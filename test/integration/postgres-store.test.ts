@@ -91,6 +91,47 @@ describe("postgres: migrations and setup", () => {
     db = undefined;
   });
 
+  // An operator finds (and, in an incident, terminates) tokenwarden's sessions in pg_stat_activity
+  // by application_name. The main pool and the renewal pool set none, so a filter on 'tokenwarden%'
+  // found only the listener and batch sessions, and every query and renewal session looked foreign.
+  it("names every session it opens after tokenwarden, unless the URL names them", async () => {
+    db = await createPgSchema("postgres-store.test.ts#application-name");
+    const { url, schema } = db;
+    const names = async (store: PostgresStore) => {
+      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
+      const r = await store.claimRefresh(
+        { connectionId: "T1", kind: "bot" },
+        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+      );
+      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+      expect(await store.renewClaim(r.claim, 3_000, 30_000)).toBe(true);
+      await store.releaseClaim(r.claim);
+      const { rows } = await db!.admin.query<{ name: string }>(
+        "SELECT DISTINCT application_name AS name FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+        [`%"${schema}"%`],
+      );
+      return rows.map((r) => r.name).sort();
+    };
+    const store = await PostgresStore.open({ connectionString: url, schema, sealer: testSealer() });
+    try {
+      await store.migrate();
+      for (const name of await names(store)) expect(name).toMatch(/^tokenwarden/);
+    } finally {
+      await store.close();
+    }
+    const named = await PostgresStore.open({
+      connectionString: `${url}${url.includes("?") ? "&" : "?"}application_name=billing-tw`,
+      schema,
+      sealer: testSealer(),
+    });
+    try {
+      await named.deleteConnection("T1");
+      expect(await names(named)).toContain("billing-tw");
+    } finally {
+      await named.close();
+    }
+  });
+
   it("lets 4 migrators race on one fresh schema; all succeed, each version applied once", async () => {
     db = await createPgSchema("postgres-store.test.ts#migrators");
     const { url, schema } = db;

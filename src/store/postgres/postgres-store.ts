@@ -290,8 +290,16 @@ export class PostgresStore implements Store {
     if (options.connectTimeoutMs !== undefined) wholeMs(options.connectTimeoutMs, "connectTimeoutMs");
     const connectionTimeoutMillis =
       clientConfig.connectionTimeoutMillis ?? options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    // Named so an operator can find (or terminate) these sessions in pg_stat_activity; a fallback,
+    // so an application_name in the URL (or PGAPPNAME) still wins.
     const pool =
-      options.pool ?? new pg.Pool({ ...clientConfig, max: options.poolMax ?? 10, connectionTimeoutMillis });
+      options.pool ??
+      new pg.Pool({
+        fallback_application_name: "tokenwarden",
+        ...clientConfig,
+        max: options.poolMax ?? 10,
+        connectionTimeoutMillis,
+      });
     // An idle client's socket error is emitted on the pool; unhandled it would crash the process.
     // The pool drops that client, and the next query reports any lasting trouble.
     if (ownsPool) pool.on("error", () => {});
@@ -300,6 +308,7 @@ export class PostgresStore implements Store {
     // A renewal that hangs on a dead connection would let the lease lapse under a live holder (and a
     // takeover send the same token): it times out instead, and the pool replaces that connection.
     const heartbeats = new pg.Pool({
+      fallback_application_name: "tokenwarden-renewals",
       ...clientConfig,
       max: 1,
       idleTimeoutMillis: 30_000,
