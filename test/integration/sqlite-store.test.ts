@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Sealer } from "../../src/core/ports.js";
@@ -84,6 +86,23 @@ describe("sqlite: setup and errors", () => {
       await store.close();
       rmSync(file.path, { force: true });
       renameSync(`${file.path}.moved`, file.path);
+    }
+  });
+
+  // SQLite makes a relative path absolute when it opens the file, so the store goes on using that
+  // file after the process changes directory; ping must stat the same file, not cwd's namesake.
+  it("ping, with the file given by a relative path, still passes after the process changes directory", async () => {
+    const before = process.cwd();
+    process.chdir(dirname(file.path));
+    let store: SqliteStore | undefined;
+    try {
+      store = await SqliteStore.open({ path: basename(file.path), sealer: testSealer() });
+      await store.migrate();
+      process.chdir(tmpdir());
+      await store.ping();
+    } finally {
+      process.chdir(before);
+      await store?.close();
     }
   });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import Database from "better-sqlite3";
 import { TokenwardenError } from "../../core/errors.js";
 import type {
@@ -205,8 +206,11 @@ export class SqliteStore implements Store {
       // Freed space is zeroed where that costs no extra I/O: a re-sealed or replaced token's old
       // ciphertext does not linger in a page after the page is written.
       db.pragma("secure_delete = FAST");
-      const opened = options.path === ":memory:" ? null : statSync(options.path);
-      const file = opened === null ? null : { path: options.path, dev: opened.dev, ino: opened.ino };
+      // Absolute, as SQLite made it at open: after a chdir the store still writes that file, and a
+      // relative path would stat another one (or none) and fail a healthy store's ping.
+      const path = options.path === ":memory:" ? null : resolve(options.path);
+      const opened = path === null ? null : statSync(path);
+      const file = path === null || opened === null ? null : { path, dev: opened.dev, ino: opened.ino };
       return new SqliteStore(db, options.sealer, options.outbox === true, file);
     } catch (error) {
       // A refused file (not a database, locked past busy_timeout) must not keep its handle: a caller
