@@ -122,10 +122,23 @@ export function sendError(reply: FastifyReply, error: unknown): FastifyReply {
  * A provider outage or refused client credentials relayed to a caller is logged at info, one short
  * line: the engine already logs the failure itself (each refresh attempt, the flag once per
  * process), and an error with a stack for every request that met it buried the log during an outage.
+ * A proxied call the provider did not answer is a warning, one line with its transport error.
  */
 export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { status, body } = errorBodyOf(error);
-  if (body.error.code === "provider_unavailable" || body.error.code === "provider_misconfigured") {
+  if (error instanceof ProviderUnavailableError && error.cause !== undefined) {
+    // No answer to a call of the server's own (a proxied method): no refresh failed, so the engine
+    // logged nothing, and at the default level an info line would leave an outage unseen.
+    request.log.warn(
+      {
+        code: body.error.code,
+        reason: error.reason,
+        detail: body.error.message,
+        cause: rootMessage(error.cause),
+      },
+      "request not served: the provider did not answer",
+    );
+  } else if (body.error.code === "provider_unavailable" || body.error.code === "provider_misconfigured") {
     const reason = error instanceof ProviderUnavailableError ? error.reason : null;
     request.log.info(
       { code: body.error.code, reason, detail: body.error.message },
@@ -134,4 +147,11 @@ export function errorHandler(error: unknown, request: FastifyRequest, reply: Fas
   } else if (status >= 500) request.log.error({ err: error }, "request failed");
   else request.log.debug({ code: (error as { code?: unknown }).code }, "request refused");
   return sendError(reply, error);
+}
+
+/** The innermost message of a cause chain (fetch's "fetch failed" wraps the socket's ECONNREFUSED). */
+function rootMessage(cause: unknown): string {
+  let at = cause;
+  for (let depth = 0; depth < 5 && at instanceof Error && at.cause !== undefined; depth++) at = at.cause;
+  return at instanceof Error ? at.message : String(at);
 }

@@ -60,6 +60,30 @@ describe("the error handler's log", () => {
     expect(lines[0]?.obj).toMatchObject({ code: "provider_misconfigured" });
   });
 
+  // The proxy's own call to Slack (not a refresh): nothing in the engine logs that it got no answer,
+  // and at the default level (warn) an info line is dropped, so an egress, DNS or TLS failure that
+  // fails every proxied call left the log empty.
+  it("logs a proxied call Slack did not answer as a warning naming the transport error (nothing else logs it)", () => {
+    const { request, lines } = requestRecording();
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" });
+    errorHandler(
+      new ProviderUnavailableError(
+        "Slack did not answer auth.test (connection_failed)",
+        "provider_unavailable",
+        null,
+        { cause: refused, providerError: "connection_failed" },
+      ),
+      request,
+      replyStub(),
+    );
+    expect(lines.map((l) => l.level)).toEqual(["warn"]);
+    expect(lines[0]?.obj).toMatchObject({
+      code: "provider_unavailable",
+      cause: "connect ECONNREFUSED 127.0.0.1:9",
+    });
+    expect(JSON.stringify(lines[0]?.obj)).not.toContain("stack");
+  });
+
   it("still logs our own failures (the store, a bug) as errors with their cause", () => {
     const { request, lines } = requestRecording();
     const down = new TokenwardenError("store_unavailable", "PostgreSQL query failed");
