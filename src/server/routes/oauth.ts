@@ -150,8 +150,10 @@ function credentialsOf(i: SlackInstallation) {
  * Whether a connection holding the workspace is this installation's to reconnect: the same Slack app
  * (another app's connection keeps its own tokens, which this app's would replace), and for an
  * installation without a bot token (a user-token-only app, one connection per member) the same
- * member, or one member's connection would hand out another's user token. What the metadata does
- * not say is no match: the install then creates the workspace's own connection, as without a holder.
+ * member, or one member's connection would hand out another's user token; with a bot and a user
+ * token, the member the connection names, if it names one. An `app_id` it does not name is taken as
+ * this app's (connections imported before it was recorded); a member it does not name matches only
+ * with a bot. No match: the install creates the workspace's own connection, as without a holder.
  */
 function isOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): boolean {
   const appId = metadata["app_id"];
