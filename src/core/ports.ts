@@ -341,6 +341,14 @@ export interface Store {
   ): Promise<StatusChange | null>;
   /** Releases a claim without recording an outcome (e.g. the attempt never left this process). */
   releaseClaim(claim: RefreshClaim): Promise<void>;
+  /**
+   * Ends the backoff of `provider`'s credentials failing for an outage (`refresh_failing`, reason
+   * `provider_unavailable`, unclaimed): due, and open to callers' refreshes, at `nowMs`. Run when one of
+   * them refreshes again: the provider is back, and the rest need not wait out backoffs that grew
+   * through the outage. A 429's or another client's back-off is left. Returns how many it moved.
+   * Optional, so a store of your own written before it existed still opens.
+   */
+  endOutageBackoffs?(provider: string, nowMs: number): Promise<number>;
 
   /**
    * Sets the status of some or all credentials of a connection (uninstall,

@@ -1416,6 +1416,42 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await store.refreshBacklog("b", 6_000, 100)).toEqual({ due: 1, oldestDueAtMs: 1_000 });
       });
 
+      it("ends the backoffs of a provider's outage, and only those", async () => {
+        await seedTwoProviders();
+        const fail = async (id: string, reason: "provider_unavailable" | "rate_limited") => {
+          const r = await store.claimRefresh(bot(id), {
+            owner: "o",
+            nowMs: 6_000,
+            leaseMs: LEASE,
+            freshUntilMs: FORCE,
+          });
+          await store.failRefresh(
+            claimOf(r),
+            { status: "refresh_failing", reason, lastError: "x", nextAttemptAtMs: 600_000, inDoubt: false },
+            6_000,
+            event(id, "refresh_failed", 6_000),
+          );
+        };
+        await fail("a1", "provider_unavailable");
+        await fail("a2", "rate_limited"); // a 429's back-off is the provider's word: left
+        await fail("b1", "provider_unavailable"); // another provider's: left
+        await fail("a3", "provider_unavailable");
+        claimOf(await claim(bot("a3"), "busy", 7_000)); // in flight: its outcome replaces the backoff
+        expect(await store.endOutageBackoffs?.("a", 8_000)).toBe(1);
+        expect(await store.getCredential(bot("a1"))).toMatchObject({
+          status: "refresh_failing",
+          nextAttemptAtMs: 8_000,
+        });
+        for (const id of ["a2", "b1"]) {
+          expect(await store.getCredential(bot(id))).toMatchObject({ nextAttemptAtMs: 600_000 });
+        }
+        // Due again: the refresher takes it now.
+        expect(
+          ids(await store.claimDue({ owner: "r", nowMs: 8_000, leaseMs: LEASE, limit: 10, provider: "a" })),
+        ).toEqual(["a1"]);
+        expect(await store.endOutageBackoffs?.("a", 8_000)).toBe(0);
+      });
+
       it("claims none of a provider that has no due credentials", async () => {
         await seedTwoProviders();
         expect(

@@ -1280,6 +1280,24 @@ export class PostgresStore implements Store {
     return counts;
   }
 
+  async endOutageBackoffs(provider: string, nowMs: number): Promise<number> {
+    // Through migration 0011's partial index of failing credentials. A row claimed meanwhile is
+    // skipped, not waited for: its holder's outcome is about to replace the backoff anyway.
+    const { rowCount } = await this.#query("endOutageBackoffs", (c) =>
+      c.query(
+        `UPDATE ${this.#t.credentials} AS c SET next_run_at_ms = $2, next_attempt_at_ms = $2
+         WHERE c.ctid = ANY(ARRAY(
+           SELECT ctid FROM ${this.#t.credentials}
+           WHERE provider = $1 AND status = 'refresh_failing' AND reason = 'provider_unavailable'
+             AND next_run_at_ms > $2 AND refresh_token_sealed IS NOT NULL
+             AND (claim_until_ms IS NULL OR claim_until_ms <= $2)
+           FOR UPDATE SKIP LOCKED))`,
+        [provider, nowMs],
+      ),
+    );
+    return rowCount ?? 0;
+  }
+
   async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
     const { rows } = await this.#query("refreshBacklog", (c) =>
       c.query<{ due: number; oldest: string | null }>(

@@ -131,6 +131,13 @@ type ConnectionRow = Row & { id: string };
  */
 const DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND status <> 'needs_reauth'
   AND refresh_token_sealed IS NOT NULL`;
+/**
+ * endOutageBackoffs' rows: one provider's credentials backed off after an outage, through migration
+ * 0011's partial index of failing credentials.
+ */
+const OUTAGE_BACKOFF_CLAUSE = `WHERE provider = @provider AND status = 'refresh_failing'
+  AND reason = 'provider_unavailable' AND next_run_at_ms > @nowMs AND refresh_token_sealed IS NOT NULL
+  AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)`;
 export const CLAIM_DUE_CLAUSE = `${DUE_CLAUSE} AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
 
@@ -960,6 +967,14 @@ export class SqliteStore implements Store {
     const counts: Record<Status, number> = { active: 0, refresh_failing: 0, needs_reauth: 0 };
     for (const r of rows) counts[r.status] = Number(r.n);
     return counts;
+  }
+
+  async endOutageBackoffs(provider: string, nowMs: number): Promise<number> {
+    return this.#write("endOutageBackoffs", () => {
+      return this.#stmt(
+        `UPDATE credentials SET next_run_at_ms = @nowMs, next_attempt_at_ms = @nowMs ${OUTAGE_BACKOFF_CLAUSE}`,
+      ).run({ provider, nowMs }).changes;
+    });
   }
 
   async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
