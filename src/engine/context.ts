@@ -124,6 +124,8 @@ export interface EngineContext {
   providerProbeAtMs: Map<string, number>;
   /** Per flagged provider, when the refresher (any pass of this process's) may next take a probe. */
   refresherProbeAtMs: Map<string, number>;
+  /** Per provider, when (steady clock) this process last ended the backoffs of an outage of it. */
+  outageEndedAtMs: Map<string, number>;
   /**
    * Per provider rate limiting our refreshes (a 429 on the token endpoint, which Slack limits per
    * app): until when, and the provider's error. Refreshes on demand and in the background alike wait.

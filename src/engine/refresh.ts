@@ -22,6 +22,7 @@ import type {
 import type { Completed } from "./completion-batcher.js";
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
+import { endOutageBackoffs } from "./outage-backoffs.js";
 import { CALLER_PROBE_MS, flagProvider, holdBack, markProviderHealthy } from "./provider-flags.js";
 import { pauseIfRateLimited } from "./provider-pauses.js";
 import { withTimeout } from "./timeout.js";
@@ -543,6 +544,9 @@ async function completeClaim(
   // of the connection recover at once, in this process or others.
   if (saved.kind === "stored") {
     announce(ctx, claim.ref.connectionId, credential.provider, claim.ref.kind, saved.change, now);
+    if (credential.status === "refresh_failing" && credential.reason === "provider_unavailable") {
+      endOutageBackoffs(ctx, credential.provider);
+    }
   }
   await markProviderHealthy(ctx, credential.provider, now, sentSteadyMs);
   return {

@@ -230,6 +230,7 @@ export async function createWarden(options: WardenOptions = {}) {
     sharedProviderState: (options.providerState ?? "shared") === "shared",
     providerProbeAtMs: new Map(),
     refresherProbeAtMs: new Map(),
+    outageEndedAtMs: new Map(),
     providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>

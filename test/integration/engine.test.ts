@@ -888,6 +888,29 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(recovered).toHaveLength(1);
   });
 
+  it("once the provider answers again, the refreshes backed off through its outage are due at once", async () => {
+    const a = await h.installAndImport();
+    const b = await h.installAndImport();
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1_000 });
+    advance(h, 11 * HOUR); // inside the refresh margin
+    for (const { id } of [a, b]) await h.warden.connections.refresh(id);
+    // Backed off (seconds after one failure; up to 10 minutes after more), and not due till then.
+    const backedOff = (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs ?? 0;
+    expect(backedOff - h.clock.now()).toBeGreaterThan(1_000);
+    expect(await h.warden.refreshDue()).toBe(0);
+    h.emu.control.clearFaults();
+    const [ok] = await h.warden.connections.refresh(a.id);
+    expect(ok).toMatchObject({ refreshed: true });
+    // b is due now, without waiting out its backoff: the refresher (or a caller) takes it at once.
+    await eventually(
+      async () => (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs,
+      (at) => at !== undefined && at !== null && at <= h.clock.now(),
+      { what: "b's backoff ended" },
+    );
+    expect(await h.warden.refreshDue()).toBe(1);
+    expect((await h.warden.connections.get(b.id)).status).toBe("active");
+  });
+
   it("while another process refreshes slowly, a caller whose stored token still lasts long enough does not wait", async () => {
     const { id } = await h.installAndImport();
     const before = await h.warden.getToken(id);
