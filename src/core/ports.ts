@@ -345,7 +345,8 @@ export interface Store {
    * Ends the backoff of `provider`'s credentials failing for an outage (`refresh_failing`, reason
    * `provider_unavailable`, unclaimed): due, and open to callers' refreshes, at `nowMs`. Run when one of
    * them refreshes again: the provider is back, and the rest need not wait out backoffs that grew
-   * through the outage. A 429's or another client's back-off is left. Returns how many it moved.
+   * through the outage. A 429's or another client's back-off is left, and so is a credential parked
+   * for an unreadable refresh token (it waits for its key). Returns how many it moved.
    * Optional, so a store of your own written before it existed still opens.
    */
   endOutageBackoffs?(provider: string, nowMs: number): Promise<number>;

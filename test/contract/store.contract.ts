@@ -1588,6 +1588,31 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(later.map((c) => c.ref)).toEqual([USER]);
         expect(unreadable.map((u) => u.retryAtMs)).toEqual([NOW + HOUR, NOW + 2 * HOUR]);
       });
+
+      it("keeps a credential parked through the end of an outage's backoffs", async () => {
+        await seedT1();
+        const c = claimOf(await claim(BOT, "o", NOW));
+        await store.failRefresh(
+          c,
+          {
+            status: "refresh_failing",
+            reason: "provider_unavailable",
+            lastError: "http_503",
+            nextAttemptAtMs: NOW + 1_000,
+            inDoubt: false,
+          },
+          NOW,
+          event("T1", "refresh_failed", NOW),
+        );
+        await h.corruptRefreshToken(BOT);
+        const unreadable: UnreadableCredential[] = [];
+        await claimDueAt(store, NOW + 1_000, unreadable); // backoff over: due, unreadable, parked
+        expect(unreadable).toMatchObject([{ ref: BOT, retryAtMs: NOW + 1_000 + HOUR }]);
+        // Its wait is the key's, not the outage's: it stays parked, not read again every minute.
+        expect(await store.endOutageBackoffs?.("slack", NOW + 2_000)).toBe(0);
+        await claimDueAt(store, NOW + 2_000, unreadable);
+        expect(unreadable).toHaveLength(1);
+      });
     });
 
     describe("events", () => {

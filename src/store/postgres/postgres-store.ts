@@ -1282,14 +1282,17 @@ export class PostgresStore implements Store {
 
   async endOutageBackoffs(provider: string, nowMs: number): Promise<number> {
     // Through migration 0011's partial index of failing credentials. A row claimed meanwhile is
-    // skipped, not waited for: its holder's outcome is about to replace the backoff anyway.
+    // skipped, not waited for: its holder's outcome is about to replace the backoff anyway. Only a
+    // wait that is the backoff's (the run at its end): one parked for an unreadable refresh token
+    // waits for its key, and would be opened and parked again.
     const { rowCount } = await this.#query("endOutageBackoffs", (c) =>
       c.query(
         `UPDATE ${this.#t.credentials} AS c SET next_run_at_ms = $2, next_attempt_at_ms = $2
          WHERE c.ctid = ANY(ARRAY(
            SELECT ctid FROM ${this.#t.credentials}
            WHERE provider = $1 AND status = 'refresh_failing' AND reason = 'provider_unavailable'
-             AND next_run_at_ms > $2 AND refresh_token_sealed IS NOT NULL
+             AND next_run_at_ms > $2 AND next_run_at_ms = next_attempt_at_ms
+             AND refresh_token_sealed IS NOT NULL
              AND (claim_until_ms IS NULL OR claim_until_ms <= $2)
            FOR UPDATE SKIP LOCKED))`,
         [provider, nowMs],
@@ -1313,7 +1316,8 @@ export class PostgresStore implements Store {
            UNION ALL
            (SELECT refresh_due_at_ms FROM ${this.#t.credentials}
             WHERE provider = $1 AND status = 'refresh_failing' AND refresh_due_at_ms <= $2
-              AND next_run_at_ms > $2 AND refresh_token_sealed IS NOT NULL
+              AND next_run_at_ms > $2 AND next_run_at_ms = next_attempt_at_ms
+             AND refresh_token_sealed IS NOT NULL
             ORDER BY refresh_due_at_ms LIMIT $3)
            ORDER BY since LIMIT $3) AS due`,
         [provider, nowMs, cap],

@@ -133,10 +133,12 @@ const DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND 
   AND refresh_token_sealed IS NOT NULL`;
 /**
  * endOutageBackoffs' rows: one provider's credentials backed off after an outage, through migration
- * 0011's partial index of failing credentials.
+ * 0011's partial index of failing credentials. Only a wait that is the backoff's (the run at its end):
+ * one parked for an unreadable refresh token waits for its key, and would be opened and parked again.
  */
 const OUTAGE_BACKOFF_CLAUSE = `WHERE provider = @provider AND status = 'refresh_failing'
-  AND reason = 'provider_unavailable' AND next_run_at_ms > @nowMs AND refresh_token_sealed IS NOT NULL
+  AND reason = 'provider_unavailable' AND next_run_at_ms > @nowMs AND next_run_at_ms = next_attempt_at_ms
+  AND refresh_token_sealed IS NOT NULL
   AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)`;
 export const CLAIM_DUE_CLAUSE = `${DUE_CLAUSE} AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
