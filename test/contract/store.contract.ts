@@ -1418,7 +1418,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
 
       it("ends the backoffs of a provider's outage, and only those", async () => {
         await seedTwoProviders();
-        const fail = async (id: string, reason: "provider_unavailable" | "rate_limited") => {
+        const fail = async (id: string, reason: "provider_unavailable" | "rate_limited", inDoubt = false) => {
           const r = await store.claimRefresh(bot(id), {
             owner: "o",
             nowMs: 6_000,
@@ -1427,7 +1427,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
           });
           await store.failRefresh(
             claimOf(r),
-            { status: "refresh_failing", reason, lastError: "x", nextAttemptAtMs: 600_000, inDoubt: false },
+            { status: "refresh_failing", reason, lastError: "x", nextAttemptAtMs: 600_000, inDoubt },
             6_000,
             event(id, "refresh_failed", 6_000),
           );
@@ -1435,6 +1435,9 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await fail("a1", "provider_unavailable");
         await fail("a2", "rate_limited"); // a 429's back-off is the provider's word: left
         await fail("b1", "provider_unavailable"); // another provider's: left
+        // A timeout: that request may still reach the provider; retried sooner than its backoff, the
+        // retry could spend the token first and the late request then supersede what it stored.
+        await fail("b2", "provider_unavailable", true);
         await fail("a3", "provider_unavailable");
         claimOf(await claim(bot("a3"), "busy", 7_000)); // in flight: its outcome replaces the backoff
         expect(await store.endOutageBackoffs?.("a", 8_000)).toBe(1);
@@ -1445,6 +1448,8 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         for (const id of ["a2", "b1"]) {
           expect(await store.getCredential(bot(id))).toMatchObject({ nextAttemptAtMs: 600_000 });
         }
+        expect(await store.endOutageBackoffs?.("b", 8_000)).toBe(1); // b1; b2 is in doubt
+        expect(await store.getCredential(bot("b2"))).toMatchObject({ nextAttemptAtMs: 600_000 });
         // Due again: the refresher takes it now.
         expect(
           ids(await store.claimDue({ owner: "r", nowMs: 8_000, leaseMs: LEASE, limit: 10, provider: "a" })),

@@ -1292,7 +1292,7 @@ export class PostgresStore implements Store {
            SELECT ctid FROM ${this.#t.credentials}
            WHERE provider = $1 AND status = 'refresh_failing' AND reason = 'provider_unavailable'
              AND next_run_at_ms > $2 AND next_run_at_ms = next_attempt_at_ms
-             AND refresh_token_sealed IS NOT NULL
+             AND refresh_token_sealed IS NOT NULL AND NOT refresh_in_doubt
              AND (claim_until_ms IS NULL OR claim_until_ms <= $2)
            FOR UPDATE SKIP LOCKED))`,
         [provider, nowMs],

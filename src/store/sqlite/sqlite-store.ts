@@ -138,7 +138,7 @@ const DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND 
  */
 const OUTAGE_BACKOFF_CLAUSE = `WHERE provider = @provider AND status = 'refresh_failing'
   AND reason = 'provider_unavailable' AND next_run_at_ms > @nowMs AND next_run_at_ms = next_attempt_at_ms
-  AND refresh_token_sealed IS NOT NULL
+  AND refresh_token_sealed IS NOT NULL AND refresh_in_doubt = 0
   AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)`;
 export const CLAIM_DUE_CLAUSE = `${DUE_CLAUSE} AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
