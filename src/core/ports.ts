@@ -346,12 +346,13 @@ export interface Store {
    * `provider_unavailable`, unclaimed): due, and open to callers' refreshes, at `nowMs`. Run when one of
    * them refreshes again: the provider is back, and the rest need not wait out backoffs that grew
    * through the outage. A 429's or another client's back-off is left, and so is a credential parked
-   * for an unreadable refresh token (it waits for its key), and a refresh in doubt (its last request
-   * timed out or lost its answer): that request may still reach the provider, and its backoff is what
-   * keeps the retry from re-sending the token before it has. Returns how many it moved.
+   * for an unreadable refresh token (it waits for its key). A refresh in doubt (its last request timed
+   * out, lost its answer or got a 5xx) is made due `inDoubtDelayMs` from now, not at once: that request
+   * may still reach the provider, and a retry sooner could spend the token before it does, the late
+   * request then superseding what the retry stored. Returns how many it moved.
    * Optional, so a store of your own written before it existed still opens.
    */
-  endOutageBackoffs?(provider: string, nowMs: number): Promise<number>;
+  endOutageBackoffs?(provider: string, nowMs: number, inDoubtDelayMs: number): Promise<number>;
 
   /**
    * Sets the status of some or all credentials of a connection (uninstall,

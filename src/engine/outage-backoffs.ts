@@ -20,7 +20,8 @@ export function endOutageBackoffs(ctx: EngineContext, provider: string): void {
   const last = ctx.outageEndedAtMs.get(provider);
   if (last !== undefined && now - last < SPACING_MS) return;
   ctx.outageEndedAtMs.set(provider, now);
-  store.endOutageBackoffs(provider, ctx.clock.now()).then(
+  // One in doubt waits the first backoff from now, as its own first retry would have from its failure.
+  store.endOutageBackoffs(provider, ctx.clock.now(), ctx.timings.backoffBaseMs).then(
     (moved) => {
       if (moved > 0) {
         ctx.logger.info(

@@ -1435,12 +1435,12 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await fail("a1", "provider_unavailable");
         await fail("a2", "rate_limited"); // a 429's back-off is the provider's word: left
         await fail("b1", "provider_unavailable"); // another provider's: left
-        // A timeout: that request may still reach the provider; retried sooner than its backoff, the
-        // retry could spend the token first and the late request then supersede what it stored.
+        // A timeout: that request may still reach the provider; retried at once, the retry could spend
+        // the token first and the late request then supersede what it stored. It waits the delay.
         await fail("b2", "provider_unavailable", true);
         await fail("a3", "provider_unavailable");
         claimOf(await claim(bot("a3"), "busy", 7_000)); // in flight: its outcome replaces the backoff
-        expect(await store.endOutageBackoffs?.("a", 8_000)).toBe(1);
+        expect(await store.endOutageBackoffs?.("a", 8_000, 10_000)).toBe(1);
         expect(await store.getCredential(bot("a1"))).toMatchObject({
           status: "refresh_failing",
           nextAttemptAtMs: 8_000,
@@ -1448,13 +1448,16 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         for (const id of ["a2", "b1"]) {
           expect(await store.getCredential(bot(id))).toMatchObject({ nextAttemptAtMs: 600_000 });
         }
-        expect(await store.endOutageBackoffs?.("b", 8_000)).toBe(1); // b1; b2 is in doubt
-        expect(await store.getCredential(bot("b2"))).toMatchObject({ nextAttemptAtMs: 600_000 });
+        expect(await store.endOutageBackoffs?.("b", 8_000, 10_000)).toBe(2);
+        expect(await store.getCredential(bot("b1"))).toMatchObject({ nextAttemptAtMs: 8_000 });
+        expect(await store.getCredential(bot("b2"))).toMatchObject({ nextAttemptAtMs: 18_000 });
+        // Already due within the delay: left as it is.
+        expect(await store.endOutageBackoffs?.("b", 9_000, 10_000)).toBe(0);
         // Due again: the refresher takes it now.
         expect(
           ids(await store.claimDue({ owner: "r", nowMs: 8_000, leaseMs: LEASE, limit: 10, provider: "a" })),
         ).toEqual(["a1"]);
-        expect(await store.endOutageBackoffs?.("a", 8_000)).toBe(0);
+        expect(await store.endOutageBackoffs?.("a", 8_000, 10_000)).toBe(0);
       });
 
       it("claims none of a provider that has no due credentials", async () => {
@@ -1614,7 +1617,7 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await claimDueAt(store, NOW + 1_000, unreadable); // backoff over: due, unreadable, parked
         expect(unreadable).toMatchObject([{ ref: BOT, retryAtMs: NOW + 1_000 + HOUR }]);
         // Its wait is the key's, not the outage's: it stays parked, not read again every minute.
-        expect(await store.endOutageBackoffs?.("slack", NOW + 2_000)).toBe(0);
+        expect(await store.endOutageBackoffs?.("slack", NOW + 2_000, 10_000)).toBe(0);
         await claimDueAt(store, NOW + 2_000, unreadable);
         expect(unreadable).toHaveLength(1);
       });

@@ -893,20 +893,27 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     const b = await h.installAndImport();
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1_000 });
     advance(h, 11 * HOUR); // inside the refresh margin
-    for (const { id } of [a, b]) await h.warden.connections.refresh(id);
-    // Backed off (seconds after one failure; up to 10 minutes after more), and not due till then.
+    // A 5xx leaves each refresh in doubt: its first retries come within seconds, then the backoff
+    // grows (minutes by the eighth failure).
+    for (let failures = 0; failures < 8; failures++) {
+      for (const { id } of [a, b]) await h.warden.connections.refresh(id);
+      advance(h, 1_000);
+    }
     const backedOff = (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs ?? 0;
-    expect(backedOff - h.clock.now()).toBeGreaterThan(1_000);
+    expect(backedOff - h.clock.now()).toBeGreaterThan(60_000);
     expect(await h.warden.refreshDue()).toBe(0);
     h.emu.control.clearFaults();
     const [ok] = await h.warden.connections.refresh(a.id);
     expect(ok).toMatchObject({ refreshed: true });
-    // b is due now, without waiting out its backoff: the refresher (or a caller) takes it at once.
+    // b's backoff ends: in doubt, it waits the first backoff (10 s) rather than its minutes, so a
+    // request of it that Slack may still be holding lands first.
+    const endsAt = h.clock.now() + 10_000;
     await eventually(
       async () => (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs,
-      (at) => at !== undefined && at !== null && at <= h.clock.now(),
-      { what: "b's backoff ended" },
+      (at) => at !== undefined && at !== null && at <= endsAt,
+      { what: "b's backoff shortened" },
     );
+    advance(h, 10_000);
     expect(await h.warden.refreshDue()).toBe(1);
     expect((await h.warden.connections.get(b.id)).status).toBe("active");
   });

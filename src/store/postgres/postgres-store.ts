@@ -1280,22 +1280,21 @@ export class PostgresStore implements Store {
     return counts;
   }
 
-  async endOutageBackoffs(provider: string, nowMs: number): Promise<number> {
+  async endOutageBackoffs(provider: string, nowMs: number, inDoubtDelayMs: number): Promise<number> {
     // Through migration 0011's partial index of failing credentials. A row claimed meanwhile is
-    // skipped, not waited for: its holder's outcome is about to replace the backoff anyway. Only a
-    // wait that is the backoff's (the run at its end): one parked for an unreadable refresh token
-    // waits for its key, and would be opened and parked again.
+    // skipped, not waited for: its holder's outcome is about to replace the backoff anyway.
+    const at = "CASE WHEN refresh_in_doubt THEN $3::bigint ELSE $2::bigint END";
     const { rowCount } = await this.#query("endOutageBackoffs", (c) =>
       c.query(
-        `UPDATE ${this.#t.credentials} AS c SET next_run_at_ms = $2, next_attempt_at_ms = $2
+        `UPDATE ${this.#t.credentials} AS c SET next_run_at_ms = ${at}, next_attempt_at_ms = ${at}
          WHERE c.ctid = ANY(ARRAY(
            SELECT ctid FROM ${this.#t.credentials}
            WHERE provider = $1 AND status = 'refresh_failing' AND reason = 'provider_unavailable'
-             AND next_run_at_ms > $2 AND next_run_at_ms = next_attempt_at_ms
-             AND refresh_token_sealed IS NOT NULL AND NOT refresh_in_doubt
+             AND next_run_at_ms = next_attempt_at_ms AND next_run_at_ms > ${at}
+             AND refresh_token_sealed IS NOT NULL
              AND (claim_until_ms IS NULL OR claim_until_ms <= $2)
            FOR UPDATE SKIP LOCKED))`,
-        [provider, nowMs],
+        [provider, nowMs, nowMs + inDoubtDelayMs],
       ),
     );
     return rowCount ?? 0;

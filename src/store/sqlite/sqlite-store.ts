@@ -137,8 +137,9 @@ const DUE_CLAUSE = `WHERE provider = @provider AND next_run_at_ms <= @nowMs AND 
  * one parked for an unreadable refresh token waits for its key, and would be opened and parked again.
  */
 const OUTAGE_BACKOFF_CLAUSE = `WHERE provider = @provider AND status = 'refresh_failing'
-  AND reason = 'provider_unavailable' AND next_run_at_ms > @nowMs AND next_run_at_ms = next_attempt_at_ms
-  AND refresh_token_sealed IS NOT NULL AND refresh_in_doubt = 0
+  AND reason = 'provider_unavailable' AND next_run_at_ms = next_attempt_at_ms
+  AND next_run_at_ms > (CASE WHEN refresh_in_doubt = 1 THEN @inDoubtAtMs ELSE @nowMs END)
+  AND refresh_token_sealed IS NOT NULL
   AND (claim_until_ms IS NULL OR claim_until_ms <= @nowMs)`;
 export const CLAIM_DUE_CLAUSE = `${DUE_CLAUSE} AND (claim_until_ms IS NULL OR claim_until_ms <= @leaseNowMs)
   ORDER BY next_run_at_ms LIMIT @limit`;
@@ -971,11 +972,12 @@ export class SqliteStore implements Store {
     return counts;
   }
 
-  async endOutageBackoffs(provider: string, nowMs: number): Promise<number> {
+  async endOutageBackoffs(provider: string, nowMs: number, inDoubtDelayMs: number): Promise<number> {
+    const at = "CASE WHEN refresh_in_doubt = 1 THEN @inDoubtAtMs ELSE @nowMs END";
     return this.#write("endOutageBackoffs", () => {
       return this.#stmt(
-        `UPDATE credentials SET next_run_at_ms = @nowMs, next_attempt_at_ms = @nowMs ${OUTAGE_BACKOFF_CLAUSE}`,
-      ).run({ provider, nowMs }).changes;
+        `UPDATE credentials SET next_run_at_ms = ${at}, next_attempt_at_ms = ${at} ${OUTAGE_BACKOFF_CLAUSE}`,
+      ).run({ provider, nowMs, inDoubtAtMs: nowMs + inDoubtDelayMs }).changes;
     });
   }
 
