@@ -4,7 +4,6 @@
  * (`health_check`, `<id>:<period number>`) makes each check happen in one
  * process only, however many `serve` processes share the database.
  */
-import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Logger, Store } from "../core/ports.js";
 import type { Warden } from "../engine/warden.js";
 
@@ -82,7 +81,6 @@ export class HealthChecker {
     let checked = 0;
     let cursor: string | undefined;
     const answering = new Set<Promise<void>>();
-    const runs = new Map<string, boolean>();
     try {
       do {
         const page = await warden.connections.list({ limit: 100, ...(cursor ? { cursor } : {}) });
@@ -91,7 +89,7 @@ export class HealthChecker {
           if (c.status === "needs_reauth") continue; // nothing a check can change; reconnecting fixes it
           // Not before its slot is taken: a process without the provider (a serve without Slack's client
           // credentials, beside ones with them) would fail the check and keep those that can from it.
-          if (!(await this.#runs(c.provider, runs))) continue;
+          if (!warden.providers.includes(c.provider)) continue;
           const now = clock.now();
           const slot = Math.floor(now / periodMs);
           if (!(await store.markOnce("health_check", `${c.id}:${slot}`, now, (slot + 1) * periodMs)))
@@ -115,20 +113,6 @@ export class HealthChecker {
       // A sweep (and so stop()) ends once every check it started has its answer.
       await Promise.all(answering);
     }
-  }
-
-  /** Whether this process's warden runs `provider`, asked once a sweep. */
-  async #runs(provider: string, known: Map<string, boolean>): Promise<boolean> {
-    let runs = known.get(provider);
-    if (runs === undefined) {
-      runs = await this.#o.warden.providerState(provider).then(
-        () => true,
-        // Only "not configured here" says no; a store error leaves the check to fail and be logged.
-        (error: unknown) => !(error instanceof TokenwardenError && error.code === "not_found"),
-      );
-      known.set(provider, runs);
-    }
-    return runs;
   }
 
   #schedule(delayMs: number): void {
