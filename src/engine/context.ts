@@ -137,12 +137,23 @@ export interface EngineContext {
   onRefresh?: ((observation: RefreshObservation) => void) | undefined;
 }
 
+/** Every outcome a refresh grant is reported with (metrics export each from the start, at 0). */
+export const REFRESH_OUTCOMES = [
+  "refreshed",
+  "refreshable",
+  "dead",
+  "transient",
+  "misconfigured",
+  "forbidden",
+] as const;
+export type RefreshOutcomeLabel = (typeof REFRESH_OUTCOMES)[number];
+
 /** One refresh grant as `onRefresh` sees it: never a token. */
 export interface RefreshObservation {
   provider: string;
   kind: string;
   /** `refreshed`, or the classification of the failure. */
-  outcome: "refreshed" | "refreshable" | "dead" | "transient" | "misconfigured" | "forbidden";
+  outcome: RefreshOutcomeLabel;
   durationMs: number;
 }
 

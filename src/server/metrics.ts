@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger, Store } from "../core/ports.js";
 import { STATUSES } from "../core/types.js";
-import type { RefreshObservation } from "../engine/context.js";
+import { REFRESH_OUTCOMES, type RefreshObservation } from "../engine/context.js";
 import type { RefreshBacklogReport, Warden } from "../engine/warden.js";
 import type { WebhookOutcome } from "./webhooks/dispatcher.js";
 
@@ -29,14 +29,6 @@ export interface MetricSources {
 }
 
 const WEBHOOK_OUTCOMES: readonly WebhookOutcome[] = ["delivered", "failed", "abandoned"];
-const REFRESH_OUTCOMES: readonly RefreshObservation["outcome"][] = [
-  "refreshed",
-  "refreshable",
-  "dead",
-  "transient",
-  "misconfigured",
-  "forbidden",
-];
 
 /** `logger` hears what a scrape could not read (never a secret: store errors name no value). */
 export function createMetrics(logger: Logger): Metrics {
