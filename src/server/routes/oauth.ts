@@ -138,6 +138,15 @@ function installationId(i: SlackInstallation): string | null {
   return i.isEnterpriseInstall ? i.enterpriseId : i.teamId;
 }
 
+/**
+ * The installation a stored connection is, from its metadata: its workspace, or, only when it has
+ * none (an org-wide install), its org. A workspace of a Grid org names the org too, and is not it.
+ */
+function installationOf(metadata: Record<string, unknown>): unknown {
+  const teamId = metadata["team_id"];
+  return typeof teamId === "string" ? teamId : metadata["enterprise_id"];
+}
+
 /** The installation's credentials, bot first, each with its kind. */
 function credentialsOf(i: SlackInstallation) {
   return [
@@ -498,10 +507,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
           // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
           // install is not its installation (another token, another Slack id, other events).
-          const teamId = target?.metadata["team_id"];
-          const owns =
-            target !== null &&
-            (typeof teamId === "string" ? teamId : target.metadata["enterprise_id"]) === installedId;
+          const owns = target !== null && installationOf(target.metadata) === installedId;
           if (!owns) {
             // Slack has installed the app there and issued tokens by now: they must not stay live.
             const revoked = await revokeUnstored(slack.provider, installation);
@@ -511,9 +517,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             );
             // A Slack id is an install into that workspace, stored or not: another one is the wrong one.
             if (target === null && !SLACK_TENANT_ID.test(payload.cid)) return gonePage(reply);
-            const known =
-              target === null ||
-              (target.metadata["team_id"] ?? target.metadata["enterprise_id"]) !== undefined;
+            const known = target === null || installationOf(target.metadata) !== undefined;
             return page(
               reply,
               400,
