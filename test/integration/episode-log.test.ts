@@ -3,6 +3,7 @@
 // left no line at warn at all, and its reconnect none at info, so the log contradicted the webhooks.
 import { afterEach, describe, expect, it } from "vitest";
 import { type EngineHarness, openEngineHarness } from "../helpers/engine-harness.js";
+import { botFromInstall } from "../server/server-harness.js";
 
 type Line = { level: string; msg?: string; connectionId?: string; reason?: string; kind?: string | null };
 
@@ -45,13 +46,7 @@ describe("the log of a connection's episodes", () => {
     await h.warden.connections.import({
       id,
       provider: "slack",
-      credentials: {
-        bot: {
-          accessToken: String(install["access_token"]),
-          refreshToken: String(install["refresh_token"]),
-          expiresIn: 43_200,
-        },
-      },
+      credentials: { bot: botFromInstall(install as { access_token?: string; refresh_token?: string }) },
     });
     expect(linesAbout(h, id, "recovered")).toEqual([expect.objectContaining({ level: "info", kind: "bot" })]);
   });
