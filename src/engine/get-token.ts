@@ -9,7 +9,8 @@ import { SingleFlight } from "../core/single-flight.js";
 import type { CredentialKind, CredentialRef, StoredCredential } from "../core/types.js";
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
-import { type CurrentToken, refreshCredential } from "./refresh.js";
+import { backoffEndsAtMs, type CurrentToken, refreshCredential } from "./refresh.js";
+import { RefreshDeferrals } from "./refresh-deferrals.js";
 import { DEFAULT_CACHED_CONNECTIONS, refKey, setBounded } from "./token-cache.js";
 
 export interface GetTokenOptions {
@@ -49,11 +50,15 @@ export function toAccessToken(
 /**
  * getToken: memory first (no database round trip while the store's change
  * stamp is unchanged), then the store, then one refresh per credential per
- * process (coalesced), and one across processes (claimed in the store).
+ * process (coalesced), and one across processes (claimed in the store). Inside
+ * the refresh margin, only the caller that sends the refresh waits for it: one
+ * whose token still lasts as long as it asked is served at once while the
+ * refresh is under way (here or in another process) or would not be sent now.
  */
 export function makeGetToken(ctx: EngineContext) {
   const flights = new SingleFlight<CurrentToken>();
   const defaultKinds = new Map<string, CredentialKind>();
+  const deferrals = new RefreshDeferrals(ctx.steadyNow);
 
   function fromCache(ref: CredentialRef, minTtlSeconds: number | undefined): AccessToken | null {
     const entry = ctx.cache.get(ref.connectionId, ref.kind);
@@ -64,7 +69,10 @@ export function makeGetToken(ctx: EngineContext) {
         Math.max(0, minTtlSeconds ?? DEFAULT_MIN_TTL_SECONDS) * 1000,
         entry.halfLifetimeMs,
       );
-      if (ctx.clock.now() + Math.max(wantedMs, entry.marginMs) >= entry.expiresAtMs) return null;
+      const now = ctx.clock.now();
+      if (now + wantedMs >= entry.expiresAtMs) return null; // the caller cannot use it: refresh first
+      // Inside the margin, load() refreshes it, unless a refresh is under way or would not be sent now.
+      if (now + entry.marginMs >= entry.expiresAtMs && !refreshWaits(ref)) return null;
     }
     return toAccessToken(entry, entry.kind, entry.provider);
   }
@@ -90,6 +98,16 @@ export function makeGetToken(ctx: EngineContext) {
     // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
     const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
     const usableUntilMs = now + ttlSeconds * 1000;
+    if (
+      credential.expiresAtMs !== null &&
+      credential.expiresAtMs > usableUntilMs &&
+      (refreshWaits(ref) || deferredNow(ref, credential, now))
+    ) {
+      // Inside its margin, yet lasting as long as this caller asked, and its refresh is another
+      // caller's to wait for or would not be sent now: served at once.
+      remember(ref, credential, stamp);
+      return toAccessToken(credential, ref.kind, credential.provider);
+    }
     let fresh = await flights.run(refKey(ref), () =>
       refreshCredential(ctx, ref, { freshUntilMs, usableUntilMs }),
     );
@@ -117,6 +135,37 @@ export function makeGetToken(ctx: EngineContext) {
       );
     }
     return toAccessToken(fresh.tokens, ref.kind, fresh.provider);
+  }
+
+  /** A refresh of `ref` is under way in this process (its first caller waits for it) or deferred. */
+  function refreshWaits(ref: CredentialRef): boolean {
+    return flights.has(refKey(ref)) || deferrals.has(ref);
+  }
+
+  /**
+   * Whether a refresh would not be sent now, by what the stored credential says (its backoff, another
+   * process's claim) or this process knows of its provider (a rate-limit pause, our client refused
+   * and the probe slot taken); if so, defers it until that ends.
+   */
+  function deferredNow(ref: CredentialRef, credential: StoredCredential, now: number): boolean {
+    const delayMs = Math.max(
+      (backoffEndsAtMs(ctx, credential, now) ?? now) - now,
+      (credential.claimUntilMs ?? 0) - ctx.leaseWindow().nowMs,
+      providerHoldMs(credential.provider),
+    );
+    if (delayMs <= 0) return false;
+    deferrals.defer(ref, delayMs);
+    return true;
+  }
+
+  /** How long this process holds the provider's refreshes back (refreshCredential's own checks). */
+  function providerHoldMs(provider: string): number {
+    const steadyMs = ctx.steadyNow();
+    const pausedUntil = ctx.providerPausedUntil.get(provider)?.untilSteadyMs ?? steadyMs;
+    const probeAt = ctx.flaggedProviders.has(provider)
+      ? (ctx.providerProbeAtMs.get(provider) ?? steadyMs)
+      : steadyMs;
+    return Math.max(pausedUntil, probeAt) - steadyMs;
   }
 
   function remember(ref: CredentialRef, credential: StoredCredential, stamp: number): void {

@@ -279,6 +279,12 @@ function backoffIsAnotherClients(ctx: EngineContext, c: StoredCredential): boole
   );
 }
 
+/** When the credential's backoff lets this warden refresh it again (wall clock); null when it may now. */
+export function backoffEndsAtMs(ctx: EngineContext, c: StoredCredential, now: number): number | null {
+  if (c.nextAttemptAtMs === null || c.nextAttemptAtMs <= now || backoffIsAnotherClients(ctx, c)) return null;
+  return c.nextAttemptAtMs;
+}
+
 /**
  * A claim was won, but spending may still be wrong: the token that failed was
  * already replaced by another process, or the credential is in backoff.
@@ -330,12 +336,8 @@ async function settleWithoutSpending(
       "rate_limited",
     );
   }
-  if (
-    !request.ignoreBackoff &&
-    c.nextAttemptAtMs !== null &&
-    c.nextAttemptAtMs > now &&
-    !backoffIsAnotherClients(ctx, c)
-  ) {
+  const backoffEndsAt = request.ignoreBackoff ? null : backoffEndsAtMs(ctx, c, now);
+  if (backoffEndsAt !== null) {
     return handBackUntil(
       ctx,
       claimed,
@@ -343,7 +345,7 @@ async function settleWithoutSpending(
       {
         reason: c.reason === "rate_limited" ? "rate_limited" : "provider_unavailable",
         error: c.lastError ?? "unknown",
-        retryAfterMs: c.nextAttemptAtMs - now,
+        retryAfterMs: backoffEndsAt - now,
       },
       `refreshing ${c.kind} credential of ${c.connectionId} failed recently (${c.lastError ?? "unknown"})`,
       c.reason ?? "provider_unavailable",

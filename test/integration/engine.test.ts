@@ -689,8 +689,9 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       },
     });
     const w = await h.peer({ store: flaky });
-    // In backoff: the claim is won, then handed back unspent; its failed release is not the caller's problem.
-    expect((await w.getToken(id)).accessToken).toBe(install["access_token"]);
+    // In backoff, a caller needing more than the token has left takes the claim, which is handed back
+    // unspent; its failed release is not the caller's problem.
+    expect((await w.getToken(id, { minTtlSeconds: 2 * 3600 })).accessToken).toBe(install["access_token"]);
     await w.close(); // waits for the retried release
     const credential = await h.store.getCredential(ref);
     expect(credential?.claimUntilMs).toBeNull();
@@ -968,6 +969,69 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect(more.accessToken).toBe((await slow).accessToken);
     expect(more.accessToken).not.toBe(before.accessToken);
     expect(h.emu.control.counterTotals()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+  });
+
+  it("inside the margin, only the caller sending the refresh waits: others in the process are served at once", async () => {
+    const { id, install } = await h.installAndImport();
+    await h.warden.getToken(id);
+    h.emu.control.setLatency(1_500, "oauth.v2.access");
+    advance(h, 11 * HOUR); // inside the refresh margin, an hour of validity left
+    const sending = h.warden.getToken(id); // this caller's refresh: it waits for it
+    const others = await Promise.race([
+      Promise.all(Array.from({ length: 20 }, () => h.warden.getToken(id))).then((t) => ({ served: t })),
+      sending.then(() => "the refresh finished first" as const),
+    ]);
+    expect(others).toEqual({
+      served: Array(20).fill(expect.objectContaining({ accessToken: install["access_token"] })),
+    });
+    // One who needs more than the stored token has left waits for the refresh, and gets its token.
+    const needing = await h.warden.getToken(id, { minTtlSeconds: 2 * 3600 });
+    const fresh = await sending;
+    expect(fresh.accessToken).not.toBe(install["access_token"]);
+    expect(needing.accessToken).toBe(fresh.accessToken);
+    expect((await h.warden.getToken(id)).accessToken).toBe(fresh.accessToken);
+    expect(h.emu.control.counters()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+  });
+
+  it("inside the margin and backed off, callers are served from memory, and the first after the backoff refreshes", async () => {
+    const { id, install } = await h.installAndImport();
+    let claims = 0;
+    let reads = 0;
+    const counted = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      claimRefresh: (real, ...args) => {
+        claims++;
+        return real(...args);
+      },
+      getCredential: (real, ...args) => {
+        reads++;
+        return real(...args);
+      },
+    });
+    const w = await h.peer({ store: counted });
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    advance(h, 11 * HOUR);
+    expect((await w.getToken(id)).accessToken).toBe(install["access_token"]); // the attempt fails
+    expect(claims).toBe(1);
+    const next = (await w.connections.get(id)).credentials[0]?.nextAttemptAtMs ?? 0;
+    expect(next).toBeGreaterThan(h.clock.now());
+    // The failure's own write moves the change stamp: one read learns the backoff, then memory serves.
+    await eventually(
+      async () => {
+        const before = reads;
+        await w.getToken(id);
+        return reads - before;
+      },
+      (n) => n === 0,
+      { what: "a call served from memory" },
+    );
+    for (let i = 0; i < 50; i++) expect((await w.getToken(id)).accessToken).toBe(install["access_token"]);
+    expect(claims).toBe(1); // no claim taken and handed back per call while the backoff lasts
+    advance(h, next - h.clock.now() + 1);
+    const fresh = await w.getToken(id); // the backoff is over: this caller sends the refresh
+    expect(fresh.accessToken).not.toBe(install["access_token"]);
+    expect(claims).toBe(2);
+    expect(h.emu.control.counters()).toMatchObject({ refreshes: 1, maxPresentations: 1 });
+    await w.close();
   });
 
   it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {
