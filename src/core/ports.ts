@@ -222,6 +222,17 @@ export interface StatusChange {
   reason: Reason | null;
 }
 
+/** What `Store.deleteCredential` did. */
+export type CredentialDeletion =
+  /** Removed; `change` is the connection's status rolled up from the credentials left. */
+  | { kind: "deleted"; change: StatusChange }
+  /** No such connection, or it holds no credential of that kind. */
+  | { kind: "not_found" }
+  /** It is the connection's only credential: nothing removed (a connection keeps at least one). */
+  | { kind: "last_credential" }
+  /** It is no longer at `ifVersion` (other tokens were stored meanwhile): nothing removed. */
+  | { kind: "changed" };
+
 /**
  * An installation a provider names in a signal of its own (Slack: an event's workspace or org),
  * looked up in the connections' metadata. At least one of `teamId` and `enterpriseId`.
@@ -300,6 +311,19 @@ export interface Store {
   findConnectionsByInstallation(query: InstallationQuery): Promise<string[]>;
   /** Removes the connection, its credentials and events. False when it did not exist. */
   deleteConnection(id: string): Promise<boolean>;
+  /**
+   * Removes one credential of a connection (its tokens, claim and schedule), appends `event`, and
+   * rolls the connection's status up from the credentials left, recording the episode it ends (a dead
+   * credential removed: `recovered`), in one transaction. Refuses the connection's last credential.
+   * With `ifVersion`, only while the credential is at that version (its tokens are still the ones
+   * the caller revoked). Optional, so a store of your own written before it existed still opens.
+   */
+  deleteCredential?(
+    ref: CredentialRef,
+    nowMs: number,
+    event: NewEvent,
+    options?: { ifVersion?: number },
+  ): Promise<CredentialDeletion>;
   /** Merges `patch` into the connection's metadata; with `onlyMissing`, keys already there win. */
   updateMetadata(
     id: string,

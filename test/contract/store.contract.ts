@@ -403,6 +403,94 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(await store.deleteConnection("T1")).toBe(false);
       });
 
+      it("deletes one credential: the rest kept, the status rolled up from them, the episode it ends recorded", async () => {
+        await seedT1();
+        const deleteCredential = store.deleteCredential?.bind(store);
+        if (deleteCredential === undefined) throw new Error("the store has no deleteCredential");
+        await store.setCredentialStatus(
+          "T1",
+          ["user"],
+          { status: "needs_reauth", reason: "token_revoked", lastError: "token_revoked" },
+          1_500,
+          [event("T1", "revoked", 1_500, "user")],
+        );
+        expect(await store.getConnection("T1")).toMatchObject({ status: "needs_reauth" });
+        const other = await peer();
+        await eventually(
+          async () => (await other.getCredential(USER))?.status,
+          (s) => s === "needs_reauth",
+          { what: "the peer to read the dead user credential" },
+        );
+        const stamp = other.changeStamp(USER);
+        expect(
+          await deleteCredential(USER, 2_000, {
+            connectionId: "T1",
+            kind: "user",
+            type: "deleted",
+            atMs: 2_000,
+            data: { revoked: true },
+          }),
+        ).toEqual({ kind: "deleted", change: { before: "needs_reauth", after: "active", reason: null } });
+        expect(await store.getCredential(USER)).toBeNull();
+        expect(await store.getConnection("T1")).toMatchObject({
+          status: "active",
+          reason: null,
+          updatedAtMs: 2_000,
+          credentials: [expect.objectContaining({ kind: "bot", status: "active" })],
+        });
+        expect((await store.getConnection("T1"))?.credentials).toHaveLength(1);
+        const events = await store.listEvents("T1", { limit: 10 });
+        expect(events.map((e) => [e.type, e.kind])).toEqual([
+          ["recovered", "user"],
+          ["deleted", "user"],
+          ["needs_reauth", "user"],
+          ["revoked", "user"],
+          ["imported", "bot"],
+        ]);
+        expect(events[1]?.data).toEqual({ revoked: true });
+        // Off the schedule with its row; another process sees the change.
+        expect((await claimDue("r", 100_000)).map((d) => d.ref)).toEqual([BOT]);
+        await eventually(
+          () => other.changeStamp(USER),
+          (s) => s !== stamp,
+          { what: "the peer's stamp to change after the delete" },
+        );
+        expect(await other.getCredential(USER)).toBeNull();
+      });
+
+      it("deletes no last credential, nothing missing and nothing at another version, changing nothing", async () => {
+        await seedT1();
+        await store.putConnection(connection("T2", [credential("bot", "t2")]), 1_000, [
+          event("T2", "imported", 1_000),
+        ]);
+        const deleteCredential = store.deleteCredential?.bind(store);
+        if (deleteCredential === undefined) throw new Error("the store has no deleteCredential");
+        const deleted = (ref: CredentialRef) => ({
+          connectionId: ref.connectionId,
+          kind: ref.kind,
+          type: "deleted" as const,
+          atMs: 2_000,
+        });
+        const T2: CredentialRef = { connectionId: "T2", kind: "bot" };
+        expect(await deleteCredential(T2, 2_000, deleted(T2))).toEqual({ kind: "last_credential" });
+        const DEFAULT: CredentialRef = { connectionId: "T1", kind: "default" };
+        expect(await deleteCredential(DEFAULT, 2_000, deleted(DEFAULT))).toEqual({ kind: "not_found" });
+        const NOPE: CredentialRef = { connectionId: "nope", kind: "bot" };
+        expect(await deleteCredential(NOPE, 2_000, deleted(NOPE))).toEqual({ kind: "not_found" });
+        const version = (await store.getCredential(USER))?.version ?? 0;
+        expect(await deleteCredential(USER, 2_000, deleted(USER), { ifVersion: version + 1 })).toEqual({
+          kind: "changed",
+        });
+        expect(await store.getCredential(T2)).not.toBeNull();
+        expect(await store.getCredential(USER)).not.toBeNull();
+        expect((await store.listEvents("T1", { limit: 10 })).map((e) => e.type)).toEqual(["imported"]);
+        expect((await store.listEvents("T2", { limit: 10 })).map((e) => e.type)).toEqual(["imported"]);
+        // At the version it is at, it goes.
+        expect(await deleteCredential(USER, 2_000, deleted(USER), { ifVersion: version })).toMatchObject({
+          kind: "deleted",
+        });
+      });
+
       it("lists with filters and stable cursor paging, credentials attached, no secrets", async () => {
         for (const id of ["C5", "C1", "C4", "C2", "C3"]) {
           await store.putConnection(

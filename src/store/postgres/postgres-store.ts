@@ -7,6 +7,7 @@ import type {
   ClaimResult,
   CompletionItem,
   CompletionOutcome,
+  CredentialDeletion,
   DueClaim,
   FailureRecord,
   InstallationQuery,
@@ -555,6 +556,37 @@ export class PostgresStore implements Store {
     });
     this.#bumpLocal(refs);
     return deleted;
+  }
+
+  async deleteCredential(
+    ref: CredentialRef,
+    nowMs: number,
+    event: NewEvent,
+    options: { ifVersion?: number } = {},
+  ): Promise<CredentialDeletion> {
+    const t = this.#t;
+    const outcome = await this.#tx("deleteCredential", async (c): Promise<CredentialDeletion> => {
+      // The connection row first, as every multi-credential write takes it: a peer deleting the other
+      // credential waits here, so the last one is never deleted by two at once.
+      const before = await this.#lockConnection(c, ref.connectionId);
+      if (before === null) return { kind: "not_found" };
+      const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
+        ref.connectionId,
+      ]);
+      const record = records.find((r) => r.kind === ref.kind);
+      if (record === undefined) return { kind: "not_found" };
+      if (options.ifVersion !== undefined && record.version !== options.ifVersion) return { kind: "changed" };
+      if (records.length === 1) return { kind: "last_credential" };
+      await c.query(`DELETE FROM ${t.credentials} WHERE connection_id = $1 AND kind = $2`, [
+        ref.connectionId,
+        ref.kind,
+      ]);
+      const change = await this.#rollUp(c, ref.connectionId, before, nowMs, [event]);
+      await this.#notify(c, [ref]);
+      return { kind: "deleted", change };
+    });
+    if (outcome.kind === "deleted") this.#bumpLocal([ref]);
+    return outcome;
   }
 
   async updateMetadata(

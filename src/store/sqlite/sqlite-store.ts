@@ -9,6 +9,7 @@ import type {
   ClaimResult,
   CompletionItem,
   CompletionOutcome,
+  CredentialDeletion,
   DueClaim,
   FailureRecord,
   InstallationQuery,
@@ -385,6 +386,29 @@ export class SqliteStore implements Store {
       this.#stmt("DELETE FROM events WHERE connection_id = ?").run(id);
       this.#stmt("DELETE FROM credentials WHERE connection_id = ?").run(id);
       return this.#stmt("DELETE FROM connections WHERE id = ?").run(id).changes > 0;
+    });
+  }
+
+  async deleteCredential(
+    ref: CredentialRef,
+    nowMs: number,
+    event: NewEvent,
+    options: { ifVersion?: number } = {},
+  ): Promise<CredentialDeletion> {
+    return this.#write("deleteCredential", (): CredentialDeletion => {
+      const records = this.#records("WHERE connection_id = ?", ref.connectionId);
+      const record = records.find((r) => r.kind === ref.kind);
+      if (record === undefined) return { kind: "not_found" };
+      if (options.ifVersion !== undefined && record.version !== options.ifVersion) return { kind: "changed" };
+      if (records.length === 1) return { kind: "last_credential" };
+      this.#stmt("DELETE FROM credentials WHERE connection_id = ? AND kind = ?").run(
+        ref.connectionId,
+        ref.kind,
+      );
+      const change = this.#rollUp(ref.connectionId, nowMs, [event]);
+      // The connection row is there: its credentials are (foreign key), and this is one transaction.
+      if (change === null) throw new Error("a connection with credentials has no row");
+      return { kind: "deleted", change };
     });
   }
 
