@@ -96,7 +96,10 @@ export function describeEvent(e: StoredEvent): string {
     case "uninstalled":
       return "app uninstalled (Slack sent app_uninstalled)";
     case "deleted":
-      return "deleted";
+      // One credential removed (connections.deleteCredential); a whole connection leaves no log.
+      if (d["revoked"] === true) return "credential deleted, its tokens revoked at the provider first";
+      if (error !== null) return `credential deleted; revoking its tokens failed (${error})`;
+      return "credential deleted (its tokens were not revoked)";
     case "provider_misconfigured":
       return `provider refused our client credentials (${error ?? "unknown"})`;
   }

@@ -1,15 +1,19 @@
 import { TokenwardenError } from "../core/errors.js";
+import type { Provider } from "../core/ports.js";
 import { jitteredRefreshDueAt } from "../core/refresh-policy.js";
 import { Secret } from "../core/secret.js";
-import type {
-  Classification,
-  Connection,
-  CredentialKind,
-  NewCredential,
-  NewEvent,
-  Status,
-  StoredEvent,
+import {
+  type Classification,
+  type Connection,
+  CREDENTIAL_KINDS,
+  type CredentialKind,
+  type NewCredential,
+  type NewEvent,
+  type Status,
+  type StoredCredential,
+  type StoredEvent,
 } from "../core/types.js";
+import { markDead } from "./check.js";
 import type { EngineContext } from "./context.js";
 import {
   defaultTokenType,
@@ -19,10 +23,18 @@ import {
   parseImportInput,
   scopesOf,
 } from "./import-input.js";
+import { missingCredential } from "./missing-credential.js";
 import { announce, handBack, providerFor, quietCredential } from "./refresh.js";
 import { withTimeout } from "./timeout.js";
 
 type Held = NonNullable<Awaited<ReturnType<typeof quietCredential>>>;
+
+/** One credential's revocation at the provider, as `delete` and `deleteCredential` report it. */
+export interface Revocation {
+  kind: CredentialKind;
+  ok: boolean;
+  error?: string;
+}
 
 /** A revocation's aim is a token that no longer works: one the provider calls expired or dead already meets it. */
 const alreadyUnusable = (c: Classification): boolean => c.kind === "dead" || c.kind === "refreshable";
@@ -163,9 +175,9 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
     async delete(
       id: string,
       options: { revoke?: boolean } = {},
-    ): Promise<{ deleted: true; revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> }> {
+    ): Promise<{ deleted: true; revoked: Revocation[] }> {
       const connection = await this.get(id);
-      const revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }> = [];
+      const revoked: Revocation[] = [];
       const held: Held[] = [];
       // Until the delete ends the claims stay in flight (close() waits for them) but are no longer
       // renewed: the delete is one short transaction, well inside the lease, and a renewal racing it
@@ -188,6 +200,103 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       forget(id);
       return { deleted: true, revoked };
     },
+
+    /**
+     * Forgets one credential of a connection and keeps the others (Slack: signs a user out, keeps the
+     * bot); with `revoke`, first revokes its tokens at the provider, as `delete` does (best effort,
+     * the refresh claim held throughout). The connection's status is rolled up from the credentials
+     * left. The last credential is refused (`conflict`): delete the connection instead.
+     */
+    async deleteCredential(
+      id: string,
+      kind: CredentialKind,
+      options: { revoke?: boolean } = {},
+    ): Promise<{ deleted: true; revoked: Revocation[]; connection: Connection }> {
+      if (typeof (kind as unknown) !== "string" || (kind as string) === "") {
+        throw new TokenwardenError("invalid_input", `kind must be one of ${CREDENTIAL_KINDS.join(", ")}`);
+      }
+      const deleteCredential = ctx.store.deleteCredential?.bind(ctx.store);
+      if (deleteCredential === undefined) {
+        throw new TokenwardenError(
+          "config_invalid",
+          "this store cannot delete one credential (it has no deleteCredential); delete the connection instead",
+        );
+      }
+      const connection = await this.get(id);
+      const refused = undeletable(connection, kind);
+      if (refused !== null) throw refused;
+      const ref = { connectionId: id, kind };
+      const revoked: Revocation[] = [];
+      let held: Held | null = null;
+      let ending: (() => void) | null = null;
+      let ifVersion: number | undefined;
+      let outcome: Awaited<ReturnType<typeof deleteCredential>>;
+      let now = ctx.clock.now();
+      try {
+        if (options?.revoke) {
+          const provider = providerFor(ctx, connection.provider);
+          // Held until the delete, as `delete` holds them: no refresh can mint tokens the revocation misses.
+          held = await quietCredential(ctx, ref);
+          const credential = await ctx.store.getCredential(ref);
+          if (credential === null) throw await missingCredential(ctx, ref);
+          ifVersion = credential.version;
+          revoked.push(await revokeCredential(provider, credential));
+        }
+        now = ctx.clock.now(); // the revocation may have taken a while
+        const failed = revoked.find((r) => !r.ok)?.error;
+        ending = held === null ? null : ctx.claims.handingBack(held.claim);
+        outcome = await deleteCredential(
+          ref,
+          now,
+          {
+            connectionId: id,
+            kind,
+            type: "deleted",
+            atMs: now,
+            data: {
+              revoked: revoked.length > 0 && failed === undefined,
+              ...(failed ? { error: failed } : {}),
+            },
+          },
+          // Only the tokens just revoked: new ones stored meanwhile (a reconnect) are not forgotten unrevoked.
+          ifVersion === undefined ? {} : { ifVersion },
+        );
+      } catch (error) {
+        // Not deleted: the claim goes back, or it would read as a refresh in doubt.
+        if (held !== null) {
+          held.letGo();
+          await handBack(ctx, held.claim);
+        }
+        throw error;
+      } finally {
+        ending?.();
+      }
+      if (outcome.kind !== "deleted" && held !== null) await handBack(ctx, held.claim);
+      forget(id);
+      switch (outcome.kind) {
+        case "deleted":
+          announce(ctx, id, connection.provider, kind, outcome.change, now);
+          return { deleted: true, revoked, connection: await this.get(id) };
+        case "not_found":
+          throw await missingCredential(ctx, ref);
+        case "changed":
+          throw new TokenwardenError(
+            "conflict",
+            `the ${kind} credential of connection ${id} was replaced while it was being revoked (a reconnect): its old tokens are revoked, the new ones kept; delete it again to remove them`,
+          );
+        case "last_credential": {
+          if (!revoked.every((r) => r.ok)) throw lastCredential(id, kind);
+          // Its tokens are dead at the provider now: the store says so rather than serve them.
+          await markDead(ctx, id, [kind], "token_revoked", "revoked", "revoked", {
+            ...(ifVersion === undefined ? {} : { ifVersions: { [kind]: ifVersion } }),
+          });
+          throw new TokenwardenError(
+            "conflict",
+            `the ${kind} credential became the only one connection ${id} holds while it was being revoked: it is kept, marked needs_reauth (token_revoked); delete the connection instead`,
+          );
+        }
+      }
+    },
   };
 
   /**
@@ -195,34 +304,65 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
    * taken (waiting for a refresh in flight elsewhere to store its tokens) and held until the delete:
    * otherwise a refresh answered between the revocation and the delete mints tokens nobody revokes.
    */
-  async function revokeAll(
-    connection: Connection,
-    held: Held[],
-    revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }>,
-  ): Promise<void> {
+  async function revokeAll(connection: Connection, held: Held[], revoked: Revocation[]): Promise<void> {
     const provider = providerFor(ctx, connection.provider);
     for (const { kind } of connection.credentials) {
       const quiet = await quietCredential(ctx, { connectionId: connection.id, kind });
       if (quiet !== null) held.push(quiet);
     }
     for (const credential of await ctx.store.listCredentials(connection.id)) {
-      // The refresh token first, so no new access token can be minted from it while the access
-      // token is revoked; with rotation on, revoking one does not revoke the other.
-      const tokens: Array<[string, Secret]> = [["access token", credential.accessToken]];
-      if (credential.refreshToken !== null) tokens.unshift(["refresh token", credential.refreshToken]);
-      let error: string | undefined;
-      for (const [label, token] of tokens) {
-        const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
-          provider.revoke(token, signal),
-        );
-        if (outcome.kind === "ok" || alreadyUnusable(outcome.classification)) continue;
-        error ??= `${label}: ${outcome.classification.error}`;
-      }
-      revoked.push(
-        error === undefined
-          ? { kind: credential.kind, ok: true }
-          : { kind: credential.kind, ok: false, error },
-      );
+      revoked.push(await revokeCredential(provider, credential));
     }
   }
+
+  /** Revokes a credential's tokens at the provider, best effort: a failure is its row, never a throw. */
+  async function revokeCredential(provider: Provider, credential: StoredCredential): Promise<Revocation> {
+    // The refresh token first, so no new access token can be minted from it while the access
+    // token is revoked; with rotation on, revoking one does not revoke the other.
+    const tokens: Array<[string, Secret]> = [["access token", credential.accessToken]];
+    if (credential.refreshToken !== null) tokens.unshift(["refresh token", credential.refreshToken]);
+    let error: string | undefined;
+    for (const [label, token] of tokens) {
+      const outcome = await withTimeout(ctx.timings.providerTimeoutMs, (signal) =>
+        provider.revoke(token, signal),
+      );
+      if (outcome.kind === "ok" || alreadyUnusable(outcome.classification)) continue;
+      error ??= `${label}: ${outcome.classification.error}`;
+    }
+    return error === undefined
+      ? { kind: credential.kind, ok: true }
+      : { kind: credential.kind, ok: false, error };
+  }
+}
+
+/**
+ * Why `kind` cannot be deleted from `connection` on its own, if it cannot: it holds no such credential
+ * (a string that is no kind is not echoed: a path segment may hold anything), or it is the only one.
+ */
+function undeletable(connection: Connection, kind: string): TokenwardenError | null {
+  const held = connection.credentials.map((c) => c.kind);
+  const holds = `it holds ${held.join(" and ") || "none"}`;
+  if (!(CREDENTIAL_KINDS as readonly string[]).includes(kind)) {
+    return new TokenwardenError(
+      "not_found",
+      `connection ${connection.id} has no such credential: a kind is ${CREDENTIAL_KINDS.slice(0, -1).join(", ")} or ${CREDENTIAL_KINDS.at(-1)} (${holds})`,
+    );
+  }
+  if (!held.includes(kind as CredentialKind)) {
+    return new TokenwardenError(
+      "not_found",
+      `connection ${connection.id} has no ${kind} credential (${holds})`,
+    );
+  }
+  if (held.length === 1) return lastCredential(connection.id, kind);
+  return null;
+}
+
+function lastCredential(connectionId: string, kind: string): TokenwardenError {
+  // A connection without credentials would be `active` and serve nothing; and deleting the whole
+  // connection (its metadata, its event log) is a bigger step than the caller asked for.
+  return new TokenwardenError(
+    "conflict",
+    `the ${kind} credential is the only one connection ${connectionId} holds: delete the connection instead`,
+  );
 }
