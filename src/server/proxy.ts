@@ -22,7 +22,8 @@ const CLIENT_AUTH_METHOD = /^(oauth\.|openid\.connect\.token)/i;
 /**
  * Methods that end the connection's tokens at Slack behind the store's back: the stored credential
  * would read as live until a call failed with it. DELETE /v1/connections/:id?revoke=true does it
- * and forgets the connection in one step.
+ * and forgets the connection in one step; DELETE /v1/connections/:id/credentials/:kind?revoke=true
+ * does it for one credential (a user signed out, the bot kept).
  */
 const ENDING_METHOD = /^(auth\.revoke|apps\.uninstall)$/i;
 
@@ -116,9 +117,14 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     );
   }
   if (ENDING_METHOD.test(r.method)) {
+    const whole = `DELETE /v1/connections/${r.connectionId}?revoke=true`;
+    // auth.revoke ends one credential's token: the credential route signs out just that one.
+    const one = /^auth\.revoke$/i.test(r.method)
+      ? `DELETE /v1/connections/${r.connectionId}/credentials/${r.kind ?? "bot"}?revoke=true (one credential) or `
+      : "";
     throw new TokenwardenError(
       "invalid_input",
-      `${r.method} would end the connection's tokens without the store knowing; use DELETE /v1/connections/${r.connectionId}?revoke=true`,
+      `${r.method} would end the connection's tokens without the store knowing; use ${one}${whole}${one === "" ? "" : " (the connection)"}`,
     );
   }
   if (carriesTokenArgument(r)) {

@@ -135,6 +135,13 @@ export const EventsQuerySchema = z
   .strict();
 
 export const DeleteQuerySchema = z.object({ revoke: z.enum(["true", "false"]).optional() }).strict();
+/**
+ * A credential named in the path: any short name, so one the connection does not hold (`admin`
+ * included) is a 404 saying which it holds, as a missing resource is, not a 400.
+ */
+export const CredentialParamsSchema = z
+  .object({ id: ConnectionIdSchema, kind: z.string().min(1).max(64) })
+  .strict();
 export const RefreshBodySchema = z.object({ kind: KindSchema.optional() }).strict();
 
 export const CredentialViewSchema = z.object({

@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import { TokenwardenError } from "../../core/errors.js";
+import type { CredentialKind } from "../../core/types.js";
 import type { AccessToken } from "../../engine/get-token.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
 import {
   ConnectionListSchema,
   ConnectionViewSchema,
+  CredentialParamsSchema,
   checkView,
   connectionView,
   DeleteQuerySchema,
@@ -215,6 +217,35 @@ export function registerConnectionRoutes(app: FastifyInstance, ctx: ServerContex
       const { id } = parseInput(IdParamsSchema, request.params, "params");
       const q = parseInput(DeleteQuerySchema, request.query, "query");
       return warden.connections.delete(id, { revoke: q.revoke === "true" });
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "DELETE",
+      url: "/v1/connections/:id/credentials/:kind",
+      tag: "connections",
+      summary:
+        "Forget one credential (sign a Slack user out, keep the bot); revoke=true revokes its tokens first. 404 for a kind the connection lacks, 409 for its last credential",
+      auth: true,
+      params: CredentialParamsSchema,
+      query: DeleteQuerySchema,
+      response: z.object({
+        deleted: z.literal(true),
+        revoked: z.array(z.unknown()),
+        connection: ConnectionViewSchema,
+      }),
+    },
+    async (request) => {
+      const { id, kind } = parseInput(CredentialParamsSchema, request.params, "params");
+      const q = parseInput(DeleteQuerySchema, request.query, "query");
+      // Any name: the engine answers 404 for one the connection does not hold, without echoing it.
+      const r = await warden.connections.deleteCredential(id, kind as CredentialKind, {
+        revoke: q.revoke === "true",
+      });
+      return { deleted: r.deleted, revoked: r.revoked, connection: view(r.connection) };
     },
   );
 }
