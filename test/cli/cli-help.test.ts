@@ -69,3 +69,13 @@ describe("every command's --help", () => {
     },
   );
 });
+
+describe("connections delete --help", () => {
+  it("offers --kind, to sign one credential out and keep the rest, with an example", () => {
+    const [, cmd] = everyCommand().find(([name]) => name === "connections delete") ?? [];
+    if (cmd === undefined) throw new Error("no connections delete");
+    const help = helpOf(cmd);
+    expect(help).toMatch(/--kind <kind>\s+only this credential: bot, user or default/);
+    expect(help).toContain("$ tokenwarden connections delete T0123ABCD --kind user --revoke --yes");
+  });
+});

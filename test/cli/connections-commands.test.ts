@@ -344,6 +344,107 @@ describe("connections refresh --all --kind", () => {
   });
 });
 
+describe("connections delete --kind", () => {
+  /** Two connections holding a bot and a user credential each, imported through the CLI. */
+  async function importWithUsers(env: Record<string, string>) {
+    const workspaces = [
+      installWorkspace(emu, ["chat:write"], ["users:read"]),
+      installWorkspace(emu, ["chat:write"], ["users:read"]),
+    ];
+    const entries = workspaces.map((t, i) => {
+      const entry = snakeEntry(`w${i}`, t);
+      return {
+        ...entry,
+        credentials: {
+          ...entry.credentials,
+          user: { access_token: t.user, refresh_token: t.userRefresh, expires_in: 43_200 },
+        },
+      };
+    });
+    const imported = await runCli(["connections", "import", "-"], { env, input: JSON.stringify(entries) });
+    expect(imported.code).toBe(0);
+    return workspaces;
+  }
+
+  it("signs the user out at Slack and keeps the bot: --json in the HTTP API's shape, a line without", async () => {
+    const { env } = freshEnv("delete-kind");
+    const [w0, w1] = await importWithUsers(env);
+    if (w0 === undefined || w1 === undefined) throw new Error("two workspaces");
+
+    const r = await runCli(["connections", "delete", "w0", "--kind", "user", "--revoke", "--yes", "--json"], {
+      env,
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { connection: unknown };
+    expect(out).toMatchObject({
+      id: "w0",
+      kind: "user",
+      deleted: true,
+      revoked: [{ kind: "user", ok: true }],
+      connection: { id: "w0", status: "active", credentials: [{ kind: "bot" }] },
+    });
+    expect(ConnectionViewSchema.safeParse(out.connection).success).toBe(true);
+    expect(emu.control.tokenInfo(w0.user ?? "")).toMatchObject({ state: "revoked" });
+    expect(emu.control.tokenInfo(w0.userRefresh ?? "")).toMatchObject({ state: "revoked" });
+    expect(emu.control.tokenInfo(w0.bot)).toMatchObject({ state: "active" });
+    for (const secret of [w0.user, w0.userRefresh, w0.bot]) expect(r.stdout).not.toContain(secret);
+
+    const plain = await runCli(["connections", "delete", "w1", "--kind", "user", "--yes"], { env });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe("deleted the user credential of w1 (the connection is active)\n");
+    expect(emu.control.tokenInfo(w1.user ?? "")).toMatchObject({ state: "active" }); // not revoked
+
+    const shown = await runCli(["connections", "show", "w0", "--json"], { env });
+    expect(JSON.parse(shown.stdout)).toMatchObject({ credentials: [{ kind: "bot" }] });
+    const table = await runCli(["connections", "show", "w0"], { env });
+    expect(table.stdout).toMatch(/user\s+credential deleted, its tokens revoked at the provider first/);
+  });
+
+  it("refuses a kind it lacks (exit 1), its last credential (exit 1), a kind that is none, and no --yes (exit 2)", async () => {
+    const { env } = freshEnv("delete-kind-refused");
+    const t = install();
+    expect(
+      (
+        await runCli(["connections", "import", "-"], {
+          env,
+          input: JSON.stringify(snakeEntry("bot-only", t)),
+        })
+      ).code,
+    ).toBe(0);
+    const lacking = await runCli(
+      ["connections", "delete", "bot-only", "--kind", "user", "--revoke", "--yes"],
+      {
+        env,
+      },
+    );
+    expect(lacking).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: "tokenwarden: connection bot-only has no user credential (it holds bot)\n",
+    });
+    const last = await runCli(["connections", "delete", "bot-only", "--kind", "bot", "--revoke", "--yes"], {
+      env,
+    });
+    expect(last).toMatchObject({
+      code: 1,
+      stderr:
+        "tokenwarden: the bot credential is the only one connection bot-only holds: delete the connection instead\n",
+    });
+    const none = await runCli(["connections", "delete", "bot-only", "--kind", "admin", "--yes"], { env });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("--kind must be bot, user or default");
+    const unconfirmed = await runCli(["connections", "delete", "bot-only", "--kind", "bot"], { env });
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toBe(
+      "tokenwarden: deleting the bot credential of bot-only cannot be undone: add --yes\n",
+    );
+    expect(emu.control.tokenInfo(t.bot)).toMatchObject({ state: "active" });
+    const shown = await runCli(["connections", "show", "bot-only", "--json"], { env });
+    expect(JSON.parse(shown.stdout)).toMatchObject({ credentials: [{ kind: "bot" }] });
+  });
+});
+
 describe("a SQLite path in a directory that does not exist", () => {
   it("is refused with exit 2 naming the directory, and nothing is created (no key file, no database)", async () => {
     const missing = join(dir, "no-such-dir");

@@ -458,29 +458,66 @@ Example:
     withSlackOptions(
       connections
         .command("delete")
-        .description("forget a connection, optionally revoking its tokens at Slack first")
+        .description(
+          "forget a connection, or with --kind one of its credentials (sign a user out, keep the bot), optionally revoking at Slack first",
+        )
         .argument("<id>", "connection id")
+        .option(
+          "--kind <kind>",
+          "only this credential: bot, user or default (the connection keeps the others; its last one is refused)",
+          kindOption,
+        )
         .option("--revoke", "revoke the tokens at the provider first (best effort)")
         .option("--yes", "confirm: deleting cannot be undone")
         .option("--json", "print JSON"),
     ),
   )
-    .addHelpText("after", "\nExample:\n  $ tokenwarden connections delete T0123ABCD --revoke --yes")
-    .action(async (id: string, flags: Flags & { revoke?: boolean; yes?: boolean }, cmd: Command) => {
-      if (flags.yes !== true)
-        throw new TokenwardenError("invalid_input", `deleting ${id} cannot be undone: add --yes`);
-      await withWarden(flags, cmd, async (cli) => {
-        if (flags.revoke === true) requireSlack(cli, "--revoke");
-        const r = await cli.warden.connections.delete(id, { revoke: flags.revoke === true });
-        if (flags.json === true) printJson({ id, ...r });
-        else {
-          process.stdout.write(`deleted ${id}\n`);
-          for (const v of r.revoked)
-            process.stdout.write(
-              `  ${v.kind}: ${v.ok ? "revoked" : `revoke failed (${v.error ?? "unknown"})`}\n`,
-            );
-        }
-        process.exitCode = r.revoked.every((v) => v.ok) ? EXIT.ok : EXIT.failed;
-      });
-    });
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ tokenwarden connections delete T0123ABCD --revoke --yes\n  $ tokenwarden connections delete T0123ABCD --kind user --revoke --yes   # sign the user out, keep the bot",
+    )
+    .action(
+      async (
+        id: string,
+        flags: Flags & { revoke?: boolean; yes?: boolean; kind?: CredentialKind },
+        cmd: Command,
+      ) => {
+        const what = flags.kind === undefined ? id : `the ${flags.kind} credential of ${id}`;
+        if (flags.yes !== true)
+          throw new TokenwardenError("invalid_input", `deleting ${what} cannot be undone: add --yes`);
+        await withWarden(flags, cmd, async (cli) => {
+          if (flags.revoke === true) requireSlack(cli, "--revoke");
+          const revoke = flags.revoke === true;
+          let revoked: Array<{ kind: CredentialKind; ok: boolean; error?: string }>;
+          if (flags.kind === undefined) {
+            const r = await cli.warden.connections.delete(id, { revoke });
+            revoked = r.revoked;
+            if (flags.json === true) printJson({ id, ...r });
+            else process.stdout.write(`deleted ${id}\n`);
+          } else {
+            const r = await cli.warden.connections.deleteCredential(id, flags.kind, { revoke });
+            revoked = r.revoked;
+            // As DELETE /v1/connections/:id/credentials/:kind answers, with the id and kind beside it.
+            if (flags.json === true)
+              printJson({
+                id,
+                kind: flags.kind,
+                deleted: r.deleted,
+                revoked: r.revoked,
+                connection: connectionJson(cli, r.connection),
+              });
+            else
+              process.stdout.write(
+                `deleted the ${flags.kind} credential of ${id} (the connection is ${r.connection.status})\n`,
+              );
+          }
+          if (flags.json !== true)
+            for (const v of revoked)
+              process.stdout.write(
+                `  ${v.kind}: ${v.ok ? "revoked" : `revoke failed (${v.error ?? "unknown"})`}\n`,
+              );
+          process.exitCode = revoked.every((v) => v.ok) ? EXIT.ok : EXIT.failed;
+        });
+      },
+    );
 }
