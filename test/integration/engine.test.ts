@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "../../src/core/errors.js";
 import { deriveKeyId } from "../../src/crypto/key-ring.js";
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
+import { cryptoRandom } from "../../src/engine/crypto-random.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import {
   authTest,
@@ -892,31 +893,34 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
   it("once the provider answers again, the refreshes backed off through its outage are due at once", async () => {
     const a = await h.installAndImport();
     const b = await h.installAndImport();
+    // Backoff delays are drawn between 10 s and their ceiling: a fixed draw halfway keeps the eighth
+    // failure's minutes from coming out as seconds.
+    const w = await h.peer({ random: { ...cryptoRandom, next: () => 0.5 } });
     h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1_000 });
     advance(h, 11 * HOUR); // inside the refresh margin
     // A 5xx leaves each refresh in doubt: its first retries come within seconds, then the backoff
     // grows (minutes by the eighth failure).
     for (let failures = 0; failures < 8; failures++) {
-      for (const { id } of [a, b]) await h.warden.connections.refresh(id);
+      for (const { id } of [a, b]) await w.connections.refresh(id);
       advance(h, 1_000);
     }
-    const backedOff = (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs ?? 0;
+    const backedOff = (await w.connections.get(b.id)).credentials[0]?.nextAttemptAtMs ?? 0;
     expect(backedOff - h.clock.now()).toBeGreaterThan(60_000);
-    expect(await h.warden.refreshDue()).toBe(0);
+    expect(await w.refreshDue()).toBe(0);
     h.emu.control.clearFaults();
-    const [ok] = await h.warden.connections.refresh(a.id);
+    const [ok] = await w.connections.refresh(a.id);
     expect(ok).toMatchObject({ refreshed: true });
     // b's backoff ends: in doubt, it waits the first backoff (10 s) rather than its minutes, so a
     // request of it that Slack may still be holding lands first.
     const endsAt = h.clock.now() + 10_000;
     await eventually(
-      async () => (await h.warden.connections.get(b.id)).credentials[0]?.nextAttemptAtMs,
+      async () => (await w.connections.get(b.id)).credentials[0]?.nextAttemptAtMs,
       (at) => at !== undefined && at !== null && at <= endsAt,
       { what: "b's backoff shortened" },
     );
     advance(h, 10_000);
-    expect(await h.warden.refreshDue()).toBe(1);
-    expect((await h.warden.connections.get(b.id)).status).toBe("active");
+    expect(await w.refreshDue()).toBe(1);
+    expect((await w.connections.get(b.id)).status).toBe("active");
   });
 
   it("while another process refreshes slowly, a caller whose stored token still lasts long enough does not wait", async () => {
