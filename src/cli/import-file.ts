@@ -14,6 +14,7 @@ import { z } from "zod";
 import { TokenwardenError } from "../core/errors.js";
 import type { CredentialKind } from "../core/types.js";
 import { type ImportInput, implausibleExpiry, parseImportInput } from "../engine/import-input.js";
+import { installationMetadata } from "../providers/slack/installation-metadata.js";
 import { ExpiresAtSchema, MAX_EPOCH_SECONDS } from "../server/wire.js";
 
 const SnakeCredential = z
@@ -111,8 +112,10 @@ function fromInstallation(raw: Obj, where: string): ImportInput {
       ...(i.bot.refreshToken === undefined ? {} : { refreshToken: i.bot.refreshToken }),
       ...(i.bot.expiresAt === undefined ? {} : { expiresAt: i.bot.expiresAt * 1000 }),
       ...(i.bot.scopes === undefined ? {} : { scopes: i.bot.scopes }),
+      // As the install callback records them (the client id aside: an export does not name the app's
+      // client, and the first refresh records it), plus the bot's id, which a health check adds anyway.
       providerData: {
-        ...(i.bot.userId === undefined ? {} : { bot_user_id: i.bot.userId }),
+        bot_user_id: i.bot.userId ?? null,
         ...(i.bot.id === undefined ? {} : { bot_id: i.bot.id }),
       },
     };
@@ -123,18 +126,25 @@ function fromInstallation(raw: Obj, where: string): ImportInput {
       ...(i.user.refreshToken === undefined ? {} : { refreshToken: i.user.refreshToken }),
       ...(i.user.expiresAt === undefined ? {} : { expiresAt: i.user.expiresAt * 1000 }),
       ...(i.user.scopes ? { scopes: i.user.scopes } : {}),
-      providerData: i.user.id === undefined ? {} : { user_id: i.user.id },
+      providerData: { user_id: i.user.id ?? null },
     };
   }
   if (credentials.bot === undefined && credentials.user === undefined) {
     throw new TokenwardenError("invalid_input", `${where}: an installation needs bot.token or user.token`);
   }
-  const metadata: Obj = {};
-  if (i.team?.name !== undefined) metadata["teamName"] = i.team.name;
-  if (i.enterprise?.id !== undefined) metadata["enterpriseId"] = i.enterprise.id;
-  if (i.enterprise?.name !== undefined) metadata["enterpriseName"] = i.enterprise.name;
-  if (i.appId !== undefined) metadata["appId"] = i.appId;
-  if (org) metadata["isEnterpriseInstall"] = true;
+  // What the install callback stores for the same install: events, reinstalls, reconnects and the
+  // stores' lookups read these keys. An org-wide install has no workspace of its own (Slack's `team`
+  // is null there), whatever an export holds.
+  const metadata = installationMetadata({
+    teamId: org ? null : (i.team?.id ?? null),
+    teamName: org ? null : (i.team?.name ?? null),
+    enterpriseId: i.enterprise?.id ?? null,
+    enterpriseName: i.enterprise?.name ?? null,
+    isEnterpriseInstall: org,
+    appId: i.appId ?? null,
+    authedUserId: i.user?.id ?? null,
+    botUserId: i.bot?.userId ?? null,
+  });
   return { id, provider: "slack", credentials, metadata };
 }
 

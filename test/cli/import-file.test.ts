@@ -99,3 +99,77 @@ describe("an expiry the import would refuse as decades ago is refused before any
     );
   });
 });
+
+// Installations as @slack/oauth's InstallProvider hands them to Bolt's InstallationStore (one
+// captured from the SDK against the emulator, tokens shortened): metadata as the install callback
+// stores it (server/routes/oauth.ts), which events, reinstalls, reconnects and lookups read.
+describe("an @slack/oauth Installation gets the install flow's metadata and provider data", () => {
+  const workspace = {
+    team: { id: "T0ACME123", name: "Acme" },
+    enterprise: { id: "E0ORG1234", name: "Acme Org" },
+    user: {
+      token: "xoxe.xoxp-1-u",
+      scopes: ["users:read"],
+      id: "U0INSTALL",
+      refreshToken: "xoxe-1-u",
+      expiresAt: 1_796_618_162,
+    },
+    tokenType: "bot",
+    isEnterpriseInstall: false,
+    appId: "A0APP1234",
+    authVersion: "v2",
+    bot: {
+      scopes: ["chat:write"],
+      token: "xoxe.xoxb-1-b",
+      userId: "U0BOTUSER",
+      id: "B0BOT1234",
+      refreshToken: "xoxe-1-b",
+      expiresAt: 1_796_618_162,
+    },
+  };
+
+  it("a workspace install of a Grid org: its workspace, its org, its app, its installer and bot", () => {
+    const [input] = parse(workspace);
+    expect(input?.id).toBe("T0ACME123");
+    expect(input?.metadata).toEqual({
+      team_id: "T0ACME123",
+      team_name: "Acme",
+      enterprise_id: "E0ORG1234",
+      enterprise_name: "Acme Org",
+      is_enterprise_install: false,
+      app_id: "A0APP1234",
+      authed_user_id: "U0INSTALL",
+      bot_user_id: "U0BOTUSER",
+    });
+    expect(input?.credentials.bot?.providerData).toEqual({ bot_user_id: "U0BOTUSER", bot_id: "B0BOT1234" });
+    expect(input?.credentials.user?.providerData).toEqual({ user_id: "U0INSTALL" });
+  });
+
+  it("an org-wide install: the org, and no workspace of its own", () => {
+    const { team: _, ...rest } = workspace;
+    const org = { ...rest, isEnterpriseInstall: true, enterpriseUrl: "https://acme.enterprise.slack.com/" };
+    const [input] = parse(org);
+    expect(input?.id).toBe("E0ORG1234");
+    expect(input?.metadata).toEqual({
+      team_id: null,
+      team_name: null,
+      enterprise_id: "E0ORG1234",
+      enterprise_name: "Acme Org",
+      is_enterprise_install: true,
+      app_id: "A0APP1234",
+      authed_user_id: "U0INSTALL",
+      bot_user_id: "U0BOTUSER",
+    });
+  });
+
+  it("a bot-only install outside any org says so with nulls, as the install flow does", () => {
+    const { enterprise: _, user, ...rest } = workspace;
+    const [input] = parse({ ...rest, user: { id: user.id, scopes: undefined } });
+    expect(input?.metadata).toMatchObject({
+      enterprise_id: null,
+      enterprise_name: null,
+      authed_user_id: "U0INSTALL",
+    });
+    expect(input?.credentials.user).toBeUndefined();
+  });
+});

@@ -253,6 +253,8 @@ Accepted: one object or an array of
   - our format: { "id"?, "provider": "slack", "credentials": { "bot": { "accessToken", "refreshToken"?, "expiresAt"? (epoch ms) | "expiresIn"? (s), "scopes"? } , "user"?: … }, "metadata"? }
   - the same in snake_case, as the HTTP API takes it: access_token, refresh_token, expires_at (epoch SECONDS or ISO 8601) | expires_in
   - an @slack/oauth Installation: { team: { id, name }, enterprise?, isEnterpriseInstall?, bot: { token, refreshToken, expiresAt (epoch SECONDS), scopes, id, userId }, user: { token, … , id } }
+    stored as the install flow stores one: metadata team_id, team_name, enterprise_id, enterprise_name,
+    is_enterprise_install, app_id, authed_user_id, bot_user_id
 Everything is validated first, the provider included (it must be configured: SLACK_CLIENT_ID and
 SLACK_CLIENT_SECRET for slack), --dry-run too: one bad entry imports nothing (exit 2, the field named,
 no value echoed).

@@ -4,6 +4,7 @@ import { TokenwardenError } from "../../core/errors.js";
 import type { Classification } from "../../core/types.js";
 import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
 import { withTimeout } from "../../engine/timeout.js";
+import { installationMetadata } from "../../providers/slack/installation-metadata.js";
 import {
   CLIENT_ID_KEY,
   type SlackInstallation,
@@ -231,16 +232,7 @@ function importOf(id: string, i: SlackInstallation): ImportInput {
     id,
     provider: "slack",
     credentials,
-    metadata: {
-      team_id: i.teamId,
-      team_name: i.teamName,
-      enterprise_id: i.enterpriseId,
-      enterprise_name: i.enterpriseName,
-      is_enterprise_install: i.isEnterpriseInstall,
-      app_id: i.appId,
-      authed_user_id: i.authedUserId,
-      bot_user_id: i.bot?.botUserId ?? null,
-    },
+    metadata: installationMetadata({ ...i, botUserId: i.bot?.botUserId ?? null }),
   };
 }
 
