@@ -145,7 +145,9 @@ describe("postgres: migrations and setup", () => {
       const { rows } = await db.admin.query(
         `SELECT version FROM "${schema}".schema_migrations ORDER BY version`,
       );
-      expect(rows.map((r: { version: number }) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      expect(rows.map((r: { version: number }) => r.version)).toEqual([
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+      ]);
       await stores[0]?.putConnection(connection("T1", [credential("bot", "x")]), 1, []);
       expect((await stores[3]?.getConnection("T1"))?.status).toBe("active");
     } finally {

@@ -152,7 +152,7 @@ describe("sqlite: setup and errors", () => {
     const db = new Database(file.path, { readonly: true });
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     // 0006 is PostgreSQL's alone (a storage parameter); a change keeps its number in both dialects.
-    const applied = [1, 2, 3, 4, 5, 7, 8, 9, 10, 11];
+    const applied = [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12];
     expect(db.prepare("SELECT version FROM schema_migrations").pluck().all()).toEqual(applied);
     db.close();
   });
