@@ -236,6 +236,55 @@ export interface ParseImportOptions {
   targets?: ImportTargets;
   /** The clock the import will run on (default: now), for the expiries it would refuse. */
   nowMs?: number;
+  /** Told, once the whole input is valid, of what is imported as given but will not work as meant. */
+  onWarning?: (message: string) => void;
+}
+
+/** Why a key tokenwarden reads on a Slack connection matters, for a warning about its camelCase twin. */
+const FINDS_BY_ID = "Slack's events and a plain reinstall find a connection under an id of your own by it";
+const TELLS_OWNER = "a plain reinstall tells whose connection this is by it";
+const REVOKED_BY = "a tokens_revoked event reaches the credential by it";
+
+/** The keys read on a Slack connection's metadata, by the camelCase spelling an import may use instead. */
+const READ_METADATA: Readonly<Record<string, readonly [string, string]>> = {
+  teamId: ["team_id", FINDS_BY_ID],
+  enterpriseId: ["enterprise_id", FINDS_BY_ID],
+  appId: ["app_id", TELLS_OWNER],
+  authedUserId: ["authed_user_id", TELLS_OWNER],
+  botUserId: ["bot_user_id", REVOKED_BY],
+};
+
+/** The same for a Slack credential's provider data. */
+const READ_PROVIDER_DATA: Readonly<Record<string, readonly [string, string]>> = {
+  botUserId: ["bot_user_id", REVOKED_BY],
+  userId: ["user_id", REVOKED_BY],
+};
+
+/**
+ * Our two forms store metadata and provider data as given; on a Slack connection tokenwarden reads
+ * snake_case keys there, and a camelCase twin (`teamId`, the natural spelling in the camelCase form)
+ * is read by nothing. Not refused (it is the operator's data), but named.
+ */
+function camelCaseTwins(raw: Obj, format: "snake_case" | "library", where: string): string[] {
+  if (raw["provider"] !== "slack") return [];
+  const found: string[] = [];
+  const look = (o: unknown, path: string, keys: typeof READ_METADATA) => {
+    if (!isObj(o)) return;
+    for (const [camel, [snake, why]] of Object.entries(keys)) {
+      if (Object.hasOwn(o, camel) && !Object.hasOwn(o, snake))
+        found.push(
+          `${at(where, `${path}.${camel}`)}: stored as given, but tokenwarden reads ${snake}: ${why}`,
+        );
+    }
+  };
+  look(raw["metadata"], "metadata", READ_METADATA);
+  const credentials = raw["credentials"];
+  const dataKey = format === "snake_case" ? "provider_data" : "providerData";
+  if (isObj(credentials)) {
+    for (const [kind, c] of Object.entries(credentials))
+      if (isObj(c)) look(c[dataKey], `credentials.${kind}.${dataKey}`, READ_PROVIDER_DATA);
+  }
+  return found;
 }
 
 /**
@@ -259,7 +308,8 @@ export function parseImportFile(text: string, options: ParseImportOptions = {}):
   const list = Array.isArray(data) ? data : [data];
   if (list.length === 0) throw new TokenwardenError("invalid_input", "the input is an empty array");
   const seen = new Set<string>();
-  return list.map((raw, index) => {
+  const warnings: string[] = [];
+  const parsedList = list.map((raw, index) => {
     const where = Array.isArray(data) ? `[${index}]` : "";
     if (!isObj(raw)) throw new TokenwardenError("invalid_input", `${where || "(input)"}: must be an object`);
     const format = detectFormat(raw);
@@ -278,6 +328,7 @@ export function parseImportFile(text: string, options: ParseImportOptions = {}):
       throw new TokenwardenError("invalid_input", `${where ? `${where}: ` : ""}${message}`);
     }
     if (format === "library") checkLibraryExpiries(parsed, where);
+    if (format !== "installation") warnings.push(...camelCaseTwins(raw, format, where));
     // connections.import refuses it too, but only when its turn comes, after the entries before it.
     const implausible = implausibleExpiry(parsed, options.nowMs ?? Date.now());
     if (implausible !== null) {
@@ -291,4 +342,6 @@ export function parseImportFile(text: string, options: ParseImportOptions = {}):
     }
     return parsed;
   });
+  for (const warning of warnings) options.onWarning?.(warning);
+  return parsedList;
 }

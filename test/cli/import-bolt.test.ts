@@ -128,3 +128,31 @@ describe.each(STORE_KINDS)("connections import of an @slack/oauth export (%s)", 
     expect((await diagnose(org)).causes[0]?.code).toBe("app_uninstalled");
   }, 60_000);
 });
+
+describe("connections import of our forms with a camelCase twin of a key tokenwarden reads", () => {
+  it("imports the entry as given and warns on stderr, naming the key and the one read", async () => {
+    const team = emu.control.createTeam({ name: "Twins" });
+    const install = emu.control.install({ clientId: emu.demoApp.clientId, teamId: team.teamId });
+    const entry = {
+      id: "acme-twins",
+      provider: "slack",
+      credentials: {
+        bot: { access_token: install.access_token, refresh_token: install.refresh_token, expires_in: 43_200 },
+      },
+      metadata: { teamId: team.teamId },
+    };
+    const env = {
+      TOKENWARDEN_DATABASE_URL: `sqlite:${join(dir, "twins.db")}`,
+      TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+      SLACK_CLIENT_ID: emu.demoApp.clientId,
+      SLACK_CLIENT_SECRET: emu.demoApp.clientSecret,
+      SLACK_BASE_URL: emu.url,
+    };
+    const r = await runCli(["connections", "import", "-", "--json"], { env, input: JSON.stringify(entry) });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      "tokenwarden: warning: metadata.teamId: stored as given, but tokenwarden reads team_id: Slack's events and a plain reinstall find a connection under an id of your own by it\n",
+    );
+    expect((JSON.parse(r.stdout) as Json[])[0]?.["metadata"]).toEqual({ teamId: team.teamId });
+  });
+});

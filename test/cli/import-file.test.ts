@@ -173,3 +173,76 @@ describe("an @slack/oauth Installation gets the install flow's metadata and prov
     expect(input?.credentials.user).toBeUndefined();
   });
 });
+
+// Our two forms store metadata and provider data as given, and tokenwarden reads snake_case keys
+// there (team_id, bot_user_id…): a camelCase twin is read by nothing (an uninstall event, a reinstall
+// would not find the connection by it). Imported all the same, with a warning naming the key.
+describe("a camelCase twin of a key tokenwarden reads, in our forms, is imported with a warning", () => {
+  const warningsOf = (value: unknown) => {
+    const warnings: string[] = [];
+    parseImportFile(JSON.stringify(value), {
+      targets: { slack: SLACK_KINDS, github: ["default"] },
+      onWarning: (m) => warnings.push(m),
+    });
+    return warnings;
+  };
+  const FINDS = "Slack's events and a plain reinstall find a connection under an id of your own by it";
+  const REVOKED = "a tokens_revoked event reaches the credential by it";
+  const camel = {
+    id: "acme",
+    provider: "slack",
+    credentials: { bot: { accessToken: "xoxe.xoxb-1-a", providerData: { botUserId: "U0BOT" } } },
+    metadata: { teamId: "T0ACME", teamName: "Acme", customerId: "cus_1" },
+  };
+
+  it("names each such key in metadata and provider data, in either form, by entry", () => {
+    expect(warningsOf([camel])).toEqual([
+      `[0].metadata.teamId: stored as given, but tokenwarden reads team_id: ${FINDS}`,
+      `[0].credentials.bot.providerData.botUserId: stored as given, but tokenwarden reads bot_user_id: ${REVOKED}`,
+    ]);
+    const snakeForm = {
+      id: "acme",
+      provider: "slack",
+      credentials: { user: { access_token: "xoxe.xoxp-1-a", provider_data: { userId: "U0ME" } } },
+      metadata: { enterpriseId: "E0ORG", appId: "A0APP" },
+    };
+    expect(warningsOf(snakeForm)).toEqual([
+      `metadata.enterpriseId: stored as given, but tokenwarden reads enterprise_id: ${FINDS}`,
+      "metadata.appId: stored as given, but tokenwarden reads app_id: a plain reinstall tells whose connection this is by it",
+      `credentials.user.provider_data.userId: stored as given, but tokenwarden reads user_id: ${REVOKED}`,
+    ]);
+  });
+
+  it("says nothing beside the snake_case key, for other keys, another provider, or an installation", () => {
+    const both = {
+      ...camel,
+      metadata: { teamId: "T0ACME", team_id: "T0ACME" },
+      credentials: {
+        bot: { accessToken: "xoxe.xoxb-1-a", providerData: { botUserId: "U0BOT", bot_user_id: "U0BOT" } },
+      },
+    };
+    expect(warningsOf(both)).toEqual([]);
+    const bot = { accessToken: "xoxe.xoxb-1-a" };
+    expect(warningsOf({ ...camel, metadata: { teamName: "Acme" }, credentials: { bot } })).toEqual([]);
+    const github = { id: "gh", provider: "github", credentials: { default: bot }, metadata: { teamId: "x" } };
+    expect(warningsOf(github)).toEqual([]);
+    const installation = {
+      team: { id: "T0ACME" },
+      appId: "A0APP",
+      bot: { token: "xoxe.xoxb-1-b", scopes: [] },
+    };
+    expect(warningsOf(installation)).toEqual([]);
+  });
+
+  it("says nothing when the input is refused", () => {
+    const bad = { id: "bad", provider: "slack", credentials: {} };
+    const warnings: string[] = [];
+    const run = () =>
+      parseImportFile(JSON.stringify([camel, bad]), {
+        targets: { slack: SLACK_KINDS },
+        onWarning: (m) => warnings.push(m),
+      });
+    expect(run).toThrow(/^\[1\]: credentials: at least one credential is required/);
+    expect(warnings).toEqual([]);
+  });
+});

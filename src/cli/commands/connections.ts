@@ -270,6 +270,7 @@ Example:
       // what can still fail below is the store itself, and a rerun replaces what was written.
       const inputs = parseImportFile(await readPathOrStdin(file), {
         targets: slackCredentials(flags) === null ? {} : { slack: SLACK_KINDS },
+        onWarning: (message) => process.stderr.write(`tokenwarden: warning: ${message}\n`),
       });
       if (flags.dryRun === true) {
         if (flags.json === true) printJson({ valid: inputs.length, imported: 0 });
