@@ -137,6 +137,33 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(await late.text()).toContain("no longer exists");
   });
 
+  // An id of the operator's own may look like a Slack id (`TESTCO`, `EXAMPLE1`): only what Slack said
+  // of the connection (its metadata) names its workspace, never the shape of its id.
+  it("sends Slack no team hint from an id that only looks like a workspace's", async () => {
+    const { id } = await importInstalled("look-alike", () => ({ id: "EXAMPLE1", metadata: { plan: "pro" } }));
+    const start = await hop(await connectLink(id));
+    expect(start.status).toBe(302);
+    expect(new URL(start.headers.get("location") ?? "").searchParams.get("team")).toBeNull();
+  });
+
+  it("tells the person a link's connection was deleted, though its id looks like a Slack id", async () => {
+    const { id } = await importInstalled("look-alike deleted", (teamId) => ({
+      id: "TESTCO",
+      metadata: { team_id: teamId },
+    }));
+    const link = await connectLink(id);
+    const start = await hop(link);
+    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
+    const early = await hop(link);
+    expect(early.status).toBe(404);
+    expect(await early.text()).toContain("no longer exists");
+    const consent = await hop(start.headers.get("location") ?? "");
+    const late = await hop(consent.headers.get("location") ?? "");
+    expect(late.status).toBe(404);
+    expect(await late.text()).toContain("no longer exists");
+    expect((await h.api(`/v1/connections/${id}`)).status).toBe(404);
+  });
+
   // Mail clients, link trackers and chat tools append parameters of their own to the links they show.
   it("an install link with a tracking parameter appended still redirects to Slack", async () => {
     const { id, teamId } = await importInstalled("tracked", (teamId) => ({ metadata: { team_id: teamId } }));
@@ -284,29 +311,35 @@ describe("refused reconnect into another workspace", () => {
     expect(revokedTokens).toEqual([refresh, access]);
   });
 
-  it("a link for a workspace not stored here, installed into another, says wrong workspace, not deleted", async () => {
-    // `?connection_id=T…` is an install into that workspace (it creates the connection): a person who
-    // picks another one in Slack chose the wrong workspace; no connection was deleted, and a new link
-    // would change nothing.
+  it("a link for a workspace not stored here starts nothing: a link names a stored connection", async () => {
     const wanted = h.emu.control.createTeam({ name: "wanted" });
-    const other = h.emu.control.createTeam({ name: "picked" });
-    const admin = h.emu.control.createUser(other.teamId, { name: "admin" });
-    h.emu.control.setAuthorize({ mode: "approve", teamId: other.teamId, userId: admin.userId });
-    revokedTokens.length = 0;
     const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${wanted.teamId}`);
-    const authorize = new URL(start.headers.get("location") ?? "");
-    authorize.searchParams.delete("team");
-    const consent = await hop(authorize.toString());
-    const page = await hop(consent.headers.get("location") ?? "");
-    const text = await page.text();
-    expect(page.status, text).toBe(400);
-    expect(text).toContain("different workspace");
-    expect(text).not.toContain("no longer exists");
-    expect(revokedTokens).toHaveLength(2);
-    exchanged.length = 0;
-    expect(await h.server.warden.connections.list({ limit: 500 })).not.toMatchObject({
-      items: expect.arrayContaining([expect.objectContaining({ id: other.teamId })]),
+    expect(start.status).toBe(404);
+    expect(await start.text()).toContain("no longer exists");
+    expect(exchanged).toHaveLength(0);
+  });
+
+  it("a deleted connection stored under its workspace's id is not re-created by its old link", async () => {
+    // The operator deleted it; the workspace's admin then follows the link a webhook carried.
+    const team = h.emu.control.createTeam({ name: "deleted, then followed" });
+    const admin = h.emu.control.createUser(team.teamId, { name: "admin" });
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    await h.server.warden.connections.import({
+      id: team.teamId,
+      provider: "slack",
+      credentials: { bot: botFromInstall(install) },
     });
+    h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
+    const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${team.teamId}`);
+    await h.server.warden.connections.delete(team.teamId);
+    revokedTokens.length = 0;
+    const consent = await hop(start.headers.get("location") ?? "");
+    const page = await hop(consent.headers.get("location") ?? "");
+    expect(page.status).toBe(404);
+    expect(await page.text()).toContain("no longer exists");
+    const orphan = exchanged.pop() as Json;
+    expect(revokedTokens).toEqual([String(orphan["refresh_token"]), String(orphan["access_token"])]);
+    await expect(h.server.warden.connections.get(team.teamId)).rejects.toMatchObject({ code: "not_found" });
   });
 
   /**

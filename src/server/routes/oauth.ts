@@ -16,9 +16,6 @@ import { returnUrlWith } from "../return-url.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
 
-/** Slack workspace and org ids (`T0123ABCD`, `E0123ABCD`): a connection id of that form names its tenant. */
-const SLACK_TENANT_ID = /^[TE][A-Z0-9]{2,}$/;
-
 /** The code exchange of an install; the user is waiting on the callback page meanwhile. */
 const EXCHANGE_TIMEOUT_MS = 20_000;
 
@@ -143,9 +140,10 @@ function installationId(i: SlackInstallation): string | null {
  * The installation a stored connection is, from its metadata: its workspace, or, only when it has
  * none (an org-wide install), its org. A workspace of a Grid org names the org too, and is not it.
  */
-function installationOf(metadata: Record<string, unknown>): unknown {
+function installationOf(metadata: Record<string, unknown>): string | null {
   const teamId = metadata["team_id"];
-  return typeof teamId === "string" ? teamId : metadata["enterprise_id"];
+  const enterpriseId = metadata["enterprise_id"];
+  return typeof teamId === "string" ? teamId : typeof enterpriseId === "string" ? enterpriseId : null;
 }
 
 /** The installation's credentials, bot first, each with its kind. */
@@ -333,17 +331,11 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         let team: string | undefined;
         if (cid !== null) {
           const existing = await ctx.store.getConnection(cid);
-          // Only a Slack id names its workspace, and an install there (re)creates it; any other id
-          // was deleted since the link was made, and every install would be refused after Slack's.
-          if (existing === null && !SLACK_TENANT_ID.test(cid)) return gonePage(reply);
-          const teamId = existing?.metadata["team_id"];
-          // The id itself is the workspace only when it looks like one (T…/E…); `conn_…` is no hint.
-          team =
-            typeof teamId === "string"
-              ? teamId
-              : existing !== null && SLACK_TENANT_ID.test(cid)
-                ? cid
-                : undefined;
+          // Links are made for stored connections only: one missing was deleted since, whatever its
+          // id looks like (an id of the operator's own can look like a Slack one: `TESTCO`).
+          if (existing === null) return gonePage(reply);
+          // Only what Slack told us names the workspace; the id's shape is no hint.
+          team = installationOf(existing.metadata) ?? undefined;
         }
         const state = ctx.signer.sign({
           use: "state",
@@ -494,27 +486,34 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               : null;
           if (holder !== null && isOwnInstallation(holder.metadata, installation)) id = holder.id;
         }
-        if (payload.cid !== null && payload.cid !== installedId) {
+        if (payload.cid !== null && target === null) {
+          // Deleted while the person was on Slack's page (a link names a stored connection only): an
+          // install would re-create what the operator removed. Slack's new tokens must not stay live.
+          const revoked = await revokeUnstored(slack.provider, installation);
+          request.log.warn(
+            { connectionId: payload.cid, installedId, revoked },
+            "reconnect of a deleted connection refused; its new tokens revoked",
+          );
+          return gonePage(reply);
+        }
+        if (target !== null && payload.cid !== null && payload.cid !== installedId) {
           // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
           // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
           // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
           // install is not its installation (another token, another Slack id, other events).
-          const owns = target !== null && installationOf(target.metadata) === installedId;
-          if (!owns) {
+          const known = installationOf(target.metadata);
+          if (known !== installedId) {
             // Slack has installed the app there and issued tokens by now: they must not stay live.
             const revoked = await revokeUnstored(slack.provider, installation);
             request.log.warn(
               { connectionId: payload.cid, installedId, revoked },
               "reconnect into another workspace refused; its new tokens revoked",
             );
-            // A Slack id is an install into that workspace, stored or not: another one is the wrong one.
-            if (target === null && !SLACK_TENANT_ID.test(payload.cid)) return gonePage(reply);
-            const known = target === null || installationOf(target.metadata) !== undefined;
             return page(
               reply,
               400,
               "Wrong workspace",
-              known
+              known !== null
                 ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
                 : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
             );
