@@ -11,6 +11,8 @@ import { checkPlainHttpUrl, PlainHttpUrlSchema } from "../config.js";
 import { TokenwardenError } from "../core/errors.js";
 import type { Logger, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
+import type { EncryptionKey } from "../crypto/key-ring.js";
+import { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import { openKeyedStore } from "../engine/open-keyed-store.js";
 import { createWarden, type Warden } from "../engine/warden.js";
 
@@ -99,12 +101,15 @@ function webhooksConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /** Opens (and migrates) the store with the configured key; warns once when a development key was generated. */
-export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
+export async function openCliStore(
+  flags: StoreFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ store: Store; keys: EncryptionKey[] }> {
   const database = databaseUrl(flags, env);
   // A connection the CLI marks dead must be announced like one the server marks: with webhooks
   // configured, the change writes its webhook to the outbox in the same transaction, and the
   // server's dispatcher (wherever `tokenwarden serve` runs on this store) delivers it.
-  const { store } = await openKeyedStore(
+  const { store, keys } = await openKeyedStore(
     {
       database,
       encryptionKey: env["TOKENWARDEN_ENCRYPTION_KEY"],
@@ -117,7 +122,7 @@ export async function openCliStore(flags: StoreFlags, env: NodeJS.ProcessEnv = p
     { outbox: webhooksConfigured(env) },
   );
   await store.migrate();
-  return store;
+  return { store, keys };
 }
 
 export interface CliWarden {
@@ -139,9 +144,12 @@ export async function openCliWarden(
   const baseUrl = slackBaseUrl(flags, env);
   // Named as the operator set it (createWarden, handed it as `publicUrl`, would name the option).
   checkPlainHttpUrl(env["TOKENWARDEN_PUBLIC_URL"], "TOKENWARDEN_PUBLIC_URL");
-  const store = await openCliStore(flags, env);
+  const { store, keys } = await openCliStore(flags, env);
+  // Signed as the server signs them: a link the CLI prints works there as one the API handed out.
+  const reconnectLinks = ReconnectLinkSigner.fromKeyRing(keys);
   const warden = await createWarden({
     store,
+    reconnectLinks,
     logger: cliLogger(verbose),
     env: {},
     // A one-off command's refused credentials are its own: reported to the operator running it, not
@@ -155,7 +163,10 @@ export async function openCliWarden(
     warden,
     store,
     slackConfigured: slack !== null,
-    reconnectUrl: (id, provider) => (publicUrl === null ? null : reconnectUrlOf(publicUrl, provider, id)),
+    reconnectUrl: (id, provider) =>
+      publicUrl === null
+        ? null
+        : reconnectUrlOf(publicUrl, provider, id, reconnectLinks.sign.bind(reconnectLinks)),
     close: () => warden.close(),
   };
 }

@@ -5,6 +5,8 @@ import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { CredentialKind, ProviderState } from "../core/types.js";
+import type { EncryptionKey } from "../crypto/key-ring.js";
+import { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { checkConnection, markDead } from "./check.js";
 import { ClaimKeeper } from "./claim-keeper.js";
@@ -67,6 +69,13 @@ export interface WardenOptions {
   providers?: { slack?: SlackProviderOptions };
   /** Where this warden's server is reachable; reconnect links are built on it. */
   publicUrl?: string;
+  /**
+   * Signs the reconnect links this warden hands out, so the server's install route may preselect the
+   * workspace and say when a connection was deleted. Default: derived from the encryption key when
+   * the warden opens its own store; with `store` and without it, links go out bare (they reconnect
+   * all the same). The server and the CLI pass the one of the key ring they opened the store with.
+   */
+  reconnectLinks?: ReconnectLinkSigner;
   /** Where a development key is kept when no key is configured outside production. */
   devKeyPath?: string;
   clock?: Clock;
@@ -154,8 +163,10 @@ export async function createWarden(options: WardenOptions = {}) {
   }
   for (const provider of options.extraProviders ?? []) providers.set(provider.id, provider);
 
+  let reconnectLinks = options.reconnectLinks ?? null;
   if (store === undefined) {
-    ({ store } = await openKeyedStore(
+    let keys: EncryptionKey[];
+    ({ store, keys } = await openKeyedStore(
       {
         database,
         encryptionKey: options.encryptionKey ?? env["TOKENWARDEN_ENCRYPTION_KEY"],
@@ -169,7 +180,9 @@ export async function createWarden(options: WardenOptions = {}) {
       },
       { outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]) },
     ));
+    reconnectLinks ??= ReconnectLinkSigner.fromKeyRing(keys);
   }
+  const signLink = reconnectLinks === null ? null : reconnectLinks.sign.bind(reconnectLinks);
   try {
     await store.migrate();
     const newer = (await store.newerMigrations?.()) ?? [];
@@ -234,7 +247,7 @@ export async function createWarden(options: WardenOptions = {}) {
     providerPausedUntil: new Map(),
     onRefresh: options.onRefresh,
     reconnectUrl: (connectionId, provider) =>
-      publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId) : null,
+      publicUrl ? reconnectUrlOf(publicUrl, provider, connectionId, signLink) : null,
   };
   try {
     await syncProviderFlags(ctx);

@@ -9,6 +9,7 @@ import { TokenwardenError } from "../core/errors.js";
 import type { Clock, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import type { Secret } from "../core/secret.js";
+import type { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import { SECRET_REDACT_PATHS } from "../engine/default-logger.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
@@ -34,6 +35,8 @@ export interface AppOptions {
   publicUrl: string;
   apiKeyDigest: Buffer;
   signer: OAuthStateSigner;
+  /** Signs the reconnect links the API hands out and checks those the install route is given. */
+  reconnectLinks: ReconnectLinkSigner;
   slack: ServerContext["slack"];
   allowedReturnOrigins: Iterable<string>;
   /** Signs the redirects back to a return_url (TOKENWARDEN_WEBHOOK_SECRET); null leaves them unsigned. */
@@ -121,10 +124,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     apiKey: new ApiKeyVerifier(o.apiKeyDigest),
     slack: o.slack,
     signer: o.signer,
+    reconnectLinks: o.reconnectLinks,
     allowedReturnOrigins: new Set([new URL(publicUrl).origin, ...o.allowedReturnOrigins]),
     returnUrlSecret: o.returnUrlSecret ?? null,
     fetch: o.fetch ?? globalThis.fetch,
-    reconnectUrl: (connectionId, provider) => reconnectUrlOf(publicUrl, provider, connectionId),
+    reconnectUrl: (connectionId, provider) =>
+      reconnectUrlOf(publicUrl, provider, connectionId, o.reconnectLinks.sign.bind(o.reconnectLinks)),
   };
   app.setErrorHandler(errorHandler);
   // The API takes JSON only; a text/plain body is a 415, not a string that fails validation.

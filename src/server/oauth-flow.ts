@@ -22,6 +22,12 @@ const PayloadSchema = z
     sid: z.string().min(8).max(64),
     /** The connection to reconnect, if any. */
     cid: z.string().max(128).nullable(),
+    /**
+     * A state only: `cid` came from a link tokenwarden made for it (a connect session, a signed
+     * reconnect link), so the callback's pages may say what became of that connection. Absent: a
+     * bare id anyone could have typed (or a state issued before this field existed).
+     */
+    known: z.literal(true).optional(),
     /** An allowed return URL, checked when the token was issued. */
     ret: z.string().max(2048).nullable(),
     /** Expiry, epoch ms. */

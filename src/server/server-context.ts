@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Clock, Store } from "../core/ports.js";
 import type { Secret } from "../core/secret.js";
+import type { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import type { Warden } from "../engine/warden.js";
 import type { SlackProvider } from "../providers/slack/slack-provider.js";
 import type { ApiKeyVerifier } from "./auth.js";
@@ -33,6 +34,8 @@ export interface ServerContext {
     userScopes: string[];
   } | null;
   signer: OAuthStateSigner;
+  /** Reconnect links: only a signed one learns what became of the connection it names. */
+  reconnectLinks: ReconnectLinkSigner;
   /** Origins a `return_url` may point at (no open redirect). */
   allowedReturnOrigins: ReadonlySet<string>;
   /** Signs the redirects back to a return_url; null leaves them unsigned. */

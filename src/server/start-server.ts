@@ -12,6 +12,7 @@ import pino from "pino";
 import { loadConfig, RETURN_URL_SECRET_MIN_LENGTH } from "../config.js";
 import type { Clock, Logger, Random } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
+import { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import type { EngineTimings } from "../engine/context.js";
 import { cryptoRandom } from "../engine/crypto-random.js";
 import { defaultLogger } from "../engine/default-logger.js";
@@ -63,6 +64,8 @@ export interface RunningServer {
   generatedApiKey: string | null;
   /** Providers this server can install, refresh and check (Slack when SLACK_CLIENT_ID/SECRET are set). */
   providers: readonly string[];
+  /** A connection's reconnect link, signed, as the API and webhooks hand it out. */
+  reconnectUrl(connectionId: string, provider?: string): string;
   /** Whether signed Slack events are taken (SLACK_SIGNING_SECRET is set); without it they are refused. */
   slackEvents: boolean;
   dispatcher: WebhookDispatcher | null;
@@ -128,8 +131,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     },
     { outbox: config.webhook !== null, ...(options.schema === undefined ? {} : { schema: options.schema }) },
   );
+  const reconnectLinks = ReconnectLinkSigner.fromKeyRing(keys);
+  const reconnectUrl = (id: string, provider = "slack") =>
+    reconnectUrlOf(publicUrl, provider, id, reconnectLinks.sign.bind(reconnectLinks));
   const warden = await createWarden({
     store,
+    reconnectLinks,
     clock: hostClock,
     random,
     logger: stderrLogger,
@@ -183,6 +190,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       publicUrl,
       apiKeyDigest: apiKey.digest,
       signer,
+      reconnectLinks,
       slack,
       allowedReturnOrigins: config.returnUrlOrigins,
       returnUrlSecret: config.returnUrlSecret,
@@ -206,7 +214,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
             logger: stderrLogger,
             owner,
             fetch: doFetch,
-            reconnectUrl: (id, provider) => reconnectUrlOf(publicUrl, provider, id),
+            reconnectUrl,
             onDelivery: (outcome) => metrics.observeWebhook(outcome),
             ...(options.webhookIntervalMs === undefined ? {} : { intervalMs: options.webhookIntervalMs }),
           });
@@ -245,6 +253,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       publicUrl,
       generatedApiKey: apiKey.generated,
       providers: config.slack === null ? [] : ["slack"],
+      reconnectUrl,
       slackEvents: config.slack?.signingSecret != null,
       dispatcher,
       healthChecker,

@@ -9,6 +9,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Provider } from "../../src/core/ports.js";
+import { parseKeyRing } from "../../src/crypto/key-ring.js";
+import { ReconnectLinkSigner } from "../../src/crypto/reconnect-link.js";
 import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
 import { createWarden } from "../../src/engine/warden.js";
 import { ConnectionViewSchema } from "../../src/server/wire.js";
@@ -154,7 +156,8 @@ describe("--json prints the HTTP API's shapes", () => {
     expect(connection).toMatchObject({
       id: dead.teamId,
       status: "needs_reauth",
-      reconnect_url: `https://tw.example.com/oauth/slack/install?connection_id=${dead.teamId}`,
+      // Signed as the server signs it (same key ring), so the install route preselects the workspace.
+      reconnect_url: `https://tw.example.com/oauth/slack/install?connection_id=${dead.teamId}&sig=${ReconnectLinkSigner.fromKeyRing(parseKeyRing(env["TOKENWARDEN_ENCRYPTION_KEY"] ?? "")).sign("slack", dead.teamId)}`,
       credentials: [{ kind: "bot", has_refresh_token: true, failure_count: 0 }],
     });
     // Newest first; the connection's status change, naming the credential, after that one's check.

@@ -3,6 +3,8 @@
 // public URL's would be copied into every reconnect link, and fetch refuses such a URL outright.
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { parseKeyRing } from "../../src/crypto/key-ring.js";
+import { ReconnectLinkSigner } from "../../src/crypto/reconnect-link.js";
 import { createWarden } from "../../src/engine/warden.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
@@ -49,4 +51,41 @@ describe("createWarden with a URL holding credentials", () => {
       expect(error?.message).not.toContain("u-name");
     },
   );
+});
+
+// A library warden's reconnect links (in its events and NeedsReauthError) are the server's: signed
+// with the key ring the warden opened its store with, so `serve` on that store preselects the workspace.
+describe("createWarden's reconnect links", () => {
+  let db: TmpSqlite | undefined;
+  afterEach(async () => {
+    await db?.remove();
+    db = undefined;
+  });
+
+  it("are signed with the encryption key when the warden opens its own store", async () => {
+    db = await createTmpSqlite();
+    const key = randomBytes(32).toString("base64");
+    const warden = await createWarden({
+      database: `sqlite:${db.path}`,
+      encryptionKey: key,
+      publicUrl: "https://tw.example.com",
+      providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
+      env: {},
+      logger: silent,
+    });
+    try {
+      await warden.connections.import({
+        id: "acme",
+        provider: "slack",
+        credentials: { bot: { accessToken: "xoxb-1", expiresIn: 3_600 } },
+      });
+      const links: Array<string | null> = [];
+      warden.on("needs_reauth", (e) => links.push(e.reconnectUrl));
+      await warden.markNeedsReauth("acme", "all", "token_revoked");
+      const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(key)).sign("slack", "acme");
+      expect(links).toEqual([`https://tw.example.com/oauth/slack/install?connection_id=acme&sig=${sig}`]);
+    } finally {
+      await warden.close();
+    }
+  });
 });

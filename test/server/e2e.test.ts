@@ -69,9 +69,13 @@ describe.each(STORE_KINDS)("server end to end (%s)", (kind) => {
     const deadError = ((await dead.json()) as { error: Json }).error;
     // tokens_revoked and app_uninstalled arrive concurrently (§6.3): the first one names the episode.
     expect(["app_uninstalled", "token_revoked"]).toContain(deadError["reason"]);
+    // Signed: the install route may then preselect the workspace (a bare id is told nothing).
+    expect(server.reconnectUrl(teamId)).toMatch(
+      new RegExp(`^${server.publicUrl}/oauth/slack/install\\?connection_id=${teamId}&sig=[\\w-]{43}$`),
+    );
     expect(deadError).toMatchObject({
       code: "needs_reauth",
-      reconnect_url: `${server.publicUrl}/oauth/slack/install?connection_id=${teamId}`,
+      reconnect_url: server.reconnectUrl(teamId),
     });
 
     // A replayed event (Slack's retry): same answer, no second event in the log.
@@ -124,7 +128,7 @@ describe.each(STORE_KINDS)("server end to end (%s)", (kind) => {
       data: {
         connection_id: teamId,
         provider: "slack",
-        reconnect_url: `${server.publicUrl}/oauth/slack/install?connection_id=${teamId}`,
+        reconnect_url: server.reconnectUrl(teamId),
       },
     });
 

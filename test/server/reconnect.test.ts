@@ -164,6 +164,82 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect((await h.api(`/v1/connections/${id}`)).status).toBe(404);
   });
 
+  // Anyone on the internet can type `?connection_id=…`: its answer must not say which ids are
+  // stored, nor which workspace each one is (Slack's `team=` in the authorize URL).
+  it("answers a bare connection_id alike for a stored connection and for an unknown id", async () => {
+    const { id, teamId } = await importInstalled("probed", (t) => ({
+      id: "acme-probed",
+      metadata: { team_id: t },
+    }));
+    const answers: string[] = [];
+    for (const probe of [id, teamId, "no-such-connection", "T0NOSUCH"]) {
+      const res = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${probe}`);
+      const location = new URL(res.headers.get("location") ?? h.server.publicUrl);
+      location.searchParams.delete("state"); // one of a kind every time
+      answers.push(`${res.status} ${location} ${await res.text()}`);
+    }
+    expect(new Set(answers).size, answers.join("\n")).toBe(1);
+    expect(answers[0]).toMatch(/^302 /);
+    expect(answers[0]).not.toContain(teamId);
+  });
+
+  it("refuses a bare connection_id completed in another workspace alike, whatever it names", async () => {
+    const victim = await importInstalled("victim", (t) => ({ id: "victim-co", metadata: { team_id: t } }));
+    const unknown = await importWithoutId("victim, workspace unknown");
+    // The outsider completes the install in a workspace of their own.
+    const own = h.emu.control.createTeam({ name: "outsider" });
+    const outsider = h.emu.control.createUser(own.teamId, { name: "outsider" });
+    h.emu.control.setAuthorize({ teamId: own.teamId, userId: outsider.userId });
+    const pages: string[] = [];
+    try {
+      for (const probe of [victim.id, unknown.id, "no-such-connection"]) {
+        const page = await installViaBrowser(
+          h,
+          `${h.server.publicUrl}/oauth/slack/install?connection_id=${probe}`,
+        );
+        pages.push(`${page.status} ${await page.text()}`);
+      }
+    } finally {
+      h.emu.control.setAuthorize({ teamId: null, userId: null });
+    }
+    expect(new Set(pages).size, pages.join("\n")).toBe(1);
+    expect(pages[0]).toMatch(/^400 /);
+    for (const { id } of [victim, unknown]) {
+      expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
+    }
+    expect((await h.api(`/v1/connections/${own.teamId}`)).status).toBe(404);
+  });
+
+  it("signs a dead connection's reconnect_url: it preselects the workspace, and says when the connection is gone", async () => {
+    const { id, teamId } = await importInstalled("signed", (t) => ({
+      id: "signed-co",
+      metadata: { team_id: t },
+    }));
+    const other = await importInstalled("signed, other", (t) => ({
+      id: "other-co",
+      metadata: { team_id: t },
+    }));
+    const announced: Array<string | null> = [];
+    h.server.warden.on("needs_reauth", (e) => {
+      if (e.connectionId === id) announced.push(e.reconnectUrl);
+    });
+    await kill(id, teamId);
+    const shown = (await (await h.api(`/v1/connections/${id}`)).json()) as Json;
+    const link = String(shown["reconnect_url"]);
+    expect(new URL(link).searchParams.get("sig")).toMatch(/^[\w-]{43}$/);
+    expect(announced).toEqual([link]); // the library's events carry the same link
+    const start = await hop(link);
+    expect(new URL(start.headers.get("location") ?? "").searchParams.get("team")).toBe(teamId);
+    // A signature is its own connection's: on another id it is a bare id, and preselects nothing.
+    const moved = await hop(link.replace(`connection_id=${id}`, `connection_id=${other.id}`));
+    expect(moved.status).toBe(302);
+    expect(new URL(moved.headers.get("location") ?? "").searchParams.get("team")).toBeNull();
+    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
+    const gone = await hop(link);
+    expect(gone.status).toBe(404);
+    expect(await gone.text()).toContain("no longer exists");
+  });
+
   // Mail clients, link trackers and chat tools append parameters of their own to the links they show.
   it("an install link with a tracking parameter appended still redirects to Slack", async () => {
     const { id, teamId } = await importInstalled("tracked", (teamId) => ({ metadata: { team_id: teamId } }));
@@ -243,8 +319,8 @@ describe("the install link while the store fails", () => {
   });
 
   it("answers the install link with a page that names no table, host or SQL (the store still broken)", async () => {
-    const id = "T0BROKEN";
-    const res = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`);
+    // A signed link's connection is looked up (a bare id's is not, so it reaches Slack regardless).
+    const res = await hop(h.server.reconnectUrl("T0BROKEN"));
     expect(res.status).toBe(503);
     expect(res.headers.get("content-type")).toContain("text/html");
     const text = await res.text();
@@ -311,14 +387,6 @@ describe("refused reconnect into another workspace", () => {
     expect(revokedTokens).toEqual([refresh, access]);
   });
 
-  it("a link for a workspace not stored here starts nothing: a link names a stored connection", async () => {
-    const wanted = h.emu.control.createTeam({ name: "wanted" });
-    const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${wanted.teamId}`);
-    expect(start.status).toBe(404);
-    expect(await start.text()).toContain("no longer exists");
-    expect(exchanged).toHaveLength(0);
-  });
-
   it("a deleted connection stored under its workspace's id is not re-created by its old link", async () => {
     // The operator deleted it; the workspace's admin then follows the link a webhook carried.
     const team = h.emu.control.createTeam({ name: "deleted, then followed" });
@@ -330,7 +398,7 @@ describe("refused reconnect into another workspace", () => {
       credentials: { bot: botFromInstall(install) },
     });
     h.emu.control.setAuthorize({ mode: "approve", teamId: team.teamId, userId: admin.userId });
-    const start = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${team.teamId}`);
+    const start = await hop(h.server.reconnectUrl(team.teamId));
     await h.server.warden.connections.delete(team.teamId);
     revokedTokens.length = 0;
     const consent = await hop(start.headers.get("location") ?? "");

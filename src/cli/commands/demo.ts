@@ -127,7 +127,7 @@ export function registerDemoCommand(program: Command): void {
         out.write(
           `  uninstall:  curl -s -X POST ${emu.url}/_emulator/uninstall -d '{"clientId":"${emu.demoApp.clientId}","teamId":"${id}"}'\n`,
         );
-        out.write(`  reconnect:  open ${server.publicUrl}/oauth/slack/install?connection_id=${id}\n`);
+        out.write(`  reconnect:  open ${server.reconnectUrl(id)}\n`);
         out.write(`Rotations, needs_reauth and recovered show below as they happen; Ctrl-C stops.\n`);
         await untilSignal();
       } finally {

@@ -29,6 +29,8 @@ const STATE_TTL_MS = 10 * 60_000;
 // (utm_source, fbclid), and the person following the link must still reach Slack.
 const InstallQuerySchema = z.object({
   connection_id: ConnectionIdSchema.optional(),
+  /** A reconnect link's signature (crypto/reconnect-link.ts); a bad one makes the id a bare one. */
+  sig: z.string().max(256).optional(),
   return_url: z.string().max(2048).optional(),
   session: z.string().max(4096).optional(),
 });
@@ -111,6 +113,20 @@ function gonePage(reply: FastifyReply): FastifyReply {
     404,
     "Connection deleted",
     "The connection this link reconnects no longer exists. Nothing was changed; ask for a new link.",
+  );
+}
+
+/**
+ * The one refusal of a bare `connection_id` (no valid signature) completed in a workspace it does not
+ * reconnect. Anyone can type such a link and install into a workspace of their own: whether the id
+ * is stored, and whether its workspace is known, must read the same, or the page is an oracle.
+ */
+function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
+  return page(
+    reply,
+    400,
+    "Wrong workspace",
+    "Slack installed the app into a different workspace than the one this link reconnects, or the link's connection no longer exists. Nothing was changed; choose the right workspace, or ask for a new link.",
   );
 }
 
@@ -313,6 +329,9 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         const q = parsed.data;
         let cid = q.connection_id ?? null;
         let ret = q.return_url ?? null;
+        // Whether tokenwarden made this link for `cid` (a connect session, a signed reconnect link):
+        // only then may the answer depend on what is stored under it.
+        let vouched = cid !== null && q.sig !== undefined && ctx.reconnectLinks.verify("slack", cid, q.sig);
         if (q.session !== undefined) {
           const verdict = ctx.signer.verify(q.session, "session", ctx.clock.now());
           if (!verdict.ok) {
@@ -325,11 +344,14 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           }
           cid = verdict.payload.cid;
           ret = verdict.payload.ret;
+          vouched = cid !== null;
         } else if (ret !== null && !isAllowedReturnUrl(ret, ctx.allowedReturnOrigins)) {
           return page(reply, 400, "Invalid install link", "The return address of this link is not allowed.");
         }
         let team: string | undefined;
-        if (cid !== null) {
+        // A bare id is anyone's to type: it is not looked up here, so every id gets the same answer
+        // (no `team=`, no deleted page); the callback still reconnects only its own workspace.
+        if (cid !== null && vouched) {
           const existing = await ctx.store.getConnection(cid);
           // Links are made for stored connections only: one missing was deleted since, whatever its
           // id looks like (an id of the operator's own can look like a Slack one: `TESTCO`).
@@ -342,6 +364,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           sid: newFlowId(),
           cid,
           ret,
+          ...(vouched ? { known: true } : {}),
           exp: ctx.clock.now() + STATE_TTL_MS,
         });
         const url = slack.provider.authorizeUrl({
@@ -494,7 +517,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             { connectionId: payload.cid, installedId, revoked },
             "reconnect of a deleted connection refused; its new tokens revoked",
           );
-          return gonePage(reply);
+          return payload.known === true ? gonePage(reply) : notThisWorkspacePage(reply);
         }
         if (target !== null && payload.cid !== null && payload.cid !== installedId) {
           // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
@@ -509,6 +532,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               { connectionId: payload.cid, installedId, revoked },
               "reconnect into another workspace refused; its new tokens revoked",
             );
+            if (payload.known !== true) return notThisWorkspacePage(reply);
             return page(
               reply,
               400,
