@@ -28,6 +28,11 @@ const PayloadSchema = z
      * bare id anyone could have typed (or a state issued before this field existed).
      */
     known: z.literal(true).optional(),
+    /** A state only: the connect session it was started from (its id and expiry), spent by its install. */
+    session: z
+      .object({ sid: z.string().min(8).max(64), exp: z.number().int() })
+      .strict()
+      .optional(),
     /** An allowed return URL, checked when the token was issued. */
     ret: z.string().max(2048).nullable(),
     /** Expiry, epoch ms. */

@@ -2246,6 +2246,20 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         await expect(store.markOnce("", "k", 1, 2)).rejects.toMatchObject({ code: "invalid_input" });
       });
 
+      it("tells whether an unexpired mark exists, in any process, setting none", async () => {
+        const other = await peer();
+        expect(await store.hasMark("connect_session", "s1", 1_000)).toBe(false);
+        expect(await store.markOnce("connect_session", "s1", 1_000, 5_000)).toBe(true);
+        expect(await other.hasMark("connect_session", "s1", 4_999)).toBe(true);
+        expect(await other.hasMark("oauth_state", "s1", 4_999)).toBe(false);
+        expect(await other.hasMark("connect_session", "s2", 4_999)).toBe(false);
+        expect(await other.hasMark("connect_session", "s1", 5_000)).toBe(false); // expired
+        expect(await other.markOnce("connect_session", "s2", 1_000, 5_000)).toBe(true); // s2 was not set by asking
+        await store.unmarkOnce("connect_session", "s1");
+        expect(await other.hasMark("connect_session", "s1", 1_001)).toBe(false);
+        await expect(store.hasMark("", "k", 1)).rejects.toMatchObject({ code: "invalid_input" });
+      });
+
       it("extends or removes only the mark a caller set (fenced on the expiry it set)", async () => {
         expect(await store.markOnce("slack_event", "E1", 1_000, 61_000)).toBe(true);
         expect(await store.extendMark("slack_event", "E1", 60_000, 99_000)).toBe(false); // not that mark

@@ -240,6 +240,66 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(await gone.text()).toContain("no longer exists");
   });
 
+  // A connect session is made for one person's one install: once an install through it has
+  // completed, the link is spent, so a copy of it (forwarded, in a browser's history) installs nothing.
+  it("spends a connect session once an install through it completes; a cancelled one stays usable", async () => {
+    const { id, teamId } = await importInstalled("single use", (t) => ({
+      id: "single-use-co",
+      metadata: { team_id: t },
+    }));
+    await kill(id, teamId);
+    const link = await connectLink(id);
+    h.emu.control.setAuthorize({ mode: "deny" });
+    try {
+      const cancelled = await installViaBrowser(h, link);
+      expect(cancelled.status).toBe(200);
+      expect(await cancelled.text()).toContain("cancelled");
+    } finally {
+      h.emu.control.setAuthorize({ mode: "approve" });
+    }
+    // Opened in two tabs: the first to come back installs; the second is refused before its code is
+    // exchanged, so Slack issues no tokens for it.
+    const tabs = await Promise.all([hop(link), hop(link)]);
+    const consents = await Promise.all(tabs.map((t) => hop(t.headers.get("location") ?? "")));
+    const first = await hop(consents[0]?.headers.get("location") ?? "");
+    expect(first.status).toBe(303);
+    expect(((await (await h.api(`/v1/connections/${id}`)).json()) as Json)["status"]).toBe("active");
+    const exchanges = h.emu.control.counters().calls["oauth.v2.access"];
+    const second = await hop(consents[1]?.headers.get("location") ?? "");
+    expect(second.status).toBe(400);
+    expect(await second.text()).toContain("already used");
+    expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(exchanges);
+    // Opened again later: it says so, and sends nobody to Slack.
+    const again = await hop(link);
+    expect(again.status).toBe(400);
+    expect(again.headers.get("location")).toBeNull();
+    expect(await again.text()).toContain("already used");
+  });
+
+  it("leaves a connect session usable when its install was refused", async () => {
+    const { id } = await importInstalled("single use, refused", (t) => ({
+      id: "single-use-refused",
+      metadata: { team_id: t },
+    }));
+    const link = await connectLink(id);
+    const other = h.emu.control.createTeam({ name: "single use, elsewhere" });
+    const admin = h.emu.control.createUser(other.teamId, { name: "admin" });
+    h.emu.control.setAuthorize({ teamId: other.teamId, userId: admin.userId });
+    try {
+      const start = await hop(link);
+      const authorize = new URL(start.headers.get("location") ?? "");
+      authorize.searchParams.delete("team"); // the person picks another workspace in Slack
+      const consent = await hop(authorize.toString());
+      const refused = await hop(consent.headers.get("location") ?? "");
+      expect(refused.status).toBe(400);
+      expect(await refused.text()).toContain("different workspace");
+    } finally {
+      h.emu.control.setAuthorize({ teamId: null, userId: null });
+    }
+    const back = await installViaBrowser(h, link);
+    expect(back.status).toBe(303);
+  });
+
   // Mail clients, link trackers and chat tools append parameters of their own to the links they show.
   it("an install link with a tracking parameter appended still redirects to Slack", async () => {
     const { id, teamId } = await importInstalled("tracked", (teamId) => ({ metadata: { team_id: teamId } }));

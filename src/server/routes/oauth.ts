@@ -11,7 +11,7 @@ import {
   type SlackProvider,
 } from "../../providers/slack/slack-provider.js";
 import { errorBodyOf } from "../error-reply.js";
-import { htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
+import { type FlowPayload, htmlPage, isAllowedReturnUrl, newFlowId } from "../oauth-flow.js";
 import { returnUrlWith } from "../return-url.js";
 import { parseInput } from "../route-book.js";
 import { route, type ServerContext } from "../server-context.js";
@@ -24,6 +24,19 @@ const REVOKE_TIMEOUT_MS = 5_000;
 
 /** Slack's code lives 10 minutes (slack-api.md §2.2); a state outliving it is useless. */
 const STATE_TTL_MS = 10 * 60_000;
+
+/** The store's marks of connect sessions an install has completed through: spent links. */
+const SESSION_SCOPE = "connect_session";
+
+/** Marks of connect sessions whose callback is running: one install at a time per session. */
+const SESSION_HOLD_SCOPE = "connect_session_hold";
+
+/**
+ * How long a callback holds its connect session while it exchanges the code and stores the install
+ * (at most the exchange's 20 s and a revocation's 5 s, plus the store's writes). A process that dies
+ * meanwhile blocks the link's other installs for no longer than this.
+ */
+const SESSION_HOLD_MS = 2 * 60_000;
 
 // Unknown keys are dropped, not refused: mail clients, link trackers and chat tools append their own
 // (utm_source, fbclid), and the person following the link must still reach Slack.
@@ -104,6 +117,38 @@ async function asPage(
       "Something went wrong",
       `tokenwarden could not complete this step (${body.error.code}). Nothing was changed; try again in a moment.`,
     );
+  }
+}
+
+function usedPage(reply: FastifyReply): FastifyReply {
+  return page(
+    reply,
+    400,
+    "Link already used",
+    "Slack was already connected through this link, which works once. Nothing was changed; ask for a new link to connect again.",
+  );
+}
+
+/**
+ * Spends a connect session once an install through it is stored, until the session expires: opened
+ * again, its link says so. A store error here is logged, not shown: the install is stored, and the
+ * worst is a link that may be used again.
+ */
+async function spendSession(
+  request: FastifyRequest,
+  ctx: ServerContext,
+  session: { sid: string; exp: number },
+  nowMs: number,
+): Promise<void> {
+  try {
+    await ctx.store.markOnce(
+      SESSION_SCOPE,
+      session.sid,
+      nowMs,
+      Math.max(session.exp, nowMs + SESSION_HOLD_MS),
+    );
+  } catch (error) {
+    request.log.warn({ err: error }, "connect session not marked used; its link may be used again");
   }
 }
 
@@ -332,6 +377,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         // Whether tokenwarden made this link for `cid` (a connect session, a signed reconnect link):
         // only then may the answer depend on what is stored under it.
         let vouched = cid !== null && q.sig !== undefined && ctx.reconnectLinks.verify("slack", cid, q.sig);
+        let session: FlowPayload["session"];
         if (q.session !== undefined) {
           const verdict = ctx.signer.verify(q.session, "session", ctx.clock.now());
           if (!verdict.ok) {
@@ -342,6 +388,10 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               "Ask for a new install link; nothing was changed.",
             );
           }
+          if (await ctx.store.hasMark(SESSION_SCOPE, verdict.payload.sid, ctx.clock.now())) {
+            return usedPage(reply);
+          }
+          session = { sid: verdict.payload.sid, exp: verdict.payload.exp };
           cid = verdict.payload.cid;
           ret = verdict.payload.ret;
           vouched = cid !== null;
@@ -365,6 +415,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           cid,
           ret,
           ...(vouched ? { known: true } : {}),
+          ...(session === undefined ? {} : { session }),
           exp: ctx.clock.now() + STATE_TTL_MS,
         });
         const url = slack.provider.authorizeUrl({
@@ -442,139 +493,171 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
                 "Slack did not send an authorization code. Nothing was changed.",
               );
         }
-        const code = q.code;
-        const exchanged = await withTimeout(EXCHANGE_TIMEOUT_MS, (signal) =>
-          slack.provider.exchangeCode({ code, redirectUri }, signal),
-        );
-        if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
-        const installation = exchanged.installation;
-        const installedId = installationId(installation);
-        if (installedId === null) {
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
-          return failurePage(reply, {
-            kind: "transient",
-            reason: "provider_unavailable",
-            error: "invalid_response",
-          });
+        // A connect session installs once. Its callbacks take turns (a hold, before the code is
+        // exchanged, so a second tab's install gets no tokens), and one that finds the session spent
+        // by an earlier install stops there. Held first and checked second: an install spends the
+        // session before it lets go of the hold, so no two callbacks both find it unspent.
+        const session = payload.session ?? null;
+        const held = now + SESSION_HOLD_MS;
+        if (session !== null) {
+          if (!(await ctx.store.markOnce(SESSION_HOLD_SCOPE, session.sid, now, held))) {
+            return page(
+              reply,
+              409,
+              "Link in use",
+              "An installation through this link is in progress in another window. Nothing was changed; finish that one.",
+            );
+          }
+          if (await ctx.store.hasMark(SESSION_SCOPE, session.sid, now)) {
+            await ctx.store.unmarkOnce(SESSION_HOLD_SCOPE, session.sid, held);
+            return usedPage(reply);
+          }
         }
-        // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
-        // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
-        // may grant without installing the bot. Stored, it would replace the connection's bot (still
-        // live, then held by nobody), and a caller asking for the connection's token would get that
-        // person's user token.
-        const missing = [
-          ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
-          ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
-        ];
-        if (missing.length > 0) {
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn(
-            { connectionId: payload.cid, installedId, missing, revoked },
-            "installation without a token the app asks for refused; its tokens revoked",
+        try {
+          const code = q.code;
+          const exchanged = await withTimeout(EXCHANGE_TIMEOUT_MS, (signal) =>
+            slack.provider.exchangeCode({ code, redirectUri }, signal),
           );
-          return page(
-            reply,
-            400,
-            "Installation incomplete",
-            `Slack did not grant the ${missing.join(" and ")} token this app asks for (the authorization link was changed on its way). Nothing was changed; start again from the original link.`,
-          );
-        }
-        let id = installedId;
-        const storeFailed = async (error: unknown): Promise<never> => {
-          // Nothing stored, and nobody else holds what Slack has just issued.
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn(
-            { connectionId: payload.cid, installedId, revoked },
-            "store failed; tokens revoked",
-          );
-          throw error;
-        };
-        // The connection this install writes: the link's own (checked below), else the workspace's.
-        const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(storeFailed);
-        if (payload.cid === null && target === null) {
-          // A plain install (the app's "Add to Slack") of a workspace stored under an id of the app's
-          // own: it is that connection's reconnect, or a second connection would hold the workspace
-          // and the first stay dead. Only when exactly one holds it; several is the app's own choice.
-          const holders = await ctx.store
-            .findConnectionsByInstallation({
-              provider: "slack",
-              ...(installation.isEnterpriseInstall ? { enterpriseId: installedId } : { teamId: installedId }),
-              limit: 2,
-            })
-            .catch(storeFailed);
-          const holder =
-            holders.length === 1 && holders[0] !== undefined
-              ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
-              : null;
-          if (holder !== null && isOwnInstallation(holder.metadata, installation)) id = holder.id;
-        }
-        if (payload.cid !== null && target === null) {
-          // Deleted while the person was on Slack's page (a link names a stored connection only): an
-          // install would re-create what the operator removed. Slack's new tokens must not stay live.
-          const revoked = await revokeUnstored(slack.provider, installation);
-          request.log.warn(
-            { connectionId: payload.cid, installedId, revoked },
-            "reconnect of a deleted connection refused; its new tokens revoked",
-          );
-          return payload.known === true ? gonePage(reply) : notThisWorkspacePage(reply);
-        }
-        if (target !== null && payload.cid !== null && payload.cid !== installedId) {
-          // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
-          // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
-          // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
-          // install is not its installation (another token, another Slack id, other events).
-          const known = installationOf(target.metadata);
-          if (known !== installedId) {
-            // Slack has installed the app there and issued tokens by now: they must not stay live.
+          if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
+          const installation = exchanged.installation;
+          const installedId = installationId(installation);
+          if (installedId === null) {
+            const revoked = await revokeUnstored(slack.provider, installation);
+            request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
+            return failurePage(reply, {
+              kind: "transient",
+              reason: "provider_unavailable",
+              error: "invalid_response",
+            });
+          }
+          // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
+          // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
+          // may grant without installing the bot. Stored, it would replace the connection's bot (still
+          // live, then held by nobody), and a caller asking for the connection's token would get that
+          // person's user token.
+          const missing = [
+            ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
+            ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
+          ];
+          if (missing.length > 0) {
             const revoked = await revokeUnstored(slack.provider, installation);
             request.log.warn(
-              { connectionId: payload.cid, installedId, revoked },
-              "reconnect into another workspace refused; its new tokens revoked",
+              { connectionId: payload.cid, installedId, missing, revoked },
+              "installation without a token the app asks for refused; its tokens revoked",
             );
-            if (payload.known !== true) return notThisWorkspacePage(reply);
             return page(
               reply,
               400,
-              "Wrong workspace",
-              known !== null
-                ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
-                : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
+              "Installation incomplete",
+              `Slack did not grant the ${missing.join(" and ")} token this app asks for (the authorization link was changed on its way). Nothing was changed; start again from the original link.`,
             );
           }
-          id = payload.cid;
-        }
-        // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
-        // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
-        // the write, not from `target`: a key written since that read (a health check filling in the
-        // workspace, the operator's update) is kept.
-        try {
-          await ctx.warden.connections.import(importOf(id, installation), { mergeMetadata: true });
-        } catch (error) {
-          // Revoked only when known not to be stored (nobody holds them then): an import can fail after
-          // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
-          // holds would kill a connection that reads active. Unknown (the store still down) is kept.
-          if (!(await storedAny(ctx, id, installation).catch(() => true))) {
+          let id = installedId;
+          const storeFailed = async (error: unknown): Promise<never> => {
+            // Nothing stored, and nobody else holds what Slack has just issued.
             const revoked = await revokeUnstored(slack.provider, installation);
-            request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+            request.log.warn(
+              { connectionId: payload.cid, installedId, revoked },
+              "store failed; tokens revoked",
+            );
+            throw error;
+          };
+          // The connection this install writes: the link's own (checked below), else the workspace's.
+          const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(storeFailed);
+          if (payload.cid === null && target === null) {
+            // A plain install (the app's "Add to Slack") of a workspace stored under an id of the app's
+            // own: it is that connection's reconnect, or a second connection would hold the workspace
+            // and the first stay dead. Only when exactly one holds it; several is the app's own choice.
+            const holders = await ctx.store
+              .findConnectionsByInstallation({
+                provider: "slack",
+                ...(installation.isEnterpriseInstall
+                  ? { enterpriseId: installedId }
+                  : { teamId: installedId }),
+                limit: 2,
+              })
+              .catch(storeFailed);
+            const holder =
+              holders.length === 1 && holders[0] !== undefined
+                ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
+                : null;
+            if (holder !== null && isOwnInstallation(holder.metadata, installation)) id = holder.id;
           }
-          const { status, body } = errorBodyOf(error);
-          request.log.error({ err: error, connectionId: id }, "installation not saved");
-          return page(
-            reply,
-            status,
-            "Installation not saved",
-            `Slack installed the app, but tokenwarden could not save the installation, or could not confirm it did (${body.error.code}). Start again in a moment.`,
+          if (payload.cid !== null && target === null) {
+            // Deleted while the person was on Slack's page (a link names a stored connection only): an
+            // install would re-create what the operator removed. Slack's new tokens must not stay live.
+            const revoked = await revokeUnstored(slack.provider, installation);
+            request.log.warn(
+              { connectionId: payload.cid, installedId, revoked },
+              "reconnect of a deleted connection refused; its new tokens revoked",
+            );
+            return payload.known === true ? gonePage(reply) : notThisWorkspacePage(reply);
+          }
+          if (target !== null && payload.cid !== null && payload.cid !== installedId) {
+            // A reconnect must land on its own workspace: a link for T1 can never overwrite T1 with T2's tokens.
+            // Its installation is its workspace, or, only for an org-wide install (no workspace of its own),
+            // its org: a workspace of a Grid org has the org's id in its metadata too, and an org-wide
+            // install is not its installation (another token, another Slack id, other events).
+            const known = installationOf(target.metadata);
+            if (known !== installedId) {
+              // Slack has installed the app there and issued tokens by now: they must not stay live.
+              const revoked = await revokeUnstored(slack.provider, installation);
+              request.log.warn(
+                { connectionId: payload.cid, installedId, revoked },
+                "reconnect into another workspace refused; its new tokens revoked",
+              );
+              if (payload.known !== true) return notThisWorkspacePage(reply);
+              return page(
+                reply,
+                400,
+                "Wrong workspace",
+                known !== null
+                  ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
+                  : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
+              );
+            }
+            id = payload.cid;
+          }
+          // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
+          // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
+          // the write, not from `target`: a key written since that read (a health check filling in the
+          // workspace, the operator's update) is kept.
+          try {
+            await ctx.warden.connections.import(importOf(id, installation), { mergeMetadata: true });
+          } catch (error) {
+            // Revoked only when known not to be stored (nobody holds them then): an import can fail after
+            // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
+            // holds would kill a connection that reads active. Unknown (the store still down) is kept.
+            if (!(await storedAny(ctx, id, installation).catch(() => true))) {
+              const revoked = await revokeUnstored(slack.provider, installation);
+              request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+            }
+            const { status, body } = errorBodyOf(error);
+            request.log.error({ err: error, connectionId: id }, "installation not saved");
+            return page(
+              reply,
+              status,
+              "Installation not saved",
+              `Slack installed the app, but tokenwarden could not save the installation, or could not confirm it did (${body.error.code}). Start again in a moment.`,
+            );
+          }
+          if (session !== null) await spendSession(request, ctx, session, now);
+          request.log.info({ connectionId: id }, "installed");
+          if (payload.ret !== null) {
+            return reply.redirect(backTo(payload.ret, { connection_id: id, status: "installed" }), 303);
+          }
+          return reply.redirect(
+            `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,
+            303,
           );
+        } finally {
+          // Fenced on this callback's hold; the page may already be on its way meanwhile.
+          if (session !== null) {
+            await ctx.store.unmarkOnce(SESSION_HOLD_SCOPE, session.sid, held).catch((error: unknown) => {
+              request.log.warn({ err: error }, "connect session hold not released; it lapses in two minutes");
+            });
+          }
         }
-        request.log.info({ connectionId: id }, "installed");
-        if (payload.ret !== null) {
-          return reply.redirect(backTo(payload.ret, { connection_id: id, status: "installed" }), 303);
-        }
-        return reply.redirect(
-          `${ctx.publicUrl}/oauth/slack/installed?connection_id=${encodeURIComponent(id)}`,
-          303,
-        );
       }),
   );
 

@@ -1231,6 +1231,18 @@ export class PostgresStore implements Store {
     });
   }
 
+  async hasMark(scope: string, key: string, nowMs: number): Promise<boolean> {
+    checkMark(scope, key);
+    const r = await this.#query("hasMark", (c) =>
+      c.query(`SELECT 1 FROM ${this.#t.onceMarks} WHERE scope = $1 AND key = $2 AND expires_at_ms > $3`, [
+        scope,
+        key,
+        nowMs,
+      ]),
+    );
+    return r.rowCount === 1;
+  }
+
   async unmarkOnce(scope: string, key: string, expiresAtMs?: number): Promise<void> {
     await this.#query("unmarkOnce", (c) =>
       c.query(

@@ -943,6 +943,20 @@ export class SqliteStore implements Store {
     });
   }
 
+  async hasMark(scope: string, key: string, nowMs: number): Promise<boolean> {
+    checkMark(scope, key);
+    return this.#read(
+      "hasMark",
+      () =>
+        this.#get(
+          "SELECT 1 FROM once_marks WHERE scope = ? AND key = ? AND expires_at_ms > ?",
+          scope,
+          key,
+          nowMs,
+        ) !== undefined,
+    );
+  }
+
   async unmarkOnce(scope: string, key: string, expiresAtMs?: number): Promise<void> {
     this.#write("unmarkOnce", () =>
       this.#stmt(
