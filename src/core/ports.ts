@@ -510,8 +510,12 @@ export interface Store {
    * `expiresAtMs`. True for the first caller across every process; false while an unexpired mark exists.
    */
   markOnce(scope: string, key: string, nowMs: number, expiresAtMs: number): Promise<boolean>;
-  /** Whether an unexpired mark of `key` in `scope` exists at `nowMs` (a spent connect session); sets none. */
-  hasMark(scope: string, key: string, nowMs: number): Promise<boolean>;
+  /**
+   * Whether an unexpired mark of `key` in `scope` exists at `nowMs` (a spent connect session); sets
+   * none. Optional, so a store of your own written before it existed still opens; without it a
+   * connect-session link installs as often as it is opened until it expires, as it did then.
+   */
+  hasMark?(scope: string, key: string, nowMs: number): Promise<boolean>;
   /**
    * Removes a mark (its processing failed and may be retried). With `expiresAtMs`, only the mark
    * set with that expiry: one made later by another caller stays.

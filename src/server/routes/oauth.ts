@@ -388,7 +388,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               "Ask for a new install link; nothing was changed.",
             );
           }
-          if (await ctx.store.hasMark(SESSION_SCOPE, verdict.payload.sid, ctx.clock.now())) {
+          if (await sessionSpent(ctx, verdict.payload.sid, ctx.clock.now())) {
             return usedPage(reply);
           }
           session = { sid: verdict.payload.sid, exp: verdict.payload.exp };
@@ -508,7 +508,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               "An installation through this link is in progress in another window. Nothing was changed; finish that one.",
             );
           }
-          if (await ctx.store.hasMark(SESSION_SCOPE, session.sid, now)) {
+          if (await sessionSpent(ctx, session.sid, now)) {
             await ctx.store.unmarkOnce(SESSION_HOLD_SCOPE, session.sid, held);
             return usedPage(reply);
           }
@@ -679,4 +679,9 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
       return page(reply, 200, "Connected", `Slack is connected (${id}). You can close this window.`);
     },
   );
+}
+
+/** Whether an install through connect session `sid` was stored (a store without hasMark cannot say). */
+async function sessionSpent(ctx: ServerContext, sid: string, nowMs: number): Promise<boolean> {
+  return (await ctx.store.hasMark?.(SESSION_SCOPE, sid, nowMs)) ?? false;
 }
