@@ -151,7 +151,8 @@ describe("import files", () => {
         bot: { expiresAt: 1_800_000_000_000, providerData: { bot_user_id: "U1", bot_id: "B1" } },
         user: { providerData: { user_id: "U2" } },
       },
-      metadata: { teamName: "Acme" },
+      // What the install flow stores for the same install: its lookups read these keys.
+      metadata: { team_id: "T1", team_name: "Acme", authed_user_id: "U2", bot_user_id: "U1" },
     });
   });
 
