@@ -30,6 +30,8 @@ export type RefreshObservation =
       lastError: string | null;
       /** When it was marked dead (its needs_reauth event), if the event log still has it. */
       sinceMs: number | null;
+      /** Its signed reconnect link, when the server's public URL is known. */
+      reconnectUrl?: string | null;
     };
 
 export interface TokenObservation {
@@ -400,7 +402,7 @@ function explainStoredDead(
   token: Diagnosis["token"],
   r: Extract<RefreshObservation, { kind: "stored_dead" }>,
 ): Diagnosis {
-  const context = { ...o.context, connectionId: r.connectionId };
+  const context = { ...o.context, connectionId: r.connectionId, reconnectUrl: r.reconnectUrl ?? null };
   const code =
     r.reason === "account_inactive"
       ? r.credential === "user"

@@ -9,6 +9,8 @@ export interface FixContext {
   baseUrl: string;
   /** The stored connection, when the diagnosis is about one. */
   connectionId?: string;
+  /** Its signed reconnect link, when the server's public URL is known (TOKENWARDEN_PUBLIC_URL). */
+  reconnectUrl?: string | null;
 }
 
 export const FIX = {
@@ -25,7 +27,7 @@ export const FIX = {
   checkValue: (): string =>
     "Check that this is the token you meant: every Slack token starts with xoxb-, xoxp-, xoxe.xoxb-, xoxe.xoxp- or (a refresh token) xoxe-, and this value does not; it may be another secret (a client or signing secret) or a token with its start cut off. Copy it again from where your app reads it.",
   reinstall: (c: FixContext): string =>
-    `Reinstall the app or re-run OAuth: a person with access to the workspace opens the install link (Slack app settings → Install App, or your OAuth install flow${c.connectionId === undefined ? "" : `; with tokenwarden serve: ${"/oauth/slack/install?connection_id="}${c.connectionId}`}) and approves it; no API call can revive this credential.`,
+    `Reinstall the app or re-run OAuth: a person with access to the workspace opens the install link (Slack app settings → Install App, or your OAuth install flow${reconnectLinkOf(c)}) and approves it; no API call can revive this credential.`,
   importNew: (c: FixContext): string =>
     c.connectionId === undefined
       ? "Store the new tokens where your app reads them: tokenwarden connections import new-install.json (our JSON or an @slack/oauth installation), or update your secret store."
@@ -53,3 +55,13 @@ export const FIX = {
   spendRefreshToken: (): string =>
     "A refresh token can only be tested by spending it. To do that safely, run again with --refresh --client-id … --client-secret …: the new pair is printed (and saved if the token belongs to a stored connection). Without saving the new pair, the app that holds this token loses its connection.",
 } as const;
+
+/**
+ * Where tokenwarden serve reconnects the connection: its signed link when the public URL is known,
+ * else the route's path (bare, it still reconnects, without preselecting the workspace).
+ */
+function reconnectLinkOf(c: FixContext): string {
+  if (c.reconnectUrl) return `; its reconnect link: ${c.reconnectUrl}`;
+  if (c.connectionId === undefined) return "";
+  return `; with tokenwarden serve: /oauth/slack/install?connection_id=${encodeURIComponent(c.connectionId)}`;
+}

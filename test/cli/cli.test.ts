@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseKeyRing } from "../../src/crypto/key-ring.js";
+import { ReconnectLinkSigner } from "../../src/crypto/reconnect-link.js";
 import { type SlackEmulator, startSlackEmulator } from "../../src/emulator/index.js";
 import { TEST_POSTGRES_URL } from "../helpers/pg-schema.js";
 import { ensureBuilt, runCli } from "./built-cli.js";
@@ -249,6 +251,18 @@ describe("tokenwarden CLI (built binary)", () => {
       /What happened \(oldest first\):[\s\S]*health check failed: account_inactive/,
     );
     expect(diag.stdout).toMatch(/1\. \[high\] app_uninstalled/);
+    expect(diag.stdout).toContain(`with tokenwarden serve: /oauth/slack/install?connection_id=${a.teamId}`);
+    // Where the server is known, the fix names the connection's signed link, as a 409 answer does.
+    const linked = await runCli(["diagnose", "connection", a.teamId], {
+      env: { ...env, TOKENWARDEN_PUBLIC_URL: "https://tw.example.com" },
+    });
+    const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(env["TOKENWARDEN_ENCRYPTION_KEY"] ?? "")).sign(
+      "slack",
+      a.teamId,
+    );
+    expect(linked.stdout).toContain(
+      `its reconnect link: https://tw.example.com/oauth/slack/install?connection_id=${a.teamId}&sig=${sig}`,
+    );
 
     const all = `${list.stdout}${show.stdout}${refreshed.stdout}${diag.stdout}`;
     for (const secret of [a.bot, a.refresh, b.bot, b.refresh]) expect(all).not.toContain(secret);

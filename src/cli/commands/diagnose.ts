@@ -151,7 +151,8 @@ Examples:
                   .filter((s) => s !== ""),
               }),
           refreshWith: spend ? creds : null,
-          stored: cli === null ? null : { store: cli.store, warden: cli.warden },
+          stored:
+            cli === null ? null : { store: cli.store, warden: cli.warden, reconnectUrl: cli.reconnectUrl },
           spendUnknown: flags.spendUnknown === true,
         });
         const nt = result.newTokens;
@@ -261,6 +262,7 @@ Example:
           store: cli.store,
           warden: cli.warden,
           baseUrl,
+          reconnectUrl: cli.reconnectUrl,
           // Stored instants are dated on the warden's clock (the database's, on PostgreSQL).
           nowMs: cli.warden.clock.now(),
         });

@@ -17,6 +17,8 @@ export interface DiagnoseConnectionOptions {
   nowMs: number;
   /** How many events to read, newest first. */
   eventLimit?: number;
+  /** A connection's signed reconnect link (null when the server's public URL is not known). */
+  reconnectUrl?: (connectionId: string, provider: string) => string | null;
 }
 
 export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<ConnectionExplanation> {
@@ -51,6 +53,6 @@ export async function diagnoseConnection(o: DiagnoseConnectionOptions): Promise<
     providerState,
     flagNamesOtherCredentials: here !== null && here.status === "misconfigured" && !here.appliesHere,
     nowMs: o.nowMs,
-    context: { baseUrl: o.baseUrl },
+    context: { baseUrl: o.baseUrl, reconnectUrl: o.reconnectUrl?.(o.id, connection.provider) ?? null },
   });
 }

@@ -31,7 +31,12 @@ export interface DiagnoseTokenOptions {
   /** Spend a refresh token with these client credentials (`--refresh`). */
   refreshWith?: { clientId: string; clientSecret: string } | null;
   /** Where to look for a connection holding this refresh token, and the warden to refresh it with. */
-  stored?: { store: Store; warden: Warden } | null;
+  stored?: {
+    store: Store;
+    warden: Warden;
+    /** A connection's signed reconnect link (null when the server's public URL is not known). */
+    reconnectUrl?: (connectionId: string, provider: string) => string | null;
+  } | null;
   /** With `stored`: spend a refresh token the store does not hold as current (`--spend-unknown`). */
   spendUnknown?: boolean;
   fetch?: FetchLike;
@@ -77,7 +82,7 @@ export async function diagnoseToken(o: DiagnoseTokenOptions): Promise<TokenDiagn
     if (o.stored) {
       const found = await findByRefreshToken(o.stored.store, o.token);
       if (found !== null && found.status === "needs_reauth") {
-        const refresh = await storedDeath(o.stored.warden, found);
+        const refresh = await storedDeath(o.stored.warden, found, o.stored.reconnectUrl);
         return {
           diagnosis: explainToken({ shape, refresh, context }),
           shape,
@@ -171,7 +176,11 @@ async function findByRefreshToken(store: Store, token: string): Promise<StoredCr
 }
 
 /** What the store knows of a dead credential's end: its reason, Slack's answer then, and when. */
-async function storedDeath(warden: Warden, credential: StoredCredential): Promise<RefreshObservation> {
+async function storedDeath(
+  warden: Warden,
+  credential: StoredCredential,
+  reconnectUrl?: (connectionId: string, provider: string) => string | null,
+): Promise<RefreshObservation> {
   const events = await warden.connections.events(credential.connectionId, { limit: 200 });
   const died = events.find(
     (e) => e.type === "needs_reauth" && (e.kind === credential.kind || e.kind === null),
@@ -183,6 +192,7 @@ async function storedDeath(warden: Warden, credential: StoredCredential): Promis
     reason: credential.reason ?? "invalid_auth",
     lastError: credential.lastError,
     sinceMs: died?.atMs ?? null,
+    reconnectUrl: reconnectUrl?.(credential.connectionId, credential.provider) ?? null,
   };
 }
 
