@@ -726,6 +726,7 @@ async function failClaim(
     expiresAtMs: credential.expiresAtMs,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
+  const attemptNo = credential.failureCount + 1;
   const change = await ctx.store.failRefresh(
     claim,
     {
@@ -740,17 +741,21 @@ async function failClaim(
       ...base,
       type: "refresh_failed",
       reason,
-      data: { error: classification.error, nextAttemptAtMs, attempt: credential.failureCount + 1 },
+      data: { error: classification.error, nextAttemptAtMs, attempt: attemptNo },
     },
   );
   // Not recorded: what this claim saw is no longer the store's (and its token may not be either).
   if (change === null) throw new ClaimLost();
-  ctx.logger.warn(
+  // A warning on the 1st, 2nd, 4th, 8th… failure in a row, as the webhook is sent: an outage retries
+  // every credential for hours, and a warning per attempt buries what else the log says.
+  const level = Number.isInteger(Math.log2(attemptNo)) ? "warn" : "debug";
+  ctx.logger[level](
     {
       connectionId: claim.ref.connectionId,
       kind: claim.ref.kind,
       reason,
       error: classification.error,
+      attempt: attemptNo,
       nextAttemptAtMs,
     },
     "refresh failed; will retry",

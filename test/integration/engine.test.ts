@@ -722,6 +722,13 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       .map((e) => e.data["attempt"])
       .reverse();
     expect(attempts).toEqual([1, 2, 3, 1]);
+    // Logged as a warning on the 1st, 2nd, 4th, 8th… failure in a row (as the webhook is sent), the
+    // rest at debug: an outage's retries would otherwise be a warning per credential per attempt.
+    const levels = h.logs
+      .map((l) => JSON.parse(l) as { level: string; msg?: string; attempt?: number })
+      .filter((l) => l.msg === "refresh failed; will retry")
+      .map((l) => `${l.attempt}:${l.level}`);
+    expect(levels).toEqual(["1:warn", "2:warn", "3:debug", "1:warn"]);
   });
 
   it("a refresh that hangs past the timeout is retried with the same token and recovers", async () => {
