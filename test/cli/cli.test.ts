@@ -237,9 +237,18 @@ describe("tokenwarden CLI (built binary)", () => {
 
     const refreshed = await runCli(["connections", "refresh", "--all", "--json"], { env });
     expect(refreshed.code).toBe(0);
-    expect((JSON.parse(refreshed.stdout) as Array<{ refreshed: boolean }>).every((r) => r.refreshed)).toBe(
-      true,
+    const refreshedRows = JSON.parse(refreshed.stdout) as Array<{ id: string; refreshed: boolean }>;
+    expect(refreshedRows.every((r) => r.refreshed)).toBe(true);
+    // Worked on at once, reported in the list's order.
+    expect(refreshedRows.map((r) => r.id)).toEqual(rows.map((r) => r.id));
+    const checked = await runCli(["connections", "check", "--all", "--concurrency", "1", "--json"], { env });
+    expect(checked.code).toBe(0);
+    expect((JSON.parse(checked.stdout) as Array<{ id: string }>).map((r) => r.id)).toEqual(
+      rows.map((r) => r.id),
     );
+    const zero = await runCli(["connections", "check", "--all", "--concurrency", "0"], { env });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain("--concurrency must be an integer from 1 to 32");
 
     emu.control.uninstall({ clientId: emu.demoApp.clientId, teamId: a.teamId });
     const check = await runCli(["connections", "check", a.teamId], { env });

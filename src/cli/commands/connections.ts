@@ -6,6 +6,7 @@ import { describeEvent, iso } from "../../diagnose/explain-connection.js";
 import { connectionView, eventView } from "../../server/wire.js";
 import { EXIT } from "../exit.js";
 import { parseImportFile, SLACK_KINDS } from "../import-file.js";
+import { mapBounded } from "../map-bounded.js";
 import {
   type CliWarden,
   isVerbose,
@@ -130,6 +131,20 @@ async function targets(
   return (await allConnections(cli, {})).items
     .filter((c) => (kind === undefined ? live(c) : c.credentials.some((k) => k.kind === kind && live(k))))
     .map((c) => c.id);
+}
+
+/**
+ * `--concurrency`: how many connections an --all run works on at once. Refreshes all go to one token
+ * endpoint, which Slack limits per app (a 429 pauses every refresh of the run), so the default stays
+ * low; checks use each workspace's own token and limit.
+ */
+function concurrencyOption(what: string): [string, string, (value: string) => number, number] {
+  return [
+    "--concurrency <n>",
+    `how many ${what} run at once under --all (1 to 32)`,
+    integerOption("--concurrency", 1, 32),
+    4,
+  ];
 }
 
 export function registerConnectionsCommand(program: Command): void {
@@ -312,6 +327,7 @@ Example:
           "every connection that is not needs_reauth (with --kind: that holds a live one of that kind)",
         )
         .option("--kind <kind>", "only this credential (bot, user, default)", kindOption)
+        .option(...concurrencyOption("refreshes"))
         .option("--json", "print JSON"),
     ),
   )
@@ -322,7 +338,7 @@ Example:
     .action(
       async (
         id: string | undefined,
-        flags: Flags & { all?: boolean; kind?: CredentialKind },
+        flags: Flags & { all?: boolean; kind?: CredentialKind; concurrency: number },
         cmd: Command,
       ) => {
         await withWarden(flags, cmd, async (cli) => {
@@ -337,14 +353,16 @@ Example:
             message: string | null;
             expires_at: string | null;
           }> = [];
-          for (const cid of ids) {
+          type Row = (typeof rows)[number];
+          const perConnection = await mapBounded(ids, flags.concurrency, async (cid): Promise<Row[]> => {
+            const mine: Row[] = [];
             try {
               const results = await cli.warden.connections.refresh(
                 cid,
                 flags.kind === undefined ? {} : { kind: flags.kind },
               );
               for (const r of results) {
-                rows.push({
+                mine.push({
                   id: cid,
                   kind: r.kind,
                   refreshed: r.refreshed,
@@ -354,7 +372,7 @@ Example:
                 });
               }
               if (results.length === 0)
-                rows.push({
+                mine.push({
                   id: cid,
                   kind: "-",
                   refreshed: false,
@@ -363,7 +381,7 @@ Example:
                   expires_at: null,
                 });
             } catch (error) {
-              rows.push({
+              mine.push({
                 id: cid,
                 kind: flags.kind ?? "-",
                 refreshed: false,
@@ -372,7 +390,9 @@ Example:
               });
             }
             bar.tick();
-          }
+            return mine;
+          });
+          rows.push(...perConnection.flat());
           bar.done();
           if (flags.json === true) printJson(rows);
           else
@@ -403,6 +423,7 @@ Example:
         .description("health check now (Slack: auth.test) and act on the answer")
         .argument("[id]", "connection id")
         .option("--all", "every connection that is not needs_reauth")
+        .option(...concurrencyOption("checks"))
         .option("--json", "print JSON"),
     ),
   )
@@ -410,52 +431,64 @@ Example:
       "after",
       "\nExit code 1 when any check failed.\n\nExample:\n  $ tokenwarden connections check --all",
     )
-    .action(async (id: string | undefined, flags: Flags & { all?: boolean }, cmd: Command) => {
-      await withWarden(flags, cmd, async (cli) => {
-        const ids = await targets(cli, id, flags.all);
-        requireSlack(cli, "checking");
-        const bar = startProgress("checking", ids.length);
-        const rows: Array<{
-          id: string;
-          kind: string;
-          ok: boolean;
-          error: string | null;
-          message: string | null;
-          status: string | null;
-          reason: string | null;
-        }> = [];
-        for (const cid of ids) {
-          // One connection's failure (gone, its provider not configured here, a key missing) is
-          // its row, not the end of the run: the others are still checked, as refresh does.
-          try {
-            const r = await cli.warden.connections.check(cid);
-            for (const c of r.credentials)
-              rows.push({
-                id: cid,
-                kind: c.kind,
-                ok: c.ok,
-                error: c.error,
-                message: null,
-                status: c.status,
-                reason: c.reason,
-              });
-          } catch (error) {
-            rows.push({ id: cid, kind: "-", ok: false, ...failureRow(error), status: null, reason: null });
-          }
-          bar.tick();
-        }
-        bar.done();
-        if (flags.json === true) printJson(rows);
-        else
-          process.stdout.write(
-            formatTable(
-              ["ID", "KIND", "CHECK", "STATUS", "REASON"],
-              rows.map((r) => [r.id, r.kind, r.ok ? "ok" : failedCell(r), r.status ?? "-", r.reason ?? "-"]),
-            ),
-          );
-        process.exitCode = rows.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
-      });
-    });
+    .action(
+      async (id: string | undefined, flags: Flags & { all?: boolean; concurrency: number }, cmd: Command) => {
+        await withWarden(flags, cmd, async (cli) => {
+          const ids = await targets(cli, id, flags.all);
+          requireSlack(cli, "checking");
+          const bar = startProgress("checking", ids.length);
+          const rows: Array<{
+            id: string;
+            kind: string;
+            ok: boolean;
+            error: string | null;
+            message: string | null;
+            status: string | null;
+            reason: string | null;
+          }> = [];
+          type Row = (typeof rows)[number];
+          const perConnection = await mapBounded(ids, flags.concurrency, async (cid): Promise<Row[]> => {
+            // One connection's failure (gone, its provider not configured here, a key missing) is
+            // its row, not the end of the run: the others are still checked, as refresh does.
+            const mine: Row[] = [];
+            try {
+              const r = await cli.warden.connections.check(cid);
+              for (const c of r.credentials)
+                mine.push({
+                  id: cid,
+                  kind: c.kind,
+                  ok: c.ok,
+                  error: c.error,
+                  message: null,
+                  status: c.status,
+                  reason: c.reason,
+                });
+            } catch (error) {
+              mine.push({ id: cid, kind: "-", ok: false, ...failureRow(error), status: null, reason: null });
+            }
+            bar.tick();
+            return mine;
+          });
+          rows.push(...perConnection.flat());
+          bar.done();
+          if (flags.json === true) printJson(rows);
+          else
+            process.stdout.write(
+              formatTable(
+                ["ID", "KIND", "CHECK", "STATUS", "REASON"],
+                rows.map((r) => [
+                  r.id,
+                  r.kind,
+                  r.ok ? "ok" : failedCell(r),
+                  r.status ?? "-",
+                  r.reason ?? "-",
+                ]),
+              ),
+            );
+          process.exitCode = rows.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
+        });
+      },
+    );
 
   withStoreOption(
     withSlackOptions(
