@@ -147,6 +147,33 @@ function concurrencyOption(what: string): [string, string, (value: string) => nu
   ];
 }
 
+/**
+ * The rows of an --all (or one-id) run: `work` on `concurrency` connections at once, with a progress
+ * bar, in the ids' order. One connection's failure (gone, its provider not configured here, a key
+ * missing) is its row, not the end of the run: the others go on.
+ */
+async function rowsPerConnection<Row>(
+  ids: string[],
+  concurrency: number,
+  label: string,
+  work: (id: string) => Promise<Row[]>,
+  failed: (id: string, error: unknown) => Row,
+): Promise<Row[]> {
+  const bar = startProgress(label, ids.length);
+  const perConnection = await mapBounded(ids, concurrency, async (id) => {
+    let rows: Row[];
+    try {
+      rows = await work(id);
+    } catch (error) {
+      rows = [failed(id, error)];
+    }
+    bar.tick();
+    return rows;
+  });
+  bar.done();
+  return perConnection.flat();
+}
+
 export function registerConnectionsCommand(program: Command): void {
   const connections = program
     .command("connections")
@@ -344,56 +371,51 @@ Example:
         await withWarden(flags, cmd, async (cli) => {
           const ids = await targets(cli, id, flags.all, flags.kind);
           requireSlack(cli, "refreshing");
-          const bar = startProgress("refreshing", ids.length);
-          const rows: Array<{
+          type Row = {
             id: string;
             kind: string;
             refreshed: boolean;
             error: string | null;
             message: string | null;
             expires_at: string | null;
-          }> = [];
-          type Row = (typeof rows)[number];
-          const perConnection = await mapBounded(ids, flags.concurrency, async (cid): Promise<Row[]> => {
-            const mine: Row[] = [];
-            try {
+          };
+          const rows = await rowsPerConnection<Row>(
+            ids,
+            flags.concurrency,
+            "refreshing",
+            async (cid) => {
               const results = await cli.warden.connections.refresh(
                 cid,
                 flags.kind === undefined ? {} : { kind: flags.kind },
               );
-              for (const r of results) {
-                mine.push({
-                  id: cid,
-                  kind: r.kind,
-                  refreshed: r.refreshed,
-                  error: r.error,
-                  message: null,
-                  expires_at: r.expiresAt?.toISOString() ?? null,
-                });
-              }
               if (results.length === 0)
-                mine.push({
-                  id: cid,
-                  kind: "-",
-                  refreshed: false,
-                  error: "no_refresh_token",
-                  message: null,
-                  expires_at: null,
-                });
-            } catch (error) {
-              mine.push({
+                return [
+                  {
+                    id: cid,
+                    kind: "-",
+                    refreshed: false,
+                    error: "no_refresh_token",
+                    message: null,
+                    expires_at: null,
+                  },
+                ];
+              return results.map((r) => ({
                 id: cid,
-                kind: flags.kind ?? "-",
-                refreshed: false,
-                ...failureRow(error),
-                expires_at: null,
-              });
-            }
-            bar.tick();
-            return mine;
-          });
-          rows.push(...perConnection.flat());
-          bar.done();
+                kind: r.kind,
+                refreshed: r.refreshed,
+                error: r.error,
+                message: null,
+                expires_at: r.expiresAt?.toISOString() ?? null,
+              }));
+            },
+            (cid, error) => ({
+              id: cid,
+              kind: flags.kind ?? "-",
+              refreshed: false,
+              ...failureRow(error),
+              expires_at: null,
+            }),
+          );
           if (flags.json === true) printJson(rows);
           else
             process.stdout.write(
@@ -436,8 +458,7 @@ Example:
         await withWarden(flags, cmd, async (cli) => {
           const ids = await targets(cli, id, flags.all);
           requireSlack(cli, "checking");
-          const bar = startProgress("checking", ids.length);
-          const rows: Array<{
+          type Row = {
             id: string;
             kind: string;
             ok: boolean;
@@ -445,32 +466,30 @@ Example:
             message: string | null;
             status: string | null;
             reason: string | null;
-          }> = [];
-          type Row = (typeof rows)[number];
-          const perConnection = await mapBounded(ids, flags.concurrency, async (cid): Promise<Row[]> => {
-            // One connection's failure (gone, its provider not configured here, a key missing) is
-            // its row, not the end of the run: the others are still checked, as refresh does.
-            const mine: Row[] = [];
-            try {
-              const r = await cli.warden.connections.check(cid);
-              for (const c of r.credentials)
-                mine.push({
-                  id: cid,
-                  kind: c.kind,
-                  ok: c.ok,
-                  error: c.error,
-                  message: null,
-                  status: c.status,
-                  reason: c.reason,
-                });
-            } catch (error) {
-              mine.push({ id: cid, kind: "-", ok: false, ...failureRow(error), status: null, reason: null });
-            }
-            bar.tick();
-            return mine;
-          });
-          rows.push(...perConnection.flat());
-          bar.done();
+          };
+          const rows = await rowsPerConnection<Row>(
+            ids,
+            flags.concurrency,
+            "checking",
+            async (cid) =>
+              (await cli.warden.connections.check(cid)).credentials.map((c) => ({
+                id: cid,
+                kind: c.kind,
+                ok: c.ok,
+                error: c.error,
+                message: null,
+                status: c.status,
+                reason: c.reason,
+              })),
+            (cid, error) => ({
+              id: cid,
+              kind: "-",
+              ok: false,
+              ...failureRow(error),
+              status: null,
+              reason: null,
+            }),
+          );
           if (flags.json === true) printJson(rows);
           else
             process.stdout.write(
