@@ -8,6 +8,7 @@ import type { CredentialKind, ProviderState } from "../core/types.js";
 import type { EncryptionKey } from "../crypto/key-ring.js";
 import { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
+import { ChangeFeedWatch } from "./change-feed-watch.js";
 import { checkConnection, markDead } from "./check.js";
 import { ClaimKeeper } from "./claim-keeper.js";
 import { CompletionBatcher } from "./completion-batcher.js";
@@ -264,6 +265,8 @@ export async function createWarden(options: WardenOptions = {}) {
   let refresher: Refresher | null = null;
   const heartbeat = new RefusalHeartbeat(ctx);
   heartbeat.start();
+  const changeFeed = new ChangeFeedWatch(ctx);
+  changeFeed.start();
 
   const connections = {
     ...base,
@@ -472,6 +475,7 @@ export async function createWarden(options: WardenOptions = {}) {
      */
     async close(options: { timeoutMs?: number } = {}): Promise<void> {
       const deadline = performance.now() + (options.timeoutMs ?? timings.providerTimeoutMs + 5_000);
+      changeFeed.stop();
       await heartbeat.stop(deadline - performance.now());
       await refresher?.stop(Math.max(0, deadline - performance.now()));
       if (!(await ctx.claims.settled(Math.max(0, deadline - performance.now())))) {
