@@ -985,9 +985,14 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
   it("inside the margin, only the caller sending the refresh waits: others in the process are served at once", async () => {
     const { id, install } = await h.installAndImport();
     await h.warden.getToken(id);
-    h.emu.control.setLatency(1_500, "oauth.v2.access");
+    h.emu.control.setLatency(1_500, "oauth.v2.access"); // inside the provider timeout (2 s)
     advance(h, 11 * HOUR); // inside the refresh margin, an hour of validity left
     const sending = h.warden.getToken(id); // this caller's refresh: it waits for it
+    await eventually(
+      () => h.emu.control.counters().calls["oauth.v2.access"] ?? 0,
+      (n) => n === 1,
+      { what: "the refresh at Slack" },
+    );
     const others = await Promise.race([
       Promise.all(Array.from({ length: 20 }, () => h.warden.getToken(id))).then((t) => ({ served: t })),
       sending.then(() => "the refresh finished first" as const),
