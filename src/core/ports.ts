@@ -427,16 +427,20 @@ export interface Store {
   /** The provider's recorded pause, which may have ended by now, or null. */
   getProviderPause(provider: string): Promise<ProviderPause | null>;
   /**
-   * Upserts; returns whether the status changed. With `keepIfReportedAfterMs` (when the refused
-   * request was sent), a `misconfigured` state naming other credentials than a flag reported after
-   * then leaves that flag's name and date: the newer evidence names the flag.
+   * Upserts; returns whether the status changed (a store writing webhooks queues `provider.misconfigured`
+   * for a change to misconfigured, `provider.recovered` for one back to ok, in the same transaction).
+   * With `keepIfReportedAfterMs` (when the refused request was sent), a `misconfigured` state naming
+   * other credentials than a flag reported after then leaves that flag's name and date: the newer
+   * evidence names the flag.
    */
   setProviderState(state: ProviderState, options?: { keepIfReportedAfterMs?: number }): Promise<boolean>;
   /**
    * Sets a `misconfigured` provider back to `ok`, recorded with `lift.clientFingerprint`; returns
    * whether it did. Without `staleBeforeMs` these credentials just worked: it lifts a flag that names
    * them or names none (a null fingerprint lifts any). With it, a flag that names other credentials
-   * and was last reported before then: no process still sending them is running.
+   * and was last reported before then: no process still sending them is running. A store writing
+   * webhooks queues `provider.recovered` in the transaction that lifts it, so concurrent lifts of one
+   * flag send one.
    */
   liftProviderFlag(
     provider: string,

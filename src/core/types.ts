@@ -190,7 +190,8 @@ export type WebhookType =
   | "connection.needs_reauth"
   | "connection.recovered"
   | "connection.refresh_failed"
-  | "provider.misconfigured";
+  | "provider.misconfigured"
+  | "provider.recovered";
 
 /** A webhook waiting for delivery; `payload` is the `data` object of the body, snake_case, never a secret. */
 export interface OutboxMessage {

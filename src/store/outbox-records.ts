@@ -52,13 +52,21 @@ function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-/** The webhook of a provider state change: only the change *to* misconfigured is announced. */
+/**
+ * The webhook of a provider state upsert over `before` (null: never seen, so `ok`): a change to
+ * misconfigured raises the flag, a change back to ok lifts it; no change announces nothing.
+ */
 export function outboxRowOfProviderState(
   state: ProviderState,
-  changed: boolean,
+  before: Pick<ProviderState, "status" | "sinceMs"> | null,
   id: string,
 ): NewOutboxRow | null {
-  if (!changed || state.status !== "misconfigured") return null;
+  if ((before?.status ?? "ok") === state.status) return null;
+  if (state.status === "ok") {
+    return before === null
+      ? null
+      : outboxRowOfProviderLift(state.provider, before.sinceMs, state.sinceMs, id);
+  }
   return {
     message: {
       id,
@@ -73,6 +81,33 @@ export function outboxRowOfProviderState(
       attempts: 0,
     },
     nextAttemptAtMs: state.sinceMs,
+  };
+}
+
+/**
+ * The all-clear of a lifted flag: written by the transaction whose update ended the episode, which a
+ * concurrent lift finds already `ok`, so each episode has one. `since` is the flag's `since_ms`, when
+ * it was raised (or came to name the credentials it named last): what a receiver's alert began with.
+ */
+export function outboxRowOfProviderLift(
+  provider: string,
+  flaggedSinceMs: number,
+  atMs: number,
+  id: string,
+): NewOutboxRow {
+  return {
+    message: {
+      id,
+      type: "provider.recovered",
+      payload: {
+        provider,
+        since: new Date(flaggedSinceMs).toISOString(),
+        at: new Date(atMs).toISOString(),
+      },
+      createdAtMs: atMs,
+      attempts: 0,
+    },
+    nextAttemptAtMs: atMs,
   };
 }
 

@@ -2161,6 +2161,58 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         expect(sent.every((m) => m.attempts === 0)).toBe(true);
       });
 
+      it("writes provider.recovered in the transaction that lifts the flag: once per episode, in whichever process lifts it", async () => {
+        const at = (ms: number) => new Date(ms).toISOString();
+        const writers = [
+          await peer(testSealer(), { outbox: true }),
+          await peer(testSealer(), { outbox: true }),
+        ];
+        const [ob] = writers;
+        if (ob === undefined) throw new Error("expected an outbox peer");
+        const lift = (s: Store, clientFingerprint: string | null, nowMs: number, staleBeforeMs?: number) =>
+          s.liftProviderFlag("slack", {
+            clientFingerprint,
+            nowMs,
+            ...(staleBeforeMs === undefined ? {} : { staleBeforeMs }),
+          });
+        // Episode 1: the old secret refused at 4_000. A success of other credentials lifts nothing.
+        await ob.setProviderState(refusedClient(4_000, { clientFingerprint: "old", assertedAtMs: 4_000 }));
+        expect(await lift(ob, "new", 5_000)).toBe(false);
+        // The old secret works again in every process at once (a fixed secret at Slack): one lifts it.
+        const lifted = await Promise.all(
+          [...writers, ...writers].map((s, i) => lift(s, i % 2 === 0 ? "old" : null, 6_000)),
+        );
+        expect(lifted.filter(Boolean)).toHaveLength(1);
+        expect(await lift(ob, "old", 6_500)).toBe(false); // nothing left to lift
+        // A store that writes no webhooks lifts without one.
+        await ob.setProviderState(refusedClient(6_800, { clientFingerprint: "old", assertedAtMs: 6_800 }));
+        expect(await lift(store, "old", 6_900)).toBe(true);
+        // Episode 3: raised again; lifted as a stale flag of other credentials nobody reports any more.
+        await ob.setProviderState(refusedClient(7_000, { clientFingerprint: "old", assertedAtMs: 7_000 }));
+        expect(await lift(ob, "new", 8_000, 7_500)).toBe(true);
+        // Episode 4: raised, then set back to ok by an upsert (a store's own caller).
+        await ob.setProviderState(refusedClient(9_000));
+        await ob.setProviderState({
+          provider: "slack",
+          status: "ok",
+          reason: null,
+          lastError: null,
+          sinceMs: 9_500,
+        });
+
+        const sent = await webhooksOf(store);
+        const recovered = sent
+          .filter((m) => m.type === "provider.recovered")
+          .sort((a, b) => a.createdAtMs - b.createdAtMs);
+        expect(recovered.map((m) => m.payload)).toEqual([
+          { provider: "slack", since: at(4_000), at: at(6_000) },
+          { provider: "slack", since: at(7_000), at: at(8_000) },
+          { provider: "slack", since: at(9_000), at: at(9_500) },
+        ]);
+        expect(recovered.map((m) => m.createdAtMs)).toEqual([6_000, 8_000, 9_500]);
+        expect(sent.filter((m) => m.type === "provider.misconfigured")).toHaveLength(4);
+      });
+
       it("leases webhooks to one owner at a time; completes and retries are fenced on the lease", async () => {
         const { ob, m } = await oneLeasedWebhook();
         expect(await store.claimOutbox({ owner: "b", nowMs: 2_999, leaseMs: 1_000, limit: 10 })).toEqual([]);

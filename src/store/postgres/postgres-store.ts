@@ -75,6 +75,7 @@ import {
   type NewOutboxRow,
   outboxMessageFromRow,
   outboxRowOfEvent,
+  outboxRowOfProviderLift,
   outboxRowOfProviderState,
 } from "../outbox-records.js";
 import {
@@ -981,9 +982,9 @@ export class PostgresStore implements Store {
         providerStateValues(written),
       );
       // A provider never seen is implicitly ok.
-      const changed = (rows[0]?.["status"] ?? "ok") !== state.status;
-      if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, changed, randomUUID()));
-      return changed;
+      const before = rows[0] === undefined ? null : providerStateFromRow(rows[0]);
+      if (this.#outbox) await this.#insertOutbox(c, outboxRowOfProviderState(state, before, randomUUID()));
+      return (before?.status ?? "ok") !== state.status;
     });
   }
 
@@ -995,9 +996,17 @@ export class PostgresStore implements Store {
       lift.staleBeforeMs === undefined
         ? "($2::text IS NULL OR client_fingerprint IS NULL OR client_fingerprint = $2)"
         : "client_fingerprint <> $2 AND asserted_at_ms < $4";
-    const r = await this.#query("liftProviderFlag", (c) =>
-      c.query(
-        `UPDATE ${this.#t.providerStates} SET status = 'ok', reason = NULL, last_error = NULL, since_ms = $3,
+    const t = this.#t.providerStates;
+    return this.#tx("liftProviderFlag", async (c) => {
+      // Locked first: of concurrent lifts one finds the flag, the others wait and find it lifted.
+      const flag = await c.query<Row>(
+        `SELECT since_ms FROM ${t} WHERE provider = $1 AND status = 'misconfigured' FOR UPDATE`,
+        [provider],
+      );
+      const raised = flag.rows[0];
+      if (raised === undefined) return false;
+      const r = await c.query(
+        `UPDATE ${t} SET status = 'ok', reason = NULL, last_error = NULL, since_ms = $3,
            client_fingerprint = $2, asserted_at_ms = NULL
          WHERE provider = $1 AND status = 'misconfigured' AND ${whose}`,
         [
@@ -1006,9 +1015,16 @@ export class PostgresStore implements Store {
           lift.nowMs,
           ...(lift.staleBeforeMs === undefined ? [] : [lift.staleBeforeMs]),
         ],
-      ),
-    );
-    return (r.rowCount ?? 0) > 0;
+      );
+      const lifted = (r.rowCount ?? 0) > 0;
+      if (lifted && this.#outbox) {
+        await this.#insertOutbox(
+          c,
+          outboxRowOfProviderLift(provider, Number(raised["since_ms"]), lift.nowMs, randomUUID()),
+        );
+      }
+      return lifted;
+    });
   }
 
   async reassertProviderFlag(

@@ -76,6 +76,7 @@ import {
   type NewOutboxRow,
   outboxMessageFromRow,
   outboxRowOfEvent,
+  outboxRowOfProviderLift,
   outboxRowOfProviderState,
 } from "../outbox-records.js";
 import {
@@ -696,9 +697,9 @@ export class SqliteStore implements Store {
            asserted_at_ms = excluded.asserted_at_ms`,
       ).run(...providerStateValues(written));
       // A provider never seen is implicitly ok.
-      const changed = (old?.["status"] ?? "ok") !== state.status;
-      if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, changed, randomUUID()));
-      return changed;
+      const before = old === undefined ? null : providerStateFromRow(old);
+      if (this.#outbox) this.#insertOutbox(outboxRowOfProviderState(state, before, randomUUID()));
+      return (before?.status ?? "ok") !== state.status;
     });
   }
 
@@ -710,9 +711,14 @@ export class SqliteStore implements Store {
       lift.staleBeforeMs === undefined
         ? "(@fingerprint IS NULL OR client_fingerprint IS NULL OR client_fingerprint = @fingerprint)"
         : "client_fingerprint <> @fingerprint AND asserted_at_ms < @staleBeforeMs";
-    return this.#write(
-      "liftProviderFlag",
-      () =>
+    return this.#write("liftProviderFlag", () => {
+      // Read in the write transaction, so the flag's date is the one this update ends.
+      const flag = this.#get<Row>(
+        "SELECT since_ms FROM provider_states WHERE provider = ? AND status = 'misconfigured'",
+        provider,
+      );
+      if (flag === undefined) return false;
+      const lifted =
         this.#stmt(
           `UPDATE provider_states SET status = 'ok', reason = NULL, last_error = NULL, since_ms = @nowMs,
              client_fingerprint = @fingerprint, asserted_at_ms = NULL
@@ -722,8 +728,14 @@ export class SqliteStore implements Store {
           fingerprint: lift.clientFingerprint,
           nowMs: lift.nowMs,
           ...(lift.staleBeforeMs === undefined ? {} : { staleBeforeMs: lift.staleBeforeMs }),
-        }).changes > 0,
-    );
+        }).changes > 0;
+      if (lifted && this.#outbox) {
+        this.#insertOutbox(
+          outboxRowOfProviderLift(provider, Number(flag["since_ms"]), lift.nowMs, randomUUID()),
+        );
+      }
+      return lifted;
+    });
   }
 
   async reassertProviderFlag(
