@@ -115,7 +115,9 @@ export async function flagProvider(
 /**
  * A refresh of a flagged provider went through (its probe): these credentials work. Lifts the shared
  * flag only when it names them or none: a flag of other credentials (a process still on an old
- * secret) is theirs to lift.
+ * secret) is theirs to lift. The process whose lift ended the flag announces it (the store queues the
+ * webhook in that transaction): of processes whose probes go through at once, one does. A `local`
+ * flag is this process's own, so lifting it is announced here.
  */
 export async function markProviderHealthy(
   ctx: EngineContext,
@@ -132,12 +134,17 @@ export async function markProviderHealthy(
   if (flaggedSince === undefined || sentSteadyMs <= flaggedSince) return;
   ctx.flaggedProviders.delete(provider);
   ctx.refusedHere.delete(provider);
-  if (!ctx.sharedProviderState) return;
+  const accepted = "provider accepted our client credentials again; flag lifted";
+  if (!ctx.sharedProviderState) {
+    announceLift(ctx, provider, atMs, accepted);
+    return;
+  }
   try {
-    await ctx.store.liftProviderFlag(provider, {
+    const lifted = await ctx.store.liftProviderFlag(provider, {
       clientFingerprint: ctx.providers.get(provider)?.clientFingerprint ?? null,
       nowMs: atMs,
     });
+    if (lifted) announceLift(ctx, provider, atMs, accepted);
   } catch (err) {
     // Not thrown: the refresh that proved the credentials is stored, and its caller gets its tokens.
     // The flag stays in the store: the refresher's next sync reads it again, and its probe lifts it.
@@ -202,10 +209,18 @@ export async function syncProviderFlags(ctx: EngineContext): Promise<void> {
       staleBeforeMs: now - STALE_FLAG_MS,
     });
     if (lifted) {
-      ctx.logger.info(
-        { provider: name },
+      announceLift(
+        ctx,
+        name,
+        now,
         `lifted a provider flag of other client credentials that no process has reported refused for ${STALE_FLAG_MS / 60_000} minutes`,
       );
     }
   }
+}
+
+/** The one info line and the `provider_recovered` emission of a lift this process made. */
+function announceLift(ctx: EngineContext, provider: string, atMs: number, message: string): void {
+  ctx.logger.info({ provider }, message);
+  ctx.events.emit("provider_recovered", { provider, atMs });
 }

@@ -40,6 +40,15 @@ export interface ProviderMisconfiguredEvent {
   error: string;
   atMs: number;
 }
+/**
+ * The provider's flag was lifted: its client credentials work again (or the flag named other
+ * credentials nobody has reported refused for five minutes). Emitted by the process whose lift ended
+ * the flag, once per flag episode across processes.
+ */
+export interface ProviderRecoveredEvent {
+  provider: string;
+  atMs: number;
+}
 
 export interface WardenEventMap {
   needs_reauth: NeedsReauthEvent;
@@ -47,6 +56,7 @@ export interface WardenEventMap {
   refreshed: RefreshedEvent;
   refresh_failed: RefreshFailedEvent;
   provider_misconfigured: ProviderMisconfiguredEvent;
+  provider_recovered: ProviderRecoveredEvent;
 }
 export type WardenEventName = keyof WardenEventMap;
 

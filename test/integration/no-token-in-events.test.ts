@@ -12,6 +12,7 @@ const EVENT_NAMES: (keyof WardenEventMap)[] = [
   "refreshed",
   "refresh_failed",
   "provider_misconfigured",
+  "provider_recovered",
 ];
 
 describe.each(STORE_KINDS)("no token in events or errors on %s", (kind) => {
