@@ -10,7 +10,6 @@ import type { CredentialKind, CredentialRef, StoredCredential } from "../core/ty
 import type { EngineContext } from "./context.js";
 import { missingCredential } from "./missing-credential.js";
 import { backoffEndsAtMs, type CurrentToken, refreshCredential } from "./refresh.js";
-import { RefreshDeferrals } from "./refresh-deferrals.js";
 import { DEFAULT_CACHED_CONNECTIONS, refKey, setBounded } from "./token-cache.js";
 
 export interface GetTokenOptions {
@@ -58,7 +57,6 @@ export function toAccessToken(
 export function makeGetToken(ctx: EngineContext) {
   const flights = new SingleFlight<CurrentToken>();
   const defaultKinds = new Map<string, CredentialKind>();
-  const deferrals = new RefreshDeferrals(ctx.steadyNow);
 
   function fromCache(ref: CredentialRef, minTtlSeconds: number | undefined): AccessToken | null {
     const entry = ctx.cache.get(ref.connectionId, ref.kind);
@@ -71,8 +69,14 @@ export function makeGetToken(ctx: EngineContext) {
       );
       const now = ctx.clock.now();
       if (now + wantedMs >= entry.expiresAtMs) return null; // the caller cannot use it: refresh first
-      // Inside the margin, load() refreshes it, unless a refresh is under way or would not be sent now.
-      if (now + entry.marginMs >= entry.expiresAtMs && !refreshWaits(ref)) return null;
+      // Inside the margin, load() refreshes it, unless a refresh is under way or would not be sent now
+      // (known from the read this entry holds: a change to the credential drops both together).
+      if (
+        now + entry.marginMs >= entry.expiresAtMs &&
+        !(entry.refreshDeferredUntilMs > ctx.steadyNow() || flights.has(refKey(ref)))
+      ) {
+        return null;
+      }
     }
     return toAccessToken(entry, entry.kind, entry.provider);
   }
@@ -92,20 +96,23 @@ export function makeGetToken(ctx: EngineContext) {
     const timing = timingOf(credential);
     const ttlSeconds = satisfiableTtlSeconds(timing, minTtlSeconds);
     if (!needsToken(timing, now, ttlSeconds, ctx.policy)) {
-      remember(ref, credential, stamp);
+      remember(ref, credential, stamp, Number.NEGATIVE_INFINITY);
       return toAccessToken(credential, ref.kind, credential.provider);
     }
     // Fresh enough = what needsToken asks for, so a token another process just rotated counts as fresh.
     const freshUntilMs = now + Math.max(ttlSeconds * 1000, refreshMarginMs(timing, ctx.policy));
     const usableUntilMs = now + ttlSeconds * 1000;
+    // Judged on this read alone, never on an earlier one's: the change that moved the stamp (a peer's
+    // failure ending its claim, a backoff ended, a reconnect) may have ended what held the refresh back.
+    const deferredUntilMs = refreshDeferredUntil(credential, now);
     if (
       credential.expiresAtMs !== null &&
       credential.expiresAtMs > usableUntilMs &&
-      (refreshWaits(ref) || deferredNow(ref, credential, now))
+      (flights.has(refKey(ref)) || deferredUntilMs > ctx.steadyNow())
     ) {
       // Inside its margin, yet lasting as long as this caller asked, and its refresh is another
       // caller's to wait for or would not be sent now: served at once.
-      remember(ref, credential, stamp);
+      remember(ref, credential, stamp, deferredUntilMs);
       return toAccessToken(credential, ref.kind, credential.provider);
     }
     let fresh = await flights.run(refKey(ref), () =>
@@ -137,25 +144,19 @@ export function makeGetToken(ctx: EngineContext) {
     return toAccessToken(fresh.tokens, ref.kind, fresh.provider);
   }
 
-  /** A refresh of `ref` is under way in this process (its first caller waits for it) or deferred. */
-  function refreshWaits(ref: CredentialRef): boolean {
-    return flights.has(refKey(ref)) || deferrals.has(ref);
-  }
-
   /**
-   * Whether a refresh would not be sent now, by what the stored credential says (its backoff, another
-   * process's claim) or this process knows of its provider (a rate-limit pause, our client refused
-   * and the probe slot taken); if so, defers it until that ends.
+   * Until when (steady clock) a refresh would not be sent, by what the stored credential says (its
+   * backoff, another process's claim) or this process knows of its provider (a rate-limit pause, our
+   * client refused and the probe slot taken): what refreshCredential would hand back for. -Infinity
+   * when it would be sent now.
    */
-  function deferredNow(ref: CredentialRef, credential: StoredCredential, now: number): boolean {
+  function refreshDeferredUntil(credential: StoredCredential, now: number): number {
     const delayMs = Math.max(
       (backoffEndsAtMs(ctx, credential, now) ?? now) - now,
       (credential.claimUntilMs ?? 0) - ctx.leaseWindow().nowMs,
       providerHoldMs(credential.provider),
     );
-    if (delayMs <= 0) return false;
-    deferrals.defer(ref, delayMs);
-    return true;
+    return delayMs > 0 ? ctx.steadyNow() + delayMs : Number.NEGATIVE_INFINITY;
   }
 
   /** How long this process holds the provider's refreshes back (refreshCredential's own checks). */
@@ -168,7 +169,12 @@ export function makeGetToken(ctx: EngineContext) {
     return Math.max(pausedUntil, probeAt) - steadyMs;
   }
 
-  function remember(ref: CredentialRef, credential: StoredCredential, stamp: number): void {
+  function remember(
+    ref: CredentialRef,
+    credential: StoredCredential,
+    stamp: number,
+    refreshDeferredUntilMs: number,
+  ): void {
     const timing = timingOf(credential);
     const lifetimeMs = credential.expiresAtMs === null ? 0 : credential.expiresAtMs - credential.issuedAtMs;
     ctx.cache.set(ref, {
@@ -179,6 +185,7 @@ export function makeGetToken(ctx: EngineContext) {
       expiresAtMs: credential.expiresAtMs,
       marginMs: timing.hasRefreshToken ? refreshMarginMs(timing, ctx.policy) : 0,
       halfLifetimeMs: lifetimeMs > 0 ? lifetimeMs / 2 : Number.POSITIVE_INFINITY,
+      refreshDeferredUntilMs,
       stamp,
     });
   }

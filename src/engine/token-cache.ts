@@ -10,6 +10,12 @@ export interface CachedToken {
   /** The refresh margin (0 without a refresh token) and half the lifetime, computed once at fill. */
   marginMs: number;
   halfLifetimeMs: number;
+  /**
+   * Until when (steady clock) a refresh of it would not be sent (a backoff, another process's claim, a
+   * provider pause), as the read that filled this entry said; -Infinity when it would. Inside its
+   * margin it is served from here only until then: kept with the token, it goes with any change.
+   */
+  refreshDeferredUntilMs: number;
   /** The store's change stamp read *before* the token was read: any later change makes it differ. */
   stamp: number;
 }

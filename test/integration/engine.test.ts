@@ -1050,6 +1050,41 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     await w.close();
   });
 
+  it("a deferral ends with the change that ends it: a peer's claim ends in a backoff shorter than its lease", async () => {
+    const { id, install } = await h.installAndImport();
+    const ref = { connectionId: id, kind: "bot" as const };
+    // Another process, with a long lease and a short backoff.
+    const peer = await h.peer({
+      timings: { ...FAST_TIMINGS, leaseMs: 60_000, backoffBaseMs: 1_000, backoffMaxMs: 1_000 },
+    });
+    await h.warden.getToken(id);
+    advance(h, 11 * HOUR); // inside the refresh margin
+    h.emu.control.setLatency(400, "oauth.v2.access");
+    h.emu.control.fault("oauth.v2.access", { kind: "http_500", times: 1 });
+    const peerCall = peer.getToken(id, { minTtlSeconds: 2 * 3600 }); // the peer sends the refresh
+    await eventually(
+      async () => (await h.store.getCredential(ref))?.claimUntilMs ?? null,
+      (until) => until !== null,
+      { what: "the peer's claim" },
+    );
+    // Held by the peer for up to its lease: served at once, the refresh deferred.
+    expect((await h.warden.getToken(id)).accessToken).toBe(install["access_token"]);
+    await peerCall; // its attempt failed: the claim is released, a 1 s backoff recorded
+    h.emu.control.setLatency(0, "oauth.v2.access");
+    const stored = await h.store.getCredential(ref);
+    expect(stored?.claimUntilMs).toBeNull();
+    advance(h, (stored?.nextAttemptAtMs ?? 0) - h.clock.now() + 1);
+    // Nothing holds the refresh back any more: a caller sends it (once the change is heard), not
+    // one after the peer's lease would have ended, a minute later.
+    const fresh = await eventually(
+      () => h.warden.getToken(id),
+      (t) => t.accessToken !== install["access_token"],
+      { what: "a caller sending the refresh" },
+    );
+    expect(h.emu.control.counters()).toMatchObject({ refreshes: 1 });
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+  });
+
   it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {
     const { id } = await h.installAndImport();
     const closing = await h.peer();

@@ -11,6 +11,7 @@ const entry = (token: string, kind: CredentialKind = "bot"): CachedToken => ({
   expiresAtMs: null,
   marginMs: 0,
   halfLifetimeMs: 0,
+  refreshDeferredUntilMs: Number.NEGATIVE_INFINITY,
   stamp: 0,
 });
 
