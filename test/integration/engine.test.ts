@@ -1085,6 +1085,59 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
   });
 
+  it("the outage sweep ends a deferral too: every process's callers send the refresh it made due", async () => {
+    const { id, install } = await h.installAndImport();
+    const ref = { connectionId: id, kind: "bot" as const };
+    await h.warden.getToken(id);
+    advance(h, 11 * HOUR); // inside the refresh margin
+    // Another process's attempt failed in the provider's outage: backed off for ten minutes.
+    const now = h.clock.now();
+    const claimed = await h.store.claimRefresh(ref, {
+      owner: "peer",
+      nowMs: now,
+      leaseMs: 5_000,
+      freshUntilMs: Number.MAX_SAFE_INTEGER,
+    });
+    if (claimed.kind !== "claimed") throw new Error(`expected a claim, got ${claimed.kind}`);
+    await h.store.failRefresh(
+      claimed.claim,
+      {
+        status: "refresh_failing",
+        reason: "provider_unavailable",
+        lastError: "connect ECONNREFUSED",
+        nextAttemptAtMs: now + 10 * 60_000,
+        inDoubt: false,
+      },
+      now,
+      { connectionId: id, kind: "bot", type: "refresh_failed", atMs: now, reason: "provider_unavailable" },
+    );
+    // Once the failure is heard, callers are served the stored token, the refresh deferred.
+    await eventually(
+      async () => (await h.warden.connections.get(id)).credentials[0]?.nextAttemptAtMs ?? null,
+      (next) => next !== null,
+      { what: "the backoff" },
+    );
+    await eventually(
+      async () => {
+        const before = h.warden.stats().hits;
+        expect((await h.warden.getToken(id)).accessToken).toBe(install["access_token"]);
+        return h.warden.stats().hits - before;
+      },
+      (hits) => hits === 1,
+      { what: "a call served from memory" },
+    );
+    // The provider is back: a process whose refresh of another credential succeeded ends the backoffs.
+    advance(h, 1_000);
+    expect(await h.store.endOutageBackoffs?.("slack", h.clock.now(), 10_000)).toBe(1);
+    const fresh = await eventually(
+      () => h.warden.getToken(id),
+      (t) => t.accessToken !== install["access_token"],
+      { what: "a caller sending the refresh the sweep made due" },
+    );
+    expect(h.emu.control.counters()).toMatchObject({ refreshes: 1 });
+    expect((await authTest(h, fresh.accessToken))["ok"]).toBe(true);
+  });
+
   it("close() waits for a refresh in flight to store its outcome before closing the store", async () => {
     const { id } = await h.installAndImport();
     const closing = await h.peer();

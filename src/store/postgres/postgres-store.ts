@@ -1343,9 +1343,11 @@ export class PostgresStore implements Store {
   async endOutageBackoffs(provider: string, nowMs: number, inDoubtDelayMs: number): Promise<number> {
     // Through migration 0011's partial index of failing credentials. A row claimed meanwhile is
     // skipped, not waited for: its holder's outcome is about to replace the backoff anyway.
+    // Announced like any change to a credential: a process serving a backed-off token from memory
+    // (getToken defers its refresh until the backoff's end) hears that it may send it now.
     const at = "CASE WHEN refresh_in_doubt THEN $3::bigint ELSE $2::bigint END";
-    const { rowCount } = await this.#query("endOutageBackoffs", (c) =>
-      c.query(
+    const moved = await this.#tx("endOutageBackoffs", async (c) => {
+      const { rows } = await c.query<{ connection_id: string; kind: CredentialKind }>(
         `UPDATE ${this.#t.credentials} AS c SET next_run_at_ms = ${at}, next_attempt_at_ms = ${at}
          WHERE c.ctid = ANY(ARRAY(
            SELECT ctid FROM ${this.#t.credentials}
@@ -1353,11 +1355,16 @@ export class PostgresStore implements Store {
              AND next_run_at_ms = next_attempt_at_ms AND next_run_at_ms > ${at}
              AND refresh_token_sealed IS NOT NULL
              AND (claim_until_ms IS NULL OR claim_until_ms <= $2)
-           FOR UPDATE SKIP LOCKED))`,
+           FOR UPDATE SKIP LOCKED))
+         RETURNING c.connection_id, c.kind`,
         [provider, nowMs, nowMs + inDoubtDelayMs],
-      ),
-    );
-    return rowCount ?? 0;
+      );
+      const refs = rows.map((r) => ({ connectionId: r.connection_id, kind: r.kind }));
+      await this.#notify(c, refs);
+      return refs;
+    });
+    this.#bumpLocal(moved);
+    return moved.length;
   }
 
   async refreshBacklog(provider: string, nowMs: number, cap: number): Promise<RefreshBacklog> {
