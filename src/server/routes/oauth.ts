@@ -163,15 +163,16 @@ function gonePage(reply: FastifyReply): FastifyReply {
 
 /**
  * The one refusal of a bare `connection_id` (no valid signature) completed in a workspace it does not
- * reconnect. Anyone can type such a link and install into a workspace of their own: whether the id
- * is stored, and whether its workspace is known, must read the same, or the page is an oracle.
+ * reconnect (or by a member or app whose connection it is not). Anyone can type such a link and
+ * install into a workspace of their own: whether the id is stored, and whether its workspace is
+ * known, must read the same, or the page is an oracle.
  */
 function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
   return page(
     reply,
     400,
     "Wrong workspace",
-    "Slack installed the app into a different workspace than the one this link reconnects, or the link's connection no longer exists. Nothing was changed; choose the right workspace, or ask for a new link.",
+    "Slack installed the app into a different workspace than the one this link reconnects (or as another member, or for another app, than its connection's), or the link's connection no longer exists. Nothing was changed; choose the right workspace, or ask for a new link.",
   );
 }
 
@@ -216,23 +217,26 @@ function credentialsOf(i: SlackInstallation) {
 }
 
 /**
- * Whether a connection holding the workspace is this installation's to reconnect: the same Slack app
- * (another app's connection keeps its own tokens, which this app's would replace), and for an
- * installation without a bot token (a user-token-only app, one connection per member) the same
- * member, or one member's connection would hand out another's user token; with a bot and a user
- * token, the member the connection names, if it names one. An `app_id` it does not name is taken as
- * this app's (connections imported before it was recorded); a member it does not name matches only
- * with a bot. No match: the install creates the workspace's own connection, as without a holder.
+ * Why a connection holding the workspace is not this installation's to reconnect, if it is not: it
+ * is another Slack app's (its tokens would be replaced by this app's), or another member's. For an
+ * installation without a bot token (a user-token-only app, one connection per member) only the same
+ * member's is its own, or one member's connection would hand out another's user token; with a bot
+ * and a user token, the member the connection names, if it names one. An `app_id` it does not name
+ * is taken as this app's (connections imported before it was recorded); a member it does not name
+ * matches only with a bot. Null: its own.
  */
-function isOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): boolean {
+function notOwnInstallation(
+  metadata: Record<string, unknown>,
+  i: SlackInstallation,
+): "app" | "member" | null {
   const appId = metadata["app_id"];
-  if (appId !== undefined && appId !== null && appId !== i.appId) return false;
+  if (appId !== undefined && appId !== null && appId !== i.appId) return "app";
   const holderMember = metadata["authed_user_id"];
   const sameMember = i.authedUserId !== null && holderMember === i.authedUserId;
-  if (i.bot === undefined) return sameMember;
+  if (i.bot === undefined) return sameMember ? null : "member";
   // A bot and a user token: another member's user token would stand in for the holder's member's
   // (what the app calls "the installer" would silently change person). The bot alone is the workspace's.
-  return i.user === undefined || typeof holderMember !== "string" || sameMember;
+  return i.user === undefined || typeof holderMember !== "string" || sameMember ? null : "member";
 }
 
 /**
@@ -581,7 +585,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               holders.length === 1 && holders[0] !== undefined
                 ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
                 : null;
-            if (holder !== null && isOwnInstallation(holder.metadata, installation)) id = holder.id;
+            if (holder !== null && notOwnInstallation(holder.metadata, installation) === null) id = holder.id;
           }
           if (payload.cid !== null && target === null) {
             // Deleted while the person was on Slack's page (a link names a stored connection only): an
@@ -615,6 +619,31 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
                   ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
                   : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
               );
+            }
+            // Its workspace, and also its own: a link names one connection, and the person following
+            // it (anyone, for a bare link) must not make it another member's or another app's. Stored
+            // under an id of the app's own, as a plain install's holder is, it is held to the same test.
+            const notOwn = notOwnInstallation(target.metadata, installation);
+            if (notOwn !== null) {
+              const revoked = await revokeUnstored(slack.provider, installation);
+              request.log.warn(
+                { connectionId: payload.cid, installedId, notOwn, revoked },
+                "reconnect by another member or app refused; its new tokens revoked",
+              );
+              if (payload.known !== true) return notThisWorkspacePage(reply);
+              return notOwn === "app"
+                ? page(
+                    reply,
+                    400,
+                    "Wrong app",
+                    "This link reconnects a connection of another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
+                  )
+                : page(
+                    reply,
+                    400,
+                    "Wrong member",
+                    "Slack installed the app as a different member than the one whose connection this link reconnects, and that member's user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it.",
+                  );
             }
             id = payload.cid;
           }

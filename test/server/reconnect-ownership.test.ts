@@ -1,0 +1,213 @@
+// A reconnect link (bare, signed, or a connect session) names a connection; the install it completes
+// must be that connection's own, not only in its workspace: another member's user token would stand
+// in for the member the connection belongs to, and another Slack app's connection would get this
+// app's tokens. A bare link is anyone's to type, so any member of the workspace could otherwise swap
+// a live connection's token for their own.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  botFromInstall,
+  installViaBrowser,
+  openServerHarness,
+  type ServerHarness,
+} from "./server-harness.js";
+
+type Json = Record<string, unknown>;
+
+/** What a server's fetch sent to auth.revoke, in order (the bearer of each call). */
+function revokeRecorder() {
+  const revoked: string[] = [];
+  const fetchRecording: typeof fetch = async (input, init) => {
+    if (String(input).endsWith("/api/auth.revoke")) {
+      revoked.push(new Headers(init?.headers).get("authorization")?.slice("Bearer ".length) ?? "");
+    }
+    return fetch(input, init);
+  };
+  return { revoked, fetchRecording };
+}
+
+/** Installs `clientId` into `teamId` as `userId` (with a bot when `botScopes` is given) and imports it as `id`. */
+async function importMember(
+  h: ServerHarness,
+  o: { id: string; teamId: string; userId: string; clientId?: string; botScopes?: string[]; metadata: Json },
+): Promise<string> {
+  const install = h.emu.control.install({
+    clientId: o.clientId ?? h.emu.demoApp.clientId,
+    teamId: o.teamId,
+    userId: o.userId,
+    ...(o.botScopes === undefined ? {} : { botScopes: o.botScopes }),
+    userScopes: ["users:read"],
+  });
+  const user = install.authed_user as { id: string; access_token: string; refresh_token: string };
+  await h.server.warden.connections.import({
+    id: o.id,
+    provider: "slack",
+    credentials: {
+      ...(o.botScopes === undefined ? {} : { bot: botFromInstall(install) }),
+      user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+    },
+    metadata: { team_id: o.teamId, authed_user_id: user.id, ...o.metadata },
+  });
+  return user.access_token;
+}
+
+/** Follows `link` to the end as `userId` of `teamId`; the callback's answer. */
+async function followAs(h: ServerHarness, link: string, teamId: string, userId: string): Promise<Response> {
+  h.emu.control.setAuthorize({ mode: "approve", teamId, userId });
+  try {
+    return await installViaBrowser(h, link);
+  } finally {
+    h.emu.control.setAuthorize({ teamId: null, userId: null });
+  }
+}
+
+async function connectSession(h: ServerHarness, id: string): Promise<string> {
+  const res = await h.api("/v1/connect-sessions", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ connection_id: id }),
+  });
+  expect(res.status).toBe(201);
+  return String(((await res.json()) as Json)["url"]);
+}
+
+describe("a reconnect link of a user-token-only app's connection (one per member)", () => {
+  let h: ServerHarness;
+  const { revoked, fetchRecording } = revokeRecorder();
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+      server: { fetch: fetchRecording },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("never stores another member's user token in the member's connection, whatever the link", async () => {
+    const team = h.emu.control.createTeam({ name: "members" });
+    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
+    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const id = "alice-at-members";
+    const token = await importMember(h, { id, teamId: team.teamId, userId: alice, metadata: {} });
+    const bare = `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`;
+    for (const [what, link] of [
+      ["bare", bare],
+      ["signed", h.server.reconnectUrl(id)],
+      ["connect session", await connectSession(h, id)],
+    ] as const) {
+      revoked.length = 0;
+      const page = await followAs(h, link, team.teamId, bob);
+      expect(page.status, what).toBe(400);
+      expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken, what).toBe(token);
+      expect((await h.server.warden.connections.get(id)).metadata, what).toMatchObject({
+        authed_user_id: alice,
+      });
+      // Bob's new user token was issued and is held by nobody: revoked, refresh token first.
+      expect(revoked, what).toHaveLength(2);
+      for (const t of revoked) expect(h.emu.control.tokenInfo(t).state, what).not.toBe("active");
+    }
+    // Alice herself reconnects through the same link.
+    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    expect(back.status).toBe(303);
+    expect(back.headers.get("location")).toContain(`connection_id=${id}`);
+  });
+
+  it("tells a signed link's follower why, and a bare link's the one page every wrong outcome gets", async () => {
+    const team = h.emu.control.createTeam({ name: "members, told" });
+    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
+    const dave = h.emu.control.createUser(team.teamId, { name: "dave" }).userId;
+    const id = "carol-at-told";
+    await importMember(h, { id, teamId: team.teamId, userId: carol, metadata: {} });
+    const signed = await followAs(h, h.server.reconnectUrl(id), team.teamId, dave);
+    expect(signed.status).toBe(400);
+    expect(await signed.text()).toContain("different member");
+    // A bare link's refusal reads as for an id that is not stored at all.
+    const bare = await followAs(
+      h,
+      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
+      team.teamId,
+      dave,
+    );
+    const unknown = await followAs(
+      h,
+      `${h.server.publicUrl}/oauth/slack/install?connection_id=no-such-connection`,
+      team.teamId,
+      dave,
+    );
+    expect(bare.status).toBe(unknown.status);
+    expect(await bare.text()).toBe(await unknown.text());
+  });
+
+  it("never stores this app's tokens in a connection of another Slack app", async () => {
+    const other = h.emu.control.createApp({});
+    const team = h.emu.control.createTeam({ name: "two apps" });
+    const erin = h.emu.control.createUser(team.teamId, { name: "erin" }).userId;
+    const id = "other-app-at-two-apps";
+    const token = await importMember(h, {
+      id,
+      teamId: team.teamId,
+      userId: erin,
+      clientId: other.clientId,
+      metadata: { app_id: other.appId },
+    });
+    const page = await followAs(h, h.server.reconnectUrl(id), team.teamId, erin);
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("another Slack app");
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
+    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ app_id: other.appId });
+  });
+});
+
+describe("a reconnect link of an app with a bot and user scopes", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", { env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("reconnects for the member the connection names, never hands it another member's user token", async () => {
+    const team = h.emu.control.createTeam({ name: "bot and user" });
+    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
+    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const id = "acme";
+    const token = await importMember(h, {
+      id,
+      teamId: team.teamId,
+      userId: alice,
+      botScopes: ["chat:write"],
+      metadata: { app_id: h.emu.demoApp.appId },
+    });
+    const bare = await followAs(
+      h,
+      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
+      team.teamId,
+      bob,
+    );
+    expect(bare.status).toBe(400);
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
+    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    expect(back.status).toBe(303);
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).not.toBe(token);
+    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: alice });
+  });
+
+  it("a connection that names no member is reconnected by whoever installs in its workspace", async () => {
+    const team = h.emu.control.createTeam({ name: "no member named" });
+    const frank = h.emu.control.createUser(team.teamId, { name: "frank" }).userId;
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    await h.server.warden.connections.import({
+      id: "no-member",
+      provider: "slack",
+      credentials: { bot: botFromInstall(install) },
+      metadata: { team_id: team.teamId },
+    });
+    const back = await followAs(h, h.server.reconnectUrl("no-member"), team.teamId, frank);
+    expect(back.status).toBe(303);
+    expect((await h.server.warden.connections.get("no-member")).metadata).toMatchObject({
+      authed_user_id: frank,
+    });
+  });
+});
