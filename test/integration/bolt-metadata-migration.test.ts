@@ -17,7 +17,7 @@ const KEY = "k1:Zm9yLXRlc3RzLW9ubHktb2xkLWtleS0wMTIzNDU2Nzg=";
 function legacy(
   id: string,
   metadata: Record<string, unknown>,
-  o: { user?: string; provider?: string } = {},
+  o: { user?: string; provider?: string; botData?: Record<string, unknown> } = {},
 ): NewConnection {
   return {
     id,
@@ -27,7 +27,7 @@ function legacy(
       {
         kind: "bot",
         tokens: tokens(`${id}-bot`),
-        providerData: { bot_user_id: `UB${id}`, bot_id: `B${id}` },
+        providerData: { bot_user_id: `UB${id}`, bot_id: `B${id}`, ...o.botData },
         refreshDueAtMs: null,
       },
       ...(o.user === undefined
@@ -117,6 +117,37 @@ const ROWS: Array<{ what: string; row: NewConnection; after: Record<string, unkn
     what: "an id of the operator's own: not an import of an Installation (its id would be Slack's)",
     row: legacy("acme-prod", { teamName: "Acme", enterpriseId: "E0ORG" }),
     after: "unchanged",
+  },
+  {
+    // The contract's own example (`metadata: { teamName: "Acme" }`) under an id of the operator's
+    // whose shape is a Slack id's; every refresh records the workspace Slack names (team_id).
+    what: "an id of the operator's own shaped like a workspace's, which Slack says is not its workspace",
+    row: legacy("TESTCO", { teamName: "Test Co" }, { botData: { team_id: "T0REALWS", app_id: "A0APP" } }),
+    after: "unchanged",
+  },
+  {
+    what: "an org-wide install's id shape, which Slack says is another org",
+    row: legacy(
+      "E0LOOKS",
+      { enterpriseId: "E0LOOKS", isEnterpriseInstall: true },
+      { botData: { enterprise_id: "E0REALORG", is_enterprise_install: true } },
+    ),
+    after: "unchanged",
+  },
+  {
+    what: "a workspace install refreshed since: Slack's team_id in its provider data is its id",
+    row: legacy("T0FRESH", { teamName: "Fresh" }, { botData: { team_id: "T0FRESH", team_name: "Fresh" } }),
+    after: {
+      teamName: "Fresh",
+      team_id: "T0FRESH",
+      team_name: "Fresh",
+      enterprise_id: null,
+      enterprise_name: null,
+      is_enterprise_install: false,
+      app_id: null,
+      authed_user_id: null,
+      bot_user_id: "UBT0FRESH",
+    },
   },
   {
     what: "keys of the operator's own beside camelCase ones: metadata given by hand",

@@ -5,10 +5,10 @@
 -- check or a reinstall wrote since stays), nothing removed (an app may read the old keys). No other
 -- row is touched: only Slack rows whose keys are all among those two sets (an operator's own metadata
 -- has others), whose id is Slack's (the import's id is the workspace's, T…, or for an org-wide install
--- the org's, E…, equal to its enterpriseId). Without team_id, enterprise_id would make a workspace's
--- row read as its org's org-wide install, so the two always come together. One pass over the
--- connections; it locks only the rows it rewrites (a handful), and waits for them at most as long as
--- any migration waits for a lock.
+-- the org's, E…, equal to its enterpriseId), unless Slack named another one since (below). Without
+-- team_id, enterprise_id would make a workspace's row read as its org's org-wide install, so the two
+-- always come together. One pass over the connections; it locks only the rows it rewrites (a
+-- handful), and waits for them at most as long as any migration waits for a lock.
 UPDATE connections c
 SET metadata = jsonb_build_object(
   'team_id',
@@ -42,4 +42,20 @@ WHERE c.provider = 'slack'
                          'app_id', 'authed_user_id', 'bot_user_id'] = '{}'::jsonb
   AND ((NOT c.metadata ? 'isEnterpriseInstall' AND c.id ~ '^T[A-Z0-9]{2,}$')
     OR (c.metadata -> 'isEnterpriseInstall' = 'true'::jsonb AND c.id ~ '^E[A-Z0-9]{2,}$'
-        AND c.metadata ->> 'enterpriseId' = c.id));
+        AND c.metadata ->> 'enterpriseId' = c.id))
+  -- An id's shape is no proof (an operator's own `TESTCO`, imported with the contract's example
+  -- metadata { teamName }): Slack's word is. Every refresh and check records in the credential's
+  -- provider data the workspace (and org) its tokens belong to; a row whose credentials name another
+  -- is not an installation imported under its id, and a team_id guessed from the id would stay wrong
+  -- for good (a check fills in only what is missing), refusing every reconnect. It is left alone, and
+  -- its next healthy check records its workspace.
+  AND NOT EXISTS (
+    SELECT 1 FROM credentials p
+     WHERE p.connection_id = c.id
+       AND CASE
+         WHEN c.metadata ? 'isEnterpriseInstall'
+         THEN jsonb_typeof(p.provider_data -> 'enterprise_id') = 'string'
+              AND p.provider_data ->> 'enterprise_id' <> c.id
+         ELSE jsonb_typeof(p.provider_data -> 'team_id') = 'string'
+              AND p.provider_data ->> 'team_id' <> c.id
+       END);

@@ -5,8 +5,9 @@
 -- wrote since stays), nothing removed (an app may read the old keys). No other row is touched: only
 -- Slack rows whose keys are all among those two sets (an operator's own metadata has others), whose
 -- id is Slack's (the import's id is the workspace's, T…, or for an org-wide install the org's, E…,
--- equal to its enterpriseId). Without team_id, enterprise_id would make a workspace's row read as
--- its org's org-wide install, so the two always come together. One pass over the Slack connections.
+-- equal to its enterpriseId), unless Slack named another one since (below). Without team_id,
+-- enterprise_id would make a workspace's row read as its org's org-wide install, so the two always
+-- come together. One pass over the Slack connections.
 UPDATE connections
 SET metadata = json_insert(
   metadata,
@@ -47,4 +48,20 @@ WHERE provider = 'slack'
   AND length(id) >= 3 AND id NOT GLOB '?*[^A-Z0-9]*'
   AND ((json_type(metadata, '$.isEnterpriseInstall') IS NULL AND id GLOB 'T*')
     OR (json_type(metadata, '$.isEnterpriseInstall') = 'true' AND id GLOB 'E*'
-        AND json_extract(metadata, '$.enterpriseId') = id));
+        AND json_extract(metadata, '$.enterpriseId') = id))
+  -- An id's shape is no proof (an operator's own `TESTCO`, imported with the contract's example
+  -- metadata { teamName }): Slack's word is. Every refresh and check records in the credential's
+  -- provider data the workspace (and org) its tokens belong to; a row whose credentials name another
+  -- is not an installation imported under its id, and a team_id guessed from the id would stay wrong
+  -- for good (a check fills in only what is missing), refusing every reconnect. It is left alone, and
+  -- its next healthy check records its workspace.
+  AND NOT EXISTS (
+    SELECT 1 FROM credentials
+     WHERE connection_id = connections.id
+       AND CASE
+         WHEN json_type(connections.metadata, '$.isEnterpriseInstall') IS NULL
+         THEN json_type(provider_data, '$.team_id') = 'text'
+              AND json_extract(provider_data, '$.team_id') <> connections.id
+         ELSE json_type(provider_data, '$.enterprise_id') = 'text'
+              AND json_extract(provider_data, '$.enterprise_id') <> connections.id
+       END);
