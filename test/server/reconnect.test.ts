@@ -276,6 +276,35 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     expect(await again.text()).toContain("already used");
   });
 
+  // A state lives 10 minutes whatever is left of the session it was started from: a tab opened just
+  // before the session expired comes back after it, and must still find the session spent.
+  it("keeps a connect session spent for as long as a state started from it can come back", async () => {
+    const { id, teamId } = await importInstalled("single use, late tab", (t) => ({
+      id: "single-use-late-tab",
+      metadata: { team_id: t },
+    }));
+    await kill(id, teamId);
+    const session = await h.api("/v1/connect-sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ connection_id: id, ttl_seconds: 60 }),
+    });
+    const link = String(((await session.json()) as Json)["url"]);
+    h.clock.advance(50_000);
+    // Two tabs, ten seconds before the session expires; both reach Slack's consent.
+    const tabs = await Promise.all([hop(link), hop(link)]);
+    const consents = await Promise.all(tabs.map((t) => hop(t.headers.get("location") ?? "")));
+    h.clock.advance(20_000);
+    const first = await hop(consents[0]?.headers.get("location") ?? "");
+    expect(first.status).toBe(303);
+    const exchanges = h.emu.control.counters().calls["oauth.v2.access"];
+    h.clock.advance(5 * 60_000); // the second tab comes back well inside its state's 10 minutes
+    const second = await hop(consents[1]?.headers.get("location") ?? "");
+    expect(second.status).toBe(400);
+    expect(await second.text()).toContain("already used");
+    expect(h.emu.control.counters().calls["oauth.v2.access"]).toBe(exchanges);
+  });
+
   it("leaves a connect session usable when its install was refused", async () => {
     const { id } = await importInstalled("single use, refused", (t) => ({
       id: "single-use-refused",

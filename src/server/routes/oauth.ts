@@ -130,9 +130,10 @@ function usedPage(reply: FastifyReply): FastifyReply {
 }
 
 /**
- * Spends a connect session once an install through it is stored, until the session expires: opened
- * again, its link says so. A store error here is logged, not shown: the install is stored, and the
- * worst is a link that may be used again.
+ * Spends a connect session once an install through it is stored: opened again, its link says so.
+ * Until the last state started from it expires, not the session itself: a tab opened just before the
+ * session ran out comes back up to 10 minutes after, and must find it spent. A store error here is
+ * logged, not shown: the install is stored, and the worst is a link that may be used again.
  */
 async function spendSession(
   request: FastifyRequest,
@@ -141,12 +142,7 @@ async function spendSession(
   nowMs: number,
 ): Promise<void> {
   try {
-    await ctx.store.markOnce(
-      SESSION_SCOPE,
-      session.sid,
-      nowMs,
-      Math.max(session.exp, nowMs + SESSION_HOLD_MS),
-    );
+    await ctx.store.markOnce(SESSION_SCOPE, session.sid, nowMs, session.exp + STATE_TTL_MS);
   } catch (error) {
     request.log.warn({ err: error }, "connect session not marked used; its link may be used again");
   }
