@@ -285,7 +285,8 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
             `the ${kind} credential of connection ${id} was replaced while it was being revoked (a reconnect): its old tokens are revoked, the new ones kept; delete it again to remove them`,
           );
         case "last_credential": {
-          if (!revoked.every((r) => r.ok)) throw lastCredential(id, kind);
+          // Not revoked (not asked to, or it failed): its tokens still work, and it stays as it is.
+          if (revoked.length === 0 || !revoked.every((r) => r.ok)) throw lastCredential(id, kind);
           // Its tokens are dead at the provider now: the store says so rather than serve them.
           await markDead(ctx, id, [kind], "token_revoked", "revoked", "revoked", {
             ...(ifVersion === undefined ? {} : { ifVersions: { [kind]: ifVersion } }),

@@ -233,6 +233,34 @@ describe.each(STORE_KINDS)("deleting one credential on %s", (kind) => {
     expect(await authTest(h, String(reconnected["access_token"]))).toMatchObject({ ok: true });
   });
 
+  // Nothing was revoked, so nothing says the credential left is dead: it must stay as it is.
+  it("without revoke, found the last credential (the other deleted meanwhile): refused, left live", async () => {
+    const { id, install } = await h.installAndImport({ withUser: true });
+    const user = userTokens(install);
+    const needs = collect(h, "needs_reauth");
+    const racing = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      deleteCredential: async (real, ref, nowMs, event, options) => {
+        // Another caller deletes the bot credential first.
+        await real({ connectionId: id, kind: "bot" }, nowMs, { ...event, kind: "bot" });
+        return real(ref, nowMs, event, options);
+      },
+    });
+    const w = await h.peer({ store: racing });
+    const err = await w.connections.deleteCredential(id, "user").catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "conflict",
+      message: `the user credential is the only one connection ${id} holds: delete the connection instead`,
+    });
+    expect(await h.warden.connections.get(id)).toMatchObject({
+      status: "active",
+      reason: null,
+      credentials: [expect.objectContaining({ kind: "user", status: "active" })],
+    });
+    expect(needs).toEqual([]);
+    expect((await h.warden.getToken(id, { kind: "user" })).accessToken).toBe(user.access);
+    expect(h.emu.control.counters().calls["auth.revoke"] ?? 0).toBe(0);
+  });
+
   it("revoked, then found the last credential (the other deleted meanwhile): marked dead as it is, conflict", async () => {
     const { id } = await h.installAndImport({ withUser: true });
     const racing = interceptStore(await openSealedStore(kind, h.location, h.key), {
