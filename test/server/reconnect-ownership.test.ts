@@ -211,3 +211,67 @@ describe("a reconnect link of an app with a bot and user scopes", () => {
     });
   });
 });
+
+// The install flow stores an installation under its workspace's id. In a user-token-only app that
+// connection is one member's: another member's install, through the app's plain link or a link
+// naming it, must not put their user token in its place; nor may this app's install replace another
+// Slack app's connection stored under that id.
+describe("an install into a workspace whose connection (under its own id) is not the installation's", () => {
+  let h: ServerHarness;
+  const { revoked, fetchRecording } = revokeRecorder();
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+      server: { fetch: fetchRecording },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("a second member's install leaves the first member's connection alone, and its tokens are revoked", async () => {
+    const team = h.emu.control.createTeam({ name: "first member" });
+    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
+    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const plain = `${h.server.publicUrl}/oauth/slack/install`;
+    const first = await followAs(h, plain, team.teamId, alice);
+    expect(first.headers.get("location")).toContain(`connection_id=${team.teamId}`);
+    const alices = (await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken;
+    for (const [what, link] of [
+      ["plain", plain],
+      ["bare", `${plain}?connection_id=${team.teamId}`],
+      ["signed", h.server.reconnectUrl(team.teamId)],
+    ] as const) {
+      revoked.length = 0;
+      const page = await followAs(h, link, team.teamId, bob);
+      expect(page.status, what).toBe(400);
+      expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken, what).toBe(alices);
+      expect(revoked, what).toHaveLength(2);
+      for (const t of revoked) expect(h.emu.control.tokenInfo(t).state, what).not.toBe("active");
+    }
+    // Alice's own reinstall is the connection's reconnect.
+    const again = await followAs(h, plain, team.teamId, alice);
+    expect(again.status).toBe(303);
+    expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken).not.toBe(alices);
+  });
+
+  it("an install of this app leaves another Slack app's connection under the workspace's id alone", async () => {
+    const other = h.emu.control.createApp({});
+    const team = h.emu.control.createTeam({ name: "other app first" });
+    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
+    const token = await importMember(h, {
+      id: team.teamId,
+      teamId: team.teamId,
+      userId: carol,
+      clientId: other.clientId,
+      metadata: { app_id: other.appId },
+    });
+    const page = await followAs(h, `${h.server.publicUrl}/oauth/slack/install`, team.teamId, carol);
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("another Slack app");
+    expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken).toBe(token);
+    expect((await h.server.warden.connections.get(team.teamId)).metadata).toMatchObject({
+      app_id: other.appId,
+    });
+  });
+});

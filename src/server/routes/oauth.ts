@@ -172,6 +172,26 @@ function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
   );
 }
 
+/**
+ * The refusal of an install into a connection that is not its own (notOwnInstallation), for a link
+ * tokenwarden made or a plain install: its installer is a member of that workspace, who may know.
+ */
+function notOwnPage(reply: FastifyReply, notOwn: "app" | "member"): FastifyReply {
+  return notOwn === "app"
+    ? page(
+        reply,
+        400,
+        "Wrong app",
+        "This workspace's connection here belongs to another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
+      )
+    : page(
+        reply,
+        400,
+        "Wrong member",
+        "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it.",
+      );
+}
+
 function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
   // A refused code is the browser's problem (reused, expired); an outage or our config is ours.
   const status = BROWSER_ERRORS.has(classification.error)
@@ -626,22 +646,27 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
                 { connectionId: payload.cid, installedId, notOwn, revoked },
                 "reconnect by another member or app refused; its new tokens revoked",
               );
-              if (payload.known !== true) return notThisWorkspacePage(reply);
-              return notOwn === "app"
-                ? page(
-                    reply,
-                    400,
-                    "Wrong app",
-                    "This link reconnects a connection of another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
-                  )
-                : page(
-                    reply,
-                    400,
-                    "Wrong member",
-                    "Slack installed the app as a different member than the one whose connection this link reconnects, and that member's user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it.",
-                  );
+              return payload.known === true ? notOwnPage(reply, notOwn) : notThisWorkspacePage(reply);
             }
             id = payload.cid;
+          }
+          if (target !== null && target.id === installedId) {
+            // Stored under the installation's own id (by this callback, or an import of an @slack/oauth
+            // export): the workspace's only place, reached by a plain install too. Another app's
+            // connection there keeps its tokens; so does a user-token-only app's, which is one member's
+            // (another member's install would hand out their token as that member's). With a bot, the
+            // connection is the workspace's, and whoever reinstalls the app there reconnects it.
+            const notOwn = notOwnInstallation(target.metadata, installation);
+            if (notOwn === "app" || (notOwn === "member" && installation.bot === undefined)) {
+              const revoked = await revokeUnstored(slack.provider, installation);
+              request.log.warn(
+                { connectionId: target.id, notOwn, revoked },
+                "install over another member's or app's connection refused; its new tokens revoked",
+              );
+              return payload.cid !== null && payload.known !== true
+                ? notThisWorkspacePage(reply)
+                : notOwnPage(reply, notOwn);
+            }
           }
           // An import replaces metadata; a reconnect keeps what the operator attached (a customer id, a
           // tenant key), and Slack's current answer wins for the fields it gives. Merged by the store at
