@@ -275,3 +275,43 @@ describe("an install into a workspace whose connection (under its own id) is not
     });
   });
 });
+
+describe("a user-token-only app's connection that names no member", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  // Imported without authed_user_id: nothing says whose user token it holds, so no member's install
+  // may take it; the page says why and what fixes it, as for a connection whose workspace is unknown.
+  it("is not taken by whoever installs; the page says its member is not known", async () => {
+    const team = h.emu.control.createTeam({ name: "nameless" });
+    const gina = h.emu.control.createUser(team.teamId, { name: "gina" }).userId;
+    const install = h.emu.control.install({
+      clientId: h.emu.demoApp.clientId,
+      teamId: team.teamId,
+      userId: gina,
+      userScopes: ["users:read"],
+    });
+    const user = install.authed_user as { access_token: string; refresh_token: string };
+    await h.server.warden.connections.import({
+      id: "nameless",
+      provider: "slack",
+      credentials: {
+        user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+      },
+      metadata: { team_id: team.teamId },
+    });
+    const page = await followAs(h, h.server.reconnectUrl("nameless"), team.teamId, gina);
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("member is not known");
+    expect((await h.server.warden.getToken("nameless", { kind: "user" })).accessToken).toBe(
+      user.access_token,
+    );
+  });
+});

@@ -176,20 +176,30 @@ function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
  * The refusal of an install into a connection that is not its own (notOwnInstallation), for a link
  * tokenwarden made or a plain install: its installer is a member of that workspace, who may know.
  */
-function notOwnPage(reply: FastifyReply, notOwn: "app" | "member"): FastifyReply {
-  return notOwn === "app"
-    ? page(
+function notOwnPage(reply: FastifyReply, notOwn: NotOwn): FastifyReply {
+  switch (notOwn) {
+    case "app":
+      return page(
         reply,
         400,
         "Wrong app",
         "This workspace's connection here belongs to another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
-      )
-    : page(
+      );
+    case "member":
+      return page(
         reply,
         400,
         "Wrong member",
         "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it.",
       );
+    case "member_unknown":
+      return page(
+        reply,
+        400,
+        "Wrong member",
+        "This connection's member is not known (it holds a user token and was imported without authed_user_id in its metadata), so any member's install could stand in for theirs. Nothing was changed; ask for the connection to be imported again with its authed_user_id.",
+      );
+  }
 }
 
 function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
@@ -232,6 +242,9 @@ function credentialsOf(i: SlackInstallation) {
   ].flatMap(({ kind, t }) => (t === undefined ? [] : [{ kind, t }]));
 }
 
+/** Whose a connection is, when not an installation's: another app's, another member's, nobody's known. */
+type NotOwn = "app" | "member" | "member_unknown";
+
 /**
  * Why a connection holding the workspace is not this installation's to reconnect, if it is not: it
  * is another Slack app's (its tokens would be replaced by this app's), or another member's. For an
@@ -241,15 +254,14 @@ function credentialsOf(i: SlackInstallation) {
  * is taken as this app's (connections imported before it was recorded); a member it does not name
  * matches only with a bot. Null: its own.
  */
-function notOwnInstallation(
-  metadata: Record<string, unknown>,
-  i: SlackInstallation,
-): "app" | "member" | null {
+function notOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): NotOwn | null {
   const appId = metadata["app_id"];
   if (appId !== undefined && appId !== null && appId !== i.appId) return "app";
   const holderMember = metadata["authed_user_id"];
   const sameMember = i.authedUserId !== null && holderMember === i.authedUserId;
-  if (i.bot === undefined) return sameMember ? null : "member";
+  if (i.bot === undefined) {
+    return sameMember ? null : typeof holderMember === "string" ? "member" : "member_unknown";
+  }
   // A bot and a user token: another member's user token would stand in for the holder's member's
   // (what the app calls "the installer" would silently change person). The bot alone is the workspace's.
   return i.user === undefined || typeof holderMember !== "string" || sameMember ? null : "member";
@@ -657,7 +669,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // (another member's install would hand out their token as that member's). With a bot, the
             // connection is the workspace's, and whoever reinstalls the app there reconnects it.
             const notOwn = notOwnInstallation(target.metadata, installation);
-            if (notOwn === "app" || (notOwn === "member" && installation.bot === undefined)) {
+            if (notOwn !== null && (notOwn === "app" || installation.bot === undefined)) {
               const revoked = await revokeUnstored(slack.provider, installation);
               request.log.warn(
                 { connectionId: target.id, notOwn, revoked },
