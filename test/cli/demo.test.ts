@@ -1,7 +1,7 @@
 // `tokenwarden demo` when the server cannot start: the emulator it started first is closed, so
 // the process exits with the one-line error instead of hanging on a listening socket.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
@@ -107,6 +107,44 @@ describe("tokenwarden demo, running", () => {
         /needs_reauth \S+ \((app_uninstalled|token_revoked)\): reconnect at http:\/\/\S+\n/,
       );
       expect(line).toContain("/oauth/slack/install?connection_id=");
+    } finally {
+      child.kill("SIGTERM");
+    }
+  }, 60_000);
+
+  it("its reconnect line, pasted into a shell, opens the signed link whole", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "demo", "--port", "0", "--database", `sqlite:${join(dir, "paste.db")}`],
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          TOKENWARDEN_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    try {
+      const command = await new Promise<string>((resolve, reject) => {
+        let stdout = "";
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c.toString();
+          const m = /reconnect: {2}(.*)\n/.exec(stdout);
+          if (m !== null) resolve(m[1] ?? "");
+        });
+        child.on("exit", () => reject(new Error(`demo exited; it printed:\n${stdout}`)));
+      });
+      // The link is signed (`…&sig=…`): an unquoted `&` would run `open` on the bare link in the
+      // background and drop the signature.
+      expect(command).toMatch(/^open /);
+      const pasted = spawnSync("sh", ["-c", `open() { printf '%s\\n' "$@"; }; ${command}; wait`], {
+        encoding: "utf8",
+      });
+      expect(pasted.status).toBe(0);
+      expect(pasted.stdout).toMatch(
+        /^http:\/\/\S+\/oauth\/slack\/install\?connection_id=\S+&sig=[\w-]{43}\n$/,
+      );
     } finally {
       child.kill("SIGTERM");
     }

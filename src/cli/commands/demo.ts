@@ -127,7 +127,9 @@ export function registerDemoCommand(program: Command): void {
         out.write(
           `  uninstall:  curl -s -X POST ${emu.url}/_emulator/uninstall -d '{"clientId":"${emu.demoApp.clientId}","teamId":"${id}"}'\n`,
         );
-        out.write(`  reconnect:  open ${server.reconnectUrl(id)}\n`);
+        // Quoted: the signed link's `&sig=` would otherwise end the command in a shell, opening the
+        // bare link in the background.
+        out.write(`  reconnect:  open ${shellQuoted(server.reconnectUrl(id))}\n`);
         out.write(`Rotations, needs_reauth and recovered show below as they happen; Ctrl-C stops.\n`);
         await untilSignal();
       } finally {
@@ -138,4 +140,9 @@ export function registerDemoCommand(program: Command): void {
         }
       }
     });
+}
+
+/** `value` as one POSIX shell word. */
+function shellQuoted(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
 }
