@@ -108,6 +108,9 @@ export function makeWithToken(
         // happen, so it is made once more with that one. A flag of its own: that answer may still
         // need the one refresh above (token_expired, or a stored token in doubt).
         retriedReplaced = true;
+        // The store was just read to hold another token: this process's memory of the old one is stale,
+        // whether or not the change's notification has arrived yet (on PostgreSQL it may lag).
+        ctx.cache.delete(ref);
         const current = await getToken(connectionId, { ...options, kind: first.kind }).catch(() => null);
         if (current !== null && current.accessToken !== used) {
           used = current.accessToken;

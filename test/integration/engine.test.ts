@@ -273,6 +273,30 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.get(id)).status).toBe("active");
   });
 
+  it("a dead answer to a token replaced meanwhile is retried with the stored token before this process has heard of the change", async () => {
+    const { id } = await h.installAndImport();
+    // This process hears of other processes' changes late (a notification still on its way): its
+    // change stamp stands still, so memory alone would keep the replaced token.
+    const deaf = interceptStore(await openSealedStore(kind, h.location, h.key), {
+      changeStamp: () => 1,
+    });
+    const w = await h.peer({ store: deaf });
+    const peer = await h.peer();
+    const used: string[] = [];
+    const body = await w.withToken(id, async (token) => {
+      used.push(token);
+      if (used.length === 1) {
+        await peer.connections.refresh(id);
+        h.emu.control.revokeToken(token);
+      }
+      return authTest(h, token);
+    });
+    expect(body).toMatchObject({ ok: true });
+    expect(used).toHaveLength(2);
+    expect(used[1]).toBe((await peer.getToken(id)).accessToken);
+    await w.close();
+  });
+
   it("after a retry with the replaced token, a dead answer on a stored token in doubt still refreshes first", async () => {
     const { id } = await h.installAndImport();
     const peer = await h.peer();
