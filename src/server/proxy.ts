@@ -120,7 +120,7 @@ export async function proxySlackCall(ctx: ServerContext, r: ProxyRequest): Promi
     const whole = `DELETE /v1/connections/${r.connectionId}?revoke=true`;
     // auth.revoke ends one credential's token: the credential route signs out just that one.
     const one = /^auth\.revoke$/i.test(r.method)
-      ? `DELETE /v1/connections/${r.connectionId}/credentials/${r.kind ?? "bot"}?revoke=true (one credential) or `
+      ? `DELETE /v1/connections/${r.connectionId}/credentials/${r.kind ?? "bot"}?revoke=true (that credential, when the connection holds another) or `
       : "";
     throw new TokenwardenError(
       "invalid_input",

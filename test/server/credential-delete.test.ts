@@ -144,7 +144,7 @@ describe.each(STORE_KINDS)("DELETE /v1/connections/:id/credentials/:kind (%s)", 
     expect(await proxied.json()).toEqual({
       error: {
         code: "invalid_input",
-        message: `auth.revoke would end the connection's tokens without the store knowing; use DELETE /v1/connections/${botOnly}/credentials/user?revoke=true (one credential) or DELETE /v1/connections/${botOnly}?revoke=true (the connection)`,
+        message: `auth.revoke would end the connection's tokens without the store knowing; use DELETE /v1/connections/${botOnly}/credentials/user?revoke=true (that credential, when the connection holds another) or DELETE /v1/connections/${botOnly}?revoke=true (the connection)`,
       },
     });
     expect(h.emu.control.counters().calls["auth.revoke"] ?? 0).toBe(0);
