@@ -315,3 +315,67 @@ describe("a user-token-only app's connection that names no member", () => {
     );
   });
 });
+
+// The member test guards a live user token: another member's must not stand in for it. A connection
+// holding no user token (its installer left and was signed out of it, the bot kept) stands in for
+// nobody, and is the workspace's to reconnect, whoever installs, as a bot-only one is.
+describe("a connection whose installer's user token was deleted, the bot kept", () => {
+  let h: ServerHarness;
+  const { revoked, fetchRecording } = revokeRecorder();
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+      server: { fetch: fetchRecording },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is reconnected by another member, through its link or a plain install, and nothing is revoked", async () => {
+    const team = h.emu.control.createTeam({ name: "installer left" });
+    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
+    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
+    const id = "acme-installer-left";
+    await importMember(h, {
+      id,
+      teamId: team.teamId,
+      userId: alice,
+      botScopes: ["chat:write"],
+      metadata: { app_id: h.emu.demoApp.appId },
+    });
+    // While it holds alice's user token, another member's link is refused, and the page says the way out.
+    const refused = await followAs(h, h.server.reconnectUrl(id), team.teamId, bob);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("remove their user token");
+    const signOut = async () => {
+      const res = await h.api(`/v1/connections/${id}/credentials/user`, { method: "DELETE" });
+      expect(res.status).toBe(200);
+      // What the operator signed out is gone; the metadata still names alice as its installer.
+      expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({
+        authed_user_id: expect.any(String),
+      });
+    };
+    await signOut();
+    // Bob's "Add to Slack" reconnects it (not a second connection under the workspace's id).
+    revoked.length = 0;
+    const plain = await followAs(h, `${h.server.publicUrl}/oauth/slack/install`, team.teamId, bob);
+    expect(plain.status).toBe(303);
+    expect(plain.headers.get("location")).toContain(`connection_id=${id}`);
+    expect(revoked).toEqual([]);
+    await expect(h.server.warden.connections.get(team.teamId)).rejects.toMatchObject({ code: "not_found" });
+    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: bob });
+    // Bob leaves in turn; carol follows the connection's reconnect link.
+    await signOut();
+    revoked.length = 0;
+    const signed = await followAs(h, h.server.reconnectUrl(id), team.teamId, carol);
+    expect(signed.status).toBe(303);
+    expect(signed.headers.get("location")).toContain(`connection_id=${id}`);
+    expect(revoked).toEqual([]);
+    const now = await h.server.warden.connections.get(id);
+    expect(now.metadata).toMatchObject({ authed_user_id: carol });
+    expect(now.credentials.map((c) => c.kind).sort()).toEqual(["bot", "user"]);
+    expect(now.status).toBe("active");
+  });
+});

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { TokenwardenError } from "../../core/errors.js";
-import type { Classification } from "../../core/types.js";
+import type { Classification, Connection } from "../../core/types.js";
 import { ConnectionIdSchema, type ImportInput } from "../../engine/import-input.js";
 import { withTimeout } from "../../engine/timeout.js";
 import { installationMetadata } from "../../providers/slack/installation-metadata.js";
@@ -190,7 +190,7 @@ function notOwnPage(reply: FastifyReply, notOwn: NotOwn): FastifyReply {
         reply,
         400,
         "Wrong member",
-        "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it.",
+        "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it. If they no longer can (they left), ask whoever runs this app to remove their user token from the connection, or to delete it; then another member can connect it.",
       );
     case "member_unknown":
       return page(
@@ -250,11 +250,12 @@ type NotOwn = "app" | "member" | "member_unknown";
  * is another Slack app's (its tokens would be replaced by this app's), or another member's. For an
  * installation without a bot token (a user-token-only app, one connection per member) only the same
  * member's is its own, or one member's connection would hand out another's user token; with a bot
- * and a user token, the member the connection names, if it names one. An `app_id` it does not name
- * is taken as this app's (connections imported before it was recorded); a member it does not name
- * matches only with a bot. Null: its own.
+ * and a user token, the member the connection names, if it names one and still holds their user
+ * token. An `app_id` it does not name is taken as this app's (connections imported before it was
+ * recorded); a member it does not name matches only with a bot. Null: its own.
  */
-function notOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallation): NotOwn | null {
+function notOwnInstallation(holder: Connection, i: SlackInstallation): NotOwn | null {
+  const { metadata } = holder;
   const appId = metadata["app_id"];
   if (appId !== undefined && appId !== null && appId !== i.appId) return "app";
   const holderMember = metadata["authed_user_id"];
@@ -263,8 +264,13 @@ function notOwnInstallation(metadata: Record<string, unknown>, i: SlackInstallat
     return sameMember ? null : typeof holderMember === "string" ? "member" : "member_unknown";
   }
   // A bot and a user token: another member's user token would stand in for the holder's member's
-  // (what the app calls "the installer" would silently change person). The bot alone is the workspace's.
-  return i.user === undefined || typeof holderMember !== "string" || sameMember ? null : "member";
+  // (what the app calls "the installer" would silently change person). The bot alone is the
+  // workspace's, and so is a connection whose user token is gone (its installer left and was signed
+  // out of it: the metadata still names them, but no token of theirs is there to stand in for).
+  const holdsUser = holder.credentials.some((c) => c.kind === "user");
+  return i.user === undefined || !holdsUser || typeof holderMember !== "string" || sameMember
+    ? null
+    : "member";
 }
 
 /**
@@ -613,7 +619,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
               holders.length === 1 && holders[0] !== undefined
                 ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
                 : null;
-            if (holder !== null && notOwnInstallation(holder.metadata, installation) === null) id = holder.id;
+            if (holder !== null && notOwnInstallation(holder, installation) === null) id = holder.id;
           }
           if (payload.cid !== null && target === null) {
             // Deleted while the person was on Slack's page (a link names a stored connection only): an
@@ -651,7 +657,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // Its workspace, and also its own: a link names one connection, and the person following
             // it (anyone, for a bare link) must not make it another member's or another app's. Stored
             // under an id of the app's own, as a plain install's holder is, it is held to the same test.
-            const notOwn = notOwnInstallation(target.metadata, installation);
+            const notOwn = notOwnInstallation(target, installation);
             if (notOwn !== null) {
               const revoked = await revokeUnstored(slack.provider, installation);
               request.log.warn(
@@ -668,7 +674,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // connection there keeps its tokens; so does a user-token-only app's, which is one member's
             // (another member's install would hand out their token as that member's). With a bot, the
             // connection is the workspace's, and whoever reinstalls the app there reconnects it.
-            const notOwn = notOwnInstallation(target.metadata, installation);
+            const notOwn = notOwnInstallation(target, installation);
             if (notOwn !== null && (notOwn === "app" || installation.bot === undefined)) {
               const revoked = await revokeUnstored(slack.provider, installation);
               request.log.warn(
