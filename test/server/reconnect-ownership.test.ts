@@ -379,3 +379,113 @@ describe("a connection whose installer's user token was deleted, the bot kept", 
     expect(now.status).toBe("active");
   });
 });
+
+// Whose user token a connection holds is Slack's word before the metadata's: the user credential's
+// user_id, which the install flow stores and every refresh of a user token records. A connection
+// imported without authed_user_id (the README's import example has none) has it after its first
+// refresh; another member must not take it, and its own member must not be turned away.
+
+/** Imports `userId`'s user token (and a bot, with `botScopes`) with no member named, then refreshes it. */
+async function importUnnamed(
+  h: ServerHarness,
+  o: { id: string; teamId: string; userId: string; botScopes?: string[] },
+): Promise<string> {
+  const install = h.emu.control.install({
+    clientId: h.emu.demoApp.clientId,
+    teamId: o.teamId,
+    userId: o.userId,
+    ...(o.botScopes === undefined ? {} : { botScopes: o.botScopes }),
+    userScopes: ["users:read"],
+  });
+  const user = install.authed_user as { access_token: string; refresh_token: string };
+  await h.server.warden.connections.import({
+    id: o.id,
+    provider: "slack",
+    credentials: {
+      ...(o.botScopes === undefined ? {} : { bot: botFromInstall(install) }),
+      user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+    },
+    metadata: { team_id: o.teamId },
+  });
+  const res = await h.api(`/v1/connections/${o.id}/refresh`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ kind: "user" }),
+  });
+  expect(res.status).toBe(200);
+  const connection = await h.server.warden.connections.get(o.id);
+  expect(connection.metadata["authed_user_id"]).toBeUndefined();
+  expect(connection.credentials.find((c) => c.kind === "user")?.providerData).toMatchObject({
+    user_id: o.userId,
+  });
+  return (await h.server.warden.getToken(o.id, { kind: "user" })).accessToken;
+}
+
+describe("a connection with a bot whose metadata names no member, but whose user token Slack named", () => {
+  let h: ServerHarness;
+  const { revoked, fetchRecording } = revokeRecorder();
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+      server: { fetch: fetchRecording },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is not taken by another member through a bare link; its member reconnects it", async () => {
+    const team = h.emu.control.createTeam({ name: "unnamed, bot" });
+    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
+    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const id = "unnamed-bot-and-user";
+    const token = await importUnnamed(h, {
+      id,
+      teamId: team.teamId,
+      userId: alice,
+      botScopes: ["chat:write"],
+    });
+    revoked.length = 0;
+    const bare = await followAs(
+      h,
+      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
+      team.teamId,
+      bob,
+    );
+    expect(bare.status).toBe(400);
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
+    // Bob's new bot and user tokens, each refresh token first, held by nobody.
+    expect(revoked).toHaveLength(4);
+    for (const t of revoked) expect(h.emu.control.tokenInfo(t).state).not.toBe("active");
+    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    expect(back.status).toBe(303);
+    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: alice });
+  });
+});
+
+describe("a user-token-only connection whose metadata names no member, but whose token Slack named", () => {
+  let h: ServerHarness;
+  beforeAll(async () => {
+    h = await openServerHarness("sqlite", {
+      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("is reconnected by its member, and refused to another", async () => {
+    const team = h.emu.control.createTeam({ name: "unnamed, user only" });
+    const gina = h.emu.control.createUser(team.teamId, { name: "gina" }).userId;
+    const hank = h.emu.control.createUser(team.teamId, { name: "hank" }).userId;
+    const id = "unnamed-user-only";
+    const token = await importUnnamed(h, { id, teamId: team.teamId, userId: gina });
+    const other = await followAs(h, h.server.reconnectUrl(id), team.teamId, hank);
+    expect(other.status).toBe(400);
+    expect(await other.text()).toContain("different member");
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
+    const own = await followAs(h, h.server.reconnectUrl(id), team.teamId, gina);
+    expect(own.status).toBe(303);
+    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).not.toBe(token);
+  });
+});

@@ -197,7 +197,7 @@ function notOwnPage(reply: FastifyReply, notOwn: NotOwn): FastifyReply {
         reply,
         400,
         "Wrong member",
-        "This connection's member is not known (it holds a user token and was imported without authed_user_id in its metadata), so any member's install could stand in for theirs. Nothing was changed; ask for the connection to be imported again with its authed_user_id.",
+        "This connection's member is not known (it holds a user token, was imported without authed_user_id in its metadata, and Slack has not named its member since), so any member's install could stand in for theirs. Nothing was changed; ask for its user token to be refreshed (Slack's answer names its member), or the connection imported again with its authed_user_id.",
       );
   }
 }
@@ -250,27 +250,36 @@ type NotOwn = "app" | "member" | "member_unknown";
  * is another Slack app's (its tokens would be replaced by this app's), or another member's. For an
  * installation without a bot token (a user-token-only app, one connection per member) only the same
  * member's is its own, or one member's connection would hand out another's user token; with a bot
- * and a user token, the member the connection names, if it names one and still holds their user
- * token. An `app_id` it does not name is taken as this app's (connections imported before it was
- * recorded); a member it does not name matches only with a bot. Null: its own.
+ * and a user token, the member whose user token it holds (memberOf), if it names one. An `app_id` it
+ * does not name is taken as this app's (connections imported before it was recorded); a member it
+ * does not name matches only with a bot. Null: its own.
  */
 function notOwnInstallation(holder: Connection, i: SlackInstallation): NotOwn | null {
-  const { metadata } = holder;
-  const appId = metadata["app_id"];
+  const appId = holder.metadata["app_id"];
   if (appId !== undefined && appId !== null && appId !== i.appId) return "app";
-  const holderMember = metadata["authed_user_id"];
+  const holderMember = memberOf(holder);
   const sameMember = i.authedUserId !== null && holderMember === i.authedUserId;
   if (i.bot === undefined) {
-    return sameMember ? null : typeof holderMember === "string" ? "member" : "member_unknown";
+    return sameMember ? null : holderMember !== null ? "member" : "member_unknown";
   }
   // A bot and a user token: another member's user token would stand in for the holder's member's
   // (what the app calls "the installer" would silently change person). The bot alone is the
   // workspace's, and so is a connection whose user token is gone (its installer left and was signed
   // out of it: the metadata still names them, but no token of theirs is there to stand in for).
   const holdsUser = holder.credentials.some((c) => c.kind === "user");
-  return i.user === undefined || !holdsUser || typeof holderMember !== "string" || sameMember
-    ? null
-    : "member";
+  return i.user === undefined || !holdsUser || holderMember === null || sameMember ? null : "member";
+}
+
+/**
+ * The member whose user token a connection holds: Slack's word on the token first (its user_id, which
+ * the install stores and every refresh of a user token records), else the metadata's authed_user_id
+ * (an import may give either, or neither: then null).
+ */
+function memberOf(holder: Connection): string | null {
+  const fromToken = holder.credentials.find((c) => c.kind === "user")?.providerData["user_id"];
+  if (typeof fromToken === "string") return fromToken;
+  const named = holder.metadata["authed_user_id"];
+  return typeof named === "string" ? named : null;
 }
 
 /**
