@@ -90,6 +90,28 @@ describe("a plain install routed to a connection of the app's own", () => {
     expect((await h.api(`/v1/connections/${team.teamId}`)).status).toBe(404);
   });
 
+  // One connection per member: the workspace holds several, each its own member's, and whichever one
+  // is stored under the workspace's own id, each member's install finds that member's connection.
+  it("reconnects the installing member's own connection among several members'", async () => {
+    const team = h.emu.control.createTeam({ name: "several members" });
+    const alice = h.emu.control.createUser(team.teamId).userId;
+    const bob = h.emu.control.createUser(team.teamId).userId;
+    const carol = h.emu.control.createUser(team.teamId).userId;
+    await importMember(h, { id: "alice-of-several", teamId: team.teamId, userId: alice, metadata: {} });
+    await importMember(h, { id: "bob-of-several", teamId: team.teamId, userId: bob, metadata: {} });
+    expect(await plainInstall(h, team.teamId, alice)).toContain("connection_id=alice-of-several");
+    expect((await h.api(`/v1/connections/${team.teamId}`)).status).toBe(404);
+    // Carol has none: hers is the workspace's id; Bob's own install still finds his.
+    expect(await plainInstall(h, team.teamId, carol)).toContain(`connection_id=${team.teamId}`);
+    const carols = (await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken;
+    expect(await plainInstall(h, team.teamId, bob)).toContain("connection_id=bob-of-several");
+    expect(await plainInstall(h, team.teamId, alice)).toContain("connection_id=alice-of-several");
+    expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken).toBe(carols);
+    expect((await h.server.warden.connections.get("bob-of-several")).metadata).toMatchObject({
+      authed_user_id: bob,
+    });
+  });
+
   it("never hands a connection of another Slack app this app's tokens", async () => {
     const other = h.emu.control.createApp({});
     const team = h.emu.control.createTeam({ name: "two-apps" });

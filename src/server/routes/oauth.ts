@@ -28,6 +28,12 @@ const STATE_TTL_MS = 10 * 60_000;
 /** The store's marks of connect sessions an install has completed through: spent links. */
 const SESSION_SCOPE = "connect_session";
 
+/**
+ * The connections holding a workspace a plain install reads at most, looking for the installer's own
+ * (one per member in a user-token-only app): past that many, it is the workspace's id's.
+ */
+const HOLDERS_READ = 200;
+
 /** Marks of connect sessions whose callback is running: one install at a time per session. */
 const SESSION_HOLD_SCOPE = "connect_session_hold";
 
@@ -268,6 +274,18 @@ function notOwnInstallation(holder: Connection, i: SlackInstallation): NotOwn | 
   // out of it: the metadata still names them, but no token of theirs is there to stand in for).
   const holdsUser = holder.credentials.some((c) => c.kind === "user");
   return i.user === undefined || !holdsUser || holderMember === null || sameMember ? null : "member";
+}
+
+/**
+ * Why the connection stored under the installation's own id is not this install's to write (by this
+ * callback, or an import of an @slack/oauth export: the workspace's only place, reached by a plain
+ * install too), if it is not: another app's connection there keeps its tokens; so does a
+ * user-token-only app's, which is one member's. With a bot, the connection is the workspace's, and
+ * whoever reinstalls the app there reconnects it.
+ */
+function refusedAtOwnId(target: Connection, i: SlackInstallation): NotOwn | null {
+  const notOwn = notOwnInstallation(target, i);
+  return notOwn === "app" || (notOwn !== null && i.bot === undefined) ? notOwn : null;
 }
 
 /**
@@ -610,25 +628,35 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             throw error;
           };
           // The connection this install writes: the link's own (checked below), else the workspace's.
-          const target = await ctx.store.getConnection(payload.cid ?? installedId).catch(storeFailed);
-          if (payload.cid === null && target === null) {
+          let target = await ctx.store.getConnection(payload.cid ?? installedId).catch(storeFailed);
+          if (payload.cid === null && (target === null || refusedAtOwnId(target, installation) !== null)) {
             // A plain install (the app's "Add to Slack") of a workspace stored under an id of the app's
             // own: it is that connection's reconnect, or a second connection would hold the workspace
-            // and the first stay dead. Only when exactly one holds it; several is the app's own choice.
+            // and the first stay dead. Only when exactly one of those holding it is its own; several is
+            // the app's own choice. Looked for too when the workspace's id holds a connection that is
+            // not the installation's (another member's, in a user-token-only app): the installing
+            // member's own connection is still theirs to reconnect.
             const holders = await ctx.store
               .findConnectionsByInstallation({
                 provider: "slack",
                 ...(installation.isEnterpriseInstall
                   ? { enterpriseId: installedId }
                   : { teamId: installedId }),
-                limit: 2,
+                limit: HOLDERS_READ,
               })
               .catch(storeFailed);
-            const holder =
-              holders.length === 1 && holders[0] !== undefined
-                ? await ctx.store.getConnection(holders[0]).catch(storeFailed)
-                : null;
-            if (holder !== null && notOwnInstallation(holder, installation) === null) id = holder.id;
+            const own: Connection[] = [];
+            for (const holderId of holders) {
+              if (holderId === installedId) continue; // `target`, judged above
+              const holder = await ctx.store.getConnection(holderId).catch(storeFailed);
+              if (holder !== null && notOwnInstallation(holder, installation) === null) own.push(holder);
+              if (own.length > 1) break;
+            }
+            const [only] = own;
+            if (own.length === 1 && only !== undefined) {
+              target = only;
+              id = only.id;
+            }
           }
           if (payload.cid !== null && target === null) {
             // Deleted while the person was on Slack's page (a link names a stored connection only): an
@@ -678,13 +706,10 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             id = payload.cid;
           }
           if (target !== null && target.id === installedId) {
-            // Stored under the installation's own id (by this callback, or an import of an @slack/oauth
-            // export): the workspace's only place, reached by a plain install too. Another app's
-            // connection there keeps its tokens; so does a user-token-only app's, which is one member's
-            // (another member's install would hand out their token as that member's). With a bot, the
-            // connection is the workspace's, and whoever reinstalls the app there reconnects it.
-            const notOwn = notOwnInstallation(target, installation);
-            if (notOwn !== null && (notOwn === "app" || installation.bot === undefined)) {
+            // Stored under the installation's own id, and (for a plain install) no other connection of
+            // the workspace is the installation's own: written only when it is its own (refusedAtOwnId).
+            const notOwn = refusedAtOwnId(target, installation);
+            if (notOwn !== null) {
               const revoked = await revokeUnstored(slack.provider, installation);
               request.log.warn(
                 { connectionId: target.id, notOwn, revoked },
