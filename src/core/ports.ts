@@ -332,6 +332,17 @@ export interface Store {
     options?: { onlyMissing?: boolean },
   ): Promise<boolean>;
 
+  /**
+   * Records what a health check learned of one credential's tokens (Slack: the member a user token is
+   * of, `user_id`) in its provider data, for each key it has no value for (absent or null), never
+   * overwriting one: a value there came from the provider's install or refresh answer. Only while the
+   * credential is at `ifVersion` (its tokens are still the ones checked; a fact about tokens replaced
+   * meanwhile would be laid on another's). The version stays: the tokens did not change. Returns
+   * whether it wrote. Optional, so a store of your own written before it existed still opens; without
+   * it a check records nothing there.
+   */
+  learnProviderData?(ref: CredentialRef, facts: Record<string, string>, ifVersion: number): Promise<boolean>;
+
   getCredential(ref: CredentialRef): Promise<StoredCredential | null>;
   listCredentials(connectionId: string): Promise<StoredCredential[]>;
 
@@ -593,6 +604,12 @@ export type CheckOutcome =
        * of a connection imported without it.
        */
       installation?: Record<string, string>;
+      /**
+       * What the answer says of the credential's own tokens that an import may not have given (Slack:
+       * the member a user token is of, `user_id`), recorded in its provider data where it has none
+       * (`Store.learnProviderData`): the install flow reads whose user token a connection holds there.
+       */
+      credential?: Record<string, string>;
     }
   | { kind: "failed"; classification: Classification };
 

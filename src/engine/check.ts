@@ -1,4 +1,5 @@
 import { TokenwardenError } from "../core/errors.js";
+import type { Secret } from "../core/secret.js";
 import type {
   Classification,
   Connection,
@@ -68,7 +69,10 @@ export async function checkConnection(ctx: EngineContext, connectionId: string):
       }
     }
     const now = ctx.clock.now();
-    if (outcome.kind === "ok") await learnInstallation(ctx, connection, outcome.installation, now);
+    if (outcome.kind === "ok") {
+      await learnInstallation(ctx, connection, outcome.installation, now);
+      await learnCredential(ctx, credential, token, outcome.credential);
+    }
     const classification: Classification | null = outcome.kind === "failed" ? outcome.classification : null;
     const version =
       classification?.kind === "dead" && !undecided
@@ -165,6 +169,35 @@ async function learnInstallation(
   // onlyMissing: decided in the store, so a team_id an import wrote meanwhile is not overwritten.
   await ctx.store.updateMetadata(connection.id, patch, nowMs, { onlyMissing: true });
   Object.assign(connection.metadata, patch); // the next credential of this check sees them
+}
+
+/**
+ * Records what a check learned of the credential's own tokens (Slack: whose user token it is) in its
+ * provider data where it has no value, never overwriting (what is there came from the provider's
+ * install or refresh answer), and only while `token`, the one checked, is still the credential's.
+ * What it cannot record costs the check nothing: its verdict is recorded all the same.
+ */
+async function learnCredential(
+  ctx: EngineContext,
+  listed: StoredCredential,
+  token: Secret,
+  facts: Record<string, string> | undefined,
+): Promise<void> {
+  const missing = Object.entries(facts ?? {}).filter(
+    ([k]) => listed.providerData[k] === undefined || listed.providerData[k] === null,
+  );
+  const learn = ctx.store.learnProviderData?.bind(ctx.store);
+  if (missing.length === 0 || learn === undefined) return;
+  const ref = { connectionId: listed.connectionId, kind: listed.kind };
+  try {
+    const held = await storedHolding(ctx, ref, token.reveal());
+    if (held !== null) await learn(ref, Object.fromEntries(missing), held.version);
+  } catch (error) {
+    ctx.logger.warn(
+      { err: error, ...ref },
+      "a health check could not record what it learned of a credential",
+    );
+  }
 }
 
 /** Marks credentials dead after an outside signal (an uninstall event, a revocation seen by a caller). */

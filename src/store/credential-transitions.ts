@@ -360,3 +360,15 @@ export function verdictApplies(
 export function eventsOf(events: NewEvent[], changed: readonly { kind: CredentialKind }[]): NewEvent[] {
   return events.filter((e) => e.kind === null || changed.some((c) => c.kind === e.kind));
 }
+
+/**
+ * The provider data a check's `facts` leave (`Store.learnProviderData`): each fact where the stored
+ * data has no value (absent or null), never over one; null when that adds nothing.
+ */
+export function learnedProviderData(
+  stored: Record<string, unknown>,
+  facts: Record<string, string>,
+): Record<string, unknown> | null {
+  const missing = Object.entries(facts).filter(([key]) => stored[key] === undefined || stored[key] === null);
+  return missing.length === 0 ? null : { ...stored, ...Object.fromEntries(missing) };
+}

@@ -389,6 +389,59 @@ export function storeContract(name: string, open: (sealer: Sealer) => Promise<St
         });
       });
 
+      it("records what a check learned of a credential where its provider data has no value, at its version only", async () => {
+        await seedT1();
+        const learn = store.learnProviderData?.bind(store);
+        if (learn === undefined) throw new Error("the store has no learnProviderData");
+        const before = await store.getCredential(USER);
+        const version = before?.version ?? -1;
+        // Another version holds other tokens than the ones checked: nothing is written.
+        expect(await learn(USER, { user_id: "U-checked" }, version + 1)).toBe(false);
+        expect((await store.getCredential(USER))?.providerData).toEqual({ bot_user_id: "U-t1-user" });
+        expect(await learn({ connectionId: "nope", kind: "user" }, { user_id: "U-checked" }, version)).toBe(
+          false,
+        );
+        expect(await learn(USER, { user_id: "U-checked" }, version)).toBe(true);
+        const learned = await store.getCredential(USER);
+        expect(learned?.providerData).toEqual({ bot_user_id: "U-t1-user", user_id: "U-checked" });
+        // The tokens did not change: the version (which fences verdicts and caches) and the rest stay.
+        expect(learned).toMatchObject({
+          version,
+          status: "active",
+          expiresAtMs: before?.expiresAtMs,
+          issuedAtMs: before?.issuedAtMs,
+          claimUntilMs: null,
+        });
+        expect(learned?.accessToken.reveal()).toBe(before?.accessToken.reveal());
+        // A value there is never overwritten (it came from the provider's install or refresh answer);
+        // a key given beside it is still recorded.
+        expect(await learn(USER, { user_id: "U-other", team_id: "T1" }, version)).toBe(true);
+        expect((await store.getCredential(USER))?.providerData).toEqual({
+          bot_user_id: "U-t1-user",
+          user_id: "U-checked",
+          team_id: "T1",
+        });
+        expect(await learn(USER, { user_id: "U-other" }, version)).toBe(false);
+        // A null says nothing: it is filled in.
+        const c = claimOf(await claim(USER, "a", 2_000));
+        await store.completeRefresh(
+          c,
+          { ...refreshed("r-user"), providerData: { user_id: null } },
+          2_000,
+          event("T1", "refreshed", 2_000, "user"),
+        );
+        const refreshedVersion = (await store.getCredential(USER))?.version ?? -1;
+        expect(await learn(USER, { user_id: "U-checked" }, version)).toBe(false);
+        expect(await learn(USER, { user_id: "U-checked" }, refreshedVersion)).toBe(true);
+        expect((await store.getCredential(USER))?.providerData).toMatchObject({ user_id: "U-checked" });
+        // The other credential is untouched throughout, and NUL is bad input that changes nothing.
+        expect((await store.getCredential(BOT))?.providerData).toEqual({ bot_user_id: "U-t1-bot" });
+        await expect(
+          learn(BOT, { user_id: "U\u0000" }, (await store.getCredential(BOT))?.version ?? -1),
+        ).rejects.toMatchObject({ code: "invalid_input" });
+        expect((await store.getCredential(BOT))?.providerData).toEqual({ bot_user_id: "U-t1-bot" });
+      });
+
       it("deletes a connection with its credentials and events", async () => {
         await seedT1();
         await store.putConnection(connection("T2", [credential("bot", "t2")]), 1_000, [

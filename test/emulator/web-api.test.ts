@@ -1,6 +1,6 @@
 // The Web API auth layer (slack-api.md §4.5, order §4.6) and the emulated methods.
 import { describe, expect, it } from "vitest";
-import { api, emulator, str } from "./emulator-harness.js";
+import { api, emulator, refresh, str } from "./emulator-harness.js";
 
 async function installed(options: Parameters<typeof emulator>[0] = {}) {
   const emu = await emulator(options);
@@ -109,6 +109,27 @@ describe("auth.test (§4.2)", () => {
     expect(res.body).toMatchObject({ ok: true, user_id: emu.demoTeam.userId, user: "demo-user" });
     expect(res.body).not.toHaveProperty("bot_id");
     expect(res.headers.get("x-oauth-scopes")).toBe("search:read");
+  });
+
+  it("names each member's own user token as theirs, also after it rotated (what a health check records)", async () => {
+    const emu = await emulator();
+    const team = emu.control.createTeam({ name: "two members" });
+    const members = [emu.control.createUser(team.teamId).userId, emu.control.createUser(team.teamId).userId];
+    for (const userId of members) {
+      const authed = emu.control.install({
+        clientId: emu.demoApp.clientId,
+        teamId: team.teamId,
+        userId,
+        userScopes: ["search:read"],
+      })["authed_user"] as Record<string, unknown>;
+      const before = await api(emu, "auth.test", {}, { bearer: str(authed, "access_token") });
+      expect(before.body).toMatchObject({ ok: true, team_id: team.teamId, user_id: userId });
+      expect(before.body).not.toHaveProperty("bot_id");
+      const rotated = (await refresh(emu, str(authed, "refresh_token"))).body;
+      const after = await api(emu, "auth.test", {}, { bearer: str(rotated, "access_token") });
+      expect(after.body).toMatchObject({ ok: true, user_id: userId });
+      expect(after.body).not.toHaveProperty("bot_id");
+    }
   });
 
   it("adds enterprise_id for a workspace of an Enterprise Grid org", async () => {

@@ -482,6 +482,45 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await h.warden.connections.get(id)).metadata).toMatchObject({ team_id: "T-set-by-the-operator" });
   });
 
+  it("a healthy check records whose user token it is (auth.test's user_id) where its provider data has none", async () => {
+    const { id, install } = await h.installAndImport({ withUser: true });
+    const member = (install["authed_user"] as Record<string, unknown>)["id"];
+    const providerData = async (kind: "bot" | "user") =>
+      (await h.warden.connections.get(id)).credentials.find((c) => c.kind === kind)?.providerData;
+    expect(await providerData("user")).not.toHaveProperty("user_id");
+    const result = await h.warden.connections.check(id);
+    expect(result.credentials.map((c) => [c.kind, c.ok])).toEqual([
+      ["bot", true],
+      ["user", true],
+    ]);
+    expect(await providerData("user")).toMatchObject({ user_id: member });
+    // A bot token's auth.test names its bot user as user_id: nothing of the kind is recorded for it.
+    expect(await providerData("bot")).not.toHaveProperty("user_id");
+    // Nothing else moved: the tokens are the ones imported, at their version.
+    expect((await h.warden.getToken(id, { kind: "user" })).accessToken).toBe(
+      (install["authed_user"] as Record<string, unknown>)["access_token"],
+    );
+  });
+
+  it("a check never overwrites a user_id the user credential holds", async () => {
+    const { id, install } = await h.installAndImport({ withUser: true });
+    const user = install["authed_user"] as Record<string, unknown>;
+    await h.warden.connections.import({
+      id,
+      provider: "slack",
+      credentials: {
+        bot: grantTokens(install),
+        user: { ...grantTokens(user), providerData: { user_id: "U-said-by-slack" } },
+      },
+    });
+    await h.warden.connections.check(id);
+    const credentials = (await h.warden.connections.get(id)).credentials;
+    expect(credentials.find((c) => c.kind === "user")?.providerData).toMatchObject({
+      user_id: "U-said-by-slack",
+    });
+    expect(credentials.find((c) => c.kind === "bot")?.providerData).not.toHaveProperty("user_id");
+  });
+
   it("an import with mergeMetadata keeps the stored metadata under its own; a bad flag changes nothing", async () => {
     const { id } = await h.installAndImport();
     const token = (await h.warden.getToken(id)).accessToken;

@@ -364,6 +364,27 @@ describe("Slack provider: auth.test, auth.revoke (slack-api.md §4.2, §4.3)", (
         url: "https://subarachnoid.slack.com/",
       },
       installation: { team_id: "T0G9PQBBK", enterprise_id: "E12345678" },
+      // A bot token's user_id is its bot user: nothing of the credential's member.
+      credential: {},
+    });
+  });
+
+  it("names the member a user token is of (user_id, no bot_id: §4.2's user token answer)", async () => {
+    replies.push({
+      body: {
+        ok: true,
+        url: "https://subarachnoid.slack.com/",
+        team: "Subarachnoid Workspace",
+        user: "grace",
+        team_id: "T12345678",
+        user_id: "W12345678",
+      },
+    });
+    const outcome = await provider().check(new Secret("xoxe.xoxp-1-abc"), signal());
+    expect(outcome).toMatchObject({
+      kind: "ok",
+      installation: { team_id: "T12345678" },
+      credential: { user_id: "W12345678" },
     });
   });
 

@@ -442,7 +442,14 @@ export function createSlackProvider(options: SlackProviderOptions): SlackProvide
         const v = providerData[key];
         if (typeof v === "string") installation[key] = v;
       }
-      return { kind: "ok", providerData, installation };
+      // A user token's answer names its member and no bot (§4.2); a bot token's user_id is its bot
+      // user. The member is what the install flow tells a reconnecting member's own connection by,
+      // and a user token imported without it may not learn it from a refresh: §3.3's user_id has not
+      // been seen in a captured answer.
+      const userId = asString(r.body["user_id"]);
+      const credential: Record<string, string> =
+        userId !== null && asString(r.body["bot_id"]) === null ? { user_id: userId } : {};
+      return { kind: "ok", providerData, installation, credential };
     },
 
     async revoke(accessToken: Secret, signal: AbortSignal): Promise<CheckOutcome> {

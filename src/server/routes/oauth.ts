@@ -290,8 +290,8 @@ function refusedAtOwnId(target: Connection, i: SlackInstallation): NotOwn | null
 
 /**
  * The member whose user token a connection holds: Slack's word on the token first (its user_id, which
- * the install stores and every refresh of a user token records), else the metadata's authed_user_id
- * (an import may give either, or neither: then null).
+ * the install stores, every refresh of a user token records, and a healthy check records where it is
+ * missing), else the metadata's authed_user_id (an import may give either, or neither: then null).
  */
 function memberOf(holder: Connection): string | null {
   const fromToken = holder.credentials.find((c) => c.kind === "user")?.providerData["user_id"];

@@ -60,6 +60,7 @@ import {
   eventsOf,
   failurePatch,
   holdsClaim,
+  learnedProviderData,
   newCredentialRecord,
   parkPatch,
   releasePatch,
@@ -609,6 +610,23 @@ export class PostgresStore implements Store {
         JSON.stringify(mergeMetadata(row.metadata, patch, options.onlyMissing)),
         nowMs,
       ]);
+      return true;
+    });
+  }
+
+  async learnProviderData(
+    ref: CredentialRef,
+    facts: Record<string, string>,
+    ifVersion: number,
+  ): Promise<boolean> {
+    checkJsonText(facts, "provider data");
+    return this.#tx("learnProviderData", async (c) => {
+      // Locked: a refresh completing meanwhile merges its answer into what this writes, not under it.
+      const record = await this.#record(c, ref, true);
+      if (record === null || record.version !== ifVersion) return false;
+      const providerData = learnedProviderData(record.providerData, facts);
+      if (providerData === null) return false;
+      await this.#update(c, ref, { providerData });
       return true;
     });
   }

@@ -61,6 +61,7 @@ import {
   eventsOf,
   failurePatch,
   holdsClaim,
+  learnedProviderData,
   newCredentialRecord,
   parkPatch,
   releasePatch,
@@ -429,6 +430,22 @@ export class SqliteStore implements Store {
         nowMs,
         id,
       );
+      return true;
+    });
+  }
+
+  async learnProviderData(
+    ref: CredentialRef,
+    facts: Record<string, string>,
+    ifVersion: number,
+  ): Promise<boolean> {
+    checkJsonText(facts, "provider data");
+    return this.#write("learnProviderData", () => {
+      const record = this.#record(ref);
+      if (record === null || record.version !== ifVersion) return false;
+      const providerData = learnedProviderData(record.providerData, facts);
+      if (providerData === null) return false;
+      this.#update(ref, { providerData });
       return true;
     });
   }
