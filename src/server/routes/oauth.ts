@@ -203,7 +203,7 @@ function notOwnPage(reply: FastifyReply, notOwn: NotOwn): FastifyReply {
         reply,
         400,
         "Wrong member",
-        "This connection's member is not known (it holds a user token, was imported without authed_user_id in its metadata, and Slack has not named its member since), so any member's install could stand in for theirs. Nothing was changed; ask for its user token to be refreshed (Slack's answer names its member), or the connection imported again with its authed_user_id.",
+        "This connection's member is not known (it holds a user token, was imported without authed_user_id in its metadata, and Slack has not named its member since), so any member's install could stand in for theirs. Nothing was changed; ask whoever runs this app to check the connection (tokenwarden connections check <id>, or POST /v1/connections/<id>/check: Slack's answer names its member, and then that member's install reconnects it), or to import it again with its authed_user_id.",
       );
   }
 }
