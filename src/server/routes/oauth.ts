@@ -688,7 +688,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
                 "Wrong workspace",
                 known !== null
                   ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
-                  : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask for the connection to be imported again with its team_id.",
+                  : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask whoever runs this app to check the connection if its token still works (tokenwarden connections check <id>: Slack's answer names its workspace), or to import it again with its team_id.",
               );
             }
             // Its workspace, and also its own: a link names one connection, and the person following
