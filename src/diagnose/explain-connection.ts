@@ -241,7 +241,17 @@ export function explainConnection(o: ConnectionObservation): ConnectionExplanati
     const reason = credential.reason ?? "invalid_auth";
     const failure = [...mine].reverse().find((e) => e.type !== "needs_reauth" && e.reason === reason);
     const at = failure === undefined ? "" : ` at ${iso(failure.atMs)}`;
-    const deadFix = [FIX.reinstall(context), FIX.importNew(context), FIX.verify(context)];
+    const mineContext: FixContext = { ...context, credential: credential.kind };
+    // A dead user token beside a working credential need not be reconnected: it can be signed out.
+    const othersWork = o.connection.credentials.some(
+      (c) => c.kind !== credential.kind && c.status !== "needs_reauth",
+    );
+    const deadFix = [
+      FIX.reinstall(mineContext),
+      ...(credential.kind === "user" && othersWork ? [FIX.signOutUser(mineContext)] : []),
+      FIX.importNew(mineContext),
+      FIX.verify(mineContext),
+    ];
     const verdict =
       reason === "account_inactive"
         ? "inactive"

@@ -402,7 +402,12 @@ function explainStoredDead(
   token: Diagnosis["token"],
   r: Extract<RefreshObservation, { kind: "stored_dead" }>,
 ): Diagnosis {
-  const context = { ...o.context, connectionId: r.connectionId, reconnectUrl: r.reconnectUrl ?? null };
+  const context = {
+    ...o.context,
+    connectionId: r.connectionId,
+    reconnectUrl: r.reconnectUrl ?? null,
+    credential: r.credential,
+  };
   const code =
     r.reason === "account_inactive"
       ? r.credential === "user"

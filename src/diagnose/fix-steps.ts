@@ -11,6 +11,8 @@ export interface FixContext {
   connectionId?: string;
   /** Its signed reconnect link, when the server's public URL is known (TOKENWARDEN_PUBLIC_URL). */
   reconnectUrl?: string | null;
+  /** The credential the diagnosis is about, when it is one (its token's variable in the verify step). */
+  credential?: string;
 }
 
 export const FIX = {
@@ -34,8 +36,12 @@ export const FIX = {
       : `Store the new tokens under the same id: tokenwarden connections import new-install.json (with "id": "${c.connectionId}") — the server's OAuth callback does this for you.`,
   updateSecretStore: (): string =>
     "Update the secret store: replace the old value everywhere it is kept (secret manager, environment variables, CI settings), and remove the old one.",
-  verify: (c: FixContext): string =>
-    `Verify with auth.test: tokenwarden diagnose token --token-env SLACK_BOT_TOKEN --slack-base-url ${c.baseUrl} (or curl -s -X POST ${c.baseUrl}/api/auth.test -H "Authorization: Bearer $SLACK_BOT_TOKEN")`,
+  verify: (c: FixContext): string => {
+    const env = c.credential === "user" ? "SLACK_USER_TOKEN" : "SLACK_BOT_TOKEN";
+    return `Verify with auth.test: tokenwarden diagnose token --token-env ${env} --slack-base-url ${c.baseUrl} (or curl -s -X POST ${c.baseUrl}/api/auth.test -H "Authorization: Bearer $${env}")`;
+  },
+  signOutUser: (c: FixContext): string =>
+    `Or, if that member's user token is no longer needed, remove it and keep the rest of the connection: tokenwarden connections delete ${c.connectionId ?? "<id>"} --kind user --yes (DELETE /v1/connections/${c.connectionId ?? "<id>"}/credentials/user); the connection works again on its other credentials.`,
   fixClientCredentials: (): string =>
     "Copy the Client ID and Client Secret again from the app's Basic Information page (api.slack.com/apps → your app) into SLACK_CLIENT_ID / SLACK_CLIENT_SECRET (or your secret manager); check that they belong to the app that issued these tokens, then restart whatever reads them.",
   restoreKey: (): string =>

@@ -544,6 +544,22 @@ describe("diagnose connection, from the stored timeline", () => {
     const d = await connectionDiagnosis(id);
     expectDiagnosis(d, "inactive", false, "user_deactivated");
     expect(d.token.kind).toBe("user");
+    // The bot still works: the user token can be signed out instead of reconnected, and the check
+    // names the user token's variable.
+    expect(d.fix.join("\n")).toContain(`tokenwarden connections delete ${id} --kind user --yes`);
+    expect(d.fix.at(-1)).toContain("--token-env SLACK_USER_TOKEN");
+  });
+
+  it("a dead bot's fix has no sign-out step, and verifies the bot token", async () => {
+    const { id } = await h.installAndImport({ withUser: true });
+    const creds = await h.store.listCredentials(id);
+    const bot = creds.find((c) => c.kind === "bot")?.accessToken.reveal() ?? "";
+    const info = h.emu.control.tokenInfo(bot) as { teamId: string };
+    h.emu.control.uninstall({ clientId: h.emu.demoApp.clientId, teamId: info.teamId });
+    await h.warden.connections.check(id);
+    const d = await connectionDiagnosis(id);
+    expect(d.fix.join("\n")).not.toContain("--kind user");
+    expect(d.fix.at(-1)).toContain("--token-env SLACK_BOT_TOKEN");
   });
 
   it("wrong client secret flags the provider → misconfigured where it is configured, a low cause elsewhere", async () => {
