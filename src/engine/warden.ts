@@ -5,7 +5,7 @@ import type { Clock, Logger, Provider, Random, Store } from "../core/ports.js";
 import { reconnectUrlOf } from "../core/reconnect-url.js";
 import { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from "../core/refresh-policy.js";
 import type { CredentialKind, ProviderState } from "../core/types.js";
-import type { EncryptionKey } from "../crypto/key-ring.js";
+import { type EncryptionKey, parseKeyRing } from "../crypto/key-ring.js";
 import { ReconnectLinkSigner } from "../crypto/reconnect-link.js";
 import { createSlackProvider } from "../providers/slack/slack-provider.js";
 import { ChangeFeedWatch } from "./change-feed-watch.js";
@@ -72,9 +72,10 @@ export interface WardenOptions {
   publicUrl?: string;
   /**
    * Signs the reconnect links this warden hands out, so the server's install route may preselect the
-   * workspace and say when a connection was deleted. Default: derived from the encryption key when
-   * the warden opens its own store; with `store` and without it, links go out bare (they reconnect
-   * all the same). The server and the CLI pass the one of the key ring they opened the store with.
+   * workspace and say when a connection was deleted. Default: derived from the encryption key (the
+   * one the warden opens its own store with, or `encryptionKey` given beside a `store`); with `store`
+   * and no `encryptionKey`, links go out bare (they reconnect all the same). The server and the CLI
+   * pass the one of the key ring they opened the store with.
    */
   reconnectLinks?: ReconnectLinkSigner;
   /** Where a development key is kept when no key is configured outside production. */
@@ -182,6 +183,9 @@ export async function createWarden(options: WardenOptions = {}) {
       { outbox: options.webhooks ?? Boolean(env["TOKENWARDEN_WEBHOOK_URL"]) },
     ));
     reconnectLinks ??= ReconnectLinkSigner.fromKeyRing(keys);
+  } else if (reconnectLinks === null && options.encryptionKey !== undefined) {
+    // A store of the caller's own: the key ring given beside it signs links as the server's does.
+    reconnectLinks = ReconnectLinkSigner.fromKeyRing(parseKeyRing(options.encryptionKey));
   }
   const signLink = reconnectLinks === null ? null : reconnectLinks.sign.bind(reconnectLinks);
   try {

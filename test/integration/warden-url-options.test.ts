@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseKeyRing } from "../../src/crypto/key-ring.js";
 import { ReconnectLinkSigner } from "../../src/crypto/reconnect-link.js";
 import { createWarden } from "../../src/engine/warden.js";
+import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -87,5 +88,36 @@ describe("createWarden's reconnect links", () => {
     } finally {
       await warden.close();
     }
+  });
+  it("are signed with the encryption key given beside a store of the caller's own, and bare without it", async () => {
+    db = await createTmpSqlite();
+    const key = randomBytes(32).toString("base64");
+    const links: Array<string | null> = [];
+    for (const encryptionKey of [key, undefined]) {
+      const warden = await createWarden({
+        store: await openSealedStore("sqlite", db.path, key),
+        ...(encryptionKey === undefined ? {} : { encryptionKey }),
+        publicUrl: "https://tw.example.com",
+        providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
+        env: {},
+        logger: silent,
+      });
+      try {
+        await warden.connections.import({
+          id: "acme",
+          provider: "slack",
+          credentials: { bot: { accessToken: "xoxb-1", expiresIn: 3_600 } },
+        });
+        warden.on("needs_reauth", (e) => links.push(e.reconnectUrl));
+        await warden.markNeedsReauth("acme", "all", "token_revoked");
+      } finally {
+        await warden.close();
+      }
+    }
+    const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(key)).sign("slack", "acme");
+    expect(links).toEqual([
+      `https://tw.example.com/oauth/slack/install?connection_id=acme&sig=${sig}`,
+      "https://tw.example.com/oauth/slack/install?connection_id=acme",
+    ]);
   });
 });
