@@ -72,6 +72,7 @@ export class WebhookDispatcher {
   readonly #o: Required<Omit<DispatcherOptions, "onDelivery">> & Pick<DispatcherOptions, "onDelivery">;
   #timer: NodeJS.Timeout | null = null;
   #stopped = true;
+  /** The background loop's pass while it runs (null between passes). */
   #pass: Promise<number> | null = null;
   readonly #inFlight = new Set<Promise<void>>();
   #nextPruneAtMs = 0;
@@ -146,8 +147,11 @@ export class WebhookDispatcher {
   /** Ticks until nothing is due and nothing is in flight, here or in the background loop (tests, flushes). */
   async drain(maxPasses = 100): Promise<void> {
     for (let i = 0; i < maxPasses; i++) {
-      await Promise.allSettled([...this.#inFlight]);
-      if ((await this.tick()) === 0 && this.#inFlight.size === 0) return;
+      // A background pass whose claim has not come back holds rows this tick cannot claim (leased, or
+      // locked on PostgreSQL) and has none in flight yet: it is waited for too, or its webhooks would
+      // still be on their way when drain() returns.
+      await Promise.allSettled([...this.#inFlight, ...(this.#pass === null ? [] : [this.#pass])]);
+      if ((await this.tick()) === 0 && this.#inFlight.size === 0 && this.#pass === null) return;
     }
   }
 
@@ -231,8 +235,12 @@ export class WebhookDispatcher {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.#pass = this.tick();
-      this.#pass
+      const pass = this.tick();
+      this.#pass = pass;
+      pass
+        .finally(() => {
+          if (this.#pass === pass) this.#pass = null;
+        })
         .then((n) => this.#schedule(n > 0 ? 0 : this.#o.intervalMs))
         .catch((error: unknown) => {
           this.#o.logger.warn({ err: error }, "webhook pass failed; retrying");
