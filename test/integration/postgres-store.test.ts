@@ -73,6 +73,19 @@ async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
 
 storeContract("postgres", openPostgresHarness);
 
+/** In a describe: a schema for each test that asks (`await freshSchema(name)`), dropped after it. */
+function schemaPerTest(): (name: string) => Promise<PgSchema> {
+  let db: PgSchema | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+  return async (name) => {
+    db = await createPgSchema(name);
+    return db;
+  };
+}
+
 /** The store on `db`'s schema, migrated. */
 async function openMigrated(db: PgSchema): Promise<PostgresStore> {
   const store = await PostgresStore.open({
@@ -85,17 +98,13 @@ async function openMigrated(db: PgSchema): Promise<PostgresStore> {
 }
 
 describe("postgres: migrations and setup", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   // An operator finds (and, in an incident, terminates) tokenwarden's sessions in pg_stat_activity
   // by application_name. The main pool and the renewal pool set none, so a filter on 'tokenwarden%'
   // found only the listener and batch sessions, and every query and renewal session looked foreign.
   it("names every session it opens after tokenwarden, unless the URL names them", async () => {
-    db = await createPgSchema("postgres-store.test.ts#application-name");
+    const db = await freshSchema("postgres-store.test.ts#application-name");
     const { url, schema } = db;
     const names = async (store: PostgresStore) => {
       await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
@@ -133,7 +142,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("lets 4 migrators race on one fresh schema; all succeed, each version applied once", async () => {
-    db = await createPgSchema("postgres-store.test.ts#migrators");
+    const db = await freshSchema("postgres-store.test.ts#migrators");
     const { url, schema } = db;
     const stores = await Promise.all(
       Array.from({ length: 4 }, () =>
@@ -156,7 +165,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("upgrades to the provider-led due index while a previous version's transaction holds a row lock", async () => {
-    db = await createPgSchema("postgres-store.test.ts#upgrade-0007");
+    const db = await freshSchema("postgres-store.test.ts#upgrade-0007");
     const { url, schema } = db;
     const q = `"${schema}"`;
     const store = await PostgresStore.open({ connectionString: url, schema, sealer: testSealer() });
@@ -208,7 +217,7 @@ describe("postgres: migrations and setup", () => {
   // A migration that locks a table waits for every transaction using it, and every query arriving
   // meanwhile queues behind it: a backup's hour-long transaction would stall every instance.
   it("gives up a migration that waits on a table lock past its timeout, applying nothing; run again, it applies", async () => {
-    db = await createPgSchema("postgres-store.test.ts#migration-lock-timeout");
+    const db = await freshSchema("postgres-store.test.ts#migration-lock-timeout");
     const { url, schema } = db;
     const q = `"${schema}"`;
     const store = await PostgresStore.open({
@@ -259,7 +268,7 @@ describe("postgres: migrations and setup", () => {
     // The refresher's lane runs them with plan_cache_mode=force_generic_plan: a plan that depended
     // on the parameters' values (LIMIT $2, the batch's size) would be guessed, and a guess that
     // chose a hash join would read every credential at every claim.
-    db = await createPgSchema("postgres-store.test.ts#batch-plans");
+    const db = await freshSchema("postgres-store.test.ts#batch-plans");
     const store = await PostgresStore.open({
       connectionString: db.url,
       schema: db.schema,
@@ -312,7 +321,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("finds an installation's connections through the metadata expression indexes, not a scan", async () => {
-    db = await createPgSchema("postgres-store.test.ts#by-installation-plan");
+    const db = await freshSchema("postgres-store.test.ts#by-installation-plan");
     const store = await openMigrated(db);
     try {
       const q = `"${db.schema}"`;
@@ -373,7 +382,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("takes the schema from ?schema= in the database URL", async () => {
-    db = await createPgSchema("postgres-store.test.ts#url-schema");
+    const db = await freshSchema("postgres-store.test.ts#url-schema");
     const url = new URL(db.url);
     url.searchParams.set("schema", db.schema);
     const store = await openStore(url.toString(), testSealer(), { poolMax: 1 });
@@ -390,7 +399,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("takes ?schema= from a URL that names its host in the query (a Unix socket's form), too", async () => {
-    db = await createPgSchema("postgres-store.test.ts#url-schema-host-param");
+    const db = await freshSchema("postgres-store.test.ts#url-schema-host-param");
     const tcp = new URL(db.url);
     // `user@/db?host=…` is how a socket directory is given (Cloud SQL's /cloudsql/…); WHATWG URL
     // refuses it, pg does not. The same form with a TCP host reaches the test server.
@@ -427,7 +436,7 @@ describe("postgres: migrations and setup", () => {
   }
 
   it("migrates a schema an administrator created for its role, without CREATE on the database", async () => {
-    db = await createPgSchema("postgres-store.test.ts#provisioned-schema");
+    const db = await freshSchema("postgres-store.test.ts#provisioned-schema");
     const { schema, admin } = db;
     await withRole(db, async (role, url) => {
       await admin.query(`CREATE SCHEMA "${schema}" AUTHORIZATION "${role}"`);
@@ -448,7 +457,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("starts as a role that may only use the tables, once the schema was migrated ahead of it", async () => {
-    db = await createPgSchema("postgres-store.test.ts#dml-only-role");
+    const db = await freshSchema("postgres-store.test.ts#dml-only-role");
     const { schema, admin } = db;
     await (await openMigrated(db)).close();
     await withRole(db, async (role, url) => {
@@ -496,8 +505,7 @@ describe("postgres: migrations and setup", () => {
 
   /** A store whose one pooled connection is held by an update stuck on a row lock `holder` keeps. */
   async function storeWithBusyPool(name: string, options: { connectTimeoutMs?: number } = {}) {
-    const schema = await createPgSchema(`postgres-store.test.ts#${name}`);
-    db = schema;
+    const schema = await freshSchema(`postgres-store.test.ts#${name}`);
     const store = await PostgresStore.open({
       connectionString: schema.url,
       schema: schema.schema,
@@ -565,7 +573,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("counts everything as changed while its listener is down, and hears peers again after reconnecting", async () => {
-    db = await createPgSchema("postgres-store.test.ts#listener");
+    const db = await freshSchema("postgres-store.test.ts#listener");
     const open = () =>
       PostgresStore.open({
         connectionString: db?.url ?? "",
@@ -621,7 +629,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("announces a batch in one notification: peers see every credential in it move, and no other", async () => {
-    db = await createPgSchema("postgres-store.test.ts#batch-notify");
+    const db = await freshSchema("postgres-store.test.ts#batch-notify");
     const open = () =>
       PostgresStore.open({
         connectionString: db?.url ?? "",
@@ -688,7 +696,7 @@ describe("postgres: migrations and setup", () => {
   });
 
   it("reports an unmigrated schema as store_unavailable with a hint", async () => {
-    db = await createPgSchema("postgres-store.test.ts#unmigrated");
+    const db = await freshSchema("postgres-store.test.ts#unmigrated");
     const store = await PostgresStore.open({
       connectionString: db.url,
       schema: db.schema,
@@ -770,14 +778,10 @@ describe("postgres: array literals for the batch statements", () => {
 });
 
 describe("postgres: claimDue when parking an unreadable credential fails", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   it("still hands out the batch's other claims, and reports the unparked one due when its lease ends", async () => {
-    db = await createPgSchema("postgres-store.test.ts#park-fails");
+    const db = await freshSchema("postgres-store.test.ts#park-fails");
     const open = (sealer: Sealer) =>
       PostgresStore.open({ connectionString: db?.url ?? "", schema: db?.schema ?? "", sealer });
     const store = await open(testSealer());
@@ -1066,14 +1070,10 @@ describe("postgres: change stamps", () => {
 });
 
 describe("postgres: claim renewals asked for together", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   it("go out together and answer each claim for itself", async () => {
-    db = await createPgSchema("postgres-store.test.ts#renewals");
+    const db = await freshSchema("postgres-store.test.ts#renewals");
     const store = await openMigrated(db);
     try {
       const ids = Array.from({ length: 300 }, (_, i) => `R${i}`);
@@ -1107,18 +1107,14 @@ describe("postgres: claim renewals asked for together", () => {
 });
 
 describe("postgres: claim renewals with a pool passed in", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   // Renewals queue for their one connection. A pool's connectionTimeoutMillis also times out a
   // request waiting its turn, so the renewal connection takes only a connect timeout of its own; a
   // pool passed in carried its connectionTimeoutMillis into it all the same, and a renewal behind a
   // slow one (a row lock, a busy database) failed after that long instead of waiting its turn.
   it("a renewal waiting behind a slow one is not timed out by the passed pool's connectionTimeoutMillis", async () => {
-    db = await createPgSchema("postgres-store.test.ts#renewal-passed-pool");
+    const db = await freshSchema("postgres-store.test.ts#renewal-passed-pool");
     // A Client of the application's own (instrumented, or authenticating its own way) is used too.
     let ownClients = 0;
     class OwnClient extends pg.Client {
@@ -1168,17 +1164,13 @@ describe("postgres: claim renewals with a pool passed in", () => {
 });
 
 describe("postgres: a claim renewal when the database stops answering", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   // Renewals have a connection of their own. Were its reconnect left to the system's TCP timeout,
   // one renewal sent while the network dropped the database would hold every later one behind it
   // for minutes, past the leases of every claim this process holds, after the database came back.
   it("fails with store_unavailable at the connect timeout, not at the system's", async () => {
-    db = await createPgSchema("postgres-store.test.ts#renewal-connect-timeout");
+    const db = await freshSchema("postgres-store.test.ts#renewal-connect-timeout");
     const proxy = await proxiedPostgres(() => true, db.url);
     const store = await PostgresStore.open({
       connectionString: proxy.url,
@@ -1211,11 +1203,7 @@ describe("postgres: a claim renewal when the database stops answering", () => {
 });
 
 describe("postgres: statements that lock the same rows in different orders", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   /**
    * A batch completion locks rows in whatever order its plan visits them (a hash join over a table of
@@ -1224,8 +1212,7 @@ describe("postgres: statements that lock the same rows in different orders", () 
    * the completion holds A1 only makes the interleaving certain; it changes no lock order.
    */
   it("a batch completion and a re-seal over the same rows both succeed", { timeout: 30_000 }, async () => {
-    const schema = await createPgSchema("postgres-store.test.ts#deadlock");
-    db = schema;
+    const schema = await freshSchema("postgres-store.test.ts#deadlock");
     const store = await openMigrated(schema);
     const rotator = await PostgresStore.open({
       connectionString: schema.url,
@@ -1286,15 +1273,10 @@ describe("postgres: statements that lock the same rows in different orders", () 
 });
 
 describe("postgres: what is run again after a deadlock abort", () => {
-  let db: PgSchema | undefined;
-  afterEach(async () => {
-    await db?.drop();
-    db = undefined;
-  });
+  const freshSchema = schemaPerTest();
 
   it("events appended together are recorded once each, after an abort part-way", async () => {
-    const schema = await createPgSchema("postgres-store.test.ts#abort-append");
-    db = schema;
+    const schema = await freshSchema("postgres-store.test.ts#abort-append");
     const store = await openMigrated(schema);
     const s = `"${schema.schema}"`;
     try {
@@ -1318,8 +1300,7 @@ describe("postgres: what is run again after a deadlock abort", () => {
     }
   });
   it("a prune batch aborted to break a deadlock (a delete of the same connection's events) runs again", async () => {
-    const schema = await createPgSchema("postgres-store.test.ts#abort-prune");
-    db = schema;
+    const schema = await freshSchema("postgres-store.test.ts#abort-prune");
     const store = await openMigrated(schema);
     const s = `"${schema.schema}"`;
     try {
@@ -1343,8 +1324,7 @@ describe("postgres: what is run again after a deadlock abort", () => {
   });
 
   it("a webhook prune batch aborted to break a deadlock (two instances pruning at once) runs again", async () => {
-    const schema = await createPgSchema("postgres-store.test.ts#abort-prune-outbox");
-    db = schema;
+    const schema = await freshSchema("postgres-store.test.ts#abort-prune-outbox");
     const store = await openMigrated(schema);
     const s = `"${schema.schema}"`;
     try {
