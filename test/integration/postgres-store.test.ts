@@ -73,6 +73,17 @@ async function openPostgresHarness(sealer: Sealer): Promise<StoreHarness> {
 
 storeContract("postgres", openPostgresHarness);
 
+/** Stores connection T1 (one bot credential) and takes its refresh claim at 2 s, leased 30 s. */
+async function claimT1(store: PostgresStore): Promise<RefreshClaim> {
+  await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
+  const r = await store.claimRefresh(
+    { connectionId: "T1", kind: "bot" },
+    { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
+  );
+  if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+  return r.claim;
+}
+
 /** In a describe: a schema for each test that asks (`await freshSchema(name)`), dropped after it. */
 function schemaPerTest(): (name: string) => Promise<PgSchema> {
   let db: PgSchema | undefined;
@@ -107,15 +118,10 @@ describe("postgres: migrations and setup", () => {
     const db = await freshSchema("postgres-store.test.ts#application-name");
     const { url, schema } = db;
     const names = async (store: PostgresStore) => {
-      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
-      const r = await store.claimRefresh(
-        { connectionId: "T1", kind: "bot" },
-        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
-      );
-      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
-      expect(await store.renewClaim(r.claim, 3_000, 30_000)).toBe(true);
-      await store.releaseClaim(r.claim);
-      const { rows } = await db!.admin.query<{ name: string }>(
+      const claim = await claimT1(store);
+      expect(await store.renewClaim(claim, 3_000, 30_000)).toBe(true);
+      await store.releaseClaim(claim);
+      const { rows } = await db.admin.query<{ name: string }>(
         "SELECT DISTINCT application_name AS name FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
         [`%"${schema}"%`],
       );
@@ -1133,19 +1139,14 @@ describe("postgres: claim renewals with a pool passed in", () => {
     const locker = await db.admin.connect();
     try {
       await store.migrate();
-      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
-      const r = await store.claimRefresh(
-        { connectionId: "T1", kind: "bot" },
-        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
-      );
-      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
+      const claim = await claimT1(store);
       // A transaction holding the row: the first renewal waits for it, on the renewal connection.
       await locker.query("BEGIN");
       await locker.query(`SELECT 1 FROM "${db.schema}".credentials FOR UPDATE`);
       const before = ownClients;
-      const first = store.renewClaim(r.claim, 3_000, 30_000);
+      const first = store.renewClaim(claim, 3_000, 30_000);
       await new Promise((resolve) => setTimeout(resolve, 50));
-      const second = store.renewClaim(r.claim, 3_100, 30_000); // the next turn: the next statement
+      const second = store.renewClaim(claim, 3_100, 30_000); // the next turn: the next statement
       const both = Promise.allSettled([first, second]);
       await new Promise((resolve) => setTimeout(resolve, 700));
       await locker.query("COMMIT");
@@ -1180,18 +1181,13 @@ describe("postgres: a claim renewal when the database stops answering", () => {
     });
     try {
       await store.migrate();
-      await store.putConnection(connection("T1", [credential("bot", "x")]), 1_000, []);
-      const r = await store.claimRefresh(
-        { connectionId: "T1", kind: "bot" },
-        { owner: "o", nowMs: 2_000, leaseMs: 30_000, freshUntilMs: Number.MAX_SAFE_INTEGER },
-      );
-      if (r.kind !== "claimed") throw new Error(`not claimed: ${r.kind}`);
-      expect(await store.renewClaim(r.claim, 3_000, 30_000)).toBe(true);
+      const claim = await claimT1(store);
+      expect(await store.renewClaim(claim, 3_000, 30_000)).toBe(true);
       proxy.cut();
       // The first renewal may still go out on the dropped connection, and fail on it; the next one
       // needs a new connection, to a database that never answers.
       for (const atMs of [4_000, 5_000]) {
-        await expect(store.renewClaim(r.claim, atMs, 30_000)).rejects.toMatchObject({
+        await expect(store.renewClaim(claim, atMs, 30_000)).rejects.toMatchObject({
           code: "store_unavailable",
         });
       }
