@@ -4,6 +4,7 @@ import { NeedsReauthError, ProviderUnavailableError, TokenwardenError } from "..
 import { deriveKeyId } from "../../src/crypto/key-ring.js";
 import { describeEvent } from "../../src/diagnose/explain-connection.js";
 import { cryptoRandom } from "../../src/engine/crypto-random.js";
+import type { Warden } from "../../src/engine/warden.js";
 import type { WardenEventMap } from "../../src/engine/warden-events.js";
 import {
   authTest,
@@ -254,22 +255,30 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
     expect((await authTest(h, (await peer.getToken(id)).accessToken))["ok"]).toBe(true);
   });
 
-  it("a dead answer to a token replaced meanwhile is retried once with the stored token", async () => {
-    const { id } = await h.installAndImport();
+  /**
+   * `w.withToken` whose first call finds its token replaced on its way (another process rotates the
+   * credential, and Slack revokes this caller's token): the answer, the tokens used, the stored one.
+   */
+  async function replacedOnItsWay(w: Warden, id: string) {
     const peer = await h.peer();
     const used: string[] = [];
-    const body = await h.warden.withToken(id, async (token) => {
+    const body = await w.withToken(id, async (token) => {
       used.push(token);
       if (used.length === 1) {
-        // On its way: another process rotates the credential, and Slack revokes this caller's token.
         await peer.connections.refresh(id);
         h.emu.control.revokeToken(token);
       }
       return authTest(h, token);
     });
+    return { body, used, stored: (await peer.getToken(id)).accessToken };
+  }
+
+  it("a dead answer to a token replaced meanwhile is retried once with the stored token", async () => {
+    const { id } = await h.installAndImport();
+    const { body, used, stored } = await replacedOnItsWay(h.warden, id);
     expect(body).toMatchObject({ ok: true });
     expect(used).toHaveLength(2);
-    expect(used[1]).toBe((await peer.getToken(id)).accessToken);
+    expect(used[1]).toBe(stored);
     expect((await h.warden.connections.get(id)).status).toBe("active");
   });
 
@@ -281,19 +290,10 @@ describe.each(STORE_KINDS)("engine on %s", (kind) => {
       changeStamp: () => 1,
     });
     const w = await h.peer({ store: deaf });
-    const peer = await h.peer();
-    const used: string[] = [];
-    const body = await w.withToken(id, async (token) => {
-      used.push(token);
-      if (used.length === 1) {
-        await peer.connections.refresh(id);
-        h.emu.control.revokeToken(token);
-      }
-      return authTest(h, token);
-    });
+    const { body, used, stored } = await replacedOnItsWay(w, id);
     expect(body).toMatchObject({ ok: true });
     expect(used).toHaveLength(2);
-    expect(used[1]).toBe((await peer.getToken(id)).accessToken);
+    expect(used[1]).toBe(stored);
     await w.close();
   });
 
