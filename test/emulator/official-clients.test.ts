@@ -4,6 +4,7 @@ import type { Installation, InstallationQuery } from "@slack/oauth";
 import { InstallProvider } from "@slack/oauth";
 import { ErrorCode, WebClient } from "@slack/web-api";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { handleCallback } from "../helpers/bolt-installation.js";
 import { emulator, str } from "./emulator-harness.js";
 
 function client(emu: { url: string }, token?: string): WebClient {
@@ -126,19 +127,7 @@ describe("@slack/oauth InstallProvider", () => {
     const callback = new URL(redirect.headers.get("location") ?? "");
     expect(callback.searchParams.has("code")).toBe(true);
 
-    const failures: unknown[] = [];
-    await new Promise<void>((resolve) => {
-      const req = { url: `${callback.pathname}${callback.search}`, headers: {} };
-      const res = { setHeader() {}, writeHead() {}, end() {} };
-      void installer.handleCallback(req as never, res as never, {
-        success: () => resolve(),
-        failure: (error) => {
-          failures.push(error);
-          resolve();
-        },
-      });
-    });
-    expect(failures).toEqual([]);
+    expect(await handleCallback(installer, callback)).toEqual([]);
     const installation = stored.get(emu.demoTeam.teamId);
     expect(installation?.bot?.id).toMatch(/^B/); // from auth.test with the new bot token
     expect(installation?.bot?.refreshToken).toMatch(/^xoxe-1-/);

@@ -54,18 +54,7 @@ export async function boltInstall(
     const redirect = await fetch(url, { redirect: "manual" });
     const callback = new URL(redirect.headers.get("location") ?? "");
     vi.useFakeTimers({ toFake: ["Date"], now: o.nowMs });
-    const failures: unknown[] = [];
-    await new Promise<void>((resolve) => {
-      const req = { url: `${callback.pathname}${callback.search}`, headers: {} };
-      const res = { setHeader() {}, writeHead() {}, end() {} };
-      void installer.handleCallback(req as never, res as never, {
-        success: () => resolve(),
-        failure: (error) => {
-          failures.push(error);
-          resolve();
-        },
-      });
-    });
+    const failures = await handleCallback(installer, callback);
     if (failures.length > 0) throw failures[0];
   } finally {
     vi.useRealTimers();
@@ -73,4 +62,21 @@ export async function boltInstall(
   }
   if (stored === undefined) throw new Error("@slack/oauth stored no installation");
   return JSON.parse(JSON.stringify(stored)) as Record<string, unknown>;
+}
+
+/** Plays Slack's redirect to `callback` through the SDK's handleCallback; the failures it reported. */
+export async function handleCallback(installer: InstallProvider, callback: URL): Promise<unknown[]> {
+  const failures: unknown[] = [];
+  await new Promise<void>((resolve) => {
+    const req = { url: `${callback.pathname}${callback.search}`, headers: {} };
+    const res = { setHeader() {}, writeHead() {}, end() {} };
+    void installer.handleCallback(req as never, res as never, {
+      success: () => resolve(),
+      failure: (error) => {
+        failures.push(error);
+        resolve();
+      },
+    });
+  });
+  return failures;
 }
