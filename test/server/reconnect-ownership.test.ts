@@ -8,12 +8,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STORE_KINDS } from "../helpers/store-under-test.js";
 import {
   botFromInstall,
+  importMember,
+  installLink,
   installViaBrowser,
+  metadataOf,
   openServerHarness,
   type ServerHarness,
+  userToken,
+  workspaceWith,
 } from "./server-harness.js";
 
 type Json = Record<string, unknown>;
+
+/** An app with user scopes only: each member's install is that member's own user token. */
+const USER_TOKEN_ONLY = { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" };
+/** An app with a bot (the default scopes) and user scopes. */
+const BOT_AND_USER = { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" };
 
 /** What a server's fetch sent to auth.revoke, in order (the bearer of each call). */
 function revokeRecorder() {
@@ -25,31 +35,6 @@ function revokeRecorder() {
     return fetch(input, init);
   };
   return { revoked, fetchRecording };
-}
-
-/** Installs `clientId` into `teamId` as `userId` (with a bot when `botScopes` is given) and imports it as `id`. */
-async function importMember(
-  h: ServerHarness,
-  o: { id: string; teamId: string; userId: string; clientId?: string; botScopes?: string[]; metadata: Json },
-): Promise<string> {
-  const install = h.emu.control.install({
-    clientId: o.clientId ?? h.emu.demoApp.clientId,
-    teamId: o.teamId,
-    userId: o.userId,
-    ...(o.botScopes === undefined ? {} : { botScopes: o.botScopes }),
-    userScopes: ["users:read"],
-  });
-  const user = install.authed_user as { id: string; access_token: string; refresh_token: string };
-  await h.server.warden.connections.import({
-    id: o.id,
-    provider: "slack",
-    credentials: {
-      ...(o.botScopes === undefined ? {} : { bot: botFromInstall(install) }),
-      user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
-    },
-    metadata: { team_id: o.teamId, authed_user_id: user.id, ...o.metadata },
-  });
-  return user.access_token;
 }
 
 /** Follows `link` to the end as `userId` of `teamId`; the callback's answer. */
@@ -76,140 +61,109 @@ describe("a reconnect link of a user-token-only app's connection (one per member
   let h: ServerHarness;
   const { revoked, fetchRecording } = revokeRecorder();
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-      server: { fetch: fetchRecording },
-    });
+    h = await openServerHarness("sqlite", { env: USER_TOKEN_ONLY, server: { fetch: fetchRecording } });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("never stores another member's user token in the member's connection, whatever the link", async () => {
-    const team = h.emu.control.createTeam({ name: "members" });
-    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
-    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const { teamId, alice, bob } = workspaceWith(h, "members", "alice", "bob");
     const id = "alice-at-members";
-    const token = await importMember(h, { id, teamId: team.teamId, userId: alice, metadata: {} });
-    const bare = `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`;
+    const token = await importMember(h, { id, teamId, userId: alice });
     for (const [what, link] of [
-      ["bare", bare],
+      ["bare", installLink(h, id)],
       ["signed", h.server.reconnectUrl(id)],
       ["connect session", await connectSession(h, id)],
     ] as const) {
       revoked.length = 0;
-      const page = await followAs(h, link, team.teamId, bob);
+      const page = await followAs(h, link, teamId, bob);
       expect(page.status, what).toBe(400);
-      expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken, what).toBe(token);
-      expect((await h.server.warden.connections.get(id)).metadata, what).toMatchObject({
-        authed_user_id: alice,
-      });
+      expect(await userToken(h, id), what).toBe(token);
+      expect(await metadataOf(h, id), what).toMatchObject({ authed_user_id: alice });
       // Bob's new user token was issued and is held by nobody: revoked, refresh token first.
       expect(revoked, what).toHaveLength(2);
       for (const t of revoked) expect(h.emu.control.tokenInfo(t).state, what).not.toBe("active");
     }
     // Alice herself reconnects through the same link.
-    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    const back = await followAs(h, h.server.reconnectUrl(id), teamId, alice);
     expect(back.status).toBe(303);
     expect(back.headers.get("location")).toContain(`connection_id=${id}`);
   });
 
   it("tells a signed link's follower why, and a bare link's the one page every wrong outcome gets", async () => {
-    const team = h.emu.control.createTeam({ name: "members, told" });
-    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
-    const dave = h.emu.control.createUser(team.teamId, { name: "dave" }).userId;
+    const { teamId, carol, dave } = workspaceWith(h, "members, told", "carol", "dave");
     const id = "carol-at-told";
-    await importMember(h, { id, teamId: team.teamId, userId: carol, metadata: {} });
-    const signed = await followAs(h, h.server.reconnectUrl(id), team.teamId, dave);
+    await importMember(h, { id, teamId, userId: carol });
+    const signed = await followAs(h, h.server.reconnectUrl(id), teamId, dave);
     expect(signed.status).toBe(400);
     expect(await signed.text()).toContain("different member");
     // A bare link's refusal reads as for an id that is not stored at all.
-    const bare = await followAs(
-      h,
-      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
-      team.teamId,
-      dave,
-    );
-    const unknown = await followAs(
-      h,
-      `${h.server.publicUrl}/oauth/slack/install?connection_id=no-such-connection`,
-      team.teamId,
-      dave,
-    );
+    const bare = await followAs(h, installLink(h, id), teamId, dave);
+    const unknown = await followAs(h, installLink(h, "no-such-connection"), teamId, dave);
     expect(bare.status).toBe(unknown.status);
     expect(await bare.text()).toBe(await unknown.text());
   });
 
   it("never stores this app's tokens in a connection of another Slack app", async () => {
     const other = h.emu.control.createApp({});
-    const team = h.emu.control.createTeam({ name: "two apps" });
-    const erin = h.emu.control.createUser(team.teamId, { name: "erin" }).userId;
+    const { teamId, erin } = workspaceWith(h, "two apps", "erin");
     const id = "other-app-at-two-apps";
     const token = await importMember(h, {
       id,
-      teamId: team.teamId,
+      teamId,
       userId: erin,
       clientId: other.clientId,
       metadata: { app_id: other.appId },
     });
-    const page = await followAs(h, h.server.reconnectUrl(id), team.teamId, erin);
+    const page = await followAs(h, h.server.reconnectUrl(id), teamId, erin);
     expect(page.status).toBe(400);
     expect(await page.text()).toContain("another Slack app");
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
-    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ app_id: other.appId });
+    expect(await userToken(h, id)).toBe(token);
+    expect(await metadataOf(h, id)).toMatchObject({ app_id: other.appId });
   });
 });
 
 describe("a reconnect link of an app with a bot and user scopes", () => {
   let h: ServerHarness;
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", { env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" } });
+    h = await openServerHarness("sqlite", { env: BOT_AND_USER });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("reconnects for the member the connection names, never hands it another member's user token", async () => {
-    const team = h.emu.control.createTeam({ name: "bot and user" });
-    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
-    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const { teamId, alice, bob } = workspaceWith(h, "bot and user", "alice", "bob");
     const id = "acme";
     const token = await importMember(h, {
       id,
-      teamId: team.teamId,
+      teamId,
       userId: alice,
       botScopes: ["chat:write"],
       metadata: { app_id: h.emu.demoApp.appId },
     });
-    const bare = await followAs(
-      h,
-      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
-      team.teamId,
-      bob,
-    );
+    const bare = await followAs(h, installLink(h, id), teamId, bob);
     expect(bare.status).toBe(400);
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
-    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    expect(await userToken(h, id)).toBe(token);
+    const back = await followAs(h, h.server.reconnectUrl(id), teamId, alice);
     expect(back.status).toBe(303);
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).not.toBe(token);
-    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: alice });
+    expect(await userToken(h, id)).not.toBe(token);
+    expect(await metadataOf(h, id)).toMatchObject({ authed_user_id: alice });
   });
 
   it("a connection that names no member is reconnected by whoever installs in its workspace", async () => {
-    const team = h.emu.control.createTeam({ name: "no member named" });
-    const frank = h.emu.control.createUser(team.teamId, { name: "frank" }).userId;
-    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId: team.teamId });
+    const { teamId, frank } = workspaceWith(h, "no member named", "frank");
+    const install = h.emu.control.install({ clientId: h.emu.demoApp.clientId, teamId });
     await h.server.warden.connections.import({
       id: "no-member",
       provider: "slack",
       credentials: { bot: botFromInstall(install) },
-      metadata: { team_id: team.teamId },
+      metadata: { team_id: teamId },
     });
-    const back = await followAs(h, h.server.reconnectUrl("no-member"), team.teamId, frank);
+    const back = await followAs(h, h.server.reconnectUrl("no-member"), teamId, frank);
     expect(back.status).toBe(303);
-    expect((await h.server.warden.connections.get("no-member")).metadata).toMatchObject({
-      authed_user_id: frank,
-    });
+    expect(await metadataOf(h, "no-member")).toMatchObject({ authed_user_id: frank });
   });
 });
 
@@ -221,68 +175,58 @@ describe("an install into a workspace whose connection (under its own id) is not
   let h: ServerHarness;
   const { revoked, fetchRecording } = revokeRecorder();
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-      server: { fetch: fetchRecording },
-    });
+    h = await openServerHarness("sqlite", { env: USER_TOKEN_ONLY, server: { fetch: fetchRecording } });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("a second member's install leaves the first member's connection alone, and its tokens are revoked", async () => {
-    const team = h.emu.control.createTeam({ name: "first member" });
-    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
-    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
-    const plain = `${h.server.publicUrl}/oauth/slack/install`;
-    const first = await followAs(h, plain, team.teamId, alice);
-    expect(first.headers.get("location")).toContain(`connection_id=${team.teamId}`);
-    const alices = (await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken;
+    const { teamId, alice, bob } = workspaceWith(h, "first member", "alice", "bob");
+    const plain = installLink(h);
+    const first = await followAs(h, plain, teamId, alice);
+    expect(first.headers.get("location")).toContain(`connection_id=${teamId}`);
+    const alices = await userToken(h, teamId);
     for (const [what, link] of [
       ["plain", plain],
-      ["bare", `${plain}?connection_id=${team.teamId}`],
-      ["signed", h.server.reconnectUrl(team.teamId)],
+      ["bare", installLink(h, teamId)],
+      ["signed", h.server.reconnectUrl(teamId)],
     ] as const) {
       revoked.length = 0;
-      const page = await followAs(h, link, team.teamId, bob);
+      const page = await followAs(h, link, teamId, bob);
       expect(page.status, what).toBe(400);
-      expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken, what).toBe(alices);
+      expect(await userToken(h, teamId), what).toBe(alices);
       expect(revoked, what).toHaveLength(2);
       for (const t of revoked) expect(h.emu.control.tokenInfo(t).state, what).not.toBe("active");
     }
     // Alice's own reinstall is the connection's reconnect.
-    const again = await followAs(h, plain, team.teamId, alice);
+    const again = await followAs(h, plain, teamId, alice);
     expect(again.status).toBe(303);
-    expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken).not.toBe(alices);
+    expect(await userToken(h, teamId)).not.toBe(alices);
   });
 
   it("an install of this app leaves another Slack app's connection under the workspace's id alone", async () => {
     const other = h.emu.control.createApp({});
-    const team = h.emu.control.createTeam({ name: "other app first" });
-    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
+    const { teamId, carol } = workspaceWith(h, "other app first", "carol");
     const token = await importMember(h, {
-      id: team.teamId,
-      teamId: team.teamId,
+      id: teamId,
+      teamId,
       userId: carol,
       clientId: other.clientId,
       metadata: { app_id: other.appId },
     });
-    const page = await followAs(h, `${h.server.publicUrl}/oauth/slack/install`, team.teamId, carol);
+    const page = await followAs(h, installLink(h), teamId, carol);
     expect(page.status).toBe(400);
     expect(await page.text()).toContain("another Slack app");
-    expect((await h.server.warden.getToken(team.teamId, { kind: "user" })).accessToken).toBe(token);
-    expect((await h.server.warden.connections.get(team.teamId)).metadata).toMatchObject({
-      app_id: other.appId,
-    });
+    expect(await userToken(h, teamId)).toBe(token);
+    expect(await metadataOf(h, teamId)).toMatchObject({ app_id: other.appId });
   });
 });
 
 describe("a user-token-only app's connection that names no member", () => {
   let h: ServerHarness;
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-    });
+    h = await openServerHarness("sqlite", { env: USER_TOKEN_ONLY });
   });
   afterAll(async () => {
     await h?.close();
@@ -291,24 +235,9 @@ describe("a user-token-only app's connection that names no member", () => {
   // Imported without authed_user_id: nothing says whose user token it holds, so no member's install
   // may take it; the page says why and what fixes it, as for a connection whose workspace is unknown.
   it("is not taken by whoever installs; the page says its member is not known", async () => {
-    const team = h.emu.control.createTeam({ name: "nameless" });
-    const gina = h.emu.control.createUser(team.teamId, { name: "gina" }).userId;
-    const install = h.emu.control.install({
-      clientId: h.emu.demoApp.clientId,
-      teamId: team.teamId,
-      userId: gina,
-      userScopes: ["users:read"],
-    });
-    const user = install.authed_user as { access_token: string; refresh_token: string };
-    await h.server.warden.connections.import({
-      id: "nameless",
-      provider: "slack",
-      credentials: {
-        user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
-      },
-      metadata: { team_id: team.teamId },
-    });
-    const page = await followAs(h, h.server.reconnectUrl("nameless"), team.teamId, gina);
+    const { teamId, gina } = workspaceWith(h, "nameless", "gina");
+    const token = await importMember(h, { id: "nameless", teamId, userId: gina, named: false });
+    const page = await followAs(h, h.server.reconnectUrl("nameless"), teamId, gina);
     expect(page.status).toBe(400);
     const text = (await page.text()).replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
     expect(text).toContain("member is not known");
@@ -320,12 +249,10 @@ describe("a user-token-only app's connection that names no member", () => {
       text.indexOf("authed_user_id", text.indexOf("Nothing")),
     );
     expect(text).not.toContain("refreshed");
-    expect((await h.server.warden.getToken("nameless", { kind: "user" })).accessToken).toBe(
-      user.access_token,
-    );
+    expect(await userToken(h, "nameless")).toBe(token);
     // Following the page's advice: a check, then gina's own install reconnects it.
     expect((await h.api("/v1/connections/nameless/check", { method: "POST" })).status).toBe(200);
-    const again = await followAs(h, h.server.reconnectUrl("nameless"), team.teamId, gina);
+    const again = await followAs(h, h.server.reconnectUrl("nameless"), teamId, gina);
     expect(again.status).toBe(303);
   });
 });
@@ -337,53 +264,45 @@ describe("a connection whose installer's user token was deleted, the bot kept", 
   let h: ServerHarness;
   const { revoked, fetchRecording } = revokeRecorder();
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-      server: { fetch: fetchRecording },
-    });
+    h = await openServerHarness("sqlite", { env: BOT_AND_USER, server: { fetch: fetchRecording } });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("is reconnected by another member, through its link or a plain install, and nothing is revoked", async () => {
-    const team = h.emu.control.createTeam({ name: "installer left" });
-    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
-    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
-    const carol = h.emu.control.createUser(team.teamId, { name: "carol" }).userId;
+    const { teamId, alice, bob, carol } = workspaceWith(h, "installer left", "alice", "bob", "carol");
     const id = "acme-installer-left";
     await importMember(h, {
       id,
-      teamId: team.teamId,
+      teamId,
       userId: alice,
       botScopes: ["chat:write"],
       metadata: { app_id: h.emu.demoApp.appId },
     });
     // While it holds alice's user token, another member's link is refused, and the page says the way out.
-    const refused = await followAs(h, h.server.reconnectUrl(id), team.teamId, bob);
+    const refused = await followAs(h, h.server.reconnectUrl(id), teamId, bob);
     expect(refused.status).toBe(400);
     expect(await refused.text()).toContain("remove their user token");
     const signOut = async () => {
       const res = await h.api(`/v1/connections/${id}/credentials/user`, { method: "DELETE" });
       expect(res.status).toBe(200);
       // What the operator signed out is gone; the metadata still names alice as its installer.
-      expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({
-        authed_user_id: expect.any(String),
-      });
+      expect(await metadataOf(h, id)).toMatchObject({ authed_user_id: expect.any(String) });
     };
     await signOut();
     // Bob's "Add to Slack" reconnects it (not a second connection under the workspace's id).
     revoked.length = 0;
-    const plain = await followAs(h, `${h.server.publicUrl}/oauth/slack/install`, team.teamId, bob);
+    const plain = await followAs(h, installLink(h), teamId, bob);
     expect(plain.status).toBe(303);
     expect(plain.headers.get("location")).toContain(`connection_id=${id}`);
     expect(revoked).toEqual([]);
-    await expect(h.server.warden.connections.get(team.teamId)).rejects.toMatchObject({ code: "not_found" });
-    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: bob });
+    await expect(h.server.warden.connections.get(teamId)).rejects.toMatchObject({ code: "not_found" });
+    expect(await metadataOf(h, id)).toMatchObject({ authed_user_id: bob });
     // Bob leaves in turn; carol follows the connection's reconnect link.
     await signOut();
     revoked.length = 0;
-    const signed = await followAs(h, h.server.reconnectUrl(id), team.teamId, carol);
+    const signed = await followAs(h, h.server.reconnectUrl(id), teamId, carol);
     expect(signed.status).toBe(303);
     expect(signed.headers.get("location")).toContain(`connection_id=${id}`);
     expect(revoked).toEqual([]);
@@ -399,108 +318,78 @@ describe("a connection whose installer's user token was deleted, the bot kept", 
 // imported without authed_user_id (the README's import example has none) has it after its first
 // refresh; another member must not take it, and its own member must not be turned away.
 
+/** Expects `id`'s metadata to name no member, and its user credential to name `userId` (as Slack did). */
+async function expectNamedBySlackOnly(h: ServerHarness, id: string, userId: string): Promise<void> {
+  const connection = await h.server.warden.connections.get(id);
+  expect(connection.metadata["authed_user_id"]).toBeUndefined();
+  expect(connection.credentials.find((c) => c.kind === "user")?.providerData).toMatchObject({
+    user_id: userId,
+  });
+}
+
 /** Imports `userId`'s user token (and a bot, with `botScopes`) with no member named, then refreshes it. */
 async function importUnnamed(
   h: ServerHarness,
   o: { id: string; teamId: string; userId: string; botScopes?: string[] },
 ): Promise<string> {
-  const install = h.emu.control.install({
-    clientId: h.emu.demoApp.clientId,
-    teamId: o.teamId,
-    userId: o.userId,
-    ...(o.botScopes === undefined ? {} : { botScopes: o.botScopes }),
-    userScopes: ["users:read"],
-  });
-  const user = install.authed_user as { access_token: string; refresh_token: string };
-  await h.server.warden.connections.import({
-    id: o.id,
-    provider: "slack",
-    credentials: {
-      ...(o.botScopes === undefined ? {} : { bot: botFromInstall(install) }),
-      user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
-    },
-    metadata: { team_id: o.teamId },
-  });
+  await importMember(h, { ...o, named: false });
   const res = await h.api(`/v1/connections/${o.id}/refresh`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ kind: "user" }),
   });
   expect(res.status).toBe(200);
-  const connection = await h.server.warden.connections.get(o.id);
-  expect(connection.metadata["authed_user_id"]).toBeUndefined();
-  expect(connection.credentials.find((c) => c.kind === "user")?.providerData).toMatchObject({
-    user_id: o.userId,
-  });
-  return (await h.server.warden.getToken(o.id, { kind: "user" })).accessToken;
+  await expectNamedBySlackOnly(h, o.id, o.userId);
+  return userToken(h, o.id);
 }
 
 describe("a connection with a bot whose metadata names no member, but whose user token Slack named", () => {
   let h: ServerHarness;
   const { revoked, fetchRecording } = revokeRecorder();
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-      server: { fetch: fetchRecording },
-    });
+    h = await openServerHarness("sqlite", { env: BOT_AND_USER, server: { fetch: fetchRecording } });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("is not taken by another member through a bare link; its member reconnects it", async () => {
-    const team = h.emu.control.createTeam({ name: "unnamed, bot" });
-    const alice = h.emu.control.createUser(team.teamId, { name: "alice" }).userId;
-    const bob = h.emu.control.createUser(team.teamId, { name: "bob" }).userId;
+    const { teamId, alice, bob } = workspaceWith(h, "unnamed, bot", "alice", "bob");
     const id = "unnamed-bot-and-user";
-    const token = await importUnnamed(h, {
-      id,
-      teamId: team.teamId,
-      userId: alice,
-      botScopes: ["chat:write"],
-    });
+    const token = await importUnnamed(h, { id, teamId, userId: alice, botScopes: ["chat:write"] });
     revoked.length = 0;
-    const bare = await followAs(
-      h,
-      `${h.server.publicUrl}/oauth/slack/install?connection_id=${id}`,
-      team.teamId,
-      bob,
-    );
+    const bare = await followAs(h, installLink(h, id), teamId, bob);
     expect(bare.status).toBe(400);
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
+    expect(await userToken(h, id)).toBe(token);
     // Bob's new bot and user tokens, each refresh token first, held by nobody.
     expect(revoked).toHaveLength(4);
     for (const t of revoked) expect(h.emu.control.tokenInfo(t).state).not.toBe("active");
-    const back = await followAs(h, h.server.reconnectUrl(id), team.teamId, alice);
+    const back = await followAs(h, h.server.reconnectUrl(id), teamId, alice);
     expect(back.status).toBe(303);
-    expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: alice });
+    expect(await metadataOf(h, id)).toMatchObject({ authed_user_id: alice });
   });
 });
 
 describe("a user-token-only connection whose metadata names no member, but whose token Slack named", () => {
   let h: ServerHarness;
   beforeAll(async () => {
-    h = await openServerHarness("sqlite", {
-      env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-    });
+    h = await openServerHarness("sqlite", { env: USER_TOKEN_ONLY });
   });
   afterAll(async () => {
     await h?.close();
   });
 
   it("is reconnected by its member, and refused to another", async () => {
-    const team = h.emu.control.createTeam({ name: "unnamed, user only" });
-    const gina = h.emu.control.createUser(team.teamId, { name: "gina" }).userId;
-    const hank = h.emu.control.createUser(team.teamId, { name: "hank" }).userId;
+    const { teamId, gina, hank } = workspaceWith(h, "unnamed, user only", "gina", "hank");
     const id = "unnamed-user-only";
-    const token = await importUnnamed(h, { id, teamId: team.teamId, userId: gina });
-    const other = await followAs(h, h.server.reconnectUrl(id), team.teamId, hank);
+    const token = await importUnnamed(h, { id, teamId, userId: gina });
+    const other = await followAs(h, h.server.reconnectUrl(id), teamId, hank);
     expect(other.status).toBe(400);
     expect(await other.text()).toContain("different member");
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(token);
-    const own = await followAs(h, h.server.reconnectUrl(id), team.teamId, gina);
+    expect(await userToken(h, id)).toBe(token);
+    const own = await followAs(h, h.server.reconnectUrl(id), teamId, gina);
     expect(own.status).toBe(303);
-    expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).not.toBe(token);
+    expect(await userToken(h, id)).not.toBe(token);
   });
 });
 
@@ -513,52 +402,30 @@ describe.each(STORE_KINDS)(
   (kind) => {
     let h: ServerHarness;
     beforeAll(async () => {
-      h = await openServerHarness(kind, {
-        env: { TOKENWARDEN_SLACK_SCOPES: "", TOKENWARDEN_SLACK_USER_SCOPES: "users:read" },
-      });
+      h = await openServerHarness(kind, { env: USER_TOKEN_ONLY });
     });
     afterAll(async () => {
       await h?.close();
     });
 
     it("is refused to another member and reconnected by its own", async () => {
-      const team = h.emu.control.createTeam({ name: `checked, ${kind}` });
-      const ida = h.emu.control.createUser(team.teamId, { name: "ida" }).userId;
-      const jon = h.emu.control.createUser(team.teamId, { name: "jon" }).userId;
-      const install = h.emu.control.install({
-        clientId: h.emu.demoApp.clientId,
-        teamId: team.teamId,
-        userId: ida,
-        userScopes: ["users:read"],
-      });
-      const user = install.authed_user as { access_token: string; refresh_token: string };
+      const { teamId, ida, jon } = workspaceWith(h, `checked, ${kind}`, "ida", "jon");
       const id = `unnamed-checked-${kind}`;
-      await h.server.warden.connections.import({
-        id,
-        provider: "slack",
-        credentials: {
-          user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
-        },
-        metadata: { team_id: team.teamId },
-      });
+      const token = await importMember(h, { id, teamId, userId: ida, named: false });
       const check = await h.api(`/v1/connections/${id}/check`, { method: "POST" });
       expect(check.status).toBe(200);
-      const checked = await h.server.warden.connections.get(id);
-      expect(checked.metadata["authed_user_id"]).toBeUndefined();
-      expect(checked.credentials.find((c) => c.kind === "user")?.providerData).toMatchObject({
-        user_id: ida,
-      });
+      await expectNamedBySlackOnly(h, id, ida);
       // The check neither refreshed nor replaced the token.
-      expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(user.access_token);
-      const other = await followAs(h, h.server.reconnectUrl(id), team.teamId, jon);
+      expect(await userToken(h, id)).toBe(token);
+      const other = await followAs(h, h.server.reconnectUrl(id), teamId, jon);
       expect(other.status).toBe(400);
       expect(await other.text()).toContain("different member");
-      expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).toBe(user.access_token);
-      const own = await followAs(h, h.server.reconnectUrl(id), team.teamId, ida);
+      expect(await userToken(h, id)).toBe(token);
+      const own = await followAs(h, h.server.reconnectUrl(id), teamId, ida);
       expect(own.status).toBe(303);
       expect(own.headers.get("location")).toContain(`connection_id=${id}`);
-      expect((await h.server.warden.getToken(id, { kind: "user" })).accessToken).not.toBe(user.access_token);
-      expect((await h.server.warden.connections.get(id)).metadata).toMatchObject({ authed_user_id: ida });
+      expect(await userToken(h, id)).not.toBe(token);
+      expect(await metadataOf(h, id)).toMatchObject({ authed_user_id: ida });
     });
   },
 );

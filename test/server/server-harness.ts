@@ -176,7 +176,6 @@ export async function openServerHarness(
   };
 }
 
-/** Follows one redirect hop by hand (the test plays the browser). */
 /** POSTs `body` to the server's `/slack/events` in process, signed as Slack signs it now (`retry`: X-Slack-Retry-Num). */
 export function postSlackEvent(h: ServerHarness, body: string, retry?: number) {
   const ts = Math.floor(h.clock.now() / 1000);
@@ -193,6 +192,7 @@ export function postSlackEvent(h: ServerHarness, body: string, retry?: number) {
   });
 }
 
+/** Follows one redirect hop by hand (the test plays the browser). */
 export async function hop(url: string): Promise<Response> {
   return fetch(url, { redirect: "manual" });
 }
@@ -208,4 +208,69 @@ export async function installViaBrowser(h: ServerHarness, startUrl: string): Pro
   const callback = consent.headers.get("location") ?? "";
   expect(callback.startsWith(`${h.server.publicUrl}/oauth/slack/callback?`)).toBe(true);
   return hop(callback);
+}
+
+/** The app's plain install link ("Add to Slack"), or with `connectionId` a bare reconnect link (anyone's to type). */
+export function installLink(h: ServerHarness, connectionId?: string): string {
+  const plain = `${h.server.publicUrl}/oauth/slack/install`;
+  return connectionId === undefined ? plain : `${plain}?connection_id=${connectionId}`;
+}
+
+/** A new workspace named `name` with a member named after each of `members` (in order); their ids. */
+export function workspaceWith<M extends string = never>(
+  h: ServerHarness,
+  name: string,
+  ...members: M[]
+): Record<"teamId" | M, string> {
+  const { teamId } = h.emu.control.createTeam({ name });
+  const ids: Record<string, string> = { teamId };
+  for (const member of members) ids[member] = h.emu.control.createUser(teamId, { name: member }).userId;
+  return ids as Record<"teamId" | M, string>;
+}
+
+/**
+ * Installs `clientId` (the demo app's unless given) into `teamId` as `userId` (the emulator's first
+ * member unless given), with a bot when `botScopes` is given, and imports it as `id` with its 12-hour
+ * user token. Its metadata names the installer (authed_user_id) unless `named` is false. The user token.
+ */
+export async function importMember(
+  h: ServerHarness,
+  o: {
+    id: string;
+    teamId: string;
+    userId?: string;
+    clientId?: string;
+    botScopes?: string[];
+    metadata?: Record<string, unknown>;
+    named?: boolean;
+  },
+): Promise<string> {
+  const install = h.emu.control.install({
+    clientId: o.clientId ?? h.emu.demoApp.clientId,
+    teamId: o.teamId,
+    ...(o.userId === undefined ? {} : { userId: o.userId }),
+    ...(o.botScopes === undefined ? {} : { botScopes: o.botScopes }),
+    userScopes: ["users:read"],
+  });
+  const user = install.authed_user as { id: string; access_token: string; refresh_token: string };
+  await h.server.warden.connections.import({
+    id: o.id,
+    provider: "slack",
+    credentials: {
+      ...(o.botScopes === undefined ? {} : { bot: botFromInstall(install) }),
+      user: { accessToken: user.access_token, refreshToken: user.refresh_token, expiresIn: 43_200 },
+    },
+    metadata: { team_id: o.teamId, ...(o.named === false ? {} : { authed_user_id: user.id }), ...o.metadata },
+  });
+  return user.access_token;
+}
+
+/** The user token `id` holds now. */
+export async function userToken(h: ServerHarness, id: string): Promise<string> {
+  return (await h.server.warden.getToken(id, { kind: "user" })).accessToken;
+}
+
+/** The metadata `id` holds now. */
+export async function metadataOf(h: ServerHarness, id: string): Promise<Record<string, unknown>> {
+  return (await h.server.warden.connections.get(id)).metadata;
 }
