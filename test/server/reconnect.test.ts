@@ -52,6 +52,11 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     return { id: String(((await res.json()) as Json)["id"]), teamId: team.teamId };
   }
 
+  /** A workspace with the app installed, imported over the API as `id`, its metadata naming the workspace. */
+  function importKnown(name: string, id: string) {
+    return importInstalled(name, (teamId) => ({ id, metadata: { team_id: teamId } }));
+  }
+
   /** Imported without an id: its id is `conn_…`, and nothing says which workspace it is. */
   async function importWithoutId(name: string): Promise<{ id: string; teamId: string }> {
     const imported = await importInstalled(name);
@@ -73,6 +78,22 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
     });
     expect(session.status).toBe(201);
     return String(((await session.json()) as Json)["url"]);
+  }
+
+  /**
+   * Deletes `id` while a person who followed its `link` is on Slack's page: the link followed again,
+   * and the person's return from Slack, both say the connection no longer exists.
+   */
+  async function deleteWhileOnSlack(id: string, link: string): Promise<void> {
+    const start = await hop(link);
+    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
+    const early = await hop(link);
+    expect(early.status).toBe(404);
+    expect(await early.text()).toContain("no longer exists");
+    const consent = await hop(start.headers.get("location") ?? "");
+    const late = await hop(consent.headers.get("location") ?? "");
+    expect(late.status).toBe(404);
+    expect(await late.text()).toContain("no longer exists");
   }
 
   it("a check records the workspace, so the reconnect link lands on this connection", async () => {
@@ -126,17 +147,7 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
 
   it("tells the person a link's connection was deleted, before sending them to Slack and after", async () => {
     const { id } = await importWithoutId("deleted");
-    const link = await connectLink(id);
-    const start = await hop(link);
-    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
-    const early = await hop(link);
-    expect(early.status).toBe(404);
-    expect(await early.text()).toContain("no longer exists");
-    // Deleted while the person was on Slack's page.
-    const consent = await hop(start.headers.get("location") ?? "");
-    const late = await hop(consent.headers.get("location") ?? "");
-    expect(late.status).toBe(404);
-    expect(await late.text()).toContain("no longer exists");
+    await deleteWhileOnSlack(id, await connectLink(id));
   });
 
   // An id of the operator's own may look like a Slack id (`TESTCO`, `EXAMPLE1`): only what Slack said
@@ -149,30 +160,15 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   });
 
   it("tells the person a link's connection was deleted, though its id looks like a Slack id", async () => {
-    const { id } = await importInstalled("look-alike deleted", (teamId) => ({
-      id: "TESTCO",
-      metadata: { team_id: teamId },
-    }));
-    const link = await connectLink(id);
-    const start = await hop(link);
-    await h.api(`/v1/connections/${id}`, { method: "DELETE" });
-    const early = await hop(link);
-    expect(early.status).toBe(404);
-    expect(await early.text()).toContain("no longer exists");
-    const consent = await hop(start.headers.get("location") ?? "");
-    const late = await hop(consent.headers.get("location") ?? "");
-    expect(late.status).toBe(404);
-    expect(await late.text()).toContain("no longer exists");
+    const { id } = await importKnown("look-alike deleted", "TESTCO");
+    await deleteWhileOnSlack(id, await connectLink(id));
     expect((await h.api(`/v1/connections/${id}`)).status).toBe(404);
   });
 
   // Anyone on the internet can type `?connection_id=…`: its answer must not say which ids are
   // stored, nor which workspace each one is (Slack's `team=` in the authorize URL).
   it("answers a bare connection_id alike for a stored connection and for an unknown id", async () => {
-    const { id, teamId } = await importInstalled("probed", (t) => ({
-      id: "acme-probed",
-      metadata: { team_id: t },
-    }));
+    const { id, teamId } = await importKnown("probed", "acme-probed");
     const answers: string[] = [];
     for (const probe of [id, teamId, "no-such-connection", "T0NOSUCH"]) {
       const res = await hop(`${h.server.publicUrl}/oauth/slack/install?connection_id=${probe}`);
@@ -186,7 +182,7 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   });
 
   it("refuses a bare connection_id completed in another workspace alike, whatever it names", async () => {
-    const victim = await importInstalled("victim", (t) => ({ id: "victim-co", metadata: { team_id: t } }));
+    const victim = await importKnown("victim", "victim-co");
     const unknown = await importWithoutId("victim, workspace unknown");
     // The outsider completes the install in a workspace of their own.
     const own = h.emu.control.createTeam({ name: "outsider" });
@@ -213,14 +209,8 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   });
 
   it("signs a dead connection's reconnect_url: it preselects the workspace, and says when the connection is gone", async () => {
-    const { id, teamId } = await importInstalled("signed", (t) => ({
-      id: "signed-co",
-      metadata: { team_id: t },
-    }));
-    const other = await importInstalled("signed, other", (t) => ({
-      id: "other-co",
-      metadata: { team_id: t },
-    }));
+    const { id, teamId } = await importKnown("signed", "signed-co");
+    const other = await importKnown("signed, other", "other-co");
     const announced: Array<string | null> = [];
     h.server.warden.on("needs_reauth", (e) => {
       if (e.connectionId === id) announced.push(e.reconnectUrl);
@@ -245,10 +235,7 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   // A connect session is made for one person's one install: once an install through it has
   // completed, the link is spent, so a copy of it (forwarded, in a browser's history) installs nothing.
   it("spends a connect session once an install through it completes; a cancelled one stays usable", async () => {
-    const { id, teamId } = await importInstalled("single use", (t) => ({
-      id: "single-use-co",
-      metadata: { team_id: t },
-    }));
+    const { id, teamId } = await importKnown("single use", "single-use-co");
     await kill(id, teamId);
     const link = await connectLink(id);
     h.emu.control.setAuthorize({ mode: "deny" });
@@ -281,10 +268,7 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   // A state lives 10 minutes whatever is left of the session it was started from: a tab opened just
   // before the session expired comes back after it, and must still find the session spent.
   it("keeps a connect session spent for as long as a state started from it can come back", async () => {
-    const { id, teamId } = await importInstalled("single use, late tab", (t) => ({
-      id: "single-use-late-tab",
-      metadata: { team_id: t },
-    }));
+    const { id, teamId } = await importKnown("single use, late tab", "single-use-late-tab");
     await kill(id, teamId);
     const session = await h.api("/v1/connect-sessions", {
       method: "POST",
@@ -308,10 +292,7 @@ describe.each(STORE_KINDS)("reconnect through the install flow (%s)", (kind) => 
   });
 
   it("leaves a connect session usable when its install was refused", async () => {
-    const { id } = await importInstalled("single use, refused", (t) => ({
-      id: "single-use-refused",
-      metadata: { team_id: t },
-    }));
+    const { id } = await importKnown("single use, refused", "single-use-refused");
     const link = await connectLink(id);
     const other = h.emu.control.createTeam({ name: "single use, elsewhere" });
     const admin = h.emu.control.createUser(other.teamId, { name: "admin" });
