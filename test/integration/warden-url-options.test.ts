@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseKeyRing } from "../../src/crypto/key-ring.js";
 import { ReconnectLinkSigner } from "../../src/crypto/reconnect-link.js";
-import { createWarden } from "../../src/engine/warden.js";
+import { createWarden, type Warden } from "../../src/engine/warden.js";
 import { openSealedStore } from "../helpers/store-under-test.js";
 import { createTmpSqlite, type TmpSqlite } from "../helpers/tmp-sqlite.js";
 
@@ -63,31 +63,39 @@ describe("createWarden's reconnect links", () => {
     db = undefined;
   });
 
-  it("are signed with the encryption key when the warden opens its own store", async () => {
-    db = await createTmpSqlite();
-    const key = randomBytes(32).toString("base64");
-    const warden = await createWarden({
-      database: `sqlite:${db.path}`,
-      encryptionKey: key,
-      publicUrl: "https://tw.example.com",
-      providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
-      env: {},
-      logger: silent,
-    });
+  /** What a warden needs beside its store to hand out reconnect links (its Slack is never reached). */
+  const linking = {
+    publicUrl: "https://tw.example.com",
+    providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
+    env: {},
+    logger: silent,
+  };
+  const bare = "https://tw.example.com/oauth/slack/install?connection_id=acme";
+
+  /** Imports "acme" into `warden`, marks it needs_reauth, and closes the warden; its events' reconnect links. */
+  async function reconnectLinksOf(warden: Warden): Promise<Array<string | null>> {
+    const links: Array<string | null> = [];
     try {
       await warden.connections.import({
         id: "acme",
         provider: "slack",
         credentials: { bot: { accessToken: "xoxb-1", expiresIn: 3_600 } },
       });
-      const links: Array<string | null> = [];
       warden.on("needs_reauth", (e) => links.push(e.reconnectUrl));
       await warden.markNeedsReauth("acme", "all", "token_revoked");
-      const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(key)).sign("slack", "acme");
-      expect(links).toEqual([`https://tw.example.com/oauth/slack/install?connection_id=acme&sig=${sig}`]);
     } finally {
       await warden.close();
     }
+    return links;
+  }
+
+  it("are signed with the encryption key when the warden opens its own store", async () => {
+    db = await createTmpSqlite();
+    const key = randomBytes(32).toString("base64");
+    const warden = await createWarden({ database: `sqlite:${db.path}`, encryptionKey: key, ...linking });
+    const links = await reconnectLinksOf(warden);
+    const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(key)).sign("slack", "acme");
+    expect(links).toEqual([`${bare}&sig=${sig}`]);
   });
   it("are signed with the encryption key given beside a store of the caller's own, and bare without it", async () => {
     db = await createTmpSqlite();
@@ -97,27 +105,11 @@ describe("createWarden's reconnect links", () => {
       const warden = await createWarden({
         store: await openSealedStore("sqlite", db.path, key),
         ...(encryptionKey === undefined ? {} : { encryptionKey }),
-        publicUrl: "https://tw.example.com",
-        providers: { slack: { clientId: "1.2", clientSecret: "s", baseUrl: "http://127.0.0.1:9" } },
-        env: {},
-        logger: silent,
+        ...linking,
       });
-      try {
-        await warden.connections.import({
-          id: "acme",
-          provider: "slack",
-          credentials: { bot: { accessToken: "xoxb-1", expiresIn: 3_600 } },
-        });
-        warden.on("needs_reauth", (e) => links.push(e.reconnectUrl));
-        await warden.markNeedsReauth("acme", "all", "token_revoked");
-      } finally {
-        await warden.close();
-      }
+      links.push(...(await reconnectLinksOf(warden)));
     }
     const sig = ReconnectLinkSigner.fromKeyRing(parseKeyRing(key)).sign("slack", "acme");
-    expect(links).toEqual([
-      `https://tw.example.com/oauth/slack/install?connection_id=acme&sig=${sig}`,
-      "https://tw.example.com/oauth/slack/install?connection_id=acme",
-    ]);
+    expect(links).toEqual([`${bare}&sig=${sig}`, bare]);
   });
 });
