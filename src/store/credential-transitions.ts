@@ -18,6 +18,7 @@
 import type {
   ClaimOptions,
   ClaimResult,
+  CredentialDeletion,
   FailureRecord,
   RefreshClaim,
   RefreshResult,
@@ -371,4 +372,21 @@ export function learnedProviderData(
 ): Record<string, unknown> | null {
   const missing = Object.entries(facts).filter(([key]) => stored[key] === undefined || stored[key] === null);
   return missing.length === 0 ? null : { ...stored, ...Object.fromEntries(missing) };
+}
+
+/**
+ * Why `Store.deleteCredential` leaves the credential of `kind` among a connection's `records` (locked)
+ * where it is, if it does: none of that kind, no longer at `ifVersion`, or the connection's last one.
+ * Null: it may go.
+ */
+export function deletionRefused(
+  records: readonly { kind: CredentialKind; version: number }[],
+  kind: CredentialKind,
+  ifVersion: number | undefined,
+): CredentialDeletion | null {
+  const record = records.find((r) => r.kind === kind);
+  if (record === undefined) return { kind: "not_found" };
+  if (ifVersion !== undefined && record.version !== ifVersion) return { kind: "changed" };
+  if (records.length === 1) return { kind: "last_credential" };
+  return null;
 }

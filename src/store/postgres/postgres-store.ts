@@ -56,6 +56,7 @@ import {
   claimResultOf,
   completionPatch,
   decideClaim,
+  deletionRefused,
   episodeEvents,
   eventsOf,
   failurePatch,
@@ -575,10 +576,8 @@ export class PostgresStore implements Store {
       const records = await this.#records(c, "WHERE connection_id = $1 ORDER BY kind FOR UPDATE", [
         ref.connectionId,
       ]);
-      const record = records.find((r) => r.kind === ref.kind);
-      if (record === undefined) return { kind: "not_found" };
-      if (options.ifVersion !== undefined && record.version !== options.ifVersion) return { kind: "changed" };
-      if (records.length === 1) return { kind: "last_credential" };
+      const refused = deletionRefused(records, ref.kind, options.ifVersion);
+      if (refused !== null) return refused;
       await c.query(`DELETE FROM ${t.credentials} WHERE connection_id = $1 AND kind = $2`, [
         ref.connectionId,
         ref.kind,

@@ -57,6 +57,7 @@ import {
   claimResultOf,
   completionPatch,
   decideClaim,
+  deletionRefused,
   episodeEvents,
   eventsOf,
   failurePatch,
@@ -399,10 +400,8 @@ export class SqliteStore implements Store {
   ): Promise<CredentialDeletion> {
     return this.#write("deleteCredential", (): CredentialDeletion => {
       const records = this.#records("WHERE connection_id = ?", ref.connectionId);
-      const record = records.find((r) => r.kind === ref.kind);
-      if (record === undefined) return { kind: "not_found" };
-      if (options.ifVersion !== undefined && record.version !== options.ifVersion) return { kind: "changed" };
-      if (records.length === 1) return { kind: "last_credential" };
+      const refused = deletionRefused(records, ref.kind, options.ifVersion);
+      if (refused !== null) return refused;
       this.#stmt("DELETE FROM credentials WHERE connection_id = ? AND kind = ?").run(
         ref.connectionId,
         ref.kind,
