@@ -226,12 +226,12 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       const refused = undeletable(connection, kind);
       if (refused !== null) throw refused;
       const ref = { connectionId: id, kind };
-      const revoked: Revocation[] = [];
+      let revocation: Revocation | null = null;
       let held: Held | null = null;
       let ending: (() => void) | null = null;
       let ifVersion: number | undefined;
       let outcome: Awaited<ReturnType<typeof deleteCredential>>;
-      let now = ctx.clock.now();
+      let now: number;
       try {
         if (options?.revoke) {
           const provider = providerFor(ctx, connection.provider);
@@ -240,10 +240,9 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
           const credential = await ctx.store.getCredential(ref);
           if (credential === null) throw await missingCredential(ctx, ref);
           ifVersion = credential.version;
-          revoked.push(await revokeCredential(provider, credential));
+          revocation = await revokeCredential(provider, credential);
         }
-        now = ctx.clock.now(); // the revocation may have taken a while
-        const failed = revoked.find((r) => !r.ok)?.error;
+        now = ctx.clock.now(); // after the revocation, which may have taken a while
         ending = held === null ? null : ctx.claims.handingBack(held.claim);
         outcome = await deleteCredential(
           ref,
@@ -254,8 +253,8 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
             type: "deleted",
             atMs: now,
             data: {
-              revoked: revoked.length > 0 && failed === undefined,
-              ...(failed ? { error: failed } : {}),
+              revoked: revocation?.ok === true,
+              ...(revocation?.error ? { error: revocation.error } : {}),
             },
           },
           // Only the tokens just revoked: new ones stored meanwhile (a reconnect) are not forgotten unrevoked.
@@ -276,7 +275,11 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
       switch (outcome.kind) {
         case "deleted":
           announce(ctx, id, connection.provider, kind, outcome.change, now);
-          return { deleted: true, revoked, connection: await this.get(id) };
+          return {
+            deleted: true,
+            revoked: revocation === null ? [] : [revocation],
+            connection: await this.get(id),
+          };
         case "not_found":
           throw await missingCredential(ctx, ref);
         case "changed":
@@ -286,7 +289,7 @@ export function makeConnections(ctx: EngineContext, forget: (connectionId: strin
           );
         case "last_credential": {
           // Not revoked (not asked to, or it failed): its tokens still work, and it stays as it is.
-          if (revoked.length === 0 || !revoked.every((r) => r.ok)) throw lastCredential(id, kind);
+          if (revocation?.ok !== true) throw lastCredential(id, kind);
           // Its tokens are dead at the provider now: the store says so rather than serve them.
           await markDead(ctx, id, [kind], "token_revoked", "revoked", "revoked", {
             ...(ifVersion === undefined ? {} : { ifVersions: { [kind]: ifVersion } }),
