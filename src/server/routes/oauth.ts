@@ -179,33 +179,27 @@ function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
 }
 
 /**
- * The refusal of an install into a connection that is not its own (notOwnInstallation), for a link
+ * The refusals of an install into a connection that is not its own (notOwnInstallation), for a link
  * tokenwarden made or a plain install: its installer is a member of that workspace, who may know.
  */
+const NOT_OWN_PAGES: Readonly<Record<NotOwn, readonly [title: string, message: string]>> = {
+  app: [
+    "Wrong app",
+    "This workspace's connection here belongs to another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
+  ],
+  member: [
+    "Wrong member",
+    "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it. If they no longer can (they left), ask whoever runs this app to remove their user token from the connection, or to delete it; then another member can connect it.",
+  ],
+  member_unknown: [
+    "Wrong member",
+    "This connection's member is not known (it holds a user token, was imported without authed_user_id in its metadata, and Slack has not named its member since), so any member's install could stand in for theirs. Nothing was changed; ask whoever runs this app to check the connection (tokenwarden connections check <id>, or POST /v1/connections/<id>/check: Slack's answer names its member, and then that member's install reconnects it), or to import it again with its authed_user_id.",
+  ],
+};
+
 function notOwnPage(reply: FastifyReply, notOwn: NotOwn): FastifyReply {
-  switch (notOwn) {
-    case "app":
-      return page(
-        reply,
-        400,
-        "Wrong app",
-        "This workspace's connection here belongs to another Slack app: this app's tokens cannot stand in for that app's. Nothing was changed.",
-      );
-    case "member":
-      return page(
-        reply,
-        400,
-        "Wrong member",
-        "Slack installed the app as a different member than the one this connection belongs to, and your user token would stand in for theirs. Nothing was changed; the member who connected it reconnects it. If they no longer can (they left), ask whoever runs this app to remove their user token from the connection, or to delete it; then another member can connect it.",
-      );
-    case "member_unknown":
-      return page(
-        reply,
-        400,
-        "Wrong member",
-        "This connection's member is not known (it holds a user token, was imported without authed_user_id in its metadata, and Slack has not named its member since), so any member's install could stand in for theirs. Nothing was changed; ask whoever runs this app to check the connection (tokenwarden connections check <id>, or POST /v1/connections/<id>/check: Slack's answer names its member, and then that member's install reconnects it), or to import it again with its authed_user_id.",
-      );
-  }
+  const [title, message] = NOT_OWN_PAGES[notOwn];
+  return page(reply, 400, title, message);
 }
 
 function failurePage(reply: FastifyReply, classification: Classification): FastifyReply {
