@@ -354,6 +354,75 @@ function importOf(id: string, i: SlackInstallation): ImportInput {
   };
 }
 
+/**
+ * The tokens the app asks for that Slack did not grant. Slack grants what the authorize URL asks for,
+ * all or nothing, but that URL passes through the browser: whoever follows a link can drop `scope` and
+ * keep a `user_scope`, which a member may grant without installing the bot. Stored, it would replace
+ * the connection's bot (still live, then held by nobody), and a caller asking for the connection's
+ * token would get that person's user token.
+ */
+function missingTokens(
+  slack: { scopes: readonly string[]; userScopes: readonly string[] },
+  i: SlackInstallation,
+): Array<"bot" | "user"> {
+  return [
+    ...(slack.scopes.length > 0 && i.bot === undefined ? (["bot"] as const) : []),
+    ...(slack.userScopes.length > 0 && i.user === undefined ? (["user"] as const) : []),
+  ];
+}
+
+/**
+ * A plain install's connection among those whose metadata names its workspace (or org), other than
+ * the one under `installedId` (judged by the caller): the only one that is the installation's own
+ * (notOwnInstallation), or null when none or several are (several is the app's own choice). Each is
+ * read on its own: the store has no read of several connections by id.
+ */
+async function ownHolder(
+  ctx: ServerContext,
+  i: SlackInstallation,
+  installedId: string,
+): Promise<Connection | null> {
+  const holders = await ctx.store.findConnectionsByInstallation({
+    provider: "slack",
+    ...(i.isEnterpriseInstall ? { enterpriseId: installedId } : { teamId: installedId }),
+    limit: HOLDERS_READ,
+  });
+  const own: Connection[] = [];
+  for (const holderId of holders) {
+    if (holderId === installedId) continue;
+    const holder = await ctx.store.getConnection(holderId);
+    if (holder !== null && notOwnInstallation(holder, i) === null) own.push(holder);
+    if (own.length > 1) return null;
+  }
+  return own[0] ?? null;
+}
+
+/**
+ * Takes connect session `sid`'s hold for this callback, until `heldUntilMs`: its callbacks take turns.
+ * A page when this one must stop: another window's install holds it, or an earlier one spent it.
+ */
+async function holdSession(
+  ctx: ServerContext,
+  reply: FastifyReply,
+  sid: string,
+  nowMs: number,
+  heldUntilMs: number,
+): Promise<FastifyReply | null> {
+  if (!(await ctx.store.markOnce(SESSION_HOLD_SCOPE, sid, nowMs, heldUntilMs))) {
+    return page(
+      reply,
+      409,
+      "Link in use",
+      "An installation through this link is in progress in another window. Nothing was changed; finish that one.",
+    );
+  }
+  if (await sessionSpent(ctx, sid, nowMs)) {
+    await ctx.store.unmarkOnce(SESSION_HOLD_SCOPE, sid, heldUntilMs);
+    return usedPage(reply);
+  }
+  return null;
+}
+
 /** `/oauth/slack/install`, `/oauth/slack/callback`, `/oauth/slack/installed` and `POST /v1/connect-sessions`. */
 export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const redirectUri = `${ctx.publicUrl}/oauth/slack/callback`;
@@ -559,18 +628,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
         const session = payload.session ?? null;
         const held = now + SESSION_HOLD_MS;
         if (session !== null) {
-          if (!(await ctx.store.markOnce(SESSION_HOLD_SCOPE, session.sid, now, held))) {
-            return page(
-              reply,
-              409,
-              "Link in use",
-              "An installation through this link is in progress in another window. Nothing was changed; finish that one.",
-            );
-          }
-          if (await sessionSpent(ctx, session.sid, now)) {
-            await ctx.store.unmarkOnce(SESSION_HOLD_SCOPE, session.sid, held);
-            return usedPage(reply);
-          }
+          const refused = await holdSession(ctx, reply, session.sid, now, held);
+          if (refused !== null) return refused;
         }
         try {
           const code = q.code;
@@ -579,29 +638,24 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           );
           if (exchanged.kind === "failed") return failurePage(reply, exchanged.classification);
           const installation = exchanged.installation;
+          /** Slack's new tokens, which nothing here will hold, revoked; and why, in the log. */
+          const revokeRefused = async (fields: Record<string, unknown>, message: string) => {
+            const revoked = await revokeUnstored(slack.provider, installation);
+            request.log.warn({ ...fields, revoked }, message);
+          };
           const installedId = installationId(installation);
           if (installedId === null) {
-            const revoked = await revokeUnstored(slack.provider, installation);
-            request.log.warn({ revoked }, "installation names no workspace or org; its tokens revoked");
+            await revokeRefused({}, "installation names no workspace or org; its tokens revoked");
             return failurePage(reply, {
               kind: "transient",
               reason: "provider_unavailable",
               error: "invalid_response",
             });
           }
-          // Slack grants what the authorize URL asks for, all or nothing, but that URL passes through the
-          // browser: whoever follows a link can drop `scope` and keep a `user_scope`, which a member
-          // may grant without installing the bot. Stored, it would replace the connection's bot (still
-          // live, then held by nobody), and a caller asking for the connection's token would get that
-          // person's user token.
-          const missing = [
-            ...(slack.scopes.length > 0 && installation.bot === undefined ? ["bot"] : []),
-            ...(slack.userScopes.length > 0 && installation.user === undefined ? ["user"] : []),
-          ];
+          const missing = missingTokens(slack, installation);
           if (missing.length > 0) {
-            const revoked = await revokeUnstored(slack.provider, installation);
-            request.log.warn(
-              { connectionId: payload.cid, installedId, missing, revoked },
+            await revokeRefused(
+              { connectionId: payload.cid, installedId, missing },
               "installation without a token the app asks for refused; its tokens revoked",
             );
             return page(
@@ -614,11 +668,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
           let id = installedId;
           const storeFailed = async (error: unknown): Promise<never> => {
             // Nothing stored, and nobody else holds what Slack has just issued.
-            const revoked = await revokeUnstored(slack.provider, installation);
-            request.log.warn(
-              { connectionId: payload.cid, installedId, revoked },
-              "store failed; tokens revoked",
-            );
+            await revokeRefused({ connectionId: payload.cid, installedId }, "store failed; tokens revoked");
             throw error;
           };
           // The connection this install writes: the link's own (checked below), else the workspace's.
@@ -630,34 +680,17 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // the app's own choice. Looked for too when the workspace's id holds a connection that is
             // not the installation's (another member's, in a user-token-only app): the installing
             // member's own connection is still theirs to reconnect.
-            const holders = await ctx.store
-              .findConnectionsByInstallation({
-                provider: "slack",
-                ...(installation.isEnterpriseInstall
-                  ? { enterpriseId: installedId }
-                  : { teamId: installedId }),
-                limit: HOLDERS_READ,
-              })
-              .catch(storeFailed);
-            const own: Connection[] = [];
-            for (const holderId of holders) {
-              if (holderId === installedId) continue; // `target`, judged above
-              const holder = await ctx.store.getConnection(holderId).catch(storeFailed);
-              if (holder !== null && notOwnInstallation(holder, installation) === null) own.push(holder);
-              if (own.length > 1) break;
-            }
-            const [only] = own;
-            if (own.length === 1 && only !== undefined) {
-              target = only;
-              id = only.id;
+            const own = await ownHolder(ctx, installation, installedId).catch(storeFailed);
+            if (own !== null) {
+              target = own;
+              id = own.id;
             }
           }
           if (payload.cid !== null && target === null) {
             // Deleted while the person was on Slack's page (a link names a stored connection only): an
             // install would re-create what the operator removed. Slack's new tokens must not stay live.
-            const revoked = await revokeUnstored(slack.provider, installation);
-            request.log.warn(
-              { connectionId: payload.cid, installedId, revoked },
+            await revokeRefused(
+              { connectionId: payload.cid, installedId },
               "reconnect of a deleted connection refused; its new tokens revoked",
             );
             return payload.known === true ? gonePage(reply) : notThisWorkspacePage(reply);
@@ -670,9 +703,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             const known = installationOf(target.metadata);
             if (known !== installedId) {
               // Slack has installed the app there and issued tokens by now: they must not stay live.
-              const revoked = await revokeUnstored(slack.provider, installation);
-              request.log.warn(
-                { connectionId: payload.cid, installedId, revoked },
+              await revokeRefused(
+                { connectionId: payload.cid, installedId },
                 "reconnect into another workspace refused; its new tokens revoked",
               );
               if (payload.known !== true) return notThisWorkspacePage(reply);
@@ -690,9 +722,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // under an id of the app's own, as a plain install's holder is, it is held to the same test.
             const notOwn = notOwnInstallation(target, installation);
             if (notOwn !== null) {
-              const revoked = await revokeUnstored(slack.provider, installation);
-              request.log.warn(
-                { connectionId: payload.cid, installedId, notOwn, revoked },
+              await revokeRefused(
+                { connectionId: payload.cid, installedId, notOwn },
                 "reconnect by another member or app refused; its new tokens revoked",
               );
               return payload.known === true ? notOwnPage(reply, notOwn) : notThisWorkspacePage(reply);
@@ -704,9 +735,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // the workspace is the installation's own: written only when it is its own (refusedAtOwnId).
             const notOwn = refusedAtOwnId(target, installation);
             if (notOwn !== null) {
-              const revoked = await revokeUnstored(slack.provider, installation);
-              request.log.warn(
-                { connectionId: target.id, notOwn, revoked },
+              await revokeRefused(
+                { connectionId: target.id, notOwn },
                 "install over another member's or app's connection refused; its new tokens revoked",
               );
               return payload.cid !== null && payload.known !== true
@@ -725,8 +755,7 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
             // its commit (its read-back, a COMMIT whose answer was lost), and revoking what the store now
             // holds would kill a connection that reads active. Unknown (the store still down) is kept.
             if (!(await storedAny(ctx, id, installation).catch(() => true))) {
-              const revoked = await revokeUnstored(slack.provider, installation);
-              request.log.warn({ connectionId: id, revoked }, "installation not stored; its tokens revoked");
+              await revokeRefused({ connectionId: id }, "installation not stored; its tokens revoked");
             }
             const { status, body } = errorBodyOf(error);
             request.log.error({ err: error, connectionId: id }, "installation not saved");
