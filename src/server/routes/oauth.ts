@@ -179,6 +179,21 @@ function notThisWorkspacePage(reply: FastifyReply): FastifyReply {
 }
 
 /**
+ * The refusal of a reconnect through a link tokenwarden made, completed in another workspace than its
+ * connection's, or for a connection whose workspace is not known (`workspaceKnown` false).
+ */
+function wrongWorkspacePage(reply: FastifyReply, workspaceKnown: boolean): FastifyReply {
+  return page(
+    reply,
+    400,
+    "Wrong workspace",
+    workspaceKnown
+      ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
+      : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask whoever runs this app to check the connection if its token still works (tokenwarden connections check <id>: Slack's answer names its workspace), or to import it again with its team_id.",
+  );
+}
+
+/**
  * The refusals of an install into a connection that is not its own (notOwnInstallation), for a link
  * tokenwarden made or a plain install: its installer is a member of that workspace, who may know.
  */
@@ -707,15 +722,9 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: ServerContext): v
                 { connectionId: payload.cid, installedId },
                 "reconnect into another workspace refused; its new tokens revoked",
               );
-              if (payload.known !== true) return notThisWorkspacePage(reply);
-              return page(
-                reply,
-                400,
-                "Wrong workspace",
-                known !== null
-                  ? "Slack installed the app into a different workspace than the one this link reconnects (or org-wide, for one workspace's connection, or the reverse). Nothing was changed; choose the right workspace."
-                  : "This connection's workspace is not known (it was imported without team_id in its metadata and never checked while it worked), so it cannot be told apart from another one. Nothing was changed; ask whoever runs this app to check the connection if its token still works (tokenwarden connections check <id>: Slack's answer names its workspace), or to import it again with its team_id.",
-              );
+              return payload.known === true
+                ? wrongWorkspacePage(reply, known !== null)
+                : notThisWorkspacePage(reply);
             }
             // Its workspace, and also its own: a link names one connection, and the person following
             // it (anyone, for a bare link) must not make it another member's or another app's. Stored
